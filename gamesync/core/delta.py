@@ -1,0 +1,274 @@
+"""Encode a state against a baseline (and a reference before it) and decode it back, exactly.
+
+A payload lists the slots removed and created since the baseline ``B``, the created
+entities in full, and for every kept entity and field the residual between the value at
+``T`` and a linear prediction from ``B`` and the reference ``R`` (the baseline that ``B``
+itself was decoded from): ``pred = b + ((b - r) * (T - B)) // (B - R)`` in integers, so an
+entity moving at constant velocity costs a zero residual. Without a reference the
+prediction is ``b``. The whole layout is in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import msgpack
+import numpy as np
+from numpy.typing import NDArray
+
+from .schema import Field, Schema
+from .state import State
+
+MODE_SAME = 0  # every residual is zero: [0]
+MODE_DENSE = 1  # [1, dtype, residual per kept entity]
+MODE_SPARSE = 2  # [2, index dtype, positions in the kept list, dtype, residuals]
+MODE_ABSOLUTE = 3  # [3, value in wire dtype per kept entity], when residuals exceed int32
+
+FLAG_DEFLATE = 1  # the payload is zlib-compressed (DecompressionStream("deflate"))
+COMPRESS_MIN = 96  # payloads shorter than this are sent raw
+COMPRESS_LEVEL = 6
+SPARSE_RATIO = 4  # sparse must be this many times smaller than dense before compression
+_EMPTY = np.zeros(0, dtype=np.intp)
+
+_SIGNED = (("<i1", 1 << 7), ("<i2", 1 << 15), ("<i4", 1 << 31))
+
+
+class PayloadError(ValueError):
+    """A payload that does not fit the baseline it claims."""
+
+
+def _kept_and_changes(cur: State, base: State) -> tuple[slice | NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
+    """(kept, removed, created) slots between base and cur; kept is a slice when contiguous."""
+    nb = base.n
+    if nb <= cur.n and base.dense and (cur.dense or cur.alive[:nb].all()) and (base.ids is cur.ids or np.array_equal(base.ids, cur.ids[:nb])):
+        created = np.flatnonzero(cur.alive[nb:]) + nb
+        return slice(0, nb), np.zeros(0, dtype=np.intp), created
+    m = min(nb, cur.n)
+    same = np.zeros(nb, dtype=bool)
+    same[:m] = base.alive[:m] & cur.alive[:m] & (base.ids[:m] == cur.ids[:m])
+    removed = np.flatnonzero(base.alive & ~same)
+    kept_t = np.zeros(cur.n, dtype=bool)
+    kept_t[:m] = same[:m]
+    created = np.flatnonzero(cur.alive & ~kept_t)
+    return np.flatnonzero(same), removed, created
+
+
+def _count(kept: slice | NDArray[np.intp]) -> int:
+    return kept.stop if isinstance(kept, slice) else int(kept.size)
+
+
+def _ref_select(kept: slice | NDArray[np.intp], base: State,
+                ref: State | None) -> tuple[slice | NDArray[np.intp], NDArray[np.bool_] | None] | None:
+    """Where the kept entities sit in ``ref``, and a mask of those that are the same entity there
+    (None: all of them). None when the reference gives no prediction at all."""
+    k = _count(kept)
+    if ref is None or ref.n == 0 or k == 0:
+        return None
+    if isinstance(kept, slice):
+        if ref.n >= k and (ref.dense or ref.alive[:k].all()) and (ref.ids is base.ids or np.array_equal(ref.ids[:k], base.ids[:k])):
+            return slice(0, k), None
+        kept = np.arange(k)
+    inside = kept < ref.n
+    idx = np.where(inside, kept, 0)
+    ok = inside & ref.alive[idx] & (ref.ids[idx] == base.ids[kept])
+    if not ok.any():
+        return None
+    return idx, ok
+
+
+def _wrap(schema: Schema, m: NDArray[np.int64]) -> None:
+    """Map the wrapping rows of a difference matrix into [-M/2, M/2), in place (M = 2**bits)."""
+    for i, mask, half in schema.wrap_info:
+        row = m[i]
+        row += half
+        row &= mask
+        row -= half
+
+
+def _mod(schema: Schema, m: NDArray[np.int64]) -> None:
+    """Reduce the wrapping rows of a value matrix into [0, M), in place."""
+    for i, mask, _ in schema.wrap_info:
+        m[i] &= mask
+
+
+def _predict(schema: Schema, base: State, ref: State | None, kept: slice | NDArray[np.intp],
+             tick: int) -> NDArray[np.int64]:
+    """Predicted values at ``tick`` for the kept entities, one row per field."""
+    b = base.mat[:, kept]
+    sel = _ref_select(kept, base, ref)
+    if sel is None or ref is None:
+        return b
+    ridx, ok = sel
+    dt_tb, dt_br = tick - base.tick, base.tick - ref.tick
+    if dt_br <= 0:
+        raise PayloadError("the reference must be older than the baseline")
+    d = b - ref.mat[:, ridx]
+    _wrap(schema, d)
+    if dt_tb != dt_br:
+        d = d * dt_tb if dt_br == 1 else (d * dt_tb) // dt_br
+    if ok is not None:
+        d *= ok
+    p = b + d
+    _mod(schema, p)
+    return p
+
+
+def _encode_row(f: Field, res: NDArray[np.int64], cur_row: NDArray[np.int64]) -> list[Any]:
+    nz = np.flatnonzero(res)
+    if nz.size == 0:
+        return [MODE_SAME]
+    lo, hi = int(res.min()), int(res.max())
+    code = next((dt for dt, lim in _SIGNED if -lim <= lo and hi < lim), None)
+    if code is None:
+        return [MODE_ABSOLUTE, cur_row.astype(f.wire_dtype).tobytes()]
+    isz = int(code[-1])
+    idx_code = "<u2" if res.size <= 0xFFFF else "<u4"
+    # Dense residuals are mostly small and repetitive, so deflate shrinks them far more than
+    # a list of positions; go sparse only when few entities changed.
+    if nz.size * (isz + int(idx_code[-1])) * SPARSE_RATIO < res.size * isz:
+        return [MODE_SPARSE, idx_code, nz.astype(idx_code).tobytes(), code, res[nz].astype(code).tobytes()]
+    return [MODE_DENSE, code, res.astype(code).tobytes()]
+
+
+def encode_delta(schema: Schema, cur: State, base: State | None = None, ref: State | None = None) -> bytes:
+    """Uncompressed msgpack payload turning ``base`` (None: nothing) into ``cur``."""
+    if base is None:
+        base, ref = State.empty(schema), None
+    kept, removed, created = _kept_and_changes(cur, base)
+    c = cur.mat[:, kept]
+    res = c - _predict(schema, base, ref, kept, cur.tick)
+    _wrap(schema, res)
+    cm = cur.mat[:, created]
+    body = [
+        cur.n,
+        removed.astype("<u4").tobytes(),
+        created.astype("<u4").tobytes(),
+        cur.ids[created].tobytes(),
+        [cm[i].astype(f.wire_dtype).tobytes() for i, f in enumerate(schema)],
+        [_encode_row(f, res[i], c[i]) for i, f in enumerate(schema)],
+    ]
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def compress_payload(raw: bytes) -> tuple[int, bytes]:
+    """(flags, bytes): deflate the payload once when that makes it smaller."""
+    if len(raw) >= COMPRESS_MIN:
+        z = zlib.compress(raw, COMPRESS_LEVEL)
+        if len(z) < len(raw):
+            return FLAG_DEFLATE, z
+    return 0, raw
+
+
+def decompress_payload(flags: int, data: bytes, limit: int = 64 << 20) -> bytes:
+    """Inverse of compress_payload, refusing to inflate past ``limit`` bytes."""
+    if not flags & FLAG_DEFLATE:
+        return data
+    d = zlib.decompressobj()
+    out = d.decompress(data, limit)
+    if d.unconsumed_tail:
+        raise PayloadError("payload inflates past the limit")
+    return out
+
+
+def _frombuf(buf: Any, dtype: Any, count: int | None = None) -> NDArray[Any]:
+    if not isinstance(buf, (bytes, bytearray)):
+        raise PayloadError("expected bytes")
+    dt = np.dtype(dtype)
+    if len(buf) % dt.itemsize:
+        raise PayloadError("buffer length is not a multiple of its dtype")
+    a = np.frombuffer(buf, dtype=dt)
+    if count is not None and a.size != count:
+        raise PayloadError(f"expected {count} values, got {a.size}")
+    return a
+
+
+def _check_dtype(code: Any, allowed: tuple[str, ...]) -> str:
+    if code not in allowed:
+        raise PayloadError(f"bad dtype {code!r}")
+    return code
+
+
+def decode_delta(schema: Schema, payload: bytes, tick: int, base: State | None = None,
+                 ref: State | None = None) -> State:
+    """Apply an uncompressed payload to ``base`` (and ``ref``) and return the state at ``tick``."""
+    try:
+        n, rm_b, cr_b, ids_b, created_vals, fields = msgpack.unpackb(payload, raw=False, use_list=True)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
+        raise PayloadError(f"undecodable payload: {e}") from None
+    nf = len(schema)
+    if (not isinstance(n, int) or n < 0 or not isinstance(fields, list) or len(fields) != nf
+            or not isinstance(created_vals, list) or len(created_vals) != nf):
+        raise PayloadError("bad payload header")
+    if base is None:
+        base, ref = State.empty(schema), None
+    if n < base.n:
+        raise PayloadError("entity count shrank below the baseline")
+    removed = _frombuf(rm_b, "<u4").astype(np.intp) if rm_b else _EMPTY
+    created = _frombuf(cr_b, "<u4").astype(np.intp) if cr_b else _EMPTY
+    if (removed.size and (removed.max() >= base.n or not base.alive[removed].all())) or (
+        created.size and created.max() >= n
+    ):
+        raise PayloadError("slot out of range")
+    cids = _frombuf(ids_b, "<u4", created.size) if created.size else None
+
+    kept: slice | NDArray[np.intp]
+    alive = ids = None
+    if removed.size == 0 and created.size == 0 and n == base.n and base.dense:
+        kept, alive, ids = slice(0, n), base.alive, base.ids  # immutable: shared, not copied
+    elif removed.size == 0 and base.dense:
+        kept = slice(0, base.n)
+    else:
+        rm_mask = np.zeros(base.n, dtype=bool)
+        rm_mask[removed] = True
+        kept = np.flatnonzero(base.alive & ~rm_mask)
+    if alive is not base.alive:
+        alive = np.zeros(n, dtype=bool)
+        ids = np.zeros(n, dtype="<u4")
+        alive[kept] = True
+        ids[kept] = base.ids[kept]
+    if created.size:
+        if alive[created].any():
+            raise PayloadError("created slot is still alive")
+        alive[created] = True
+        ids[created] = cids
+
+    k = _count(kept)
+    val = _predict(schema, base, ref, kept, tick)
+    if not val.flags.writeable:
+        val = val.copy()
+    touched = False
+    for i, enc in enumerate(fields):
+        if not isinstance(enc, list) or not enc:
+            raise PayloadError("bad field encoding")
+        mode = enc[0]
+        if mode == MODE_SAME:
+            continue
+        if mode == MODE_ABSOLUTE:
+            val[i] = _frombuf(enc[1], schema.fields[i].wire_dtype, k)
+        elif mode == MODE_DENSE:
+            val[i] += _frombuf(enc[2], _check_dtype(enc[1], ("<i1", "<i2", "<i4")), k)
+            touched = True
+        elif mode == MODE_SPARSE:
+            pos = _frombuf(enc[2], _check_dtype(enc[1], ("<u2", "<u4")))
+            if pos.size and pos.max() >= k:
+                raise PayloadError("sparse position out of range")
+            res = _frombuf(enc[4], _check_dtype(enc[3], ("<i1", "<i2", "<i4")), pos.size)
+            val[i, pos] += res.astype(np.int64)
+            touched = True
+        else:
+            raise PayloadError(f"unknown field mode {mode!r}")
+    if touched:
+        _mod(schema, val)
+    if isinstance(kept, slice) and k == n:
+        mat = val
+    else:
+        mat = np.zeros((nf, n), dtype=np.int64)
+        mat[:, kept] = val
+        if created.size:
+            for i, f in enumerate(schema):
+                mat[i, created] = _frombuf(created_vals[i], f.wire_dtype, created.size)
+    for a in (alive, ids, mat):
+        if a.flags.writeable:
+            a.flags.writeable = False
+    return State(tick, n, alive, ids, mat, base.layout if alive is base.alive else -1)

@@ -1,0 +1,174 @@
+"""Entity field specs: each field's column dtype, its quantisation and its wire dtype."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+Kind = Literal["float", "angle", "int"]
+
+_INT_WIRE = {"u1", "u2", "u4", "i1", "i2", "i4"}
+TAU = 2.0 * math.pi
+
+
+def _unsigned_for(levels: int) -> str:
+    """Smallest little-endian unsigned dtype holding 0..levels."""
+    for code, top in (("<u1", 0xFF), ("<u2", 0xFFFF), ("<u4", 0xFFFF_FFFF)):
+        if levels <= top:
+            return code
+    raise ValueError(f"{levels} quantisation levels do not fit in 32 bits")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One entity field.
+
+    - ``float``: values in [lo, hi] sent as integers in steps of ``step`` (error <= step/2).
+    - ``angle``: radians sent as ``2**bits`` steps per turn, wrapping.
+    - ``int``: integers sent as such in ``dtype`` (``u1``..``i4``), clipped to its range.
+    """
+
+    name: str
+    kind: Kind
+    lo: float = 0.0
+    hi: float = 0.0
+    step: float = 1.0
+    bits: int = 0
+    dtype: str = "i4"
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"field name {self.name!r} is not an identifier")
+        if self.kind == "float":
+            if not (self.hi > self.lo and self.step > 0):
+                raise ValueError(f"float field {self.name}: need hi > lo and step > 0")
+        elif self.kind == "angle":
+            if not 2 <= self.bits <= 32:
+                raise ValueError(f"angle field {self.name}: bits must be in 2..32")
+        elif self.kind == "int":
+            if self.dtype not in _INT_WIRE:
+                raise ValueError(f"int field {self.name}: dtype must be one of {sorted(_INT_WIRE)}")
+        else:
+            raise ValueError(f"unknown field kind {self.kind!r}")
+
+    @property
+    def wire_dtype(self) -> np.dtype:
+        """Little-endian integer dtype of the quantised value."""
+        if self.kind == "float":
+            return np.dtype(_unsigned_for(self.levels))
+        if self.kind == "angle":
+            return np.dtype(_unsigned_for((1 << self.bits) - 1))
+        return np.dtype("<" + self.dtype)
+
+    @property
+    def column_dtype(self) -> np.dtype:
+        """dtype of the world column games write to."""
+        if self.kind == "int":
+            return np.dtype(self.dtype)
+        return np.dtype(np.float32)
+
+    @property
+    def levels(self) -> int:
+        """Largest quantised value of a float field."""
+        return int(math.ceil((self.hi - self.lo) / self.step - 1e-9))
+
+    @property
+    def modulus(self) -> int:
+        """Wrap-around modulus of the quantised value (0 when it does not wrap)."""
+        return (1 << self.bits) if self.kind == "angle" else 0
+
+    def quantise(self, values: NDArray[Any]) -> NDArray[Any]:
+        """Column values to wire integers (vectorised)."""
+        if self.kind == "float":
+            q = np.rint((values.astype(np.float64) - self.lo) / self.step)
+            return np.clip(q, 0, self.levels).astype(self.wire_dtype)
+        if self.kind == "angle":
+            turns = values.astype(np.float64) * ((1 << self.bits) / TAU)
+            return (np.rint(turns).astype(np.int64) & ((1 << self.bits) - 1)).astype(self.wire_dtype)
+        info = np.iinfo(self.wire_dtype)
+        return np.clip(values, info.min, info.max).astype(self.wire_dtype)
+
+    def dequantise(self, q: NDArray[Any]) -> NDArray[Any]:
+        """Wire integers back to column values (float32 for float/angle fields)."""
+        if self.kind == "float":
+            return (q.astype(np.float64) * self.step + self.lo).astype(np.float32)
+        if self.kind == "angle":
+            return (q.astype(np.float64) * (TAU / (1 << self.bits))).astype(np.float32)
+        return q.astype(self.column_dtype)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Description sent in `welcome` so a client in any language can dequantise."""
+        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "wire": self.wire_dtype.str}
+        if self.kind == "float":
+            d.update(lo=self.lo, hi=self.hi, step=self.step)
+        elif self.kind == "angle":
+            d["bits"] = self.bits
+        return d
+
+
+def Float(name: str, lo: float, hi: float, step: float) -> Field:
+    """A float field quantised to ``step`` within [lo, hi]."""
+    return Field(name, "float", lo=lo, hi=hi, step=step)
+
+
+def Angle(name: str, bits: int = 12) -> Field:
+    """An angle in radians quantised to ``2**bits`` steps per turn."""
+    return Field(name, "angle", bits=bits)
+
+
+def Int(name: str, dtype: str = "i4") -> Field:
+    """An integer field sent as ``dtype`` (u1, u2, u4, i1, i2, i4)."""
+    return Field(name, "int", dtype=dtype)
+
+
+class Schema:
+    """Ordered set of entity fields shared by server and clients."""
+
+    def __init__(self, fields: Iterable[Field]) -> None:
+        self.fields: tuple[Field, ...] = tuple(fields)
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError("duplicate field names")
+        if {"id", "alive"} & set(names):
+            raise ValueError("'id' and 'alive' are reserved")
+        self.by_name = {f.name: f for f in self.fields}
+        self._index = {f.name: i for i, f in enumerate(self.fields)}
+        #: (row, modulus - 1, modulus // 2) of every wrapping field; moduli are powers of two
+        self.wrap_info: tuple[tuple[int, int, int], ...] = tuple(
+            (i, f.modulus - 1, f.modulus >> 1) for i, f in enumerate(self.fields) if f.modulus
+        )
+
+    def index(self, name: str) -> int:
+        """Row of field ``name`` in a state matrix."""
+        return self._index[name]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.fields)
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def to_wire(self) -> list[dict[str, Any]]:
+        return [f.to_wire() for f in self.fields]
+
+    @classmethod
+    def from_wire(cls, data: Any) -> "Schema":
+        """Rebuild a schema from its `welcome` description."""
+        if not isinstance(data, list):
+            raise ValueError("schema must be a list")
+        out = []
+        for d in data:
+            kind = d["kind"]
+            if kind == "float":
+                out.append(Float(d["name"], d["lo"], d["hi"], d["step"]))
+            elif kind == "angle":
+                out.append(Angle(d["name"], d["bits"]))
+            elif kind == "int":
+                out.append(Int(d["name"], str(d["wire"]).lstrip("<")))
+            else:
+                raise ValueError(f"unknown field kind {kind!r}")
+        return cls(out)

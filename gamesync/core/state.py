@@ -1,0 +1,118 @@
+"""Quantised world states and the server's ring of recent ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .schema import Schema
+from .world import World
+
+
+@dataclass(frozen=True, eq=False)
+class State:
+    """The quantised world at one tick: what every client reproduces bit for bit.
+
+    ``alive`` and ``ids`` have length ``n``; ``mat`` is an int64 matrix with one row per
+    schema field (in schema order) and one column per slot, holding quantised values. Dead
+    slots hold id 0 and zeros, so two states are equal exactly when all their arrays are.
+    """
+
+    tick: int
+    n: int
+    alive: NDArray[np.bool_]
+    ids: NDArray[np.uint32]
+    mat: NDArray[np.int64]
+    #: the world's layout version when captured (-1: unknown); equal layouts share alive/ids
+    layout: int = -1
+
+    @classmethod
+    def empty(cls, schema: Schema, tick: int = -1) -> "State":
+        return cls(tick, 0, np.zeros(0, dtype=bool), np.zeros(0, dtype="<u4"),
+                   np.zeros((len(schema), 0), dtype=np.int64))
+
+    @classmethod
+    def capture(cls, world: World, tick: int, prev: "State | None" = None) -> "State":
+        """Quantise the world's live entities (one vectorised pass per field).
+
+        When ``prev`` was captured from the same world with no spawn or despawn since, the
+        new state shares its (immutable) ``alive`` and ``ids`` arrays.
+        """
+        n = world.n
+        if prev is not None and prev.layout == world.layout and prev.n == n:
+            alive, ids = prev.alive, prev.ids
+        else:
+            alive = world.alive[:n].copy()
+            ids = world.ids[:n].copy()
+        mat = np.empty((len(world.schema), n), dtype=np.int64)
+        for i, f in enumerate(world.schema):
+            mat[i] = f.quantise(world.columns[f.name][:n])
+        if not alive.all():
+            dead = ~alive
+            if ids.flags.writeable:
+                ids[dead] = 0
+            mat[:, dead] = 0
+        for a in (alive, ids, mat):
+            a.flags.writeable = False
+        return cls(tick, n, alive, ids, mat, world.layout)
+
+    @cached_property
+    def dense(self) -> bool:
+        """Every slot 0..n-1 holds a live entity (enables slice fast paths in the codec)."""
+        return bool(self.alive.all())
+
+    def same_as(self, other: "State") -> bool:
+        """Bit-for-bit equality of the quantised content (the tick is not compared)."""
+        return (
+            self.n == other.n
+            and np.array_equal(self.alive, other.alive)
+            and np.array_equal(self.ids, other.ids)
+            and np.array_equal(self.mat, other.mat)
+        )
+
+    def wire(self, schema: Schema, name: str) -> NDArray[Any]:
+        """Quantised column ``name`` in its little-endian wire dtype."""
+        i = schema.index(name)
+        return self.mat[i].astype(schema.fields[i].wire_dtype)
+
+    def column(self, schema: Schema, name: str) -> NDArray[Any]:
+        """Dequantised column ``name`` (float32 for float and angle fields)."""
+        i = schema.index(name)
+        return schema.fields[i].dequantise(self.mat[i])
+
+
+class History:
+    """The last ``size`` states by tick (about one second's worth on the server)."""
+
+    def __init__(self, size: int) -> None:
+        if size < 2:
+            raise ValueError("history needs at least 2 states")
+        self.size = size
+        self._states: dict[int, State] = {}
+        self.newest: int = -1
+
+    def push(self, state: State) -> None:
+        if state.tick <= self.newest:
+            raise ValueError("ticks must increase")
+        self._states[state.tick] = state
+        self.newest = state.tick
+        oldest = state.tick - self.size
+        for t in [t for t in self._states if t <= oldest]:
+            del self._states[t]
+
+    def get(self, tick: int) -> State | None:
+        return self._states.get(tick)
+
+    def __contains__(self, tick: int) -> bool:
+        return tick in self._states
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    @property
+    def oldest(self) -> int:
+        return min(self._states) if self._states else -1
