@@ -102,7 +102,8 @@ class Field:
 
     def to_wire(self) -> dict[str, Any]:
         """Description sent in `welcome` so a client in any language can dequantise."""
-        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "wire": self.wire_dtype.str}
+        dt = self.wire_dtype
+        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "wire": f"<{dt.kind}{dt.itemsize}"}
         if self.kind == "float":
             d.update(lo=self.lo, hi=self.hi, step=self.step)
         elif self.kind == "angle":
@@ -168,7 +169,7 @@ class Schema:
             elif kind == "angle":
                 out.append(Angle(d["name"], d["bits"]))
             elif kind == "int":
-                out.append(Int(d["name"], str(d["wire"]).lstrip("<")))
+                out.append(Int(d["name"], str(d["wire"]).lstrip("<|")))
             else:
                 raise ValueError(f"unknown field kind {kind!r}")
         return cls(out)

@@ -1,0 +1,281 @@
+"""The Python client: a room connection with a numpy mirror of the world, over trio-websocket.
+
+    async with open_client("ws://127.0.0.1:8765", room="arena", name="me") as c:
+        await c.wait_state()
+        x = c.column("x")           # float32 numpy column of the newest state
+        c.send_input([1, 0])
+        async for ev in c.events(): ...
+
+Reconnects with exponential backoff and full jitter, and rejoins, unless told not to.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import numpy as np
+import trio
+from numpy.typing import NDArray
+from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+
+from ..core import clientproto as cp
+from ..core.errors import DesyncError
+from ..core.schema import Schema
+from ..core.state import State
+
+logger = logging.getLogger(__name__)
+
+EVENT_BUFFER = 1024  # game events kept for a consumer that is behind (oldest dropped beyond)
+PING_INTERVAL_S = 1.0
+FATAL_CODES = {"version", "unknown_game", "protocol", "unsupported_data", "too_big"}
+
+
+class ClientClosed(Exception):
+    """The client is closed and will not reconnect."""
+
+
+class Client:
+    """One player's connection. Create it with ``open_client``."""
+
+    def __init__(self, url: str, room: str, name: str, game: str | None = None, *, reconnect: bool = True,
+                 backoff_initial: float = 0.2, backoff_max: float = 5.0, auto_ack: bool = True) -> None:
+        self.url, self.room, self.name, self.game = url, room, name, game
+        self.reconnect = reconnect
+        self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
+        self.auto_ack = auto_ack
+        self.proto: cp.ClientProtocol | None = None
+        self.client_id: int | None = None
+        self.rtt: float | None = None
+        self.connects = 0
+        self.events_dropped = 0
+        self.last_error: cp.ErrorReceived | None = None
+        self._ws: Any = None
+        self._events: deque[cp.ClientSideEvent] = deque(maxlen=EVENT_BUFFER)
+        self._event_ready = trio.Event()
+        self._state_ready = trio.Event()
+        self._connected = trio.Event()
+        self._closed = False
+        self._started = False
+        self._pending_acks: dict[int, trio.Event] = {}
+        self._acked: set[int] = set()
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def schema(self) -> Schema:
+        assert self.proto is not None and self.proto.schema is not None, "not joined yet"
+        return self.proto.schema
+
+    @property
+    def state(self) -> State | None:
+        """Newest world state (quantised), or None before the first snapshot."""
+        m = self.proto.mirror if self.proto else None
+        return m.latest if m else None
+
+    @property
+    def input_ack(self) -> int:
+        """Last input seq the server applied for this client."""
+        return self.proto.input_ack if self.proto else 0
+
+    def column(self, name: str) -> NDArray[Any]:
+        """Dequantised column ``name`` of the newest state (all slots; see ``alive``)."""
+        st = self.state
+        if st is None:
+            raise RuntimeError("no state yet")
+        return st.column(self.schema, name)
+
+    def alive(self) -> NDArray[np.bool_]:
+        st = self.state
+        return st.alive if st is not None else np.zeros(0, dtype=bool)
+
+    async def wait_state(self, newer_than: int = -1) -> State:
+        """Wait for a state with tick > ``newer_than``."""
+        while True:
+            st = self.state
+            if st is not None and st.tick > newer_than:
+                return st
+            await self._state_ready.wait()
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def _send(self, data: bytes) -> None:
+        if self._ws is None:
+            raise ClientClosed("not connected")
+        await self._ws.send_message(data)
+
+    async def send_input(self, data: Any) -> int:
+        """Send an input; returns its seq (compare with ``input_ack``)."""
+        assert self.proto is not None
+        await self._send(self.proto.send_input(data))
+        return self.proto.input_seq
+
+    async def send_message(self, data: Any) -> None:
+        assert self.proto is not None
+        await self._send(self.proto.send_message(data)[0])
+
+    async def send_reliable(self, data: Any, timeout: float = 5.0) -> bool:
+        """Send a message and wait until the server acknowledges it (False on timeout)."""
+        assert self.proto is not None
+        msg, ack_id = self.proto.send_message(data, reliable=True)
+        assert ack_id is not None
+        ev = self._pending_acks[ack_id] = trio.Event()
+        try:
+            await self._send(msg)
+            with trio.move_on_after(timeout):
+                await ev.wait()
+            return ack_id in self._acked
+        finally:
+            self._pending_acks.pop(ack_id, None)
+            self._acked.discard(ack_id)
+
+    async def ping(self) -> None:
+        assert self.proto is not None
+        await self._send(self.proto.ping(trio.current_time()))
+
+    # -- receiving -------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[cp.ClientSideEvent]:
+        """Game events, joins/leaves, reliable messages, errors, (re)welcomes; not state updates."""
+        while not (self._closed and not self._events):
+            if self._events:
+                yield self._events.popleft()
+                continue
+            self._event_ready = trio.Event()
+            await self._event_ready.wait()
+
+    def _push(self, ev: cp.ClientSideEvent) -> None:
+        if len(self._events) == self._events.maxlen:
+            self.events_dropped += 1
+        self._events.append(ev)
+        self._event_ready.set()
+
+    def _handle(self, ev: cp.ClientSideEvent) -> None:
+        if isinstance(ev, cp.StateUpdated):
+            self._state_ready.set()
+            self._state_ready = trio.Event()
+        elif isinstance(ev, cp.Pong):
+            self.rtt = ev.rtt if self.rtt is None else 0.8 * self.rtt + 0.2 * ev.rtt
+        elif isinstance(ev, cp.MessageAcked):
+            e = self._pending_acks.get(ev.ack_id)
+            if e is not None:
+                self._acked.add(ev.ack_id)
+                e.set()
+        else:
+            if isinstance(ev, cp.ErrorReceived):
+                self.last_error = ev
+            self._push(ev)
+
+    # -- connection loop -------------------------------------------------------------------
+
+    async def _run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        attempt = 0
+        while not self._closed:
+            try:
+                await self._session(task_status)
+            except BaseException as exc:
+                e = _unwrap(exc)
+                if isinstance(e, (ConnectionClosed, HandshakeError, OSError, trio.TooSlowError, DesyncError)):
+                    logger.info("client %s: connection lost: %s", self.name, e)
+                    if not self._started:
+                        self._closed = True  # the first connect fails loudly; later ones retry
+                elif isinstance(e, ClientClosed):
+                    logger.warning("client %s: %s", self.name, e)
+                    self._closed = True
+                else:
+                    raise
+            finally:
+                self._ws = None
+                self._connected = trio.Event()
+            err = self.last_error
+            if err is not None and err.code in FATAL_CODES:
+                self._closed = True
+            if self._closed or not self.reconnect:
+                break
+            attempt = attempt + 1 if self.connects == 0 or self._ws is None else 1
+            delay = random.uniform(0, min(self.backoff_max, self.backoff_initial * 2 ** attempt))
+            await trio.sleep(delay)
+        self._closed = True
+        self._event_ready.set()
+        if not self._started:
+            task_status.started()
+
+    async def _session(self, task_status: Any) -> None:
+        async with open_websocket_url(self.url, message_queue_size=64) as ws:
+            proto = cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack)
+            await ws.send_message(proto.join())
+            with trio.fail_after(10):
+                events = proto.receive(await ws.get_message(), trio.current_time())
+            welcome = events[0]
+            if not isinstance(welcome, cp.Welcomed):
+                self._handle(welcome)
+                raise ClientClosed(f"join refused: {welcome}")
+            self.client_id = welcome.welcome.client_id
+            self.proto, self._ws = proto, ws
+            self.connects += 1
+            self._connected.set()
+            self._push(welcome)
+            attempt_ok = not self._started
+            self._started = True
+            if attempt_ok:
+                task_status.started()
+            async with trio.open_nursery() as n:
+                n.start_soon(self._pinger)
+                await self._reader(ws, proto)
+
+    async def _reader(self, ws: Any, proto: cp.ClientProtocol) -> None:
+        while True:
+            data = await ws.get_message()
+            if isinstance(data, str):
+                raise ClientClosed("server sent a text frame")
+            for ev in proto.receive(data, trio.current_time()):
+                self._handle(ev)
+            while proto.outbox:
+                await ws.send_message(proto.outbox.pop(0))
+
+    async def _pinger(self) -> None:
+        while True:
+            await trio.sleep(PING_INTERVAL_S)
+            await self.ping()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        ws = self._ws
+        if ws is not None and self.proto is not None:
+            with trio.move_on_after(1):
+                try:
+                    from ..core.protocol import pack_leave
+
+                    await ws.send_message(pack_leave())
+                    await ws.aclose()
+                except ConnectionClosed:
+                    pass
+
+
+def _unwrap(e: BaseException) -> BaseException:
+    """The single exception inside (nested) one-member exception groups."""
+    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+        e = e.exceptions[0]
+    return e
+
+
+@asynccontextmanager
+async def open_client(url: str, room: str = "arena", name: str = "player", game: str | None = None,
+                      **kwargs: Any) -> AsyncIterator[Client]:
+    """Connect, join and yield a Client; leaves and closes on exit."""
+    client = Client(url, room, name, game, **kwargs)
+    async with trio.open_nursery() as n:
+        await n.start(client._run)
+        if client.proto is None:
+            raise ClientClosed(f"could not join {url}: {client.last_error}")
+        try:
+            yield client
+        finally:
+            await client.aclose()
+            n.cancel_scope.cancel()

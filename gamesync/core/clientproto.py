@@ -1,0 +1,173 @@
+"""Client side of the protocol, sans I/O: bytes in, events out; bytes to send queued in ``outbox``.
+
+Shared by the trio client library and the bot swarm, which differ only in how they move
+bytes. Time is passed in (seconds, any monotonic origin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import protocol as p
+from .errors import DesyncError, ProtocolViolation
+from .mirror import DecodeCache, Mirror
+from .schema import Schema
+from .state import State
+
+
+@dataclass(frozen=True)
+class Welcomed:
+    welcome: p.Welcome
+
+
+@dataclass(frozen=True)
+class StateUpdated:
+    """A newer world state; ``input_ack`` is the last input seq the server applied for us."""
+
+    state: State
+    input_ack: int
+    base: int
+    size: int  # bytes of the WebSocket message that carried it
+
+
+@dataclass(frozen=True)
+class GameEvent:
+    data: Any
+
+
+@dataclass(frozen=True)
+class ReliableMessage:
+    data: Any
+    ack_id: int
+
+
+@dataclass(frozen=True)
+class PlayerJoined:
+    client_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class PlayerLeft:
+    client_id: int
+
+
+@dataclass(frozen=True)
+class MessageAcked:
+    ack_id: int
+
+
+@dataclass(frozen=True)
+class Pong:
+    rtt: float  # seconds, including up to one tick of server hold (replies go out with ticks)
+
+
+@dataclass(frozen=True)
+class ErrorReceived:
+    code: str
+    reason: str
+
+
+ClientSideEvent = (Welcomed | StateUpdated | GameEvent | ReliableMessage | PlayerJoined | PlayerLeft
+                   | MessageAcked | Pong | ErrorReceived)
+
+
+class ClientProtocol:
+    """Join, mirror snapshots, number inputs, acknowledge what needs acknowledging."""
+
+    def __init__(self, room: str, name: str, game: str | None = None, *, auto_ack: bool = True,
+                 cache: DecodeCache | None = None) -> None:
+        self.room = room
+        self.name = name
+        self.game = game
+        self.auto_ack = auto_ack
+        self.cache = cache
+        self.outbox: list[bytes] = []
+        self.welcome: p.Welcome | None = None
+        self.schema: Schema | None = None
+        self.mirror: Mirror | None = None
+        self.input_seq = 0
+        self.input_ack = 0
+        self._next_ack_id = 1
+
+    # -- outgoing --------------------------------------------------------------------------
+
+    def join(self) -> bytes:
+        return p.pack_join(self.room, self.name, self.game)
+
+    @property
+    def tick(self) -> int:
+        """Newest snapshot tick held, the one to acknowledge."""
+        return self.mirror.tick if self.mirror is not None else p.NO_TICK
+
+    def send_input(self, data: Any) -> bytes:
+        """Next input message (its seq is ``self.input_seq`` afterwards); carries our ack."""
+        self.input_seq += 1
+        t = self.tick
+        return p.pack_input(self.input_seq, data, t if t >= 0 else None)
+
+    def send_message(self, data: Any, reliable: bool = False) -> tuple[bytes, int | None]:
+        ack_id = None
+        if reliable:
+            ack_id = self._next_ack_id
+            self._next_ack_id += 1
+        return p.pack_message(data, ack_id), ack_id
+
+    def ping(self, now: float) -> bytes:
+        return p.pack_ping(now)
+
+    # -- incoming --------------------------------------------------------------------------
+
+    def receive(self, data: bytes, now: float) -> list[ClientSideEvent]:
+        """Handle one server message; may queue acknowledgements in ``outbox``."""
+        msg = p.parse_server(data)
+        if isinstance(msg, p.Snapshot):
+            return self._snapshot(msg, len(data), now)
+        if isinstance(msg, p.Welcome):
+            if self.welcome is not None:
+                raise ProtocolViolation("second welcome")
+            self.welcome = msg
+            self.schema = Schema.from_wire(msg.schema)
+            self.mirror = Mirror(self.schema, msg.history, self.cache)
+            return [Welcomed(msg)]
+        return [ErrorReceived(msg.code, msg.reason)]
+
+    def _snapshot(self, s: p.Snapshot, size: int, now: float) -> list[ClientSideEvent]:
+        if self.mirror is None:
+            raise ProtocolViolation("snapshot before welcome")
+        out: list[ClientSideEvent] = []
+        st = self.mirror.apply(s.tick, s.base, s.ref, s.flags, s.payload)
+        if st is not None:
+            self.input_ack = max(self.input_ack, s.input_ack)
+            out.append(StateUpdated(st, s.input_ack, s.base, size))
+            if self.auto_ack:
+                self.outbox.append(p.pack_ack(st.tick))
+        for ev in s.events:
+            out.append(self._event(ev, now))
+        return out
+
+    def _event(self, ev: Any, now: float) -> ClientSideEvent:
+        if not isinstance(ev, list) or not ev:
+            raise ProtocolViolation("bad event entry")
+        kind = ev[0]
+        if kind == p.Ev.EVENT:
+            return GameEvent(ev[1])
+        if kind == p.Ev.RELIABLE:
+            self.outbox.append(p.pack_message_ack(ev[2]))
+            return ReliableMessage(ev[1], ev[2])
+        if kind == p.Ev.JOINED:
+            return PlayerJoined(ev[1], ev[2])
+        if kind == p.Ev.LEFT:
+            return PlayerLeft(ev[1])
+        if kind == p.Ev.MESSAGE_ACK:
+            return MessageAcked(ev[1])
+        if kind == p.Ev.PONG:
+            return Pong(max(0.0, now - float(ev[1])))
+        raise ProtocolViolation(f"unknown event kind {kind}")
+
+
+__all__ = [
+    "ClientProtocol", "ClientSideEvent", "DesyncError", "ErrorReceived", "GameEvent", "MessageAcked",
+    "PlayerJoined", "PlayerLeft", "Pong", "ReliableMessage", "StateUpdated", "Welcomed",
+]

@@ -1,0 +1,105 @@
+"""Client-side copy of the world: applies snapshots against the states it holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .delta import PayloadError, decode_delta, decompress_payload
+from .errors import DesyncError
+from .protocol import NO_TICK
+from .schema import Schema
+from .state import State
+
+
+class DecodeCache:
+    """Decode results shared by every mirror in one process (a bot swarm).
+
+    Decoding is a pure function of (payload, tick, baseline state, reference state), and
+    mirrors that decoded the same bytes hold the very same State objects, so a payload the
+    server sent to many clients is decoded once. States are keys by identity and are kept
+    alive by the cache while their tick is recent.
+    """
+
+    def __init__(self, keep_ticks: int = 64) -> None:
+        self.keep_ticks = keep_ticks
+        self._d: dict[tuple[Any, ...], State] = {}
+        self._newest = -1
+        self.hits = 0
+        self.misses = 0
+
+    def decode(self, schema: Schema, tick: int, base: State | None, ref: State | None, flags: int,
+               payload: bytes) -> State:
+        key = (tick, base, ref, flags, payload)
+        st = self._d.get(key)
+        if st is not None:
+            self.hits += 1
+            return st
+        self.misses += 1
+        st = decode_delta(schema, decompress_payload(flags, payload), tick, base, ref)
+        self._d[key] = st
+        if tick > self._newest:
+            self._newest = tick
+            floor = tick - self.keep_ticks
+            for k in [k for k in self._d if k[0] < floor]:
+                del self._d[k]
+        return st
+
+
+class Mirror:
+    """The states a client holds, by tick, and the newest one.
+
+    The server encodes against the newest tick it has seen acknowledged, so it never goes
+    back past the baseline of a snapshot already received: the mirror keeps states from
+    that baseline on, plus the baselines they were decoded from (their references).
+    """
+
+    def __init__(self, schema: Schema, history: int, cache: DecodeCache | None = None) -> None:
+        self.schema = schema
+        self.history = history
+        self.cache = cache
+        self._states: dict[int, tuple[State, int]] = {}  # tick -> (state, its baseline tick)
+        self.latest: State | None = None
+
+    @property
+    def tick(self) -> int:
+        """Newest tick held (-1 before the first snapshot)."""
+        return self.latest.tick if self.latest is not None else NO_TICK
+
+    def get(self, tick: int) -> State | None:
+        hit = self._states.get(tick)
+        return hit[0] if hit else None
+
+    def _need(self, tick: int, what: str) -> State | None:
+        if tick == NO_TICK:
+            return None
+        st = self.get(tick)
+        if st is None:
+            raise DesyncError(f"snapshot needs {what} tick {tick}, which this client does not hold")
+        return st
+
+    def apply(self, tick: int, base: int, ref: int, flags: int, payload: bytes) -> State | None:
+        """Decode one snapshot; returns the new state, or None if it is not newer than the latest."""
+        if tick <= self.tick:
+            return None
+        b = self._need(base, "baseline")
+        r = self._need(ref, "reference") if b is not None else None
+        try:
+            if self.cache is not None:
+                st = self.cache.decode(self.schema, tick, b, r, flags, payload)
+            else:
+                st = decode_delta(self.schema, decompress_payload(flags, payload), tick, b, r)
+        except PayloadError as e:
+            raise DesyncError(str(e)) from None
+        self._states[tick] = (st, base)
+        self.latest = st
+        self._prune(base if base != NO_TICK else tick - self.history)
+        return st
+
+    def _prune(self, floor: int) -> None:
+        keep = {t for t in self._states if t >= floor}
+        keep |= {self._states[t][1] for t in keep}
+        if len(keep) != len(self._states):
+            self._states = {t: v for t, v in self._states.items() if t in keep}
+
+    def __len__(self) -> int:
+        return len(self._states)

@@ -1,0 +1,264 @@
+"""Wire messages: msgpack arrays ``[type, ...]``, parsed into frozen events and built from them.
+
+Every message is one binary WebSocket message. docs/protocol.md is the reference; this
+module is its executable form. Parsing never trusts the peer: anything off-spec raises a
+``GamesyncError`` carrying the close code to use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import msgpack
+
+from .errors import GamesyncError, ProtocolViolation
+
+PROTOCOL_VERSION = 1
+NO_TICK = -1  # baseline / reference "none" in a snapshot header
+MAX_NAME = 64
+MAX_ROOM = 64
+MAX_INT = (1 << 53) - 1  # integers JavaScript holds exactly
+
+
+class Msg(IntEnum):
+    """Message type, the first element of every message."""
+
+    JOIN = 1
+    WELCOME = 2
+    INPUT = 3
+    SNAPSHOT = 4
+    ACK = 5
+    MESSAGE = 6
+    MESSAGE_ACK = 7
+    PING = 8
+    ERROR = 10
+    LEAVE = 11
+
+
+class Ev(IntEnum):
+    """Kind of an entry in a snapshot's event list, its first element."""
+
+    EVENT = 0  # [0, data]: a game event
+    RELIABLE = 1  # [1, data, ack_id]: a game message the client must acknowledge
+    JOINED = 2  # [2, client_id, name]
+    LEFT = 3  # [3, client_id]
+    MESSAGE_ACK = 4  # [4, ack_id]: the server applied the client's reliable message
+    PONG = 5  # [5, client_time]: answer to a ping
+
+
+# ---- client -> server events -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Join:
+    version: int
+    room: str
+    name: str
+    game: str | None = None
+
+
+@dataclass(frozen=True)
+class InputFrame:
+    seq: int
+    data: Any
+    ack: int | None = None  # newest snapshot tick the client holds (saves a separate ack)
+
+
+@dataclass(frozen=True)
+class SnapshotAck:
+    tick: int
+
+
+@dataclass(frozen=True)
+class ClientMessage:
+    data: Any
+    ack_id: int | None = None
+
+
+@dataclass(frozen=True)
+class MessageAck:
+    ack_id: int
+
+
+@dataclass(frozen=True)
+class Ping:
+    time: float
+
+
+@dataclass(frozen=True)
+class Leave:
+    pass
+
+
+ClientEvent = Join | InputFrame | SnapshotAck | ClientMessage | MessageAck | Ping | Leave
+
+# ---- server -> client events -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Welcome:
+    version: int
+    client_id: int
+    room: str
+    game: str
+    tick_rate: float
+    tick: int
+    schema: list[dict[str, Any]]
+    history: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    tick: int
+    base: int
+    ref: int
+    input_ack: int
+    flags: int
+    payload: bytes
+    events: list[Any]
+
+
+@dataclass(frozen=True)
+class ServerError:
+    code: str
+    reason: str
+
+
+ServerEvent = Welcome | Snapshot | ServerError
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ProtocolViolation("msgpack extension types are not accepted")
+
+
+def unpack(data: bytes) -> list[Any]:
+    """Decode one message to its array form, or raise ProtocolViolation."""
+    try:
+        msg = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_no_ext, use_list=True)
+    except GamesyncError:
+        raise
+    except Exception as e:  # msgpack raises several unrelated types for bad input
+        raise ProtocolViolation(f"malformed msgpack: {type(e).__name__}") from None
+    if not isinstance(msg, list) or not msg or type(msg[0]) is not int:
+        raise ProtocolViolation("a message is an array whose first element is its integer type")
+    return msg
+
+
+def _int(v: Any, what: str, lo: int = 0) -> int:
+    if type(v) is not int or not lo <= v <= MAX_INT:
+        raise ProtocolViolation(f"{what} must be an integer >= {lo}")
+    return v
+
+
+def _str(v: Any, what: str, limit: int) -> str:
+    if not isinstance(v, str) or not 0 < len(v) <= limit:
+        raise ProtocolViolation(f"{what} must be a string of 1..{limit} characters")
+    return v
+
+
+def _arity(msg: list[Any], lo: int, hi: int, name: str) -> None:
+    if not lo <= len(msg) <= hi:
+        raise ProtocolViolation(f"{name} takes {lo - 1}..{hi - 1} fields, got {len(msg) - 1}")
+
+
+def parse_client(data: bytes) -> ClientEvent:
+    """One client message to its event (any type; the session decides what is allowed when)."""
+    msg = unpack(data)
+    t = msg[0]
+    if t == Msg.INPUT:
+        _arity(msg, 3, 4, "input")
+        ack = msg[3] if len(msg) > 3 else None
+        return InputFrame(_int(msg[1], "input seq"), msg[2], None if ack is None else _int(ack, "ack tick"))
+    if t == Msg.ACK:
+        _arity(msg, 2, 2, "ack")
+        return SnapshotAck(_int(msg[1], "ack tick"))
+    if t == Msg.PING:
+        _arity(msg, 2, 2, "ping")
+        if type(msg[1]) not in (int, float):
+            raise ProtocolViolation("ping time must be a number")
+        return Ping(msg[1])
+    if t == Msg.MESSAGE:
+        _arity(msg, 2, 3, "message")
+        ack_id = msg[2] if len(msg) > 2 else None
+        return ClientMessage(msg[1], None if ack_id is None else _int(ack_id, "ack id"))
+    if t == Msg.MESSAGE_ACK:
+        _arity(msg, 2, 2, "message ack")
+        return MessageAck(_int(msg[1], "ack id"))
+    if t == Msg.JOIN:
+        _arity(msg, 4, 5, "join")
+        game = msg[4] if len(msg) > 4 else None
+        return Join(
+            _int(msg[1], "version"),
+            _str(msg[2], "room", MAX_ROOM),
+            _str(msg[3], "name", MAX_NAME),
+            None if game is None else _str(game, "game", MAX_ROOM),
+        )
+    if t == Msg.LEAVE:
+        _arity(msg, 1, 1, "leave")
+        return Leave()
+    raise ProtocolViolation(f"unknown message type {t}")
+
+
+def parse_server(data: bytes) -> ServerEvent:
+    """One server message to its event."""
+    msg = unpack(data)
+    t = msg[0]
+    try:
+        if t == Msg.SNAPSHOT:
+            return Snapshot(*msg[1:8])
+        if t == Msg.WELCOME:
+            return Welcome(*msg[1:9])
+        if t == Msg.ERROR:
+            return ServerError(str(msg[1]), str(msg[2]))
+    except TypeError:
+        raise ProtocolViolation(f"wrong fields in message type {t}") from None
+    raise ProtocolViolation(f"unknown message type {t}")
+
+
+# ---- builders ----------------------------------------------------------------------------
+
+_pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+
+def pack_join(room: str, name: str, game: str | None = None, version: int = PROTOCOL_VERSION) -> bytes:
+    return _pack([Msg.JOIN, version, room, name] + ([game] if game else []))
+
+
+def pack_input(seq: int, data: Any, ack: int | None = None) -> bytes:
+    return _pack([Msg.INPUT, seq, data] if ack is None else [Msg.INPUT, seq, data, ack])
+
+
+def pack_ack(tick: int) -> bytes:
+    return _pack([Msg.ACK, tick])
+
+
+def pack_message(data: Any, ack_id: int | None = None) -> bytes:
+    return _pack([Msg.MESSAGE, data] if ack_id is None else [Msg.MESSAGE, data, ack_id])
+
+
+def pack_message_ack(ack_id: int) -> bytes:
+    return _pack([Msg.MESSAGE_ACK, ack_id])
+
+
+def pack_ping(t: float) -> bytes:
+    return _pack([Msg.PING, t])
+
+
+def pack_leave() -> bytes:
+    return _pack([Msg.LEAVE])
+
+
+def pack_welcome(w: Welcome) -> bytes:
+    return _pack([Msg.WELCOME, w.version, w.client_id, w.room, w.game, w.tick_rate, w.tick, w.schema, w.history])
+
+
+def pack_snapshot(tick: int, base: int, ref: int, input_ack: int, flags: int, payload: bytes,
+                  events: list[Any]) -> bytes:
+    """One client's frame for one tick: header, the shared payload bytes, that client's events."""
+    return _pack([Msg.SNAPSHOT, tick, base, ref, input_ack, flags, payload, events])
+
+
+def pack_error(err: GamesyncError) -> bytes:
+    return _pack([Msg.ERROR, err.code, err.reason])

@@ -1,0 +1,98 @@
+"""The interface a game implements, and the handle through which it talks to its room.
+
+A game owns the rules; the server owns time, sockets and sync. One ``Game`` instance runs
+per room. Every method is called from the room's tick task, never concurrently, and must
+not block: it is synchronous on purpose.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+import numpy as np
+
+from .core.errors import ProtocolViolation
+from .core.schema import Schema
+from .core.world import World
+
+if TYPE_CHECKING:
+    from .server.room import ReliableSend
+
+
+class RoomAPI(Protocol):
+    """What a game may do with its room (implemented by gamesync.server.room.Room)."""
+
+    name: str
+    world: World
+    tick: int
+    tick_rate: float
+
+    @property
+    def client_ids(self) -> list[int]: ...
+
+    def send(self, client_id: int, data: Any) -> None:
+        """Deliver an event to one client with its next snapshot."""
+
+    def broadcast(self, data: Any, exclude: int | None = None) -> None:
+        """Deliver an event to every client in the room (optionally all but one)."""
+
+    def broadcast_all_rooms(self, data: Any) -> None:
+        """Deliver an event to every client of every room on this server."""
+
+    def send_reliable(self, client_id: int, data: Any, timeout: float = 5.0,
+                      on_result: Callable[[bool], None] | None = None) -> "ReliableSend":
+        """Deliver a message the client must acknowledge; ``on_result(True)`` on ack, False on
+        timeout or disconnect. The handle can also be awaited from trio code."""
+
+
+class Game:
+    """Base class for games. Override what you need; ``schema`` is required.
+
+    - ``schema``: the entity fields (class attribute or set in ``__init__``).
+    - ``setup(room)``: called once, before the first tick; spawn the initial world here.
+    - ``on_join(client_id, name)`` / ``on_leave(client_id)``: players arrive and go.
+    - ``validate_input(data)``: called on receipt; return the value to keep or raise
+      ``ProtocolViolation`` (the client is disconnected with a protocol error).
+    - ``step(tick, inputs, dt)``: advance the world one tick. ``inputs`` maps client id to
+      that client's new inputs since the last tick, in sequence order.
+    - ``on_message(client_id, data)``: a message (reliable or not) from a client.
+    """
+
+    schema: Schema
+    #: players per room; a join beyond it is refused with ``room_full``
+    max_players: int = 1024
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self.room: RoomAPI
+
+    def setup(self, room: RoomAPI) -> None:
+        self.room = room
+
+    @property
+    def world(self) -> World:
+        return self.room.world
+
+    def on_join(self, client_id: int, name: str) -> None:
+        pass
+
+    def on_leave(self, client_id: int) -> None:
+        pass
+
+    def validate_input(self, data: Any) -> Any:
+        return data
+
+    def step(self, tick: int, inputs: dict[int, list[Any]], dt: float) -> None:
+        pass
+
+    def on_message(self, client_id: int, data: Any) -> None:
+        pass
+
+
+def require(cond: bool, reason: str) -> None:
+    """Raise ProtocolViolation(reason) unless ``cond``: a helper for ``validate_input``."""
+    if not cond:
+        raise ProtocolViolation(reason)
+
+
+__all__ = ["Game", "RoomAPI", "require", "np"]

@@ -1,0 +1,204 @@
+"""The server: listening socket, connection tasks (handshake, join), rooms, shutdown."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from typing import Any
+
+import trio
+
+from ..core import protocol as p
+from ..core.errors import GamesyncError, ProtocolViolation, ServerFull, Timeout, UnknownGame, VersionMismatch
+from ..core.ratelimit import TokenBucket
+from .config import ServerConfig
+from .room import Room
+from .session import Session
+from .wsconn import GoingAway, PeerClosed, WsConn
+
+logger = logging.getLogger(__name__)
+
+#: connections beyond max_connections that still get a proper "server full" close;
+#: past this, new sockets are closed at once
+REJECT_SLACK = 64
+
+
+class Server:
+    """Owns the listener, every connection task and every room (one nursery)."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.rooms: dict[str, Room] = {}
+        self.connections = 0
+        self.port: int | None = None
+        self._next_client_id = 1
+        self._nursery: trio.Nursery | None = None
+        self._stopping = False
+        self._all_closed = trio.Event()
+
+    # -- public ------------------------------------------------------------------------------
+
+    async def serve(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen and serve until cancelled or ``shutdown()``; ``task_status`` gets the port."""
+        cfg = self.config
+        lsock = socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET, socket.SOCK_STREAM)
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.bind((cfg.host, cfg.port))
+        lsock.listen(cfg.backlog)
+        lsock.setblocking(False)
+        self.port = lsock.getsockname()[1]
+        logger.info("gamesync listening on ws://%s:%d (tick %g Hz, default game %s)", cfg.host, self.port,
+                    cfg.tick_rate, cfg.default_game)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._log_stats)
+                task_status.started(self.port)
+                await self._accept(lsock, nursery)
+        finally:
+            lsock.close()
+            logger.info("gamesync stopped")
+
+    async def shutdown(self) -> None:
+        """Close every client with 1001 "going away", wait briefly for the closes, then stop."""
+        if self._stopping or self._nursery is None:
+            return
+        self._stopping = True
+        logger.info("shutting down: closing %d connections", self.connections)
+        err = GoingAway("server shutting down")
+        for room in list(self.rooms.values()):
+            room.shut(err)
+        if self.connections:
+            with trio.move_on_after(self.config.shutdown_timeout_s):
+                await self._all_closed.wait()
+        self._nursery.cancel_scope.cancel()
+
+    def stats(self) -> dict[str, Any]:
+        """Server-wide counters plus one entry per room."""
+        rooms = [r.snapshot_stats() for r in self.rooms.values()]
+        return {
+            "connections": self.connections,
+            "clients": sum(r["clients"] for r in rooms),
+            "bytes_out": sum(r["bytes_out"] for r in rooms),
+            "rooms": rooms,
+        }
+
+    # -- connections ---------------------------------------------------------------------------
+
+    async def _accept(self, lsock: socket.socket, nursery: trio.Nursery) -> None:
+        while True:
+            await trio.lowlevel.wait_readable(lsock)
+            while True:
+                try:
+                    sock, _ = lsock.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as e:  # EMFILE and friends: back off rather than spin
+                    logger.warning("accept failed: %s", e)
+                    await trio.sleep(0.1)
+                    break
+                if self._stopping or self.connections >= self.config.max_connections + REJECT_SLACK:
+                    sock.close()
+                    continue
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.connections += 1
+                self._all_closed = trio.Event() if self._all_closed.is_set() else self._all_closed
+                nursery.start_soon(self._connection, sock)
+
+    async def _connection(self, sock: socket.socket) -> None:
+        cfg = self.config
+        now = trio.current_time()
+        conn = WsConn(sock, cfg.max_message_bytes, cfg.recv_chunk_bytes,
+                      TokenBucket(cfg.in_bytes_per_s, cfg.in_bytes_burst, now),
+                      TokenBucket(cfg.in_msgs_per_s, cfg.in_msgs_burst, now))
+        err: GamesyncError | None = None
+        try:
+            with trio.move_on_after(cfg.handshake_timeout_s) as cs:
+                await conn.handshake()
+            if cs.cancelled_caught:
+                sock.close()
+                return
+            if self.connections > cfg.max_connections:
+                raise ServerFull(f"server is at its limit of {cfg.max_connections} connections")
+            with trio.move_on_after(cfg.join_timeout_s) as cs:
+                first = await conn.receive_message(trio.current_time())
+            if cs.cancelled_caught:
+                raise Timeout(f"no join within {cfg.join_timeout_s:g} s")
+            join = p.parse_client(first)
+            if not isinstance(join, p.Join):
+                raise ProtocolViolation("the first message must be join")
+            if join.version != p.PROTOCOL_VERSION:
+                raise VersionMismatch(f"server speaks protocol {p.PROTOCOL_VERSION}, client {join.version}")
+            room = await self._room_for(join)
+            await self._play(conn, room, join)
+            return
+        except GamesyncError as e:
+            err = e
+            logger.info("connection refused: %s: %s", e.code, e.reason)
+        except PeerClosed:
+            pass
+        finally:
+            try:
+                if conn.sock.fileno() != -1:
+                    with trio.CancelScope(shield=True):
+                        await conn.close(err, cfg.close_timeout_s)
+            finally:
+                self.connections -= 1
+                if self.connections == 0:
+                    self._all_closed.set()
+
+    async def _room_for(self, join: p.Join) -> Room:
+        game_name = join.game or self.config.default_game
+        room = self.rooms.get(join.room)
+        if room is not None and not room.closed:
+            if join.game is not None and join.game != room.game_name:
+                raise UnknownGame(f"room {join.room!r} runs {room.game_name!r}, not {join.game!r}")
+            return room
+        factory = self.config.games.get(game_name)
+        if factory is None:
+            raise UnknownGame(f"no game {game_name!r} here (have: {', '.join(sorted(self.config.games))})")
+        if len(self.rooms) >= self.config.max_rooms:
+            raise ServerFull(f"server is at its limit of {self.config.max_rooms} rooms")
+        room = Room(self, join.room, game_name, factory(**self.config.game_options))
+        self.rooms[join.room] = room
+        assert self._nursery is not None
+        await self._nursery.start(room.run)
+        logger.info("room %s: created (game %s)", join.room, game_name)
+        return room
+
+    def forget_room(self, room: Room) -> None:
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+
+    async def _play(self, conn: WsConn, room: Room, join: p.Join) -> None:
+        cfg = self.config
+        cid = self._next_client_id
+        self._next_client_id += 1
+        session = Session(cid, join.name, conn, cfg, trio.current_time())
+        room.admit(session)
+        welcome = p.Welcome(p.PROTOCOL_VERSION, cid, room.name, room.game_name, room.tick_rate, room.tick,
+                            room.game.schema.to_wire(), cfg.history_ticks)
+        session.write(conn.frame(p.pack_welcome(welcome)))
+        try:
+            async with trio.open_nursery() as n:
+                n.start_soon(session.writer)
+                await session.done.wait()
+                n.cancel_scope.cancel()
+        finally:
+            session.fail(None)
+            with trio.CancelScope(shield=True):
+                await session.flush_and_close(cfg.close_timeout_s)
+
+    async def _log_stats(self) -> None:
+        while True:
+            await trio.sleep(self.config.stats_interval_s)
+            for r in self.rooms.values():
+                st = r.snapshot_stats()
+                logger.info("stats %s", json.dumps(st, separators=(",", ":")))
+
+
+async def serve(config: ServerConfig | None = None, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Run a server until cancelled; for ``nursery.start(serve, config)`` (returns the port)."""
+    await Server(config).serve(task_status=task_status)

@@ -1,0 +1,62 @@
+"""Server settings with safe defaults; every limit is named here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..game import Game
+
+
+def _default_games() -> dict[str, Callable[..., Game]]:
+    from ..games.arena import Arena
+
+    return {"arena": Arena}
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    tick_rate: float = 30.0
+    #: ticks of quantised states kept for deltas (about one second)
+    history_ticks: int = 32
+    games: dict[str, Callable[..., Game]] = field(default_factory=_default_games)
+    default_game: str = "arena"
+    #: keyword options for every game instance (e.g. {"npcs": 1000})
+    game_options: dict[str, Any] = field(default_factory=dict)
+    max_rooms: int = 256
+    #: an empty room lives this long before it is torn down (seconds)
+    room_linger_s: float = 10.0
+
+    # connections
+    max_connections: int = 4096
+    backlog: int = 1024
+    handshake_timeout_s: float = 5.0
+    join_timeout_s: float = 5.0
+    #: a silent client gets a WebSocket ping after this long ...
+    heartbeat_s: float = 5.0
+    #: ... and is closed after this long with no traffic at all
+    idle_timeout_s: float = 15.0
+    close_timeout_s: float = 1.0
+    shutdown_timeout_s: float = 1.5
+
+    # inbound limits
+    max_message_bytes: int = 16 * 1024
+    recv_chunk_bytes: int = 64 * 1024
+    in_msgs_per_s: float = 120.0
+    in_msgs_burst: float = 240.0
+    in_bytes_per_s: float = 64 * 1024
+    in_bytes_burst: float = 128 * 1024
+    #: inputs kept per client per tick (the oldest beyond this are dropped and counted)
+    max_inputs_per_tick: int = 32
+
+    # outbound limits
+    out_bytes_per_s: float = 2 * 1024 * 1024
+    out_bytes_burst: float = 512 * 1024
+    #: a client whose socket accepts nothing for this long is closed as a slow consumer
+    unwritable_timeout_s: float = 3.0
+    #: events waiting for a client that is skipping snapshots
+    max_pending_events: int = 1024
+
+    stats_interval_s: float = 5.0

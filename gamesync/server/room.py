@@ -1,0 +1,350 @@
+"""A room: one world, one game instance, one tick task, and the sessions joined to it.
+
+Each tick, in order: read every readable socket once (inputs wait for the tick anyway, so
+reading them in bulk costs no latency), admit joins and drop leavers, step the game once
+with the tick's batch of inputs, quantise the world into the history, then build one
+payload per distinct (baseline, reference) pair, compress it once, and hand every client
+one frame holding its snapshot and its events.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import trio
+
+from ..core import protocol as p
+from ..core.delta import compress_payload, encode_delta
+from ..core.errors import GamesyncError, ProtocolViolation, RoomFull
+from ..core.state import History, State
+from ..core.world import World
+from ..game import Game
+from .session import Outgoing, Session
+from .tick import TickStats, run_ticks
+from .wsconn import PeerClosed
+
+if TYPE_CHECKING:
+    from .app import Server
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY_TICKS = 10
+
+
+class ReliableSend:
+    """A message a client must acknowledge: ``result`` is True (acked), False (timed out or the
+    client left) or None (pending)."""
+
+    def __init__(self, ack_id: int, client_id: int, deadline: float,
+                 on_result: Callable[[bool], None] | None) -> None:
+        self.ack_id = ack_id
+        self.client_id = client_id
+        self.deadline = deadline
+        self.result: bool | None = None
+        self._on_result = on_result
+        self._done = trio.Event()
+
+    def resolve(self, ok: bool) -> None:
+        if self.result is None:
+            self.result = ok
+            self._done.set()
+            if self._on_result is not None:
+                self._on_result(ok)
+
+    async def wait(self) -> bool:
+        await self._done.wait()
+        return bool(self.result)
+
+
+@dataclass
+class RoomStats:
+    """Counters of the room; per-client ones (bytes, frames, skips) of clients that left."""
+
+    bytes_out: int = 0
+    frames_out: int = 0
+    skipped: int = 0
+    inputs_dropped: int = 0
+    inputs_in: int = 0
+    messages_in: int = 0
+    payloads_built: int = 0
+    payload_bytes: int = 0
+    joins: int = 0
+    leaves: int = 0
+
+
+class Room:
+    """Implements gamesync.game.RoomAPI for its game."""
+
+    def __init__(self, server: "Server", name: str, game_name: str, game: Game) -> None:
+        self.server = server
+        self.config = server.config
+        self.name = name
+        self.game_name = game_name
+        self.game = game
+        self.world = World(game.schema)
+        self.history = History(self.config.history_ticks)
+        self.tick = 0
+        self.tick_rate = self.config.tick_rate
+        self.sessions: dict[int, Session] = {}
+        self._joining: list[Session] = []
+        self._selector = selectors.DefaultSelector()
+        self._reliable: dict[int, ReliableSend] = {}
+        self._next_ack_id = 1
+        self.tick_stats = TickStats()
+        self.stats = RoomStats()
+        self.closed = False
+        self._empty_since: float | None = None
+        game.setup(self)
+
+    # -- RoomAPI ---------------------------------------------------------------------------
+
+    @property
+    def client_ids(self) -> list[int]:
+        return list(self.sessions)
+
+    def send(self, client_id: int, data: Any) -> None:
+        s = self.sessions.get(client_id)
+        if s is not None:
+            s.queue_event([p.Ev.EVENT, data])
+
+    def broadcast(self, data: Any, exclude: int | None = None) -> None:
+        entry = [p.Ev.EVENT, data]
+        for cid, s in self.sessions.items():
+            if cid != exclude:
+                s.queue_event(entry)
+
+    def broadcast_all_rooms(self, data: Any) -> None:
+        for room in list(self.server.rooms.values()):
+            room.broadcast(data)
+
+    def send_reliable(self, client_id: int, data: Any, timeout: float = 5.0,
+                      on_result: Callable[[bool], None] | None = None) -> ReliableSend:
+        ack_id = self._next_ack_id
+        self._next_ack_id += 1
+        h = ReliableSend(ack_id, client_id, trio.current_time() + timeout, on_result)
+        s = self.sessions.get(client_id)
+        if s is None or s.closing:
+            h.resolve(False)
+            return h
+        self._reliable[ack_id] = h
+        s.queue_event([p.Ev.RELIABLE, data, ack_id])
+        return h
+
+    # -- membership (called from connection tasks) -----------------------------------------
+
+    def admit(self, session: Session) -> None:
+        """Queue a joined session; it enters the game at the next tick."""
+        if len(self.sessions) + len(self._joining) >= self.game.max_players:
+            raise RoomFull(f"room {self.name!r} is full ({self.game.max_players} players)")
+        self._joining.append(session)
+
+    def _enter(self, s: Session, now: float) -> None:
+        if s.closing:
+            s.done.set()
+            return
+        self.sessions[s.id] = s
+        self._selector.register(s.sock, selectors.EVENT_READ, s)
+        self.stats.joins += 1
+        self.game.on_join(s.id, s.name)
+        joined = [p.Ev.JOINED, s.id, s.name]
+        for other in self.sessions.values():
+            if other is not s:
+                other.queue_event(joined)
+        logger.info("room %s: client %d (%s) joined; %d players", self.name, s.id, s.name, len(self.sessions))
+        self._handle(s, s.conn.buffered(now))  # messages that arrived right behind the join
+
+    def _leave(self, s: Session) -> None:
+        if self.sessions.pop(s.id, None) is None:
+            return
+        try:
+            self._selector.unregister(s.sock)
+        except (KeyError, ValueError):
+            pass
+        self.stats.leaves += 1
+        self.stats.bytes_out += s.bytes_out
+        self.stats.frames_out += s.frames_out
+        self.stats.skipped += s.skipped
+        self.stats.inputs_dropped += s.inputs_dropped
+        self.game.on_leave(s.id)
+        for h in [h for h in self._reliable.values() if h.client_id == s.id]:
+            del self._reliable[h.ack_id]
+            h.resolve(False)
+        left = [p.Ev.LEFT, s.id]
+        for other in self.sessions.values():
+            other.queue_event(left)
+        s.done.set()
+        logger.info("room %s: client %d (%s) left; %d players", self.name, s.id, s.name, len(self.sessions))
+
+    def _reap(self) -> None:
+        for s in [s for s in self.sessions.values() if s.closing]:
+            self._leave(s)
+
+    def shut(self, err: GamesyncError) -> None:
+        """Close every session with ``err`` (server shutdown)."""
+        for s in list(self.sessions.values()) + self._joining:
+            s.fail(err)
+            s.done.set()
+
+    # -- the tick ----------------------------------------------------------------------------
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Tick until the room has been empty for ``room_linger_s``."""
+        task_status.started()
+        try:
+            with trio.CancelScope() as self._scope:
+                await run_ticks(self.tick_rate, self._tick, self.tick_stats)
+        finally:
+            self.closed = True
+            self._selector.close()
+            logger.info("room %s: closed after %d ticks", self.name, self.tick_stats.ticks)
+
+    def _tick(self, tick: int, now: float) -> None:
+        self.tick = tick
+        self._read(now)
+        if self._joining:
+            joining, self._joining = self._joining, []
+            for s in joining:
+                self._enter(s, now)
+        self._reap()
+        batch: dict[int, list[p.InputFrame]] = {}
+        for cid, s in self.sessions.items():
+            frames = s.take_inputs()
+            if frames:
+                batch[cid] = frames
+        self.game.step(tick, batch, 1.0 / self.tick_rate)
+        state = State.capture(self.world, tick, self.history.get(tick - 1))
+        self.history.push(state)
+        if self._reliable:
+            self._expire_reliable(now)
+        self._reap()
+        self._send(state, now)
+        if tick % HEARTBEAT_EVERY_TICKS == 0:
+            self._heartbeat(now)
+        self._reap()
+        self._linger(now)
+
+    def _read(self, now: float) -> None:
+        if not self.sessions:
+            return
+        for key, _ in self._selector.select(0):
+            s: Session = key.data
+            if s.closing:
+                continue
+            try:
+                msgs = s.conn.recv_messages(now)
+            except GamesyncError as e:
+                s.fail(e)
+                continue
+            except PeerClosed as e:
+                s.fail(None, f"disconnected ({e})")
+                continue
+            s.last_recv = now
+            s.pinged = False
+            self._handle(s, msgs)
+
+    def _handle(self, s: Session, msgs: list[bytes]) -> None:
+        try:
+            for m in msgs:
+                self._dispatch(s, p.parse_client(m))
+        except GamesyncError as e:
+            s.fail(e)
+
+    def _dispatch(self, s: Session, ev: p.ClientEvent) -> None:
+        if isinstance(ev, p.InputFrame):
+            self.stats.inputs_in += 1
+            if ev.ack is not None:
+                s.on_ack(ev.ack)
+            if ev.seq > s.last_applied:
+                s.add_input(p.InputFrame(ev.seq, self.game.validate_input(ev.data)))
+        elif isinstance(ev, p.SnapshotAck):
+            s.on_ack(ev.tick)
+        elif isinstance(ev, p.Ping):
+            s.queue_event([p.Ev.PONG, ev.time])
+        elif isinstance(ev, p.ClientMessage):
+            self.stats.messages_in += 1
+            self.game.on_message(s.id, ev.data)
+            if ev.ack_id is not None:
+                s.queue_event([p.Ev.MESSAGE_ACK, ev.ack_id])
+        elif isinstance(ev, p.MessageAck):
+            h = self._reliable.pop(ev.ack_id, None)
+            if h is not None and h.client_id == s.id:
+                h.resolve(True)
+        elif isinstance(ev, p.Leave):
+            s.fail(None, "left")
+        else:
+            raise ProtocolViolation("join after join")
+
+    def _send(self, state: State, now: float) -> None:
+        payloads: dict[tuple[int, int], tuple[int, bytes]] = {}
+        hist = self.history
+        for s in self.sessions.values():
+            if s.closing:
+                continue
+            key = s.baseline(hist)
+            pl = payloads.get(key)
+            if pl is None:
+                base, ref = key
+                raw = encode_delta(self.game.schema, state, hist.get(base) if base != p.NO_TICK else None,
+                                   hist.get(ref) if ref != p.NO_TICK else None)
+                pl = payloads[key] = compress_payload(raw)
+                self.stats.payloads_built += 1
+                self.stats.payload_bytes += len(pl[1])
+            s.offer(Outgoing(state.tick, key[0], key[1], pl[0], pl[1]), now)
+
+    def snapshot_stats(self) -> dict[str, Any]:
+        """Counters for monitoring and benchmarks (totals since the room opened)."""
+        st, ts = self.stats, self.tick_stats
+        live = list(self.sessions.values())
+        recent = sorted(ts.recent)
+        return {
+            "room": self.name,
+            "game": self.game_name,
+            "tick": self.tick,
+            "clients": len(live),
+            "entities": self.world.count,
+            "ticks": ts.ticks,
+            "overruns": ts.overruns,
+            "skipped_ticks": ts.skipped,
+            "tick_ms_mean": ts.mean_s * 1e3,
+            "tick_ms_p99": recent[int(0.99 * (len(recent) - 1))] * 1e3 if recent else 0.0,
+            "tick_ms_max": ts.max_s * 1e3,
+            "bytes_out": st.bytes_out + sum(s.bytes_out for s in live),
+            "frames_out": st.frames_out + sum(s.frames_out for s in live),
+            "snapshots_skipped": st.skipped + sum(s.skipped for s in live),
+            "inputs_in": st.inputs_in,
+            "inputs_dropped": st.inputs_dropped + sum(s.inputs_dropped for s in live),
+            "messages_in": st.messages_in,
+            "payloads_built": st.payloads_built,
+            "payload_bytes": st.payload_bytes,
+            "joins": st.joins,
+            "leaves": st.leaves,
+        }
+
+    def _expire_reliable(self, now: float) -> None:
+        for h in [h for h in self._reliable.values() if h.deadline <= now]:
+            del self._reliable[h.ack_id]
+            h.resolve(False)
+
+    def _heartbeat(self, now: float) -> None:
+        from ..core.errors import Timeout
+
+        cfg = self.config
+        for s in self.sessions.values():
+            idle = now - s.last_recv
+            if idle > cfg.idle_timeout_s:
+                s.fail(Timeout(f"no traffic for {cfg.idle_timeout_s:g} s"))
+            elif idle > cfg.heartbeat_s and not s.pinged and s.outbuf is None:
+                s.pinged = True
+                s.write(s.conn.ping_frame())
+
+    def _linger(self, now: float) -> None:
+        if self.sessions or self._joining:
+            self._empty_since = None
+        elif self._empty_since is None:
+            self._empty_since = now
+        elif now - self._empty_since > self.config.room_linger_s:
+            self.server.forget_room(self)
+            self._scope.cancel()

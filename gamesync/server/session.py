@@ -1,0 +1,212 @@
+"""One joined client: its inbound state, its outbound mailbox and the task that flushes it.
+
+The tick writes a client's frame straight to its socket when the socket has room. When it
+has not, the rest of the frame waits in ``outbuf`` and the newest snapshot waits in a
+one-slot mailbox (a newer one replaces it); the session's writer task finishes the frame
+when the socket drains and then sends whatever is newest. So a slow client costs the tick
+nothing and gets fewer, newer snapshots; one that accepts nothing for too long is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NamedTuple
+
+import trio
+
+from ..core.errors import GamesyncError, ProtocolViolation, SlowConsumer
+from ..core.protocol import NO_TICK, InputFrame, pack_snapshot
+from ..core.ratelimit import TokenBucket
+from ..core.state import History
+from .config import ServerConfig
+from .wsconn import PeerClosed, WsConn
+
+logger = logging.getLogger(__name__)
+
+
+class Outgoing(NamedTuple):
+    """A snapshot waiting for a client: everything but its events, which are added when sent."""
+
+    tick: int
+    base: int
+    ref: int
+    flags: int
+    payload: bytes
+
+
+class Session:
+    """Per-client state owned by its room; the socket belongs to the room while joined."""
+
+    def __init__(self, client_id: int, name: str, conn: WsConn, config: ServerConfig, now: float) -> None:
+        self.id = client_id
+        self.name = name
+        self.conn = conn
+        self.sock = conn.sock
+        self.config = config
+        # inbound
+        self.inputs: list[InputFrame] = []
+        self.last_applied = 0
+        self.inputs_dropped = 0
+        self.last_recv = now
+        self.pinged = False
+        # sync
+        self.sent: dict[int, int] = {}  # tick -> baseline it was encoded against
+        self.newest_sent = NO_TICK
+        self.acked = NO_TICK
+        # outbound
+        self.events: list[Any] = []
+        self.outbuf: memoryview | None = None
+        self.mailbox: Outgoing | None = None
+        self.out_budget = TokenBucket(config.out_bytes_per_s, config.out_bytes_burst, now)
+        self.bytes_out = 0
+        self.frames_out = 0
+        self.skipped = 0
+        self.reliable: dict[int, Any] = {}
+        # lifecycle
+        self.error: GamesyncError | None = None
+        self.closing = False
+        self.done = trio.Event()
+        self._wake = trio.Event()
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def on_ack(self, tick: int) -> None:
+        """The client holds snapshot ``tick``; newer acks move the baseline forward."""
+        if tick in self.sent:
+            if tick > self.acked:
+                self.acked = tick
+        elif tick > self.newest_sent:
+            raise ProtocolViolation(f"ack for tick {tick}, which was never sent")
+
+    def add_input(self, frame: InputFrame) -> None:
+        if frame.seq <= self.last_applied:
+            return  # already applied: a duplicate or a late resend
+        self.inputs.append(frame)
+        if len(self.inputs) > 4 * self.config.max_inputs_per_tick:
+            from ..core.errors import RateLimited
+
+            raise RateLimited("too many inputs waiting to be applied")
+
+    def take_inputs(self) -> list[InputFrame]:
+        """This tick's inputs in seq order, without duplicates; the excess waits for the next tick."""
+        if not self.inputs:
+            return []
+        frames = sorted({f.seq: f for f in self.inputs if f.seq > self.last_applied}.values(), key=lambda f: f.seq)
+        cap = self.config.max_inputs_per_tick
+        now, self.inputs = frames[:cap], frames[cap:]
+        if now:
+            self.last_applied = now[-1].seq
+        return now
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def baseline(self, history: History) -> tuple[int, int]:
+        """(baseline, reference) ticks to encode this client's next snapshot against."""
+        b = self.acked
+        if b == NO_TICK or b not in history:
+            return NO_TICK, NO_TICK
+        r = self.sent.get(b, NO_TICK)
+        if r != NO_TICK and r not in history:
+            r = NO_TICK
+        return b, r
+
+    def queue_event(self, entry: list[Any]) -> None:
+        self.events.append(entry)
+        if len(self.events) > self.config.max_pending_events:
+            self.fail(SlowConsumer("too many events waiting for a client that is not reading"))
+
+    def offer(self, snap: Outgoing, now: float) -> None:
+        """Send this tick's snapshot now if the socket has room, else leave it in the mailbox."""
+        if self.closing:
+            return
+        if self.outbuf is not None:
+            if self.mailbox is not None:
+                self.skipped += 1
+            self.mailbox = snap
+            return
+        self._send_snapshot(snap, now)
+
+    def _send_snapshot(self, snap: Outgoing, now: float) -> None:
+        msg = pack_snapshot(snap.tick, snap.base, snap.ref, self.last_applied, snap.flags, snap.payload, self.events)
+        frame = self.conn.frame(msg)
+        if not self.out_budget.take_oversize(len(frame), now):
+            self.skipped += 1  # over the byte budget: skip; events wait for the next frame
+            return
+        self.events = []
+        self.sent[snap.tick] = snap.base
+        self.newest_sent = snap.tick
+        if len(self.sent) > self.config.history_ticks + 2:
+            for t in list(self.sent)[: len(self.sent) - self.config.history_ticks - 2]:
+                del self.sent[t]
+        self.frames_out += 1
+        self.write(frame)
+
+    def write(self, data: bytes) -> None:
+        """Non-blocking write; what does not fit goes to the writer task."""
+        if self.outbuf is not None:
+            self.outbuf = memoryview(bytes(self.outbuf) + data)
+            return
+        try:
+            n = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as e:
+            self.fail(None, f"send failed: {e}")
+            return
+        self.bytes_out += n
+        if n < len(data):
+            self.outbuf = memoryview(data)[n:]
+            self._wake.set()
+
+    async def writer(self) -> None:
+        """Finish partial frames when the socket drains; then send the newest waiting snapshot."""
+        timeout = self.config.unwritable_timeout_s
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while self.outbuf is not None:
+                with trio.move_on_after(timeout) as cs:
+                    await trio.lowlevel.wait_writable(self.sock)
+                if cs.cancelled_caught:
+                    self.fail(SlowConsumer(f"socket accepted nothing for {timeout:g} s"))
+                    return
+                try:
+                    n = self.sock.send(self.outbuf)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as e:
+                    self.fail(None, f"send failed: {e}")
+                    return
+                self.bytes_out += n
+                rest = self.outbuf[n:]
+                self.outbuf = rest if len(rest) else None
+                if self.outbuf is None and self.mailbox is not None and not self.closing:
+                    snap, self.mailbox = self.mailbox, None
+                    self._send_snapshot(snap, trio.current_time())
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def fail(self, err: GamesyncError | None, why: str = "") -> None:
+        """Mark the session for closing (idempotent); the room drops it at its next safe point."""
+        if self.closing:
+            return
+        self.closing = True
+        self.error = err
+        if err is not None:
+            logger.info("client %d (%s): closing, %s: %s", self.id, self.name, err.code, err.reason)
+        elif why:
+            logger.info("client %d (%s): %s", self.id, self.name, why)
+
+    async def flush_and_close(self, timeout: float) -> None:
+        """Finish a partly written frame if the peer lets us, then run the close handshake."""
+        if self.outbuf is not None:
+            with trio.move_on_after(timeout):
+                try:
+                    await self.conn.send_all(self.outbuf)
+                    self.outbuf = None
+                except PeerClosed:
+                    pass
+        if self.outbuf is not None:
+            self.conn.sock.close()  # mid-frame: no close frame can follow; drop the connection
+            return
+        await self.conn.close(self.error, timeout)

@@ -1,0 +1,233 @@
+"""One server-side WebSocket over a non-blocking socket, driven by wsproto.
+
+The hot path never awaits here: the room calls ``recv_messages()`` once per tick for the
+sockets that are readable, and writes pre-framed bytes with non-blocking ``send``. The
+awaiting helpers (handshake, first message, close) run in the connection's own task.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RejectConnection,
+                            Request, TextMessage)
+from wsproto.utilities import RemoteProtocolError
+
+from ..core.errors import GamesyncError, MessageTooBig, ProtocolViolation, RateLimited, Timeout, UnsupportedData
+from ..core.protocol import pack_error
+from ..core.ratelimit import TokenBucket
+
+logger = logging.getLogger(__name__)
+
+
+class PeerClosed(Exception):
+    """The peer closed the connection (EOF, reset or a close frame)."""
+
+
+class GoingAway(GamesyncError):
+    """The server is shutting down."""
+
+    code = "going_away"
+    close_code = 1001
+
+
+class WsConn:
+    """wsproto state plus the socket it speaks over."""
+
+    def __init__(self, sock: socket.socket, max_message: int, recv_chunk: int, in_bytes: TokenBucket,
+                 in_msgs: TokenBucket) -> None:
+        self.sock = sock
+        self.ws = WSConnection(ConnectionType.SERVER)
+        self.max_message = max_message
+        self.recv_chunk = recv_chunk
+        self.in_bytes = in_bytes
+        self.in_msgs = in_msgs
+        self._parts: list[bytes] = []
+        self._size = 0
+        self.eof = False
+        self.remote_close: CloseConnection | None = None
+        self.path = "/"
+        self.bytes_in = 0
+
+    # -- non-blocking core -------------------------------------------------------------------
+
+    def recv_messages(self, now: float) -> list[bytes]:
+        """Read what the socket has (one recv) and return the complete binary messages in it.
+
+        Raises PeerClosed on EOF or a close frame, GamesyncError on a protocol violation or an
+        exceeded limit.
+        """
+        try:
+            data = self.sock.recv(self.recv_chunk)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError as e:
+            raise PeerClosed(str(e)) from None
+        if not data:
+            self.eof = True
+            raise PeerClosed("eof")
+        self.bytes_in += len(data)
+        if not self.in_bytes.take(len(data), now):
+            raise RateLimited("inbound byte rate over the limit")
+        return self.feed(data, now)
+
+    def feed(self, data: bytes, now: float) -> list[bytes]:
+        try:
+            self.ws.receive_data(data)
+        except RemoteProtocolError as e:
+            raise ProtocolViolation(f"bad WebSocket data: {e}") from None
+        return self._messages(now)
+
+    def buffered(self, now: float) -> list[bytes]:
+        """Complete messages already received but not yet returned."""
+        return self._messages(now)
+
+    def _messages(self, now: float, limit: int = 0) -> list[bytes]:
+        """Complete messages from wsproto's buffer (at most ``limit`` if given: the rest stay)."""
+        out: list[bytes] = []
+        for ev in self.ws.events():
+            if isinstance(ev, BytesMessage):
+                self._size += len(ev.data)
+                if self._size > self.max_message:
+                    raise MessageTooBig(f"message over {self.max_message} bytes")
+                if not ev.message_finished:
+                    self._parts.append(bytes(ev.data))
+                    continue
+                if self._parts:
+                    self._parts.append(bytes(ev.data))
+                    msg = b"".join(self._parts)
+                    self._parts.clear()
+                else:
+                    msg = bytes(ev.data)
+                self._size = 0
+                if not self.in_msgs.take(1, now):
+                    raise RateLimited("inbound message rate over the limit")
+                out.append(msg)
+                if limit and len(out) >= limit:
+                    break
+            elif isinstance(ev, TextMessage):
+                raise UnsupportedData("text frames are not part of the protocol; send binary msgpack")
+            elif isinstance(ev, Ping):
+                self.send_control(self.ws.send(ev.response()))
+            elif isinstance(ev, Pong):
+                pass
+            elif isinstance(ev, CloseConnection):
+                self.remote_close = ev
+                if ev.code in (1002, 1007, 1009) and self.ws.state is ConnectionState.REMOTE_CLOSING:
+                    # wsproto turns a frame it cannot parse into a close event with a code
+                    err = ProtocolViolation(ev.reason or "bad WebSocket frame")
+                    err.close_code = ev.code
+                    raise err
+                raise PeerClosed(f"close frame {ev.code}")
+        return out
+
+    def send_control(self, data: bytes) -> None:
+        """Best-effort write of a small control frame (dropped if the socket is full)."""
+        try:
+            self.sock.send(data)
+        except OSError:
+            pass
+
+    def frame(self, payload: bytes) -> bytes:
+        """A binary WebSocket message carrying ``payload``."""
+        return self.ws.send(BytesMessage(data=payload))
+
+    def ping_frame(self) -> bytes:
+        return self.ws.send(Ping(b"hb"))
+
+    # -- awaiting helpers (connection task only) ------------------------------------------------
+
+    async def _recv_some(self) -> bytes:
+        while True:
+            try:
+                data = self.sock.recv(self.recv_chunk)
+            except (BlockingIOError, InterruptedError):
+                await trio.lowlevel.wait_readable(self.sock)
+                continue
+            except OSError as e:
+                raise PeerClosed(str(e)) from None
+            if not data:
+                self.eof = True
+                raise PeerClosed("eof")
+            return data
+
+    async def send_all(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = self.sock.send(view)
+            except (BlockingIOError, InterruptedError):
+                await trio.lowlevel.wait_writable(self.sock)
+                continue
+            except OSError as e:
+                raise PeerClosed(str(e)) from None
+            view = view[n:]
+
+    async def handshake(self) -> Request:
+        """Read the HTTP upgrade request and accept it."""
+        while True:
+            data = await self._recv_some()
+            try:
+                self.ws.receive_data(data)
+                for ev in self.ws.events():
+                    if isinstance(ev, Request):
+                        self.path = ev.target
+                        await self.send_all(self.ws.send(AcceptConnection()))
+                        return ev
+            except RemoteProtocolError as e:
+                if isinstance(e.event_hint, RejectConnection):
+                    try:
+                        await self.send_all(self.ws.send(e.event_hint))
+                    except Exception:
+                        pass
+                raise ProtocolViolation(f"bad WebSocket handshake: {e}") from None
+
+    async def receive_message(self, now: float) -> bytes:
+        """The next complete binary message (used before the room takes over the socket)."""
+        while True:
+            msgs = self._messages(now, limit=1)
+            if msgs:
+                return msgs[0]
+            data = await self._recv_some()
+            self.bytes_in += len(data)
+            try:
+                self.ws.receive_data(data)
+            except RemoteProtocolError as e:
+                raise ProtocolViolation(f"bad WebSocket data: {e}") from None
+
+    async def close(self, err: GamesyncError | None, timeout: float) -> None:
+        """Send an error message (if any) and a close frame, wait briefly for the peer's close,
+        then close the socket. Never raises."""
+        try:
+            with trio.move_on_after(timeout):
+                if self.ws.state is ConnectionState.OPEN:
+                    out = b""
+                    if err is not None:
+                        out += self.frame(pack_error(err))
+                        code, reason = err.close_code, err.reason[:120]
+                    else:
+                        code, reason = 1000, "bye"
+                    out += self.ws.send(CloseConnection(code=code, reason=reason))
+                    await self.send_all(out)
+                elif self.ws.state is ConnectionState.REMOTE_CLOSING:
+                    await self.send_all(self.ws.send(CloseConnection(code=1000, reason="bye")))
+                    return
+                while not self.eof and self.ws.state is not ConnectionState.CLOSED:
+                    self.ws.receive_data(await self._recv_some())
+                    for _ in self.ws.events():
+                        pass
+        except (PeerClosed, RemoteProtocolError, OSError):
+            pass
+        finally:
+            try:
+                trio.lowlevel.notify_closing(self.sock)
+            except Exception:
+                pass
+            self.sock.close()
+
+
+__all__ = ["GoingAway", "PeerClosed", "Timeout", "WsConn"]
