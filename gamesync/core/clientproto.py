@@ -105,7 +105,10 @@ class ClientProtocol:
         """Next input message (its seq is ``self.input_seq`` afterwards); carries our ack."""
         self.input_seq += 1
         t = self.tick
-        return p.pack_input(self.input_seq, data, t if t >= 0 else None)
+        if t < 0:
+            return p.pack_input(self.input_seq, data)
+        assert self.mirror is not None
+        return p.pack_input(self.input_seq, data, t, self.mirror.ack_bits())
 
     def send_message(self, data: Any, reliable: bool = False) -> tuple[bytes, int | None]:
         ack_id = None
@@ -142,7 +145,7 @@ class ClientProtocol:
             self.input_ack = max(self.input_ack, s.input_ack)
             out.append(StateUpdated(st, s.input_ack, s.base, size))
             if self.auto_ack:
-                self.outbox.append(p.pack_ack(st.tick))
+                self.outbox.append(p.pack_ack(st.tick, self.mirror.ack_bits()))
         for ev in s.events:
             out.append(self._event(ev, now))
         return out

@@ -24,11 +24,14 @@ MODE_SAME = 0  # every residual is zero: [0]
 MODE_DENSE = 1  # [1, dtype, residual per kept entity]
 MODE_SPARSE = 2  # [2, index dtype, positions in the kept list, dtype, residuals]
 MODE_ABSOLUTE = 3  # [3, value in wire dtype per kept entity], when residuals exceed int32
+MODE_DENSE_OUTLIERS = 4  # [4, int8 residual per kept entity, index dtype, outlier positions, int32 outliers]
 
 FLAG_DEFLATE = 1  # the payload is zlib-compressed (DecompressionStream("deflate"))
 COMPRESS_MIN = 96  # payloads shorter than this are sent raw
 COMPRESS_LEVEL = 6
 SPARSE_RATIO = 4  # sparse must be this many times smaller than dense before compression
+OUTLIER_RATIO = 8  # int8 + outliers when at most 1 residual in this many needs more than a byte
+COMPRESS_FAST_ABOVE = 16 * 1024  # larger payloads get the fastest deflate level
 _EMPTY = np.zeros(0, dtype=np.intp)
 
 _SIGNED = (("<i1", 1 << 7), ("<i2", 1 << 15), ("<i4", 1 << 31))
@@ -114,20 +117,37 @@ def _predict(schema: Schema, base: State, ref: State | None, kept: slice | NDArr
     return p
 
 
+def _fit(vals: NDArray[np.int64]) -> str | None:
+    """Smallest signed little-endian dtype holding ``vals`` (None beyond int32)."""
+    lo, hi = int(vals.min()), int(vals.max())
+    return next((dt for dt, lim in _SIGNED if -lim <= lo and hi < lim), None)
+
+
 def _encode_row(f: Field, res: NDArray[np.int64], cur_row: NDArray[np.int64]) -> list[Any]:
-    nz = np.flatnonzero(res)
-    if nz.size == 0:
+    nnz = int(np.count_nonzero(res))
+    if nnz == 0:
         return [MODE_SAME]
-    lo, hi = int(res.min()), int(res.max())
-    code = next((dt for dt, lim in _SIGNED if -lim <= lo and hi < lim), None)
+    k = res.size
+    idx_code = "<u2" if k <= 0xFFFF else "<u4"
+    if nnz * (1 + int(idx_code[-1])) * SPARSE_RATIO < k:
+        nz = np.flatnonzero(res)
+        vals = res[nz]
+        code = _fit(vals)
+        if code is not None:
+            return [MODE_SPARSE, idx_code, nz.astype(idx_code).tobytes(), code, vals.astype(code).tobytes()]
+    r8 = res.astype(np.int8)
+    out = np.flatnonzero(r8 != res)  # residuals that do not fit a byte
+    if out.size == 0:
+        return [MODE_DENSE, "<i1", r8.tobytes()]
+    if out.size * OUTLIER_RATIO <= k:
+        vals = res[out]
+        if _fit(vals) is not None:
+            r8[out] = 0
+            return [MODE_DENSE_OUTLIERS, r8.tobytes(), idx_code, out.astype(idx_code).tobytes(),
+                    vals.astype("<i4").tobytes()]
+    code = _fit(res)
     if code is None:
         return [MODE_ABSOLUTE, cur_row.astype(f.wire_dtype).tobytes()]
-    isz = int(code[-1])
-    idx_code = "<u2" if res.size <= 0xFFFF else "<u4"
-    # Dense residuals are mostly small and repetitive, so deflate shrinks them far more than
-    # a list of positions; go sparse only when few entities changed.
-    if nz.size * (isz + int(idx_code[-1])) * SPARSE_RATIO < res.size * isz:
-        return [MODE_SPARSE, idx_code, nz.astype(idx_code).tobytes(), code, res[nz].astype(code).tobytes()]
     return [MODE_DENSE, code, res.astype(code).tobytes()]
 
 
@@ -139,13 +159,12 @@ def encode_delta(schema: Schema, cur: State, base: State | None = None, ref: Sta
     c = cur.mat[:, kept]
     res = c - _predict(schema, base, ref, kept, cur.tick)
     _wrap(schema, res)
-    cm = cur.mat[:, created]
     body = [
         cur.n,
         removed.astype("<u4").tobytes(),
         created.astype("<u4").tobytes(),
         cur.ids[created].tobytes(),
-        [cm[i].astype(f.wire_dtype).tobytes() for i, f in enumerate(schema)],
+        [cur.mat[i, created].astype(f.wire_dtype).tobytes() if created.size else b"" for i, f in enumerate(schema)],
         [_encode_row(f, res[i], c[i]) for i, f in enumerate(schema)],
     ]
     return msgpack.packb(body, use_bin_type=True)
@@ -154,7 +173,7 @@ def encode_delta(schema: Schema, cur: State, base: State | None = None, ref: Sta
 def compress_payload(raw: bytes) -> tuple[int, bytes]:
     """(flags, bytes): deflate the payload once when that makes it smaller."""
     if len(raw) >= COMPRESS_MIN:
-        z = zlib.compress(raw, COMPRESS_LEVEL)
+        z = zlib.compress(raw, COMPRESS_LEVEL if len(raw) <= COMPRESS_FAST_ABOVE else 1)
         if len(z) < len(raw):
             return FLAG_DEFLATE, z
     return 0, raw
@@ -254,7 +273,16 @@ def decode_delta(schema: Schema, payload: bytes, tick: int, base: State | None =
             if pos.size and pos.max() >= k:
                 raise PayloadError("sparse position out of range")
             res = _frombuf(enc[4], _check_dtype(enc[3], ("<i1", "<i2", "<i4")), pos.size)
-            val[i, pos] += res.astype(np.int64)
+            row = val[i]
+            row[pos] += res
+            touched = True
+        elif mode == MODE_DENSE_OUTLIERS:
+            val[i] += _frombuf(enc[1], "<i1", k)
+            pos = _frombuf(enc[3], _check_dtype(enc[2], ("<u2", "<u4")))
+            if pos.size and pos.max() >= k:
+                raise PayloadError("outlier position out of range")
+            row = val[i]
+            row[pos] += _frombuf(enc[4], "<i4", pos.size)
             touched = True
         else:
             raise PayloadError(f"unknown field mode {mode!r}")

@@ -6,7 +6,7 @@ from typing import Any
 
 from .delta import PayloadError, decode_delta, decompress_payload
 from .errors import DesyncError
-from .protocol import NO_TICK
+from .protocol import ACK_BITS, NO_TICK
 from .schema import Schema
 from .state import State
 
@@ -14,10 +14,10 @@ from .state import State
 class DecodeCache:
     """Decode results shared by every mirror in one process (a bot swarm).
 
-    Decoding is a pure function of (payload, tick, baseline state, reference state), and
-    mirrors that decoded the same bytes hold the very same State objects, so a payload the
-    server sent to many clients is decoded once. States are keys by identity and are kept
-    alive by the cache while their tick is recent.
+    Decoding is a pure function of (payload, tick, baseline state, reference state), and the
+    state of one room at one tick is unique (decoding is exact), so the key is the payload
+    with the three ticks: a payload the server sent to many clients of one room is decoded
+    once. Use one cache per room.
     """
 
     def __init__(self, keep_ticks: int = 64) -> None:
@@ -29,7 +29,7 @@ class DecodeCache:
 
     def decode(self, schema: Schema, tick: int, base: State | None, ref: State | None, flags: int,
                payload: bytes) -> State:
-        key = (tick, base, ref, flags, payload)
+        key = (tick, base.tick if base else -1, ref.tick if ref else -1, flags, payload)
         st = self._d.get(key)
         if st is not None:
             self.hits += 1
@@ -48,9 +48,10 @@ class DecodeCache:
 class Mirror:
     """The states a client holds, by tick, and the newest one.
 
-    The server encodes against the newest tick it has seen acknowledged, so it never goes
-    back past the baseline of a snapshot already received: the mirror keeps states from
-    that baseline on, plus the baselines they were decoded from (their references).
+    The server's baseline for a client only moves forward, and its reference is either the
+    tick before the baseline or the baseline's own baseline. So once a snapshot on baseline
+    B arrives, the mirror keeps states from B - 1 on, plus the baselines they were decoded
+    from. ``ack_bits()`` reports which of the ticks before the newest it holds.
     """
 
     def __init__(self, schema: Schema, history: int, cache: DecodeCache | None = None) -> None:
@@ -92,8 +93,18 @@ class Mirror:
             raise DesyncError(str(e)) from None
         self._states[tick] = (st, base)
         self.latest = st
-        self._prune(base if base != NO_TICK else tick - self.history)
+        self._prune(base - 1 if base != NO_TICK else tick - self.history)
         return st
+
+    def ack_bits(self) -> int:
+        """Bit i set when the mirror holds tick ``self.tick - 1 - i`` (i < ACK_BITS)."""
+        top = self.tick
+        bits = 0
+        for t in self._states:
+            d = top - 1 - t
+            if 0 <= d < ACK_BITS:
+                bits |= 1 << d
+        return bits
 
     def _prune(self, floor: int) -> None:
         keep = {t for t in self._states if t >= floor}

@@ -20,6 +20,7 @@ NO_TICK = -1  # baseline / reference "none" in a snapshot header
 MAX_NAME = 64
 MAX_ROOM = 64
 MAX_INT = (1 << 53) - 1  # integers JavaScript holds exactly
+ACK_BITS = 32  # ticks before the acked one that an ack can also report as held
 
 
 class Msg(IntEnum):
@@ -64,11 +65,13 @@ class InputFrame:
     seq: int
     data: Any
     ack: int | None = None  # newest snapshot tick the client holds (saves a separate ack)
+    ack_bits: int = 0  # bit i set: the client also holds tick ack - 1 - i
 
 
 @dataclass(frozen=True)
 class SnapshotAck:
     tick: int
+    bits: int = 0  # bit i set: the client also holds tick - 1 - i
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,12 @@ def _int(v: Any, what: str, lo: int = 0) -> int:
     return v
 
 
+def _bits(v: Any) -> int:
+    if type(v) is not int or not 0 <= v < (1 << ACK_BITS):
+        raise ProtocolViolation(f"ack bits must be an unsigned {ACK_BITS}-bit integer")
+    return v
+
+
 def _str(v: Any, what: str, limit: int) -> str:
     if not isinstance(v, str) or not 0 < len(v) <= limit:
         raise ProtocolViolation(f"{what} must be a string of 1..{limit} characters")
@@ -168,12 +177,13 @@ def parse_client(data: bytes) -> ClientEvent:
     msg = unpack(data)
     t = msg[0]
     if t == Msg.INPUT:
-        _arity(msg, 3, 4, "input")
+        _arity(msg, 3, 5, "input")
         ack = msg[3] if len(msg) > 3 else None
-        return InputFrame(_int(msg[1], "input seq"), msg[2], None if ack is None else _int(ack, "ack tick"))
+        bits = _bits(msg[4]) if len(msg) > 4 else 0
+        return InputFrame(_int(msg[1], "input seq"), msg[2], None if ack is None else _int(ack, "ack tick"), bits)
     if t == Msg.ACK:
-        _arity(msg, 2, 2, "ack")
-        return SnapshotAck(_int(msg[1], "ack tick"))
+        _arity(msg, 2, 3, "ack")
+        return SnapshotAck(_int(msg[1], "ack tick"), _bits(msg[2]) if len(msg) > 2 else 0)
     if t == Msg.PING:
         _arity(msg, 2, 2, "ping")
         if type(msg[1]) not in (int, float):
@@ -226,12 +236,14 @@ def pack_join(room: str, name: str, game: str | None = None, version: int = PROT
     return _pack([Msg.JOIN, version, room, name] + ([game] if game else []))
 
 
-def pack_input(seq: int, data: Any, ack: int | None = None) -> bytes:
-    return _pack([Msg.INPUT, seq, data] if ack is None else [Msg.INPUT, seq, data, ack])
+def pack_input(seq: int, data: Any, ack: int | None = None, ack_bits: int = 0) -> bytes:
+    if ack is None:
+        return _pack([Msg.INPUT, seq, data])
+    return _pack([Msg.INPUT, seq, data, ack, ack_bits] if ack_bits else [Msg.INPUT, seq, data, ack])
 
 
-def pack_ack(tick: int) -> bytes:
-    return _pack([Msg.ACK, tick])
+def pack_ack(tick: int, bits: int = 0) -> bytes:
+    return _pack([Msg.ACK, tick, bits] if bits else [Msg.ACK, tick])
 
 
 def pack_message(data: Any, ack_id: int | None = None) -> bytes:

@@ -21,6 +21,9 @@ class ServerConfig:
     tick_rate: float = 30.0
     #: ticks of quantised states kept for deltas (about one second)
     history_ticks: int = 32
+    #: clients that hold tick T - lag get their tick-T snapshot against it, so that every
+    #: client keeping up shares one payload per tick (0: always the newest acked tick)
+    baseline_lag: int = 2
     games: dict[str, Callable[..., Game]] = field(default_factory=_default_games)
     default_game: str = "arena"
     #: keyword options for every game instance (e.g. {"npcs": 1000})

@@ -256,11 +256,11 @@ class Room:
         if isinstance(ev, p.InputFrame):
             self.stats.inputs_in += 1
             if ev.ack is not None:
-                s.on_ack(ev.ack)
+                s.on_ack(ev.ack, ev.ack_bits)
             if ev.seq > s.last_applied:
                 s.add_input(p.InputFrame(ev.seq, self.game.validate_input(ev.data)))
         elif isinstance(ev, p.SnapshotAck):
-            s.on_ack(ev.tick)
+            s.on_ack(ev.tick, ev.bits)
         elif isinstance(ev, p.Ping):
             s.queue_event([p.Ev.PONG, ev.time])
         elif isinstance(ev, p.ClientMessage):
@@ -283,7 +283,7 @@ class Room:
         for s in self.sessions.values():
             if s.closing:
                 continue
-            key = s.baseline(hist)
+            key = s.baseline(hist, state.tick)
             pl = payloads.get(key)
             if pl is None:
                 base, ref = key

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import trio
 
 from ..core.errors import GamesyncError, ProtocolViolation, SlowConsumer
-from ..core.protocol import NO_TICK, InputFrame, pack_snapshot
+from ..core.protocol import ACK_BITS, NO_TICK, InputFrame, pack_snapshot
 from ..core.ratelimit import TokenBucket
 from ..core.state import History
 from .config import ServerConfig
@@ -53,6 +53,8 @@ class Session:
         self.sent: dict[int, int] = {}  # tick -> baseline it was encoded against
         self.newest_sent = NO_TICK
         self.acked = NO_TICK
+        self.ack_bits = 0
+        self.base = NO_TICK  # baseline of the last snapshot built for this client; only moves forward
         # outbound
         self.events: list[Any] = []
         self.outbuf: memoryview | None = None
@@ -70,13 +72,22 @@ class Session:
 
     # -- inbound ---------------------------------------------------------------------------
 
-    def on_ack(self, tick: int) -> None:
-        """The client holds snapshot ``tick``; newer acks move the baseline forward."""
+    def on_ack(self, tick: int, bits: int = 0) -> None:
+        """The client holds snapshot ``tick`` (and those flagged in ``bits``)."""
         if tick in self.sent:
             if tick > self.acked:
-                self.acked = tick
+                self.acked, self.ack_bits = tick, bits
+            elif tick == self.acked:
+                self.ack_bits |= bits
         elif tick > self.newest_sent:
             raise ProtocolViolation(f"ack for tick {tick}, which was never sent")
+
+    def holds(self, tick: int) -> bool:
+        """The client said it holds ``tick``, which we did send it."""
+        d = self.acked - 1 - tick
+        if d == -1:
+            return True
+        return 0 <= d < ACK_BITS and bool((self.ack_bits >> d) & 1) and tick in self.sent
 
     def add_input(self, frame: InputFrame) -> None:
         if frame.seq <= self.last_applied:
@@ -100,12 +111,25 @@ class Session:
 
     # -- outbound --------------------------------------------------------------------------
 
-    def baseline(self, history: History) -> tuple[int, int]:
-        """(baseline, reference) ticks to encode this client's next snapshot against."""
-        b = self.acked
-        if b == NO_TICK or b not in history:
+    def baseline(self, history: History, tick: int) -> tuple[int, int]:
+        """(baseline, reference) to encode this client's tick-``tick`` snapshot against.
+
+        The baseline is tick - lag when the client holds it (so clients that keep up share one
+        payload), else the newest tick it acknowledged; it never moves back. The reference is
+        the tick before the baseline when the client holds it, else the baseline's own
+        baseline. A baseline that left the history means a full snapshot.
+        """
+        if self.acked == NO_TICK:
             return NO_TICK, NO_TICK
-        r = self.sent.get(b, NO_TICK)
+        target = tick - self.config.baseline_lag
+        b = target if target < self.acked and self.holds(target) else self.acked
+        if b < self.base:
+            b = self.base
+        if b not in history:
+            self.base = NO_TICK
+            return NO_TICK, NO_TICK
+        self.base = b
+        r = b - 1 if self.holds(b - 1) else self.sent.get(b, NO_TICK)
         if r != NO_TICK and r not in history:
             r = NO_TICK
         return b, r

@@ -1,0 +1,376 @@
+"""A swarm of arena bots in one process, for load and for the ARENA.md client-side figures.
+
+Each bot behaves as ARENA.md says: a new random direction every second, its current input
+sent 30 times a second (the input also acknowledges the newest snapshot), and every
+snapshot applied to its own mirror of the world. What makes hundreds of bots fit in one
+process is how bytes move, not what a bot does: every bot's socket is non-blocking and one
+task drains all readable sockets at once (one wakeup for many messages), one task sends
+all bots' inputs on a shared schedule, and bots that receive identical payload bytes
+against the identical baseline share the decode (see ``DecodeCache``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import selectors
+import socket
+import statistics
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, RejectConnection, Request
+
+from ..core import clientproto as cp
+from ..core.errors import GamesyncError
+from ..core.mirror import DecodeCache
+
+logger = logging.getLogger(__name__)
+
+SEND_SLOTS = 8  # input sends per tick period are spread over this many slots
+RECV_CHUNK = 256 * 1024
+CONNECT_TIMEOUT_S = 10.0
+MAX_PENDING_INPUTS = 256  # inputs awaiting their ack, per bot (older ones count as lost)
+
+
+@dataclass
+class BotStats:
+    states: int = 0
+    payload_bytes: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+class Bot:
+    """One arena player over a raw non-blocking socket + wsproto + the shared client protocol."""
+
+    def __init__(self, idx: int, host: str, port: int, path: str, room: str, cache: DecodeCache | None,
+                 rng: random.Random) -> None:
+        self.idx = idx
+        self.host, self.port, self.path = host, port, path
+        self.proto = cp.ClientProtocol(room, f"bot{idx}", auto_ack=False, cache=cache)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.sock: socket.socket | None = None
+        self.rng = rng
+        self.direction = (0, 0)
+        self.next_turn = 0.0
+        self.pending: deque[tuple[int, float]] = deque()
+        self.stats = BotStats()
+        self.measuring = False
+        self.connected = False
+        self.lost: str | None = None
+        self._parts: list[bytes] = []
+
+    async def connect(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        err = sock.connect_ex((self.host, self.port))
+        if err not in (0, 115, 36):  # EINPROGRESS (Linux 115, BSD 36)
+            raise OSError(err, "connect failed")
+        await trio.lowlevel.wait_writable(sock)
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, "connect failed")
+        await self._send_all(self.ws.send(Request(host=f"{self.host}:{self.port}", target=self.path)))
+        while True:
+            for ev in self.ws.events():
+                if isinstance(ev, AcceptConnection):
+                    break
+                if isinstance(ev, RejectConnection):
+                    raise OSError("handshake rejected")
+            else:
+                self.ws.receive_data(await self._recv_some())
+                continue
+            break
+        await self._send_all(self.ws.send(BytesMessage(data=self.proto.join())))
+        while self.proto.welcome is None:
+            for msg in self._messages():
+                for ev in self.proto.receive(msg, trio.current_time()):
+                    if isinstance(ev, cp.ErrorReceived):
+                        raise OSError(f"join refused: {ev.code}: {ev.reason}")
+            if self.proto.welcome is None:
+                self.ws.receive_data(await self._recv_some())
+        self.connected = True
+
+    async def _recv_some(self) -> bytes:
+        assert self.sock is not None
+        while True:
+            try:
+                data = self.sock.recv(RECV_CHUNK)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self.sock)
+                continue
+            if not data:
+                raise OSError("connection closed during join")
+            return data
+
+    async def _send_all(self, data: bytes) -> None:
+        assert self.sock is not None
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self.sock.send(view):]
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self.sock)
+
+    def _messages(self) -> list[bytes]:
+        out = []
+        for ev in self.ws.events():
+            if isinstance(ev, BytesMessage):
+                if ev.message_finished:
+                    if self._parts:
+                        self._parts.append(bytes(ev.data))
+                        out.append(b"".join(self._parts))
+                        self._parts.clear()
+                    else:
+                        out.append(bytes(ev.data))
+                else:
+                    self._parts.append(bytes(ev.data))
+            elif isinstance(ev, Ping):
+                self._send_nowait(self.ws.send(ev.response()))
+            elif isinstance(ev, CloseConnection):
+                self.fail(f"server closed: {ev.code} {ev.reason}")
+                return out
+        return out
+
+    def _send_nowait(self, data: bytes) -> bool:
+        assert self.sock is not None
+        try:
+            n = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as e:
+            self.fail(f"send failed: {e}")
+            return False
+        if n != len(data):
+            self.fail("socket buffer full mid-frame")  # a bot that cannot send 20 bytes is broken
+            return False
+        return True
+
+    def pump(self, now: float) -> None:
+        """Read what arrived and apply it."""
+        assert self.sock is not None
+        try:
+            data = self.sock.recv(RECV_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            self.fail(f"recv failed: {e}")
+            return
+        if not data:
+            self.fail("connection closed by server")
+            return
+        self.ws.receive_data(data)
+        for msg in self._messages():
+            try:
+                events = self.proto.receive(msg, now)
+            except GamesyncError as e:
+                self.fail(f"{e.code}: {e.reason}")
+                return
+            for ev in events:
+                if isinstance(ev, cp.StateUpdated):
+                    self._on_state(ev, now)
+                elif isinstance(ev, cp.ErrorReceived):
+                    self.fail(f"server error {ev.code}: {ev.reason}")
+
+    def _on_state(self, ev: cp.StateUpdated, now: float) -> None:
+        pend = self.pending
+        if self.measuring:
+            self.stats.states += 1
+            self.stats.payload_bytes += ev.size
+            while pend and pend[0][0] <= ev.input_ack:
+                self.stats.latencies.append(now - pend.popleft()[1])
+        else:
+            while pend and pend[0][0] <= ev.input_ack:
+                pend.popleft()
+
+    def send_input(self, now: float) -> None:
+        if now >= self.next_turn:
+            self.direction = (self.rng.choice((-1, 0, 1)), self.rng.choice((-1, 0, 1)))
+            self.next_turn = now + 1.0
+        msg = self.proto.send_input(self.direction)
+        if self._send_nowait(self.ws.send(BytesMessage(data=msg))):
+            self.pending.append((self.proto.input_seq, now))
+            if len(self.pending) > MAX_PENDING_INPUTS:
+                self.pending.popleft()
+
+    def fail(self, why: str) -> None:
+        if self.lost is None:
+            self.lost = why
+            logger.warning("bot %d: %s", self.idx, why)
+        self.connected = False
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.send(self.ws.send(CloseConnection(code=1000, reason="done")))
+            except Exception:
+                pass
+            self.sock.close()
+
+
+class Swarm:
+    """Runs the bots: connect (ramped), send inputs on schedule, drain sockets, measure."""
+
+    def __init__(self, url: str, count: int, room: str = "arena", input_rate: float = 30.0,
+                 shared_decode: bool = True, seed: int = 1) -> None:
+        u = urlparse(url)
+        if u.scheme not in ("ws", "") or not u.hostname:
+            raise ValueError(f"need a ws:// URL, got {url!r}")
+        self.cache = DecodeCache() if shared_decode else None
+        rng = random.Random(seed)
+        self.bots = [Bot(i, u.hostname, u.port or 80, u.path or "/", room, self.cache,
+                         random.Random(rng.random())) for i in range(count)]
+        self.input_rate = input_rate
+        self.sel = selectors.DefaultSelector()
+        self.t_measure: float | None = None
+
+    async def connect_all(self, ramp: float) -> None:
+        gap = ramp / max(1, len(self.bots))
+        async with trio.open_nursery() as n:
+            for b in self.bots:
+                n.start_soon(self._connect_one, b)
+                await trio.sleep(gap)
+
+    async def _connect_one(self, b: Bot) -> None:
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT_S):
+                await b.connect()
+        except (OSError, trio.TooSlowError, GamesyncError) as e:
+            b.fail(f"connect failed: {e!r}")
+            return
+        assert b.sock is not None
+        self.sel.register(b.sock, selectors.EVENT_READ, b)
+        for msg in b._messages():  # anything that arrived with the welcome
+            b.proto.receive(msg, trio.current_time())
+
+    async def reader(self) -> None:
+        """Drain every readable socket each time any is readable."""
+        sel = self.sel
+        while True:
+            await trio.lowlevel.wait_readable(sel.fileno())  # type: ignore[attr-defined]
+            for key, _ in sel.select(0):
+                b: Bot = key.data
+                b.pump(trio.current_time())
+                if b.lost is not None:
+                    sel.unregister(key.fileobj)
+
+    async def sender(self) -> None:
+        """Every bot sends at ``input_rate`` with its own random phase, in SEND_SLOTS groups."""
+        period = 1.0 / self.input_rate
+        slots: list[list[Bot]] = [[] for _ in range(SEND_SLOTS)]
+        for b in self.bots:
+            slots[b.rng.randrange(SEND_SLOTS)].append(b)
+        start = trio.current_time()
+        k = 0
+        while True:
+            await trio.sleep_until(start + k * period / SEND_SLOTS)
+            now = trio.current_time()
+            for b in slots[k % SEND_SLOTS]:
+                if b.connected:
+                    b.send_input(now)
+            k += 1
+            behind = math.floor((trio.current_time() - start) / (period / SEND_SLOTS)) - k
+            if behind > 0:
+                k += behind  # never burst to catch up
+
+    def start_measuring(self) -> None:
+        self.t_measure = trio.current_time()
+        for b in self.bots:
+            b.measuring = True
+            b.stats = BotStats()
+
+    def results(self, now: float) -> dict[str, Any]:
+        secs = now - (self.t_measure or now)
+        lat = sorted(x for b in self.bots for x in b.stats.latencies)
+
+        def pct(q: float) -> float:
+            return lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3 if lat else float("nan")
+
+        per_bot_states = [b.stats.states / secs for b in self.bots] if secs > 0 else [0.0]
+        per_bot_bytes = [b.stats.payload_bytes / secs for b in self.bots] if secs > 0 else [0.0]
+        out: dict[str, Any] = {
+            "bots": len(self.bots),
+            "seconds": round(secs, 2),
+            "payload_bytes_per_client_s": round(statistics.median(per_bot_bytes), 1),
+            "states_per_client_s": round(statistics.median(per_bot_states), 2),
+            "states_per_client_s_min": round(min(per_bot_states), 2),
+            "ack_latency_ms_p50": round(pct(0.50), 2),
+            "ack_latency_ms_p99": round(pct(0.99), 2),
+            "ack_samples": len(lat),
+            "all_connected": all(b.lost is None for b in self.bots),
+            "disconnected": sum(b.lost is not None for b in self.bots),
+        }
+        if self.cache is not None:
+            total = self.cache.hits + self.cache.misses
+            out["shared_decode_hit_rate"] = round(self.cache.hits / total, 3) if total else 0.0
+        return out
+
+    def close(self) -> None:
+        for b in self.bots:
+            b.close()
+        self.sel.close()
+
+
+async def swarm_main(url: str, count: int, duration: float, *, room: str = "arena", warmup: float = 0.0,
+                     input_rate: float = 30.0, ramp: float = 2.0, shared_decode: bool = True, seed: int = 1,
+                     progress: bool = False) -> dict[str, Any]:
+    """Connect ``count`` bots, run ``warmup`` + ``duration`` seconds, return the results dict."""
+    swarm = Swarm(url, count, room, input_rate, shared_decode, seed)
+    bar = None
+    try:
+        async with trio.open_nursery() as n:
+            n.start_soon(swarm.reader)
+            n.start_soon(swarm.sender)
+            await swarm.connect_all(ramp)
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=round(warmup + duration), desc=f"{count} bots", unit="s", file=sys.stderr)
+            await _tick_bar(bar, warmup, lambda: "warm-up")
+            swarm.start_measuring()
+
+            def status() -> str:
+                live = sum(b.connected for b in swarm.bots)
+                return f"connected {live}/{count}"
+
+            await _tick_bar(bar, duration, status)
+            result = swarm.results(trio.current_time())
+            n.cancel_scope.cancel()
+    finally:
+        if bar is not None:
+            bar.close()
+        swarm.close()
+    return result
+
+
+async def _tick_bar(bar: Any, seconds: float, status: Any) -> None:
+    end = trio.current_time() + seconds
+    while (left := end - trio.current_time()) > 0:
+        await trio.sleep(min(1.0, left))
+        if bar is not None:
+            bar.set_postfix_str(status())
+            bar.update(1)
+
+
+def run_swarm(args: argparse.Namespace) -> int:
+    """Entry point for ``gamesync bots``."""
+    result = trio.run(lambda: swarm_main(
+        args.url, args.count, args.duration, room=args.room, warmup=args.warmup, input_rate=args.input_rate,
+        ramp=args.ramp, shared_decode=not args.no_shared_decode, seed=args.seed,
+        progress=not args.no_progress and sys.stderr.isatty() or (not args.no_progress and not args.json)))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>30}: {v}")
+    return 0 if result["all_connected"] else 1
