@@ -32,12 +32,14 @@ from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping
 from ..core import clientproto as cp
 from ..core.errors import GamesyncError
 from ..core.mirror import DecodeCache
+from ..wsframe import FrameReader, FrameTooBig, header_end, masked_binary_frame
 
 logger = logging.getLogger(__name__)
 
 SEND_SLOTS = 8  # input sends per tick period are spread over this many slots
 RECV_CHUNK = 256 * 1024
 CONNECT_TIMEOUT_S = 10.0
+MAX_SNAPSHOT = 64 << 20  # largest snapshot message a bot accepts
 MAX_PENDING_INPUTS = 256  # inputs awaiting their ack, per bot (older ones count as lost)
 
 
@@ -67,6 +69,7 @@ class Bot:
         self.connected = False
         self.lost: str | None = None
         self._parts: list[bytes] = []
+        self.reader: FrameReader | None = None
 
     async def connect(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -81,6 +84,7 @@ class Bot:
         if err:
             raise OSError(err, "connect failed")
         await self._send_all(self.ws.send(Request(host=f"{self.host}:{self.port}", target=self.path)))
+        head = b""
         while True:
             for ev in self.ws.events():
                 if isinstance(ev, AcceptConnection):
@@ -88,17 +92,21 @@ class Bot:
                 if isinstance(ev, RejectConnection):
                     raise OSError("handshake rejected")
             else:
-                self.ws.receive_data(await self._recv_some())
+                data = await self._recv_some()
+                head += data
+                self.ws.receive_data(data)
                 continue
             break
-        await self._send_all(self.ws.send(BytesMessage(data=self.proto.join())))
+        if header_end(head) == len(head):  # wsproto holds no bytes: the fast path takes over
+            self.reader = FrameReader(masked=False, max_size=MAX_SNAPSHOT)
+        await self._send_all(masked_binary_frame(self.proto.join()))
         while self.proto.welcome is None:
-            for msg in self._messages():
+            for msg in self._ingest(await self._recv_some()):
                 for ev in self.proto.receive(msg, trio.current_time()):
                     if isinstance(ev, cp.ErrorReceived):
                         raise OSError(f"join refused: {ev.code}: {ev.reason}")
-            if self.proto.welcome is None:
-                self.ws.receive_data(await self._recv_some())
+                    if isinstance(ev, cp.StateUpdated):
+                        self._on_state(ev, trio.current_time())
         self.connected = True
 
     async def _recv_some(self) -> bytes:
@@ -121,6 +129,18 @@ class Bot:
                 view = view[self.sock.send(view):]
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self.sock)
+
+    def _ingest(self, data: bytes) -> list[bytes]:
+        """Complete messages in ``data``: fast path first, wsproto for anything else."""
+        r = self.reader
+        if r is not None and not r.done:
+            msgs, rest = r.feed(data)
+            if rest is not None:
+                (self.ws.connection or self.ws).receive_data(rest)
+                msgs += self._messages()
+            return msgs
+        (self.ws.connection or self.ws).receive_data(data)
+        return self._messages()
 
     def _messages(self) -> list[bytes]:
         out = []
@@ -169,8 +189,12 @@ class Bot:
         if not data:
             self.fail("connection closed by server")
             return
-        self.ws.receive_data(data)
-        for msg in self._messages():
+        try:
+            msgs = self._ingest(data)
+        except FrameTooBig as e:
+            self.fail(f"snapshot of {e.size} bytes is over the bot's limit")
+            return
+        for msg in msgs:
             try:
                 events = self.proto.receive(msg, now)
             except GamesyncError as e:
@@ -198,7 +222,7 @@ class Bot:
             self.direction = (self.rng.choice((-1, 0, 1)), self.rng.choice((-1, 0, 1)))
             self.next_turn = now + 1.0
         msg = self.proto.send_input(self.direction)
-        if self._send_nowait(self.ws.send(BytesMessage(data=msg))):
+        if self._send_nowait(masked_binary_frame(msg)):
             self.pending.append((self.proto.input_seq, now))
             if len(self.pending) > MAX_PENDING_INPUTS:
                 self.pending.popleft()
@@ -250,8 +274,6 @@ class Swarm:
             return
         assert b.sock is not None
         self.sel.register(b.sock, selectors.EVENT_READ, b)
-        for msg in b._messages():  # anything that arrived with the welcome
-            b.proto.receive(msg, trio.current_time())
 
     async def reader(self) -> None:
         """Drain every readable socket each time any is readable."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import selectors
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -95,6 +96,8 @@ class Room:
         self._next_ack_id = 1
         self.tick_stats = TickStats()
         self.stats = RoomStats()
+        #: seconds spent in each phase of the tick, summed over ticks
+        self.phase_s = {"read": 0.0, "step": 0.0, "encode": 0.0, "send": 0.0}
         self.closed = False
         self._empty_since: float | None = None
         game.setup(self)
@@ -154,7 +157,7 @@ class Room:
             if other is not s:
                 other.queue_event(joined)
         logger.info("room %s: client %d (%s) joined; %d players", self.name, s.id, s.name, len(self.sessions))
-        self._handle(s, s.conn.buffered(now))  # messages that arrived right behind the join
+        self._handle(s, s.conn.buffered())  # messages that arrived right behind the join
 
     def _leave(self, s: Session) -> None:
         if self.sessions.pop(s.id, None) is None:
@@ -202,8 +205,11 @@ class Room:
             logger.info("room %s: closed after %d ticks", self.name, self.tick_stats.ticks)
 
     def _tick(self, tick: int, now: float) -> None:
+        clock = time.perf_counter
+        t0 = clock()
         self.tick = tick
         self._read(now)
+        t1 = clock()
         if self._joining:
             joining, self._joining = self._joining, []
             for s in joining:
@@ -215,16 +221,25 @@ class Room:
             if frames:
                 batch[cid] = frames
         self.game.step(tick, batch, 1.0 / self.tick_rate)
+        t2 = clock()
         state = State.capture(self.world, tick, self.history.get(tick - 1))
         self.history.push(state)
         if self._reliable:
             self._expire_reliable(now)
         self._reap()
-        self._send(state, now)
+        plan = self._encode(state)
+        t3 = clock()
+        self._send(state, plan, now)
         if tick % HEARTBEAT_EVERY_TICKS == 0:
             self._heartbeat(now)
         self._reap()
         self._linger(now)
+        t4 = clock()
+        ph = self.phase_s
+        ph["read"] += t1 - t0
+        ph["step"] += t2 - t1
+        ph["encode"] += t3 - t2
+        ph["send"] += t4 - t3
 
     def _read(self, now: float) -> None:
         if not self.sessions:
@@ -277,22 +292,30 @@ class Room:
         else:
             raise ProtocolViolation("join after join")
 
-    def _send(self, state: State, now: float) -> None:
-        payloads: dict[tuple[int, int], tuple[int, bytes]] = {}
+    def _encode(self, state: State) -> list[tuple[Session, Outgoing]]:
+        """Pick every client's baseline and build each distinct payload once."""
+        payloads: dict[tuple[int, int], Outgoing] = {}
         hist = self.history
+        plan = []
         for s in self.sessions.values():
             if s.closing:
                 continue
             key = s.baseline(hist, state.tick)
-            pl = payloads.get(key)
-            if pl is None:
+            out = payloads.get(key)
+            if out is None:
                 base, ref = key
                 raw = encode_delta(self.game.schema, state, hist.get(base) if base != p.NO_TICK else None,
                                    hist.get(ref) if ref != p.NO_TICK else None)
-                pl = payloads[key] = compress_payload(raw)
+                flags, data = compress_payload(raw)
+                out = payloads[key] = Outgoing(state.tick, base, ref, flags, data)
                 self.stats.payloads_built += 1
-                self.stats.payload_bytes += len(pl[1])
-            s.offer(Outgoing(state.tick, key[0], key[1], pl[0], pl[1]), now)
+                self.stats.payload_bytes += len(data)
+            plan.append((s, out))
+        return plan
+
+    def _send(self, state: State, plan: list[tuple[Session, Outgoing]], now: float) -> None:
+        for s, out in plan:
+            s.offer(out, now)
 
     def snapshot_stats(self) -> dict[str, Any]:
         """Counters for monitoring and benchmarks (totals since the room opened)."""
@@ -314,6 +337,7 @@ class Room:
             "bytes_out": st.bytes_out + sum(s.bytes_out for s in live),
             "frames_out": st.frames_out + sum(s.frames_out for s in live),
             "snapshots_skipped": st.skipped + sum(s.skipped for s in live),
+            **{f"{k}_ms_mean": v * 1e3 / max(1, ts.ticks) for k, v in self.phase_s.items()},
             "inputs_in": st.inputs_in,
             "inputs_dropped": st.inputs_dropped + sum(s.inputs_dropped for s in live),
             "messages_in": st.messages_in,

@@ -20,6 +20,7 @@ from wsproto.utilities import RemoteProtocolError
 from ..core.errors import GamesyncError, MessageTooBig, ProtocolViolation, RateLimited, Timeout, UnsupportedData
 from ..core.protocol import pack_error
 from ..core.ratelimit import TokenBucket
+from ..wsframe import FrameReader, FrameTooBig, binary_frame, header_end
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class WsConn:
         self.in_msgs = in_msgs
         self._parts: list[bytes] = []
         self._size = 0
+        self.reader: FrameReader | None = None  # fast path once the handshake is done
+        self.pending: list[bytes] = []  # messages received but not yet taken
         self.eof = False
         self.remote_close: CloseConnection | None = None
         self.path = "/"
@@ -70,26 +73,45 @@ class WsConn:
         if not data:
             self.eof = True
             raise PeerClosed("eof")
+        return self.ingest(data, now)
+
+    def ingest(self, data: bytes, now: float) -> list[bytes]:
+        """Complete messages in ``data`` (plus what came before it), limits applied."""
         self.bytes_in += len(data)
         if not self.in_bytes.take(len(data), now):
             raise RateLimited("inbound byte rate over the limit")
-        return self.feed(data, now)
+        reader = self.reader
+        if reader is not None and not reader.done:
+            try:
+                msgs, rest = reader.feed(data)
+            except FrameTooBig as e:
+                raise MessageTooBig(f"message of {e.size} bytes, over the limit of {self.max_message}") from None
+            if rest is not None:
+                msgs += self.feed(rest)
+        else:
+            msgs = self.feed(data)
+        if msgs and not self.in_msgs.take(len(msgs), now):
+            raise RateLimited("inbound message rate over the limit")
+        return msgs
 
-    def feed(self, data: bytes, now: float) -> list[bytes]:
+    def feed(self, data: bytes) -> list[bytes]:
+        """Messages via wsproto (for everything the fast path does not handle)."""
         try:
-            self.ws.receive_data(data)
+            (self.ws.connection or self.ws).receive_data(data)
         except RemoteProtocolError as e:
             raise ProtocolViolation(f"bad WebSocket data: {e}") from None
-        return self._messages(now)
+        return self._messages()
 
-    def buffered(self, now: float) -> list[bytes]:
-        """Complete messages already received but not yet returned."""
-        return self._messages(now)
+    def buffered(self) -> list[bytes]:
+        """Complete messages already received but not yet taken."""
+        out, self.pending = self.pending, []
+        return out
 
-    def _messages(self, now: float, limit: int = 0) -> list[bytes]:
-        """Complete messages from wsproto's buffer (at most ``limit`` if given: the rest stay)."""
+    def _messages(self) -> list[bytes]:
+        """Complete messages from wsproto's buffer."""
         out: list[bytes] = []
-        for ev in self.ws.events():
+        # after the handshake, talk to wsproto's Connection directly (one generator layer less)
+        for ev in (self.ws.connection or self.ws).events():
             if isinstance(ev, BytesMessage):
                 self._size += len(ev.data)
                 if self._size > self.max_message:
@@ -104,11 +126,7 @@ class WsConn:
                 else:
                     msg = bytes(ev.data)
                 self._size = 0
-                if not self.in_msgs.take(1, now):
-                    raise RateLimited("inbound message rate over the limit")
                 out.append(msg)
-                if limit and len(out) >= limit:
-                    break
             elif isinstance(ev, TextMessage):
                 raise UnsupportedData("text frames are not part of the protocol; send binary msgpack")
             elif isinstance(ev, Ping):
@@ -133,8 +151,8 @@ class WsConn:
             pass
 
     def frame(self, payload: bytes) -> bytes:
-        """A binary WebSocket message carrying ``payload``."""
-        return self.ws.send(BytesMessage(data=payload))
+        """A binary WebSocket message carrying ``payload`` (see ``binary_frame``)."""
+        return binary_frame(payload)
 
     def ping_frame(self) -> bytes:
         return self.ws.send(Ping(b"hb"))
@@ -169,14 +187,20 @@ class WsConn:
 
     async def handshake(self) -> Request:
         """Read the HTTP upgrade request and accept it."""
+        head = b""
         while True:
             data = await self._recv_some()
+            head += data
             try:
                 self.ws.receive_data(data)
                 for ev in self.ws.events():
                     if isinstance(ev, Request):
                         self.path = ev.target
                         await self.send_all(self.ws.send(AcceptConnection()))
+                        if header_end(head) == len(head):
+                            # nothing came behind the request, so wsproto buffers nothing
+                            # and the fast path can own the stream from here
+                            self.reader = FrameReader(masked=True, max_size=self.max_message)
                         return ev
             except RemoteProtocolError as e:
                 if isinstance(e.event_hint, RejectConnection):
@@ -188,16 +212,9 @@ class WsConn:
 
     async def receive_message(self, now: float) -> bytes:
         """The next complete binary message (used before the room takes over the socket)."""
-        while True:
-            msgs = self._messages(now, limit=1)
-            if msgs:
-                return msgs[0]
-            data = await self._recv_some()
-            self.bytes_in += len(data)
-            try:
-                self.ws.receive_data(data)
-            except RemoteProtocolError as e:
-                raise ProtocolViolation(f"bad WebSocket data: {e}") from None
+        while not self.pending:
+            self.pending += self.ingest(await self._recv_some(), now)
+        return self.pending.pop(0)
 
     async def close(self, err: GamesyncError | None, timeout: float) -> None:
         """Send an error message (if any) and a close frame, wait briefly for the peer's close,
