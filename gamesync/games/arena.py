@@ -61,9 +61,13 @@ class Arena(Game):
             hp=100,
             kind=KIND_NPC,
         )
+        lo = int(self.npc_slots[0]) if n else 0
+        contiguous = n and np.array_equal(self.npc_slots, np.arange(lo, lo + n))
+        #: NPC slots as a slice when contiguous (basic indexing is much cheaper than fancy)
+        self.npc_sel: Any = slice(lo, lo + n) if contiguous else self.npc_slots
         self.npc_phase = rng.uniform(0, CYCLE_S, n)
         self.npc_dir = np.stack([np.cos(self.world["heading"][self.npc_slots]),
-                                 np.sin(self.world["heading"][self.npc_slots])])
+                                 np.sin(self.world["heading"][self.npc_slots])]).astype(np.float32)
 
     # -- players ---------------------------------------------------------------------------
 
@@ -91,37 +95,58 @@ class Arena(Game):
         self.time += dt
 
     def _step_players(self, inputs: dict[int, list[InputFrame]], dt: float) -> None:
-        """Apply every input as one tick of movement; rounds are vectorised across players."""
-        batch = [(self.players[c], frames) for c, frames in inputs.items() if c in self.players and frames]
-        if not batch:
+        """Apply every input as one tick of movement, vectorised across players.
+
+        A player with k inputs this tick moves k times; round r applies every player's r-th
+        input at once, so clamping stays sequential per player.
+        """
+        slots: list[int] = []
+        moves: list[Any] = []
+        seqs: list[int] = []
+        rank: list[int] = []
+        players = self.players
+        for cid, frames in inputs.items():
+            slot = players.get(cid)
+            if slot is None:
+                continue
+            for r, fr in enumerate(frames):
+                slots.append(slot)
+                moves.append(fr.data)
+                seqs.append(fr.seq)
+                rank.append(r)
+        if not slots:
             return
         w = self.world
         x, y, heading, ack = w["x"], w["y"], w["heading"], w["ack"]
-        rounds = max(len(f) for _, f in batch)
+        sl = np.asarray(slots, dtype=np.intp)
+        d = np.asarray(moves, dtype=np.float64).reshape(-1, 2)
+        sq = np.asarray(seqs, dtype=np.int64)
+        moving = (d[:, 0] != 0) | (d[:, 1] != 0)
+        step = np.where((d[:, 0] != 0) & (d[:, 1] != 0), _DIAG, 1.0) * (PLAYER_SPEED * dt)
+        ang = np.arctan2(d[:, 1], d[:, 0]) % (2 * math.pi)
+        rounds = max(rank) + 1
+        rk = np.asarray(rank) if rounds > 1 else None
         for r in range(rounds):
-            sel = [(s, f[r]) for s, f in batch if len(f) > r]
-            slots = np.fromiter((s for s, _ in sel), dtype=np.intp, count=len(sel))
-            d = np.array([fr.data for _, fr in sel], dtype=np.float64).reshape(-1, 2)
-            moving = (d[:, 0] != 0) | (d[:, 1] != 0)
-            scale = np.where((d[:, 0] != 0) & (d[:, 1] != 0), _DIAG, 1.0) * PLAYER_SPEED * dt
-            x[slots] = np.clip(x[slots] + d[:, 0] * scale, 0, SIZE)
-            y[slots] = np.clip(y[slots] + d[:, 1] * scale, 0, SIZE)
-            heading[slots] = np.where(moving, np.arctan2(d[:, 1], d[:, 0]) % (2 * math.pi), heading[slots])
-            ack[slots] = np.fromiter((fr.seq for _, fr in sel), dtype=np.int64, count=len(sel))
+            m = slice(None) if rk is None else (rk == r)
+            s = sl[m]
+            x[s] = np.clip(x[s] + d[m, 0] * step[m], 0, SIZE)
+            y[s] = np.clip(y[s] + d[m, 1] * step[m], 0, SIZE)
+            heading[s] = np.where(moving[m], ang[m], heading[s])
+            ack[s] = sq[m]
 
     # -- NPCs ------------------------------------------------------------------------------
 
     def _step_npcs(self, dt: float) -> None:
         if self.n_npcs == 0:
             return
-        w, s = self.world, self.npc_slots
+        w, s = self.world, self.npc_sel
         before = (self.npc_phase + self.time) % CYCLE_S
         after = (self.npc_phase + self.time + dt) % CYCLE_S
         starts = np.flatnonzero(after < before)  # wrapped into a new cycle: a new walk begins
         if starts.size:
             h = self.rng.uniform(0, 2 * math.pi, starts.size)
             self.npc_dir[:, starts] = np.cos(h), np.sin(h)
-            w["heading"][s[starts]] = h
+            w["heading"][self.npc_slots[starts]] = h
         walking = after < WALK_S
         step = NPC_SPEED * dt * walking
         w["x"][s] = np.clip(w["x"][s] + self.npc_dir[0] * step, 0, SIZE)

@@ -51,7 +51,8 @@ class ServerConfig:
     in_msgs_burst: float = 240.0
     in_bytes_per_s: float = 64 * 1024
     in_bytes_burst: float = 128 * 1024
-    #: inputs kept per client per tick (the oldest beyond this are dropped and counted)
+    #: inputs applied per client per tick; more wait for the next tick, and a client with
+    #: more than 4x this many waiting is closed as flooding
     max_inputs_per_tick: int = 32
 
     # outbound limits

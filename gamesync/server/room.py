@@ -67,7 +67,6 @@ class RoomStats:
     bytes_out: int = 0
     frames_out: int = 0
     skipped: int = 0
-    inputs_dropped: int = 0
     inputs_in: int = 0
     messages_in: int = 0
     payloads_built: int = 0
@@ -170,7 +169,6 @@ class Room:
         self.stats.bytes_out += s.bytes_out
         self.stats.frames_out += s.frames_out
         self.stats.skipped += s.skipped
-        self.stats.inputs_dropped += s.inputs_dropped
         self.game.on_leave(s.id)
         for h in [h for h in self._reliable.values() if h.client_id == s.id]:
             del self._reliable[h.ack_id]
@@ -339,7 +337,6 @@ class Room:
             "snapshots_skipped": st.skipped + sum(s.skipped for s in live),
             **{f"{k}_ms_mean": v * 1e3 / max(1, ts.ticks) for k, v in self.phase_s.items()},
             "inputs_in": st.inputs_in,
-            "inputs_dropped": st.inputs_dropped + sum(s.inputs_dropped for s in live),
             "messages_in": st.messages_in,
             "payloads_built": st.payloads_built,
             "payload_bytes": st.payload_bytes,

@@ -46,7 +46,6 @@ class Session:
         # inbound
         self.inputs: list[InputFrame] = []
         self.last_applied = 0
-        self.inputs_dropped = 0
         self.last_recv = now
         self.pinged = False
         # sync
@@ -100,8 +99,13 @@ class Session:
 
     def take_inputs(self) -> list[InputFrame]:
         """This tick's inputs in seq order, without duplicates; the excess waits for the next tick."""
-        if not self.inputs:
+        inputs = self.inputs
+        if not inputs:
             return []
+        if len(inputs) == 1:  # the usual case: one input per tick, already checked newer
+            self.inputs = []
+            self.last_applied = inputs[0].seq
+            return inputs
         frames = sorted({f.seq: f for f in self.inputs if f.seq > self.last_applied}.values(), key=lambda f: f.seq)
         cap = self.config.max_inputs_per_tick
         now, self.inputs = frames[:cap], frames[cap:]
@@ -157,11 +161,11 @@ class Session:
             self.skipped += 1  # over the byte budget: skip; events wait for the next frame
             return
         self.events = []
-        self.sent[snap.tick] = snap.base
+        sent = self.sent
+        sent[snap.tick] = snap.base
         self.newest_sent = snap.tick
-        if len(self.sent) > self.config.history_ticks + 2:
-            for t in list(self.sent)[: len(self.sent) - self.config.history_ticks - 2]:
-                del self.sent[t]
+        while len(sent) > self.config.history_ticks + 2:
+            del sent[next(iter(sent))]  # ticks are inserted in order: drop the oldest
         self.frames_out += 1
         self.write(frame)
 
