@@ -156,6 +156,8 @@ def _int(v: Any, what: str, lo: int = 0) -> int:
 
 
 def _bits(v: Any) -> int:
+    if v is None:
+        return 0
     if type(v) is not int or not 0 <= v < (1 << ACK_BITS):
         raise ProtocolViolation(f"ack bits must be an unsigned {ACK_BITS}-bit integer")
     return v
@@ -180,7 +182,7 @@ def parse_client(data: bytes) -> ClientEvent:
         _arity(msg, 3, 5, "input")
         ack = msg[3] if len(msg) > 3 else None
         bits = _bits(msg[4]) if len(msg) > 4 else 0
-        return InputFrame(_int(msg[1], "input seq"), msg[2], None if ack is None else _int(ack, "ack tick"), bits)
+        return InputFrame(_int(msg[1], "input seq", lo=1), msg[2], None if ack is None else _int(ack, "ack tick"), bits)
     if t == Msg.ACK:
         _arity(msg, 2, 3, "ack")
         return SnapshotAck(_int(msg[1], "ack tick"), _bits(msg[2]) if len(msg) > 2 else 0)

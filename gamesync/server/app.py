@@ -140,6 +140,8 @@ class Server:
         except PeerClosed:
             pass
         finally:
+            if err is None and self._stopping:
+                err = GoingAway("server shutting down")
             try:
                 if conn.sock.fileno() != -1:
                     with trio.CancelScope(shield=True):

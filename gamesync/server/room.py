@@ -155,6 +155,7 @@ class Room:
         for other in self.sessions.values():
             if other is not s:
                 other.queue_event(joined)
+                s.queue_event([p.Ev.JOINED, other.id, other.name])  # the newcomer learns who is here
         logger.info("room %s: client %d (%s) joined; %d players", self.name, s.id, s.name, len(self.sessions))
         self._handle(s, s.conn.buffered())  # messages that arrived right behind the join
 
@@ -282,8 +283,9 @@ class Room:
             if ev.ack_id is not None:
                 s.queue_event([p.Ev.MESSAGE_ACK, ev.ack_id])
         elif isinstance(ev, p.MessageAck):
-            h = self._reliable.pop(ev.ack_id, None)
-            if h is not None and h.client_id == s.id:
+            h = self._reliable.get(ev.ack_id)
+            if h is not None and h.client_id == s.id:  # only its addressee can acknowledge it
+                del self._reliable[ev.ack_id]
                 h.resolve(True)
         elif isinstance(ev, p.Leave):
             s.fail(None, "left")

@@ -134,12 +134,13 @@ class WsConn:
             elif isinstance(ev, Pong):
                 pass
             elif isinstance(ev, CloseConnection):
-                self.remote_close = ev
-                if ev.code in (1002, 1007, 1009) and self.ws.state is ConnectionState.REMOTE_CLOSING:
-                    # wsproto turns a frame it cannot parse into a close event with a code
+                if self.ws.state is ConnectionState.OPEN:
+                    # not a close frame from the peer: wsproto reports a frame it cannot
+                    # parse as a close event with the code to use, leaving the state OPEN
                     err = ProtocolViolation(ev.reason or "bad WebSocket frame")
                     err.close_code = ev.code
                     raise err
+                self.remote_close = ev
                 raise PeerClosed(f"close frame {ev.code}")
         return out
 

@@ -1,0 +1,742 @@
+"""The predictive delta codec (gamesync.core.delta): exactness, compactness, robustness.
+
+The central property: whatever baseline ``B`` and reference ``R`` the server picks among
+the states a client holds, and whatever the network loses or reorders, the state the client
+decodes (from its *own* decoded states) is bit-for-bit the state the server captured.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gamesync.core.delta import (
+    COMPRESS_MIN,
+    FLAG_DEFLATE,
+    MODE_ABSOLUTE,
+    MODE_DENSE,
+    MODE_DENSE_OUTLIERS,
+    MODE_SAME,
+    MODE_SPARSE,
+    PayloadError,
+    compress_payload,
+    decode_delta,
+    decompress_payload,
+    encode_delta,
+)
+from gamesync.core.schema import TAU, Angle, Float, Int, Schema
+from gamesync.core.state import State
+from gamesync.core.world import World
+
+SCHEMA = Schema([
+    Float("x", 0, 1000, 1 / 64),  # <u2, multiples of 1/64 are exact in float32
+    Float("y", -50, 50, 0.01),  # <u2, inexact step
+    Float("z", -1e6, 1e6, 1 / 1024),  # <u4: residuals beyond int32 with extrapolation
+    Angle("a", 12),
+    Angle("spin", 32),  # half-modulus 2**31: wrapped residuals use the full int32 range
+    Angle("tiny", 3),  # modulus 8: wraps all the time
+    Int("hp", "u1"),
+    Int("score", "i4"),
+    Int("big", "u4"),  # jumps 0 <-> 4e9 need absolute mode
+    Int("t", "i1"),
+])
+NF = len(SCHEMA)
+VEL_CAP = 4096
+MAX_N = 900
+
+
+def _body(raw: bytes) -> list:
+    return msgpack.unpackb(raw, raw=False, use_list=True)
+
+
+def _modes(raw: bytes) -> list[int]:
+    return [enc[0] for enc in _body(raw)[5]]
+
+
+def _roundtrip(schema: Schema, cur: State, base: State | None, ref: State | None,
+               cbase: State | None = None, cref: State | None = None) -> State:
+    """Encode against the server's states, ship, decode against the client's copies."""
+    raw = encode_delta(schema, cur, base, ref)
+    flags, data = compress_payload(raw)
+    got = decode_delta(schema, decompress_payload(flags, data), cur.tick,
+                       base if cbase is None else cbase, ref if cref is None else cref)
+    return got
+
+
+# ---- the simulated game -------------------------------------------------------------------------
+
+class Sim:
+    """A world whose entities move, clamp, wrap, jump, die and respawn, driven by a seeded rng."""
+
+    def __init__(self, rng: np.random.Generator, initial: int) -> None:
+        self.rng = rng
+        self.w = World(SCHEMA)
+        self.vel = {f.name: np.zeros(VEL_CAP) for f in SCHEMA}
+        self.spawn(initial)
+
+    def live(self) -> np.ndarray:
+        return np.flatnonzero(self.w.alive[: self.w.n])
+
+    def spawn(self, k: int) -> None:
+        k = min(k, MAX_N - self.w.count)
+        if k <= 0:
+            return
+        r = self.rng
+        vals = dict(
+            x=r.integers(-640, 64640, k) / 64,
+            y=r.uniform(-60, 60, k),
+            z=r.uniform(-1.1e6, 1.1e6, k),
+            a=r.uniform(-10, 10, k),
+            spin=r.uniform(-10, 10, k),
+            tiny=r.uniform(-10, 10, k),
+            hp=r.integers(0, 256, k),
+            score=r.integers(-(1 << 31), 1 << 31, k),
+            big=r.integers(0, 1 << 32, k),
+            t=r.integers(-128, 128, k),
+        )
+        if r.random() < 0.3:  # some spawns at exact range ends
+            vals["x"][:] = r.choice([0.0, 1000.0])
+            vals["big"][:] = r.choice([0, (1 << 32) - 1])
+        slots = self.w.spawn(k, **vals)
+        moving = r.random(k) < 0.7
+        v = self.vel
+        v["x"][slots] = r.integers(-64, 65, k) / 64 * moving
+        v["y"][slots] = r.uniform(-0.5, 0.5, k) * moving
+        v["z"][slots] = np.where(r.random(k) < 0.5, r.integers(-4096, 4097, k) / 1024, r.uniform(-1e4, 1e4, k)) * moving
+        v["a"][slots] = r.integers(-300, 301, k) * (TAU / 4096) * moving
+        v["spin"][slots] = r.uniform(-0.5, 0.5, k) * moving
+        v["tiny"][slots] = r.integers(-3, 4, k) * (TAU / 8) * moving
+        v["hp"][slots] = r.integers(-3, 4, k) * moving
+        v["score"][slots] = r.integers(-1000, 1001, k) * moving
+        v["big"][slots] = r.integers(-5000, 5001, k) * moving
+        v["t"][slots] = r.integers(-2, 3, k) * moving
+
+    def despawn(self, k: int) -> None:
+        live = self.live()
+        if live.size:
+            self.w.despawn(self.rng.choice(live, min(k, live.size), replace=False))
+
+    def move(self) -> None:
+        n, w, v = self.w.n, self.w, self.vel
+        for name in ("x", "y", "z", "a", "spin", "tiny"):
+            col = w[name]
+            new = col[:n].astype(np.float64) + v[name][:n]
+            if name in ("a", "spin", "tiny"):
+                new = np.where(np.abs(new) > 30, np.remainder(new, TAU), new)
+            col[:n] = new
+        for name, lo, hi in (("x", -20, 1020), ("y", -60, 60), ("z", -1.2e6, 1.2e6)):
+            out = (w[name][:n] < lo) | (w[name][:n] > hi)
+            v[name][:n][out] *= -1  # bounce back after clamping for a while
+        for name in ("hp", "score", "t"):
+            info = np.iinfo(w[name].dtype)
+            new = w[name][:n].astype(np.int64) + v[name][:n].astype(np.int64)
+            w[name][:n] = np.clip(new, int(info.min), int(info.max))
+        w["big"][:n] = (w["big"][:n].astype(np.int64) + v["big"][:n].astype(np.int64)) % (1 << 32)
+
+    def jump(self) -> None:
+        live = self.live()
+        if not live.size:
+            return
+        r = self.rng
+        who = r.choice(live, min(live.size, int(r.integers(1, 6))), replace=False)
+        w = self.w
+        w["big"][who] = np.where(w["big"][who] > (1 << 31), 0, (1 << 32) - 1 - r.integers(0, 10, who.size))
+        w["z"][who] = -np.sign(w["z"][who] + 0.5) * 9.9e5
+        w["score"][who] = np.where(w["score"][who] > 0, -(1 << 31), (1 << 31) - 1)
+        w["spin"][who] += math.pi
+        w["a"][who] = r.uniform(-100, 100, who.size)
+        w["x"][who] = r.choice([0.0, 999.0, 500.0], who.size)
+
+    def clamp(self) -> None:
+        live = self.live()
+        if not live.size:
+            return
+        who = self.rng.choice(live, min(live.size, 4), replace=False)
+        self.w["x"][who] = self.rng.choice([-500.0, 2000.0, 1e9], who.size)
+        self.w["y"][who] = self.rng.choice([-1e4, 1e4], who.size)
+        self.w["hp"][who] = self.rng.choice([0, 255], who.size)
+
+    def perturb(self) -> None:
+        n = self.w.n
+        self.w["x"][:n] += self.rng.integers(-3, 4, n) / 64
+        self.w["t"][:n] = self.rng.integers(-128, 128, n)
+
+    def freeze(self) -> None:
+        live = self.live()
+        who = live[self.rng.random(live.size) < 0.5]
+        for v in self.vel.values():
+            v[who] = 0
+
+    def step(self, event: str) -> None:
+        if event == "idle":
+            return
+        self.move()
+        r = self.rng
+        if event == "spawn":
+            self.spawn(int(r.integers(1, 6)))
+        elif event == "despawn":
+            self.despawn(int(r.integers(1, 6)))
+        elif event == "respawn":  # same tick: freed slots are reused by new entities
+            k = int(r.integers(1, 4))
+            self.despawn(k)
+            self.spawn(k)
+        elif event == "burst":  # past the initial capacity: the world grows
+            self.spawn(70)
+        elif event == "kill_all":
+            self.w.despawn(self.live())
+        elif event == "jump":
+            self.jump()
+        elif event == "clamp":
+            self.clamp()
+        elif event == "perturb":
+            self.perturb()
+        elif event == "freeze":
+            self.freeze()
+
+
+EVENTS = ["idle", "move", "move", "move", "spawn", "despawn", "respawn", "burst", "kill_all", "jump",
+          "clamp", "perturb", "freeze"]
+
+
+@dataclass
+class Packet:
+    arrival: int
+    order: float
+    tick: int
+    base: int | None
+    ref: int | None
+    flags: int
+    data: bytes
+
+
+@dataclass
+class Net:
+    loss: float
+    max_delay: int
+    p_full: float
+    newest_bias: float
+    ack_loss: float
+    stats: dict = field(default_factory=lambda: {"decoded": 0, "with_ref": 0, "modes": set()})
+
+
+def _run(seed: int, events: list[str], initial: int, net: Net) -> dict:
+    rng = np.random.default_rng(seed)
+    sim = Sim(rng, initial)
+    server: dict[int, State] = {}
+    held: dict[int, State] = {}  # the client's decoded states (never the server's objects)
+    base_of: dict[int, int | None] = {}  # server: the baseline each sent tick was encoded against
+    known: set[int] = set()  # server: ticks whose ack arrived
+    inflight: list[Packet] = []
+    acks: list[tuple[int, int]] = []
+    prev = None
+
+    def deliver(upto: int) -> None:
+        due = sorted((p for p in inflight if p.arrival <= upto), key=lambda p: (p.arrival, p.order))
+        for p in due:
+            inflight.remove(p)
+            cbase = held[p.base] if p.base is not None else None
+            cref = held[p.ref] if p.ref is not None else None
+            raw = decompress_payload(p.flags, p.data)
+            got = decode_delta(SCHEMA, raw, p.tick, cbase, cref)
+            want = server[p.tick]
+            assert got.tick == p.tick
+            assert got.same_as(want), (p.tick, p.base, p.ref)
+            assert got.mat.dtype == np.int64 and got.mat.shape == (NF, want.n)
+            assert not (got.mat.flags.writeable or got.alive.flags.writeable or got.ids.flags.writeable)
+            held.setdefault(p.tick, got)
+            net.stats["decoded"] += 1
+            net.stats["with_ref"] += p.ref is not None
+            net.stats["modes"].update(_modes(raw))
+            if rng.random() >= net.ack_loss:
+                acks.append((upto + int(rng.integers(0, net.max_delay + 1)), p.tick))
+
+    for tick, ev in enumerate(events):
+        sim.step(ev)
+        cur = State.capture(sim.w, tick, prev)
+        server[tick] = prev = cur
+        # ack arrivals
+        for a in [a for a in acks if a[0] <= tick]:
+            acks.remove(a)
+            known.add(a[1])
+        # the server picks a baseline the client acked and a reference it knows the client holds
+        cand = sorted(known)
+        if not cand or rng.random() < net.p_full:
+            b = r = None
+        else:
+            b = cand[-1] if rng.random() < net.newest_bias else int(rng.choice(cand))
+            older = [t for t in cand if t < b]
+            u = rng.random()
+            if u < 0.4 and (b - 1) in known:
+                r = b - 1
+            elif u < 0.65 and base_of.get(b) is not None:
+                r = base_of[b]
+            elif u < 0.85 and older:
+                r = int(rng.choice(older))
+            else:
+                r = None
+        base_of[tick] = b
+        raw = encode_delta(SCHEMA, cur, server.get(b) if b is not None else None,
+                           server.get(r) if r is not None else None)
+        flags, data = compress_payload(raw)
+        if rng.random() >= net.loss:
+            inflight.append(Packet(tick + int(rng.integers(0, net.max_delay + 1)), rng.random(), tick, b, r,
+                                   flags, data))
+        deliver(tick)
+    deliver(1 << 30)  # flush what is still on the wire
+    return net.stats
+
+
+nets = st.builds(
+    Net,
+    loss=st.sampled_from([0.0, 0.0, 0.1, 0.3, 0.6]),
+    max_delay=st.integers(0, 4),
+    p_full=st.sampled_from([0.0, 0.02, 0.1]),
+    newest_bias=st.sampled_from([0.0, 0.5, 0.9, 1.0]),
+    ack_loss=st.sampled_from([0.0, 0.2, 0.5]),
+)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1),
+       events=st.lists(st.sampled_from(EVENTS), min_size=1, max_size=60),
+       initial=st.integers(0, 90),
+       net=nets)
+def test_delta_roundtrip_is_bit_exact_against_any_baseline_and_reference(seed, events, initial, net):
+    _run(seed, events, initial, net)
+
+
+def test_delta_long_lossy_reordered_session_is_bit_exact_and_exercises_every_mode():
+    modes: set[int] = set()
+    decoded = with_ref = 0
+    for seed in range(6):
+        rng = np.random.default_rng(1000 + seed)
+        events = list(rng.choice(EVENTS, 120))
+        net = Net(loss=0.2, max_delay=3, p_full=0.02, newest_bias=0.7, ack_loss=0.2)
+        s = _run(seed, events, 80, net)
+        modes |= s["modes"]
+        decoded += s["decoded"]
+        with_ref += s["with_ref"]
+    assert decoded > 400 and with_ref > 200
+    assert modes == {MODE_SAME, MODE_DENSE, MODE_SPARSE, MODE_ABSOLUTE, MODE_DENSE_OUTLIERS}
+
+
+# ---- hand-built worlds ------------------------------------------------------------------------
+
+def _world(n: int, schema: Schema = SCHEMA, **vals) -> World:
+    w = World(schema)
+    w.spawn(n, **vals)
+    return w
+
+
+def test_full_snapshot_round_trip_with_dead_slots():
+    w = _world(10, x=np.arange(10) * 3.5, big=4_000_000_000, score=-5, a=-1.0)
+    w.despawn([0, 4, 9])
+    cur = State.capture(w, 7)
+    raw = encode_delta(SCHEMA, cur)
+    got = decode_delta(SCHEMA, raw, 7)
+    assert got.same_as(cur) and got.tick == 7
+    assert got.alive.tolist() == [False, True, True, True, False, True, True, True, True, False]
+    assert got.ids[[0, 4, 9]].tolist() == [0, 0, 0]
+    assert np.all(got.mat[:, [0, 4, 9]] == 0)
+    np.testing.assert_array_equal(got.column(SCHEMA, "x"), cur.column(SCHEMA, "x"))
+
+
+def test_full_snapshot_of_an_empty_world():
+    cur = State.capture(World(SCHEMA), 0)
+    got = decode_delta(SCHEMA, encode_delta(SCHEMA, cur), 0)
+    assert got.same_as(cur) and got.n == 0
+
+
+def test_full_snapshot_ignores_a_reference_without_baseline():
+    w = _world(5, x=100.0)
+    s0 = State.capture(w, 0)
+    w["x"][:5] += 1
+    s1 = State.capture(w, 1)
+    assert encode_delta(SCHEMA, s1, None, s0) == encode_delta(SCHEMA, s1)
+    assert decode_delta(SCHEMA, encode_delta(SCHEMA, s1), 1, None, s0).same_as(s1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 200), ticks=st.integers(1, 5))
+def test_delta_against_an_identical_state_is_all_mode_same_and_tiny(seed, n, ticks):
+    sim = Sim(np.random.default_rng(seed), n)
+    if n > 3:
+        sim.w.despawn([1, 3])
+    base = State.capture(sim.w, 10)
+    cur = State.capture(sim.w, 10 + ticks, base)  # same content, later tick
+    fresh = State.capture(sim.w, 10 + ticks)  # same content, no shared arrays
+    ref = State.capture(sim.w, 9)  # a reference equal to the baseline predicts no motion
+    for c in (cur, fresh):
+        for r in (None, ref):
+            raw = encode_delta(SCHEMA, c, base, r)
+            assert _modes(raw) == [MODE_SAME] * NF
+            assert len(raw) <= 12 + 4 * NF
+            got = decode_delta(SCHEMA, raw, c.tick, base, r)
+            assert got.same_as(c)
+
+
+def test_unchanged_dense_state_shares_the_baseline_layout():
+    w = _world(20, x=5.0)
+    base = State.capture(w, 1)
+    w["x"][:20] += 1
+    cur = State.capture(w, 2, base)
+    got = decode_delta(SCHEMA, encode_delta(SCHEMA, cur, base), 2, base)
+    assert got.same_as(cur)
+    assert got.alive is base.alive and got.ids is base.ids
+
+
+CV = Schema([
+    Float("x", 0, 1000, 1 / 64),
+    Float("y", -512, 512, 1 / 8),
+    Angle("a", 12),
+    Angle("tiny", 3),
+    Int("hp", "u1"),
+    Int("score", "i4"),
+    Int("big", "u4"),
+])
+
+
+def _constant_velocity_states(seed: int, n: int, ticks: int) -> dict[int, State]:
+    """Entities moving by a whole number of quantisation steps per tick (angles across 2*pi)."""
+    rng = np.random.default_rng(seed)
+    w = World(CV)
+    w.spawn(n)
+    q0 = {"x": rng.integers(20000, 40000, n), "y": rng.integers(2000, 6000, n), "a": rng.integers(0, 4096, n),
+          "tiny": rng.integers(0, 8, n), "hp": rng.integers(100, 150, n), "score": rng.integers(-(1 << 30), 1 << 30, n),
+          "big": rng.integers(1 << 20, (1 << 32) - (1 << 20), n)}
+    v = {"x": rng.integers(-200, 201, n), "y": rng.integers(-50, 51, n), "a": rng.integers(-300, 301, n),
+         "tiny": rng.integers(-1, 2, n), "hp": rng.integers(-2, 3, n), "score": rng.integers(-10**6, 10**6, n),
+         "big": rng.integers(-10**4, 10**4, n)}
+    states = {}
+    for t in range(ticks):
+        w["x"][:n] = (q0["x"] + v["x"] * t) / 64
+        w["y"][:n] = (q0["y"] + v["y"] * t) / 8 - 512
+        w["a"][:n] = (q0["a"] + v["a"] * t) * (TAU / 4096)  # grows past 2*pi and below 0: wraps
+        w["tiny"][:n] = ((q0["tiny"] + v["tiny"] * t) % 8) * (TAU / 8)
+        w["hp"][:n] = q0["hp"] + v["hp"] * t
+        w["score"][:n] = q0["score"] + v["score"] * t
+        w["big"][:n] = q0["big"] + v["big"] * t
+        states[t] = State.capture(w, t, states.get(t - 1))
+    return states
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 300),
+       trb=st.sampled_from([(10, 9, 8), (10, 8, 5), (12, 6, 4), (12, 11, 8), (15, 5, 2), (9, 8, 7), (20, 10, 9)]))
+def test_constant_velocity_with_a_reference_costs_zero_residuals(seed, n, trb):
+    t, b, r = trb
+    states = _constant_velocity_states(seed, n, t + 1)
+    raw = encode_delta(CV, states[t], states[b], states[r])
+    assert _modes(raw) == [MODE_SAME] * len(CV)
+    assert len(raw) <= 12 + 4 * len(CV)
+    got = decode_delta(CV, raw, t, states[b], states[r])
+    assert got.same_as(states[t])
+    # without the reference the same delta has to carry the motion
+    raw_noref = encode_delta(CV, states[t], states[b])
+    if not states[t].same_as(states[b]):
+        assert _modes(raw_noref) != [MODE_SAME] * len(CV)
+    assert decode_delta(CV, raw_noref, t, states[b]).same_as(states[t])
+
+
+def test_reference_only_predicts_entities_that_were_the_same_entity_there():
+    w = _world(20, schema=CV, x=100.0, hp=10)
+    s0 = State.capture(w, 0)
+    w["x"][:20] += 1  # everyone moves +64 steps
+    w["hp"][:20] += 1
+    w.despawn([2])
+    w.spawn(1, x=300.0, hp=50)  # slot 2 reused by a new entity
+    s1 = State.capture(w, 1, s0)
+    w["x"][:20] += 1
+    w["hp"][:20] += 1
+    s2 = State.capture(w, 2, s1)
+    raw = encode_delta(CV, s2, s1, s0)
+    body = _body(raw)
+    x_enc = body[5][CV.index("x")]
+    # five entities continue at constant velocity, the new one in slot 2 is predicted as static
+    assert x_enc[0] == MODE_SPARSE
+    pos = np.frombuffer(x_enc[2], dtype=x_enc[1])
+    res = np.frombuffer(x_enc[4], dtype=x_enc[3])
+    assert pos.tolist() == [2] and res.tolist() == [64]
+    assert decode_delta(CV, raw, 2, s1, s0).same_as(s2)
+
+
+def _one_field(mutate, n: int = 100) -> tuple[State, State, bytes]:
+    rng = np.random.default_rng(5)
+    w = _world(n, x=rng.integers(20000, 40000, n) / 64, big=rng.integers(0, 1 << 31, n))
+    base = State.capture(w, 1)
+    mutate(w, rng)
+    cur = State.capture(w, 2, base)
+    return base, cur, encode_delta(SCHEMA, cur, base)
+
+
+@pytest.mark.parametrize(("name", "mutate", "field_name", "mode", "dtype"), [
+    ("small steps", lambda w, r: w["x"].__setitem__(slice(0, 100), w["x"][:100] + r.integers(1, 3, 100) / 64),
+     "x", MODE_DENSE, "<i1"),
+    ("medium steps", lambda w, r: w["x"].__setitem__(slice(0, 100), w["x"][:100] + r.integers(3, 6, 100)),
+     "x", MODE_DENSE, "<i2"),
+    ("large steps", lambda w, r: w["score"].__setitem__(slice(0, 100), r.integers(10**5, 10**6, 100)),
+     "score", MODE_DENSE, "<i4"),
+    ("one mover", lambda w, r: w["x"].__setitem__(7, w["x"][7] + 1), "x", MODE_SPARSE, "<u2"),
+    ("few outliers", lambda w, r: (w["x"].__setitem__(slice(0, 100), w["x"][:100] + 1 / 64),
+                                   w["x"].__setitem__(slice(0, 100, 20), w["x"][:100:20] + 50)),
+     "x", MODE_DENSE_OUTLIERS, None),
+    ("wrap of a u4", lambda w, r: w["big"].__setitem__(slice(0, 100), w["big"][:100] + (1 << 31) + 12345),
+     "big", MODE_ABSOLUTE, None),
+])
+def test_each_field_mode_is_chosen_and_round_trips(name, mutate, field_name, mode, dtype):
+    base, cur, raw = _one_field(mutate)
+    enc = _body(raw)[5][SCHEMA.index(field_name)]
+    assert enc[0] == mode, name
+    if dtype is not None:
+        assert enc[1] == dtype
+    assert decode_delta(SCHEMA, raw, 2, base).same_as(cur)
+    other = [m for i, m in enumerate(_modes(raw)) if i != SCHEMA.index(field_name)]
+    assert set(other) == {MODE_SAME}
+
+
+def test_angle_residual_takes_the_short_way_round():
+    w = _world(50, schema=CV, a=TAU - TAU / 4096)  # quantised 4095
+    base = State.capture(w, 1)
+    w["a"][:50] = TAU / 4096 * 2  # quantised 2: +3 steps across the wrap
+    cur = State.capture(w, 2, base)
+    raw = encode_delta(CV, cur, base)
+    enc = _body(raw)[5][CV.index("a")]
+    assert enc[:2] == [MODE_DENSE, "<i1"]
+    assert np.frombuffer(enc[2], dtype="<i1").tolist() == [3] * 50
+    assert decode_delta(CV, raw, 2, base).same_as(cur)
+
+
+def test_created_removed_and_kept_lists():
+    w = _world(5, x=10.0)
+    base = State.capture(w, 1)
+    w.despawn([1, 3])
+    w.spawn(3, x=20.0)  # slots 3, 1 reused, then 5
+    cur = State.capture(w, 2, base)
+    body = _body(encode_delta(SCHEMA, cur, base))
+    assert body[0] == 6
+    assert np.frombuffer(body[1], "<u4").tolist() == [1, 3]
+    assert sorted(np.frombuffer(body[2], "<u4").tolist()) == [1, 3, 5]
+    assert decode_delta(SCHEMA, encode_delta(SCHEMA, cur, base), 2, base).same_as(cur)
+
+
+def test_reference_must_be_older_than_the_baseline():
+    w = _world(4, x=1.0)
+    s1 = State.capture(w, 1)
+    s2 = State.capture(w, 2, s1)
+    with pytest.raises(PayloadError):
+        encode_delta(SCHEMA, s2, s2, s2)
+    raw = encode_delta(SCHEMA, s2, s1)
+    with pytest.raises(PayloadError):
+        decode_delta(SCHEMA, raw, 2, s1, s2)
+    with pytest.raises(PayloadError):
+        decode_delta(SCHEMA, raw, 2, s1, s1)
+
+
+# ---- compression ------------------------------------------------------------------------------
+
+@settings(max_examples=100, deadline=None)
+@given(raw=st.one_of(st.binary(max_size=600), st.binary(max_size=40).map(lambda b: b * 30)))
+def test_compress_payload_round_trips_and_only_deflates_when_smaller(raw):
+    flags, data = compress_payload(raw)
+    assert decompress_payload(flags, data) == raw
+    if flags & FLAG_DEFLATE:
+        assert len(data) < len(raw) and len(raw) >= COMPRESS_MIN
+        assert zlib.decompress(data) == raw
+    else:
+        assert flags == 0 and data == raw
+
+
+def test_decompress_payload_refuses_to_inflate_past_its_limit():
+    raw = bytes(1 << 20)
+    flags, data = compress_payload(raw)
+    assert flags == FLAG_DEFLATE and len(data) < 8000
+    with pytest.raises(PayloadError):
+        decompress_payload(flags, data, limit=1000)
+    with pytest.raises(PayloadError):
+        decompress_payload(flags, data, limit=len(raw) - 1)
+    assert decompress_payload(flags, data, limit=len(raw)) == raw
+    assert decompress_payload(flags, data) == raw
+    bomb = zlib.compress(bytes(80 << 20), 9)  # above the 64 MiB default
+    with pytest.raises(PayloadError):
+        decompress_payload(FLAG_DEFLATE, bomb)
+
+
+def test_raw_payloads_pass_through_without_a_limit_check():
+    assert decompress_payload(0, b"\x01\x02", limit=1) == b"\x01\x02"
+
+
+@pytest.mark.parametrize("data", [b"garbage that is not deflate", b"\x78\x9c\xff\xff\xff", b"\x78"])
+def test_corrupt_deflate_data_raises_payload_error(data):
+    with pytest.raises(PayloadError):
+        decode_delta(SCHEMA, decompress_payload(FLAG_DEFLATE, data), 1)
+
+
+# ---- malformed payloads -----------------------------------------------------------------------
+
+def _pair() -> tuple[State, State, State, list]:
+    """A reference, a baseline and a state with removals, creations and changes; and its body."""
+    rng = np.random.default_rng(3)
+    w = _world(40, x=rng.integers(0, 64000, 40) / 64, hp=7, big=10)
+    w.despawn([5])
+    ref = State.capture(w, 1)
+    w["x"][:40] += 1 / 64
+    base = State.capture(w, 2, ref)
+    w["x"][:40] += 1 / 64
+    w["x"][3] += 100
+    w.despawn([1, 2])
+    w.spawn(4, x=3.0, hp=9)  # slots 2, 1, 5 reused, then 40
+    cur = State.capture(w, 3, base)
+    body = _body(encode_delta(SCHEMA, cur, base, ref))
+    assert body[1] and body[2] and body[3] and any(body[4])
+    assert int(np.count_nonzero(base.alive)) - len(body[1]) // 4 == K
+    return ref, base, cur, body
+
+
+def _decode_body(body, base, ref) -> State:
+    return decode_delta(SCHEMA, msgpack.packb(body, use_bin_type=True), 3, base, ref)
+
+
+def test_the_malformed_payload_fixture_is_valid():
+    ref, base, cur, body = _pair()
+    assert _decode_body(body, base, ref).same_as(cur)
+
+
+def test_truncated_payloads_raise_payload_error():
+    ref, base, cur, body = _pair()
+    raw = msgpack.packb(body, use_bin_type=True)
+    for k in range(len(raw)):
+        with pytest.raises(PayloadError):
+            decode_delta(SCHEMA, raw[:k], 3, base, ref)
+    with pytest.raises(PayloadError):
+        decode_delta(SCHEMA, raw + b"\x00", 3, base, ref)
+
+
+def _set(body, path, value):
+    b = msgpack.unpackb(msgpack.packb(body, use_bin_type=True), raw=False)
+    target = b
+    for i in path[:-1]:
+        target = target[i]
+    target[path[-1]] = value
+    return b
+
+
+FIELD_X = SCHEMA.index("x")
+K = 37  # entities kept from the fixture's baseline to its state
+FIELD_HP = SCHEMA.index("hp")
+
+BAD_BODIES = {
+    "n negative": lambda b: _set(b, [0], -1),
+    "n not an int": lambda b: _set(b, [0], "41"),
+    "n a float": lambda b: _set(b, [0], 41.0),
+    "n below the baseline": lambda b: _set(b, [0], 39),
+    "removed not bytes": lambda b: _set(b, [1], [1, 2]),
+    "removed ragged": lambda b: _set(b, [1], b[1] + b"\x00"),
+    "removed beyond baseline": lambda b: _set(b, [1], np.array([40], "<u4").tobytes()),
+    "removed already dead": lambda b: _set(b, [1], np.array([5], "<u4").tobytes()),
+    "created ragged": lambda b: _set(b, [2], b[2][:-1]),
+    "created beyond n": lambda b: _set(b, [2], np.array([1, 2, 5, 41], "<u4").tobytes()),
+    "created still alive": lambda b: _set(b, [2], np.array([1, 2, 5, 6], "<u4").tobytes()),
+    "created ids short": lambda b: _set(b, [3], b[3][:-4]),
+    "created ids not bytes": lambda b: _set(b, [3], 7),
+    "created values short": lambda b: _set(b, [4, FIELD_X], b[4][FIELD_X][:-2]),
+    "created values missing": lambda b: _set(b, [4, FIELD_HP], b""),
+    "created values list short": lambda b: _set(b, [4], b[4][:-1]),
+    "fields list short": lambda b: _set(b, [5], b[5][:-1]),
+    "fields not a list": lambda b: _set(b, [5], b"\x00" * NF),
+    "field enc not a list": lambda b: _set(b, [5, FIELD_X], 0),
+    "field enc empty": lambda b: _set(b, [5, FIELD_X], []),
+    "unknown mode 7": lambda b: _set(b, [5, FIELD_X], [7, "<i1", b""]),
+    "unknown mode -1": lambda b: _set(b, [5, FIELD_X], [-1]),
+    "unknown mode str": lambda b: _set(b, [5, FIELD_X], ["dense"]),
+    "unknown mode nil": lambda b: _set(b, [5, FIELD_X], [None]),
+    "dense bad dtype": lambda b: _set(b, [5, FIELD_X], [MODE_DENSE, "<i8", bytes(8 * K)]),
+    "dense float dtype": lambda b: _set(b, [5, FIELD_X], [MODE_DENSE, "<f4", bytes(4 * K)]),
+    "dense dtype not str": lambda b: _set(b, [5, FIELD_X], [MODE_DENSE, [1], bytes(K)]),
+    "dense wrong count": lambda b: _set(b, [5, FIELD_X], [MODE_DENSE, "<i1", bytes(K - 1)]),
+    "dense ragged": lambda b: _set(b, [5, FIELD_X], [MODE_DENSE, "<i2", bytes(2 * K + 1)]),
+    "dense residuals not bytes": lambda b: _set(b, [5, FIELD_X], [MODE_DENSE, "<i1", [0] * K]),
+    "sparse position out of range": lambda b: _set(
+        b, [5, FIELD_X], [MODE_SPARSE, "<u2", np.array([K], "<u2").tobytes(), "<i1", b"\x01"]),
+    "sparse count mismatch": lambda b: _set(
+        b, [5, FIELD_X], [MODE_SPARSE, "<u2", np.array([1, 2], "<u2").tobytes(), "<i1", b"\x01"]),
+    "sparse bad index dtype": lambda b: _set(
+        b, [5, FIELD_X], [MODE_SPARSE, "<i2", np.array([1], "<i2").tobytes(), "<i1", b"\x01"]),
+    "sparse bad value dtype": lambda b: _set(
+        b, [5, FIELD_X], [MODE_SPARSE, "<u2", np.array([1], "<u2").tobytes(), "<u1", b"\x01"]),
+    "outlier position out of range": lambda b: _set(
+        b, [5, FIELD_X], [MODE_DENSE_OUTLIERS, bytes(K), "<u2", np.array([99], "<u2").tobytes(), bytes(4)]),
+    "outlier count mismatch": lambda b: _set(
+        b, [5, FIELD_X], [MODE_DENSE_OUTLIERS, bytes(K), "<u2", np.array([1], "<u2").tobytes(), bytes(8)]),
+    "outlier bytes wrong count": lambda b: _set(
+        b, [5, FIELD_X], [MODE_DENSE_OUTLIERS, bytes(30), "<u2", b"", b""]),
+    "absolute wrong count": lambda b: _set(b, [5, FIELD_X], [MODE_ABSOLUTE, bytes(2 * (K - 1))]),
+    "absolute ragged": lambda b: _set(b, [5, FIELD_X], [MODE_ABSOLUTE, bytes(2 * K + 1)]),
+    "absolute not bytes": lambda b: _set(b, [5, FIELD_X], [MODE_ABSOLUTE, "x" * (2 * K)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BODIES))
+def test_malformed_payload_raises_payload_error(case):
+    ref, base, cur, body = _pair()
+    bad = BAD_BODIES[case](body)
+    with pytest.raises(PayloadError):
+        _decode_body(bad, base, ref)
+
+
+TRUNCATED_FIELD_ENCODINGS = {
+    "dense without residuals": [MODE_DENSE, "<i1"],
+    "dense without dtype": [MODE_DENSE],
+    "sparse without values": [MODE_SPARSE, "<u2", b""],
+    "sparse header only": [MODE_SPARSE],
+    "outliers without outliers": [MODE_DENSE_OUTLIERS, bytes(K)],
+    "outliers header only": [MODE_DENSE_OUTLIERS],
+    "absolute without values": [MODE_ABSOLUTE],
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRUNCATED_FIELD_ENCODINGS))
+def test_truncated_field_encoding_raises_payload_error(case):
+    ref, base, cur, body = _pair()
+    bad = _set(body, [5, FIELD_X], TRUNCATED_FIELD_ENCODINGS[case])
+    with pytest.raises(PayloadError):
+        _decode_body(bad, base, ref)
+
+
+@pytest.mark.parametrize("obj", [None, 5, "payload", b"\x00" * 6, [], [1, 2, 3], [0] * 7, {"n": 1},
+                                 [0, b"", b"", b"", [], []] + [0]])
+def test_payload_that_is_not_a_six_element_array_raises_payload_error(obj):
+    with pytest.raises(PayloadError):
+        decode_delta(SCHEMA, msgpack.packb(obj, use_bin_type=True), 1)
+
+
+@pytest.mark.parametrize("raw", [b"", b"\xc1", b"\x96", b"\xdd\xff\xff\xff\xff", b"\xc7\x01\x05x"])
+def test_undecodable_msgpack_raises_payload_error(raw):
+    with pytest.raises(PayloadError):
+        decode_delta(SCHEMA, raw, 1)
+
+
+@pytest.mark.parametrize("n", [2**40, 2**63, 2**64 - 1])
+def test_absurd_entity_count_raises_payload_error(n):
+    body = [n, b"", b"", b"", [b""] * NF, [[MODE_SAME]] * NF]
+    with pytest.raises(PayloadError):
+        decode_delta(SCHEMA, msgpack.packb(body, use_bin_type=True), 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=4))
+def test_corrupted_payload_bytes_raise_only_payload_error(flips):
+    ref, base, cur, body = _pair()
+    raw = bytearray(msgpack.packb(body, use_bin_type=True))
+    for pos, x in flips:
+        raw[pos % len(raw)] ^= x
+    try:
+        decode_delta(SCHEMA, bytes(raw), 3, base, ref)
+    except PayloadError:
+        pass

@@ -1,0 +1,315 @@
+"""Wire messages (gamesync.core.protocol): builders round-trip, parsers reject anything off-spec."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gamesync.core import errors as E
+from gamesync.core import protocol as p
+from gamesync.core.errors import ProtocolViolation
+
+FAST = settings(max_examples=150, deadline=None)
+
+
+def pk(obj) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def violation(fn, data: bytes) -> ProtocolViolation:
+    with pytest.raises(ProtocolViolation) as ei:
+        fn(data)
+    assert ei.value.close_code == 1002 and ei.value.code == "protocol"
+    return ei.value
+
+
+# game data: anything msgpack carries without extension types, with string map keys
+leaves = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False)
+          | st.text(max_size=20) | st.binary(max_size=20))
+game_data = st.recursive(leaves, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+                         max_leaves=12)
+uint = st.integers(0, p.MAX_INT)
+bits = st.integers(0, (1 << p.ACK_BITS) - 1)
+names = st.text(min_size=1, max_size=p.MAX_NAME)
+rooms = st.text(min_size=1, max_size=p.MAX_ROOM)
+
+
+# ---- builders round-trip -----------------------------------------------------------------------
+
+@FAST
+@given(room=rooms, name=names, game=st.none() | st.text(min_size=1, max_size=p.MAX_ROOM), version=uint)
+def test_join_round_trips(room, name, game, version):
+    assert p.parse_client(p.pack_join(room, name, game, version)) == p.Join(version, room, name, game)
+
+
+def test_join_defaults_to_the_current_protocol_version_and_no_game():
+    assert p.parse_client(p.pack_join("r", "n")) == p.Join(p.PROTOCOL_VERSION, "r", "n", None)
+    assert p.parse_client(p.pack_join("r", "n", "")) == p.Join(p.PROTOCOL_VERSION, "r", "n", None)
+
+
+@FAST
+@given(seq=uint, data=game_data, ack=st.none() | uint, ack_bits=bits)
+def test_input_round_trips(seq, data, ack, ack_bits):
+    got = p.parse_client(p.pack_input(seq, data, ack, ack_bits))
+    assert got == p.InputFrame(seq, data, ack, ack_bits if ack is not None else 0)
+
+
+@FAST
+@given(tick=uint, b=bits)
+def test_ack_round_trips(tick, b):
+    assert p.parse_client(p.pack_ack(tick, b)) == p.SnapshotAck(tick, b)
+
+
+@FAST
+@given(data=game_data, ack_id=st.none() | uint)
+def test_message_round_trips(data, ack_id):
+    assert p.parse_client(p.pack_message(data, ack_id)) == p.ClientMessage(data, ack_id)
+
+
+@FAST
+@given(ack_id=uint)
+def test_message_ack_round_trips(ack_id):
+    assert p.parse_client(p.pack_message_ack(ack_id)) == p.MessageAck(ack_id)
+
+
+@FAST
+@given(t=st.floats(allow_nan=False) | st.integers(-(2**63), 2**63 - 1))
+def test_ping_round_trips(t):
+    assert p.parse_client(p.pack_ping(t)) == p.Ping(t)
+
+
+def test_leave_round_trips():
+    assert p.parse_client(p.pack_leave()) == p.Leave()
+
+
+schema_wire = st.lists(st.fixed_dictionaries({"name": st.text(min_size=1, max_size=8), "kind": st.sampled_from(["float", "int"]),
+                                               "wire": st.sampled_from(["<u1", "<i4"])}), max_size=4)
+
+
+@FAST
+@given(version=uint, client_id=uint, room=rooms, game=rooms, tick_rate=st.floats(0.1, 1000), tick=st.integers(-1, p.MAX_INT),
+       schema=schema_wire, history=uint)
+def test_welcome_round_trips(version, client_id, room, game, tick_rate, tick, schema, history):
+    w = p.Welcome(version, client_id, room, game, tick_rate, tick, schema, history)
+    assert p.parse_server(p.pack_welcome(w)) == w
+
+
+@FAST
+@given(tick=uint, base=st.integers(-1, p.MAX_INT), ref=st.integers(-1, p.MAX_INT), input_ack=uint,
+       flags=st.integers(0, 255), payload=st.binary(max_size=200), events=st.lists(game_data, max_size=5))
+def test_snapshot_round_trips(tick, base, ref, input_ack, flags, payload, events):
+    got = p.parse_server(p.pack_snapshot(tick, base, ref, input_ack, flags, payload, events))
+    assert got == p.Snapshot(tick, base, ref, input_ack, flags, payload, events)
+
+
+@pytest.mark.parametrize("err", [E.ProtocolViolation("bad"), E.RateLimited(), E.RoomFull("full up"), E.DesyncError("x"),
+                                 E.GamesyncError()])
+def test_error_round_trips(err):
+    assert p.parse_server(p.pack_error(err)) == p.ServerError(err.code, err.reason)
+
+
+@pytest.mark.parametrize(("cls", "code", "close"), [
+    (E.GamesyncError, "internal", 1011), (E.ProtocolViolation, "protocol", 1002), (E.UnsupportedData, "unsupported_data", 1003),
+    (E.RateLimited, "rate_limited", 1008), (E.MessageTooBig, "too_big", 1009), (E.VersionMismatch, "version", 4001),
+    (E.RoomFull, "room_full", 4002), (E.ServerFull, "server_full", 4003), (E.UnknownGame, "unknown_game", 4004),
+    (E.Timeout, "timeout", 4008), (E.SlowConsumer, "slow_consumer", 4009), (E.DesyncError, "desync", 4010),
+])
+def test_every_error_carries_its_code_and_close_code(cls, code, close):
+    e = cls()
+    assert e.code == code and e.close_code == close and e.reason == code and str(e) == code
+    assert cls("why").reason == "why"
+    assert isinstance(e, E.GamesyncError)
+
+
+def test_message_types_are_distinct_integers():
+    assert len({int(m) for m in p.Msg}) == len(p.Msg)
+    assert p.pack_leave() == pk([11])
+
+
+# ---- malformed input ---------------------------------------------------------------------------
+
+MALFORMED = [b"", b"\xc1", b"\x92\x08", pk([8, 1.0]) + b"\x00", b"\xdd\xff\xff\xff\xff", b"\xa3ab", b"\x92\x08\xa2\xff\xfe"]
+
+
+@pytest.mark.parametrize("data", MALFORMED)
+def test_malformed_msgpack_is_a_protocol_violation(data):
+    violation(p.parse_client, data)
+    violation(p.parse_server, data)
+
+
+@pytest.mark.parametrize("obj", [5, "join", b"\x01", None, 1.5, {"t": 1}, [], ["join"], [True], [1.0], [None, 1], [[1]]])
+def test_non_array_or_untyped_message_is_a_protocol_violation(obj):
+    violation(p.parse_client, pk(obj))
+    violation(p.parse_server, pk(obj))
+
+
+@pytest.mark.parametrize("t", [0, 9, 12, 99, -1, 2**40, int(p.Msg.WELCOME), int(p.Msg.SNAPSHOT), int(p.Msg.ERROR)])
+def test_unknown_client_message_type_is_a_protocol_violation(t):
+    violation(p.parse_client, pk([t, 1, 2]))
+
+
+@pytest.mark.parametrize("t", [0, 9, 99, -1, int(p.Msg.JOIN), int(p.Msg.INPUT), int(p.Msg.ACK), int(p.Msg.PING),
+                               int(p.Msg.LEAVE)])
+def test_unknown_server_message_type_is_a_protocol_violation(t):
+    violation(p.parse_server, pk([t, 1, 2]))
+
+
+CLIENT_WRONG_ARITY = [
+    [p.Msg.INPUT], [p.Msg.INPUT, 1], [p.Msg.INPUT, 1, None, 2, 0, 9],
+    [p.Msg.ACK], [p.Msg.ACK, 1, 0, 0],
+    [p.Msg.PING], [p.Msg.PING, 1.0, 2.0],
+    [p.Msg.MESSAGE], [p.Msg.MESSAGE, "x", 1, 2],
+    [p.Msg.MESSAGE_ACK], [p.Msg.MESSAGE_ACK, 1, 2],
+    [p.Msg.JOIN], [p.Msg.JOIN, 1, "room"], [p.Msg.JOIN, 1, "room", "name", "game", "extra"],
+    [p.Msg.LEAVE, 0],
+]
+
+
+@pytest.mark.parametrize("msg", CLIENT_WRONG_ARITY, ids=repr)
+def test_client_message_with_wrong_arity_is_a_protocol_violation(msg):
+    violation(p.parse_client, pk(msg))
+
+
+CLIENT_WRONG_TYPES = [
+    [p.Msg.INPUT, "1", None], [p.Msg.INPUT, 1.0, None], [p.Msg.INPUT, True, None], [p.Msg.INPUT, None, None],
+    [p.Msg.INPUT, 1, None, "5"], [p.Msg.INPUT, 1, None, 5.0], [p.Msg.INPUT, 1, None, 5, "0"], [p.Msg.INPUT, 1, None, 5, 1.0],
+    [p.Msg.INPUT, 1, None, 5, None], [p.Msg.INPUT, 1, None, 5, True],
+    [p.Msg.ACK, "1"], [p.Msg.ACK, None], [p.Msg.ACK, 1.5], [p.Msg.ACK, False], [p.Msg.ACK, 1, "0"], [p.Msg.ACK, 1, [0]],
+    [p.Msg.PING, "now"], [p.Msg.PING, None], [p.Msg.PING, True], [p.Msg.PING, [1.0]], [p.Msg.PING, b"\x01"],
+    [p.Msg.MESSAGE, "x", "1"], [p.Msg.MESSAGE, "x", 1.0], [p.Msg.MESSAGE, "x", True],
+    [p.Msg.MESSAGE_ACK, "1"], [p.Msg.MESSAGE_ACK, None], [p.Msg.MESSAGE_ACK, 2.0],
+    [p.Msg.JOIN, "1", "room", "name"], [p.Msg.JOIN, 1.0, "room", "name"], [p.Msg.JOIN, 1, b"room", "name"],
+    [p.Msg.JOIN, 1, "room", 5], [p.Msg.JOIN, 1, "room", "name", 7], [p.Msg.JOIN, 1, None, "name"],
+    [p.Msg.JOIN, 1, ["room"], "name"],
+]
+
+
+@pytest.mark.parametrize("msg", CLIENT_WRONG_TYPES, ids=repr)
+def test_client_message_with_wrong_field_types_is_a_protocol_violation(msg):
+    violation(p.parse_client, pk(msg))
+
+
+CLIENT_BAD_INTS = [
+    [p.Msg.INPUT, -1, None], [p.Msg.INPUT, 1, None, -1], [p.Msg.INPUT, 1, None, 5, -1],
+    [p.Msg.INPUT, p.MAX_INT + 1, None], [p.Msg.INPUT, 2**64 - 1, None], [p.Msg.INPUT, 1, None, 5, 1 << p.ACK_BITS],
+    [p.Msg.ACK, -1], [p.Msg.ACK, -(2**63)], [p.Msg.ACK, p.MAX_INT + 1], [p.Msg.ACK, 1, -1], [p.Msg.ACK, 1, 1 << p.ACK_BITS],
+    [p.Msg.MESSAGE, "x", -1], [p.Msg.MESSAGE, "x", p.MAX_INT + 1],
+    [p.Msg.MESSAGE_ACK, -1], [p.Msg.MESSAGE_ACK, 2**64 - 1],
+    [p.Msg.JOIN, -1, "room", "name"],
+]
+
+
+@pytest.mark.parametrize("msg", CLIENT_BAD_INTS, ids=repr)
+def test_negative_or_oversized_integers_are_a_protocol_violation(msg):
+    violation(p.parse_client, pk(msg))
+
+
+def test_integer_limits_are_inclusive():
+    assert p.parse_client(pk([p.Msg.ACK, p.MAX_INT, (1 << p.ACK_BITS) - 1])) == p.SnapshotAck(p.MAX_INT, (1 << p.ACK_BITS) - 1)
+    assert p.parse_client(pk([p.Msg.INPUT, 0, None, 0, 0])) == p.InputFrame(0, None, 0, 0)
+    assert p.parse_client(pk([p.Msg.INPUT, 3, None, None])) == p.InputFrame(3, None, None, 0)
+    assert p.parse_client(pk([p.Msg.MESSAGE, "x", None])) == p.ClientMessage("x", None)
+
+
+@pytest.mark.parametrize(("room", "name", "game"), [
+    ("r" * (p.MAX_ROOM + 1), "n", None), ("r", "n" * (p.MAX_NAME + 1), None), ("r", "n", "g" * (p.MAX_ROOM + 1)),
+    ("", "n", None), ("r", "", None), ("r", "n", ""),
+])
+def test_empty_or_too_long_names_are_a_protocol_violation(room, name, game):
+    violation(p.parse_client, pk([p.Msg.JOIN, 1, room, name] + ([game] if game is not None else [])))
+
+
+def test_name_limits_count_characters_not_bytes():
+    j = p.parse_client(pk([p.Msg.JOIN, 1, "é" * p.MAX_ROOM, "名" * p.MAX_NAME, "g" * p.MAX_ROOM]))
+    assert j == p.Join(1, "é" * p.MAX_ROOM, "名" * p.MAX_NAME, "g" * p.MAX_ROOM)
+
+
+@pytest.mark.parametrize("obj", [
+    [p.Msg.MESSAGE, msgpack.ExtType(1, b"x")],
+    [p.Msg.MESSAGE, {"a": [msgpack.ExtType(127, b"")]}],
+    [p.Msg.INPUT, 1, msgpack.ExtType(5, b"\x00" * 16)],
+    [p.Msg.PING, msgpack.ExtType(0, b"\x00" * 8)],
+], ids=["top", "nested", "input", "ping"])
+def test_extension_types_are_a_protocol_violation(obj):
+    err = violation(p.parse_client, pk(obj))
+    assert "extension" in err.reason
+
+
+@pytest.mark.parametrize("obj", [
+    [p.Msg.MESSAGE, msgpack.Timestamp(1, 0)],
+    [p.Msg.INPUT, 1, {"at": msgpack.Timestamp(0, 5)}],
+    [p.Msg.PING, msgpack.Timestamp(1_700_000_000, 0)],
+], ids=["message", "input", "ping"])
+def test_timestamp_extension_type_is_a_protocol_violation(obj):
+    """Type -1 is msgpack's timestamp extension; it is still an extension type."""
+    violation(p.parse_client, pk(obj))
+
+
+def test_extension_types_in_server_messages_are_a_protocol_violation():
+    violation(p.parse_server, pk([p.Msg.SNAPSHOT, 1, -1, -1, 0, 0, b"", [[0, msgpack.ExtType(1, b"")]]]))
+
+
+def test_non_string_map_keys_are_a_protocol_violation():
+    violation(p.parse_client, pk([p.Msg.MESSAGE, {1: "x"}]))
+
+
+@FAST
+@given(data=st.binary(max_size=64))
+def test_arbitrary_bytes_parse_or_raise_protocol_violation(data):
+    for fn in (p.parse_client, p.parse_server):
+        try:
+            fn(data)
+        except ProtocolViolation as e:
+            assert e.close_code == 1002
+
+
+# ---- server messages ---------------------------------------------------------------------------
+
+SNAP = [p.Msg.SNAPSHOT, 5, 3, 2, 7, 0, b"payload", []]
+WELCOME = [p.Msg.WELCOME, 1, 7, "room", "arena", 30.0, 100, [], 60]
+
+
+def _with(msg, i, v):
+    m = list(msg)
+    m[i] = v
+    return m
+
+
+SERVER_WRONG_ARITY = {
+    "snapshot short": SNAP[:-1],
+    "snapshot long": SNAP + [0],
+    "welcome short": WELCOME[:-1],
+    "welcome long": WELCOME + [0],
+    "error bare": [p.Msg.ERROR],
+    "error without reason": [p.Msg.ERROR, "code"],
+    "error long": [p.Msg.ERROR, "code", "reason", "extra"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(SERVER_WRONG_ARITY))
+def test_server_message_with_wrong_arity_is_a_protocol_violation(case):
+    violation(p.parse_server, pk(SERVER_WRONG_ARITY[case]))
+
+
+SERVER_WRONG_TYPES = {
+    "snapshot tick str": _with(SNAP, 1, "5"),
+    "snapshot tick negative": _with(SNAP, 1, -5),
+    "snapshot base below -1": _with(SNAP, 2, -2),
+    "snapshot ref float": _with(SNAP, 3, 2.0),
+    "snapshot input_ack negative": _with(SNAP, 4, -1),
+    "snapshot flags str": _with(SNAP, 5, "deflate"),
+    "snapshot payload str": _with(SNAP, 6, "payload"),
+    "snapshot events not a list": _with(SNAP, 7, 5),
+    "welcome client_id str": _with(WELCOME, 2, "7"),
+    "welcome room int": _with(WELCOME, 3, 1),
+    "welcome tick_rate str": _with(WELCOME, 5, "30"),
+    "welcome schema not a list": _with(WELCOME, 7, {"x": 1}),
+    "welcome history negative": _with(WELCOME, 8, -60),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SERVER_WRONG_TYPES))
+def test_server_message_with_wrong_field_types_is_a_protocol_violation(case):
+    violation(p.parse_server, pk(SERVER_WRONG_TYPES[case]))

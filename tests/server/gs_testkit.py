@@ -1,0 +1,423 @@
+"""Helpers shared by the server and client integration tests.
+
+Servers listen on 127.0.0.1 port 0 with small limits and timeouts; raw clients speak the
+wire protocol by hand (msgpack arrays), either over trio-websocket (``RawClient``) or over
+a bare socket driven by wsproto (``WireClient``) where the test needs byte-level control:
+several frames in one write, a half-done handshake, a client that never reads or never
+answers pings.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+import msgpack
+import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Message, Ping, RejectConnection,
+                            Request, TextMessage)
+
+from gamesync.core import clientproto as cp
+from gamesync.core import protocol as p
+from gamesync.core.schema import Float, Int, Schema
+from gamesync.game import Game
+from gamesync.server.app import Server
+from gamesync.server.config import ServerConfig
+
+HOST = "127.0.0.1"
+#: limits and timeouts small enough to keep every test short
+FAST: dict[str, Any] = dict(
+    host=HOST,
+    port=0,
+    handshake_timeout_s=1.0,
+    join_timeout_s=1.0,
+    heartbeat_s=1.0,
+    idle_timeout_s=5.0,
+    close_timeout_s=0.5,
+    shutdown_timeout_s=1.0,
+    room_linger_s=1.0,
+    stats_interval_s=3600.0,
+    game_options={"npcs": 50},
+)
+RAW_QUEUE = 256  # trio-websocket message queue of raw test clients
+
+
+def pk(msg: Any) -> bytes:
+    """A hand-built wire message (msgpack array)."""
+    return msgpack.packb(msg, use_bin_type=True)
+
+
+def make_config(**overrides: Any) -> ServerConfig:
+    kw = dict(FAST)
+    kw.update(overrides)
+    return ServerConfig(**kw)
+
+
+@asynccontextmanager
+async def running_server(**overrides: Any) -> AsyncIterator[tuple[Server, str]]:
+    """A Server on 127.0.0.1 port 0; yields (server, url); cancelled on exit."""
+    server = Server(make_config(**overrides))
+    async with trio.open_nursery() as n:
+        port = await n.start(server.serve)
+        try:
+            yield server, f"ws://{HOST}:{port}/"
+        finally:
+            n.cancel_scope.cancel()
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].strip("/"))
+
+
+def rss_mib() -> float:
+    """Resident memory of this process (server and clients alike), MiB."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+
+
+async def wait_for(cond: Any, timeout: float = 3.0, what: str = "condition") -> None:
+    """Poll ``cond()`` every 10 ms until true; fail after ``timeout`` seconds."""
+    with trio.move_on_after(timeout):
+        while not cond():
+            await trio.sleep(0.01)
+        return
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# ---- raw clients -------------------------------------------------------------------------
+
+
+@dataclass
+class Closed:
+    """How a connection ended, seen from the client."""
+
+    code: int | None  # close code; None: no close frame (EOF or reset)
+    reason: str
+    error: p.ServerError | None  # the [10, code, reason] message before the close, if any
+
+
+class RawClient:
+    """The wire protocol by hand over trio-websocket: send arrays, get parsed server messages."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.welcome: p.Welcome | None = None
+        self.snapshots: list[p.Snapshot] = []
+        self.errors: list[p.ServerError] = []
+
+    async def send(self, msg: Any) -> None:
+        await self.ws.send_message(msg if isinstance(msg, (bytes, str)) else pk(msg))
+
+    async def recv(self) -> p.ServerEvent:
+        ev = p.parse_server(await self.ws.get_message())
+        if isinstance(ev, p.Snapshot):
+            self.snapshots.append(ev)
+        elif isinstance(ev, p.ServerError):
+            self.errors.append(ev)
+        return ev
+
+    async def join(self, room: str = "r", name: str = "raw", game: str | None = None,
+                   version: int = p.PROTOCOL_VERSION) -> p.Welcome:
+        await self.send([1, version, room, name] + ([game] if game else []))
+        ev = await self.recv()
+        assert isinstance(ev, p.Welcome), f"expected welcome, got {ev}"
+        self.welcome = ev
+        return ev
+
+    async def snapshot(self) -> p.Snapshot:
+        """The next snapshot (other messages are kept in ``errors``)."""
+        while True:
+            ev = await self.recv()
+            if isinstance(ev, p.Snapshot):
+                return ev
+
+    async def closed(self, timeout: float = 3.0) -> Closed:
+        """Read until the server closes; fail if it has not within ``timeout``."""
+        with trio.fail_after(timeout):
+            while True:
+                try:
+                    await self.recv()
+                except ConnectionClosed as e:
+                    r = e.reason
+                    return Closed(r.code if r else None, (r.reason or "") if r else "",
+                                  self.errors[-1] if self.errors else None)
+
+
+@asynccontextmanager
+async def raw_client(url: str, **kw: Any) -> AsyncIterator[RawClient]:
+    kw.setdefault("message_queue_size", RAW_QUEUE)
+    kw.setdefault("connect_timeout", 5)
+    kw.setdefault("disconnect_timeout", 2)
+    async with open_websocket_url(url, **kw) as ws:
+        yield RawClient(ws)
+
+
+class WireClient:
+    """A WebSocket client over a bare socket and wsproto, with byte-level control.
+
+    ``send(*msgs)`` writes all frames in one ``send_all`` (so they arrive together), pings
+    are answered only if ``auto_pong``, and nothing is read unless the test asks.
+    """
+
+    def __init__(self, stream: trio.SocketStream, auto_pong: bool = True) -> None:
+        self.stream = stream
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.auto_pong = auto_pong
+        self.pings = 0
+        self._pending: list[bytes | str] = []
+        self._parts: list[Any] = []
+        self._out: list[bytes] = []
+        self.close_event: CloseConnection | None = None
+        self.eof = False
+
+    @classmethod
+    async def open(cls, port: int, *, rcvbuf: int | None = None, handshake: bool = True,
+                   auto_pong: bool = True) -> "WireClient":
+        sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        await sock.connect((HOST, port))
+        c = cls(trio.SocketStream(sock), auto_pong)
+        if handshake:
+            await c.handshake(port)
+        return c
+
+    async def handshake(self, port: int) -> None:
+        await self.stream.send_all(self.ws.send(Request(host=f"{HOST}:{port}", target="/")))
+        while True:
+            data = await self.stream.receive_some(65536)
+            if not data:
+                raise ConnectionError("EOF during handshake")
+            self.ws.receive_data(data)
+            for ev in self.ws.events():
+                if isinstance(ev, AcceptConnection):
+                    return
+                if isinstance(ev, RejectConnection):
+                    raise ConnectionError("handshake rejected")
+                self._on_event(ev)
+
+    def frame(self, msg: Any) -> bytes:
+        if isinstance(msg, str):
+            return self.ws.send(Message(data=msg))
+        return self.ws.send(Message(data=msg if isinstance(msg, bytes) else pk(msg)))
+
+    async def send(self, *msgs: Any) -> None:
+        await self.stream.send_all(b"".join(self.frame(m) for m in msgs))
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    def _on_event(self, ev: Any) -> None:
+        if isinstance(ev, (BytesMessage, TextMessage)):
+            self._parts.append(ev.data)
+            if ev.message_finished:
+                data = b"".join(self._parts) if isinstance(ev, BytesMessage) else "".join(self._parts)
+                self._parts = []
+                self._pending.append(data)
+        elif isinstance(ev, Ping):
+            self.pings += 1
+            if self.auto_pong:
+                self._out.append(self.ws.send(ev.response()))
+        elif isinstance(ev, CloseConnection):
+            self.close_event = ev
+
+    async def _fill(self) -> None:
+        self._out: list[bytes] = []
+        try:
+            data = await self.stream.receive_some(65536)
+        except (trio.BrokenResourceError, OSError):
+            data = b""
+        if not data:
+            self.eof = True
+            return
+        self.ws.receive_data(data)
+        for ev in self.ws.events():
+            self._on_event(ev)
+        if self._out:
+            try:
+                await self.stream.send_all(b"".join(self._out))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+    async def recv_raw(self) -> bytes | str | None:
+        """The next message, or None once the server closed (see ``close_event``/``eof``)."""
+        while not self._pending:
+            if self.close_event is not None or self.eof:
+                return None
+            await self._fill()
+        return self._pending.pop(0)
+
+    async def recv(self) -> p.ServerEvent | None:
+        data = await self.recv_raw()
+        if data is None:
+            return None
+        assert isinstance(data, bytes), "server sent a text frame"
+        return p.parse_server(data)
+
+    async def join(self, room: str = "r", name: str = "wire") -> p.Welcome:
+        await self.send([1, p.PROTOCOL_VERSION, room, name])
+        ev = await self.recv()
+        assert isinstance(ev, p.Welcome), f"expected welcome, got {ev}"
+        return ev
+
+    async def closed(self, timeout: float = 3.0) -> Closed:
+        """Read until the connection ends; the close frame's code, or None on bare EOF/reset."""
+        errors: list[p.ServerError] = []
+        with trio.fail_after(timeout):
+            while True:
+                data = await self.recv_raw()
+                if data is None:
+                    break
+                if isinstance(data, bytes):
+                    ev = p.parse_server(data)
+                    if isinstance(ev, p.ServerError):
+                        errors.append(ev)
+        ce = self.close_event
+        return Closed(ce.code if ce else None, ce.reason if ce else "", errors[-1] if errors else None)
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+# ---- a well-behaved client that measures ------------------------------------------------
+
+
+@dataclass
+class Watcher:
+    """A client that does everything right (joins, acks every snapshot) and records when
+    each snapshot arrived, to show that what other clients do never delays it."""
+
+    url: str
+    room: str = "r"
+    name: str = "watcher"
+    times: list[float] = field(default_factory=list)
+    ticks: list[int] = field(default_factory=list)
+    client_id: int | None = None
+    closed: Any = None
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with open_websocket_url(self.url, message_queue_size=RAW_QUEUE) as ws:
+            proto = cp.ClientProtocol(self.room, self.name)
+            await ws.send_message(proto.join())
+            started = False
+            try:
+                while True:
+                    data = await ws.get_message()
+                    now = trio.current_time()
+                    for ev in proto.receive(data, now):
+                        if isinstance(ev, cp.Welcomed):
+                            self.client_id = ev.welcome.client_id
+                        elif isinstance(ev, cp.StateUpdated):
+                            self.times.append(now)
+                            self.ticks.append(ev.state.tick)
+                            if not started:
+                                started = True
+                                task_status.started(self)
+                    while proto.outbox:
+                        await ws.send_message(proto.outbox.pop(0))
+            except ConnectionClosed as e:
+                self.closed = e.reason
+                raise
+
+    def mark(self) -> float:
+        return trio.current_time()
+
+    def max_gap(self, since: float, until: float | None = None) -> float:
+        """Longest time without a snapshot between ``since`` and ``until`` (now)."""
+        until = trio.current_time() if until is None else until
+        pts = [since] + [t for t in self.times if since < t < until] + [until]
+        return max(b - a for a, b in zip(pts, pts[1:]))
+
+    def count(self, since: float, until: float | None = None) -> int:
+        until = trio.current_time() if until is None else until
+        return sum(since <= t <= until for t in self.times)
+
+
+@asynccontextmanager
+async def watched(url: str, room: str = "r") -> AsyncIterator[Watcher]:
+    """A Watcher joined to ``room`` for the duration of the block."""
+    async with trio.open_nursery() as n:
+        w = await n.start(Watcher(url, room).run)
+        try:
+            yield w
+        finally:
+            n.cancel_scope.cancel()
+
+
+# ---- small test games ---------------------------------------------------------------------
+
+
+class RecordingGame(Game):
+    """One entity per player, no rules; records every step() batch and every message."""
+
+    schema = Schema([Float("x", 0.0, 100.0, 0.5), Int("owner", "u4")])
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.steps: list[tuple[int, dict[int, list[int]]]] = []
+        self.messages: list[tuple[int, Any]] = []
+        self.joined: list[int] = []
+        self.left: list[int] = []
+
+    def on_join(self, client_id: int, name: str) -> None:
+        self.joined.append(client_id)
+        self.world.spawn(1, owner=client_id)
+
+    def on_leave(self, client_id: int) -> None:
+        self.left.append(client_id)
+        slots = [i for i in range(self.world.n) if self.world.alive[i] and self.world["owner"][i] == client_id]
+        self.world.despawn(slots)
+
+    def step(self, tick: int, inputs: dict[int, list[Any]], dt: float) -> None:
+        if inputs:
+            self.steps.append((tick, {cid: [f.seq for f in frames] for cid, frames in inputs.items()}))
+
+    def on_message(self, client_id: int, data: Any) -> None:
+        self.messages.append((client_id, data))
+
+    def applied(self, client_id: int) -> list[int]:
+        """Every seq given to step() for ``client_id``, in order."""
+        return [s for _, b in self.steps for s in b.get(client_id, [])]
+
+
+def period(server: Server) -> float:
+    return 1.0 / server.config.tick_rate
+
+
+def near(a: float, b: float, tol: float) -> bool:
+    return math.isclose(a, b, abs_tol=tol)
+
+
+@asynccontextmanager
+async def bystander(server: Server, url: str, room: str = "r", max_gap_periods: float = 3.0,
+                    rss_growth_mib: float = 32.0) -> AsyncIterator[Watcher]:
+    """A Watcher in ``room`` while the block runs; on a normal exit, asserts that it kept
+    getting every tick on time, that the server is back to just the watcher (connections,
+    sessions, selector registrations, joiners) and that memory did not grow."""
+    async with watched(url, room) as w:
+        rss0 = rss_mib()
+        t0 = trio.current_time()
+        yield w
+        t1 = trio.current_time()
+        gap = w.max_gap(t0, t1)
+        assert gap <= max_gap_periods * period(server), (
+            f"the well-behaved client went {gap * 1e3:.0f} ms without a snapshot "
+            f"(tick period {period(server) * 1e3:.0f} ms)")
+        ticks = [k for t, k in zip(w.times, w.ticks) if t0 <= t <= t1]
+        assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), "the well-behaved client missed ticks"
+        await wait_for(lambda: server.connections == 1, 3.0, "the server to be back to one connection")
+        r = server.rooms[room]
+        await wait_for(lambda: list(r.sessions) == [w.client_id] and not r._joining, 3.0,
+                       "the room to be back to the watcher alone")
+        assert len(r._selector.get_map()) == 1, "a departed client is still registered with the room's selector"
+        assert not r._reliable
+        assert w.closed is None
+        grown = rss_mib() - rss0
+        assert grown < rss_growth_mib, f"resident memory grew by {grown:.1f} MiB"
