@@ -17,7 +17,8 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import Server, ServerConfig
 
     cfg = ServerConfig(host=args.host, port=args.port, tick_rate=args.tick_rate, default_game=args.game,
-                       game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval)
+                       game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval,
+                       stats_file=args.stats_file)
     server = Server(cfg)
 
     async def main() -> None:
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--npcs", type=int, default=1000, help="NPCs per arena room (default 1000)")
     s.add_argument("--stats-interval", type=float, default=5.0, help="seconds between stats log lines")
     s.add_argument("--port-file", help="write the bound port to this file once listening")
+    s.add_argument("--stats-file", help="rewrite this file with the server's stats (JSON) every stats interval "
+                   "and at exit")
     s.set_defaults(func=_serve)
 
     b = sub.add_parser("bots", help="run a swarm of arena bots against a server",

@@ -153,21 +153,25 @@ class ClientProtocol:
     def _event(self, ev: Any, now: float) -> ClientSideEvent:
         if not isinstance(ev, list) or not ev:
             raise ProtocolViolation("bad event entry")
-        kind = ev[0]
-        if kind == p.Ev.EVENT:
+        kind, n = ev[0], len(ev)
+        if kind == p.Ev.EVENT and n == 2:
             return GameEvent(ev[1])
-        if kind == p.Ev.RELIABLE:
+        if kind == p.Ev.RELIABLE and n == 3 and _uint(ev[2]):
             self.outbox.append(p.pack_message_ack(ev[2]))
             return ReliableMessage(ev[1], ev[2])
-        if kind == p.Ev.JOINED:
+        if kind == p.Ev.JOINED and n == 3 and _uint(ev[1]) and isinstance(ev[2], str):
             return PlayerJoined(ev[1], ev[2])
-        if kind == p.Ev.LEFT:
+        if kind == p.Ev.LEFT and n == 2 and _uint(ev[1]):
             return PlayerLeft(ev[1])
-        if kind == p.Ev.MESSAGE_ACK:
+        if kind == p.Ev.MESSAGE_ACK and n == 2 and _uint(ev[1]):
             return MessageAcked(ev[1])
-        if kind == p.Ev.PONG:
+        if kind == p.Ev.PONG and n == 2 and type(ev[1]) in (int, float):
             return Pong(max(0.0, now - float(ev[1])))
-        raise ProtocolViolation(f"unknown event kind {kind}")
+        raise ProtocolViolation(f"bad event entry of kind {kind!r}")
+
+
+def _uint(v: Any) -> bool:
+    return type(v) is int and 0 <= v <= p.MAX_INT
 
 
 __all__ = [

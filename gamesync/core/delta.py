@@ -33,6 +33,7 @@ SPARSE_RATIO = 4  # sparse must be this many times smaller than dense before com
 OUTLIER_RATIO = 8  # int8 + outliers when at most 1 residual in this many needs more than a byte
 COMPRESS_FAST_ABOVE = 16 * 1024  # larger payloads get the fastest deflate level
 _EMPTY = np.zeros(0, dtype=np.intp)
+MAX_SLOTS = 1 << 24  # entity slots a decoder accepts (bounds a client's memory)
 
 _SIGNED = (("<i1", 1 << 7), ("<i2", 1 << 15), ("<i4", 1 << 31))
 
@@ -184,7 +185,10 @@ def decompress_payload(flags: int, data: bytes, limit: int = 64 << 20) -> bytes:
     if not flags & FLAG_DEFLATE:
         return data
     d = zlib.decompressobj()
-    out = d.decompress(data, limit)
+    try:
+        out = d.decompress(data, limit)
+    except zlib.error as e:
+        raise PayloadError(f"bad deflate data: {e}") from None
     if d.unconsumed_tail:
         raise PayloadError("payload inflates past the limit")
     return out
@@ -210,13 +214,25 @@ def _check_dtype(code: Any, allowed: tuple[str, ...]) -> str:
 
 def decode_delta(schema: Schema, payload: bytes, tick: int, base: State | None = None,
                  ref: State | None = None) -> State:
-    """Apply an uncompressed payload to ``base`` (and ``ref``) and return the state at ``tick``."""
+    """Apply an uncompressed payload to ``base`` (and ``ref``) and return the state at ``tick``.
+
+    Raises PayloadError, and nothing else, for any payload that does not fit.
+    """
+    try:
+        return _decode(schema, payload, tick, base, ref)
+    except (IndexError, TypeError, ValueError, KeyError, OverflowError, MemoryError) as e:
+        if isinstance(e, PayloadError):
+            raise
+        raise PayloadError(f"malformed payload: {type(e).__name__}: {e}") from None
+
+
+def _decode(schema: Schema, payload: bytes, tick: int, base: State | None, ref: State | None) -> State:
     try:
         n, rm_b, cr_b, ids_b, created_vals, fields = msgpack.unpackb(payload, raw=False, use_list=True)
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
         raise PayloadError(f"undecodable payload: {e}") from None
     nf = len(schema)
-    if (not isinstance(n, int) or n < 0 or not isinstance(fields, list) or len(fields) != nf
+    if (type(n) is not int or not 0 <= n <= MAX_SLOTS or not isinstance(fields, list) or len(fields) != nf
             or not isinstance(created_vals, list) or len(created_vals) != nf):
         raise PayloadError("bad payload header")
     if base is None:
@@ -230,6 +246,8 @@ def decode_delta(schema: Schema, payload: bytes, tick: int, base: State | None =
     ):
         raise PayloadError("slot out of range")
     cids = _frombuf(ids_b, "<u4", created.size) if created.size else None
+    if created.size > 1 and np.unique(created).size != created.size:
+        raise PayloadError("a slot is created twice")
 
     kept: slice | NDArray[np.intp]
     alive = ids = None

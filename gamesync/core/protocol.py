@@ -182,7 +182,7 @@ def parse_client(data: bytes) -> ClientEvent:
         _arity(msg, 3, 5, "input")
         ack = msg[3] if len(msg) > 3 else None
         bits = _bits(msg[4]) if len(msg) > 4 else 0
-        return InputFrame(_int(msg[1], "input seq", lo=1), msg[2], None if ack is None else _int(ack, "ack tick"), bits)
+        return InputFrame(_int(msg[1], "input seq", lo=1), _free_data(msg[2]), None if ack is None else _int(ack, "ack tick"), bits)
     if t == Msg.ACK:
         _arity(msg, 2, 3, "ack")
         return SnapshotAck(_int(msg[1], "ack tick"), _bits(msg[2]) if len(msg) > 2 else 0)
@@ -194,7 +194,7 @@ def parse_client(data: bytes) -> ClientEvent:
     if t == Msg.MESSAGE:
         _arity(msg, 2, 3, "message")
         ack_id = msg[2] if len(msg) > 2 else None
-        return ClientMessage(msg[1], None if ack_id is None else _int(ack_id, "ack id"))
+        return ClientMessage(_free_data(msg[1]), None if ack_id is None else _int(ack_id, "ack id"))
     if t == Msg.MESSAGE_ACK:
         _arity(msg, 2, 2, "message ack")
         return MessageAck(_int(msg[1], "ack id"))
@@ -213,20 +213,58 @@ def parse_client(data: bytes) -> ClientEvent:
     raise ProtocolViolation(f"unknown message type {t}")
 
 
+def _tick(v: Any, what: str, allow_none: bool = False) -> int:
+    if type(v) is not int or not (NO_TICK if allow_none else 0) <= v <= MAX_INT:
+        raise ProtocolViolation(f"{what} must be an integer >= {NO_TICK if allow_none else 0}")
+    return v
+
+
 def parse_server(data: bytes) -> ServerEvent:
-    """One server message to its event."""
+    """One server message to its event, every field checked."""
     msg = unpack(data)
     t = msg[0]
-    try:
-        if t == Msg.SNAPSHOT:
-            return Snapshot(*msg[1:8])
-        if t == Msg.WELCOME:
-            return Welcome(*msg[1:9])
-        if t == Msg.ERROR:
-            return ServerError(str(msg[1]), str(msg[2]))
-    except TypeError:
-        raise ProtocolViolation(f"wrong fields in message type {t}") from None
+    if t == Msg.SNAPSHOT:
+        _arity(msg, 8, 8, "snapshot")
+        _, tick, base, ref, input_ack, flags, payload, events = msg
+        _tick(tick, "tick")
+        if not isinstance(payload, bytes) or not isinstance(events, list):
+            raise ProtocolViolation("snapshot payload must be bin and events an array")
+        if base != NO_TICK and not (type(base) is int and 0 <= base < tick):
+            raise ProtocolViolation("snapshot baseline must be -1 or an earlier tick")
+        if ref != NO_TICK and not (type(ref) is int and 0 <= ref < base):
+            raise ProtocolViolation("snapshot reference must be -1 or a tick before the baseline")
+        return Snapshot(_tick(tick, "tick"), base, ref, _int(input_ack, "input ack"), _int(flags, "flags"),
+                        payload, events)
+    if t == Msg.WELCOME:
+        _arity(msg, 9, 64, "welcome")  # later versions may append fields: ignore them
+        _, version, cid, room, game, rate, tick, schema, history = msg[:9]
+        if type(rate) not in (int, float) or not rate > 0:
+            raise ProtocolViolation("tick rate must be a positive number")
+        if not isinstance(schema, list) or not all(isinstance(f, dict) for f in schema):
+            raise ProtocolViolation("schema must be an array of maps")
+        return Welcome(_int(version, "version"), _int(cid, "client id", lo=1), _str(room, "room", MAX_ROOM),
+                       _str(game, "game", MAX_ROOM), float(rate), _tick(tick, "tick"), schema,
+                       _int(history, "history", lo=1))
+    if t == Msg.ERROR:
+        _arity(msg, 3, 3, "error")
+        if not isinstance(msg[1], str) or not isinstance(msg[2], str):
+            raise ProtocolViolation("error code and reason must be strings")
+        return ServerError(msg[1], msg[2])
     raise ProtocolViolation(f"unknown message type {t}")
+
+
+def _free_data(v: Any, depth: int = 0) -> Any:
+    """Game data from a client: any msgpack value but an extension (the timestamp included)."""
+    if isinstance(v, msgpack.Timestamp):
+        raise ProtocolViolation("msgpack extension types are not accepted")
+    if isinstance(v, list):
+        for x in v:
+            _free_data(x, depth + 1)
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            _free_data(k, depth + 1)
+            _free_data(x, depth + 1)
+    return v
 
 
 # ---- builders ----------------------------------------------------------------------------

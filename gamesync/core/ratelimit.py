@@ -25,6 +25,8 @@ class TokenBucket:
 
     def take(self, n: float, now: float) -> bool:
         """Take ``n`` tokens if there are that many; otherwise take none and return False."""
+        if n < 0:
+            raise ValueError("cannot take a negative number of tokens")
         self.refill(now)
         if n <= self.tokens:
             self.tokens -= n
@@ -37,6 +39,8 @@ class TokenBucket:
         For outbound frames larger than the burst (a full snapshot of a big world), which
         would otherwise never be sent.
         """
+        if n < 0:
+            raise ValueError("cannot take a negative number of tokens")
         self.refill(now)
         if n <= self.tokens:
             self.tokens -= n

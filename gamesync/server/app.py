@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 from typing import Any
 
@@ -58,6 +59,7 @@ class Server:
                 await self._accept(lsock, nursery)
         finally:
             lsock.close()
+            self._write_stats()
             logger.info("gamesync stopped")
 
     async def shutdown(self) -> None:
@@ -199,6 +201,15 @@ class Server:
             for r in self.rooms.values():
                 st = r.snapshot_stats()
                 logger.info("stats %s", json.dumps(st, separators=(",", ":")))
+            self._write_stats()
+
+    def _write_stats(self) -> None:
+        path = self.config.stats_file
+        if path:
+            tmp = f"{path}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(self.stats(), f)
+            os.replace(tmp, path)
 
 
 async def serve(config: ServerConfig | None = None, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -64,3 +64,5 @@ class ServerConfig:
     max_pending_events: int = 1024
 
     stats_interval_s: float = 5.0
+    #: if set, this file is rewritten with ``Server.stats()`` as JSON every interval and at exit
+    stats_file: str | None = None

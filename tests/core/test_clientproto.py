@@ -1,0 +1,279 @@
+"""The sans-I/O client protocol (gamesync.core.clientproto): welcome, snapshots, acks, events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gamesync.core import clientproto as cp
+from gamesync.core import protocol as p
+from gamesync.core.delta import compress_payload, encode_delta
+from gamesync.core.errors import DesyncError, ProtocolViolation
+from gamesync.core.mirror import DecodeCache
+from gamesync.core.schema import Angle, Float, Int, Schema
+from gamesync.core.state import State
+from gamesync.core.world import World
+
+SCHEMA = Schema([Float("x", 0, 1000, 1 / 64), Angle("a", 12), Int("hp", "u1"), Int("score", "i4")])
+WELCOME = p.Welcome(p.PROTOCOL_VERSION, 7, "lobby", "arena", 30.0, 0, SCHEMA.to_wire(), 60)
+
+
+class Server:
+    def __init__(self, n: int = 25) -> None:
+        self.w = World(SCHEMA)
+        self.w.spawn(n, x=np.arange(n) * 10.0, hp=100, score=np.arange(n) * 1000)
+        self.states: dict[int, State] = {}
+        self.tick = -1
+
+    def step(self) -> State:
+        n = self.w.n
+        self.w["x"][:n] += 0.5
+        self.w["a"][:n] += 0.1
+        self.tick += 1
+        if self.tick % 3 == 2:
+            self.w.despawn([self.tick % n])
+            self.w.spawn(1, x=1.0)
+        s = State.capture(self.w, self.tick, self.states.get(self.tick - 1))
+        self.states[self.tick] = s
+        return s
+
+    def run(self, ticks: int) -> "Server":
+        for _ in range(ticks):
+            self.step()
+        return self
+
+    def frame(self, tick: int, base: int = p.NO_TICK, ref: int = p.NO_TICK, input_ack: int = 0,
+              events: list | None = None) -> bytes:
+        raw = encode_delta(SCHEMA, self.states[tick], self.states.get(base), self.states.get(ref) if base >= 0 else None)
+        flags, payload = compress_payload(raw)
+        return p.pack_snapshot(tick, base, ref, input_ack, flags, payload, events or [])
+
+
+def welcomed(**kw) -> cp.ClientProtocol:
+    c = cp.ClientProtocol("lobby", "alice", "arena", **kw)
+    assert c.receive(p.pack_welcome(WELCOME), 0.0) == [cp.Welcomed(WELCOME)]
+    return c
+
+
+def acks(c: cp.ClientProtocol) -> list:
+    out = [p.parse_client(m) for m in c.outbox]
+    c.outbox.clear()
+    return out
+
+
+def test_join_message():
+    c = cp.ClientProtocol("lobby", "alice", "arena")
+    assert p.parse_client(c.join()) == p.Join(p.PROTOCOL_VERSION, "lobby", "alice", "arena")
+    assert p.parse_client(cp.ClientProtocol("lobby", "bob").join()) == p.Join(p.PROTOCOL_VERSION, "lobby", "bob", None)
+
+
+def test_welcome_builds_schema_and_mirror():
+    c = welcomed()
+    assert c.welcome == WELCOME
+    assert c.schema is not None and c.schema.fields == SCHEMA.fields
+    assert c.mirror is not None and c.mirror.history == 60
+    assert c.tick == p.NO_TICK and c.outbox == []
+
+
+def test_second_welcome_is_a_protocol_violation():
+    c = welcomed()
+    with pytest.raises(ProtocolViolation):
+        c.receive(p.pack_welcome(WELCOME), 0.0)
+
+
+def test_snapshot_before_welcome_is_a_protocol_violation():
+    srv = Server().run(1)
+    with pytest.raises(ProtocolViolation):
+        cp.ClientProtocol("lobby", "alice").receive(srv.frame(0), 0.0)
+
+
+def test_snapshots_yield_state_updates_with_input_ack_and_queue_acks():
+    srv = Server().run(6)
+    c = welcomed()
+    f0 = srv.frame(0, input_ack=3)
+    [ev] = c.receive(f0, 1.0)
+    assert isinstance(ev, cp.StateUpdated)
+    assert ev.state.same_as(srv.states[0]) and ev.state.tick == 0
+    assert (ev.input_ack, ev.base, ev.size) == (3, p.NO_TICK, len(f0))
+    assert c.tick == 0 and c.input_ack == 3
+    assert acks(c) == [p.SnapshotAck(0, 0)]
+
+    [ev] = c.receive(srv.frame(1, 0, input_ack=5), 1.1)
+    assert ev.state.same_as(srv.states[1]) and ev.base == 0 and ev.input_ack == 5
+    assert acks(c) == [p.SnapshotAck(1, 0b1)]  # holds tick 0
+
+    [ev] = c.receive(srv.frame(3, 1, 0, input_ack=4), 1.2)  # tick 2 lost; an older input ack
+    assert ev.state.same_as(srv.states[3]) and ev.input_ack == 4
+    assert c.input_ack == 5  # the newest input ack never moves back
+    assert acks(c) == [p.SnapshotAck(3, 0b110)]  # holds 1 and 0, not 2
+
+    [ev] = c.receive(srv.frame(5, 3, 1, input_ack=9), 1.3)
+    assert ev.state.same_as(srv.states[5])
+    assert acks(c) == [p.SnapshotAck(5, 0b1010)]  # 3 and its baseline 1 (base - 1 = 2 was never held)
+
+
+def test_stale_snapshot_is_not_acked_but_its_events_are_delivered():
+    srv = Server().run(4)
+    c = welcomed()
+    c.receive(srv.frame(0), 0.0)
+    c.receive(srv.frame(3, 0), 0.0)
+    acks(c)
+    out = c.receive(srv.frame(2, 0, events=[[p.Ev.EVENT, "boom"], [p.Ev.JOINED, 4, "bob"]]), 0.0)
+    assert out == [cp.GameEvent("boom"), cp.PlayerJoined(4, "bob")]
+    assert c.tick == 3 and c.outbox == []
+
+
+def test_without_auto_ack_no_snapshot_acks_are_queued():
+    srv = Server().run(3)
+    c = welcomed(auto_ack=False)
+    c.receive(srv.frame(0), 0.0)
+    c.receive(srv.frame(1, 0), 0.0)
+    assert c.outbox == []
+    c.receive(srv.frame(2, 1, events=[[p.Ev.RELIABLE, {"k": 1}, 11]]), 0.0)
+    assert acks(c) == [p.MessageAck(11)]  # reliable messages are still acknowledged
+
+
+def test_inputs_carry_the_newest_tick_and_ack_bits():
+    srv = Server().run(4)
+    c = welcomed()
+    assert p.parse_client(c.send_input({"move": 1})) == p.InputFrame(1, {"move": 1}, None, 0)
+    c.receive(srv.frame(0), 0.0)
+    c.receive(srv.frame(2, 0), 0.0)
+    assert p.parse_client(c.send_input([1, 2])) == p.InputFrame(2, [1, 2], 2, 0b10)
+    c.receive(srv.frame(3, 2, 0), 0.0)
+    assert p.parse_client(c.send_input(None)) == p.InputFrame(3, None, 3, 0b101)
+    assert c.input_seq == 3
+
+
+def test_reliable_messages_get_increasing_ack_ids():
+    c = cp.ClientProtocol("lobby", "alice")
+    data, ack_id = c.send_message({"chat": "hi"}, reliable=True)
+    assert ack_id == 1 and p.parse_client(data) == p.ClientMessage({"chat": "hi"}, 1)
+    assert c.send_message("x", reliable=True)[1] == 2
+    data, ack_id = c.send_message("y")
+    assert ack_id is None and p.parse_client(data) == p.ClientMessage("y", None)
+    assert c.send_message("z", reliable=True)[1] == 3
+
+
+def test_events_are_decoded_and_reliable_ones_acked_via_outbox():
+    srv = Server().run(1)
+    c = welcomed(auto_ack=False)
+    events = [
+        [p.Ev.EVENT, {"hit": 3}],
+        [p.Ev.RELIABLE, "score", 41],
+        [p.Ev.JOINED, 9, "carol"],
+        [p.Ev.LEFT, 8],
+        [p.Ev.MESSAGE_ACK, 2],
+        [p.Ev.RELIABLE, [1, 2], 42],
+    ]
+    out = c.receive(srv.frame(0, events=events), 5.0)
+    assert isinstance(out[0], cp.StateUpdated)
+    assert out[1:] == [cp.GameEvent({"hit": 3}), cp.ReliableMessage("score", 41), cp.PlayerJoined(9, "carol"),
+                       cp.PlayerLeft(8), cp.MessageAcked(2), cp.ReliableMessage([1, 2], 42)]
+    assert acks(c) == [p.MessageAck(41), p.MessageAck(42)]
+
+
+def test_pong_reports_round_trip_time():
+    srv = Server().run(2)
+    c = welcomed()
+    assert p.parse_client(c.ping(10.0)) == p.Ping(10.0)
+    out = c.receive(srv.frame(0, events=[[p.Ev.PONG, 10.0]]), 10.25)
+    assert out[-1] == cp.Pong(0.25)
+    out = c.receive(srv.frame(1, 0, events=[[p.Ev.PONG, 12]]), 11.0)  # from the future: clamped to 0
+    assert out[-1] == cp.Pong(0.0)
+
+
+def test_server_error_is_reported():
+    c = cp.ClientProtocol("lobby", "alice")
+    assert c.receive(p.pack_error(p.ProtocolViolation("nope")), 0.0) == [cp.ErrorReceived("protocol", "nope")]
+    from gamesync.core.errors import RoomFull
+
+    assert c.receive(p.pack_error(RoomFull()), 0.0) == [cp.ErrorReceived("room_full", "room_full")]
+
+
+def test_malformed_server_bytes_are_a_protocol_violation():
+    c = welcomed()
+    with pytest.raises(ProtocolViolation):
+        c.receive(b"\xc1", 0.0)
+    with pytest.raises(ProtocolViolation):
+        c.receive(p.pack_join("r", "n"), 0.0)
+
+
+def test_snapshot_on_a_baseline_not_held_raises_desync():
+    srv = Server().run(4)
+    c = welcomed()
+    c.receive(srv.frame(0), 0.0)
+    with pytest.raises(DesyncError):
+        c.receive(srv.frame(2, 1), 0.0)
+    c.receive(srv.frame(2, 0), 0.0)
+    with pytest.raises(DesyncError):
+        c.receive(srv.frame(3, 2, 1), 0.0)  # reference not held
+    assert c.tick == 2
+
+
+@pytest.mark.parametrize("ev", [5, "event", [], None, {"k": 1}, [99, "x"], [-1], ["EVENT", 1]], ids=repr)
+def test_bad_event_entries_are_a_protocol_violation(ev):
+    srv = Server().run(1)
+    c = welcomed()
+    with pytest.raises(ProtocolViolation):
+        c.receive(srv.frame(0, events=[ev]), 0.0)
+
+
+@pytest.mark.parametrize("ev", [
+    [p.Ev.EVENT],
+    [p.Ev.RELIABLE, "data"],
+    [p.Ev.RELIABLE],
+    [p.Ev.JOINED, 4],
+    [p.Ev.LEFT],
+    [p.Ev.MESSAGE_ACK],
+    [p.Ev.PONG],
+    [p.Ev.PONG, "soon"],
+    [p.Ev.PONG, None],
+    [p.Ev.RELIABLE, "data", "not an id"],
+    [p.Ev.RELIABLE, "data", -1],
+], ids=repr)
+def test_event_entries_with_missing_or_wrong_fields_are_a_protocol_violation(ev):
+    srv = Server().run(1)
+    c = welcomed()
+    with pytest.raises(ProtocolViolation):
+        c.receive(srv.frame(0, events=[ev]), 0.0)
+    assert all(p.parse_client(m) is not None for m in c.outbox)  # never queue a message the server rejects
+
+
+def test_clients_sharing_a_decode_cache_share_states():
+    srv = Server().run(3)
+    cache = DecodeCache()
+    a, b = welcomed(cache=cache), welcomed(cache=cache)
+    frames = [srv.frame(0), srv.frame(1, 0), srv.frame(2, 1, 0)]
+    for f in frames:
+        [ua] = a.receive(f, 0.0)
+        [ub] = b.receive(f, 0.0)
+        assert ua.state is ub.state
+    assert cache.hits == 3 and cache.misses == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(plan=st.lists(st.tuples(st.booleans(), st.integers(0, 3), st.booleans()), min_size=1, max_size=30))
+def test_acks_always_name_the_newest_tick_and_only_held_ticks(plan):
+    """Whatever is lost, every queued ack names the newest tick and flags only ticks the mirror holds."""
+    srv = Server()
+    c = welcomed()
+    acked = p.NO_TICK
+    for tick, (delivered, back, use_ref) in enumerate(plan):
+        srv.step()
+        if acked == p.NO_TICK:
+            base = ref = p.NO_TICK
+        else:
+            base = max(acked - back, 0) if c.mirror.get(max(acked - back, 0)) is not None else acked
+            ref = base - 1 if use_ref and c.mirror.get(base - 1) is not None else p.NO_TICK
+        if not delivered:
+            continue
+        out = c.receive(srv.frame(tick, base, ref, input_ack=tick), 0.0)
+        assert out[0].state.same_as(srv.states[tick])
+        [ack] = acks(c)
+        assert ack.tick == tick == c.tick
+        for i in range(p.ACK_BITS):
+            assert bool(ack.bits >> i & 1) == (c.mirror.get(tick - 1 - i) is not None)
+        acked = tick
