@@ -198,10 +198,12 @@ class WsConn:
                     if isinstance(ev, Request):
                         self.path = ev.target
                         await self.send_all(self.ws.send(AcceptConnection()))
-                        if header_end(head) == len(head):
-                            # nothing came behind the request, so wsproto buffers nothing
-                            # and the fast path can own the stream from here
-                            self.reader = FrameReader(masked=True, max_size=self.max_message)
+                        # wsproto's server handshake does not hand bytes that came right
+                        # behind the request to its Connection: the fast path takes them
+                        self.reader = FrameReader(masked=True, max_size=self.max_message)
+                        end = header_end(head)
+                        if 0 < end < len(head):
+                            self.pending = self.ingest(head[end:], trio.current_time())
                         return ev
             except RemoteProtocolError as e:
                 if isinstance(e.event_hint, RejectConnection):
