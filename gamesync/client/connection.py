@@ -24,6 +24,7 @@ from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from ..core import clientproto as cp
 from ..core.errors import DesyncError
+from ..core.protocol import pack_leave
 from ..core.schema import Schema
 from ..core.state import State
 
@@ -60,6 +61,7 @@ class Client:
         self._connected = trio.Event()
         self._closed = False
         self._started = False
+        self._done = trio.Event()
         self._pending_acks: dict[int, trio.Event] = {}
         self._acked: set[int] = set()
 
@@ -98,6 +100,8 @@ class Client:
             st = self.state
             if st is not None and st.tick > newer_than:
                 return st
+            if self._closed and self._done.is_set():
+                raise ClientClosed("the client is closed")
             await self._state_ready.wait()
 
     async def wait_connected(self) -> None:
@@ -176,35 +180,39 @@ class Client:
 
     async def _run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         attempt = 0
-        while not self._closed:
-            try:
-                await self._session(task_status)
-            except BaseException as exc:
-                e = _unwrap(exc)
-                if isinstance(e, (ConnectionClosed, HandshakeError, OSError, trio.TooSlowError, DesyncError)):
-                    logger.info("client %s: connection lost: %s", self.name, e)
-                    if not self._started:
-                        self._closed = True  # the first connect fails loudly; later ones retry
-                elif isinstance(e, ClientClosed):
-                    logger.warning("client %s: %s", self.name, e)
+        try:
+            while not self._closed:
+                connects = self.connects
+                try:
+                    await self._session(task_status)
+                except BaseException as exc:
+                    e = _outcome(exc)
+                    if isinstance(e, ClientClosed):
+                        logger.warning("client %s: %s", self.name, e)
+                        self._closed = True
+                    else:
+                        logger.info("client %s: connection lost: %s", self.name, e)
+                        if not self._started:
+                            self._closed = True  # the first connect fails loudly; later ones retry
+                finally:
+                    self._ws = None
+                    self._connected = trio.Event()
+                err = self.last_error
+                if err is not None and err.code in FATAL_CODES:
                     self._closed = True
-                else:
-                    raise
-            finally:
-                self._ws = None
-                self._connected = trio.Event()
-            err = self.last_error
-            if err is not None and err.code in FATAL_CODES:
-                self._closed = True
-            if self._closed or not self.reconnect:
-                break
-            attempt = attempt + 1 if self.connects == 0 or self._ws is None else 1
-            delay = random.uniform(0, min(self.backoff_max, self.backoff_initial * 2 ** attempt))
-            await trio.sleep(delay)
-        self._closed = True
-        self._event_ready.set()
-        if not self._started:
-            task_status.started()
+                if self._closed or not self.reconnect:
+                    break
+                attempt = 1 if self.connects > connects else attempt + 1  # a good join resets the backoff
+                delay = random.uniform(0, min(self.backoff_max, self.backoff_initial * 2 ** attempt))
+                await trio.sleep(delay)
+        finally:
+            self._closed = True
+            self._event_ready.set()
+            self._state_ready.set()
+            self._done.set()
+            if not self._started:
+                self._started = True
+                task_status.started()
 
     async def _session(self, task_status: Any) -> None:
         async with open_websocket_url(self.url, message_queue_size=64) as ws:
@@ -245,24 +253,35 @@ class Client:
             await self.ping()
 
     async def aclose(self) -> None:
+        """Leave the room: the server closes the connection at its next tick; wait up to 1 s."""
         self._closed = True
         ws = self._ws
-        if ws is not None and self.proto is not None:
+        if ws is not None:
+            try:
+                await ws.send_message(pack_leave())
+            except ConnectionClosed:
+                pass
             with trio.move_on_after(1):
-                try:
-                    from ..core.protocol import pack_leave
-
-                    await ws.send_message(pack_leave())
-                    await ws.aclose()
-                except ConnectionClosed:
-                    pass
+                await self._done.wait()
 
 
-def _unwrap(e: BaseException) -> BaseException:
-    """The single exception inside (nested) one-member exception groups."""
-    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
-        e = e.exceptions[0]
-    return e
+_LOST = (ConnectionClosed, HandshakeError, OSError, trio.TooSlowError, DesyncError)
+
+
+def _leaves(e: BaseException) -> list[BaseException]:
+    if isinstance(e, BaseExceptionGroup):
+        return [x for sub in e.exceptions for x in _leaves(sub)]
+    return [e]
+
+
+def _outcome(exc: BaseException) -> BaseException:
+    """What ended a connection: re-raises cancellation and unexpected errors, else returns
+    the ClientClosed or connection-lost exception inside (possibly nested) groups."""
+    leaves = _leaves(exc)
+    if any(isinstance(x, trio.Cancelled) for x in leaves) or not all(isinstance(x, (ClientClosed, *_LOST))
+                                                                     for x in leaves):
+        raise exc
+    return next((x for x in leaves if isinstance(x, ClientClosed)), leaves[0])
 
 
 @asynccontextmanager
@@ -270,12 +289,15 @@ async def open_client(url: str, room: str = "arena", name: str = "player", game:
                       **kwargs: Any) -> AsyncIterator[Client]:
     """Connect, join and yield a Client; leaves and closes on exit."""
     client = Client(url, room, name, game, **kwargs)
+    joined = False
     async with trio.open_nursery() as n:
         await n.start(client._run)
-        if client.proto is None:
-            raise ClientClosed(f"could not join {url}: {client.last_error}")
-        try:
-            yield client
-        finally:
-            await client.aclose()
-            n.cancel_scope.cancel()
+        if client.proto is not None:
+            joined = True
+            try:
+                yield client
+            finally:
+                await client.aclose()
+                n.cancel_scope.cancel()
+    if not joined:
+        raise ClientClosed(f"could not join {url}: {client.last_error or 'connection failed'}")

@@ -14,6 +14,13 @@ class GamesyncError(Exception):
         self.reason = reason or self.code
 
 
+class InternalError(GamesyncError):
+    """The game's code failed; the client (or the room) it concerned is closed."""
+
+    code = "internal"
+    close_code = 1011
+
+
 class ProtocolViolation(GamesyncError):
     """Malformed msgpack, unknown message type, wrong fields, or a message out of order."""
 

@@ -19,7 +19,7 @@ import trio
 
 from ..core import protocol as p
 from ..core.delta import compress_payload, encode_delta
-from ..core.errors import GamesyncError, ProtocolViolation, RoomFull
+from ..core.errors import GamesyncError, InternalError, ProtocolViolation, RoomFull
 from ..core.state import History, State
 from ..core.world import World
 from ..game import Game
@@ -150,7 +150,12 @@ class Room:
         self.sessions[s.id] = s
         self._selector.register(s.sock, selectors.EVENT_READ, s)
         self.stats.joins += 1
-        self.game.on_join(s.id, s.name)
+        try:
+            self.game.on_join(s.id, s.name)
+        except Exception:
+            logger.exception("room %s: game failed in on_join for client %d", self.name, s.id)
+            s.fail(InternalError("the game failed to admit you"))
+            return
         joined = [p.Ev.JOINED, s.id, s.name]
         for other in self.sessions.values():
             if other is not s:
@@ -170,7 +175,10 @@ class Room:
         self.stats.bytes_out += s.bytes_out
         self.stats.frames_out += s.frames_out
         self.stats.skipped += s.skipped
-        self.game.on_leave(s.id)
+        try:
+            self.game.on_leave(s.id)
+        except Exception:
+            logger.exception("room %s: game failed in on_leave for client %d", self.name, s.id)
         for h in [h for h in self._reliable.values() if h.client_id == s.id]:
             del self._reliable[h.ack_id]
             h.resolve(False)
@@ -198,6 +206,12 @@ class Room:
         try:
             with trio.CancelScope() as self._scope:
                 await run_ticks(self.tick_rate, self._tick, self.tick_stats)
+        except Exception:
+            # a bug in the game's step (or ours) ends this room only: its clients are closed
+            # with 1011 and every other room carries on
+            logger.exception("room %s: tick %d failed; closing the room", self.name, self.tick)
+            self.server.forget_room(self)
+            self.shut(InternalError("the room's game failed"))
         finally:
             self.closed = True
             self._selector.close()
@@ -265,6 +279,9 @@ class Room:
                 self._dispatch(s, p.parse_client(m))
         except GamesyncError as e:
             s.fail(e)
+        except Exception:  # the game's validate_input / on_message failed on this client's data
+            logger.exception("room %s: game failed on a message from client %d", self.name, s.id)
+            s.fail(InternalError("the game failed on your message"))
 
     def _dispatch(self, s: Session, ev: p.ClientEvent) -> None:
         if isinstance(ev, p.InputFrame):

@@ -9,7 +9,6 @@ answers pings.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ import msgpack
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Message, Ping, RejectConnection,
+from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Message, Ping, Pong, RejectConnection,
                             Request, TextMessage)
 
 from gamesync.core import clientproto as cp
@@ -131,6 +130,17 @@ class RawClient:
         self.welcome = ev
         return ev
 
+    async def follow(self, seconds: float, ack: bool = True) -> list[tuple[float, p.Snapshot]]:
+        """Snapshots received over ``seconds`` with their arrival times, acking each if ``ack``."""
+        out = []
+        with trio.move_on_after(seconds):
+            while True:
+                s = await self.snapshot()
+                out.append((trio.current_time(), s))
+                if ack:
+                    await self.send([5, s.tick])
+        return out
+
     async def snapshot(self) -> p.Snapshot:
         """The next snapshot (other messages are kept in ``errors``)."""
         while True:
@@ -140,10 +150,14 @@ class RawClient:
 
     async def closed(self, timeout: float = 3.0) -> Closed:
         """Read until the server closes; fail if it has not within ``timeout``."""
+        n_errors = len(self.errors)
         with trio.fail_after(timeout):
             while True:
                 try:
-                    await self.recv()
+                    ev = await self.recv()
+                    first_error = len(self.errors) == n_errors + 1 and ev is self.errors[-1]
+                    assert len(self.errors) == n_errors or first_error, (
+                        f"{ev} came after the error message {self.errors[n_errors]}")
                 except ConnectionClosed as e:
                     r = e.reason
                     return Closed(r.code if r else None, (r.reason or "") if r else "",
@@ -171,6 +185,7 @@ class WireClient:
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.auto_pong = auto_pong
         self.pings = 0
+        self.pongs = 0
         self._pending: list[bytes | str] = []
         self._parts: list[Any] = []
         self._out: list[bytes] = []
@@ -189,8 +204,12 @@ class WireClient:
             await c.handshake(port)
         return c
 
+    def upgrade_request(self, port: int) -> bytes:
+        """The HTTP upgrade request (to send by hand, e.g. together with the first frames)."""
+        return self.ws.send(Request(host=f"{HOST}:{port}", target="/"))
+
     async def handshake(self, port: int) -> None:
-        await self.stream.send_all(self.ws.send(Request(host=f"{HOST}:{port}", target="/")))
+        await self.stream.send_all(self.upgrade_request(port))
         while True:
             data = await self.stream.receive_some(65536)
             if not data:
@@ -211,6 +230,9 @@ class WireClient:
     async def send(self, *msgs: Any) -> None:
         await self.stream.send_all(b"".join(self.frame(m) for m in msgs))
 
+    async def ping(self, payload: bytes = b"hi") -> None:
+        await self.stream.send_all(self.ws.send(Ping(payload)))
+
     async def send_bytes(self, data: bytes) -> None:
         await self.stream.send_all(data)
 
@@ -225,6 +247,8 @@ class WireClient:
             self.pings += 1
             if self.auto_pong:
                 self._out.append(self.ws.send(ev.response()))
+        elif isinstance(ev, Pong):
+            self.pongs += 1
         elif isinstance(ev, CloseConnection):
             self.close_event = ev
 
@@ -277,6 +301,7 @@ class WireClient:
                     break
                 if isinstance(data, bytes):
                     ev = p.parse_server(data)
+                    assert not errors, f"{ev} came after the error message {errors[0]}"
                     if isinstance(ev, p.ServerError):
                         errors.append(ev)
         ce = self.close_event
@@ -391,9 +416,6 @@ def period(server: Server) -> float:
     return 1.0 / server.config.tick_rate
 
 
-def near(a: float, b: float, tol: float) -> bool:
-    return math.isclose(a, b, abs_tol=tol)
-
 
 @asynccontextmanager
 async def bystander(server: Server, url: str, room: str = "r", max_gap_periods: float = 3.0,
@@ -405,12 +427,14 @@ async def bystander(server: Server, url: str, room: str = "r", max_gap_periods: 
         rss0 = rss_mib()
         t0 = trio.current_time()
         yield w
+        await trio.sleep(5 * period(server))  # and a few ticks after the misbehaviour
         t1 = trio.current_time()
         gap = w.max_gap(t0, t1)
         assert gap <= max_gap_periods * period(server), (
             f"the well-behaved client went {gap * 1e3:.0f} ms without a snapshot "
             f"(tick period {period(server) * 1e3:.0f} ms)")
         ticks = [k for t, k in zip(w.times, w.ticks) if t0 <= t <= t1]
+        assert len(ticks) >= 3
         assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), "the well-behaved client missed ticks"
         await wait_for(lambda: server.connections == 1, 3.0, "the server to be back to one connection")
         r = server.rooms[room]
@@ -421,3 +445,92 @@ async def bystander(server: Server, url: str, room: str = "r", max_gap_periods: 
         assert w.closed is None
         grown = rss_mib() - rss0
         assert grown < rss_growth_mib, f"resident memory grew by {grown:.1f} MiB"
+
+
+class Player:
+    """A raw client that also decodes snapshots (the sans-I/O ClientProtocol) and acks them:
+    ``state`` is the newest world, ``events`` every event seen; inputs are numbered by hand."""
+
+    def __init__(self, ws: Any, room: str = "r", name: str = "player") -> None:
+        self.ws = ws
+        self.proto = cp.ClientProtocol(room, name)
+        self.welcome: p.Welcome | None = None
+        self.state: Any = None
+        self.input_ack = 0
+        self.events: list[Any] = []
+        self.updates: list[cp.StateUpdated] = []
+
+    @property
+    def client_id(self) -> int:
+        assert self.welcome is not None
+        return self.welcome.client_id
+
+    async def join(self) -> p.Welcome:
+        await self.ws.send_message(self.proto.join())
+        for ev in self.proto.receive(await self.ws.get_message(), trio.current_time()):
+            assert isinstance(ev, cp.Welcomed), f"expected welcome, got {ev}"
+            self.welcome = ev.welcome
+        assert self.welcome is not None
+        return self.welcome
+
+    async def send(self, msg: Any) -> None:
+        await self.ws.send_message(msg if isinstance(msg, bytes) else pk(msg))
+
+    async def send_input(self, seq: int, data: Any) -> None:
+        await self.send([3, seq, data])
+
+    async def pump(self) -> list[Any]:
+        """Handle one server message; returns its events (not state updates)."""
+        out = []
+        for ev in self.proto.receive(await self.ws.get_message(), trio.current_time()):
+            if isinstance(ev, cp.StateUpdated):
+                self.state = ev.state
+                self.input_ack = ev.input_ack
+                self.updates.append(ev)
+            else:
+                self.events.append(ev)
+                out.append(ev)
+        while self.proto.outbox:
+            await self.ws.send_message(self.proto.outbox.pop(0))
+        return out
+
+    async def until(self, cond: Any, timeout: float = 3.0, what: str = "condition") -> None:
+        """Pump messages until ``cond()`` holds."""
+        with trio.fail_after(timeout):
+            while not cond():
+                await self.pump()
+
+    async def next_state(self) -> Any:
+        n = len(self.updates)
+        await self.until(lambda: len(self.updates) > n)
+        return self.state
+
+    def me(self) -> int:
+        """This player's entity id, from the arena's {"you": id} event."""
+        for ev in self.events:
+            if isinstance(ev, cp.GameEvent) and isinstance(ev.data, dict) and "you" in ev.data:
+                return int(ev.data["you"])
+        raise AssertionError("no {'you': id} event yet")
+
+    def entity(self, entity_id: int, state: Any = None) -> dict[str, float]:
+        """Field values of one entity in ``state`` (default: the newest)."""
+        st = self.state if state is None else state
+        schema = self.proto.schema
+        assert schema is not None and st is not None
+        slots = [i for i in range(st.n) if st.alive[i] and st.ids[i] == entity_id]
+        assert slots, f"entity {entity_id} not in the state of tick {st.tick}"
+        return {f.name: float(st.column(schema, f.name)[slots[0]]) for f in schema}
+
+    def kinds(self) -> list[int]:
+        st = self.state
+        return [int(k) for k, a in zip(st.column(self.proto.schema, "kind"), st.alive) if a]
+
+
+@asynccontextmanager
+async def player(url: str, room: str = "r", name: str = "player") -> AsyncIterator[Player]:
+    """A joined Player that has its first state and its arena {"you": id} event (if any)."""
+    async with open_websocket_url(url, message_queue_size=RAW_QUEUE) as ws:
+        pl = Player(ws, room, name)
+        await pl.join()
+        await pl.until(lambda: pl.state is not None)
+        yield pl

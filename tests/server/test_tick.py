@@ -1,0 +1,121 @@
+"""The fixed-rate scheduler (gamesync.server.tick.run_ticks) under a mock clock, and the tick
+rate a real room holds."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from gamesync.server.tick import RECENT_TICKS, TickStats, run_ticks
+from gs_testkit import raw_client, running_server
+
+RATE = 10.0
+PERIOD = 1.0 / RATE
+
+
+async def _record(clock, n: int, overrun: dict[int, float] | None = None, first_tick: int = 0,
+                  rate: float = RATE) -> tuple[list[tuple[int, float]], TickStats, float]:
+    """Run ``n`` ticks; the body jumps the mock clock by ``overrun[tick]`` seconds (work that
+    took that long). Returns the (tick, now) calls, the stats and the start time."""
+    calls: list[tuple[int, float]] = []
+    stats = TickStats()
+    overrun = overrun or {}
+    with trio.CancelScope() as cs:
+
+        def body(tick: int, now: float) -> None:
+            calls.append((tick, now))
+            assert now == trio.current_time()
+            if tick in overrun:
+                clock.jump(overrun[tick])
+            if len(calls) == n:
+                cs.cancel()
+
+        start = trio.current_time()
+        await run_ticks(rate, body, stats, first_tick=first_tick)
+    return calls, stats, start
+
+
+async def test_ticks_run_on_absolute_deadlines(autojump_clock):
+    calls, stats, start = await _record(autojump_clock, 50)
+    assert [t for t, _ in calls] == list(range(50))
+    for k, (_, now) in enumerate(calls):
+        assert now == pytest.approx(start + k * PERIOD, abs=1e-9)
+    assert (stats.ticks, stats.overruns, stats.skipped) == (50, 0, 0)
+
+
+async def test_work_shorter_than_the_period_causes_no_drift(autojump_clock):
+    """Each tick takes 90% of the period; deadlines stay start + k / rate, not now + period."""
+    work = {k: 0.9 * PERIOD for k in range(100)}
+    calls, stats, start = await _record(autojump_clock, 100, work)
+    for k, (_, now) in enumerate(calls):
+        assert now == pytest.approx(start + k * PERIOD, abs=1e-9)
+    assert stats.overruns == 0 and stats.skipped == 0
+    assert stats.mean_s == pytest.approx(0.9 * PERIOD)
+    assert stats.max_s == pytest.approx(0.9 * PERIOD)
+
+
+async def test_overrun_skips_missed_deadlines_instead_of_bursting(autojump_clock):
+    # tick 3 takes 2.5 periods: it ends at 5.5 periods, so the deadlines at 4 and 5 are missed
+    calls, stats, start = await _record(autojump_clock, 8, {3: 2.5 * PERIOD})
+    times = [(now - start) / PERIOD for _, now in calls]
+    assert [t for t, _ in calls] == list(range(8))  # tick numbers stay consecutive
+    assert times == pytest.approx([0, 1, 2, 3, 6, 7, 8, 9], abs=1e-6)  # back on the grid, no burst
+    assert stats.overruns == 1
+    assert stats.skipped == 2
+    assert stats.max_s == pytest.approx(2.5 * PERIOD)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) == pytest.approx(1.0)  # never two ticks closer than a period
+
+
+async def test_long_stall_skips_many_deadlines_and_resumes_on_the_grid(autojump_clock):
+    calls, stats, start = await _record(autojump_clock, 5, {1: 10.3 * PERIOD})
+    times = [(now - start) / PERIOD for _, now in calls]
+    assert times == pytest.approx([0, 1, 12, 13, 14], abs=1e-6)
+    assert stats.skipped == 10 and stats.overruns == 1
+
+
+async def test_overrun_shorter_than_a_deadline_skip_is_counted_but_skips_nothing(autojump_clock):
+    # 1.5 periods: ends at 2.5, the deadline at 2 is missed, next tick at 3
+    calls, stats, start = await _record(autojump_clock, 4, {0: 1.5 * PERIOD})
+    times = [(now - start) / PERIOD for _, now in calls]
+    assert times == pytest.approx([0, 2, 3, 4], abs=1e-6)
+    assert stats.overruns == 1 and stats.skipped == 1
+
+
+async def test_first_tick_sets_the_tick_numbers(autojump_clock):
+    calls, _, _ = await _record(autojump_clock, 3, first_tick=100)
+    assert [t for t, _ in calls] == [100, 101, 102]
+
+
+async def test_recent_durations_are_capped(autojump_clock):
+    n = RECENT_TICKS + 40
+    calls, stats, _ = await _record(autojump_clock, n, {k: 0.001 * (k % 7) for k in range(n)}, rate=1000.0)
+    assert stats.ticks == n
+    assert len(stats.recent) == RECENT_TICKS
+    assert stats.recent[-1] == pytest.approx(0.001 * ((n - 1) % 7))
+
+
+async def test_room_holds_its_tick_rate_without_drift():
+    """Over 3 s the room's tick counter follows start + k / rate to within 2 ticks at every
+    sample, which a scheduler that slept a period after each tick would not."""
+    with trio.fail_after(15):
+        async with running_server(tick_rate=30.0) as (server, url):
+            async with raw_client(url) as c:
+                await c.join()
+                await c.snapshot()
+                room = server.rooms["r"]
+                t0, k0 = trio.current_time(), server.stats()["rooms"][0]["tick"]
+                samples = []
+                for _ in range(12):
+                    await c.follow(0.25)  # a client that keeps up, meanwhile
+                    samples.append((trio.current_time(), server.stats()["rooms"][0]["tick"]))
+                stats = server.stats()["rooms"][0]
+    for t, k in samples:
+        expected = k0 + (t - t0) * 30.0
+        assert abs(k - expected) <= 2, f"tick {k} at +{t - t0:.2f} s, expected {expected:.1f}"
+    t_end, k_end = samples[-1]
+    rate = (k_end - k0) / (t_end - t0)
+    assert rate == pytest.approx(30.0, rel=0.03)
+    assert stats["skipped_ticks"] == 0
+    assert stats["tick_ms_p99"] < 1000 / 30
+    assert room.tick_stats.overruns == stats["overruns"] == 0
