@@ -9,7 +9,10 @@ import trio
 from gamesync.core import clientproto as cp
 from gamesync.core import protocol as p
 from gamesync.games.arena import KIND_NPC, KIND_PLAYER
-from gs_testkit import (RecordingGame, bystander, pk, player, raw_client, running_server, wait_for)
+from typing import Any
+
+from gs_testkit import (RecordingGame, bystander, period, pk, player, raw_client, running_server, wait_for,
+                        watched)
 
 
 def _joined(pl) -> list[tuple[int, str]]:
@@ -259,3 +262,53 @@ async def test_room_with_a_client_is_never_torn_down():
                 assert "kept" in server.rooms
                 ticks = [s.tick for _, s in got]
                 assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))
+
+
+# ---- a failing game hurts only the client (or the room) it concerns ------------------------
+
+
+class FragileGame(RecordingGame):
+    """Raises on the message "boom" and, once armed by "arm-step", in step()."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.armed = False
+
+    def on_message(self, client_id: int, data: Any) -> None:
+        if data == "boom":
+            raise RuntimeError("game bug on a message")
+        if data == "arm-step":
+            self.armed = True
+
+    def step(self, tick: int, inputs: dict[int, list[Any]], dt: float) -> None:
+        if self.armed:
+            raise RuntimeError("game bug in step")
+
+
+async def test_game_error_on_a_message_closes_that_client_with_1011_and_the_room_carries_on():
+    with trio.fail_after(15):
+        async with running_server(games={"fragile": FragileGame}, default_game="fragile") as (server, url):
+            async with bystander(server, url, room="r"):
+                async with raw_client(url) as bad:
+                    await bad.join(room="r", name="bad")
+                    await bad.send([6, "boom"])
+                    closed = await bad.closed()
+            assert closed.code == 1011
+            assert closed.error is not None and closed.error.code == "internal"
+
+
+async def test_game_error_in_step_closes_only_that_room_and_other_rooms_keep_ticking():
+    with trio.fail_after(15):
+        async with running_server(games={"fragile": FragileGame}, default_game="fragile") as (server, url):
+            async with watched(url, room="healthy") as other:
+                async with raw_client(url) as victim:
+                    await victim.join(room="doomed", name="victim")
+                    await victim.send([6, "arm-step"])
+                    closed = await victim.closed()
+                assert closed.code == 1011
+                await wait_for(lambda: "doomed" not in server.rooms, 3.0, "the failed room to be gone")
+                mark = other.mark()
+                await trio.sleep(10 * period(server))
+                assert other.count(mark) >= 8, "the other room stopped ticking"
+                assert other.max_gap(mark) <= 3 * period(server)
+                assert other.closed is None
