@@ -39,11 +39,7 @@ class TokenBucket:
         For outbound frames larger than the burst (a full snapshot of a big world), which
         would otherwise never be sent.
         """
-        if n < 0:
-            raise ValueError("cannot take a negative number of tokens")
-        self.refill(now)
-        if n <= self.tokens:
-            self.tokens -= n
+        if self.take(n, now):
             return True
         if n > self.burst and self.tokens >= self.burst:
             self.tokens = 0.0

@@ -287,11 +287,11 @@ class Room:
         if isinstance(ev, p.InputFrame):
             self.stats.inputs_in += 1
             if ev.ack is not None:
-                s.on_ack(ev.ack, ev.ack_bits)
+                s.acks.on_ack(ev.ack, ev.ack_bits)
             if ev.seq > s.last_applied:
                 s.add_input(p.InputFrame(ev.seq, self.game.validate_input(ev.data)))
         elif isinstance(ev, p.SnapshotAck):
-            s.on_ack(ev.tick, ev.bits)
+            s.acks.on_ack(ev.tick, ev.bits)
         elif isinstance(ev, p.Ping):
             s.queue_event([p.Ev.PONG, ev.time])
         elif isinstance(ev, p.ClientMessage):
@@ -317,7 +317,7 @@ class Room:
         for s in self.sessions.values():
             if s.closing:
                 continue
-            key = s.baseline(hist, state.tick)
+            key = s.acks.choose(state.tick, hist)
             out = payloads.get(key)
             if out is None:
                 base, ref = key

@@ -14,10 +14,10 @@ from typing import Any, NamedTuple
 
 import trio
 
-from ..core.errors import GamesyncError, ProtocolViolation, SlowConsumer
-from ..core.protocol import ACK_BITS, NO_TICK, InputFrame, pack_snapshot
+from ..core.errors import GamesyncError, SlowConsumer
+from ..core.acks import AckTracker
+from ..core.protocol import InputFrame, pack_snapshot
 from ..core.ratelimit import TokenBucket
-from ..core.state import History
 from .config import ServerConfig
 from .wsconn import PeerClosed, WsConn
 
@@ -49,11 +49,7 @@ class Session:
         self.last_recv = now
         self.pinged = False
         # sync
-        self.sent: dict[int, int] = {}  # tick -> baseline it was encoded against
-        self.newest_sent = NO_TICK
-        self.acked = NO_TICK
-        self.ack_bits = 0
-        self.base = NO_TICK  # baseline of the last snapshot built for this client; only moves forward
+        self.acks = AckTracker(config.history_ticks, config.baseline_lag)
         # outbound
         self.events: list[Any] = []
         self.outbuf: memoryview | None = None
@@ -70,23 +66,6 @@ class Session:
         self._wake = trio.Event()
 
     # -- inbound ---------------------------------------------------------------------------
-
-    def on_ack(self, tick: int, bits: int = 0) -> None:
-        """The client holds snapshot ``tick`` (and those flagged in ``bits``)."""
-        if tick in self.sent:
-            if tick > self.acked:
-                self.acked, self.ack_bits = tick, bits
-            elif tick == self.acked:
-                self.ack_bits |= bits
-        elif tick > self.newest_sent:
-            raise ProtocolViolation(f"ack for tick {tick}, which was never sent")
-
-    def holds(self, tick: int) -> bool:
-        """The client said it holds ``tick``, which we did send it."""
-        d = self.acked - 1 - tick
-        if d == -1:
-            return True
-        return 0 <= d < ACK_BITS and bool((self.ack_bits >> d) & 1) and tick in self.sent
 
     def add_input(self, frame: InputFrame) -> None:
         if frame.seq <= self.last_applied:
@@ -115,29 +94,6 @@ class Session:
 
     # -- outbound --------------------------------------------------------------------------
 
-    def baseline(self, history: History, tick: int) -> tuple[int, int]:
-        """(baseline, reference) to encode this client's tick-``tick`` snapshot against.
-
-        The baseline is tick - lag when the client holds it (so clients that keep up share one
-        payload), else the newest tick it acknowledged; it never moves back. The reference is
-        the tick before the baseline when the client holds it, else the baseline's own
-        baseline. A baseline that left the history means a full snapshot.
-        """
-        if self.acked == NO_TICK:
-            return NO_TICK, NO_TICK
-        target = tick - self.config.baseline_lag
-        b = target if target < self.acked and self.holds(target) else self.acked
-        if b < self.base:
-            b = self.base
-        if b not in history:
-            self.base = NO_TICK
-            return NO_TICK, NO_TICK
-        self.base = b
-        r = b - 1 if self.holds(b - 1) else self.sent.get(b, NO_TICK)
-        if r != NO_TICK and r not in history:
-            r = NO_TICK
-        return b, r
-
     def queue_event(self, entry: list[Any]) -> None:
         self.events.append(entry)
         if len(self.events) > self.config.max_pending_events:
@@ -161,11 +117,7 @@ class Session:
             self.skipped += 1  # over the byte budget: skip; events wait for the next frame
             return
         self.events = []
-        sent = self.sent
-        sent[snap.tick] = snap.base
-        self.newest_sent = snap.tick
-        while len(sent) > self.config.history_ticks + 2:
-            del sent[next(iter(sent))]  # ticks are inserted in order: drop the oldest
+        self.acks.on_sent(snap.tick, snap.base)
         self.frames_out += 1
         self.write(frame)
 

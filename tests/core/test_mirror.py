@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 
 from gamesync.core.delta import FLAG_DEFLATE, compress_payload, encode_delta
 from gamesync.core.errors import DesyncError
+from gamesync.core.acks import AckTracker
 from gamesync.core.mirror import DecodeCache, Mirror
 from gamesync.core.protocol import ACK_BITS, NO_TICK
 from gamesync.core.schema import Angle, Float, Int, Schema
@@ -175,55 +175,9 @@ def test_ack_bits_of_an_empty_mirror_are_zero():
 
 # ---- the server's baseline policy against a pruning mirror -------------------------------------
 
-@dataclass
-class Session:
-    """The server's per-client baseline bookkeeping (as in gamesync.server.session)."""
-
-    lag: int
-    history: int
-
-    def __post_init__(self) -> None:
-        self.sent: dict[int, int] = {}
-        self.newest_sent = NO_TICK
-        self.acked = NO_TICK
-        self.ack_bits = 0
-        self.base = NO_TICK
-
-    def on_ack(self, tick: int, bits: int) -> None:
-        if tick in self.sent:
-            if tick > self.acked:
-                self.acked, self.ack_bits = tick, bits
-            elif tick == self.acked:
-                self.ack_bits |= bits
-
-    def holds(self, tick: int) -> bool:
-        d = self.acked - 1 - tick
-        if d == -1:
-            return True
-        return 0 <= d < ACK_BITS and bool((self.ack_bits >> d) & 1) and tick in self.sent
-
-    def baseline(self, hist: dict[int, State], tick: int) -> tuple[int, int]:
-        if self.acked == NO_TICK:
-            return NO_TICK, NO_TICK
-        target = tick - self.lag
-        b = target if target < self.acked and self.holds(target) else self.acked
-        if b < self.base:
-            b = self.base
-        if b not in hist:
-            self.base = NO_TICK
-            return NO_TICK, NO_TICK
-        self.base = b
-        r = b - 1 if self.holds(b - 1) else self.sent.get(b, NO_TICK)
-        if r != NO_TICK and r not in hist:
-            r = NO_TICK
-        return b, r
-
-    def sent_snapshot(self, tick: int, base: int) -> None:
-        self.sent[tick] = base
-        self.newest_sent = tick
-        if len(self.sent) > self.history + 2:
-            for t in list(self.sent)[: len(self.sent) - self.history - 2]:
-                del self.sent[t]
+def Session(lag: int, history: int) -> AckTracker:
+    """The server's per-client baseline bookkeeping, exactly as the server runs it."""
+    return AckTracker(history, lag)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -247,9 +201,9 @@ def test_pruning_never_drops_a_state_the_server_may_still_use(seed, ticks, lag, 
         for a in sorted(a for a in acks if a[0] <= cur.tick):
             acks.remove(a)
             sess.on_ack(a[1], a[2])
-        b, r = sess.baseline(hist, cur.tick)
+        b, r = sess.choose(cur.tick, hist)
         snap = srv.snap(cur.tick, b, r)
-        sess.sent_snapshot(cur.tick, b)
+        sess.on_sent(cur.tick, b)
         if rng.random() >= loss:
             wire.append((cur.tick + int(rng.integers(0, max_delay + 1)), rng.random(), snap))
         for item in sorted(w for w in wire if w[0] <= cur.tick):

@@ -514,7 +514,7 @@ async def test_sockets_past_the_rejection_slack_are_closed_at_once():
 async def test_client_vanishing_without_a_close_frame_is_dropped_and_reported_left(how):
     with trio.fail_after(10):
         async with running_server() as (server, url):
-            async with bystander(server, url) as w:
+            async with bystander(server, url):
                 wc = await WireClient.open(port_of(url))
                 gone = (await wc.join(name="ghost")).client_id
                 await wc.recv()

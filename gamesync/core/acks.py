@@ -1,0 +1,76 @@
+"""What a client holds, from its acks, and what to encode its next snapshot against."""
+
+from __future__ import annotations
+
+from typing import Container
+
+from .errors import ProtocolViolation
+from .protocol import ACK_BITS, NO_TICK
+
+
+class AckTracker:
+    """The server's view of one client's snapshots: sent, acknowledged, and the baseline policy.
+
+    ``keep`` is how many sent ticks to remember (the history length); ``lag`` is the shared
+    baseline offset: a client that holds tick T - lag gets its tick-T snapshot against it, so
+    every client keeping up shares one payload per tick.
+    """
+
+    __slots__ = ("keep", "lag", "sent", "newest_sent", "acked", "ack_bits", "base")
+
+    def __init__(self, keep: int, lag: int) -> None:
+        self.keep = keep
+        self.lag = lag
+        self.sent: dict[int, int] = {}  # tick -> baseline it was encoded against
+        self.newest_sent = NO_TICK
+        self.acked = NO_TICK
+        self.ack_bits = 0
+        self.base = NO_TICK  # baseline of the last snapshot built; only moves forward
+
+    def on_sent(self, tick: int, base: int) -> None:
+        """A snapshot for ``tick`` encoded against ``base`` went into the client's stream."""
+        sent = self.sent
+        sent[tick] = base
+        self.newest_sent = tick
+        while len(sent) > self.keep + 2:
+            del sent[next(iter(sent))]  # ticks are inserted in order: drop the oldest
+
+    def on_ack(self, tick: int, bits: int = 0) -> None:
+        """The client holds snapshot ``tick`` (and those flagged in ``bits``)."""
+        if tick in self.sent:
+            if tick > self.acked:
+                self.acked, self.ack_bits = tick, bits
+            elif tick == self.acked:
+                self.ack_bits |= bits
+        elif tick > self.newest_sent:
+            raise ProtocolViolation(f"ack for tick {tick}, which was never sent")
+
+    def holds(self, tick: int) -> bool:
+        """The client said it holds ``tick``, which we did send it."""
+        d = self.acked - 1 - tick
+        if d == -1:
+            return True
+        return 0 <= d < ACK_BITS and bool((self.ack_bits >> d) & 1) and tick in self.sent
+
+    def choose(self, tick: int, history: Container[int]) -> tuple[int, int]:
+        """(baseline, reference) for the client's tick-``tick`` snapshot.
+
+        The baseline is tick - lag when the client holds it, else the newest tick it
+        acknowledged; it never moves back. The reference is the tick before the baseline when
+        the client holds it, else the baseline's own baseline. A baseline that left the
+        history means a full snapshot (NO_TICK, NO_TICK).
+        """
+        if self.acked == NO_TICK:
+            return NO_TICK, NO_TICK
+        target = tick - self.lag
+        b = target if target < self.acked and self.holds(target) else self.acked
+        if b < self.base:
+            b = self.base
+        if b not in history:
+            self.base = NO_TICK
+            return NO_TICK, NO_TICK
+        self.base = b
+        r = b - 1 if self.holds(b - 1) else self.sent.get(b, NO_TICK)
+        if r != NO_TICK and r not in history:
+            r = NO_TICK
+        return b, r

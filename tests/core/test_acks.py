@@ -1,0 +1,76 @@
+"""AckTracker: what a client holds, and the baseline/reference it gets."""
+
+from __future__ import annotations
+
+import pytest
+
+from gamesync.core.acks import AckTracker
+from gamesync.core.errors import ProtocolViolation
+from gamesync.core.protocol import NO_TICK
+
+
+def tracker_with_sent(ticks: range, lag: int = 2, keep: int = 32) -> AckTracker:
+    """A tracker that sent every tick in ``ticks``, each against the tick before it."""
+    t = AckTracker(keep, lag)
+    for k in ticks:
+        t.on_sent(k, k - 1 if k else NO_TICK)
+    return t
+
+
+def test_no_ack_means_a_full_snapshot():
+    assert tracker_with_sent(range(5)).choose(5, range(6)) == (NO_TICK, NO_TICK)
+
+
+def test_client_holding_tick_minus_lag_gets_it_as_baseline_and_the_tick_before_as_reference():
+    t = tracker_with_sent(range(10))
+    t.on_ack(9, 0b11)  # holds 9, 8, 7
+    assert t.choose(10, range(11)) == (8, 7)
+
+
+def test_without_the_lag_tick_the_newest_ack_is_the_baseline_and_its_own_baseline_the_reference():
+    t = tracker_with_sent(range(10))
+    t.on_ack(9, 0)  # holds only 9, which was encoded against 8 (see tracker_with_sent)
+    assert t.choose(10, range(11)) == (9, 8)
+
+
+def test_baseline_never_moves_back():
+    t = tracker_with_sent(range(10))
+    t.on_ack(9, 0b1)
+    assert t.choose(10, range(11))[0] == 8
+    t.on_ack(9, 0)  # same newest tick: bits only add
+    assert t.choose(11, range(12))[0] == 9  # 9 now qualifies as 11 - 2
+    t.ack_bits = 0
+    assert t.choose(12, range(13))[0] == 9  # never older than before
+
+
+def test_baseline_that_left_the_history_means_a_full_snapshot():
+    t = tracker_with_sent(range(10))
+    t.on_ack(3)
+    assert t.choose(40, range(20, 41)) == (NO_TICK, NO_TICK)
+
+
+def test_reference_outside_the_history_is_dropped():
+    t = tracker_with_sent(range(10))
+    t.on_ack(9)
+    assert t.choose(10, range(9, 11)) == (9, NO_TICK)
+
+
+def test_ack_for_a_tick_never_sent_is_a_protocol_violation_and_old_unknown_acks_are_ignored():
+    t = tracker_with_sent(range(50), keep=8)
+    with pytest.raises(ProtocolViolation):
+        t.on_ack(50)
+    t.on_ack(3)  # long forgotten: ignored
+    assert t.acked == NO_TICK
+
+
+def test_ack_bits_only_count_for_ticks_that_were_sent():
+    t = AckTracker(32, 2)
+    t.on_sent(5, NO_TICK)
+    t.on_sent(7, 5)
+    t.on_ack(7, 0b11)  # claims 6 and 5; 6 was never sent
+    assert t.holds(7) and t.holds(5) and not t.holds(6)
+
+
+def test_sent_map_is_bounded():
+    t = tracker_with_sent(range(1000), keep=32)
+    assert len(t.sent) <= 34
