@@ -219,7 +219,10 @@ class Client:
             proto = cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack)
             await ws.send_message(proto.join())
             with trio.fail_after(10):
-                events = proto.receive(await ws.get_message(), trio.current_time())
+                first = await ws.get_message()
+            if isinstance(first, str):
+                raise ClientClosed("server sent a text frame")
+            events = proto.receive(first, trio.current_time())
             welcome = events[0]
             if not isinstance(welcome, cp.Welcomed):
                 self._handle(welcome)

@@ -102,11 +102,11 @@ class Bot:
         await self._send_all(masked_binary_frame(self.proto.join()))
         while self.proto.welcome is None:
             for msg in self._ingest(await self._recv_some()):
-                for ev in self.proto.receive(msg, trio.current_time()):
-                    if isinstance(ev, cp.ErrorReceived):
-                        raise OSError(f"join refused: {ev.code}: {ev.reason}")
-                    if isinstance(ev, cp.StateUpdated):
-                        self._on_state(ev, trio.current_time())
+                for cev in self.proto.receive(msg, trio.current_time()):
+                    if isinstance(cev, cp.ErrorReceived):
+                        raise OSError(f"join refused: {cev.code}: {cev.reason}")
+                    if isinstance(cev, cp.StateUpdated):
+                        self._on_state(cev, trio.current_time())
         self.connected = True
 
     async def _recv_some(self) -> bytes:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Container
+from typing import Protocol
 
 from .errors import ProtocolViolation
 from .protocol import ACK_BITS, NO_TICK
+
+
+class _Ticks(Protocol):
+    def __contains__(self, tick: int, /) -> bool: ...
 
 
 class AckTracker:
@@ -52,7 +56,7 @@ class AckTracker:
             return True
         return 0 <= d < ACK_BITS and bool((self.ack_bits >> d) & 1) and tick in self.sent
 
-    def choose(self, tick: int, history: Container[int]) -> tuple[int, int]:
+    def choose(self, tick: int, history: _Ticks) -> tuple[int, int]:
         """(baseline, reference) for the client's tick-``tick`` snapshot.
 
         The baseline is tick - lag when the client holds it, else the newest tick it

@@ -245,21 +245,22 @@ def _decode(schema: Schema, payload: bytes, tick: int, base: State | None, ref: 
         created.size and created.max() >= n
     ):
         raise PayloadError("slot out of range")
-    cids = _frombuf(ids_b, "<u4", created.size) if created.size else None
+    cids = _frombuf(ids_b, "<u4", created.size)
     if created.size > 1 and np.unique(created).size != created.size:
         raise PayloadError("a slot is created twice")
 
     kept: slice | NDArray[np.intp]
-    alive = ids = None
+    alive: NDArray[np.bool_]
+    ids: NDArray[np.uint32]
     if removed.size == 0 and created.size == 0 and n == base.n and base.dense:
         kept, alive, ids = slice(0, n), base.alive, base.ids  # immutable: shared, not copied
-    elif removed.size == 0 and base.dense:
-        kept = slice(0, base.n)
     else:
-        rm_mask = np.zeros(base.n, dtype=bool)
-        rm_mask[removed] = True
-        kept = np.flatnonzero(base.alive & ~rm_mask)
-    if alive is not base.alive:
+        if removed.size == 0 and base.dense:
+            kept = slice(0, base.n)
+        else:
+            rm_mask = np.zeros(base.n, dtype=bool)
+            rm_mask[removed] = True
+            kept = np.flatnonzero(base.alive & ~rm_mask)
         alive = np.zeros(n, dtype=bool)
         ids = np.zeros(n, dtype="<u4")
         alive[kept] = True

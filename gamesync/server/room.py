@@ -386,5 +386,6 @@ class Room:
         elif self._empty_since is None:
             self._empty_since = now
         elif now - self._empty_since > self.config.room_linger_s:
+            self.closed = True  # from now on joins create a new room
             self.server.forget_room(self)
             self._scope.cancel()
