@@ -315,8 +315,8 @@ class Swarm:
         secs = now - (self.t_measure or now)
         lat = sorted(x for b in self.bots for x in b.stats.latencies)
 
-        def pct(q: float) -> float:
-            return lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3 if lat else float("nan")
+        def pct(q: float) -> float | None:  # None (JSON null) when there are no samples
+            return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3, 2) if lat else None
 
         per_bot_states = [b.stats.states / secs for b in self.bots] if secs > 0 else [0.0]
         per_bot_bytes = [b.stats.payload_bytes / secs for b in self.bots] if secs > 0 else [0.0]
@@ -326,8 +326,8 @@ class Swarm:
             "payload_bytes_per_client_s": round(statistics.median(per_bot_bytes), 1),
             "states_per_client_s": round(statistics.median(per_bot_states), 2),
             "states_per_client_s_min": round(min(per_bot_states), 2),
-            "ack_latency_ms_p50": round(pct(0.50), 2),
-            "ack_latency_ms_p99": round(pct(0.99), 2),
+            "ack_latency_ms_p50": pct(0.50),
+            "ack_latency_ms_p99": pct(0.99),
             "ack_samples": len(lat),
             "all_connected": all(b.lost is None for b in self.bots),
             "disconnected": sum(b.lost is not None for b in self.bots),
