@@ -33,15 +33,19 @@ class FrameReader:
     ``feed(data)`` returns ``(messages, rest)``: the payloads of the complete binary frames
     at the front of the stream, and ``None`` or, once an unhandled frame starts, every byte
     from that frame on (give them to wsproto; the reader is then ``done`` and must not be fed).
+    Ping and pong frames (FIN, at most 125 bytes) are handled too: ``controls`` counts them
+    (for rate limits) and ``ping`` keeps the payload of the newest ping, to be answered.
     """
 
-    __slots__ = ("masked", "max_size", "_buf", "done")
+    __slots__ = ("masked", "max_size", "_buf", "done", "controls", "ping")
 
     def __init__(self, masked: bool, max_size: int) -> None:
         self.masked = masked  # frames from clients are masked, frames from servers are not
         self.max_size = max_size
         self._buf = b""
         self.done = False
+        self.controls = 0
+        self.ping: bytes | None = None
 
     def feed(self, data: bytes) -> tuple[list[bytes], bytes | None]:
         buf = self._buf + data if self._buf else data
@@ -50,22 +54,25 @@ class FrameReader:
         want_mask = 0x80 if self.masked else 0
         while n - i >= 2:
             b0, b1 = buf[i], buf[i + 1]
-            if b0 != 0x82 or (b1 & 0x80) != want_mask:
-                self.done = True
-                self._buf = b""
-                return out, buf[i:]
             ln = b1 & 0x7F
+            control = b0 in (0x89, 0x8A)  # FIN + ping / pong
+            if (b0 != 0x82 and not (control and ln <= 125)) or (b1 & 0x80) != want_mask:
+                return self._hand_over(out, buf[i:])
             h = i + 2
             if ln == 126:
                 if n - h < 2:
                     break
                 ln = _U16.unpack_from(buf, h)[0]
                 h += 2
+                if ln < 126:  # not the minimal encoding: let wsproto refuse it
+                    return self._hand_over(out, buf[i:])
             elif ln == 127:
                 if n - h < 8:
                     break
                 ln = _U64.unpack_from(buf, h)[0]
                 h += 8
+                if ln < 0x10000 or ln >> 63:
+                    return self._hand_over(out, buf[i:])
             if ln > self.max_size:
                 raise FrameTooBig(ln)
             if want_mask:
@@ -75,15 +82,31 @@ class FrameReader:
                 mask = buf[h:h + 4]
                 body = buf[h + 4:end]
                 key = (mask * ((ln >> 2) + 1))[:ln]
-                out.append((int.from_bytes(body, "little") ^ int.from_bytes(key, "little")).to_bytes(ln, "little"))
+                payload = (int.from_bytes(body, "little") ^ int.from_bytes(key, "little")).to_bytes(ln, "little")
             else:
                 end = h + ln
                 if end > n:
                     break
-                out.append(buf[h:end])
+                payload = buf[h:end]
+            if control:
+                self.controls += 1
+                if b0 == 0x89:
+                    self.ping = payload
+            else:
+                out.append(payload)
             i = end
         self._buf = buf[i:] if i < n else b""
         return out, None
+
+    def _hand_over(self, out: list[bytes], rest: bytes) -> tuple[list[bytes], bytes]:
+        self.done = True
+        self._buf = b""
+        return out, rest
+
+    def take_ping(self) -> bytes | None:
+        """Payload of the newest unanswered ping (answering only the newest is enough)."""
+        p, self.ping = self.ping, None
+        return p
 
 
 def binary_frame(payload: bytes) -> bytes:

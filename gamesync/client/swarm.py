@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, RejectConnection, Request
+from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RejectConnection, Request
 
 from ..core import clientproto as cp
 from ..core.errors import GamesyncError
@@ -135,6 +135,9 @@ class Bot:
         r = self.reader
         if r is not None and not r.done:
             msgs, rest = r.feed(data)
+            ping = r.take_ping()
+            if ping is not None:
+                self._send_nowait(self.ws.send(Pong(ping)))
             if rest is not None:
                 (self.ws.connection or self.ws).receive_data(rest)
                 msgs += self._messages()

@@ -271,6 +271,9 @@ class Room:
                 continue
             s.last_recv = now
             s.pinged = False
+            pong = s.conn.take_pong()
+            if pong is not None:
+                s.write(pong)  # queued behind a partly written frame, never inside it
             self._handle(s, msgs)
 
     def _handle(self, s: Session, msgs: list[bytes]) -> None:

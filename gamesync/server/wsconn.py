@@ -52,9 +52,8 @@ class WsConn:
         self.reader: FrameReader | None = None  # fast path once the handshake is done
         self.pending: list[bytes] = []  # messages received but not yet taken
         self.eof = False
-        self.remote_close: CloseConnection | None = None
-        self.path = "/"
-        self.bytes_in = 0
+        self.pong_due: bytes | None = None  # payload of the newest ping not yet answered
+        self._controls = 0  # control frames read via wsproto since the last rate check
 
     # -- non-blocking core -------------------------------------------------------------------
 
@@ -77,7 +76,6 @@ class WsConn:
 
     def ingest(self, data: bytes, now: float) -> list[bytes]:
         """Complete messages in ``data`` (plus what came before it), limits applied."""
-        self.bytes_in += len(data)
         if not self.in_bytes.take(len(data), now):
             raise RateLimited("inbound byte rate over the limit")
         reader = self.reader
@@ -86,13 +84,28 @@ class WsConn:
                 msgs, rest = reader.feed(data)
             except FrameTooBig as e:
                 raise MessageTooBig(f"message of {e.size} bytes, over the limit of {self.max_message}") from None
+            controls, reader.controls = reader.controls, 0
+            ping = reader.take_ping()
+            if ping is not None:
+                self.pong_due = ping
             if rest is not None:
                 msgs += self.feed(rest)
         else:
+            controls = 0
             msgs = self.feed(data)
-        if msgs and not self.in_msgs.take(len(msgs), now):
+        controls, self._controls = controls + self._controls, 0
+        # every frame counts against the message rate, pings and pongs included
+        if (msgs or controls) and not self.in_msgs.take(len(msgs) + controls, now):
             raise RateLimited("inbound message rate over the limit")
         return msgs
+
+    def take_pong(self) -> bytes | None:
+        """The pong frame answering the newest ping, if one is due (written by the caller, in
+        order with everything else it writes)."""
+        if self.pong_due is None:
+            return None
+        payload, self.pong_due = self.pong_due, None
+        return self.ws.send(Pong(payload))
 
     def feed(self, data: bytes) -> list[bytes]:
         """Messages via wsproto (for everything the fast path does not handle)."""
@@ -130,9 +143,10 @@ class WsConn:
             elif isinstance(ev, TextMessage):
                 raise UnsupportedData("text frames are not part of the protocol; send binary msgpack")
             elif isinstance(ev, Ping):
-                self.send_control(self.ws.send(ev.response()))
+                self._controls += 1
+                self.pong_due = bytes(ev.payload)
             elif isinstance(ev, Pong):
-                pass
+                self._controls += 1
             elif isinstance(ev, CloseConnection):
                 if self.ws.state is ConnectionState.OPEN:
                     # not a close frame from the peer: wsproto reports a frame it cannot
@@ -140,16 +154,8 @@ class WsConn:
                     err = ProtocolViolation(ev.reason or "bad WebSocket frame")
                     err.close_code = ev.code
                     raise err
-                self.remote_close = ev
                 raise PeerClosed(f"close frame {ev.code}")
         return out
-
-    def send_control(self, data: bytes) -> None:
-        """Best-effort write of a small control frame (dropped if the socket is full)."""
-        try:
-            self.sock.send(data)
-        except OSError:
-            pass
 
     def frame(self, payload: bytes) -> bytes:
         """A binary WebSocket message carrying ``payload`` (see ``binary_frame``)."""
@@ -196,7 +202,6 @@ class WsConn:
                 self.ws.receive_data(data)
                 for ev in self.ws.events():
                     if isinstance(ev, Request):
-                        self.path = ev.target
                         await self.send_all(self.ws.send(AcceptConnection()))
                         # wsproto's server handshake does not hand bytes that came right
                         # behind the request to its Connection: the fast path takes them
@@ -217,6 +222,9 @@ class WsConn:
         """The next complete binary message (used before the room takes over the socket)."""
         while not self.pending:
             self.pending += self.ingest(await self._recv_some(), now)
+            pong = self.take_pong()
+            if pong is not None:
+                await self.send_all(pong)
         return self.pending.pop(0)
 
     async def close(self, err: GamesyncError | None, timeout: float) -> None:
@@ -224,6 +232,8 @@ class WsConn:
         then close the socket. Never raises."""
         try:
             with trio.move_on_after(timeout):
+                if self.ws.state is ConnectionState.CONNECTING:
+                    return  # no WebSocket yet: nothing to say, nothing to wait for
                 if self.ws.state is ConnectionState.OPEN:
                     out = b""
                     if err is not None:
@@ -237,10 +247,16 @@ class WsConn:
                     await self.send_all(self.ws.send(CloseConnection(code=1000, reason="bye")))
                     return
                 while not self.eof and self.ws.state is not ConnectionState.CLOSED:
-                    self.ws.receive_data(await self._recv_some())
-                    for _ in self.ws.events():
-                        pass
-        except (PeerClosed, RemoteProtocolError, OSError):
+                    data = await self._recv_some()
+                    r = self.reader
+                    if r is not None and not r.done:
+                        # skip whole data frames; the close frame hands the rest to wsproto
+                        data = r.feed(data)[1] or b""
+                    if data:
+                        self.ws.receive_data(data)
+                        for _ in self.ws.events():
+                            pass
+        except (PeerClosed, RemoteProtocolError, OSError, FrameTooBig):
             pass
         finally:
             try:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, Request, TextMessage
+from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, Request, TextMessage
 
 from gamesync.wsframe import FrameReader, FrameTooBig, binary_frame, header_end, masked_binary_frame
 
@@ -69,19 +69,19 @@ def test_server_frames_read_back_unmasked():
     assert out == msgs and rest is None
 
 
-@pytest.mark.parametrize("other", ["ping", "text", "fragment", "unmasked"])
+@pytest.mark.parametrize("other", ["close", "text", "fragment", "unmasked"])
 def test_first_unhandled_frame_and_everything_after_it_go_to_wsproto(other):
     cli, srv = _pair()
     before = [cli.send(BytesMessage(data=b"a")), cli.send(BytesMessage(data=b"b"))]
-    if other == "ping":
-        odd = cli.send(Ping(b"p"))
+    after = cli.send(BytesMessage(data=b"e"))  # built first: nothing can be sent after a close
+    if other == "close":
+        odd = cli.send(CloseConnection(code=1000, reason="bye"))
     elif other == "text":
         odd = cli.send(TextMessage(data="t"))
     elif other == "fragment":
         odd = cli.send(BytesMessage(data=b"c", message_finished=False)) + cli.send(BytesMessage(data=b"d"))
     else:
         odd = binary_frame(b"u")  # a client must mask
-    after = cli.send(BytesMessage(data=b"e"))
     r = FrameReader(masked=True, max_size=1024)
     out, rest = r.feed(b"".join(before) + odd + after)
     assert out == [b"a", b"b"]
@@ -90,9 +90,10 @@ def test_first_unhandled_frame_and_everything_after_it_go_to_wsproto(other):
     srv.receive_data(rest)
     events = list(srv.events())
     first = events[0]
-    if other == "ping":
-        assert isinstance(first, Ping) and first.payload == b"p"
-    elif other == "text":
+    if other == "close":
+        assert isinstance(first, CloseConnection) and first.code == 1000
+        return
+    if other == "text":
         assert isinstance(first, TextMessage) and first.data == "t"
     elif other == "fragment":
         assert isinstance(first, BytesMessage) and first.data == b"c" and not first.message_finished
@@ -103,10 +104,30 @@ def test_first_unhandled_frame_and_everything_after_it_go_to_wsproto(other):
     assert isinstance(last, BytesMessage) and last.data == b"e"
 
 
+def test_pings_and_pongs_are_counted_and_the_newest_ping_is_kept_for_an_answer():
+    cli, _ = _pair()
+    stream = (cli.send(BytesMessage(data=b"a")) + cli.send(Ping(b"one")) + cli.send(Pong(b"x"))
+              + cli.send(Ping(b"two")) + cli.send(BytesMessage(data=b"b")))
+    r = FrameReader(masked=True, max_size=1024)
+    assert r.feed(stream) == ([b"a", b"b"], None)
+    assert r.controls == 3 and r.take_ping() == b"two" and r.take_ping() is None
+
+
+@pytest.mark.parametrize("head", [
+    bytes((0x82, 0xFE)) + (5).to_bytes(2, "big"),             # 16-bit length for 5 bytes
+    bytes((0x82, 0xFF)) + (300).to_bytes(8, "big"),           # 64-bit length for 300 bytes
+    bytes((0x82, 0xFF)) + (1 << 63 | 70_000).to_bytes(8, "big"),  # most significant bit set
+])
+def test_non_minimal_or_invalid_lengths_are_left_to_wsproto(head):
+    r = FrameReader(masked=True, max_size=1 << 20)
+    out, rest = r.feed(head + b"\0" * 4)
+    assert out == [] and rest == head + b"\0" * 4 and r.done
+
+
 def test_handover_happens_even_when_the_odd_frame_starts_mid_chunk_after_a_partial_frame():
     cli, _ = _pair()
     a = cli.send(BytesMessage(data=b"hello"))
-    odd = cli.send(Ping(b"p"))
+    odd = cli.send(TextMessage(data="t"))
     r = FrameReader(masked=True, max_size=1024)
     assert r.feed(a[:3]) == ([], None)
     out, rest = r.feed(a[3:] + odd)
