@@ -56,6 +56,11 @@ class AckTracker:
             return True
         return 0 <= d < ACK_BITS and bool((self.ack_bits >> d) & 1) and tick in self.sent
 
+    def restart(self) -> tuple[int, int]:
+        """Send a full snapshot this time (the baseline starts over from the client's next acks)."""
+        self.base = NO_TICK
+        return NO_TICK, NO_TICK
+
     def choose(self, tick: int, history: _Ticks) -> tuple[int, int]:
         """(baseline, reference) for the client's tick-``tick`` snapshot.
 
@@ -71,8 +76,7 @@ class AckTracker:
         if b < self.base:
             b = self.base
         if b not in history:
-            self.base = NO_TICK
-            return NO_TICK, NO_TICK
+            return self.restart()
         self.base = b
         r = b - 1 if self.holds(b - 1) else self.sent.get(b, NO_TICK)
         if r != NO_TICK and r not in history:

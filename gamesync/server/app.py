@@ -11,7 +11,8 @@ from typing import Any
 import trio
 
 from ..core import protocol as p
-from ..core.errors import GamesyncError, ProtocolViolation, ServerFull, Timeout, UnknownGame, VersionMismatch
+from ..core.errors import (GamesyncError, InternalError, ProtocolViolation, ServerFull, Timeout, UnknownGame,
+                           VersionMismatch)
 from ..core.ratelimit import TokenBucket
 from .config import ServerConfig
 from .room import Room
@@ -37,6 +38,7 @@ class Server:
         self._nursery: trio.Nursery | None = None
         self._stopping = False
         self._all_closed = trio.Event()
+        self._prejoin: set[trio.CancelScope] = set()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -69,6 +71,8 @@ class Server:
         self._stopping = True
         logger.info("shutting down: closing %d connections", self.connections)
         err = GoingAway("server shutting down")
+        for scope in list(self._prejoin):
+            scope.cancel()
         for room in list(self.rooms.values()):
             room.shut(err)
         if self.connections:
@@ -116,31 +120,24 @@ class Server:
                       TokenBucket(cfg.in_bytes_per_s, cfg.in_bytes_burst, now),
                       TokenBucket(cfg.in_msgs_per_s, cfg.in_msgs_burst, now))
         err: GamesyncError | None = None
+        joined: tuple[Room, p.Join] | None = None
         try:
-            with trio.move_on_after(cfg.handshake_timeout_s) as cs:
-                await conn.handshake()
-            if cs.cancelled_caught:
-                sock.close()
-                return
-            if self.connections > cfg.max_connections:
-                raise ServerFull(f"server is at its limit of {cfg.max_connections} connections")
-            with trio.move_on_after(cfg.join_timeout_s) as cs:
-                first = await conn.receive_message(trio.current_time())
-            if cs.cancelled_caught:
-                raise Timeout(f"no join within {cfg.join_timeout_s:g} s")
-            join = p.parse_client(first)
-            if not isinstance(join, p.Join):
-                raise ProtocolViolation("the first message must be join")
-            if join.version != p.PROTOCOL_VERSION:
-                raise VersionMismatch(f"server speaks protocol {p.PROTOCOL_VERSION}, client {join.version}")
-            room = await self._room_for(join)
-            await self._play(conn, room, join)
-            return
+            with trio.CancelScope() as prejoin:  # shutdown() cancels connections not yet in a room
+                self._prejoin.add(prejoin)
+                try:
+                    joined = await self._join(conn)
+                finally:
+                    self._prejoin.discard(prejoin)
+            if joined is not None:
+                await self._play(conn, *joined)
         except GamesyncError as e:
             err = e
             logger.info("connection refused: %s: %s", e.code, e.reason)
         except PeerClosed:
             pass
+        except Exception:  # a bug of ours or of a game's: this connection only, never the server
+            logger.exception("connection failed")
+            err = InternalError("internal error")
         finally:
             if err is None and self._stopping:
                 err = GoingAway("server shutting down")
@@ -152,6 +149,26 @@ class Server:
                 self.connections -= 1
                 if self.connections == 0:
                     self._all_closed.set()
+
+    async def _join(self, conn: WsConn) -> tuple[Room, p.Join] | None:
+        """Handshake, then the join message; the room to enter, or None after a handshake timeout."""
+        cfg = self.config
+        with trio.move_on_after(cfg.handshake_timeout_s) as cs:
+            await conn.handshake()
+        if cs.cancelled_caught:
+            return None
+        if self.connections > cfg.max_connections:
+            raise ServerFull(f"server is at its limit of {cfg.max_connections} connections")
+        with trio.move_on_after(cfg.join_timeout_s) as cs:
+            first = await conn.receive_message(trio.current_time())
+        if cs.cancelled_caught:
+            raise Timeout(f"no join within {cfg.join_timeout_s:g} s")
+        join = p.parse_client(first)
+        if not isinstance(join, p.Join):
+            raise ProtocolViolation("the first message must be join")
+        if join.version != p.PROTOCOL_VERSION:
+            raise VersionMismatch(f"server speaks protocol {p.PROTOCOL_VERSION}, client {join.version}")
+        return await self._room_for(join), join
 
     async def _room_for(self, join: p.Join) -> Room:
         game_name = join.game or self.config.default_game
@@ -165,7 +182,11 @@ class Server:
             raise UnknownGame(f"no game {game_name!r} here (have: {', '.join(sorted(self.config.games))})")
         if len(self.rooms) >= self.config.max_rooms:
             raise ServerFull(f"server is at its limit of {self.config.max_rooms} rooms")
-        room = Room(self, join.room, game_name, factory(**self.config.game_options))
+        try:
+            room = Room(self, join.room, game_name, factory(**self.config.game_options))
+        except Exception:
+            logger.exception("room %s: game %s failed to start", join.room, game_name)
+            raise InternalError(f"game {game_name!r} failed to start") from None
         self.rooms[join.room] = room
         assert self._nursery is not None
         await self._nursery.start(room.run)
@@ -180,6 +201,8 @@ class Server:
         cfg = self.config
         cid = self._next_client_id
         self._next_client_id += 1
+        if self._stopping:
+            raise GoingAway("server shutting down")
         session = Session(cid, join.name, conn, cfg, trio.current_time())
         room.admit(session)
         welcome = p.Welcome(p.PROTOCOL_VERSION, cid, room.name, room.game_name, room.tick_rate, room.tick,

@@ -139,6 +139,8 @@ class Room:
 
     def admit(self, session: Session) -> None:
         """Queue a joined session; it enters the game at the next tick."""
+        if self.closed:
+            raise InternalError(f"room {self.name!r} has closed")
         if len(self.sessions) + len(self._joining) >= self.game.max_players:
             raise RoomFull(f"room {self.name!r} is full ({self.game.max_players} players)")
         self._joining.append(session)
@@ -160,7 +162,7 @@ class Room:
         for other in self.sessions.values():
             if other is not s:
                 other.queue_event(joined)
-                s.queue_event([p.Ev.JOINED, other.id, other.name])  # the newcomer learns who is here
+                s.events.append([p.Ev.JOINED, other.id, other.name])  # the roster: not a backlog
         logger.info("room %s: client %d (%s) joined; %d players", self.name, s.id, s.name, len(self.sessions))
         self._handle(s, s.conn.buffered())  # messages that arrived right behind the join
 
@@ -214,6 +216,10 @@ class Room:
             self.shut(InternalError("the room's game failed"))
         finally:
             self.closed = True
+            for s in self._joining:  # admitted while the room was failing: let them go
+                s.fail(InternalError(f"room {self.name!r} has closed"))
+                s.done.set()
+            self._joining.clear()
             self._selector.close()
             logger.info("room %s: closed after %d ticks", self.name, self.tick_stats.ticks)
 
@@ -242,7 +248,7 @@ class Room:
         self._reap()
         plan = self._encode(state)
         t3 = clock()
-        self._send(state, plan, now)
+        self._send(plan, now)
         if tick % HEARTBEAT_EVERY_TICKS == 0:
             self._heartbeat(now)
         self._reap()
@@ -316,11 +322,16 @@ class Room:
         """Pick every client's baseline and build each distinct payload once."""
         payloads: dict[tuple[int, int], Outgoing] = {}
         hist = self.history
+        cap = self.config.max_payloads_per_tick
         plan = []
         for s in self.sessions.values():
             if s.closing:
                 continue
             key = s.acks.choose(state.tick, hist)
+            if key not in payloads and len(payloads) >= cap:
+                # acks are the client's to choose, so the number of distinct baselines is
+                # too: past the cap a client gets the (shared) full snapshot instead
+                key = s.acks.restart()
             out = payloads.get(key)
             if out is None:
                 base, ref = key
@@ -333,7 +344,7 @@ class Room:
             plan.append((s, out))
         return plan
 
-    def _send(self, state: State, plan: list[tuple[Session, Outgoing]], now: float) -> None:
+    def _send(self, plan: list[tuple[Session, Outgoing]], now: float) -> None:
         for s, out in plan:
             s.offer(out, now)
 

@@ -312,3 +312,57 @@ async def test_game_error_in_step_closes_only_that_room_and_other_rooms_keep_tic
                 assert other.count(mark) >= 8, "the other room stopped ticking"
                 assert other.max_gap(mark) <= 3 * period(server)
                 assert other.closed is None
+
+
+class BrokenSetupGame(RecordingGame):
+    def setup(self, room: Any) -> None:
+        raise RuntimeError("game bug in setup")
+
+
+async def test_game_that_fails_to_start_refuses_that_join_with_1011_and_the_server_carries_on():
+    with trio.fail_after(15):
+        games = {"broken": BrokenSetupGame, "rec": RecordingGame}
+        async with running_server(games=games, default_game="rec") as (server, url):
+            async with watched(url, room="fine") as other:
+                async with raw_client(url) as c:
+                    await c.send([1, 1, "b", "victim", "broken"])
+                    closed = await c.closed()
+                assert closed.code == 1011 and closed.error is not None and closed.error.code == "internal"
+                assert "b" not in server.rooms
+                mark = other.mark()
+                await trio.sleep(6 * period(server))
+                assert other.count(mark) >= 4 and other.closed is None
+
+
+async def test_payloads_built_per_tick_stay_bounded_whatever_baselines_clients_ack():
+    """Clients choose baselines through their acks; past max_payloads_per_tick they get the
+    shared full snapshot, so the room builds at most cap + 1 payloads a tick."""
+    cap, n_clients = 2, 6
+    with trio.fail_after(20):
+        async with running_server(max_payloads_per_tick=cap) as (server, url):
+            counts: dict[int, int] = {}
+
+            async def laggard(lag: int, task_status=trio.TASK_STATUS_IGNORED):
+                async with raw_client(url) as c:
+                    await c.join(room="r", name=f"lag{lag}")
+                    seen: list[int] = []
+                    task_status.started()
+                    while True:
+                        s = await c.snapshot()
+                        seen.append(s.tick)
+                        counts[lag] = counts.get(lag, 0) + 1
+                        if len(seen) > lag:
+                            await c.send([5, seen[-1 - lag]])  # each acks a different, older tick
+
+            async with trio.open_nursery() as n:
+                for lag in range(n_clients):
+                    await n.start(laggard, lag)
+                await trio.sleep(10 * period(server))
+                room = server.rooms["r"]
+                b0, t0 = room.stats.payloads_built, room.tick_stats.ticks
+                counts.clear()
+                await trio.sleep(30 * period(server))
+                built, ticks = room.stats.payloads_built - b0, room.tick_stats.ticks - t0
+                n.cancel_scope.cancel()
+            assert built <= (cap + 1) * ticks
+            assert all(counts.get(lag, 0) >= ticks - 3 for lag in range(n_clients)), counts
