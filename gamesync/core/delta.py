@@ -44,6 +44,8 @@ class PayloadError(ValueError):
 
 def _kept_and_changes(cur: State, base: State) -> tuple[slice | NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
     """(kept, removed, created) slots between base and cur; kept is a slice when contiguous."""
+    if base.alive is cur.alive and base.ids is cur.ids:  # no spawn or despawn in between
+        return base.live, _EMPTY, _EMPTY
     nb = base.n
     if nb <= cur.n and base.dense and (cur.dense or cur.alive[:nb].all()) and (base.ids is cur.ids or np.array_equal(base.ids, cur.ids[:nb])):
         created = np.flatnonzero(cur.alive[nb:]) + nb
@@ -69,6 +71,8 @@ def _ref_select(kept: slice | NDArray[np.intp], base: State,
     k = _count(kept)
     if ref is None or ref.n == 0 or k == 0:
         return None
+    if ref.alive is base.alive and ref.ids is base.ids:  # same layout: same slots, same entities
+        return kept, None
     if isinstance(kept, slice):
         if ref.n >= k and (ref.dense or ref.alive[:k].all()) and (ref.ids is base.ids or np.array_equal(ref.ids[:k], base.ids[:k])):
             return slice(0, k), None
@@ -252,8 +256,8 @@ def _decode(schema: Schema, payload: bytes, tick: int, base: State | None, ref: 
     kept: slice | NDArray[np.intp]
     alive: NDArray[np.bool_]
     ids: NDArray[np.uint32]
-    if removed.size == 0 and created.size == 0 and n == base.n and base.dense:
-        kept, alive, ids = slice(0, n), base.alive, base.ids  # immutable: shared, not copied
+    if removed.size == 0 and created.size == 0 and n == base.n:
+        kept, alive, ids = base.live, base.alive, base.ids  # same layout: shared, not copied
     else:
         if removed.size == 0 and base.dense:
             kept = slice(0, base.n)
@@ -318,4 +322,8 @@ def _decode(schema: Schema, payload: bytes, tick: int, base: State | None, ref: 
     for a in (alive, ids, mat):
         if a.flags.writeable:
             a.flags.writeable = False
-    return State(tick, n, alive, ids, mat, base.layout if alive is base.alive else -1)
+    st = State(tick, n, alive, ids, mat, base.layout if alive is base.alive else -1)
+    if alive is base.alive:  # prime the cached layout facts
+        st.__dict__["dense"] = base.dense
+        st.__dict__["live"] = base.live
+    return st

@@ -43,27 +43,39 @@ class State:
         new state shares its (immutable) ``alive`` and ``ids`` arrays.
         """
         n = world.n
-        if prev is not None and prev.layout == world.layout and prev.n == n:
-            alive, ids = prev.alive, prev.ids
+        shared = prev is not None and prev.layout == world.layout and prev.n == n
+        if prev is not None and shared:
+            alive, ids, dense = prev.alive, prev.ids, prev.dense
         else:
             alive = world.alive[:n].copy()
             ids = world.ids[:n].copy()
+            dense = bool(alive.all())
+            if not dense:
+                ids[~alive] = 0
         mat = np.empty((len(world.schema), n), dtype=np.int64)
         for i, f in enumerate(world.schema):
             mat[i] = f.quantise(world.columns[f.name][:n])
-        if not alive.all():
-            dead = ~alive
-            if ids.flags.writeable:
-                ids[dead] = 0
-            mat[:, dead] = 0
+        if not dense:
+            mat[:, ~alive] = 0
         for a in (alive, ids, mat):
             a.flags.writeable = False
-        return cls(tick, n, alive, ids, mat, world.layout)
+        st = cls(tick, n, alive, ids, mat, world.layout)
+        st.__dict__["dense"] = dense  # prime the cached property
+        return st
 
     @cached_property
     def dense(self) -> bool:
         """Every slot 0..n-1 holds a live entity (enables slice fast paths in the codec)."""
         return bool(self.alive.all())
+
+    @cached_property
+    def live(self) -> slice | NDArray[np.intp]:
+        """Slots holding an entity: a slice when dense, else their indices."""
+        if self.dense:
+            return slice(0, self.n)
+        idx = np.flatnonzero(self.alive)
+        idx.flags.writeable = False
+        return idx
 
     def same_as(self, other: "State") -> bool:
         """Bit-for-bit equality of the quantised content (the tick is not compared)."""
