@@ -63,7 +63,7 @@ class Client:
         self._started = False
         self._done = trio.Event()
         self._pending_acks: dict[int, trio.Event] = {}
-        self._acked: set[int] = set()
+        self._acked: dict[int, bool] = {}
 
     # -- state -----------------------------------------------------------------------------
 
@@ -74,7 +74,7 @@ class Client:
 
     @property
     def state(self) -> State | None:
-        """Newest world state (quantised), or None before the first snapshot."""
+        """Newest world state (quantised) of the current connection; None before its first snapshot."""
         m = self.proto.mirror if self.proto else None
         return m.latest if m else None
 
@@ -109,39 +109,49 @@ class Client:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def _send(self, data: bytes) -> None:
-        if self._ws is None:
-            raise ClientClosed("not connected")
-        await self._ws.send_message(data)
+    async def _link(self) -> tuple[Any, cp.ClientProtocol]:
+        """The live connection; waits through a reconnect, raises ClientClosed once closed for good."""
+        while self._ws is None or self.proto is None:
+            if self._closed:
+                raise ClientClosed("the client is closed")
+            await self._connected.wait()
+        return self._ws, self.proto
+
+    async def _send_built(self, build: Any) -> Any:
+        """Send ``build(proto)``'s message on the live connection, rebuilt after a reconnect."""
+        while True:
+            ws, proto = await self._link()
+            msg, result = build(proto)
+            try:
+                await ws.send_message(msg)
+                return result
+            except ConnectionClosed:
+                if self._ws is ws:
+                    await trio.sleep(0)  # let the run loop notice, then wait for the next link
+                continue
 
     async def send_input(self, data: Any) -> int:
-        """Send an input; returns its seq (compare with ``input_ack``)."""
-        assert self.proto is not None
-        await self._send(self.proto.send_input(data))
-        return self.proto.input_seq
+        """Send an input; returns its seq (compare with ``input_ack``). During a reconnect it
+        waits for the new connection (seqs restart with each connection)."""
+        return await self._send_built(lambda proto: (proto.send_input(data), proto.input_seq))
 
     async def send_message(self, data: Any) -> None:
-        assert self.proto is not None
-        await self._send(self.proto.send_message(data)[0])
+        await self._send_built(lambda proto: (proto.send_message(data)[0], None))
 
     async def send_reliable(self, data: Any, timeout: float = 5.0) -> bool:
         """Send a message and wait until the server acknowledges it (False on timeout)."""
-        assert self.proto is not None
-        msg, ack_id = self.proto.send_message(data, reliable=True)
-        assert ack_id is not None
-        ev = self._pending_acks[ack_id] = trio.Event()
-        try:
-            await self._send(msg)
-            with trio.move_on_after(timeout):
+        with trio.move_on_after(timeout):
+            ack_id = await self._send_built(lambda proto: proto.send_message(data, reliable=True))
+            ev = self._pending_acks[ack_id] = trio.Event()
+            try:
                 await ev.wait()
-            return ack_id in self._acked
-        finally:
-            self._pending_acks.pop(ack_id, None)
-            self._acked.discard(ack_id)
+            finally:
+                self._pending_acks.pop(ack_id, None)
+            return self._acked.pop(ack_id, False) is not False
+        return False
 
     async def ping(self) -> None:
-        assert self.proto is not None
-        await self._send(self.proto.ping(trio.current_time()))
+        await self._send_built(lambda proto: (proto.ping(trio.current_time()), None))
 
     # -- receiving -------------------------------------------------------------------------
 
@@ -169,7 +179,7 @@ class Client:
         elif isinstance(ev, cp.MessageAcked):
             e = self._pending_acks.get(ev.ack_id)
             if e is not None:
-                self._acked.add(ev.ack_id)
+                self._acked[ev.ack_id] = True
                 e.set()
         else:
             if isinstance(ev, cp.ErrorReceived):
@@ -209,6 +219,7 @@ class Client:
             self._closed = True
             self._event_ready.set()
             self._state_ready.set()
+            self._connected.set()  # wake anyone waiting to send: they get ClientClosed
             self._done.set()
             if not self._started:
                 self._started = True

@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 #: connections beyond max_connections that still get a proper "server full" close;
 #: past this, new sockets are closed at once
 REJECT_SLACK = 64
+#: close-handshake wait per connection once shutdown has begun
+SHUTDOWN_CLOSE_S = 0.25
 
 
 class Server:
@@ -144,7 +146,7 @@ class Server:
             try:
                 if conn.sock.fileno() != -1:
                     with trio.CancelScope(shield=True):
-                        await conn.close(err, cfg.close_timeout_s)
+                        await conn.close(err, self._close_timeout())
             finally:
                 self.connections -= 1
                 if self.connections == 0:
@@ -193,6 +195,11 @@ class Server:
         logger.info("room %s: created (game %s)", join.room, game_name)
         return room
 
+    def _close_timeout(self) -> float:
+        """How long a close handshake may wait for the peer (short while shutting down, so that
+        shutdown_timeout_s plus this stays within 2 s)."""
+        return min(self.config.close_timeout_s, SHUTDOWN_CLOSE_S) if self._stopping else self.config.close_timeout_s
+
     def forget_room(self, room: Room) -> None:
         if self.rooms.get(room.name) is room:
             del self.rooms[room.name]
@@ -216,7 +223,7 @@ class Server:
         finally:
             session.fail(None)
             with trio.CancelScope(shield=True):
-                await session.flush_and_close(cfg.close_timeout_s)
+                await session.flush_and_close(self._close_timeout())
 
     async def _log_stats(self) -> None:
         while True:

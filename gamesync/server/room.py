@@ -297,8 +297,7 @@ class Room:
             self.stats.inputs_in += 1
             if ev.ack is not None:
                 s.acks.on_ack(ev.ack, ev.ack_bits)
-            if ev.seq > s.last_applied:
-                s.add_input(p.InputFrame(ev.seq, self.game.validate_input(ev.data)))
+            s.add_input(p.InputFrame(ev.seq, self.game.validate_input(ev.data)))
         elif isinstance(ev, p.SnapshotAck):
             s.acks.on_ack(ev.tick, ev.bits)
         elif isinstance(ev, p.Ping):

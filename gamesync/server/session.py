@@ -58,7 +58,6 @@ class Session:
         self.bytes_out = 0
         self.frames_out = 0
         self.skipped = 0
-        self.reliable: dict[int, Any] = {}
         # lifecycle
         self.error: GamesyncError | None = None
         self.closing = False

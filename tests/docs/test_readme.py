@@ -49,8 +49,8 @@ async def test_readme_example_game_moves_the_player_it_spawned() -> None:
             async with open_client(f"ws://127.0.0.1:{port}", room="t1", name="a", game="tag") as c:
                 st = await c.wait_state()
                 x0 = float(c.column("x")[st.alive][0])
-                seq = await c.send_input([3, 0])
+                seq = await c.send_input([1, 0])
                 while c.input_ack < seq:
                     await c.wait_state(c.state.tick)
-                assert float(c.column("x")[c.alive()][0]) == x0 + 3
+                assert float(c.column("x")[c.alive()][0]) == x0 + 1
             n.cancel_scope.cancel()
