@@ -11,6 +11,7 @@ prediction is ``b``. The whole layout is in docs/protocol.md.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -111,15 +112,17 @@ def _predict(schema: Schema, base: State, ref: State | None, kept: slice | NDArr
     dt_tb, dt_br = tick - base.tick, base.tick - ref.tick
     if dt_br <= 0:
         raise PayloadError("the reference must be older than the baseline")
-    d = b - ref.mat[:, ridx]
+    d = np.subtract(b, ref.mat[:, ridx])  # the one allocation: every step below is in place
     _wrap(schema, d)
     if dt_tb != dt_br:
-        d = d * dt_tb if dt_br == 1 else (d * dt_tb) // dt_br
+        d *= dt_tb
+        if dt_br != 1:
+            np.floor_divide(d, dt_br, out=d)
     if ok is not None:
         d *= ok
-    p = b + d
-    _mod(schema, p)
-    return p
+    d += b
+    _mod(schema, d)
+    return d
 
 
 def _fit(vals: NDArray[np.int64]) -> str | None:
@@ -156,23 +159,46 @@ def _encode_row(f: Field, res: NDArray[np.int64], cur_row: NDArray[np.int64]) ->
     return [MODE_DENSE, code, res.astype(code).tobytes()]
 
 
-def encode_delta(schema: Schema, cur: State, base: State | None = None, ref: State | None = None) -> bytes:
-    """Uncompressed msgpack payload turning ``base`` (None: nothing) into ``cur``."""
+@dataclass(frozen=True)
+class Diff:
+    """What changed from a baseline to ``cur``: the numbers, before any byte is written."""
+
+    cur: State
+    removed: NDArray[np.intp]
+    created: NDArray[np.intp]
+    kept_values: NDArray[np.int64]  # one row per field: the values at T of the kept entities
+    residuals: NDArray[np.int64]  # one row per field: value at T minus its prediction
+
+
+def diff_states(schema: Schema, cur: State, base: State | None = None, ref: State | None = None) -> Diff:
+    """Vectorised comparison of ``cur`` with ``base`` (None: nothing), predicted through ``ref``."""
     if base is None:
         base, ref = State.empty(schema), None
     kept, removed, created = _kept_and_changes(cur, base)
     c = cur.mat[:, kept]
-    res = c - _predict(schema, base, ref, kept, cur.tick)
+    pred = _predict(schema, base, ref, kept, cur.tick)
+    res = np.subtract(c, pred, out=pred) if pred.flags.writeable else c - pred
     _wrap(schema, res)
+    return Diff(cur, removed, created, c, res)
+
+
+def pack_diff(schema: Schema, d: Diff) -> bytes:
+    """The uncompressed msgpack payload of a Diff (layout in docs/protocol.md)."""
+    cur, created = d.cur, d.created
     body = [
         cur.n,
-        removed.astype("<u4").tobytes(),
+        d.removed.astype("<u4").tobytes(),
         created.astype("<u4").tobytes(),
         cur.ids[created].tobytes(),
         [cur.mat[i, created].astype(f.wire_dtype).tobytes() if created.size else b"" for i, f in enumerate(schema)],
-        [_encode_row(f, res[i], c[i]) for i, f in enumerate(schema)],
+        [_encode_row(f, d.residuals[i], d.kept_values[i]) for i, f in enumerate(schema)],
     ]
     return msgpack.packb(body, use_bin_type=True)
+
+
+def encode_delta(schema: Schema, cur: State, base: State | None = None, ref: State | None = None) -> bytes:
+    """Uncompressed msgpack payload turning ``base`` (None: nothing) into ``cur``."""
+    return pack_diff(schema, diff_states(schema, cur, base, ref))
 
 
 def compress_payload(raw: bytes) -> tuple[int, bytes]:
