@@ -66,6 +66,7 @@ class Arena(Game):
         #: NPC slots as a slice when contiguous (basic indexing is much cheaper than fancy)
         self.npc_sel: Any = slice(lo, lo + n) if contiguous else self.npc_slots
         self.npc_phase = rng.uniform(0, CYCLE_S, n)
+        self._cycle = self.npc_phase % CYCLE_S  # cycle position at the last step
         self.npc_dir = np.stack([np.cos(self.world["heading"][self.npc_slots]),
                                  np.sin(self.world["heading"][self.npc_slots])]).astype(np.float32)
 
@@ -140,14 +141,19 @@ class Arena(Game):
         if self.n_npcs == 0:
             return
         w, s = self.world, self.npc_sel
-        before = (self.npc_phase + self.time) % CYCLE_S
-        after = (self.npc_phase + self.time + dt) % CYCLE_S
-        starts = np.flatnonzero(after < before)  # wrapped into a new cycle: a new walk begins
+        after = np.add(self.npc_phase, self.time + dt)
+        np.mod(after, CYCLE_S, out=after)  # where each NPC is in its walk/rest cycle
+        starts = np.flatnonzero(after < self._cycle)  # wrapped into a new cycle: a new walk begins
+        self._cycle = after
         if starts.size:
             h = self.rng.uniform(0, 2 * math.pi, starts.size)
             self.npc_dir[:, starts] = np.cos(h), np.sin(h)
             w["heading"][self.npc_slots[starts]] = h
-        walking = after < WALK_S
-        step = NPC_SPEED * dt * walking
-        w["x"][s] = np.clip(w["x"][s] + self.npc_dir[0] * step, 0, SIZE)
-        w["y"][s] = np.clip(w["y"][s] + self.npc_dir[1] * step, 0, SIZE)
+        step = (after < WALK_S) * np.float32(NPC_SPEED * dt)
+        if isinstance(s, slice):  # contiguous NPCs: update the columns in place
+            for col, d in ((w["x"][s], self.npc_dir[0]), (w["y"][s], self.npc_dir[1])):
+                col += d * step
+                np.clip(col, 0, SIZE, out=col)
+        else:
+            w["x"][s] = np.clip(w["x"][s] + self.npc_dir[0] * step, 0, SIZE)
+            w["y"][s] = np.clip(w["y"][s] + self.npc_dir[1] * step, 0, SIZE)
