@@ -33,6 +33,9 @@ const { values: args, positionals } = parseArgs({
     // (Node >= 22: the built-in undici client) and falls back to the `ws` package.
     "ws-impl": { type: "string", default: "native" },
     "connect-timeout": { type: "string", default: "15" },
+    "no-shared-decode": { type: "boolean", default: false },
+    // check mode: bots on the shared chain also decode every patch themselves and compare acks
+    "verify-shared-decode": { type: "boolean", default: false },
     // optional: read the server's CPU (utime+stime from /proc) and peak RSS over the window
     "server-pid": { type: "string" },
     quiet: { type: "boolean", default: false },
@@ -48,7 +51,12 @@ const RATE = Number(args.rate);
 const CONNECT_TIMEOUT_S = Number(args["connect-timeout"]);
 const SEND_SLOTS = 8;              // input sends per period are spread over this many slots
 const MAX_PENDING_INPUTS = 256;    // inputs awaiting their ack, per bot (older count as lost)
+const SHARED = !args["no-shared-decode"];
+const VERIFY = args["verify-shared-decode"];
 const ROOM_STATE = 14, ROOM_STATE_PATCH = 15, PROTOCOL_CODE_MASK = 31;
+
+// stdout carries exactly one JSON line: the SDK's own console output goes to stderr
+console.log = console.info = console.debug = (...a) => console.error(...a);
 
 function log(...a) { if (!args.quiet) console.error("[colyseus-bots]", ...a); }
 
@@ -95,17 +103,85 @@ function serverPeakRssMiB() {
   return m ? +(Number(m[1]) / 1024).toFixed(1) : null;
 }
 
+// ---- shared decode ----
+// Every bot receives byte-identical patches (the room has no per-client filters) and, once
+// joined, the same sequence of them. As in gamesync's swarm (DecodeCache), bots that receive
+// identical payload bytes against the identical baseline share the decode: one schema Decoder
+// (the SDK's own, taken from the first bot to receive a patch) applies each patch once, and
+// every bot reads its own `ack` from a per-patch snapshot. A bot is "on the chain" at version
+// v once one of its patches matched a decoded patch byte for byte; until then it decodes with
+// its own SDK decoder. --no-shared-decode makes every bot decode every patch itself.
+const RING = 256;
+const bytesEqual = (a, b) => a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
+const chain = {
+  decoder: null,      // the shared @colyseus/schema Decoder
+  entities: null,     // its state's `entities` MapSchema
+  latest: -1,         // newest decoded version
+  ring: new Array(RING),   // version % RING -> { bytes, acks: Float64Array(COUNT) }
+  hits: 0, decodes: 0, own: 0, mismatches: 0, verifyErrors: 0,
+  entry(v) {
+    return v >= 0 && v <= this.latest && this.latest - v < RING ? this.ring[v % RING] : undefined;
+  },
+  snapshot(bytes) {
+    const acks = new Float64Array(bots.length);
+    for (let i = 0; i < bots.length; i++) {
+      const b = bots[i];
+      if (b.room === null) continue;
+      let e = b.sharedSelf;
+      if (e === null) { e = this.entities.get(b.room.sessionId) ?? null; b.sharedSelf = e; }
+      if (e !== null) acks[i] = e.ack;
+    }
+    this.latest++;
+    this.ring[this.latest % RING] = { bytes, acks };
+  },
+  bootstrap(room) {
+    this.decoder = room.serializer.decoder;
+    this.entities = room.state.entities;
+    this.snapshot(null);          // version 0: the leader's state as it is now
+    return 0;
+  },
+  // bot on the chain at version v received patch `bytes`: returns its new version, or -1
+  advance(v, bytes) {
+    if (v < this.latest) {
+      const e = this.entry(v + 1);
+      if (e !== undefined && bytesEqual(e.bytes, bytes)) { this.hits++; return v + 1; }
+      return -1;
+    }
+    this.decoder.decode(bytes, { offset: 1 });
+    this.decodes++;
+    this.snapshot(bytes);
+    return this.latest;
+  },
+  find(bytes) {
+    for (let v = this.latest; v > this.latest - RING && v > 0; v--) {
+      const e = this.ring[v % RING];
+      if (e !== undefined && e.bytes !== null && bytesEqual(e.bytes, bytes)) return v;
+    }
+    return -1;
+  },
+};
+
 // ---- SDK hook: count every WebSocket message a room receives, then check the own ack ----
 const botOfRoom = new WeakMap();
 const origOnMessageCallback = Room.prototype.onMessageCallback;
 Room.prototype.onMessageCallback = function (event) {
-  origOnMessageCallback.call(this, event);
   const bot = botOfRoom.get(this);
-  if (bot === undefined) return;
-  const data = event.data;   // ArrayBuffer (binaryType = "arraybuffer")
-  const len = data.byteLength;
-  const code = len > 0 ? new Uint8Array(data, 0, 1)[0] & PROTOCOL_CODE_MASK : -1;
-  bot.onMessage(len, code === ROOM_STATE || code === ROOM_STATE_PATCH);
+  if (bot === undefined) { origOnMessageCallback.call(this, event); return; }
+  const bytes = new Uint8Array(event.data);   // binaryType = "arraybuffer": one buffer per message
+  const first = bytes.byteLength > 0 ? bytes[0] : -1;
+  const code = first & PROTOCOL_CODE_MASK;
+  if (bot.measuring) bot.bytes += bytes.byteLength;
+  if (code !== ROOM_STATE && code !== ROOM_STATE_PATCH) { origOnMessageCallback.call(this, event); return; }
+  if (bot.measuring) bot.states++;
+  let ack;
+  if (SHARED && first === ROOM_STATE_PATCH) {
+    ack = bot.sharedPatch(this, bytes, event);
+  } else {
+    if (code === ROOM_STATE) bot.version = -1;   // a full state (re)baselines the bot's own decoder
+    origOnMessageCallback.call(this, event);
+    ack = bot.ownAck();
+  }
+  if (ack >= 0) bot.onAck(ack);
 };
 
 class Bot {
@@ -113,7 +189,11 @@ class Bot {
     this.idx = idx;
     this.rng = rng;
     this.room = null;
-    this.self = null;           // own entity in the decoded state
+    this.self = null;           // own entity in the bot's own decoded state
+    this.sharedSelf = null;     // own entity in the shared decoded state
+    this.version = -1;          // position on the shared-decode chain (-1: off the chain)
+    this.leader = false;        // its SDK decoder is the shared one
+    this.lastOwn = null;        // the last patch this bot decoded itself (while off the chain)
     this.seq = 0;
     this.dx = 0; this.dy = 0;
     this.nextTurn = 0;
@@ -122,6 +202,7 @@ class Bot {
     this.measuring = false;
     this.states = 0;
     this.bytes = 0;
+    this.inputs = 0;
     this.latencies = [];
     this.joined = false;
     this.lost = null;
@@ -137,7 +218,7 @@ class Bot {
       this.room = room;
       botOfRoom.set(room, this);
       room.onLeave((code) => this.fail(`left (code ${code})`));
-      room.onError((code, msg) => this.fail(`error ${code}: ${msg}`));
+      room.onError((code, msg) => this.fail(`error ${code ?? "(no code)"}: ${msg ?? "websocket error"}`));
       room.onDrop?.((code, reason) => this.fail(`dropped (code ${code}) ${reason ?? ""}`));
       this.joined = true;
     } catch (e) {
@@ -147,17 +228,64 @@ class Bot {
     }
   }
 
-  onMessage(len, isState) {
-    if (this.measuring) this.bytes += len;
-    if (!isState) return;
-    if (this.measuring) this.states++;
+  ownAck() {
     let self = this.self;
     if (self === null) {
       self = this.room.state?.entities?.get(this.room.sessionId) ?? null;
-      if (self === null) return;
+      if (self === null) return -1;
       this.self = self;
     }
-    const ack = self.ack;
+    return self.ack;
+  }
+
+  sharedPatch(room, bytes, event) {
+    if (this.version < 0) {
+      if (chain.decoder === null) {
+        this.version = chain.bootstrap(room);
+        this.leader = true;
+      } else {
+        let v = chain.find(bytes);
+        if (v >= 0) {
+          chain.hits++;
+        } else if (this.lastOwn !== null) {
+          // this patch is new to the chain, but the bot's previous one may be on it: then the
+          // bot's state is that version and this patch is the next one (advance() counts)
+          const u = chain.find(this.lastOwn);
+          if (u >= 0) v = chain.advance(u, bytes);
+        }
+        if (v < 0) {          // not decoded by anyone yet: decode it with the bot's own decoder
+          chain.own++;
+          this.lastOwn = bytes;
+          origOnMessageCallback.call(room, event);
+          return this.ownAck();
+        }
+        this.lastOwn = null;
+        this.version = v;
+        const ack = chain.ring[v % RING].acks[this.idx];
+        if (VERIFY) {
+          origOnMessageCallback.call(room, event);
+          if (this.ownAck() !== ack) chain.verifyErrors++;
+        }
+        return ack;
+      }
+    }
+    const v = chain.advance(this.version, bytes);
+    if (v < 0) {
+      chain.mismatches++;
+      this.version = chain.find(bytes);
+      if (this.version < 0) { this.fail("shared decode lost track of this bot's patch stream"); return -1; }
+      return chain.ring[this.version % RING].acks[this.idx];
+    }
+    this.version = v;
+    const ack = chain.ring[v % RING].acks[this.idx];
+    if (VERIFY && !this.leader) {
+      origOnMessageCallback.call(room, event);
+      if (this.ownAck() !== ack) chain.verifyErrors++;
+    }
+    return ack;
+  }
+
+  onAck(ack) {
     const pend = this.pending;
     let h = this.head;
     if (h < pend.length && pend[h][0] <= ack) {
@@ -184,6 +312,7 @@ class Bot {
       this.fail(`send failed: ${e?.message ?? e}`);
       return;
     }
+    if (this.measuring) this.inputs++;
     this.pending.push([this.seq, t]);
     if (this.pending.length - this.head > MAX_PENDING_INPUTS) this.head++;
   }
@@ -210,12 +339,17 @@ const slotPeriod = 1 / RATE / SEND_SLOTS;
 const sendStart = now();
 let k = 0;
 let senderTimer = null;
+let skippedSlots = 0;   // slots dropped because the event loop stalled for a whole period
 function senderTick() {
+  // Send every slot that is due. A late timer catches up on the slots of the current period
+  // (each bot still sends at most once per slot pass); a stall of a whole period or more
+  // drops those sends instead of bursting.
+  const due = Math.floor((now() - sendStart) / slotPeriod);
+  if (due - k >= SEND_SLOTS) { skippedSlots += due - SEND_SLOTS + 1 - k; k = due - SEND_SLOTS + 1; }
   const t = now();
-  for (const b of slots[k % SEND_SLOTS]) if (b.live) b.sendInput(t);
-  k++;
-  const behind = Math.floor((now() - sendStart) / slotPeriod) - k;
-  if (behind > 0) k += behind;   // never burst to catch up
+  for (; k <= due; k++) {
+    for (const b of slots[k % SEND_SLOTS]) if (b.live) b.sendInput(t);
+  }
   senderTimer = setTimeout(senderTick, Math.max(0, (sendStart + k * slotPeriod - now()) * 1000));
 }
 senderTimer = setTimeout(senderTick, 0);
@@ -239,7 +373,11 @@ const t0 = now();
 const cpu0 = process.cpuUsage();
 const srvCpu0 = SERVER_PID ? serverCpuSeconds() : 0;
 log(`measuring from unix ${(Date.now() / 1000).toFixed(3)} for ${DURATION}s`);
-for (const b of bots) { b.measuring = true; b.states = 0; b.bytes = 0; b.latencies = []; }
+if (SHARED) {
+  log(`shared decode: ${bots.filter((b) => b.version >= 0).length}/${COUNT} bots on the chain`);
+  chain.hits = chain.decodes = chain.own = 0;   // the hit rate covers the window only
+}
+for (const b of bots) { b.measuring = true; b.states = 0; b.bytes = 0; b.inputs = 0; b.latencies = []; }
 for (let s = 0; s < DURATION; s += 5) {
   await sleep(Math.min(5, DURATION - s));
   log(`t=${Math.round(s + Math.min(5, DURATION - s))}s connected ${bots.filter((b) => b.live).length}/${COUNT}`);
@@ -275,8 +413,16 @@ const result = {
   all_connected: bots.every((b) => b.live),
   disconnected: bots.filter((b) => !b.live).length,
   rooms: roomIds.size,
+  inputs_per_client_s: round(median(bots.map((b) => b.inputs / secs)), 2),
   bot_process_cpu: round((cpu1.user + cpu1.system) / 1e6 / secs, 3),
 };
+if (SHARED) {
+  const total = chain.hits + chain.decodes + chain.own;
+  result.shared_decode_hit_rate = total ? round(chain.hits / total, 3) : 0;
+  if (chain.mismatches) result.shared_decode_mismatches = chain.mismatches;
+  if (VERIFY) result.shared_decode_verify_errors = chain.verifyErrors;
+}
+log(`sender: ${skippedSlots} send slots skipped (event loop stalls)`);
 if (SERVER_PID) {
   result.server_cpu = round((srvCpu1 - srvCpu0) / secs, 3);
   result.server_rss_mib = serverPeakRssMiB();

@@ -24,6 +24,10 @@ const { values: args } = parseArgs({
     "port-file": { type: "string" },
     npcs: { type: "string", default: "1000" },
     "stats-file": { type: "string" },
+    // "timer" (default, the idiomatic Colyseus setup): setPatchRate(1000/30), a patch timer
+    // independent of the simulation timer. "after-tick": no patch timer; broadcastPatch()
+    // runs at the end of every simulation tick (removes the drifting sim->patch phase).
+    "patch-mode": { type: "string", default: "timer" },
     quiet: { type: "boolean", default: false },
   },
 });
@@ -143,9 +147,16 @@ class ArenaRoom extends Room {
       p.queue.push(msg);
     });
 
-    this.setSimulationInterval(() => this.step(), PERIOD_MS);
-    this.setPatchRate(PERIOD_MS);
-    log(`room ${this.roomId} created: ${nNpcs} NPCs, sim ${RATE_HZ} Hz, patch ${RATE_HZ} Hz`);
+    if (args["patch-mode"] === "after-tick") {
+      this.setPatchRate(null);
+      this.setSimulationInterval(() => { this.step(); this.broadcastPatch(); }, PERIOD_MS);
+    } else if (args["patch-mode"] === "timer") {
+      this.setSimulationInterval(() => this.step(), PERIOD_MS);
+      this.setPatchRate(PERIOD_MS);
+    } else {
+      throw new Error("--patch-mode is timer or after-tick");
+    }
+    log(`room ${this.roomId} created: ${nNpcs} NPCs, sim ${RATE_HZ} Hz, patch ${RATE_HZ} Hz (${args["patch-mode"]})`);
   }
 
   onJoin(client) {
