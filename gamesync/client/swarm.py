@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 
 import trio
 from wsproto import ConnectionType, WSConnection
+from wsproto.utilities import LocalProtocolError
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RejectConnection, Request
 
 from ..core import clientproto as cp
@@ -162,6 +163,11 @@ class Bot:
                 self._send_nowait(self.ws.send(ev.response()))
             elif isinstance(ev, CloseConnection):
                 self.fail(f"server closed: {ev.code} {ev.reason}")
+                try:  # answer the close, as a WebSocket peer must, then hang up
+                    self._send_nowait(self.ws.send(ev.response()))
+                except LocalProtocolError:
+                    pass
+                self.hang_up()
                 return out
         return out
 
@@ -235,6 +241,14 @@ class Bot:
             self.lost = why
             logger.warning("bot %d: %s", self.idx, why)
         self.connected = False
+
+    def hang_up(self) -> None:
+        """Close the socket after the close handshake (it stays registered until then)."""
+        if self.sock is not None and self.sock.fileno() != -1:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self) -> None:
         if self.sock is not None:
