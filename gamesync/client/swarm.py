@@ -27,12 +27,21 @@ from urllib.parse import urlparse
 
 import trio
 from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    RejectConnection,
+    Request,
+)
 from wsproto.utilities import LocalProtocolError
-from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RejectConnection, Request
 
 from ..core import clientproto as cp
 from ..core.errors import GamesyncError
 from ..core.mirror import DecodeCache
+from ..sockio import recv_some, send_all
 from ..wsframe import FrameReader, FrameTooBig, header_end, masked_binary_frame
 
 logger = logging.getLogger(__name__)
@@ -112,24 +121,14 @@ class Bot:
 
     async def _recv_some(self) -> bytes:
         assert self.sock is not None
-        while True:
-            try:
-                data = self.sock.recv(RECV_CHUNK)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(self.sock)
-                continue
-            if not data:
-                raise OSError("connection closed during join")
-            return data
+        data = await recv_some(self.sock, RECV_CHUNK)
+        if not data:
+            raise OSError("connection closed during join")
+        return data
 
     async def _send_all(self, data: bytes) -> None:
         assert self.sock is not None
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[self.sock.send(view):]
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(self.sock)
+        await send_all(self.sock, data)
 
     def _ingest(self, data: bytes) -> list[bytes]:
         """Complete messages in ``data``: fast path first, wsproto for anything else."""

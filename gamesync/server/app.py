@@ -11,8 +11,15 @@ from typing import Any
 import trio
 
 from ..core import protocol as p
-from ..core.errors import (GamesyncError, InternalError, ProtocolViolation, ServerFull, Timeout, UnknownGame,
-                           VersionMismatch)
+from ..core.errors import (
+    GamesyncError,
+    InternalError,
+    ProtocolViolation,
+    ServerFull,
+    Timeout,
+    UnknownGame,
+    VersionMismatch,
+)
 from ..core.ratelimit import TokenBucket
 from .config import ServerConfig
 from .room import Room

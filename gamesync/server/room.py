@@ -19,7 +19,13 @@ import trio
 
 from ..core import protocol as p
 from ..core.delta import compress_payload, encode_delta
-from ..core.errors import GamesyncError, InternalError, ProtocolViolation, RoomFull
+from ..core.errors import (
+    GamesyncError,
+    InternalError,
+    ProtocolViolation,
+    RoomFull,
+    Timeout,
+)
 from ..core.state import History, State
 from ..core.world import World
 from ..game import Game
@@ -382,8 +388,6 @@ class Room:
             h.resolve(False)
 
     def _heartbeat(self, now: float) -> None:
-        from ..core.errors import Timeout
-
         cfg = self.config
         for s in self.sessions.values():
             idle = now - s.last_recv

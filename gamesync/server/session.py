@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 
 import trio
 
-from ..core.errors import GamesyncError, SlowConsumer
 from ..core.acks import AckTracker
+from ..core.errors import GamesyncError, RateLimited, SlowConsumer
 from ..core.protocol import InputFrame, pack_snapshot
 from ..core.ratelimit import TokenBucket
 from .config import ServerConfig
@@ -71,8 +71,6 @@ class Session:
             return  # already applied: a duplicate or a late resend
         self.inputs.append(frame)
         if len(self.inputs) > 4 * self.config.max_inputs_per_tick:
-            from ..core.errors import RateLimited
-
             raise RateLimited("too many inputs waiting to be applied")
 
     def take_inputs(self) -> list[InputFrame]:
@@ -125,17 +123,22 @@ class Session:
         if self.outbuf is not None:
             self.outbuf = memoryview(bytes(self.outbuf) + data)
             return
+        n = self._send_now(data)
+        if 0 <= n < len(data):
+            self.outbuf = memoryview(data)[n:]
+            self._wake.set()
+
+    def _send_now(self, data: bytes | memoryview) -> int:
+        """One non-blocking send: bytes written (0 when the socket is full), -1 once it failed."""
         try:
             n = self.sock.send(data)
         except (BlockingIOError, InterruptedError):
-            n = 0
+            return 0
         except OSError as e:
             self.fail(None, f"send failed: {e}")
-            return
+            return -1
         self.bytes_out += n
-        if n < len(data):
-            self.outbuf = memoryview(data)[n:]
-            self._wake.set()
+        return n
 
     async def writer(self) -> None:
         """Finish partial frames when the socket drains; then send the newest waiting snapshot."""
@@ -149,14 +152,9 @@ class Session:
                 if cs.cancelled_caught:
                     self.fail(SlowConsumer(f"socket accepted nothing for {timeout:g} s"))
                     return
-                try:
-                    n = self.sock.send(self.outbuf)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError as e:
-                    self.fail(None, f"send failed: {e}")
+                n = self._send_now(self.outbuf)
+                if n < 0:
                     return
-                self.bytes_out += n
                 rest = self.outbuf[n:]
                 self.outbuf = rest if len(rest) else None
                 if self.outbuf is None and self.mailbox is not None and not self.closing:

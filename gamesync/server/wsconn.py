@@ -13,13 +13,29 @@ import socket
 import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
-from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RejectConnection,
-                            Request, TextMessage)
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
 from wsproto.utilities import RemoteProtocolError
 
-from ..core.errors import GamesyncError, MessageTooBig, ProtocolViolation, RateLimited, Timeout, UnsupportedData
+from ..core.errors import (
+    GamesyncError,
+    MessageTooBig,
+    ProtocolViolation,
+    RateLimited,
+    Timeout,
+    UnsupportedData,
+)
 from ..core.protocol import pack_error
 from ..core.ratelimit import TokenBucket
+from ..sockio import recv_some, send_all
 from ..wsframe import FrameReader, FrameTooBig, binary_frame, header_end
 
 logger = logging.getLogger(__name__)
@@ -167,30 +183,20 @@ class WsConn:
     # -- awaiting helpers (connection task only) ------------------------------------------------
 
     async def _recv_some(self) -> bytes:
-        while True:
-            try:
-                data = self.sock.recv(self.recv_chunk)
-            except (BlockingIOError, InterruptedError):
-                await trio.lowlevel.wait_readable(self.sock)
-                continue
-            except OSError as e:
-                raise PeerClosed(str(e)) from None
-            if not data:
-                self.eof = True
-                raise PeerClosed("eof")
-            return data
+        try:
+            data = await recv_some(self.sock, self.recv_chunk)
+        except OSError as e:
+            raise PeerClosed(str(e)) from None
+        if not data:
+            self.eof = True
+            raise PeerClosed("eof")
+        return data
 
     async def send_all(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                n = self.sock.send(view)
-            except (BlockingIOError, InterruptedError):
-                await trio.lowlevel.wait_writable(self.sock)
-                continue
-            except OSError as e:
-                raise PeerClosed(str(e)) from None
-            view = view[n:]
+        try:
+            await send_all(self.sock, data)
+        except OSError as e:
+            raise PeerClosed(str(e)) from None
 
     async def handshake(self) -> Request:
         """Read the HTTP upgrade request and accept it."""
