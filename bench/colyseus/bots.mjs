@@ -15,6 +15,7 @@
 // One JSON line goes to stdout at the end; everything else goes to stderr.
 
 import { parseArgs } from "node:util";
+import { mulberry32 } from "./rng.mjs";
 import { performance } from "node:perf_hooks";
 import { readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
@@ -74,16 +75,6 @@ if (args["ws-impl"] === "ws") {
 }
 const { Client, Room } = await import("@colyseus/sdk");
 
-// Seeded PRNG (mulberry32) for directions and phases.
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return function () {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const now = () => performance.now() / 1000;   // seconds, monotonic
 

@@ -10,6 +10,7 @@
 // and on exit.
 
 import { createServer } from "node:http";
+import { mulberry32 } from "./rng.mjs";
 import { writeFileSync, renameSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { performance } from "node:perf_hooks";
@@ -49,17 +50,6 @@ const TWO_PI = 2 * Math.PI;
 
 function log(...a) { if (!args.quiet) console.error("[colyseus-arena]", ...a); }
 
-// Seeded PRNG (mulberry32): gamesync uses numpy's PCG64 with the same seed, so the NPC
-// positions are identically distributed but not the same numbers.
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return function () {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const clamp = (v) => (v < 0 ? 0 : v > SIZE ? SIZE : v);
 
