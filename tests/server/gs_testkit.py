@@ -417,12 +417,20 @@ def period(server: Server) -> float:
 
 
 
+# A stall the bystander must catch is the tick loop waiting on a misbehaving client: that
+# lasts as long as some timeout of that client's (0.5 s at the least in these tests) or
+# until it goes away. Scheduling noise on a shared 2-core CI machine has reached 150 ms
+# between two snapshots with nothing wrong, so the bound sits between the two.
+STALL_S = 0.4
+
+
 @asynccontextmanager
-async def bystander(server: Server, url: str, room: str = "r", max_gap_periods: float = 3.0,
+async def bystander(server: Server, url: str, room: str = "r", max_gap_s: float = STALL_S,
                     rss_growth_mib: float = 32.0) -> AsyncIterator[Watcher]:
-    """A Watcher in ``room`` while the block runs; on a normal exit, asserts that it kept
-    getting every tick on time, that the server is back to just the watcher (connections,
-    sessions, selector registrations, joiners) and that memory did not grow."""
+    """A Watcher in ``room`` while the block runs; on a normal exit, asserts that it got
+    every tick, in order, with no stall of the loop (``max_gap_s``), that the server is back
+    to just the watcher (connections, sessions, selector registrations, joiners) and that
+    memory did not grow."""
     async with watched(url, room) as w:
         rss0 = rss_mib()
         t0 = trio.current_time()
@@ -430,7 +438,7 @@ async def bystander(server: Server, url: str, room: str = "r", max_gap_periods: 
         await trio.sleep(5 * period(server))  # and a few ticks after the misbehaviour
         t1 = trio.current_time()
         gap = w.max_gap(t0, t1)
-        assert gap <= max_gap_periods * period(server), (
+        assert gap <= max_gap_s, (
             f"the well-behaved client went {gap * 1e3:.0f} ms without a snapshot "
             f"(tick period {period(server) * 1e3:.0f} ms)")
         ticks = [k for t, k in zip(w.times, w.ticks) if t0 <= t <= t1]

@@ -238,7 +238,7 @@ async def test_shutdown_closes_every_client_with_going_away_within_2s():
         assert closed.error == p.ServerError("going_away", "server shutting down")
         assert took < 2.0, f"{name} closed after {took:.2f} s"
     for name in ["p0", "p1", "p2", "p3"]:
-        assert closes[name][0] < 0.5  # joined clients are told at once
+        assert closes[name][0] < 1.0  # joined clients are told at once, not after the grace
     took, closed = closes["handshaking"]
     assert closed.code is None and took < 2.5  # no WebSocket yet: just the socket closed
     with pytest.raises(OSError):  # the listener is gone
@@ -253,7 +253,7 @@ async def test_shutdown_of_a_server_without_clients_returns_at_once():
             await n.start(server.serve)
             t0 = trio.current_time()
             await server.shutdown()
-            assert trio.current_time() - t0 < 0.2
+            assert trio.current_time() - t0 < 1.0  # no grace period to wait out
         await server.shutdown()  # a second call is harmless
 
 

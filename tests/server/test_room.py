@@ -11,7 +11,7 @@ from gamesync.core import protocol as p
 from gamesync.games.arena import KIND_NPC, KIND_PLAYER
 from typing import Any
 
-from gs_testkit import (RecordingGame, bystander, period, pk, player, raw_client, running_server, wait_for,
+from gs_testkit import (STALL_S, RecordingGame, bystander, period, pk, player, raw_client, running_server, wait_for,
                         watched)
 
 
@@ -163,7 +163,7 @@ async def test_reliable_message_that_is_never_acked_times_out_false():
                 took = trio.current_time() - t0
     assert seen == [[1, "ack me", h.ack_id]]
     assert results == [False] and h.result is False
-    assert 0.45 < took < 0.8
+    assert 0.45 < took < 0.5 + STALL_S  # at its timeout, not at some later sweep
 
 
 async def test_reliable_message_resolves_false_when_the_client_leaves():
@@ -310,7 +310,7 @@ async def test_game_error_in_step_closes_only_that_room_and_other_rooms_keep_tic
                 mark = other.mark()
                 await trio.sleep(10 * period(server))
                 assert other.count(mark) >= 8, "the other room stopped ticking"
-                assert other.max_gap(mark) <= 3 * period(server)
+                assert other.max_gap(mark) <= STALL_S
                 assert other.closed is None
 
 
