@@ -1,11 +1,12 @@
 """Encode a state against a baseline (and a reference before it) and decode it back, exactly.
 
 A payload lists the slots removed and created since the baseline ``B``, the created
-entities in full, and for every kept entity and field the residual between the value at
-``T`` and a linear prediction from ``B`` and the reference ``R`` (the baseline that ``B``
-itself was decoded from): ``pred = b + ((b - r) * (T - B)) // (B - R)`` in integers, so an
-entity moving at constant velocity costs a zero residual. Without a reference the
-prediction is ``b``. The whole layout is in docs/protocol.md.
+entities in full, the kept entities whose value differs from its prediction anywhere
+(``changed``), and for those, field by field, the residual between the value at ``T`` and
+the prediction from ``B`` and the reference ``R`` (the baseline that ``B`` itself was
+decoded from): ``pred = b + ((b - r) * (T - B)) // (B - R)`` in integers for ``linear``
+fields, ``b`` for ``hold`` fields, so an entity moving at constant velocity costs nothing.
+Without a reference the prediction is ``b``. The whole layout is in docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ SPARSE_RATIO = 4  # sparse must be this many times smaller than dense before com
 OUTLIER_RATIO = 8  # int8 + outliers when at most 1 residual in this many needs more than a byte
 COMPRESS_FAST_ABOVE = 16 * 1024  # larger payloads get the fastest deflate level
 _EMPTY = np.zeros(0, dtype=np.intp)
+ALL_CHANGED_RATIO = 2  # list the changed entities only when at most 1 in this many changed
 MAX_SLOTS = 1 << 24  # entity slots a decoder accepts (bounds a client's memory)
 
 _SIGNED = (("<i1", 1 << 7), ("<i2", 1 << 15), ("<i4", 1 << 31))
+_UNSIGNED = (("<u1", 1 << 8), ("<u2", 1 << 16), ("<u4", 1 << 32))
 
 
 class PayloadError(ValueError):
@@ -113,6 +116,8 @@ def _predict(schema: Schema, base: State, ref: State | None, kept: slice | NDArr
     if dt_br <= 0:
         raise PayloadError("the reference must be older than the baseline")
     d = np.subtract(b, ref.mat[:, ridx])  # the one allocation: every step below is in place
+    for i in schema.hold_rows:
+        d[i] = 0
     _wrap(schema, d)
     if dt_tb != dt_br:
         d *= dt_tb
@@ -132,6 +137,7 @@ def _fit(vals: NDArray[np.int64]) -> str | None:
 
 
 def _encode_row(f: Field, res: NDArray[np.int64], cur_row: NDArray[np.int64]) -> list[Any]:
+    """One field over the changed entities: residuals ``res``, values ``cur_row``."""
     nnz = int(np.count_nonzero(res))
     if nnz == 0:
         return [MODE_SAME]
@@ -182,16 +188,43 @@ def diff_states(schema: Schema, cur: State, base: State | None = None, ref: Stat
     return Diff(cur, removed, created, c, res)
 
 
+def _changed(res: NDArray[np.int64]) -> NDArray[np.intp] | None:
+    """Positions in the kept list of the entities with a non-zero residual in some field;
+    None when none did (every field is then all zeros) or when so many did that listing
+    them costs more than it saves."""
+    k = res.shape[1]
+    if k == 0 or res.shape[0] == 0:
+        return None
+    any_nz = res[0] != 0
+    for row in res[1:]:
+        any_nz |= row != 0
+    pos = np.flatnonzero(any_nz)
+    return None if pos.size == 0 or pos.size * ALL_CHANGED_RATIO > k else pos
+
+
+def _gaps(pos: NDArray[np.intp]) -> list[Any]:
+    """``changed`` on the wire: the first position, then each one's distance from the last."""
+    gaps = np.diff(pos, prepend=0)
+    top = int(gaps.max()) if gaps.size else 0
+    code = next(c for c, lim in _UNSIGNED if top < lim)
+    return [code, gaps.astype(code).tobytes()]
+
+
 def pack_diff(schema: Schema, d: Diff) -> bytes:
     """The uncompressed msgpack payload of a Diff (layout in docs/protocol.md)."""
     cur, created = d.cur, d.created
+    res, vals = d.residuals, d.kept_values
+    pos = _changed(res)
+    if pos is not None:
+        res, vals = res[:, pos], vals[:, pos]
     body = [
         cur.n,
         d.removed.astype("<u4").tobytes(),
         created.astype("<u4").tobytes(),
         cur.ids[created].tobytes(),
         [cur.mat[i, created].astype(f.wire_dtype).tobytes() if created.size else b"" for i, f in enumerate(schema)],
-        [_encode_row(f, d.residuals[i], d.kept_values[i]) for i, f in enumerate(schema)],
+        [_encode_row(f, res[i], vals[i]) for i, f in enumerate(schema)],
+        None if pos is None else _gaps(pos),
     ]
     return msgpack.packb(body, use_bin_type=True)
 
@@ -242,6 +275,52 @@ def _check_dtype(code: Any, allowed: tuple[str, ...]) -> str:
     return code
 
 
+def _changed_positions(changed: Any, k: int) -> NDArray[np.intp] | None:
+    """The ``changed`` list of a payload as positions in the kept list (None: all of them)."""
+    if changed is None:
+        return None
+    if not isinstance(changed, list) or len(changed) != 2:
+        raise PayloadError("bad changed list")
+    gaps = _frombuf(changed[1], _check_dtype(changed[0], ("<u1", "<u2", "<u4")))
+    if gaps.size == 0:
+        return _EMPTY
+    if gaps.size > k or (gaps.size > 1 and not gaps[1:].all()):
+        raise PayloadError("changed positions must increase")
+    pos = np.cumsum(gaps, dtype=np.int64)
+    if pos[-1] >= k:
+        raise PayloadError("changed position out of range")
+    return pos.astype(np.intp)
+
+
+def _decode_row(f: Field, enc: Any, m: int) -> tuple[bool, NDArray[Any]] | None:
+    """One field's encoding over ``m`` changed entities: (absolute?, values or residuals),
+    or None when every residual is zero."""
+    if not isinstance(enc, list) or not enc:
+        raise PayloadError("bad field encoding")
+    mode = enc[0]
+    if mode == MODE_SAME:
+        return None
+    if mode == MODE_ABSOLUTE:
+        return True, _frombuf(enc[1], f.wire_dtype, m)
+    if mode == MODE_DENSE:
+        return False, _frombuf(enc[2], _check_dtype(enc[1], ("<i1", "<i2", "<i4")), m)
+    if mode == MODE_SPARSE:
+        pos = _frombuf(enc[2], _check_dtype(enc[1], ("<u2", "<u4")))
+        if pos.size and pos.max() >= m:
+            raise PayloadError("sparse position out of range")
+        row = np.zeros(m, dtype=np.int64)
+        row[pos] += _frombuf(enc[4], _check_dtype(enc[3], ("<i1", "<i2", "<i4")), pos.size)
+        return False, row
+    if mode == MODE_DENSE_OUTLIERS:
+        row = _frombuf(enc[1], "<i1", m).astype(np.int64)
+        pos = _frombuf(enc[3], _check_dtype(enc[2], ("<u2", "<u4")))
+        if pos.size and pos.max() >= m:
+            raise PayloadError("outlier position out of range")
+        row[pos] += _frombuf(enc[4], "<i4", pos.size)
+        return False, row
+    raise PayloadError(f"unknown field mode {mode!r}")
+
+
 def decode_delta(schema: Schema, payload: bytes, tick: int, base: State | None = None,
                  ref: State | None = None) -> State:
     """Apply an uncompressed payload to ``base`` (and ``ref``) and return the state at ``tick``.
@@ -258,7 +337,7 @@ def decode_delta(schema: Schema, payload: bytes, tick: int, base: State | None =
 
 def _decode(schema: Schema, payload: bytes, tick: int, base: State | None, ref: State | None) -> State:
     try:
-        n, rm_b, cr_b, ids_b, created_vals, fields = msgpack.unpackb(payload, raw=False, use_list=True)
+        n, rm_b, cr_b, ids_b, created_vals, fields, changed = msgpack.unpackb(payload, raw=False, use_list=True)
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
         raise PayloadError(f"undecodable payload: {e}") from None
     nf = len(schema)
@@ -302,39 +381,27 @@ def _decode(schema: Schema, payload: bytes, tick: int, base: State | None, ref: 
         ids[created] = cids
 
     k = _count(kept)
+    at = _changed_positions(changed, k)
+    m = k if at is None else at.size
     val = _predict(schema, base, ref, kept, tick)
     if not val.flags.writeable:
         val = val.copy()
     touched = False
     for i, enc in enumerate(fields):
-        if not isinstance(enc, list) or not enc:
-            raise PayloadError("bad field encoding")
-        mode = enc[0]
-        if mode == MODE_SAME:
+        got = _decode_row(schema.fields[i], enc, m)
+        if got is None:
             continue
-        if mode == MODE_ABSOLUTE:
-            val[i] = _frombuf(enc[1], schema.fields[i].wire_dtype, k)
-        elif mode == MODE_DENSE:
-            val[i] += _frombuf(enc[2], _check_dtype(enc[1], ("<i1", "<i2", "<i4")), k)
-            touched = True
-        elif mode == MODE_SPARSE:
-            pos = _frombuf(enc[2], _check_dtype(enc[1], ("<u2", "<u4")))
-            if pos.size and pos.max() >= k:
-                raise PayloadError("sparse position out of range")
-            res = _frombuf(enc[4], _check_dtype(enc[3], ("<i1", "<i2", "<i4")), pos.size)
-            row = val[i]
-            row[pos] += res
-            touched = True
-        elif mode == MODE_DENSE_OUTLIERS:
-            val[i] += _frombuf(enc[1], "<i1", k)
-            pos = _frombuf(enc[3], _check_dtype(enc[2], ("<u2", "<u4")))
-            if pos.size and pos.max() >= k:
-                raise PayloadError("outlier position out of range")
-            row = val[i]
-            row[pos] += _frombuf(enc[4], "<i4", pos.size)
-            touched = True
+        absolute, row = got
+        if at is None:
+            if absolute:
+                val[i] = row
+            else:
+                val[i] += row
+        elif absolute:
+            val[i, at] = row
         else:
-            raise PayloadError(f"unknown field mode {mode!r}")
+            val[i, at] += row
+        touched = touched or not absolute
     if touched:
         _mod(schema, val)
     if isinstance(kept, slice) and k == n:

@@ -15,7 +15,7 @@ import msgpack
 
 from .errors import GamesyncError, ProtocolViolation
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 NO_TICK = -1  # baseline / reference "none" in a snapshot header
 MAX_NAME = 64
 MAX_ROOM = 64

@@ -10,6 +10,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 Kind = Literal["float", "angle", "int"]
+Predict = Literal["linear", "hold"]
+PREDICTS = ("linear", "hold")
 
 _INT_WIRE = {"u1", "u2", "u4", "i1", "i2", "i4"}
 TAU = 2.0 * math.pi
@@ -30,6 +32,11 @@ class Field:
     - ``float``: values in [lo, hi] sent as integers in steps of ``step`` (error <= step/2).
     - ``angle``: radians sent as ``2**bits`` steps per turn, wrapping.
     - ``int``: integers sent as such in ``dtype`` (``u1``..``i4``), clipped to its range.
+
+    ``predict`` is how deltas guess the field's next value: ``linear`` (the default) carries
+    on at the rate it changed between the last two states, right for positions and counters;
+    ``hold`` keeps the last value, right for fields that jump and then stay (a facing, hit
+    points, a kind), which linear would over-shoot after every jump.
     """
 
     name: str
@@ -39,8 +46,11 @@ class Field:
     step: float = 1.0
     bits: int = 0
     dtype: str = "i4"
+    predict: Predict = "linear"
 
     def __post_init__(self) -> None:
+        if self.predict not in PREDICTS:
+            raise ValueError(f"field {self.name}: predict must be one of {PREDICTS}")
         if not self.name.isidentifier():
             raise ValueError(f"field name {self.name!r} is not an identifier")
         if self.kind == "float":
@@ -92,6 +102,18 @@ class Field:
         info = np.iinfo(self.wire_dtype)
         return np.clip(values, info.min, info.max).astype(self.wire_dtype)
 
+    def snap(self, values: Any) -> Any:
+        """``values`` rounded to the nearest value this field can send, in float64 (floats and
+        angles; ints unchanged). A game that keeps its state on this grid, and moves things by
+        whole steps, makes constant motion exactly linear on the wire: its deltas cost nothing.
+        """
+        if self.kind == "float":
+            return np.rint((np.asarray(values, dtype=np.float64) - self.lo) / self.step) * self.step + self.lo
+        if self.kind == "angle":
+            unit = TAU / (1 << self.bits)
+            return np.rint(np.asarray(values, dtype=np.float64) / unit) * unit
+        return values
+
     def dequantise(self, q: NDArray[Any]) -> NDArray[Any]:
         """Wire integers back to column values (float32 for float/angle fields)."""
         if self.kind == "float":
@@ -103,7 +125,8 @@ class Field:
     def to_wire(self) -> dict[str, Any]:
         """Description sent in `welcome` so a client in any language can dequantise."""
         dt = self.wire_dtype
-        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "wire": f"<{dt.kind}{dt.itemsize}"}
+        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "wire": f"<{dt.kind}{dt.itemsize}",
+                             "predict": self.predict}
         if self.kind == "float":
             d.update(lo=self.lo, hi=self.hi, step=self.step)
         elif self.kind == "angle":
@@ -111,19 +134,19 @@ class Field:
         return d
 
 
-def Float(name: str, lo: float, hi: float, step: float) -> Field:
+def Float(name: str, lo: float, hi: float, step: float, predict: Predict = "linear") -> Field:
     """A float field quantised to ``step`` within [lo, hi]."""
-    return Field(name, "float", lo=lo, hi=hi, step=step)
+    return Field(name, "float", lo=lo, hi=hi, step=step, predict=predict)
 
 
-def Angle(name: str, bits: int = 12) -> Field:
+def Angle(name: str, bits: int = 12, predict: Predict = "linear") -> Field:
     """An angle in radians quantised to ``2**bits`` steps per turn."""
-    return Field(name, "angle", bits=bits)
+    return Field(name, "angle", bits=bits, predict=predict)
 
 
-def Int(name: str, dtype: str = "i4") -> Field:
+def Int(name: str, dtype: str = "i4", predict: Predict = "linear") -> Field:
     """An integer field sent as ``dtype`` (u1, u2, u4, i1, i2, i4)."""
-    return Field(name, "int", dtype=dtype)
+    return Field(name, "int", dtype=dtype, predict=predict)
 
 
 class Schema:
@@ -142,6 +165,8 @@ class Schema:
         self.wrap_info: tuple[tuple[int, int, int], ...] = tuple(
             (i, f.modulus - 1, f.modulus >> 1) for i, f in enumerate(self.fields) if f.modulus
         )
+        #: rows whose prediction holds the last value instead of extrapolating
+        self.hold_rows: tuple[int, ...] = tuple(i for i, f in enumerate(self.fields) if f.predict == "hold")
 
     def index(self, name: str) -> int:
         """Row of field ``name`` in a state matrix."""
@@ -164,12 +189,13 @@ class Schema:
         out = []
         for d in data:
             kind = d["kind"]
+            predict = d.get("predict", "linear")
             if kind == "float":
-                out.append(Float(d["name"], d["lo"], d["hi"], d["step"]))
+                out.append(Float(d["name"], d["lo"], d["hi"], d["step"], predict))
             elif kind == "angle":
-                out.append(Angle(d["name"], d["bits"]))
+                out.append(Angle(d["name"], d["bits"], predict))
             elif kind == "int":
-                out.append(Int(d["name"], str(d["wire"]).lstrip("<|")))
+                out.append(Int(d["name"], str(d["wire"]).lstrip("<|"), predict))
             else:
                 raise ValueError(f"unknown field kind {kind!r}")
         return cls(out)

@@ -60,6 +60,12 @@ def _modes(raw: bytes) -> list[int]:
     return [enc[0] for enc in _body(raw)[5]]
 
 
+def _changed(raw: bytes) -> list[int] | None:
+    """The payload's changed list as positions in the kept list (None: every kept entity)."""
+    ch = _body(raw)[6]
+    return None if ch is None else np.cumsum(np.frombuffer(ch[1], dtype=ch[0])).tolist()
+
+
 def _roundtrip(schema: Schema, cur: State, base: State | None, ref: State | None,
                cbase: State | None = None, cref: State | None = None) -> State:
     """Encode against the server's states, ship, decode against the client's copies."""
@@ -377,7 +383,7 @@ def test_delta_against_an_identical_state_is_all_mode_same_and_tiny(seed, n, tic
         for r in (None, ref):
             raw = encode_delta(SCHEMA, c, base, r)
             assert _modes(raw) == [MODE_SAME] * NF
-            assert len(raw) <= 12 + 4 * NF
+            assert len(raw) <= 13 + 4 * NF
             got = decode_delta(SCHEMA, raw, c.tick, base, r)
             assert got.same_as(c)
 
@@ -435,7 +441,7 @@ def test_constant_velocity_with_a_reference_costs_zero_residuals(seed, n, trb):
     states = _constant_velocity_states(seed, n, t + 1)
     raw = encode_delta(CV, states[t], states[b], states[r])
     assert _modes(raw) == [MODE_SAME] * len(CV)
-    assert len(raw) <= 12 + 4 * len(CV)
+    assert len(raw) <= 13 + 4 * len(CV)
     got = decode_delta(CV, raw, t, states[b], states[r])
     assert got.same_as(states[t])
     # without the reference the same delta has to carry the motion
@@ -459,11 +465,10 @@ def test_reference_only_predicts_entities_that_were_the_same_entity_there():
     raw = encode_delta(CV, s2, s1, s0)
     body = _body(raw)
     x_enc = body[5][CV.index("x")]
-    # five entities continue at constant velocity, the new one in slot 2 is predicted as static
-    assert x_enc[0] == MODE_SPARSE
-    pos = np.frombuffer(x_enc[2], dtype=x_enc[1])
-    res = np.frombuffer(x_enc[4], dtype=x_enc[3])
-    assert pos.tolist() == [2] and res.tolist() == [64]
+    # the others continue at constant velocity, the new one in slot 2 is predicted as static
+    assert _changed(raw) == [2]
+    assert x_enc[:2] == [MODE_DENSE, "<i1"]
+    assert np.frombuffer(x_enc[2], dtype="<i1").tolist() == [64]
     assert decode_delta(CV, raw, 2, s1, s0).same_as(s2)
 
 
@@ -483,7 +488,7 @@ def _one_field(mutate, n: int = 100) -> tuple[State, State, bytes]:
      "x", MODE_DENSE, "<i2"),
     ("large steps", lambda w, r: w["score"].__setitem__(slice(0, 100), r.integers(10**5, 10**6, 100)),
      "score", MODE_DENSE, "<i4"),
-    ("one mover", lambda w, r: w["x"].__setitem__(7, w["x"][7] + 1), "x", MODE_SPARSE, "<u2"),
+    ("one mover", lambda w, r: w["x"].__setitem__(7, w["x"][7] + 1), "x", MODE_DENSE, "<i1"),
     ("few outliers", lambda w, r: (w["x"].__setitem__(slice(0, 100), w["x"][:100] + 1 / 64),
                                    w["x"].__setitem__(slice(0, 100, 20), w["x"][:100:20] + 50)),
      "x", MODE_DENSE_OUTLIERS, None),
@@ -499,6 +504,44 @@ def test_each_field_mode_is_chosen_and_round_trips(name, mutate, field_name, mod
     assert decode_delta(SCHEMA, raw, 2, base).same_as(cur)
     other = [m for i, m in enumerate(_modes(raw)) if i != SCHEMA.index(field_name)]
     assert set(other) == {MODE_SAME}
+
+
+def test_only_the_changed_entities_are_listed_and_their_fields_encoded():
+    base, cur, raw = _one_field(lambda w, r: w["x"].__setitem__([7, 9, 60], w["x"][[7, 9, 60]] + 1))
+    assert _changed(raw) == [7, 9, 60]
+    assert _body(raw)[6][0] == "<u1"  # gaps 7, 2, 51
+    enc = _body(raw)[5][SCHEMA.index("x")]
+    assert enc[:2] == [MODE_DENSE, "<i1"] and np.frombuffer(enc[2], dtype="<i1").tolist() == [64] * 3
+    assert decode_delta(SCHEMA, raw, 2, base).same_as(cur)
+
+
+def test_a_field_that_changed_for_few_of_the_changed_entities_is_sparse_among_them():
+    def mutate(w, r):
+        w["x"][:100] += 1 / 64  # everyone changed: no list, every field spans all kept entities
+        w["score"][42] += 1000
+    base, cur, raw = _one_field(mutate)
+    assert _changed(raw) is None
+    enc = _body(raw)[5][SCHEMA.index("score")]
+    assert enc[0] == MODE_SPARSE
+    assert np.frombuffer(enc[2], dtype=enc[1]).tolist() == [42]
+    assert decode_delta(SCHEMA, raw, 2, base).same_as(cur)
+
+
+def test_a_hold_field_is_predicted_to_stay_where_a_linear_one_carries_on():
+    sch = Schema([Float("x", 0, 1000, 1 / 64), Angle("h", bits=12, predict="hold")])
+    w = World(sch)
+    w.spawn(10, x=100.0, h=0.0)
+    s0 = State.capture(w, 0)
+    w["x"][:10] += 1
+    w["h"][:10] = 1.0  # a jump...
+    s1 = State.capture(w, 1, s0)
+    w["x"][:10] += 1  # ...then it stays; x carries on
+    s2 = State.capture(w, 2, s1)
+    raw = encode_delta(sch, s2, s1, s0)
+    assert _modes(raw) == [MODE_SAME, MODE_SAME]
+    assert decode_delta(sch, raw, 2, s1, s0).same_as(s2)
+    lin = Schema([Float("x", 0, 1000, 1 / 64), Angle("h", bits=12)])
+    assert _modes(encode_delta(lin, s2, s1, s0)) == [MODE_SAME, MODE_DENSE]  # linear over-shoots
 
 
 def test_angle_residual_takes_the_short_way_round():
@@ -679,6 +722,14 @@ BAD_BODIES = {
     "absolute wrong count": lambda b: _set(b, [5, FIELD_X], [MODE_ABSOLUTE, bytes(2 * (K - 1))]),
     "absolute ragged": lambda b: _set(b, [5, FIELD_X], [MODE_ABSOLUTE, bytes(2 * K + 1)]),
     "absolute not bytes": lambda b: _set(b, [5, FIELD_X], [MODE_ABSOLUTE, "x" * (2 * K)]),
+    "changed missing": lambda b: b[:6],
+    "changed not a list": lambda b: _set(b, [6], 7),
+    "changed one item": lambda b: _set(b, [6], ["<u1"]),
+    "changed bad dtype": lambda b: _set(b, [6], ["<i1", b"\x01"]),
+    "changed past the kept list": lambda b: _set(b, [6], ["<u1", bytes([K])]),
+    "changed not increasing": lambda b: _set(b, [6], ["<u1", bytes([3, 0])]),
+    "changed longer than the kept list": lambda b: _set(b, [6], ["<u1", bytes([0] + [1] * K)]),
+    "fields sized for every kept entity, not the list": lambda b: _set(b, [6], ["<u1", bytes([1, 1])]),
 }
 
 
@@ -724,7 +775,7 @@ def test_undecodable_msgpack_raises_payload_error(raw):
 
 @pytest.mark.parametrize("n", [2**40, 2**63, 2**64 - 1])
 def test_absurd_entity_count_raises_payload_error(n):
-    body = [n, b"", b"", b"", [b""] * NF, [[MODE_SAME]] * NF]
+    body = [n, b"", b"", b"", [b""] * NF, [[MODE_SAME]] * NF, None]
     with pytest.raises(PayloadError):
         decode_delta(SCHEMA, msgpack.packb(body, use_bin_type=True), 1)
 

@@ -233,11 +233,17 @@ def test_schema_order_index_and_wrap_info():
 
 def test_schema_to_wire_describes_every_field():
     w = _schema().to_wire()
-    assert w[0] == {"name": "x", "kind": "float", "wire": "<u2", "lo": 0, "hi": 1000, "step": 1 / 64}
-    assert w[2] == {"name": "a", "kind": "angle", "wire": "<u2", "bits": 12}
-    assert w[3] == {"name": "spin", "kind": "angle", "wire": "<u4", "bits": 32}
-    assert w[4] == {"name": "hp", "kind": "int", "wire": "<u1"}
-    assert w[5] == {"name": "score", "kind": "int", "wire": "<i4"}
+    assert w[0] == {"name": "x", "kind": "float", "wire": "<u2", "lo": 0, "hi": 1000, "step": 1 / 64,
+                    "predict": "linear"}
+    assert w[2] == {"name": "a", "kind": "angle", "wire": "<u2", "bits": 12, "predict": "linear"}
+    assert w[3] == {"name": "spin", "kind": "angle", "wire": "<u4", "bits": 32, "predict": "linear"}
+    assert w[4] == {"name": "hp", "kind": "int", "wire": "<u1", "predict": "linear"}
+    assert w[5] == {"name": "score", "kind": "int", "wire": "<i4", "predict": "linear"}
+    held = Schema([Int("hp", "u1", predict="hold")]).to_wire()[0]
+    assert held["predict"] == "hold"
+    assert Schema.from_wire([held]).fields[0].predict == "hold"
+    with pytest.raises(ValueError, match="predict"):
+        Int("hp", predict="quadratic")  # type: ignore[arg-type]
 
 
 def test_schema_wire_round_trip_rebuilds_identical_fields():
@@ -264,3 +270,25 @@ def test_schema_from_wire_rejects_garbage():
         Schema.from_wire([{"name": "x", "kind": "vector"}])
     with pytest.raises(ValueError):
         Schema.from_wire([{"name": "id", "kind": "int", "wire": "<i4"}])
+
+
+@FAST
+@given(st.lists(st.floats(-10.0, 110.0, allow_nan=False), min_size=1, max_size=50))
+def test_snap_lands_on_a_value_the_field_sends_exactly(xs):
+    f = Float("x", 0.0, 100.0, 1 / 64)
+    v = np.asarray(xs)
+    s = f.snap(v)
+    assert np.all(np.abs(s - v) <= f.step / 2 + 1e-12)
+    inside = (s >= 0) & (s <= 100)
+    # on the grid: quantise then dequantise gives the snapped value back, bit for bit
+    assert np.array_equal(f.dequantise(f.quantise(s[inside])).astype(np.float64), s[inside])
+
+
+def test_snap_of_an_angle_is_a_whole_number_of_steps_and_ints_pass_through():
+    a = Angle("h", bits=8)
+    s = a.snap(np.array([0.01, 1.0, -0.5]))
+    steps = s / (TAU / 256)
+    assert np.allclose(steps, np.rint(steps))
+    assert np.array_equal(a.quantise(s.astype(np.float32)), a.quantise(np.float32(s)))
+    ints = np.array([3, -2])
+    assert Int("n").snap(ints) is ints

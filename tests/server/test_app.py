@@ -22,7 +22,7 @@ async def test_join_gets_welcome_with_client_id_schema_and_tick_rate():
         async with running_server(tick_rate=20.0) as (server, url):
             async with raw_client(url) as c:
                 w = await c.join(room="lobby", name="ann")
-    assert w.version == p.PROTOCOL_VERSION == 1
+    assert w.version == p.PROTOCOL_VERSION == 2
     assert isinstance(w.client_id, int) and w.client_id >= 1
     assert w.room == "lobby" and w.game == "arena"
     assert w.tick_rate == 20.0

@@ -15,6 +15,9 @@ from gs_testkit import (RecordingGame, WireClient, pk, player, port_of, raw_clie
 
 STEP = 200.0 / 30.0  # arena: one input = one tick of movement at 200 units/s, 30 Hz
 Q = 1 / 64  # arena position quantum
+# the arena moves by whole quanta per axis: the nearest to STEP, and to STEP / sqrt(2) diagonally
+STEP_Q = round(STEP / Q) * Q
+DIAG_Q = round(STEP / math.sqrt(2) / Q) * Q
 
 
 class CornerArena(Arena):
@@ -46,7 +49,8 @@ async def test_each_input_moves_the_player_one_tick_at_200_units_per_second_and_
                 before, after = await _move(pl, 1, 5, [dx, 0])
     assert pl.input_ack == 5
     assert after["ack"] == 5  # the arena also writes the applied seq into the entity
-    assert after["x"] - before["x"] == pytest.approx(dx * 5 * STEP, abs=Q)
+    assert after["x"] - before["x"] == dx * 5 * STEP_Q  # exactly, on the grid
+    assert STEP_Q == pytest.approx(STEP, rel=0.0025)  # within 0.25 % of 200 units/s
     assert after["y"] == before["y"]
     assert after["heading"] == pytest.approx(0.0 if dx == 1 else math.pi, abs=2 * math.pi / 4096)
 
@@ -58,10 +62,9 @@ async def test_diagonal_input_is_normalised():
                 e = pl.entity(pl.me())
                 d = [1 if e["x"] < 500 else -1, 1 if e["y"] < 500 else -1]
                 before, after = await _move(pl, 1, 6, d)
-    per_axis = 6 * STEP / math.sqrt(2)
-    assert after["x"] - before["x"] == pytest.approx(d[0] * per_axis, abs=Q)
-    assert after["y"] - before["y"] == pytest.approx(d[1] * per_axis, abs=Q)
-    assert math.hypot(after["x"] - before["x"], after["y"] - before["y"]) == pytest.approx(6 * STEP, abs=2 * Q)
+    assert after["x"] - before["x"] == d[0] * 6 * DIAG_Q
+    assert after["y"] - before["y"] == d[1] * 6 * DIAG_Q
+    assert math.hypot(after["x"] - before["x"], after["y"] - before["y"]) == pytest.approx(6 * STEP, rel=0.0025)
 
 
 async def test_zero_input_is_applied_and_acked_without_moving():
@@ -95,8 +98,8 @@ async def test_duplicate_and_old_inputs_are_not_applied_twice():
                 await pl.until(lambda: pl.input_ack >= 4)
                 await pl.next_state()
                 after4 = pl.entity(pl.me())
-    assert after3["x"] - before["x"] == pytest.approx(dx * 3 * STEP, abs=Q)
-    assert after4["x"] - before["x"] == pytest.approx(dx * 4 * STEP, abs=Q)
+    assert after3["x"] - before["x"] == dx * 3 * STEP_Q
+    assert after4["x"] - before["x"] == dx * 4 * STEP_Q
     assert after4["ack"] == 4
 
 
