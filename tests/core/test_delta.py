@@ -795,39 +795,53 @@ def test_corrupted_payload_bytes_raise_only_payload_error(flips):
 
 # ---- docs/protocol.md section 15.3: the documented payloads --------------------------------------
 
-DOC = Schema([Float("x", 0.0, 1000.0, 0.015625), Angle("heading", 12), Int("hp", "u1")])
-DOC_TICK9 = """96 02 c4 00 c4 08 00 00 00 00 01 00 00 00 c4 08 01 00 00 00 02 00 00 00
-               93 c4 04 00 19 00 7d c4 04 fa 0f 00 00 c4 02 64 64 93 91 00 91 00 91 00"""
-DOC_TICK10 = """96 02 c4 00 c4 00 c4 00 93 c4 00 c4 00 c4 00
-                93 93 01 a3 3c 69 31 c4 02 40 00 93 01 a3 3c 69 31 c4 02 04 00 91 00"""
-DOC_TICK12 = """96 03 c4 04 01 00 00 00 c4 08 01 00 00 00 02 00 00 00 c4 08 03 00 00 00 04 00 00 00
+DOC = Schema([Float("x", 0.0, 1000.0, 0.015625), Angle("heading", 12), Int("hp", "u1", predict="hold")])
+DOC_TICK9 = """97 02 c4 00 c4 08 00 00 00 00 01 00 00 00 c4 08 01 00 00 00 02 00 00 00
+               93 c4 04 00 19 00 7d c4 04 fa 0f 00 00 c4 02 64 64 93 91 00 91 00 91 00 c0"""
+DOC_TICK10 = """97 02 c4 00 c4 00 c4 00 93 c4 00 c4 00 c4 00
+                93 93 01 a3 3c 69 31 c4 01 40 93 01 a3 3c 69 31 c4 01 04 93 01 a3 3c 69 31 c4 01 fd
+                92 a3 3c 75 31 c4 01 00"""
+DOC_TICK12 = """97 03 c4 04 01 00 00 00 c4 08 01 00 00 00 02 00 00 00 c4 08 03 00 00 00 04 00 00 00
                 93 c4 04 00 32 00 fa c4 04 00 04 00 08 c4 02 64 32
-                93 91 00 91 00 93 01 a3 3c 69 31 c4 01 fd"""
+                93 91 00 91 00 93 01 a3 3c 69 31 c4 01 fe c0"""
+DOC_CHANGED = "92 a3 3c 75 31 c4 03 07 02 33"  # section 9.3: kept positions 7, 9, 60
+DOC_FRAME12 = """98 04 0c 0a 09 05 00 c4 3c""", """92 92 05 cb 40 93 4a 00 00 00 00 00 93 01 81 a1 6d 01 03"""
 
 
 def test_documented_worked_example_payloads_match_the_codec_byte_for_byte():
+    from gamesync.core.delta import _gaps
+    from gamesync.core.protocol import pack_snapshot
+
+    assert [f.to_wire()["predict"] for f in DOC] == ["linear", "linear", "hold"]
     step = TAU / 4096
     w = World(DOC)
     w.spawn(2, x=[100.0, 500.0], heading=[4090 * step, 0.0], hp=100)
     s9 = State.capture(w, 9)
     w["x"][0] = 101.0
     w["heading"][0] = 4094 * step
+    w["hp"][0] = 97
     s10 = State.capture(w, 10, s9)
     w["x"][0] = 103.0
     w["heading"][0] = 6 * step
-    w["hp"][0] = 97
+    w["hp"][0] = 95
     w.despawn([1])
     w.spawn(1, x=200.0, heading=1024 * step, hp=100)
     w.spawn(1, x=1000.0, heading=2048 * step, hp=50)
     s12 = State.capture(w, 12, s10)
     assert s12.ids.tolist() == [1, 3, 4]
     p9, p10, p12 = (bytes.fromhex(h) for h in (DOC_TICK9, DOC_TICK10, DOC_TICK12))
-    assert encode_delta(DOC, s9) == p9
-    assert encode_delta(DOC, s10, s9) == p10
-    assert encode_delta(DOC, s12, s10, s9) == p12 and len(p12) == 59
+    assert encode_delta(DOC, s9) == p9 and len(p9) == 49
+    assert encode_delta(DOC, s10, s9) == p10 and len(p10) == 51
+    assert encode_delta(DOC, s12, s10, s9) == p12 and len(p12) == 60
+    assert _changed(p9) is None and _changed(p10) == [0] and _changed(p12) is None
     c9 = decode_delta(DOC, p9, 9)
     c10 = decode_delta(DOC, p10, 10, c9)
     c12 = decode_delta(DOC, p12, 12, c10, c9)
     assert c9.same_as(s9) and c10.same_as(s10) and c12.same_as(s12)
-    assert c12.mat.tolist() == [[6592, 12800, 64000], [6, 1024, 2048], [97, 100, 50]]
+    assert c10.mat.tolist() == [[6464, 32000], [4094, 0], [97, 100]]
+    assert c12.mat.tolist() == [[6592, 12800, 64000], [6, 1024, 2048], [95, 100, 50]]
     assert compress_payload(p12) == (0, p12)  # below COMPRESS_MIN: never compressed
+    head, tail = (bytes.fromhex(h) for h in DOC_FRAME12)
+    frame = pack_snapshot(12, 10, 9, 5, 0, p12, [[5, 1234.5], [1, {"m": 1}, 3]])
+    assert frame == head + p12 + tail and len(frame) == 88
+    assert msgpack.packb(_gaps(np.array([7, 9, 60])), use_bin_type=True) == bytes.fromhex(DOC_CHANGED)
