@@ -117,14 +117,16 @@ def binary_frame(payload: bytes) -> bytes:
     sends one per client per tick. Control frames (ping, pong, close) still come from
     wsproto, which tracks the connection's state.
     """
-    n = len(payload)
+    return binary_header(len(payload)) + payload
+
+
+def binary_header(n: int) -> bytes:
+    """The header of an unmasked binary frame whose payload is ``n`` bytes long."""
     if n < 126:
-        head = bytes((0x82, n))
-    elif n < 0x10000:
-        head = _HDR16.pack(0x82, 126, n)
-    else:
-        head = _HDR64.pack(0x82, 127, n)
-    return head + payload
+        return bytes((0x82, n))
+    if n < 0x10000:
+        return _HDR16.pack(0x82, 126, n)
+    return _HDR64.pack(0x82, 127, n)
 
 
 def masked_binary_frame(payload: bytes) -> bytes:

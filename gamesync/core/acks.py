@@ -20,12 +20,16 @@ class AckTracker:
     every client keeping up shares one payload per tick.
     """
 
-    __slots__ = ("keep", "lag", "sent", "newest_sent", "acked", "ack_bits", "base")
+    __slots__ = ("keep", "lag", "_ring", "_ticks", "_bases", "newest_sent", "acked", "ack_bits", "base")
 
     def __init__(self, keep: int, lag: int) -> None:
         self.keep = keep
         self.lag = lag
-        self.sent: dict[int, int] = {}  # tick -> baseline it was encoded against
+        # the snapshots sent in the last ``keep + 2`` ticks: slot tick % ring holds that
+        # tick and the baseline it was encoded against (a fixed ring: no allocation per tick)
+        self._ring = keep + 2
+        self._ticks = [NO_TICK] * self._ring
+        self._bases = [NO_TICK] * self._ring
         self.newest_sent = NO_TICK
         self.acked = NO_TICK
         self.ack_bits = 0
@@ -33,15 +37,23 @@ class AckTracker:
 
     def on_sent(self, tick: int, base: int) -> None:
         """A snapshot for ``tick`` encoded against ``base`` went into the client's stream."""
-        sent = self.sent
-        sent[tick] = base
+        i = tick % self._ring
+        self._ticks[i] = tick
+        self._bases[i] = base
         self.newest_sent = tick
-        while len(sent) > self.keep + 2:
-            del sent[next(iter(sent))]  # ticks are inserted in order: drop the oldest
+
+    def was_sent(self, tick: int) -> bool:
+        """A snapshot for ``tick`` went to the client within the remembered window."""
+        return tick >= 0 and self._ticks[tick % self._ring] == tick
+
+    def sent_base(self, tick: int) -> int:
+        """The baseline the snapshot for ``tick`` was encoded against (NO_TICK: unknown)."""
+        i = tick % self._ring
+        return self._bases[i] if tick >= 0 and self._ticks[i] == tick else NO_TICK
 
     def on_ack(self, tick: int, bits: int = 0) -> None:
         """The client holds snapshot ``tick`` (and those flagged in ``bits``)."""
-        if tick in self.sent:
+        if self.was_sent(tick):
             if tick > self.acked:
                 self.acked, self.ack_bits = tick, bits
             elif tick == self.acked:
@@ -54,7 +66,7 @@ class AckTracker:
         d = self.acked - 1 - tick
         if d == -1:
             return True
-        return 0 <= d < ACK_BITS and bool((self.ack_bits >> d) & 1) and tick in self.sent
+        return 0 <= d < ACK_BITS and bool((self.ack_bits >> d) & 1) and self.was_sent(tick)
 
     def restart(self) -> tuple[int, int]:
         """Send a full snapshot this time (the baseline starts over from the client's next acks)."""
@@ -78,7 +90,7 @@ class AckTracker:
         if b not in history:
             return self.restart()
         self.base = b
-        r = b - 1 if self.holds(b - 1) else self.sent.get(b, NO_TICK)
+        r = b - 1 if self.holds(b - 1) else self.sent_base(b)
         if r != NO_TICK and r not in history:
             r = NO_TICK
         return b, r

@@ -270,6 +270,7 @@ def _free_data(v: Any, depth: int = 0) -> Any:
 # ---- builders ----------------------------------------------------------------------------
 
 _pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+pack = _pack  # any msgpack value, as every message is packed
 
 
 def pack_join(room: str, name: str, game: str | None = None, version: int = PROTOCOL_VERSION) -> bytes:
@@ -310,6 +311,22 @@ def pack_snapshot(tick: int, base: int, ref: int, input_ack: int, flags: int, pa
                   events: list[Any]) -> bytes:
     """One client's frame for one tick: header, the shared payload bytes, that client's events."""
     return _pack([Msg.SNAPSHOT, tick, base, ref, input_ack, flags, payload, events])
+
+
+NO_EVENTS = b"\x90"  # msgpack of an empty array
+
+
+def snapshot_parts(tick: int, base: int, ref: int, flags: int, payload: bytes) -> tuple[bytes, bytes]:
+    """The bytes of a snapshot message that every client sharing the payload gets: (head, mid),
+    so that ``head + packb(input_ack) + mid + packb(events)`` equals ``pack_snapshot(...)``.
+
+    A msgpack array is its header followed by its items, so the shared items are packed once
+    per payload and each client's message is a join of five byte strings.
+    """
+    head = bytearray(_pack([Msg.SNAPSHOT, tick, base, ref]))
+    head[0] = 0x98  # fixarray of 8 items instead of 4
+    mid = _pack([flags, payload])[1:]  # without its own array header
+    return bytes(head), mid
 
 
 def pack_error(err: GamesyncError) -> bytes:

@@ -23,7 +23,7 @@ class ServerConfig:
     history_ticks: int = 32
     #: clients that hold tick T - lag get their tick-T snapshot against it, so that every
     #: client keeping up shares one payload per tick (0: always the newest acked tick)
-    baseline_lag: int = 2
+    baseline_lag: int = 1
     #: distinct (baseline, reference) payloads built per tick; beyond it clients get the full
     #: snapshot (clients choose baselines through their acks, so this bounds their CPU cost)
     max_payloads_per_tick: int = 8

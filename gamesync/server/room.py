@@ -96,6 +96,7 @@ class Room:
         self.tick_rate = self.config.tick_rate
         self.sessions: dict[int, Session] = {}
         self._joining: list[Session] = []
+        self._doomed: list[Session] = []  # sessions that failed since the last reap
         self._selector = selectors.DefaultSelector()
         self._reliable: dict[int, ReliableSend] = {}
         self._next_ack_id = 1
@@ -156,6 +157,7 @@ class Room:
             s.done.set()
             return
         self.sessions[s.id] = s
+        s.doomed = self._doomed
         self._selector.register(s.sock, selectors.EVENT_READ, s)
         self.stats.joins += 1
         try:
@@ -197,8 +199,12 @@ class Room:
         logger.info("room %s: client %d (%s) left; %d players", self.name, s.id, s.name, len(self.sessions))
 
     def _reap(self) -> None:
-        for s in [s for s in self.sessions.values() if s.closing]:
-            self._leave(s)
+        """Drop the sessions that failed since the last call (each one adds itself when it fails)."""
+        if self._doomed:
+            doomed = self._doomed[:]
+            self._doomed.clear()
+            for s in doomed:
+                self._leave(s)
 
     def shut(self, err: GamesyncError) -> None:
         """Close every session with ``err`` (server shutdown)."""
@@ -343,7 +349,8 @@ class Room:
                 raw = encode_delta(self.game.schema, state, hist.get(base) if base != p.NO_TICK else None,
                                    hist.get(ref) if ref != p.NO_TICK else None)
                 flags, data = compress_payload(raw)
-                out = payloads[key] = Outgoing(state.tick, base, ref, flags, data)
+                head, mid = p.snapshot_parts(state.tick, base, ref, flags, data)
+                out = payloads[key] = Outgoing(state.tick, base, ref, flags, data, head, mid)
                 self.stats.payloads_built += 1
                 self.stats.payload_bytes += len(data)
             plan.append((s, out))

@@ -16,22 +16,27 @@ import trio
 
 from ..core.acks import AckTracker
 from ..core.errors import GamesyncError, RateLimited, SlowConsumer
-from ..core.protocol import InputFrame, pack_snapshot
+from ..core.protocol import NO_EVENTS, InputFrame, pack
 from ..core.ratelimit import TokenBucket
 from .config import ServerConfig
+from ..wsframe import binary_header
 from .wsconn import PeerClosed, WsConn
 
 logger = logging.getLogger(__name__)
 
 
 class Outgoing(NamedTuple):
-    """A snapshot waiting for a client: everything but its events, which are added when sent."""
+    """A snapshot waiting for a client: everything but its input ack and events, which are
+    added when sent. ``head`` and ``mid`` are the message bytes around those two, built once
+    for every client that shares the payload (``protocol.snapshot_parts``)."""
 
     tick: int
     base: int
     ref: int
     flags: int
     payload: bytes
+    head: bytes
+    mid: bytes
 
 
 class Session:
@@ -52,6 +57,7 @@ class Session:
         self.acks = AckTracker(config.history_ticks, config.baseline_lag)
         # outbound
         self.events: list[Any] = []
+        self.doomed: list[Session] | None = None  # the room's list of sessions to drop
         self.outbuf: memoryview | None = None
         self.mailbox: Outgoing | None = None
         self.out_budget = TokenBucket(config.out_bytes_per_s, config.out_bytes_burst, now)
@@ -108,15 +114,17 @@ class Session:
         self._send_snapshot(snap, now)
 
     def _send_snapshot(self, snap: Outgoing, now: float) -> None:
-        msg = pack_snapshot(snap.tick, snap.base, snap.ref, self.last_applied, snap.flags, snap.payload, self.events)
-        frame = self.conn.frame(msg)
-        if not self.out_budget.take_oversize(len(frame), now):
+        ack = pack(self.last_applied)
+        events = pack(self.events) if self.events else NO_EVENTS
+        size = len(snap.head) + len(ack) + len(snap.mid) + len(events)
+        head = binary_header(size)
+        if not self.out_budget.take_oversize(len(head) + size, now):
             self.skipped += 1  # over the byte budget: skip; events wait for the next frame
             return
         self.events = []
         self.acks.on_sent(snap.tick, snap.base)
         self.frames_out += 1
-        self.write(frame)
+        self.write(b"".join((head, snap.head, ack, snap.mid, events)))
 
     def write(self, data: bytes) -> None:
         """Non-blocking write; what does not fit goes to the writer task."""
@@ -168,6 +176,8 @@ class Session:
         if self.closing:
             return
         self.closing = True
+        if self.doomed is not None:
+            self.doomed.append(self)
         self.error = err
         if err is not None:
             logger.info("client %d (%s): closing, %s: %s", self.id, self.name, err.code, err.reason)

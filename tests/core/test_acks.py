@@ -71,6 +71,10 @@ def test_ack_bits_only_count_for_ticks_that_were_sent():
     assert t.holds(7) and t.holds(5) and not t.holds(6)
 
 
-def test_sent_map_is_bounded():
+def test_what_was_sent_is_remembered_for_a_bounded_window():
     t = tracker_with_sent(range(1000), keep=32)
-    assert len(t.sent) <= 34
+    assert all(t.was_sent(k) for k in range(1000 - 34, 1000))
+    assert not any(t.was_sent(k) for k in range(0, 1000 - 34))
+    assert not t.was_sent(1000) and not t.was_sent(-1)
+    assert t.sent_base(999) == 998 and t.sent_base(3) == -1
+    assert len(t._ticks) == len(t._bases) == 34  # fixed size however long the stream

@@ -351,3 +351,14 @@ def test_builders_produce_the_documented_bytes(built, hexbytes):
     data = built()
     assert data == bytes.fromhex(hexbytes)
     p.parse_client(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tick=st.integers(0, 2**40), base=st.integers(-1, 2**40), ref=st.integers(-1, 2**40),
+       ack=st.integers(0, 2**53 - 1), flags=st.integers(0, 255), payload=st.binary(max_size=70000),
+       events=st.lists(st.lists(st.integers(0, 300), max_size=3), max_size=3))
+def test_snapshot_parts_joined_with_a_clients_ack_and_events_equal_the_packed_snapshot(
+        tick, base, ref, ack, flags, payload, events):
+    head, mid = p.snapshot_parts(tick, base, ref, flags, payload)
+    ev = p.pack(events) if events else p.NO_EVENTS
+    assert head + p.pack(ack) + mid + ev == p.pack_snapshot(tick, base, ref, ack, flags, payload, events)

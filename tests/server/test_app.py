@@ -30,8 +30,10 @@ async def test_join_gets_welcome_with_client_id_schema_and_tick_rate():
     assert w.history == server.config.history_ticks
     assert [f["name"] for f in w.schema] == ARENA_FIELDS
     by_name = {f["name"]: f for f in w.schema}
-    assert by_name["x"] == {"name": "x", "kind": "float", "wire": "<u2", "lo": 0.0, "hi": 1000.0, "step": 1 / 64}
-    assert by_name["heading"] == {"name": "heading", "kind": "angle", "wire": "<u2", "bits": 12}
+    assert by_name["x"] == {"name": "x", "kind": "float", "wire": "<u2", "lo": 0.0, "hi": 1000.0, "step": 1 / 64,
+                            "predict": "linear"}
+    assert by_name["heading"] == {"name": "heading", "kind": "angle", "wire": "<u2", "bits": 12, "predict": "hold"}
+    assert by_name["hp"]["predict"] == "hold" and by_name["ack"]["predict"] == "linear"
     assert by_name["hp"]["kind"] == "int" and by_name["hp"]["wire"] == "<u1"
     assert by_name["ack"]["wire"] == "<u4" and by_name["kind"]["wire"] == "<u1"
 
@@ -88,7 +90,7 @@ async def test_messages_sent_with_the_upgrade_request_are_handled():
         async with running_server(games={"rec": RecordingGame}, default_game="rec") as (server, url):
             port = port_of(url)
             wc = await WireClient.open(port, handshake=False)
-            await wc.send_bytes(wc.upgrade_request(port) + masked_binary_frame(pk([1, 1, "r", "eager"]))
+            await wc.send_bytes(wc.upgrade_request(port) + masked_binary_frame(pk([1, p.PROTOCOL_VERSION, "r", "eager"]))
                                 + masked_binary_frame(pk([3, 1, [0, 0]])))
             w = await wc.recv()
             assert isinstance(w, p.Welcome)
@@ -131,7 +133,7 @@ async def test_join_that_needs_a_room_over_max_rooms_gets_server_full_close():
             async with raw_client(url) as a:
                 await a.join(room="first")
                 async with raw_client(url) as b:
-                    await b.send([1, 1, "second", "x"])
+                    await b.send([1, p.PROTOCOL_VERSION, "second", "x"])
                     closed = await b.closed()
                 async with raw_client(url) as c:  # joining the existing room is fine
                     await c.join(room="first")
@@ -151,7 +153,7 @@ async def test_join_over_the_games_player_limit_gets_room_full_close():
                 await a.join()
                 await b.join()
                 async with raw_client(url) as c:  # even while b is still entering, its slot is taken
-                    await c.send([1, 1, "r", "third"])
+                    await c.send([1, p.PROTOCOL_VERSION, "r", "third"])
                     closed = await c.closed()
                 await a.snapshot()
                 await b.snapshot()

@@ -181,10 +181,10 @@ async def test_wrong_fields_get_protocol_close(msg):
 
 
 @pytest.mark.parametrize("join", [
-    [1, 1, "", "x"],  # empty room
-    [1, 1, "r" * 65, "x"],  # room too long
-    [1, 1, "r", 7],  # name must be a string
-    [1, 1, "r"],  # no name
+    [1, p.PROTOCOL_VERSION, "", "x"],  # empty room
+    [1, p.PROTOCOL_VERSION, "r" * 65, "x"],  # room too long
+    [1, p.PROTOCOL_VERSION, "r", 7],  # name must be a string
+    [1, p.PROTOCOL_VERSION, "r"],  # no name
     [3, 1, [1, 0]],  # first message not a join
 ], ids=["empty-room", "long-room", "int-name", "no-name", "input-first"])
 async def test_bad_join_gets_protocol_close(join):
@@ -215,7 +215,7 @@ async def test_join_for_unknown_game_gets_unknown_game_close():
         async with running_server() as (server, url):
             async with bystander(server, url):
                 async with raw_client(url) as c:
-                    await c.send(pk([1, 1, "other-room", "x", "chess"]))
+                    await c.send(pk([1, p.PROTOCOL_VERSION, "other-room", "x", "chess"]))
                     closed = await c.closed()
                 assert "other-room" not in server.rooms
     assert closed.code == 4004
@@ -228,7 +228,7 @@ async def test_join_naming_another_game_than_the_room_runs_gets_unknown_game_clo
         async with running_server() as (server, url):
             async with bystander(server, url):
                 async with raw_client(url) as c:
-                    await c.send(pk([1, 1, "r", "x", "chess"]))
+                    await c.send(pk([1, p.PROTOCOL_VERSION, "r", "x", "chess"]))
                     closed = await c.closed()
     assert closed.code == 4004
     assert "arena" in closed.reason
@@ -238,7 +238,7 @@ async def test_second_join_gets_protocol_close():
     with trio.fail_after(10):
         async with running_server() as (server, url):
             async with bystander(server, url):
-                closed = await _joined_then(url, pk([1, 1, "r", "again"]))
+                closed = await _joined_then(url, pk([1, p.PROTOCOL_VERSION, "r", "again"]))
     assert closed.code == 1002
     assert "join" in closed.reason
 
@@ -323,7 +323,7 @@ async def test_byte_flood_over_the_byte_rate_gets_rate_limited_close():
 
 async def test_many_bad_clients_in_a_row_leave_nothing_behind():
     """Thirty bad clients of assorted kinds: every one refused, the bystander never delayed."""
-    bad = [b"\xc1", pk([99]), pk([5, 1 << 40]), "text", pk([3, "x", 0]), pk([1, 1, "r", "again"])]
+    bad = [b"\xc1", pk([99]), pk([5, 1 << 40]), "text", pk([3, "x", 0]), pk([1, p.PROTOCOL_VERSION, "r", "again"])]
     with trio.fail_after(30):
         async with running_server() as (server, url):
             async with bystander(server, url, rss_growth_mib=16):
@@ -444,7 +444,7 @@ async def test_client_that_never_reads_is_dropped_as_slow_consumer_without_slowi
                 room = server.rooms["r"]
                 ticks0 = room.tick_stats.ticks
                 wc = await WireClient.open(port_of(url), rcvbuf=4096)
-                await wc.send([1, 1, "r", "sloth"])
+                await wc.send([1, p.PROTOCOL_VERSION, "r", "sloth"])
                 seq = 0
                 t0 = trio.current_time()
                 while server.stats()["clients"] < 2:

@@ -325,7 +325,7 @@ async def test_game_that_fails_to_start_refuses_that_join_with_1011_and_the_serv
         async with running_server(games=games, default_game="rec") as (server, url):
             async with watched(url, room="fine") as other:
                 async with raw_client(url) as c:
-                    await c.send([1, 1, "b", "victim", "broken"])
+                    await c.send([1, p.PROTOCOL_VERSION, "b", "victim", "broken"])
                     closed = await c.closed()
                 assert closed.code == 1011 and closed.error is not None and closed.error.code == "internal"
                 assert "b" not in server.rooms

@@ -168,7 +168,7 @@ async def test_inputs_sent_right_behind_the_join_are_applied_when_the_client_ent
     with trio.fail_after(10):
         async with running_server(games={"rec": RecordingGame}, default_game="rec") as (server, url):
             wc = await WireClient.open(port_of(url))
-            await wc.send(pk([1, 1, "r", "quick"]), pk([3, 1, 0]), pk([3, 2, 0]), pk([6, "hello"]))
+            await wc.send(pk([1, p.PROTOCOL_VERSION, "r", "quick"]), pk([3, 1, 0]), pk([3, 2, 0]), pk([6, "hello"]))
             w = await wc.recv()
             assert isinstance(w, p.Welcome)
             while (await wc.recv()).input_ack < 2:
