@@ -13,7 +13,8 @@ the ratio gamesync / peer for every field, and plots in bench/results/.
 
 Systems: ``gamesync``; ``naive`` (bench/naive: a 30 Hz loop msgpacking the whole state and
 broadcasting it with the `websockets` library); ``colyseus`` (bench/colyseus: Colyseus 0.18
-with @colyseus/schema; run bench/colyseus/setup.sh once). Everything runs on this machine:
+with @colyseus/schema; installed by bench/colyseus/setup.sh, which this script runs first).
+Everything runs on this machine:
 the bots share its cores with the server; say so beside any figure.
 """
 
@@ -51,7 +52,7 @@ def commands(system: str, port_file: Path, stats_file: Path, npcs: int) -> tuple
         bots = [py, str(HERE / "naive" / "bots.py")]
         extra = []
     elif system == "colyseus":
-        node = str(NODE) if NODE.exists() else "node"
+        node = str(NODE)
         server = [node, str(HERE / "colyseus" / "server.mjs"), "--port", "0", "--npcs", str(npcs), "--port-file",
                   str(port_file)]
         bots = [node, str(HERE / "colyseus" / "bots.mjs")]
@@ -223,11 +224,15 @@ def main() -> int:
     ap.add_argument("--npcs", type=int, default=1000, help="NPCs E (default 1000)")
     ap.add_argument("--no-plot", action="store_true", help="skip the plots")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for arena.jsonl and the PNG (default bench/results)")
     args = ap.parse_args()
     from tqdm import tqdm
 
-    RESULTS.mkdir(exist_ok=True)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
     runs = [(s, int(p)) for p in args.players.split(",") if p for s in args.systems.split(",") if s]
+    if any(s == "colyseus" for s, _ in runs):  # npm ci of the pinned Colyseus, once; idempotent
+        subprocess.run(["bash", str(HERE / "colyseus" / "setup.sh")], check=True, stdout=subprocess.DEVNULL)
     rows = []
     for system, p in tqdm(runs, desc="arena", file=sys.stderr, disable=args.no_progress):
         try:
@@ -237,12 +242,12 @@ def main() -> int:
         rows.append(res)
         line = json.dumps(res)
         print(line, flush=True)
-        with open(RESULTS / "arena.jsonl", "a") as f:
+        with open(out / "arena.jsonl", "a") as f:
             f.write(line + "\n")
     ok = [r for r in rows if "error" not in r]
     print(table(ok))
     if not args.no_plot and ok:
-        plot(ok, RESULTS / "arena.png")
+        plot(ok, out / "arena.png")
     return 0
 
 

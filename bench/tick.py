@@ -145,10 +145,12 @@ def main() -> int:
     ap.add_argument("--ticks", type=int, default=60, help="measured ticks per case (default 60)")
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for tick.jsonl and the PNG (default bench/results)")
     args = ap.parse_args()
     es = [int(x) for x in args.entities.split(",") if x]
     ks = [int(x) for x in args.baselines.split(",") if x]
-    RESULTS.mkdir(exist_ok=True)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
     cases = [(e, k) for e in es for k in ks]
@@ -164,10 +166,10 @@ def main() -> int:
         rows.append(row)
         line = json.dumps(row)
         print(line, flush=True)
-        with open(RESULTS / "tick.jsonl", "a") as f:
+        with open(out / "tick.jsonl", "a") as f:
             f.write(line + "\n")
     if not args.no_plot:
-        plot(rows, RESULTS / "tick_breakdown.png")
+        plot(rows, out / "tick_breakdown.png")
     return 0
 
 

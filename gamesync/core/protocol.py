@@ -155,6 +155,9 @@ def _int(v: Any, what: str, lo: int = 0) -> int:
     return v
 
 
+_BITS_END = 1 << ACK_BITS
+
+
 def _bits(v: Any) -> int:
     if v is None:
         return 0
@@ -178,6 +181,11 @@ def parse_client(data: bytes) -> ClientEvent:
     """One client message to its event (any type; the session decides what is allowed when)."""
     msg = unpack(data)
     t = msg[0]
+    if t == 3 and len(msg) == 5:  # the common input [3, seq, data, ack, bits]: checked inline
+        _, seq, d, ack, bits = msg
+        if (type(seq) is int and 1 <= seq <= MAX_INT and type(ack) is int and 0 <= ack <= MAX_INT
+                and type(bits) is int and 0 <= bits < _BITS_END and type(d) is list and all(type(x) is int for x in d)):
+            return InputFrame(seq, d, ack, bits)
     if t == Msg.INPUT:
         _arity(msg, 3, 5, "input")
         ack = msg[3] if len(msg) > 3 else None

@@ -297,7 +297,14 @@ class Room:
     def _handle(self, s: Session, msgs: list[bytes]) -> None:
         try:
             for m in msgs:
-                self._dispatch(s, p.parse_client(m))
+                ev = p.parse_client(m)
+                if type(ev) is p.InputFrame:  # the common case, inline
+                    self.stats.inputs_in += 1
+                    if ev.ack is not None:
+                        s.acks.on_ack(ev.ack, ev.ack_bits)
+                    s.add_input(p.InputFrame(ev.seq, self.game.validate_input(ev.data)))
+                else:
+                    self._dispatch(s, ev)
         except GamesyncError as e:
             s.fail(e)
         except Exception:  # the game's validate_input / on_message failed on this client's data
@@ -305,12 +312,8 @@ class Room:
             s.fail(InternalError("the game failed on your message"))
 
     def _dispatch(self, s: Session, ev: p.ClientEvent) -> None:
-        if isinstance(ev, p.InputFrame):
-            self.stats.inputs_in += 1
-            if ev.ack is not None:
-                s.acks.on_ack(ev.ack, ev.ack_bits)
-            s.add_input(p.InputFrame(ev.seq, self.game.validate_input(ev.data)))
-        elif isinstance(ev, p.SnapshotAck):
+        """Every client message but an input (which _handle applies itself)."""
+        if isinstance(ev, p.SnapshotAck):
             s.acks.on_ack(ev.tick, ev.bits)
         elif isinstance(ev, p.Ping):
             s.queue_event([p.Ev.PONG, ev.time])

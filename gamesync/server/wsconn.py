@@ -100,10 +100,12 @@ class WsConn:
                 msgs, rest = reader.feed(data)
             except FrameTooBig as e:
                 raise MessageTooBig(f"message of {e.size} bytes, over the limit of {self.max_message}") from None
-            controls, reader.controls = reader.controls, 0
-            ping = reader.take_ping()
-            if ping is not None:
-                self.pong_due = ping
+            controls = reader.controls
+            if controls:
+                reader.controls = 0
+                ping = reader.take_ping()
+                if ping is not None:
+                    self.pong_due = ping
             if rest is not None:
                 msgs += self.feed(rest)
         else:
