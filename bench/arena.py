@@ -79,22 +79,28 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def tcp_out(port: int) -> tuple[int, int]:
-    """(established connections on the server's port, bytes they have sent: acked + queued)."""
+def tcp_out(port: int) -> dict[str, int]:
+    """Bytes each established connection on the server's port has sent (acked + queued), by peer."""
     out = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
                          capture_output=True, text=True, check=True).stdout
-    conns, total = 0, 0
+    sent: dict[str, int] = {}
     lines = out.splitlines()
     for i, line in enumerate(lines):
         if line and not line[0].isspace():  # a socket line: Recv-Q Send-Q local peer
-            conns += 1
             parts = line.split()
-            total += int(parts[1])  # Send-Q: written by the server, not yet acked
+            total = int(parts[1])  # Send-Q: written by the server, not yet acked
             info = lines[i + 1] if i + 1 < len(lines) else ""
             m = re.search(r"bytes_acked:(\d+)", info)
             if m:
                 total += int(m.group(1))
-    return conns, total
+            sent[parts[-1]] = total
+    return sent
+
+
+def sent_between(w0: dict[str, int], w1: dict[str, int]) -> int:
+    """Bytes sent between two samples, socket by socket: a socket that closed in between is
+    left out (its last bytes are lost to this count) instead of subtracting its total."""
+    return sum(max(0, b - w0.get(peer, 0)) for peer, b in w1.items())
 
 
 def wait_for(cond: Any, timeout: float, what: str) -> None:
@@ -120,21 +126,24 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int)
         # is still open when the window closes
         bots = subprocess.Popen(bots_cmd(f"ws://127.0.0.1:{port}", players, seconds + 3, warmup, ramp),
                                 stdout=subprocess.PIPE, stderr=open(tmp / "bots.log", "w"), text=True)
-        wait_for(lambda: tcp_out(port)[0] >= players, ramp + 60, f"{players} {system} bots to connect")
+        wait_for(lambda: len(tcp_out(port)) >= players, ramp + 60, f"{players} {system} bots to connect")
         time.sleep(warmup)
-        (_, w0), c0, t0 = tcp_out(port), cpu_seconds(server.pid), time.monotonic()
+        w0, c0, t0 = tcp_out(port), cpu_seconds(server.pid), time.monotonic()
         s0 = read_json(stats_file)
         time.sleep(seconds)
-        (_, w1), c1, t1 = tcp_out(port), cpu_seconds(server.pid), time.monotonic()
+        w1, c1, t1 = tcp_out(port), cpu_seconds(server.pid), time.monotonic()
         s1 = read_json(stats_file)
         rss = peak_rss_mib(server.pid)
         out, _ = bots.communicate(timeout=ramp + warmup + seconds + 90)
+        if not out.strip():
+            log_tail = (tmp / "bots.log").read_text().strip().splitlines()[-1:]
+            raise RuntimeError(f"the {system} bot process printed no result (bots.log: {log_tail})")
         client = json.loads(out.strip().splitlines()[-1])
         result: dict[str, Any] = {
             "system": system, "P": players, "E": npcs, "seconds": seconds,
             "server_cpu": round((c1 - c0) / (t1 - t0), 3),
             "server_rss_mib": round(rss, 1),
-            "wire_bytes_per_client_s": round((w1 - w0) / (t1 - t0) / players, 1),
+            "wire_bytes_per_client_s": round(sent_between(w0, w1) / (t1 - t0) / players, 1),
             "payload_bytes_per_client_s": client["payload_bytes_per_client_s"],
             "states_per_client_s": client["states_per_client_s"],
             "ack_latency_ms_p50": client["ack_latency_ms_p50"],
@@ -237,7 +246,7 @@ def main() -> int:
     for system, p in tqdm(runs, desc="arena", file=sys.stderr, disable=args.no_progress):
         try:
             res = run_one(system, p, args.seconds, args.warmup, args.npcs)
-        except (TimeoutError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as e:
+        except (TimeoutError, subprocess.TimeoutExpired, json.JSONDecodeError, RuntimeError) as e:
             res = {"system": system, "P": p, "E": args.npcs, "error": f"{type(e).__name__}: {e}"}
         rows.append(res)
         line = json.dumps(res)
