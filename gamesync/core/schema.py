@@ -91,6 +91,19 @@ class Field:
         """Wrap-around modulus of the quantised value (0 when it does not wrap)."""
         return (1 << self.bits) if self.kind == "angle" else 0
 
+    def quantise_into(self, values: NDArray[Any], out: NDArray[np.int64]) -> None:
+        """``quantise`` written into an int64 row, with fewer temporary arrays."""
+        if self.kind == "float":
+            q = values.astype(np.float64)
+            if self.lo:
+                q -= self.lo
+            q /= self.step
+            np.rint(q, out=q)
+            np.clip(q, 0, self.levels, out=q)
+            out[:] = q
+        else:
+            out[:] = self.quantise(values)
+
     def quantise(self, values: NDArray[Any]) -> NDArray[Any]:
         """Column values to wire integers (vectorised)."""
         if self.kind == "float":

@@ -54,7 +54,7 @@ class State:
                 ids[~alive] = 0
         mat = np.empty((len(world.schema), n), dtype=np.int64)
         for i, f in enumerate(world.schema):
-            mat[i] = f.quantise(world.columns[f.name][:n])
+            f.quantise_into(world.columns[f.name][:n], mat[i])
         if not dense:
             mat[:, ~alive] = 0
         for a in (alive, ids, mat):
