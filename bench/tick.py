@@ -63,7 +63,7 @@ def run_gamesync(e: int, k: int, ticks: int) -> dict[str, Any]:
         prev = State.capture(world, t, prev)
         hist.push(prev)
         t2 = clock()
-        pairs = [(t - 2 - i, t - 3 - i) for i in range(k)]  # K distinct (baseline, reference)
+        pairs = [(t - 1 - i, t - 2 - i) for i in range(k)]  # K distinct (baseline, reference), newest first
         diffs = [diff_states(game.schema, prev, hist.get(b), hist.get(r)) for b, r in pairs if b >= 0]
         t3 = clock()
         raws = [pack_diff(game.schema, d) for d in diffs]

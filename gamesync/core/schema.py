@@ -91,8 +91,8 @@ class Field:
         """Wrap-around modulus of the quantised value (0 when it does not wrap)."""
         return (1 << self.bits) if self.kind == "angle" else 0
 
-    def quantise_into(self, values: NDArray[Any], out: NDArray[np.int64]) -> None:
-        """``quantise`` written into an int64 row, with fewer temporary arrays."""
+    def quantise_into(self, values: NDArray[Any], out: NDArray[np.int32]) -> None:
+        """``quantise`` written into an int32 state row (a ``u4`` value as its bit pattern)."""
         if self.kind == "float":
             q = values.astype(np.float64)
             if self.lo:
@@ -100,7 +100,7 @@ class Field:
             q /= self.step
             np.rint(q, out=q)
             np.clip(q, 0, self.levels, out=q)
-            out[:] = q
+            out[:] = q if self.levels < (1 << 31) else q.astype(np.uint32)
         else:
             out[:] = self.quantise(values)
 
@@ -174,9 +174,10 @@ class Schema:
             raise ValueError("'id' and 'alive' are reserved")
         self.by_name = {f.name: f for f in self.fields}
         self._index = {f.name: i for i, f in enumerate(self.fields)}
-        #: (row, modulus - 1, modulus // 2) of every wrapping field; moduli are powers of two
+        #: (row, modulus - 1, modulus // 2) of every wrapping field; moduli are powers of two.
+        #: A 32-bit angle is left out: int32 arithmetic wraps modulo 2**32 by itself.
         self.wrap_info: tuple[tuple[int, int, int], ...] = tuple(
-            (i, f.modulus - 1, f.modulus >> 1) for i, f in enumerate(self.fields) if f.modulus
+            (i, f.modulus - 1, f.modulus >> 1) for i, f in enumerate(self.fields) if 0 < f.modulus < (1 << 32)
         )
         #: rows whose prediction holds the last value instead of extrapolating
         self.hold_rows: tuple[int, ...] = tuple(i for i, f in enumerate(self.fields) if f.predict == "hold")

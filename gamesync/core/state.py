@@ -17,8 +17,10 @@ from .world import World
 class State:
     """The quantised world at one tick: what every client reproduces bit for bit.
 
-    ``alive`` and ``ids`` have length ``n``; ``mat`` is an int64 matrix with one row per
-    schema field (in schema order) and one column per slot, holding quantised values. Dead
+    ``alive`` and ``ids`` have length ``n``; ``mat`` is an int32 matrix with one row per
+    schema field (in schema order) and one column per slot, holding quantised values (the
+    bit pattern of the wire value: a ``u4`` above 2**31 - 1 reads as negative; ``wire`` and
+    ``column`` give the real values). Dead
     slots hold id 0 and zeros, so two states are equal exactly when all their arrays are.
     """
 
@@ -26,14 +28,14 @@ class State:
     n: int
     alive: NDArray[np.bool_]
     ids: NDArray[np.uint32]
-    mat: NDArray[np.int64]
+    mat: NDArray[np.int32]
     #: the world's layout version when captured (-1: unknown); equal layouts share alive/ids
     layout: int = -1
 
     @classmethod
     def empty(cls, schema: Schema, tick: int = -1) -> "State":
         return cls(tick, 0, np.zeros(0, dtype=bool), np.zeros(0, dtype="<u4"),
-                   np.zeros((len(schema), 0), dtype=np.int64))
+                   np.zeros((len(schema), 0), dtype=np.int32))
 
     @classmethod
     def capture(cls, world: World, tick: int, prev: "State | None" = None) -> "State":
@@ -52,7 +54,7 @@ class State:
             dense = bool(alive.all())
             if not dense:
                 ids[~alive] = 0
-        mat = np.empty((len(world.schema), n), dtype=np.int64)
+        mat = np.empty((len(world.schema), n), dtype=np.int32)
         for i, f in enumerate(world.schema):
             f.quantise_into(world.columns[f.name][:n], mat[i])
         if not dense:
@@ -94,7 +96,8 @@ class State:
     def column(self, schema: Schema, name: str) -> NDArray[Any]:
         """Dequantised column ``name`` (float32 for float and angle fields)."""
         i = schema.index(name)
-        return schema.fields[i].dequantise(self.mat[i])
+        f = schema.fields[i]
+        return f.dequantise(self.mat[i].astype(f.wire_dtype))
 
 
 class History:

@@ -254,7 +254,7 @@ def _run(seed: int, events: list[str], initial: int, net: Net) -> dict:
             want = server[p.tick]
             assert got.tick == p.tick
             assert got.same_as(want), (p.tick, p.base, p.ref)
-            assert got.mat.dtype == np.int64 and got.mat.shape == (NF, want.n)
+            assert got.mat.dtype == np.int32 and got.mat.shape == (NF, want.n)
             assert not (got.mat.flags.writeable or got.alive.flags.writeable or got.ids.flags.writeable)
             held.setdefault(p.tick, got)
             net.stats["decoded"] += 1
@@ -492,8 +492,10 @@ def _one_field(mutate, n: int = 100) -> tuple[State, State, bytes]:
     ("few outliers", lambda w, r: (w["x"].__setitem__(slice(0, 100), w["x"][:100] + 1 / 64),
                                    w["x"].__setitem__(slice(0, 100, 20), w["x"][:100:20] + 50)),
      "x", MODE_DENSE_OUTLIERS, None),
-    ("wrap of a u4", lambda w, r: w["big"].__setitem__(slice(0, 100), w["big"][:100] + (1 << 31) + 12345),
-     "big", MODE_ABSOLUTE, None),
+    ("half-turn jump of a u4", lambda w, r: w["big"].__setitem__(slice(0, 100), w["big"][:100] + (1 << 31) + 12345),
+     "big", MODE_DENSE, "<i4"),  # modulo 2**32 that is -2**31 + 12345
+    ("teleports", lambda w, r: w["x"].__setitem__(slice(0, 100), r.integers(0, 64000, 100) / 64),
+     "x", MODE_ABSOLUTE, None),  # residuals need i4 where the u2 values take half the bytes
 ])
 def test_each_field_mode_is_chosen_and_round_trips(name, mutate, field_name, mode, dtype):
     base, cur, raw = _one_field(mutate)

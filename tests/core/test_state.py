@@ -17,8 +17,9 @@ def test_capture_quantises_every_field_in_schema_order():
     w.spawn(3, x=[0.0, 1.5, 2000.0], a=[0.0, -TAU / 4, TAU], hp=[0, 7, 255], big=[0, 1, 4_000_000_000])
     s = State.capture(w, 4)
     assert s.tick == 4 and s.n == 3 and s.layout == w.layout
-    assert s.mat.dtype == np.int64 and s.mat.shape == (4, 3)
-    assert s.mat.tolist() == [[0, 96, 64000], [0, 3072, 0], [0, 7, 255], [0, 1, 4_000_000_000]]
+    assert s.mat.dtype == np.int32 and s.mat.shape == (4, 3)
+    # int32 rows hold the wire value's bit pattern: a u4 above 2**31 - 1 reads as negative
+    assert s.mat.tolist() == [[0, 96, 64000], [0, 3072, 0], [0, 7, 255], [0, 1, 4_000_000_000 - (1 << 32)]]
     assert s.ids.tolist() == [1, 2, 3] and s.alive.all() and s.dense
     assert s.wire(SCHEMA, "x").dtype == np.dtype("<u2")
     assert s.wire(SCHEMA, "big").tolist() == [0, 1, 4_000_000_000]
