@@ -14,7 +14,10 @@ from . import __version__
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .memtune import keep_freed_memory
     from .server import Server, ServerConfig
+
+    keep_freed_memory()
 
     cfg = ServerConfig(host=args.host, port=args.port, tick_rate=args.tick_rate, default_game=args.game,
                        game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval,

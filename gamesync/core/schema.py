@@ -91,13 +91,17 @@ class Field:
         """Wrap-around modulus of the quantised value (0 when it does not wrap)."""
         return (1 << self.bits) if self.kind == "angle" else 0
 
-    def quantise_into(self, values: NDArray[Any], out: NDArray[np.int32]) -> None:
-        """``quantise`` written into an int32 state row (a ``u4`` value as its bit pattern)."""
+    def quantise_into(self, values: NDArray[Any], out: NDArray[np.int32],
+                      scratch: NDArray[np.float64] | None = None) -> None:
+        """``quantise`` written into an int32 state row (a ``u4`` value as its bit pattern);
+        ``scratch``, a float64 array as long as ``values``, saves allocating one."""
         if self.kind == "float":
-            q = values.astype(np.float64)
+            q = np.empty(values.shape, np.float64) if scratch is None else scratch
             if self.lo:
-                q -= self.lo
-            q /= self.step
+                np.subtract(values, self.lo, out=q, dtype=np.float64)
+                q /= self.step
+            else:
+                np.divide(values, self.step, out=q, dtype=np.float64)
             np.rint(q, out=q)
             np.clip(q, 0, self.levels, out=q)
             out[:] = q if self.levels < (1 << 31) else q.astype(np.uint32)

@@ -55,8 +55,9 @@ class State:
             if not dense:
                 ids[~alive] = 0
         mat = np.empty((len(world.schema), n), dtype=np.int32)
+        scratch = np.empty(n, dtype=np.float64)
         for i, f in enumerate(world.schema):
-            f.quantise_into(world.columns[f.name][:n], mat[i])
+            f.quantise_into(world.columns[f.name][:n], mat[i], scratch)
         if not dense:
             mat[:, ~alive] = 0
         for a in (alive, ids, mat):

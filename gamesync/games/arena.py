@@ -73,12 +73,14 @@ class Arena(Game):
         contiguous = n and np.array_equal(self.npc_slots, np.arange(lo, lo + n))
         #: NPC slots as a slice when contiguous (basic indexing is much cheaper than fancy)
         self.npc_sel: Any = slice(lo, lo + n) if contiguous else self.npc_slots
-        self.npc_phase = rng.uniform(0, CYCLE_S, n)
-        self._cycle = self.npc_phase % CYCLE_S  # cycle position at the last step
+        self.npc_phase = rng.uniform(0, CYCLE_S, n)  # seconds into its walk/rest cycle at time 0
         self.npc_dir = np.stack([np.cos(self.world["heading"][self.npc_slots]),
                                  np.sin(self.world["heading"][self.npc_slots])]).astype(np.float32)
-        self._disp_dt = -1.0  # the dt that npc_disp was computed for
-        self.npc_disp = np.zeros_like(self.npc_dir)  # a walking NPC's move per tick, on the grid
+        self.npc_vel = np.zeros_like(self.npc_dir)  # move per tick on the grid; zero while resting
+        self._dt = -1.0  # the tick length the schedule below was built for
+        self._steps = 0  # steps taken with it
+        self._cycle_ticks = self._walk_ticks = 0
+        self._at: list[Any] = []  # NPC indices by the tick of the cycle they are at at step 0
 
     # -- players ---------------------------------------------------------------------------
 
@@ -148,28 +150,41 @@ class Arena(Game):
 
     # -- NPCs ------------------------------------------------------------------------------
 
+    def _schedule(self, dt: float) -> None:
+        """Build the walk/rest schedule in whole ticks of ``dt`` from the current time.
+
+        NPC i is at tick ``(p_i + k) % C`` of its cycle at step k (C ticks per cycle, the
+        first W walking), so the NPCs that start or stop walking at a step are one
+        precomputed group each: a step touches only them, then moves everyone by velocity.
+        """
+        c = max(2, round(CYCLE_S / dt))
+        wk = max(1, min(c - 1, round(WALK_S / dt)))
+        pos = np.floor((self.npc_phase + self.time) % CYCLE_S / dt).astype(np.int64) % c
+        order = np.argsort(pos, kind="stable")
+        self._at = np.split(order, np.cumsum(np.bincount(pos, minlength=c))[:-1])
+        self._cycle_ticks, self._walk_ticks, self._dt, self._steps = c, wk, dt, 0
+        disp = _GRID.snap(self.npc_dir * (NPC_SPEED * dt)).astype(np.float32)
+        self.npc_vel[:] = disp * (pos < wk)
+
     def _step_npcs(self, dt: float) -> None:
         if self.n_npcs == 0:
             return
-        w, s = self.world, self.npc_sel
-        after = np.add(self.npc_phase, self.time + dt)
-        np.mod(after, CYCLE_S, out=after)  # where each NPC is in its walk/rest cycle
-        starts = np.flatnonzero(after < self._cycle)  # wrapped into a new cycle: a new walk begins
-        self._cycle = after
+        if dt != self._dt:
+            self._schedule(dt)
+        k = self._steps = self._steps + 1
+        c, w, s = self._cycle_ticks, self.world, self.npc_sel
+        stops = self._at[(self._walk_ticks - k) % c]  # reach tick W of their cycle: rest
+        self.npc_vel[:, stops] = 0
+        starts = self._at[-k % c]  # back to tick 0: a new walk, in a new direction
         if starts.size:
             h = _HEADING.snap(self.rng.uniform(0, 2 * math.pi, starts.size))
             self.npc_dir[:, starts] = np.cos(h), np.sin(h)
             w["heading"][self.npc_slots[starts]] = h
-            if dt == self._disp_dt:
-                self.npc_disp[:, starts] = _GRID.snap(self.npc_dir[:, starts] * (NPC_SPEED * dt))
-        if dt != self._disp_dt:
-            self.npc_disp[:] = _GRID.snap(self.npc_dir * (NPC_SPEED * dt))
-            self._disp_dt = dt
-        walking = after < WALK_S
+            self.npc_vel[:, starts] = _GRID.snap(self.npc_dir[:, starts] * (NPC_SPEED * dt))
         if isinstance(s, slice):  # contiguous NPCs: update the columns in place
-            for col, d in ((w["x"][s], self.npc_disp[0]), (w["y"][s], self.npc_disp[1])):
-                col += d * walking
+            for col, v in ((w["x"][s], self.npc_vel[0]), (w["y"][s], self.npc_vel[1])):
+                col += v
                 np.clip(col, 0, SIZE, out=col)
         else:
-            w["x"][s] = np.clip(w["x"][s] + self.npc_disp[0] * walking, 0, SIZE)
-            w["y"][s] = np.clip(w["y"][s] + self.npc_disp[1] * walking, 0, SIZE)
+            w["x"][s] = np.clip(w["x"][s] + self.npc_vel[0], 0, SIZE)
+            w["y"][s] = np.clip(w["y"][s] + self.npc_vel[1], 0, SIZE)
