@@ -847,3 +847,27 @@ def test_documented_worked_example_payloads_match_the_codec_byte_for_byte():
     frame = pack_snapshot(12, 10, 9, 5, 0, p12, [[5, 1234.5], [1, {"m": 1}, 3]])
     assert frame == head + p12 + tail and len(frame) == 88
     assert msgpack.packb(_gaps(np.array([7, 9, 60])), use_bin_type=True) == bytes.fromhex(DOC_CHANGED)
+
+# section 15.5: residual rows of a <u4 int field (the last one of the u2 field x), as (residuals,
+# values, bytes); values only matter for mode 3
+DOC_ROWS = [
+    ([0, 0, 0, 0, 0], None, "91 00"),
+    ([1, -2, 0, 3], None, "93 01 a3 3c 69 31 c4 04 01 fe 00 03"),
+    ([300, -2, 0, 3], None, "93 01 a3 3c 69 32 c4 08 2c 01 fe ff 00 00 03 00"),
+    ([0] * 19 + [-5], None, "95 02 a3 3c 75 32 c4 02 13 00 a3 3c 69 31 c4 01 fb"),
+    ([0, 0, 0, 70000] + [0] * 16, None, "95 02 a3 3c 75 32 c4 02 03 00 a3 3c 69 34 c4 04 70 11 01 00"),
+    ([1] * 7 + [1000] + [2] * 8, None, "95 04 c4 10 01 01 01 01 01 01 01 00 02 02 02 02 02 02 02 02"
+                                       " a3 3c 75 32 c4 02 07 00 c4 04 e8 03 00 00"),
+    ([3_000_000_000 - (1 << 32), 0], None, "93 01 a3 3c 69 34 c4 08 00 5e d0 b2 00 00 00 00"),
+    ([40000, -3], [46400, 6464], "92 03 c4 04 40 b5 40 19"),
+]
+
+
+def test_documented_residual_rows_match_the_codec_byte_for_byte():
+    from gamesync.core.delta import _encode_row
+
+    for res, vals, want in DOC_ROWS:
+        f = Int("v", "u4") if vals is None else DOC.fields[0]
+        r = np.array(res, dtype=np.int32)
+        v = np.zeros_like(r) if vals is None else np.array(vals, dtype=np.int32)
+        assert msgpack.packb(_encode_row(f, r, v), use_bin_type=True) == bytes.fromhex(want), res
