@@ -13,15 +13,28 @@ import trio
 from . import __version__
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 def _serve(args: argparse.Namespace) -> int:
+    from .core.tokens import SECRET_ENV, load_secret
     from .memtune import keep_freed_memory
     from .server import Server, ServerConfig
 
+    log = logging.getLogger("gamesync")
     keep_freed_memory()
-
+    secret = load_secret(args.secret_file)
+    if secret is None:
+        if not (args.insecure_dev or args.host in LOOPBACK):
+            log.error("refusing to serve %s without join tokens: set %s or --secret-file, or pass "
+                      "--insecure-dev to allow anonymous joins", args.host, SECRET_ENV)
+            return 2
+        log.warning("INSECURE DEV MODE: anyone who can reach %s may join any room without a token "
+                    "(set %s or --secret-file to require join tokens)", args.host, SECRET_ENV)
     cfg = ServerConfig(host=args.host, port=args.port, tick_rate=args.tick_rate, default_game=args.game,
                        game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval,
-                       stats_file=args.stats_file)
+                       stats_file=args.stats_file, token_secret=secret,
+                       allowed_origins=tuple(args.allow_origin) if args.allow_origin else None)
     server = Server(cfg)
 
     async def main() -> None:
@@ -37,6 +50,19 @@ def _serve(args: argparse.Namespace) -> int:
                     break
 
     trio.run(main)
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    import time
+
+    from .core.tokens import SECRET_ENV, load_secret, mint
+
+    secret = load_secret(args.secret_file)
+    if secret is None:
+        print(f"gamesync token: no secret: set {SECRET_ENV} or pass --secret-file", file=sys.stderr)
+        return 2
+    print(mint(secret, args.player, args.room, args.ttl, time.time(), name=args.name))
     return 0
 
 
@@ -62,7 +88,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port-file", help="write the bound port to this file once listening")
     s.add_argument("--stats-file", help="rewrite this file with the server's stats (JSON) every stats interval "
                    "and at exit")
+    s.add_argument("--secret-file", help="file holding the join-token secret (default: the GAMESYNC_SECRET "
+                   "environment variable); with a secret, every join needs a valid token")
+    s.add_argument("--insecure-dev", action="store_true",
+                   help="allow anonymous joins without a secret on a non-loopback address (development only; "
+                   "on 127.0.0.1 this is the default and is logged as a warning)")
+    s.add_argument("--allow-origin", action="append", metavar="ORIGIN",
+                   help="browser Origin allowed to connect, e.g. https://game.example (repeatable; default: any)")
     s.set_defaults(func=_serve)
+
+    t = sub.add_parser("token", help="mint a join token (development and tests)",
+                       description="Print a signed join token (a JWT, HS256) for one player and room.")
+    t.add_argument("--room", required=True, help="room the token admits to ('*': any room)")
+    t.add_argument("--player", required=True, help="player id (the token's subject)")
+    t.add_argument("--name", help="display name (default: the player id)")
+    t.add_argument("--ttl", type=float, default=600.0, help="seconds until it expires (default 600)")
+    t.add_argument("--secret-file", help="file holding the secret (default: GAMESYNC_SECRET)")
+    t.set_defaults(func=_token)
 
     b = sub.add_parser("bots", help="run a swarm of arena bots against a server",
                        description="Run N arena bots in one process and report the client-side arena fields.")
@@ -76,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=1, help="random seed for bot behaviour")
     b.add_argument("--no-shared-decode", action="store_true",
                    help="decode every snapshot separately in every bot (no cross-bot memo)")
+    b.add_argument("--secret-file", help="mint each bot a join token with this secret (default: "
+                   "GAMESYNC_SECRET if set; without either the bots join anonymously)")
     b.add_argument("--json", action="store_true", help="print one JSON line of results")
     b.add_argument("--no-progress", action="store_true", help="no progress display")
     b.set_defaults(func=_bots)

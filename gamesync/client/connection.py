@@ -43,8 +43,10 @@ class Client:
     """One player's connection. Create it with ``open_client``."""
 
     def __init__(self, url: str, room: str, name: str, game: str | None = None, *, reconnect: bool = True,
-                 backoff_initial: float = 0.2, backoff_max: float = 5.0, auto_ack: bool = True) -> None:
+                 backoff_initial: float = 0.2, backoff_max: float = 5.0, auto_ack: bool = True,
+                 token: str | None = None) -> None:
         self.url, self.room, self.name, self.game = url, room, name, game
+        self.token = token  # a join token, for servers that require one (reused on reconnect)
         self.reconnect = reconnect
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.auto_ack = auto_ack
@@ -227,7 +229,7 @@ class Client:
 
     async def _session(self, task_status: Any) -> None:
         async with open_websocket_url(self.url, message_queue_size=64) as ws:
-            proto = cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack)
+            proto = cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, token=self.token)
             await ws.send_message(proto.join())
             with trio.fail_after(10):
                 first = await ws.get_message()

@@ -20,6 +20,7 @@ import selectors
 import socket
 import statistics
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError
 
 from ..core import clientproto as cp
+from ..core import tokens
 from ..core.errors import GamesyncError
 from ..core.mirror import DecodeCache
 from ..sockio import recv_some, send_all
@@ -64,10 +66,10 @@ class Bot:
     """One arena player over a raw non-blocking socket + wsproto + the shared client protocol."""
 
     def __init__(self, idx: int, host: str, port: int, path: str, room: str, cache: DecodeCache | None,
-                 rng: random.Random) -> None:
+                 rng: random.Random, token: str | None = None) -> None:
         self.idx = idx
         self.host, self.port, self.path = host, port, path
-        self.proto = cp.ClientProtocol(room, f"bot{idx}", auto_ack=False, cache=cache)
+        self.proto = cp.ClientProtocol(room, f"bot{idx}", auto_ack=False, cache=cache, token=token)
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.sock: socket.socket | None = None
         self.rng = rng
@@ -262,14 +264,17 @@ class Swarm:
     """Runs the bots: connect (ramped), send inputs on schedule, drain sockets, measure."""
 
     def __init__(self, url: str, count: int, room: str = "arena", input_rate: float = 30.0,
-                 shared_decode: bool = True, seed: int = 1) -> None:
+                 shared_decode: bool = True, seed: int = 1, token_secret: bytes | None = None,
+                 token_ttl_s: float = 3600.0) -> None:
         u = urlparse(url)
         if u.scheme not in ("ws", "") or not u.hostname:
             raise ValueError(f"need a ws:// URL, got {url!r}")
         self.cache = DecodeCache() if shared_decode else None
         rng = random.Random(seed)
-        self.bots = [Bot(i, u.hostname, u.port or 80, u.path or "/", room, self.cache,
-                         random.Random(rng.random())) for i in range(count)]
+        now = time.time()
+        self.bots = [Bot(i, u.hostname, u.port or 80, u.path or "/", room, self.cache, random.Random(rng.random()),
+                         None if token_secret is None else tokens.mint(token_secret, f"bot{i}", room, token_ttl_s, now))
+                     for i in range(count)]
         self.input_rate = input_rate
         self.sel = selectors.DefaultSelector()
         self.t_measure: float | None = None
@@ -361,9 +366,11 @@ class Swarm:
 
 async def swarm_main(url: str, count: int, duration: float, *, room: str = "arena", warmup: float = 0.0,
                      input_rate: float = 30.0, ramp: float = 2.0, shared_decode: bool = True, seed: int = 1,
-                     progress: bool = False) -> dict[str, Any]:
-    """Connect ``count`` bots, run ``warmup`` + ``duration`` seconds, return the results dict."""
-    swarm = Swarm(url, count, room, input_rate, shared_decode, seed)
+                     progress: bool = False, token_secret: bytes | None = None) -> dict[str, Any]:
+    """Connect ``count`` bots, run ``warmup`` + ``duration`` seconds, return the results dict.
+    With ``token_secret`` each bot joins with its own token (player ``bot<i>``)."""
+    swarm = Swarm(url, count, room, input_rate, shared_decode, seed, token_secret,
+                  token_ttl_s=warmup + duration + ramp + 3600)
     bar = None
     try:
         async with trio.open_nursery() as n:
@@ -405,7 +412,8 @@ def run_swarm(args: argparse.Namespace) -> int:
     result = trio.run(lambda: swarm_main(
         args.url, args.count, args.duration, room=args.room, warmup=args.warmup, input_rate=args.input_rate,
         ramp=args.ramp, shared_decode=not args.no_shared_decode, seed=args.seed,
-        progress=not args.no_progress and sys.stderr.isatty() or (not args.no_progress and not args.json)))
+        progress=not args.no_progress and sys.stderr.isatty() or (not args.no_progress and not args.json),
+        token_secret=tokens.load_secret(args.secret_file)))
     if args.json:
         print(json.dumps(result))
     else:

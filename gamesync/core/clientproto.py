@@ -77,10 +77,11 @@ class ClientProtocol:
     """Join, mirror snapshots, number inputs, acknowledge what needs acknowledging."""
 
     def __init__(self, room: str, name: str, game: str | None = None, *, auto_ack: bool = True,
-                 cache: DecodeCache | None = None) -> None:
+                 cache: DecodeCache | None = None, token: str | None = None) -> None:
         self.room = room
         self.name = name
         self.game = game
+        self.token = token
         self.auto_ack = auto_ack
         self.cache = cache
         self.outbox: list[bytes] = []
@@ -94,7 +95,7 @@ class ClientProtocol:
     # -- outgoing --------------------------------------------------------------------------
 
     def join(self) -> bytes:
-        return p.pack_join(self.room, self.name, self.game)
+        return p.pack_join(self.room, self.name, self.game, token=self.token)
 
     @property
     def tick(self) -> int:

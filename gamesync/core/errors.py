@@ -96,3 +96,18 @@ class DesyncError(GamesyncError):
 
     code = "desync"
     close_code = 4010
+
+
+class Unauthorized(GamesyncError):
+    """A join without a valid token where one is required (missing, forged, expired, wrong room)."""
+
+    code = "unauthorized"
+    close_code = 4011
+
+
+class Forbidden(GamesyncError):
+    """A connection refused before the WebSocket opens (an Origin not on the allowlist): the
+    client gets HTTP 403 with the reason; the close code is never sent."""
+
+    code = "forbidden"
+    close_code = 1008

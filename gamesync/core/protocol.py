@@ -19,6 +19,7 @@ PROTOCOL_VERSION = 2
 NO_TICK = -1  # baseline / reference "none" in a snapshot header
 MAX_NAME = 64
 MAX_ROOM = 64
+MAX_TOKEN = 2048
 MAX_INT = (1 << 53) - 1  # integers JavaScript holds exactly
 ACK_BITS = 32  # ticks before the acked one that an ack can also report as held
 
@@ -58,6 +59,7 @@ class Join:
     room: str
     name: str
     game: str | None = None
+    token: str | None = None  # a join token (gamesync.core.tokens), where the server wants one
 
 
 @dataclass(frozen=True)
@@ -207,13 +209,15 @@ def parse_client(data: bytes) -> ClientEvent:
         _arity(msg, 2, 2, "message ack")
         return MessageAck(_int(msg[1], "ack id"))
     if t == Msg.JOIN:
-        _arity(msg, 4, 5, "join")
+        _arity(msg, 4, 6, "join")
         game = msg[4] if len(msg) > 4 else None
+        token = msg[5] if len(msg) > 5 else None
         return Join(
             _int(msg[1], "version"),
             _str(msg[2], "room", MAX_ROOM),
             _str(msg[3], "name", MAX_NAME),
             None if game is None else _str(game, "game", MAX_ROOM),
+            None if token is None else _str(token, "token", MAX_TOKEN),
         )
     if t == Msg.LEAVE:
         _arity(msg, 1, 1, "leave")
@@ -281,8 +285,10 @@ _pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 pack = _pack  # any msgpack value, as every message is packed
 
 
-def pack_join(room: str, name: str, game: str | None = None, version: int = PROTOCOL_VERSION) -> bytes:
-    return _pack([Msg.JOIN, version, room, name] + ([game] if game else []))
+def pack_join(room: str, name: str, game: str | None = None, version: int = PROTOCOL_VERSION,
+              token: str | None = None) -> bytes:
+    tail: list[Any] = [game, token] if token else ([game] if game else [])
+    return _pack([Msg.JOIN, version, room, name, *tail])
 
 
 def pack_input(seq: int, data: Any, ack: int | None = None, ack_bits: int = 0) -> bytes:

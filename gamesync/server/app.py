@@ -6,11 +6,13 @@ import json
 import logging
 import os
 import socket
+import time
 from typing import Any
 
 import trio
 
 from ..core import protocol as p
+from ..core import tokens
 from ..core.errors import (
     GamesyncError,
     InternalError,
@@ -24,7 +26,7 @@ from ..core.ratelimit import TokenBucket
 from .config import ServerConfig
 from .room import Room
 from .session import Session
-from .wsconn import GoingAway, PeerClosed, WsConn
+from .wsconn import GoingAway, PeerClosed, Request, WsConn
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,14 @@ logger = logging.getLogger(__name__)
 REJECT_SLACK = 64
 #: close-handshake wait per connection once shutdown has begun
 SHUTDOWN_CLOSE_S = 0.25
+#: remote addresses whose connect-rate buckets are kept before idle ones are dropped
+MAX_TRACKED_IPS = 10_000
+
+
+def _http_refusal(status: str, reason: str) -> bytes:
+    body = reason.encode()
+    return (f"HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 
 
 class Server:
@@ -48,6 +58,9 @@ class Server:
         self._stopping = False
         self._all_closed = trio.Event()
         self._prejoin: set[trio.CancelScope] = set()
+        self._per_ip: dict[str, int] = {}  # open connections by remote address
+        self._ip_rate: dict[str, TokenBucket] = {}  # connect attempts by remote address
+        self.refused_at_accept = 0
 
     # -- public ------------------------------------------------------------------------------
 
@@ -106,7 +119,7 @@ class Server:
             await trio.lowlevel.wait_readable(lsock)
             while True:
                 try:
-                    sock, _ = lsock.accept()
+                    sock, addr = lsock.accept()
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError as e:  # EMFILE and friends: back off rather than spin
@@ -116,20 +129,54 @@ class Server:
                 if self._stopping or self.connections >= self.config.max_connections + REJECT_SLACK:
                     sock.close()
                     continue
+                ip = addr[0]
+                refusal = self._over_ip_limits(ip)
+                if refusal is not None:
+                    self._refuse_at_accept(sock, ip, refusal)
+                    continue
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self.connections += 1
+                self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
                 self._all_closed = trio.Event() if self._all_closed.is_set() else self._all_closed
-                nursery.start_soon(self._connection, sock)
+                nursery.start_soon(self._connection, sock, ip)
 
-    async def _connection(self, sock: socket.socket) -> None:
+    def _over_ip_limits(self, ip: str) -> str | None:
+        """Why a new connection from ``ip`` is refused (None: it is not)."""
+        cfg = self.config
+        now = trio.current_time()
+        bucket = self._ip_rate.get(ip)
+        if bucket is None:
+            if len(self._ip_rate) >= MAX_TRACKED_IPS:  # forget addresses whose bucket refilled
+                self._ip_rate = {k: b for k, b in self._ip_rate.items() if b.refill(now) < b.burst}
+            bucket = self._ip_rate[ip] = TokenBucket(cfg.connects_per_ip_per_s, cfg.connects_per_ip_burst, now)
+        if not bucket.take(1, now):
+            return f"too many connection attempts from {ip}"
+        if self._per_ip.get(ip, 0) >= cfg.max_connections_per_ip:
+            return f"too many connections open from {ip} (limit {cfg.max_connections_per_ip})"
+        return None
+
+    def _refuse_at_accept(self, sock: socket.socket, ip: str, reason: str) -> None:
+        """HTTP 429 with the reason, best effort without waiting, and the socket closed: a
+        flood of connections costs one send and one close each."""
+        self.refused_at_accept += 1
+        if self.refused_at_accept & (self.refused_at_accept - 1) == 0:  # log 1st, 2nd, 4th, 8th...
+            logger.warning("refusing connections: %s (%d refused so far)", reason, self.refused_at_accept)
+        try:
+            sock.setblocking(False)
+            sock.send(_http_refusal("429 Too Many Requests", reason))
+        except OSError:
+            pass
+        sock.close()
+
+    async def _connection(self, sock: socket.socket, ip: str = "") -> None:
         cfg = self.config
         now = trio.current_time()
         conn = WsConn(sock, cfg.max_message_bytes, cfg.recv_chunk_bytes,
                       TokenBucket(cfg.in_bytes_per_s, cfg.in_bytes_burst, now),
                       TokenBucket(cfg.in_msgs_per_s, cfg.in_msgs_burst, now))
         err: GamesyncError | None = None
-        joined: tuple[Room, p.Join] | None = None
+        joined: tuple[Room, p.Join, str | None] | None = None
         try:
             with trio.CancelScope() as prejoin:  # shutdown() cancels connections not yet in a room
                 self._prejoin.add(prejoin)
@@ -156,14 +203,19 @@ class Server:
                         await conn.close(err, self._close_timeout())
             finally:
                 self.connections -= 1
+                left = self._per_ip.get(ip, 1) - 1
+                if left > 0:
+                    self._per_ip[ip] = left
+                else:
+                    self._per_ip.pop(ip, None)
                 if self.connections == 0:
                     self._all_closed.set()
 
-    async def _join(self, conn: WsConn) -> tuple[Room, p.Join] | None:
+    async def _join(self, conn: WsConn) -> tuple[Room, p.Join, str | None] | None:
         """Handshake, then the join message; the room to enter, or None after a handshake timeout."""
         cfg = self.config
         with trio.move_on_after(cfg.handshake_timeout_s) as cs:
-            await conn.handshake()
+            await conn.handshake(self._check_origin)
         if cs.cancelled_caught:
             return None
         if self.connections > cfg.max_connections:
@@ -177,7 +229,21 @@ class Server:
             raise ProtocolViolation("the first message must be join")
         if join.version != p.PROTOCOL_VERSION:
             raise VersionMismatch(f"server speaks protocol {p.PROTOCOL_VERSION}, client {join.version}")
-        return await self._room_for(join), join
+        player = None
+        if cfg.token_secret is not None:  # the token's player and name stand, not the join's
+            grant = tokens.verify(cfg.token_secret, join.token, join.room, time.time())
+            join = p.Join(join.version, join.room, grant.name, join.game)
+            player = grant.player
+        return await self._room_for(join), join, player
+
+    def _check_origin(self, request: Request) -> str | None:
+        allowed = self.config.allowed_origins
+        if allowed is None:
+            return None
+        origin = next((v.decode("latin-1") for k, v in request.extra_headers if k.lower() == b"origin"), None)
+        if origin is None or origin in allowed:
+            return None
+        return f"origin {origin!r} is not allowed"
 
     async def _room_for(self, join: p.Join) -> Room:
         game_name = join.game or self.config.default_game
@@ -211,13 +277,14 @@ class Server:
         if self.rooms.get(room.name) is room:
             del self.rooms[room.name]
 
-    async def _play(self, conn: WsConn, room: Room, join: p.Join) -> None:
+    async def _play(self, conn: WsConn, room: Room, join: p.Join, player: str | None) -> None:
         cfg = self.config
         cid = self._next_client_id
         self._next_client_id += 1
         if self._stopping:
             raise GoingAway("server shutting down")
         session = Session(cid, join.name, conn, cfg, trio.current_time())
+        session.player = player
         room.admit(session)
         welcome = p.Welcome(p.PROTOCOL_VERSION, cid, room.name, room.game_name, room.tick_rate, room.tick,
                             room.game.schema.to_wire(), cfg.history_ticks)

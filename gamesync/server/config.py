@@ -35,6 +35,19 @@ class ServerConfig:
     #: an empty room lives this long before it is torn down (seconds)
     room_linger_s: float = 10.0
 
+    # who gets in
+    #: HMAC secret for join tokens (gamesync.core.tokens); None: anonymous joins, for
+    #: development only (``gamesync serve`` allows that on a loopback address alone)
+    token_secret: bytes | None = None
+    #: browser Origins allowed to connect (exact "scheme://host[:port]"); None: any.
+    #: Requests without an Origin header (bots, native clients) are not affected.
+    allowed_origins: tuple[str, ...] | None = None
+    #: connections open at once from one remote address
+    max_connections_per_ip: int = 64
+    #: new connections per second from one remote address (token bucket)
+    connects_per_ip_per_s: float = 20.0
+    connects_per_ip_burst: float = 40.0
+
     # connections
     max_connections: int = 4096
     backlog: int = 1024

@@ -45,6 +45,7 @@ class Session:
     def __init__(self, client_id: int, name: str, conn: WsConn, config: ServerConfig, now: float) -> None:
         self.id = client_id
         self.name = name
+        self.player: str | None = None  # the player id a join token vouched for
         self.conn = conn
         self.sock = conn.sock
         self.config = config

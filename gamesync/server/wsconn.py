@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import Callable
 
 import trio
 from wsproto import ConnectionType, WSConnection
@@ -20,12 +21,14 @@ from wsproto.events import (
     Ping,
     Pong,
     RejectConnection,
+    RejectData,
     Request,
     TextMessage,
 )
-from wsproto.utilities import RemoteProtocolError
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ..core.errors import (
+    Forbidden,
     GamesyncError,
     MessageTooBig,
     ProtocolViolation,
@@ -200,8 +203,10 @@ class WsConn:
         except OSError as e:
             raise PeerClosed(str(e)) from None
 
-    async def handshake(self) -> Request:
-        """Read the HTTP upgrade request and accept it."""
+    async def handshake(self, check: Callable[[Request], str | None] | None = None) -> Request:
+        """Read the HTTP upgrade request and accept it, unless ``check(request)`` returns a
+        reason to refuse it: then the client gets ``403 Forbidden`` with that reason and
+        Forbidden is raised."""
         head = b""
         while True:
             data = await self._recv_some()
@@ -210,6 +215,10 @@ class WsConn:
                 self.ws.receive_data(data)
                 for ev in self.ws.events():
                     if isinstance(ev, Request):
+                        refusal = check(ev) if check is not None else None
+                        if refusal is not None:
+                            await self._refuse(403, refusal)
+                            raise Forbidden(refusal)
                         await self.send_all(self.ws.send(AcceptConnection()))
                         # wsproto's server handshake does not hand bytes that came right
                         # behind the request to its Connection: the fast path takes them
@@ -225,6 +234,17 @@ class WsConn:
                     except Exception:
                         pass
                 raise ProtocolViolation(f"bad WebSocket handshake: {e}") from None
+
+    async def _refuse(self, status: int, reason: str) -> None:
+        body = reason.encode()
+        with trio.move_on_after(1.0):
+            try:
+                await self.send_all(self.ws.send(RejectConnection(
+                    status_code=status, headers=[(b"content-type", b"text/plain; charset=utf-8"),
+                                                 (b"content-length", str(len(body)).encode())],
+                    has_body=True)) + self.ws.send(RejectData(body)))
+            except (PeerClosed, LocalProtocolError):
+                pass
 
     async def receive_message(self, now: float) -> bytes:
         """The next complete binary message (used before the room takes over the socket)."""

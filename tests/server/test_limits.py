@@ -491,7 +491,8 @@ async def test_sockets_past_the_rejection_slack_are_closed_at_once():
     from gamesync.server.app import REJECT_SLACK
 
     with trio.fail_after(20):
-        async with running_server(max_connections=1, handshake_timeout_s=2.0) as (server, url):
+        async with running_server(max_connections=1, handshake_timeout_s=2.0, max_connections_per_ip=1000,
+                                  connects_per_ip_burst=1000) as (server, url):
             async with bystander(server, url):
                 socks = []
                 for _ in range(REJECT_SLACK + 5):  # silent sockets: they hold their slot until the timeout

@@ -1,0 +1,87 @@
+"""Join tokens: who may join which room, signed by the game's backend with a shared secret.
+
+A token is a JWT (RFC 7519) signed with HMAC-SHA256, so any backend can mint one with the
+JWT library of its language. Claims: ``sub`` the player id, ``name`` the display name,
+``room`` the room it admits to (``"*"``: any room), ``exp`` its expiry (Unix seconds),
+``iat`` when it was made. PyJWT checks the signature (constant time), the algorithm (only
+HS256 is accepted: no ``alg: none``, no key confusion) and the claims present; this module checks
+the claims' types, the expiry against the ``now`` passed in, and the room.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+
+from .errors import Unauthorized
+from .protocol import MAX_NAME, MAX_ROOM, MAX_TOKEN
+
+ALGORITHM = "HS256"
+ANY_ROOM = "*"
+MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
+SECRET_ENV = "GAMESYNC_SECRET"
+LEEWAY_S = 5.0  # clock skew tolerated on expiry between the backend and this server
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a valid token admits: this player, under this name, to this room."""
+
+    player: str
+    name: str
+    room: str
+    expires: float
+
+
+def mint(secret: bytes, player: str, room: str, ttl_s: float, now: float, name: str | None = None) -> str:
+    """A token admitting ``player`` to ``room`` (or ``ANY_ROOM``) for ``ttl_s`` seconds from ``now``."""
+    check_secret(secret)
+    if not player or len(player) > MAX_NAME:
+        raise ValueError(f"player id must be 1..{MAX_NAME} characters")
+    if not room or len(room) > MAX_ROOM:
+        raise ValueError(f"room must be 1..{MAX_ROOM} characters")
+    if ttl_s <= 0:
+        raise ValueError("ttl must be positive")
+    claims = {"sub": player, "name": name or player, "room": room, "iat": int(now), "exp": int(now + ttl_s)}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify(secret: bytes, token: object, room: str, now: float) -> Grant:
+    """The grant in ``token`` for a join to ``room`` at ``now``; Unauthorized otherwise."""
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN:
+        raise Unauthorized("a join token is required" if token is None else "malformed join token")
+    try:
+        # the expiry is checked below against ``now``, not PyJWT's own clock
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
+                            options={"require": ["sub", "room", "exp"], "verify_exp": False, "verify_iat": False})
+    except jwt.InvalidSignatureError:
+        raise Unauthorized("join token signature does not verify") from None
+    except jwt.PyJWTError as e:
+        raise Unauthorized(f"invalid join token: {e}") from None
+    exp = claims.get("exp")
+    if not isinstance(exp, (int, float)) or exp + LEEWAY_S < now:
+        raise Unauthorized("join token expired")
+    player, name, granted = claims.get("sub"), claims.get("name", claims.get("sub")), claims.get("room")
+    for value, what, limit in ((player, "sub", MAX_NAME), (name, "name", MAX_NAME), (granted, "room", MAX_ROOM)):
+        if not isinstance(value, str) or not 0 < len(value) <= limit:
+            raise Unauthorized(f"join token claim {what!r} must be a string of 1..{limit} characters")
+    if granted not in (room, ANY_ROOM):
+        raise Unauthorized(f"join token is for room {granted!r}, not {room!r}")
+    return Grant(player, name, granted, float(exp))
+
+
+def check_secret(secret: bytes) -> bytes:
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(f"the token secret must be at least {MIN_SECRET_BYTES} bytes")
+    return secret
+
+
+def load_secret(path: str | None = None) -> bytes | None:
+    """The secret from ``path`` (file contents, stripped) or else the GAMESYNC_SECRET variable."""
+    if path:
+        return check_secret(Path(path).read_bytes().strip())
+    value = os.environ.get(SECRET_ENV)
+    return check_secret(value.encode()) if value else None
