@@ -172,7 +172,7 @@ CLIENT_WRONG_ARITY = [
     [p.Msg.PING], [p.Msg.PING, 1.0, 2.0],
     [p.Msg.MESSAGE], [p.Msg.MESSAGE, "x", 1, 2],
     [p.Msg.MESSAGE_ACK], [p.Msg.MESSAGE_ACK, 1, 2],
-    [p.Msg.JOIN], [p.Msg.JOIN, 1, "room"], [p.Msg.JOIN, 1, "room", "name", "game", "extra"],
+    [p.Msg.JOIN], [p.Msg.JOIN, 1, "room"], [p.Msg.JOIN, 1, "room", "name", "game", "token", "extra"],
     [p.Msg.LEAVE, 0],
 ]
 
@@ -362,3 +362,13 @@ def test_snapshot_parts_joined_with_a_clients_ack_and_events_equal_the_packed_sn
     head, mid = p.snapshot_parts(tick, base, ref, flags, payload)
     ev = p.pack(events) if events else p.NO_EVENTS
     assert head + p.pack(ack) + mid + ev == p.pack_snapshot(tick, base, ref, ack, flags, payload, events)
+
+
+def test_join_carries_an_optional_token_after_the_game():
+    assert p.parse_client(p.pack_join("r", "n", token="t.o.k")) == p.Join(p.PROTOCOL_VERSION, "r", "n", None, "t.o.k")
+    assert p.parse_client(p.pack_join("r", "n", "arena", token="t")) == p.Join(p.PROTOCOL_VERSION, "r", "n", "arena", "t")
+    assert p.parse_client(p.pack_join("r", "n")) == p.Join(p.PROTOCOL_VERSION, "r", "n")
+    with pytest.raises(ProtocolViolation):
+        p.parse_client(msgpack.packb([1, p.PROTOCOL_VERSION, "r", "n", None, 7]))
+    with pytest.raises(ProtocolViolation):
+        p.parse_client(msgpack.packb([1, p.PROTOCOL_VERSION, "r", "n", None, "x" * (p.MAX_TOKEN + 1)]))
