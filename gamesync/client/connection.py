@@ -47,6 +47,8 @@ class Client:
                  token: str | None = None) -> None:
         self.url, self.room, self.name, self.game = url, room, name, game
         self.token = token  # a join token, for servers that require one (reused on reconnect)
+        self.resume_token: str | None = None  # from the last welcome: reconnects take the same seat
+        self.resumes = 0  # reconnects that got the same seat back
         self.reconnect = reconnect
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.auto_ack = auto_ack
@@ -229,7 +231,10 @@ class Client:
 
     async def _session(self, task_status: Any) -> None:
         async with open_websocket_url(self.url, message_queue_size=64) as ws:
-            proto = cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, token=self.token)
+            proto = cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, token=self.token,
+                                      resume=self.resume_token)
+            if self.proto is not None:
+                proto.carry_over(self.proto)
             await ws.send_message(proto.join())
             with trio.fail_after(10):
                 first = await ws.get_message()
@@ -241,6 +246,13 @@ class Client:
                 self._handle(welcome)
                 raise ClientClosed(f"join refused: {welcome}")
             self.client_id = welcome.welcome.client_id
+            self.resume_token = welcome.welcome.resume_token
+            if welcome.welcome.resumed:  # same seat: what it had not applied yet, once more
+                self.resumes += 1
+                for msg in proto.resend_unacked():
+                    await ws.send_message(msg)
+            else:
+                proto.unacked.clear()  # a new seat: the old one's inputs are not for it
             self.proto, self._ws = proto, ws
             self.connects += 1
             self._connected.set()

@@ -6,6 +6,7 @@ bytes. Time is passed in (seconds, any monotonic origin).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from .errors import DesyncError, ProtocolViolation
 from .mirror import DecodeCache, Mirror
 from .schema import Schema
 from .state import State
+
+UNACKED_INPUTS = 256  # unapplied inputs kept for a resend (about 8 s of input at 30 Hz)
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,14 @@ class ClientProtocol:
     """Join, mirror snapshots, number inputs, acknowledge what needs acknowledging."""
 
     def __init__(self, room: str, name: str, game: str | None = None, *, auto_ack: bool = True,
-                 cache: DecodeCache | None = None, token: str | None = None) -> None:
+                 cache: DecodeCache | None = None, token: str | None = None, resume: str | None = None) -> None:
         self.room = room
         self.name = name
         self.game = game
         self.token = token
+        self.resume = resume  # the resume token of a dropped connection's seat, to take it back
+        #: inputs sent but not yet applied by the server, oldest first (resent after a resume)
+        self.unacked: deque[tuple[int, Any]] = deque(maxlen=UNACKED_INPUTS)
         self.auto_ack = auto_ack
         self.cache = cache
         self.outbox: list[bytes] = []
@@ -95,7 +101,19 @@ class ClientProtocol:
     # -- outgoing --------------------------------------------------------------------------
 
     def join(self) -> bytes:
-        return p.pack_join(self.room, self.name, self.game, token=self.token)
+        return p.pack_join(self.room, self.name, self.game, token=self.token, resume=self.resume)
+
+    def carry_over(self, prev: "ClientProtocol") -> None:
+        """Continue an earlier connection's input numbering (seqs only ever increase, so a
+        resumed seat never takes a new input for an old one) and its unapplied inputs."""
+        self.input_seq = prev.input_seq
+        self.input_ack = prev.input_ack
+        self.unacked = deque(prev.unacked, maxlen=UNACKED_INPUTS)
+
+    def resend_unacked(self) -> list[bytes]:
+        """The inputs the server had not applied when the connection dropped, to send again
+        after a resume; the server applies each seq at most once."""
+        return [p.pack_input(seq, data) for seq, data in self.unacked]
 
     @property
     def tick(self) -> int:
@@ -105,6 +123,7 @@ class ClientProtocol:
     def send_input(self, data: Any) -> bytes:
         """Next input message (its seq is ``self.input_seq`` afterwards); carries our ack."""
         self.input_seq += 1
+        self.unacked.append((self.input_seq, data))
         t = self.tick
         if t < 0:
             return p.pack_input(self.input_seq, data)
@@ -131,8 +150,8 @@ class ClientProtocol:
         if isinstance(msg, p.Welcome):
             if self.welcome is not None:
                 raise ProtocolViolation("second welcome")
+            self.schema = _schema(msg.schema)
             self.welcome = msg
-            self.schema = Schema.from_wire(msg.schema)
             self.mirror = Mirror(self.schema, msg.history, self.cache)
             return [Welcomed(msg)]
         return [ErrorReceived(msg.code, msg.reason)]
@@ -144,6 +163,9 @@ class ClientProtocol:
         st = self.mirror.apply(s.tick, s.base, s.ref, s.flags, s.payload)
         if st is not None:
             self.input_ack = max(self.input_ack, s.input_ack)
+            unacked = self.unacked
+            while unacked and unacked[0][0] <= self.input_ack:
+                unacked.popleft()
             out.append(StateUpdated(st, s.input_ack, s.base, size))
             if self.auto_ack:
                 self.outbox.append(p.pack_ack(st.tick, self.mirror.ack_bits()))
@@ -173,6 +195,19 @@ class ClientProtocol:
 
 def _uint(v: Any) -> bool:
     return type(v) is int and 0 <= v <= p.MAX_INT
+
+
+def _schema(wire: list[Any]) -> Schema:
+    """The schema of a welcome, or ProtocolViolation. ``Schema.from_wire`` trusts its input: a
+    missing key raised KeyError, a name that is not a string AttributeError, a bound that is
+    not a number TypeError, out of this method's error types (tests/security/test_fuzz.py)."""
+    try:
+        schema = Schema.from_wire(wire)
+        for f in schema:
+            f.wire_dtype  # every field's wire type exists (finite, numeric bounds that fit 32 bits)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise ProtocolViolation(f"bad schema in welcome: {type(e).__name__}: {e}") from None
+    return schema
 
 
 __all__ = [

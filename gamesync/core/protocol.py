@@ -60,6 +60,7 @@ class Join:
     name: str
     game: str | None = None
     token: str | None = None  # a join token (gamesync.core.tokens), where the server wants one
+    resume: str | None = None  # a resume token from an earlier welcome: take that seat again
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,10 @@ class Welcome:
     tick: int
     schema: list[dict[str, Any]]
     history: int
+    #: hand this back in a join to take this seat again after a dropped connection
+    resume_token: str | None = None
+    #: this welcome continues an earlier connection's seat (same client id, same entity)
+    resumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,15 +214,17 @@ def parse_client(data: bytes) -> ClientEvent:
         _arity(msg, 2, 2, "message ack")
         return MessageAck(_int(msg[1], "ack id"))
     if t == Msg.JOIN:
-        _arity(msg, 4, 6, "join")
+        _arity(msg, 4, 7, "join")
         game = msg[4] if len(msg) > 4 else None
         token = msg[5] if len(msg) > 5 else None
+        resume = msg[6] if len(msg) > 6 else None
         return Join(
             _int(msg[1], "version"),
             _str(msg[2], "room", MAX_ROOM),
             _str(msg[3], "name", MAX_NAME),
             None if game is None else _str(game, "game", MAX_ROOM),
             None if token is None else _str(token, "token", MAX_TOKEN),
+            None if resume is None else _str(resume, "resume token", MAX_TOKEN),
         )
     if t == Msg.LEAVE:
         _arity(msg, 1, 1, "leave")
@@ -250,13 +257,19 @@ def parse_server(data: bytes) -> ServerEvent:
     if t == Msg.WELCOME:
         _arity(msg, 9, 64, "welcome")  # later versions may append fields: ignore them
         _, version, cid, room, game, rate, tick, schema, history = msg[:9]
+        resume_token = msg[9] if len(msg) > 9 else None
+        resumed = msg[10] if len(msg) > 10 else False
+        if resume_token is not None and not (isinstance(resume_token, str) and 0 < len(resume_token) <= MAX_TOKEN):
+            raise ProtocolViolation("resume token must be a string")
+        if type(resumed) is not bool:
+            raise ProtocolViolation("resumed must be a boolean")
         if type(rate) not in (int, float) or not rate > 0:
             raise ProtocolViolation("tick rate must be a positive number")
         if not isinstance(schema, list) or not all(isinstance(f, dict) for f in schema):
             raise ProtocolViolation("schema must be an array of maps")
         return Welcome(_int(version, "version"), _int(cid, "client id", lo=1), _str(room, "room", MAX_ROOM),
                        _str(game, "game", MAX_ROOM), float(rate), _tick(tick, "tick"), schema,
-                       _int(history, "history", lo=1))
+                       _int(history, "history", lo=1), resume_token, resumed)
     if t == Msg.ERROR:
         _arity(msg, 3, 3, "error")
         if not isinstance(msg[1], str) or not isinstance(msg[2], str):
@@ -286,8 +299,10 @@ pack = _pack  # any msgpack value, as every message is packed
 
 
 def pack_join(room: str, name: str, game: str | None = None, version: int = PROTOCOL_VERSION,
-              token: str | None = None) -> bytes:
-    tail: list[Any] = [game, token] if token else ([game] if game else [])
+              token: str | None = None, resume: str | None = None) -> bytes:
+    tail: list[Any] = [game or None, token or None, resume or None]
+    while tail and tail[-1] is None:  # trailing optional fields are left out
+        tail.pop()
     return _pack([Msg.JOIN, version, room, name, *tail])
 
 
@@ -318,7 +333,8 @@ def pack_leave() -> bytes:
 
 
 def pack_welcome(w: Welcome) -> bytes:
-    return _pack([Msg.WELCOME, w.version, w.client_id, w.room, w.game, w.tick_rate, w.tick, w.schema, w.history])
+    return _pack([Msg.WELCOME, w.version, w.client_id, w.room, w.game, w.tick_rate, w.tick, w.schema, w.history,
+                  w.resume_token, w.resumed])
 
 
 def pack_snapshot(tick: int, base: int, ref: int, input_ack: int, flags: int, payload: bytes,

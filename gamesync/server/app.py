@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import socket
 import time
 from typing import Any
@@ -232,7 +233,7 @@ class Server:
         player = None
         if cfg.token_secret is not None:  # the token's player and name stand, not the join's
             grant = tokens.verify(cfg.token_secret, join.token, join.room, time.time())
-            join = p.Join(join.version, join.room, grant.name, join.game)
+            join = p.Join(join.version, join.room, grant.name, join.game, None, join.resume)
             player = grant.player
         return await self._room_for(join), join, player
 
@@ -279,15 +280,22 @@ class Server:
 
     async def _play(self, conn: WsConn, room: Room, join: p.Join, player: str | None) -> None:
         cfg = self.config
-        cid = self._next_client_id
-        self._next_client_id += 1
         if self._stopping:
             raise GoingAway("server shutting down")
-        session = Session(cid, join.name, conn, cfg, trio.current_time())
-        session.player = player
+        old = room.take_seat(join.resume, player) if join.resume else None
+        if old is not None:  # the same seat: client id, name, applied inputs, undelivered events
+            session = Session(old.id, old.name, conn, cfg, trio.current_time())
+            session.player, session.resumed = old.player, True
+            session.last_applied, session.events = old.last_applied, old.events
+        else:
+            session = Session(self._next_client_id, join.name, conn, cfg, trio.current_time())
+            self._next_client_id += 1
+            session.player = player
+        session.resume_token = secrets.token_urlsafe(18)  # a fresh one per connection
         room.admit(session)
+        cid = session.id
         welcome = p.Welcome(p.PROTOCOL_VERSION, cid, room.name, room.game_name, room.tick_rate, room.tick,
-                            room.game.schema.to_wire(), cfg.history_ticks)
+                            room.game.schema.to_wire(), cfg.history_ticks, session.resume_token, old is not None)
         session.write(conn.frame(p.pack_welcome(welcome)))
         try:
             async with trio.open_nursery() as n:

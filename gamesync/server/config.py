@@ -48,6 +48,10 @@ class ServerConfig:
     connects_per_ip_per_s: float = 20.0
     connects_per_ip_burst: float = 40.0
 
+    #: a player whose connection drops keeps their seat (client id, entity, applied inputs)
+    #: this long for a resume on a new connection; 0: seats go with their connection
+    seat_grace_s: float = 10.0
+
     # connections
     max_connections: int = 4096
     backlog: int = 1024

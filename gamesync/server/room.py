@@ -25,6 +25,7 @@ from ..core.errors import (
     ProtocolViolation,
     RoomFull,
     Timeout,
+    Unauthorized,
 )
 from ..core.state import History, State
 from ..core.world import World
@@ -97,6 +98,8 @@ class Room:
         self.sessions: dict[int, Session] = {}
         self._joining: list[Session] = []
         self._doomed: list[Session] = []  # sessions that failed since the last reap
+        #: seats of dropped players, by resume token: (their last session, when the seat is freed)
+        self._seats: dict[str, tuple[Session, float]] = {}
         self._selector = selectors.DefaultSelector()
         self._reliable: dict[int, ReliableSend] = {}
         self._next_ack_id = 1
@@ -148,9 +151,35 @@ class Room:
         """Queue a joined session; it enters the game at the next tick."""
         if self.closed:
             raise InternalError(f"room {self.name!r} has closed")
-        if len(self.sessions) + len(self._joining) >= self.game.max_players:
+        if len(self.sessions) + len(self._joining) + len(self._seats) >= self.game.max_players:
             raise RoomFull(f"room {self.name!r} is full ({self.game.max_players} players)")
         self._joining.append(session)
+
+    def take_seat(self, resume_token: str, player: str | None) -> Session | None:
+        """The session whose seat ``resume_token`` names, taken out of the room: a kept seat, or
+        a session still open here (a client that reconnects faster than the room notices its
+        old connection died, or a half-open one), which is retired on the spot. None when
+        there is no such seat (never was, or already freed). With join tokens, the seat is
+        only handed to the player it belongs to."""
+        held = self._seats.get(resume_token)
+        old = held[0] if held is not None else next(
+            (s for s in self.sessions.values() if s.resume_token == resume_token and not s.closing), None)
+        if old is None:
+            return None
+        if old.player != player:
+            raise Unauthorized("that seat belongs to another player")
+        if held is not None:
+            del self._seats[resume_token]
+        else:
+            del self.sessions[old.id]
+            try:
+                self._selector.unregister(old.sock)
+            except (KeyError, ValueError):
+                pass
+            old.doomed = None  # taken out here: not for _reap, which would see the new session's id
+            old.fail(None, "replaced by a resumed connection")
+            old.done.set()
+        return old
 
     def _enter(self, s: Session, now: float) -> None:
         if s.closing:
@@ -159,6 +188,11 @@ class Room:
         self.sessions[s.id] = s
         s.doomed = self._doomed
         self._selector.register(s.sock, selectors.EVENT_READ, s)
+        if s.resumed:  # back in the same seat: the game and the others never saw it leave
+            s.events.extend([p.Ev.JOINED, o.id, o.name] for o in self.sessions.values() if o is not s)
+            logger.info("room %s: client %d (%s) resumed its seat", self.name, s.id, s.name)
+            self._handle(s, s.conn.buffered())
+            return
         self.stats.joins += 1
         try:
             self.game.on_join(s.id, s.name)
@@ -175,16 +209,36 @@ class Room:
         self._handle(s, s.conn.buffered())  # messages that arrived right behind the join
 
     def _leave(self, s: Session) -> None:
-        if self.sessions.pop(s.id, None) is None:
+        if self.sessions.get(s.id) is not s:  # already gone, or its seat went on to a resumed session
             return
+        del self.sessions[s.id]
         try:
             self._selector.unregister(s.sock)
         except (KeyError, ValueError):
             pass
-        self.stats.leaves += 1
         self.stats.bytes_out += s.bytes_out
         self.stats.frames_out += s.frames_out
         self.stats.skipped += s.skipped
+        grace = self.config.seat_grace_s
+        if s.keep_seat and grace > 0 and not self.closed:
+            self._seats[s.resume_token] = (s, trio.current_time() + grace)
+            s.done.set()
+            logger.info("room %s: client %d (%s) dropped; seat kept for %g s", self.name, s.id, s.name, grace)
+            return
+        self._gone(s)
+
+    def _free_seats(self, now: float) -> None:
+        """Let go of the seats whose grace time is over: now the player has left."""
+        for token, (s, deadline) in list(self._seats.items()):
+            if now >= deadline:
+                del self._seats[token]
+                logger.info("room %s: seat of client %d (%s) freed after %g s", self.name, s.id, s.name,
+                            self.config.seat_grace_s)
+                self._gone(s)
+
+    def _gone(self, s: Session) -> None:
+        """The player has left for good: the game, the others and pending deliveries learn it."""
+        self.stats.leaves += 1
         try:
             self.game.on_leave(s.id)
         except Exception:
@@ -257,6 +311,8 @@ class Room:
         self.history.push(state)
         if self._reliable:
             self._expire_reliable(now)
+        if self._seats:
+            self._free_seats(now)
         self._reap()
         plan = self._encode(state)
         t3 = clock()
@@ -284,8 +340,8 @@ class Room:
             except GamesyncError as e:
                 s.fail(e)
                 continue
-            except PeerClosed as e:
-                s.fail(None, f"disconnected ({e})")
+            except PeerClosed as e:  # a close frame means it left; a vanished peer may come back
+                s.fail(None, f"disconnected ({e})", keep_seat=not e.clean)
                 continue
             s.last_recv = now
             s.pinged = False
@@ -402,13 +458,13 @@ class Room:
         for s in self.sessions.values():
             idle = now - s.last_recv
             if idle > cfg.idle_timeout_s:
-                s.fail(Timeout(f"no traffic for {cfg.idle_timeout_s:g} s"))
+                s.fail(Timeout(f"no traffic for {cfg.idle_timeout_s:g} s"), keep_seat=True)
             elif idle > cfg.heartbeat_s and not s.pinged and s.outbuf is None:
                 s.pinged = True
                 s.write(s.conn.ping_frame())
 
     def _linger(self, now: float) -> None:
-        if self.sessions or self._joining:
+        if self.sessions or self._joining or self._seats:
             self._empty_since = None
         elif self._empty_since is None:
             self._empty_since = now

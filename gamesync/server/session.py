@@ -46,6 +46,9 @@ class Session:
         self.id = client_id
         self.name = name
         self.player: str | None = None  # the player id a join token vouched for
+        self.resume_token = ""  # set by the server; a join carrying it takes this seat again
+        self.resumed = False  # this session continues a dropped one's seat
+        self.keep_seat = False  # it failed in a way that keeps the seat for a resume
         self.conn = conn
         self.sock = conn.sock
         self.config = config
@@ -101,7 +104,7 @@ class Session:
     def queue_event(self, entry: list[Any]) -> None:
         self.events.append(entry)
         if len(self.events) > self.config.max_pending_events:
-            self.fail(SlowConsumer("too many events waiting for a client that is not reading"))
+            self.fail(SlowConsumer("too many events waiting for a client that is not reading"), keep_seat=True)
 
     def offer(self, snap: Outgoing, now: float) -> None:
         """Send this tick's snapshot now if the socket has room, else leave it in the mailbox."""
@@ -144,7 +147,7 @@ class Session:
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError as e:
-            self.fail(None, f"send failed: {e}")
+            self.fail(None, f"send failed: {e}", keep_seat=True)
             return -1
         self.bytes_out += n
         return n
@@ -159,7 +162,7 @@ class Session:
                 with trio.move_on_after(timeout) as cs:
                     await trio.lowlevel.wait_writable(self.sock)
                 if cs.cancelled_caught:
-                    self.fail(SlowConsumer(f"socket accepted nothing for {timeout:g} s"))
+                    self.fail(SlowConsumer(f"socket accepted nothing for {timeout:g} s"), keep_seat=True)
                     return
                 n = self._send_now(self.outbuf)
                 if n < 0:
@@ -172,11 +175,14 @@ class Session:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def fail(self, err: GamesyncError | None, why: str = "") -> None:
-        """Mark the session for closing (idempotent); the room drops it at its next safe point."""
+    def fail(self, err: GamesyncError | None, why: str = "", keep_seat: bool = False) -> None:
+        """Mark the session for closing (idempotent); the room drops it at its next safe point.
+        ``keep_seat``: the connection was lost rather than refused, so the room keeps the
+        player's seat for ``seat_grace_s`` in case they come back."""
         if self.closing:
             return
         self.closing = True
+        self.keep_seat = keep_seat
         if self.doomed is not None:
             self.doomed.append(self)
         self.error = err

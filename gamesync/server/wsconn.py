@@ -45,7 +45,12 @@ logger = logging.getLogger(__name__)
 
 
 class PeerClosed(Exception):
-    """The peer closed the connection (EOF, reset or a close frame)."""
+    """The peer closed the connection (EOF, reset or a close frame). ``clean``: it said so
+    with a close frame (it meant to leave) rather than vanishing (a lost connection)."""
+
+    def __init__(self, why: str, clean: bool = False) -> None:
+        super().__init__(why)
+        self.clean = clean
 
 
 class GoingAway(GamesyncError):
@@ -175,7 +180,7 @@ class WsConn:
                     err = ProtocolViolation(ev.reason or "bad WebSocket frame")
                     err.close_code = ev.code
                     raise err
-                raise PeerClosed(f"close frame {ev.code}")
+                raise PeerClosed(f"close frame {ev.code}", clean=True)
         return out
 
     def frame(self, payload: bytes) -> bytes:

@@ -172,7 +172,7 @@ CLIENT_WRONG_ARITY = [
     [p.Msg.PING], [p.Msg.PING, 1.0, 2.0],
     [p.Msg.MESSAGE], [p.Msg.MESSAGE, "x", 1, 2],
     [p.Msg.MESSAGE_ACK], [p.Msg.MESSAGE_ACK, 1, 2],
-    [p.Msg.JOIN], [p.Msg.JOIN, 1, "room"], [p.Msg.JOIN, 1, "room", "name", "game", "token", "extra"],
+    [p.Msg.JOIN], [p.Msg.JOIN, 1, "room"], [p.Msg.JOIN, 1, "room", "name", "game", "token", "resume", "extra"],
     [p.Msg.LEAVE, 0],
 ]
 
@@ -325,8 +325,16 @@ SERVER_WRONG_TYPES = {
 
 
 def test_welcome_may_carry_future_fields():
-    """docs/protocol.md 6.1: a client reads positions 1 to 8 and ignores further elements."""
-    assert p.parse_server(pk(WELCOME + ["future"])) == p.Welcome(*WELCOME[1:])
+    """docs/protocol.md 6.1: a client reads positions 1 to 10 and ignores further elements."""
+    assert p.parse_server(pk(WELCOME)) == p.Welcome(*WELCOME[1:])  # without the resume fields
+    w = p.parse_server(pk(WELCOME + ["seat-token", True, "future"]))
+    assert w == p.Welcome(*WELCOME[1:], resume_token="seat-token", resumed=True)
+
+
+@pytest.mark.parametrize("tail", [[7], [""], ["t", 1], ["t", None]])
+def test_welcome_with_ill_typed_resume_fields_is_a_protocol_violation(tail):
+    with pytest.raises(ProtocolViolation):
+        p.parse_server(pk(WELCOME + tail))
 
 
 @pytest.mark.parametrize("case", sorted(SERVER_WRONG_TYPES))

@@ -81,13 +81,14 @@ def rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
 
-async def wait_for(cond: Any, timeout: float = 3.0, what: str = "condition") -> None:
-    """Poll ``cond()`` every 10 ms until true; fail after ``timeout`` seconds."""
+async def wait_for(cond: Any, timeout: float = 3.0, what: Any = "condition") -> None:
+    """Poll ``cond()`` every 10 ms until true; fail after ``timeout`` seconds (``what`` may be
+    a function, called then, to describe the state it failed in)."""
     with trio.move_on_after(timeout):
         while not cond():
             await trio.sleep(0.01)
         return
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
 
 
 # ---- raw clients -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import trio
 
 from gamesync.core import protocol as p
 from gamesync.wsframe import binary_frame, masked_binary_frame
-from gs_testkit import STALL_S, WireClient, bystander, period, pk, port_of, raw_client, running_server
+from gs_testkit import STALL_S, WireClient, bystander, period, pk, port_of, raw_client, running_server, wait_for
 
 
 
@@ -513,8 +513,9 @@ async def test_sockets_past_the_rejection_slack_are_closed_at_once():
 
 @pytest.mark.parametrize("how", ["eof", "reset"])
 async def test_client_vanishing_without_a_close_frame_is_dropped_and_reported_left(how):
+    """Its seat is kept for the grace time (for a resume), then freed and the room told."""
     with trio.fail_after(10):
-        async with running_server() as (server, url):
+        async with running_server(seat_grace_s=0.5) as (server, url):
             async with bystander(server, url):
                 wc = await WireClient.open(port_of(url))
                 gone = (await wc.join(name="ghost")).client_id
@@ -526,4 +527,7 @@ async def test_client_vanishing_without_a_close_frame_is_dropped_and_reported_le
                 room = server.rooms["r"]
                 await trio.sleep(0.2)
                 assert gone not in room.sessions
+                assert room.stats.leaves == 0 and len(room._seats) == 1  # dropped, seat kept
+                await wait_for(lambda: room.stats.leaves == 1, 3.0, "the seat to be freed")
+                assert not room._seats
             assert room.stats.leaves == 1
