@@ -136,7 +136,7 @@ class Client:
 
     async def send_input(self, data: Any) -> int:
         """Send an input; returns its seq (compare with ``input_ack``). During a reconnect it
-        waits for the new connection (seqs restart with each connection)."""
+        waits for the new connection (seqs keep increasing across connections)."""
         return await self._send_built(lambda proto: (proto.send_input(data), proto.input_seq))
 
     async def send_message(self, data: Any) -> None:
