@@ -31,10 +31,20 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
         log.warning("INSECURE DEV MODE: anyone who can reach %s may join any room without a token "
                     "(set %s or --secret-file to require join tokens)", args.host, SECRET_ENV)
+    ssl_context = None
+    if args.certfile:
+        import ssl
+
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.certfile, args.keyfile)
+    elif args.keyfile:
+        log.error("--keyfile needs --certfile")
+        return 2
     cfg = ServerConfig(host=args.host, port=args.port, tick_rate=args.tick_rate, default_game=args.game,
                        game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval,
                        stats_file=args.stats_file, token_secret=secret,
-                       allowed_origins=tuple(args.allow_origin) if args.allow_origin else None)
+                       allowed_origins=tuple(args.allow_origin) if args.allow_origin else None,
+                       ssl_context=ssl_context)
     server = Server(cfg)
 
     async def main() -> None:
@@ -93,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--insecure-dev", action="store_true",
                    help="allow anonymous joins without a secret on a non-loopback address (development only; "
                    "on 127.0.0.1 this is the default and is logged as a warning)")
+    s.add_argument("--certfile", help="PEM certificate chain: serve wss:// (TLS) instead of ws://")
+    s.add_argument("--keyfile", help="PEM private key for --certfile (default: in the certfile)")
     s.add_argument("--allow-origin", action="append", metavar="ORIGIN",
                    help="browser Origin allowed to connect, e.g. https://game.example (repeatable; default: any)")
     s.set_defaults(func=_serve)

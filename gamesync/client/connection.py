@@ -44,9 +44,10 @@ class Client:
 
     def __init__(self, url: str, room: str, name: str, game: str | None = None, *, reconnect: bool = True,
                  backoff_initial: float = 0.2, backoff_max: float = 5.0, auto_ack: bool = True,
-                 token: str | None = None) -> None:
+                 token: str | None = None, ssl_context: Any = None) -> None:
         self.url, self.room, self.name, self.game = url, room, name, game
         self.token = token  # a join token, for servers that require one (reused on reconnect)
+        self.ssl_context = ssl_context  # for wss:// URLs (None: the system's default trust)
         self.resume_token: str | None = None  # from the last welcome: reconnects take the same seat
         self.resumes = 0  # reconnects that got the same seat back
         self.reconnect = reconnect
@@ -230,7 +231,7 @@ class Client:
                 task_status.started()
 
     async def _session(self, task_status: Any) -> None:
-        async with open_websocket_url(self.url, message_queue_size=64) as ws:
+        async with open_websocket_url(self.url, message_queue_size=64, ssl_context=self.ssl_context) as ws:
             proto = cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, token=self.token,
                                       resume=self.resume_token)
             if self.proto is not None:

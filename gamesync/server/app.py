@@ -74,8 +74,9 @@ class Server:
         lsock.listen(cfg.backlog)
         lsock.setblocking(False)
         self.port = lsock.getsockname()[1]
-        logger.info("gamesync listening on ws://%s:%d (tick %g Hz, default game %s)", cfg.host, self.port,
-                    cfg.tick_rate, cfg.default_game)
+        logger.info("gamesync listening on %s://%s:%d (tick %g Hz, default game %s)",
+                    "wss" if cfg.ssl_context is not None else "ws", cfg.host, self.port, cfg.tick_rate,
+                    cfg.default_game)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -216,6 +217,8 @@ class Server:
         """Handshake, then the join message; the room to enter, or None after a handshake timeout."""
         cfg = self.config
         with trio.move_on_after(cfg.handshake_timeout_s) as cs:
+            if cfg.ssl_context is not None:
+                await conn.start_tls(cfg.ssl_context)
             await conn.handshake(self._check_origin)
         if cs.cancelled_caught:
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -34,6 +35,9 @@ class ServerConfig:
     max_rooms: int = 256
     #: an empty room lives this long before it is torn down (seconds)
     room_linger_s: float = 10.0
+
+    #: serve wss:// with this context (a server-side SSLContext with its certificate loaded)
+    ssl_context: ssl.SSLContext | None = None
 
     # who gets in
     #: HMAC secret for join tokens (gamesync.core.tokens); None: anonymous joins, for

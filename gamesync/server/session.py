@@ -132,6 +132,7 @@ class Session:
 
     def write(self, data: bytes) -> None:
         """Non-blocking write; what does not fit goes to the writer task."""
+        data = self.conn.seal(data)  # TLS records when the connection runs TLS, else as is
         if self.outbuf is not None:
             self.outbuf = memoryview(bytes(self.outbuf) + data)
             return
@@ -196,7 +197,7 @@ class Session:
         if self.outbuf is not None:
             with trio.move_on_after(timeout):
                 try:
-                    await self.conn.send_all(self.outbuf)
+                    await self.conn.send_raw(self.outbuf)  # already sealed
                     self.outbuf = None
                 except PeerClosed:
                     pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from typing import Callable
 
 import trio
@@ -61,7 +62,13 @@ class GoingAway(GamesyncError):
 
 
 class WsConn:
-    """wsproto state plus the socket it speaks over."""
+    """wsproto state plus the socket it speaks over, optionally through TLS.
+
+    With TLS (``start_tls``) the socket carries TLS records; an in-memory ``ssl.SSLObject``
+    turns them into plaintext (``unseal``) and plaintext into them (``seal``), so the room
+    keeps reading and writing the socket without awaiting. Everything the session queues for
+    the socket (``Session.outbuf``) is already sealed.
+    """
 
     def __init__(self, sock: socket.socket, max_message: int, recv_chunk: int, in_bytes: TokenBucket,
                  in_msgs: TokenBucket) -> None:
@@ -77,6 +84,9 @@ class WsConn:
         self.pending: list[bytes] = []  # messages received but not yet taken
         self.eof = False
         self.pong_due: bytes | None = None  # payload of the newest ping not yet answered
+        self.tls: ssl.SSLObject | None = None
+        self._tls_in: ssl.MemoryBIO | None = None
+        self._tls_out: ssl.MemoryBIO | None = None
         self._controls = 0  # control frames read via wsproto since the last rate check
 
     # -- non-blocking core -------------------------------------------------------------------
@@ -96,7 +106,62 @@ class WsConn:
         if not data:
             self.eof = True
             raise PeerClosed("eof")
+        if self.tls is not None:
+            data = self.unseal(data)
+            if not data:  # only part of a record, or TLS housekeeping
+                return []
         return self.ingest(data, now)
+
+    # -- TLS -------------------------------------------------------------------------------
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        """Run the server side of the TLS handshake; afterwards the socket carries TLS."""
+        self._tls_in, self._tls_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self.tls = context.wrap_bio(self._tls_in, self._tls_out, server_side=True)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self.send_raw(self._tls_out.read())
+                data = await self._recv_raw()
+                self._tls_in.write(data)
+            except ssl.SSLError as e:
+                try:
+                    await self.send_raw(self._tls_out.read())  # the alert, if any
+                except PeerClosed:
+                    pass
+                raise ProtocolViolation(f"TLS handshake failed: {e.reason or e}") from None
+        await self.send_raw(self._tls_out.read())
+
+    def seal(self, data: bytes | memoryview) -> bytes | memoryview:
+        """Plaintext to what goes on the socket (the same bytes without TLS)."""
+        if self.tls is None:
+            return data
+        assert self._tls_out is not None
+        if data:
+            self.tls.write(data)
+        return self._tls_out.read()
+
+    def unseal(self, data: bytes) -> bytes:
+        """What came off the socket to plaintext (possibly empty: a partial record)."""
+        assert self.tls is not None and self._tls_in is not None
+        self._tls_in.write(data)
+        out = []
+        while True:
+            try:
+                chunk = self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:  # close_notify without a WebSocket close: it vanished
+                self.eof = True
+                raise PeerClosed("TLS closed") from None
+            except ssl.SSLError as e:
+                raise ProtocolViolation(f"bad TLS data: {e.reason or e}") from None
+            if not chunk:
+                break
+            out.append(chunk)
+        return b"".join(out)
 
     def ingest(self, data: bytes, now: float) -> list[bytes]:
         """Complete messages in ``data`` (plus what came before it), limits applied."""
@@ -192,7 +257,7 @@ class WsConn:
 
     # -- awaiting helpers (connection task only) ------------------------------------------------
 
-    async def _recv_some(self) -> bytes:
+    async def _recv_raw(self) -> bytes:
         try:
             data = await recv_some(self.sock, self.recv_chunk)
         except OSError as e:
@@ -202,7 +267,24 @@ class WsConn:
             raise PeerClosed("eof")
         return data
 
+    async def _recv_some(self) -> bytes:
+        """The next plaintext bytes (waiting through partial TLS records)."""
+        while True:
+            data = await self._recv_raw()
+            if self.tls is None:
+                return data
+            data = self.unseal(data)
+            if data:
+                return data
+
     async def send_all(self, data: bytes | memoryview) -> None:
+        """Write plaintext (sealed first when the connection runs TLS)."""
+        await self.send_raw(self.seal(data))
+
+    async def send_raw(self, data: bytes | memoryview) -> None:
+        """Write bytes that are ready for the socket."""
+        if not data:
+            return
         try:
             await send_all(self.sock, data)
         except OSError as e:
