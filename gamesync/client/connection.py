@@ -307,8 +307,16 @@ def _outcome(exc: BaseException) -> BaseException:
     """What ended a connection: re-raises cancellation and unexpected errors, else returns
     the ClientClosed or connection-lost exception inside (possibly nested) groups."""
     leaves = _leaves(exc)
-    if any(isinstance(x, trio.Cancelled) for x in leaves) or not all(isinstance(x, (ClientClosed, *_LOST))
-                                                                     for x in leaves):
+    if any(isinstance(x, trio.Cancelled) for x in leaves):
+        if isinstance(exc, BaseExceptionGroup):
+            # cancelled (the client is closing) while the connection was also going down: the
+            # lost connection does not matter any more, and must not escape the cancel scope
+            cancelled, rest = exc.split(trio.Cancelled)
+            if cancelled is not None and (rest is None or all(isinstance(x, (ClientClosed, *_LOST))
+                                                              for x in _leaves(rest))):
+                raise cancelled from None
+        raise exc
+    if not all(isinstance(x, (ClientClosed, *_LOST)) for x in leaves):
         raise exc
     return next((x for x in leaves if isinstance(x, ClientClosed)), leaves[0])
 

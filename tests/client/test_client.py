@@ -302,3 +302,18 @@ async def test_wait_state_raises_client_closed_once_the_client_has_given_up():
                     with pytest.raises(ClientClosed):
                         await c.wait_state(newer_than=st.tick + 1000)
                 assert not cs.cancelled_caught, "wait_state() still waiting 2 s after the client closed for good"
+
+
+def test_a_close_racing_a_lost_connection_ends_as_a_plain_cancel():
+    """open_client cancels its connection task on exit; if the connection is going down at that
+    moment, the lost-connection error must not escape around the cancellation."""
+    from trio_websocket import ConnectionClosed
+
+    cancelled = trio.Cancelled._create()
+    group = BaseExceptionGroup("both", [cancelled, BaseExceptionGroup("inner", [ConnectionClosed(None)])])
+    with pytest.raises(BaseExceptionGroup) as info:
+        connection._outcome(group)
+    assert [type(x) for x in info.value.exceptions] == [trio.Cancelled]
+    with pytest.raises(BaseExceptionGroup) as info:  # anything unexpected still propagates whole
+        connection._outcome(BaseExceptionGroup("both", [cancelled, KeyError("bug")]))
+    assert len(info.value.exceptions) == 2
