@@ -16,7 +16,7 @@ from .mirror import DecodeCache, Mirror
 from .schema import Schema
 from .state import State
 
-UNACKED_INPUTS = 256  # unapplied inputs kept for a resend (about 8 s of input at 30 Hz)
+UNACKED_INPUTS = 120  # unapplied inputs kept for a resend (4 s at 30 Hz; under the 4 x 32 the server lets wait)
 
 
 @dataclass(frozen=True)

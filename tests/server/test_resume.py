@@ -98,7 +98,7 @@ async def test_a_player_who_closes_properly_or_is_refused_keeps_no_seat():
             port = port_of(url)
             a = await WireClient.open(port)
             wa = await a.join(name="polite")
-            await a.send([9])  # leave
+            await a.send([11])  # leave
             await a.closed()
             b = await WireClient.open(port)
             wb = await b.join(name="rude")
@@ -175,3 +175,32 @@ async def test_a_resume_while_the_old_connection_is_still_open_retires_it_and_ta
             room = server.rooms["r"]
             assert list(room.sessions) == [w.client_id] and room.sessions[w.client_id].conn is not None
             assert room.game.applied(w.client_id) == [1, 2] and not room.game.left and not room._seats
+
+
+def test_a_resumes_resend_fits_the_servers_inbound_limits():
+    """The client re-sends at most UNACKED_INPUTS inputs at once after a resume; the server must
+    accept them all (waiting inputs and the message burst), or the resume would cost the seat."""
+    from gamesync.core.clientproto import UNACKED_INPUTS
+    from gamesync.server.config import ServerConfig
+
+    cfg = ServerConfig()
+    assert UNACKED_INPUTS < 4 * cfg.max_inputs_per_tick and UNACKED_INPUTS < cfg.in_msgs_burst
+
+
+async def test_a_full_resend_after_a_resume_is_applied_not_refused():
+    from gamesync.core.clientproto import UNACKED_INPUTS
+
+    with trio.fail_after(15):
+        async with running_server(seat_grace_s=5.0, **REC) as (server, url):
+            port = port_of(url)
+            wc = await WireClient.open(port)
+            w = await wc.join(name="eve")
+            _vanish(wc)
+            room = server.rooms["r"]
+            await wait_for(lambda: len(room._seats) == 1, 3.0, "the seat to be kept")
+            back = await WireClient.open(port)
+            await back.send([1, V, "r", "eve", None, None, w.resume_token])
+            assert (await back.recv()).resumed
+            await back.send(*[[3, seq, 0] for seq in range(1, UNACKED_INPUTS + 1)])
+            await _until_applied(back, UNACKED_INPUTS)
+            assert room.game.applied(w.client_id) == list(range(1, UNACKED_INPUTS + 1))
