@@ -372,11 +372,27 @@ def decode_delta(schema: Schema, payload: bytes, tick: int, base: State | None =
 
 
 def _decode(schema: Schema, payload: bytes, tick: int, base: State | None, ref: State | None) -> State:
+    nf = len(schema)
+    # Refuse anything a payload never holds while unpacking it, before it is built: a payload
+    # has nf + 4 arrays (the top level, created_values, field_encodings and one per field,
+    # changed) of at most max(7, nf) items, and no maps, extensions or long strings. Without
+    # this, a few KiB of deflate inflating to MiBs of 0x90 bytes (empty arrays) unpacked into
+    # a list object per byte: 4 KiB of snapshot cost over 250 MiB.
+    arrays = 0
+
+    def count_array(items: list[Any]) -> list[Any]:
+        nonlocal arrays
+        arrays += 1
+        if arrays > nf + 4:
+            raise PayloadError("more arrays than a payload holds")
+        return items
+
     try:
-        n, rm_b, cr_b, ids_b, created_vals, fields, changed = msgpack.unpackb(payload, raw=False, use_list=True)
+        n, rm_b, cr_b, ids_b, created_vals, fields, changed = msgpack.unpackb(
+            payload, raw=False, use_list=True, list_hook=count_array, max_array_len=max(7, nf), max_map_len=0,
+            max_ext_len=0, max_str_len=16)
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
         raise PayloadError(f"undecodable payload: {e}") from None
-    nf = len(schema)
     if (type(n) is not int or not 0 <= n <= MAX_SLOTS or not isinstance(fields, list) or len(fields) != nf
             or not isinstance(created_vals, list) or len(created_vals) != nf):
         raise PayloadError("bad payload header")
