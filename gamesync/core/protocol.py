@@ -278,17 +278,23 @@ def parse_server(data: bytes) -> ServerEvent:
     raise ProtocolViolation(f"unknown message type {t}")
 
 
-def _free_data(v: Any, depth: int = 0) -> Any:
-    """Game data from a client: any msgpack value but an extension (the timestamp included)."""
-    if isinstance(v, msgpack.Timestamp):
-        raise ProtocolViolation("msgpack extension types are not accepted")
-    if isinstance(v, list):
-        for x in v:
-            _free_data(x, depth + 1)
-    elif isinstance(v, dict):
-        for k, x in v.items():
-            _free_data(k, depth + 1)
-            _free_data(x, depth + 1)
+MAX_DEPTH = 32  # nesting of arrays and maps in a client's game data
+
+
+def _free_data(v: Any) -> Any:
+    """Game data from a client: any msgpack value but an extension (the timestamp included),
+    nested at most MAX_DEPTH deep. Walked with an explicit stack: msgpack accepts nesting far
+    deeper than Python's recursion limit."""
+    stack = [(v, 0)]
+    while stack:
+        x, depth = stack.pop()
+        if isinstance(x, msgpack.Timestamp):
+            raise ProtocolViolation("msgpack extension types are not accepted")
+        if isinstance(x, (list, dict)):
+            if depth >= MAX_DEPTH:
+                raise ProtocolViolation(f"game data nested deeper than {MAX_DEPTH} levels")
+            items = x if isinstance(x, list) else [y for kv in x.items() for y in kv]
+            stack.extend((y, depth + 1) for y in items)
     return v
 
 

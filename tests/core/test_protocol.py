@@ -380,3 +380,20 @@ def test_join_carries_an_optional_token_after_the_game():
         p.parse_client(msgpack.packb([1, p.PROTOCOL_VERSION, "r", "n", None, 7]))
     with pytest.raises(ProtocolViolation):
         p.parse_client(msgpack.packb([1, p.PROTOCOL_VERSION, "r", "n", None, "x" * (p.MAX_TOKEN + 1)]))
+
+
+@pytest.mark.parametrize("depth", [p.MAX_DEPTH + 1, 200, 1000])
+def test_deeply_nested_game_data_is_a_protocol_violation_not_a_recursion_error(depth):
+    data: object = 0
+    for _ in range(depth):
+        data = [data]
+    for msg in ([3, 1, data], [6, {"k": data}]):
+        with pytest.raises(ProtocolViolation, match="nested deeper"):
+            p.parse_client(msgpack.packb(msg))
+
+
+def test_game_data_nested_up_to_the_limit_is_accepted():
+    data: object = 0
+    for _ in range(p.MAX_DEPTH - 1):  # the input's own array is one level more
+        data = [data]
+    assert p.parse_client(msgpack.packb([3, 1, data])).data == data

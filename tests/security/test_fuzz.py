@@ -306,10 +306,8 @@ def _nest(depth: int, opener: bytes = b"\x91", leaf: bytes = b"\xc0") -> bytes:
     return opener * depth + leaf
 
 
-# Headers that declare far more than follows them, and nesting far beyond msgpack's own
-# depth limit. (Nesting of about 990..1023 levels inside a client's game data is not here:
-# protocol._free_data recurses once per level and hits Python's recursion limit first, so
-# parse_client raises RecursionError there; see the report of this test module's commit.)
+# Headers that declare far more than follows them, and nesting from past protocol.MAX_DEPTH
+# to far beyond msgpack's own depth limit.
 HUGE_DECLARATIONS = {
     "array32 of 2**32-1": b"\xdd\xff\xff\xff\xff" + b"\x00" * 16,
     "map32 of 2**32-1": b"\xdf\xff\xff\xff\xff" + b"\x00" * 16,
@@ -325,6 +323,8 @@ HUGE_DECLARATIONS = {
     "maps nested 20000 deep": _nest(20_000, b"\x81\xa1k"),
     "arrays nested 600 deep in data": b"\x92\x06" + _nest(600),
     "arrays nested 2000 deep in data": b"\x92\x06" + _nest(2000),
+    "arrays nested 1000 deep in data": b"\x92\x06" + _nest(1000),
+    "arrays nested 1020 deep in an input": b"\x93\x03\x01" + _nest(1020),
     "16 KiB of empty arrays": b"\x92\x06\xdc\x3f\xf0" + b"\x90" * 0x3FF0,
     "16 KiB of empty maps": b"\x92\x06\xdc\x3f\xf0" + b"\x80" * 0x3FF0,
 }

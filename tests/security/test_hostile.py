@@ -690,11 +690,10 @@ def junk_messages() -> dict[str, tuple[bytes, bool, int, str]]:
     def add(label: str, data: bytes, joined: bool = J, expect: tuple[int, str] = PROT) -> None:
         out[label] = (data, joined, *expect)
 
-    # nesting: msgpack's own depth limit (StackError) well inside the 16 KiB message limit.
-    # Not here: game data nested about 1000..1023 deep, which msgpack accepts but
-    # protocol._free_data (one Python call per level) turns into a RecursionError, so the
-    # server closes with 1011 "internal" instead of 1002 and logs a traceback per message;
-    # the fix belongs in gamesync/core/protocol.py.
+    # nesting: protocol.MAX_DEPTH for game data, msgpack's own depth limit (StackError) beyond
+    # it, all well inside the 16 KiB message limit
+    add("deep-array-1000", b"\x92\x06" + b"\x91" * 1000 + b"\xc0")
+    add("deep-array-1020-before-join", b"\x93\x03\x01" + b"\x91" * 1020 + b"\xc0", joined=False)
     add("deep-array-16000", b"\x92\x06" + b"\x91" * 16000 + b"\xc0")
     add("deep-map-4000", b"\x92\x06" + b"\x81\xa1k" * 4000 + b"\xc0")
     add("deep-array-before-join", b"\x91" * 16000 + b"\xc0", joined=False)
