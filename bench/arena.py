@@ -43,7 +43,7 @@ def commands(system: str, port_file: Path, stats_file: Path, npcs: int) -> tuple
     """(server command, function url, P, seconds, warmup, ramp -> bots command)."""
     py = sys.executable
     if system == "gamesync":
-        server = [py, "-m", "gamesync", "serve", "--port", "0", "--npcs", str(npcs), "--port-file", str(port_file),
+        server = [py, "-m", "gamesync", "serve", "--port", "0", "--http-port", "-1", "--npcs", str(npcs), "--port-file", str(port_file),
                   "--stats-file", str(stats_file), "--stats-interval", "0.5"]
         bots = [py, "-m", "gamesync", "bots"]
         extra = ["--json", "--no-progress"]

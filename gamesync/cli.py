@@ -44,7 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
                        game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval,
                        stats_file=args.stats_file, token_secret=secret,
                        allowed_origins=tuple(args.allow_origin) if args.allow_origin else None,
-                       ssl_context=ssl_context)
+                       ssl_context=ssl_context, http_port=None if args.http_port < 0 else args.http_port)
     server = Server(cfg)
 
     async def main() -> None:
@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--insecure-dev", action="store_true",
                    help="allow anonymous joins without a secret on a non-loopback address (development only; "
                    "on 127.0.0.1 this is the default and is logged as a warning)")
+    s.add_argument("--http-port", type=int, default=8000,
+                   help="port of the HTTP side: health, metrics, rooms and the browser demo (default 8000; "
+                   "-1: none)")
     s.add_argument("--certfile", help="PEM certificate chain: serve wss:// (TLS) instead of ws://")
     s.add_argument("--keyfile", help="PEM private key for --certfile (default: in the certfile)")
     s.add_argument("--allow-origin", action="append", metavar="ORIGIN",

@@ -62,6 +62,7 @@ class Server:
         self._per_ip: dict[str, int] = {}  # open connections by remote address
         self._ip_rate: dict[str, TokenBucket] = {}  # connect attempts by remote address
         self.refused_at_accept = 0
+        self.http_url: str | None = None
 
     # -- public ------------------------------------------------------------------------------
 
@@ -81,6 +82,13 @@ class Server:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._log_stats)
+                if cfg.http_port is not None:
+                    from pathlib import Path
+
+                    from .http import DEMO_DIR, serve_http
+
+                    demo = Path(cfg.demo_dir) if cfg.demo_dir else DEMO_DIR
+                    self.http_url = await nursery.start(serve_http, self, cfg.host, cfg.http_port, demo)
                 task_status.started(self.port)
                 await self._accept(lsock, nursery)
         finally:
@@ -103,6 +111,10 @@ class Server:
             with trio.move_on_after(self.config.shutdown_timeout_s):
                 await self._all_closed.wait()
         self._nursery.cancel_scope.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     def stats(self) -> dict[str, Any]:
         """Server-wide counters plus one entry per room."""

@@ -87,6 +87,11 @@ class ServerConfig:
     #: events waiting for a client that is skipping snapshots
     max_pending_events: int = 1024
 
+    #: port of the HTTP side (health, metrics, rooms, the demo's files); None: no HTTP
+    http_port: int | None = None
+    #: directory served as the browser demo at / (None: gamesync.server.http.DEMO_DIR)
+    demo_dir: str | None = None
+
     stats_interval_s: float = 5.0
     #: if set, this file is rewritten with ``Server.stats()`` as JSON every interval and at exit
     stats_file: str | None = None

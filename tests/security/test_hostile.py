@@ -98,7 +98,7 @@ class ServerProc:
 def server(tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("hostile")
     port_file, stats_file, log_path = d / "port", d / "stats.json", d / "server.log"
-    cmd = [sys.executable, "-m", "gamesync", "serve", "--host", HOST, "--port", "0",
+    cmd = [sys.executable, "-m", "gamesync", "serve", "--host", HOST, "--port", "0", "--http-port", "-1",
            "--port-file", str(port_file), "--stats-file", str(stats_file), "--stats-interval", "0.5",
            "--npcs", str(NPCS)]
     with open(log_path, "w") as log:

@@ -1,0 +1,108 @@
+"""The server's HTTP side: health, metrics, the room list and the browser demo's files.
+
+An ASGI app (Starlette) served by Hypercorn on trio, in the server's own nursery, on its own
+port. Both are well-kept libraries that already do HTTP/1.1 (and h2), keep-alive, range
+requests, content types and path safety for static files; none of that is written here.
+``/metrics`` is Prometheus's text format from prometheus_client.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+if TYPE_CHECKING:
+    from .app import Server
+
+logger = logging.getLogger(__name__)
+
+#: the browser demo, when running from a checkout of the repository
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+
+
+class _Collector:
+    """Prometheus metrics read from the server's own counters at scrape time."""
+
+    def __init__(self, server: "Server") -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Any]:
+        st = self.server.stats()
+        yield GaugeMetricFamily("gamesync_connections", "Open connections", value=st["connections"])
+        yield GaugeMetricFamily("gamesync_rooms", "Rooms running", value=len(st["rooms"]))
+        clients = GaugeMetricFamily("gamesync_room_clients", "Clients in a room", labels=["room", "game"])
+        tick_ms = GaugeMetricFamily("gamesync_room_tick_ms", "Tick time in ms (mean, p99)",
+                                    labels=["room", "stat"])
+        ticks = CounterMetricFamily("gamesync_room_ticks", "Ticks run", labels=["room"])
+        overruns = CounterMetricFamily("gamesync_room_tick_overruns", "Ticks longer than the period", labels=["room"])
+        out = CounterMetricFamily("gamesync_room_bytes_out", "Bytes written to clients", labels=["room"])
+        for r in st["rooms"]:
+            room = r["room"]
+            clients.add_metric([room, r["game"]], r["clients"])
+            tick_ms.add_metric([room, "mean"], r["tick_ms_mean"])
+            tick_ms.add_metric([room, "p99"], r["tick_ms_p99"])
+            ticks.add_metric([room], r["ticks"])
+            overruns.add_metric([room], r["overruns"])
+            out.add_metric([room], r["bytes_out"])
+        yield from (clients, tick_ms, ticks, overruns, out)
+
+
+def build_app(server: "Server", demo_dir: Path | None) -> Starlette:
+    started = time.time()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(server))  # type: ignore[arg-type]
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": not server.stopping, "connections": server.connections,
+                             "rooms": len(server.rooms), "uptime_s": round(time.time() - started, 1)},
+                            status_code=503 if server.stopping else 200)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse(server.stats())
+
+    async def rooms(request: Request) -> JSONResponse:
+        return JSONResponse([{"room": r.name, "game": r.game_name, "clients": len(r.sessions),
+                              "max_players": r.game.max_players} for r in server.rooms.values()])
+
+    routes: list[Any] = [Route("/health", health), Route("/metrics", metrics), Route("/stats", stats),
+                         Route("/rooms", rooms)]
+    if demo_dir is not None and demo_dir.is_dir():
+        routes.append(Mount("/", app=StaticFiles(directory=demo_dir, html=True), name="demo"))
+    return Starlette(routes=routes)
+
+
+async def serve_http(server: "Server", host: str, port: int, demo_dir: Path | None,
+                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the HTTP side until cancelled; ``task_status`` gets its base URL."""
+    cfg = HypercornConfig()
+    cfg.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    cfg.accesslog = None
+    cfg.errorlog = logger
+    cfg.graceful_timeout = 0.5
+    app = build_app(server, demo_dir)
+
+    async def run(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await hypercorn_serve(app, cfg, task_status=task_status)  # type: ignore[arg-type]
+
+    async with trio.open_nursery() as n:
+        binds = await n.start(run)
+        url = binds[0]
+        logger.info("HTTP on %s/ (health, metrics, rooms%s)", url,
+                    ", the browser demo" if demo_dir is not None and demo_dir.is_dir() else "")
+        task_status.started(url)
