@@ -22,6 +22,7 @@ import numpy as np
 from ..core.protocol import InputFrame
 from ..core.schema import Angle, Float, Int, Schema
 from ..game import Game, RoomAPI, require
+from .chat import Chat
 
 SIZE = 1000.0
 PLAYER_SPEED = 200.0
@@ -60,6 +61,7 @@ class Arena(Game):
 
     def setup(self, room: RoomAPI) -> None:
         super().setup(room)
+        self.chat = Chat(room, lambda: self.time)
         n, rng = self.n_npcs, self.rng
         self.npc_slots = self.world.spawn(
             n,
@@ -89,11 +91,16 @@ class Arena(Game):
                                 hp=100, kind=KIND_PLAYER)
         self.players[client_id] = int(slot[0])
         self.room.send(client_id, {"you": int(self.world.ids[slot[0]])})
+        self.chat.join(client_id, name)
 
     def on_leave(self, client_id: int) -> None:
         slot = self.players.pop(client_id, None)
         if slot is not None:
             self.world.despawn([slot])
+        self.chat.leave(client_id)
+
+    def on_message(self, client_id: int, data: Any) -> None:
+        self.chat.handle(client_id, data)  # room chat and typing indicators (gamesync.games.chat)
 
     def validate_input(self, data: Any) -> tuple[int, int]:
         require(isinstance(data, (list, tuple)) and len(data) == 2, "arena input is [dx, dy]")

@@ -11,8 +11,9 @@ from ..game import Game
 
 def _default_games() -> dict[str, Callable[..., Game]]:
     from ..games.arena import Arena
+    from ..games.notes import Notes
 
-    return {"arena": Arena}
+    return {"arena": Arena, "notes": Notes}
 
 
 @dataclass
