@@ -1,0 +1,152 @@
+// The client's copy of the world: the states it holds, by tick, and the newest one.
+//
+// The JavaScript twin of gamesync/core/mirror.py (Mirror): the same retention rule
+// (docs/protocol.md section 12.2), the same ack bits (section 12.3), the same errors. The
+// server's baseline for a client only moves forward, and its reference is either the tick
+// before the baseline or the state the baseline was decoded from. So once a snapshot on
+// baseline B has been applied, the mirror keeps the states from B - 1 on, plus the
+// baselines those were decoded from (after a full snapshot at T: from T - history on).
+
+import {
+  ACK_BITS, Desync, NO_TICK, decodePayload, dequantise, inflate as defaultInflate, prepareSchema,
+} from "./protocol.js";
+
+export class Mirror {
+  /**
+   * @param schema  the welcome's schema (wire entries, or prepareSchema's result)
+   * @param history the welcome's `history`: what a full snapshot keeps behind it
+   * @param options.inflate  zlib inflater for compressed payloads (default: protocol.inflate)
+   */
+  constructor(schema, history, { inflate = defaultInflate } = {}) {
+    this.schema = prepareSchema(schema);
+    this.history = history;
+    this.inflate = inflate;
+    this.latest = null; // newest state, or null before the first snapshot
+    this._states = new Map(); // tick -> {state, base: the tick it was decoded from}
+    this._chain = Promise.resolve(); // applies run strictly one after another
+    this._index = null; // entity id -> slot in `latest`, built on first lookup
+  }
+
+  /** Newest tick held (-1 before the first snapshot): the one to acknowledge. */
+  get tick() {
+    return this.latest ? this.latest.tick : NO_TICK;
+  }
+
+  /** Number of states held. */
+  get size() {
+    return this._states.size;
+  }
+
+  /** The held state at `tick`, or null. */
+  get(tick) {
+    const hit = this._states.get(tick);
+    return hit ? hit.state : null;
+  }
+
+  /** The tick the held state at `tick` was decoded from (-1: a full snapshot), or undefined. */
+  baseOf(tick) {
+    return this._states.get(tick)?.base;
+  }
+
+  /** The ticks held, ascending. */
+  ticks() {
+    return [...this._states.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * Decode one snapshot and keep its state: resolves to the new state, or null when it is
+   * not newer than the latest (ignored, nothing decoded). Rejects with Desync when its
+   * baseline or reference is not held or its payload does not decode; the mirror is then
+   * unchanged. Calls are queued: each runs after the previous one has finished, since
+   * inflating is asynchronous and a snapshot may build on the one before it.
+   */
+  apply(tick, base, ref, flags, payload) {
+    const run = this._chain.then(() => this._apply(tick, base, ref, flags, payload));
+    this._chain = run.catch(() => {});
+    return run;
+  }
+
+  /** apply() for a snapshot from parseServer. */
+  applySnapshot(s) {
+    return this.apply(s.tick, s.base, s.ref, s.flags, s.payload);
+  }
+
+  async _apply(tick, base, ref, flags, payload) {
+    if (tick <= this.tick) return null;
+    const b = this._need(base, "baseline");
+    const r = b ? this._need(ref, "reference") : null; // no baseline: the reference is not used
+    const raw = flags & 1 ? await this.inflate(payload) : payload;
+    const st = decodePayload(this.schema, raw, tick, b, r);
+    this._states.set(tick, { state: st, base });
+    this.latest = st;
+    this._index = null;
+    this._prune(base !== NO_TICK ? base - 1 : tick - this.history);
+    return st;
+  }
+
+  _need(tick, what) {
+    if (tick === NO_TICK) return null;
+    const st = this.get(tick);
+    if (!st) throw new Desync(`snapshot needs ${what} tick ${tick}, which this client does not hold`);
+    return st;
+  }
+
+  // keep the states from `floor` on, and the states those were decoded from. Exactly as
+  // mirror.py's _prune, which only prunes when the set to keep differs in size from what is
+  // held; that set also counts a full snapshot's base (-1), so a prune is sometimes put off
+  // until the next snapshot. Keeping more is harmless (section 12.2), and the ack bits then
+  // report the same ticks as the Python client's.
+  _prune(floor) {
+    const keep = new Set();
+    for (const t of this._states.keys()) if (t >= floor) keep.add(t);
+    for (const t of [...keep]) keep.add(this._states.get(t).base);
+    if (keep.size === this._states.size) return;
+    for (const t of [...this._states.keys()]) if (!keep.has(t)) this._states.delete(t);
+  }
+
+  /** Bit i set when the mirror holds tick `this.tick - 1 - i` (i < 32); unsigned. */
+  ackBits() {
+    const top = this.tick;
+    let bits = 0;
+    for (const t of this._states.keys()) {
+      const d = top - 1 - t;
+      if (d >= 0 && d < ACK_BITS) bits |= 1 << d;
+    }
+    return bits >>> 0; // 1 << 31 is negative in JavaScript
+  }
+
+  // ---- entities of the newest state ----------------------------------------------------------
+
+  /** Slot of the live entity `id` in the newest state, or -1. */
+  slotOf(id) {
+    const st = this.latest;
+    if (!st) return -1;
+    if (!this._index) {
+      this._index = new Map();
+      for (let s = 0; s < st.n; s++) if (st.alive[s]) this._index.set(st.ids[s], s);
+    }
+    return this._index.get(id) ?? -1;
+  }
+
+  /**
+   * The live entity `id` in the newest state, or null:
+   * {id, slot, q: {field: quantised value}, v: {field: game value}}.
+   */
+  entity(id) {
+    const slot = this.slotOf(id);
+    if (slot < 0) return null;
+    const q = {}, v = {};
+    this.schema.forEach((f, i) => {
+      q[f.name] = this.latest.cols[i][slot];
+      v[f.name] = dequantise(f, q[f.name]);
+    });
+    return { id, slot, q, v };
+  }
+
+  /** Ids of the live entities in the newest state, in slot order. */
+  ids() {
+    const st = this.latest, out = [];
+    if (st) for (let s = 0; s < st.n; s++) if (st.alive[s]) out.push(st.ids[s]);
+    return out;
+  }
+}
