@@ -104,5 +104,5 @@ async def serve_http(server: "Server", host: str, port: int, demo_dir: Path | No
         binds = await n.start(run)
         url = binds[0]
         logger.info("HTTP on %s/ (health, metrics, rooms%s)", url,
-                    ", the browser demo" if demo_dir is not None and demo_dir.is_dir() else "")
+                    f", files of {demo_dir}" if demo_dir is not None and demo_dir.is_dir() else "")
         task_status.started(url)
