@@ -171,11 +171,7 @@ class Room:
         if held is not None:
             del self._seats[resume_token]
         else:
-            del self.sessions[old.id]
-            try:
-                self._selector.unregister(old.sock)
-            except (KeyError, ValueError):
-                pass
+            self._detach(old)
             old.doomed = None  # taken out here: not for _reap, which would see the new session's id
             old.fail(None, "replaced by a resumed connection")
             old.done.set()
@@ -188,29 +184,26 @@ class Room:
         self.sessions[s.id] = s
         s.doomed = self._doomed
         self._selector.register(s.sock, selectors.EVENT_READ, s)
-        if s.resumed:  # back in the same seat: the game and the others never saw it leave
-            s.events.extend([p.Ev.JOINED, o.id, o.name] for o in self.sessions.values() if o is not s)
-            logger.info("room %s: client %d (%s) resumed its seat", self.name, s.id, s.name)
-            self._handle(s, s.conn.buffered())
-            return
-        self.stats.joins += 1
-        try:
-            self.game.on_join(s.id, s.name)
-        except Exception:
-            logger.exception("room %s: game failed in on_join for client %d", self.name, s.id)
-            s.fail(InternalError("the game failed to admit you"))
-            return
+        if not s.resumed:  # back in the same seat, the game and the others never saw it leave
+            self.stats.joins += 1
+            try:
+                self.game.on_join(s.id, s.name)
+            except Exception:
+                logger.exception("room %s: game failed in on_join for client %d", self.name, s.id)
+                s.fail(InternalError("the game failed to admit you"))
+                return
         joined = [p.Ev.JOINED, s.id, s.name]
         for other in self.sessions.values():
             if other is not s:
-                other.queue_event(joined)
+                if not s.resumed:
+                    other.queue_event(joined)
                 s.events.append([p.Ev.JOINED, other.id, other.name])  # the roster: not a backlog
-        logger.info("room %s: client %d (%s) joined; %d players", self.name, s.id, s.name, len(self.sessions))
+        logger.info("room %s: client %d (%s) %s; %d players", self.name, s.id, s.name,
+                    "resumed its seat" if s.resumed else "joined", len(self.sessions))
         self._handle(s, s.conn.buffered())  # messages that arrived right behind the join
 
-    def _leave(self, s: Session) -> None:
-        if self.sessions.get(s.id) is not s:  # already gone, or its seat went on to a resumed session
-            return
+    def _detach(self, s: Session) -> None:
+        """Take ``s`` out of the room's sessions and selector, keeping its counters."""
         del self.sessions[s.id]
         try:
             self._selector.unregister(s.sock)
@@ -219,6 +212,11 @@ class Room:
         self.stats.bytes_out += s.bytes_out
         self.stats.frames_out += s.frames_out
         self.stats.skipped += s.skipped
+
+    def _leave(self, s: Session) -> None:
+        if self.sessions.get(s.id) is not s:  # already gone, or its seat went on to a resumed session
+            return
+        self._detach(s)
         grace = self.config.seat_grace_s
         if s.keep_seat and grace > 0 and not self.closed:
             self._seats[s.resume_token] = (s, trio.current_time() + grace)
