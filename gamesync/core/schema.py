@@ -91,19 +91,25 @@ class Field:
         """Wrap-around modulus of the quantised value (0 when it does not wrap)."""
         return (1 << self.bits) if self.kind == "angle" else 0
 
+    def _steps(self, values: NDArray[Any], scratch: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+        """A float field's values as whole steps from ``lo``, clipped to its range, in float64
+        (in ``scratch`` when given: a float64 array as long as ``values``)."""
+        q = np.empty(values.shape, np.float64) if scratch is None else scratch
+        if self.lo:
+            np.subtract(values, self.lo, out=q, dtype=np.float64)
+            q /= self.step
+        else:
+            np.divide(values, self.step, out=q, dtype=np.float64)
+        np.rint(q, out=q)
+        np.clip(q, 0, self.levels, out=q)
+        return q
+
     def quantise_into(self, values: NDArray[Any], out: NDArray[np.int32],
                       scratch: NDArray[np.float64] | None = None) -> None:
         """``quantise`` written into an int32 state row (a ``u4`` value as its bit pattern);
         ``scratch``, a float64 array as long as ``values``, saves allocating one."""
         if self.kind == "float":
-            q = np.empty(values.shape, np.float64) if scratch is None else scratch
-            if self.lo:
-                np.subtract(values, self.lo, out=q, dtype=np.float64)
-                q /= self.step
-            else:
-                np.divide(values, self.step, out=q, dtype=np.float64)
-            np.rint(q, out=q)
-            np.clip(q, 0, self.levels, out=q)
+            q = self._steps(values, scratch)
             out[:] = q if self.levels < (1 << 31) else q.astype(np.uint32)
         else:
             out[:] = self.quantise(values)
@@ -111,8 +117,7 @@ class Field:
     def quantise(self, values: NDArray[Any]) -> NDArray[Any]:
         """Column values to wire integers (vectorised)."""
         if self.kind == "float":
-            q = np.rint((values.astype(np.float64) - self.lo) / self.step)
-            return np.clip(q, 0, self.levels).astype(self.wire_dtype)
+            return self._steps(values).astype(self.wire_dtype)
         if self.kind == "angle":
             turns = values.astype(np.float64) * ((1 << self.bits) / TAU)
             return (np.rint(turns).astype(np.int64) & ((1 << self.bits) - 1)).astype(self.wire_dtype)

@@ -64,13 +64,19 @@ def verify(secret: bytes, token: object, room: str, now: float) -> Grant:
     exp = claims.get("exp")
     if not isinstance(exp, (int, float)) or exp + LEEWAY_S < now:
         raise Unauthorized("join token expired")
-    player, name, granted = claims.get("sub"), claims.get("name", claims.get("sub")), claims.get("room")
-    for value, what, limit in ((player, "sub", MAX_NAME), (name, "name", MAX_NAME), (granted, "room", MAX_ROOM)):
-        if not isinstance(value, str) or not 0 < len(value) <= limit:
-            raise Unauthorized(f"join token claim {what!r} must be a string of 1..{limit} characters")
+    player = _text_claim(claims, "sub", MAX_NAME)
+    name = _text_claim(claims, "name", MAX_NAME, default=player)
+    granted = _text_claim(claims, "room", MAX_ROOM)
     if granted not in (room, ANY_ROOM):
         raise Unauthorized(f"join token is for room {granted!r}, not {room!r}")
     return Grant(player, name, granted, float(exp))
+
+
+def _text_claim(claims: dict[str, object], key: str, limit: int, default: str | None = None) -> str:
+    value = claims.get(key, default)
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise Unauthorized(f"join token claim {key!r} must be a string of 1..{limit} characters")
+    return value
 
 
 def check_secret(secret: bytes) -> bytes:

@@ -44,10 +44,6 @@ def base_length(op: Op) -> int:
     return sum(c if c > 0 else -c for c in op if isinstance(c, int))
 
 
-def target_length(op: Op) -> int:
-    return sum(c if isinstance(c, int) and c > 0 else (len(c) if isinstance(c, str) else 0) for c in op)
-
-
 def apply(doc: str, op: Op) -> str:
     if base_length(op) != len(doc):
         raise OTError(f"operation spans {base_length(op)} characters, the document has {len(doc)}")

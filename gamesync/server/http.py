@@ -96,12 +96,8 @@ async def serve_http(server: "Server", host: str, port: int, demo_dir: Path | No
     cfg.errorlog = logger
     cfg.graceful_timeout = 0.5
     app = build_app(server, demo_dir)
-
-    async def run(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        await hypercorn_serve(app, cfg, task_status=task_status)  # type: ignore[arg-type]
-
     async with trio.open_nursery() as n:
-        binds = await n.start(run)
+        binds = await n.start(hypercorn_serve, app, cfg)
         url = binds[0]
         logger.info("HTTP on %s/ (health, metrics, rooms%s)", url,
                     f", files of {demo_dir}" if demo_dir is not None and demo_dir.is_dir() else "")

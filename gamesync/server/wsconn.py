@@ -134,7 +134,7 @@ class WsConn:
                 raise ProtocolViolation(f"TLS handshake failed: {e.reason or e}") from None
         await self.send_raw(self._tls_out.read())
 
-    def seal(self, data: bytes | memoryview) -> bytes | memoryview:
+    def seal(self, data: bytes) -> bytes:
         """Plaintext to what goes on the socket (the same bytes without TLS)."""
         if self.tls is None:
             return data
@@ -277,7 +277,7 @@ class WsConn:
             if data:
                 return data
 
-    async def send_all(self, data: bytes | memoryview) -> None:
+    async def send_all(self, data: bytes) -> None:
         """Write plaintext (sealed first when the connection runs TLS)."""
         await self.send_raw(self.seal(data))
 
