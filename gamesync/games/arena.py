@@ -40,6 +40,7 @@ SCHEMA = Schema([
     Int("hp", "u1", predict="hold"),
     Int("ack", "u4"),  # one more every tick while a player's inputs stream in
     Int("kind", "u1", predict="hold"),
+    Int("owner", "u4", predict="hold"),  # the client id driving a player (0: an NPC), for names
 ])
 
 _DIAG = 1 / math.sqrt(2)
@@ -88,7 +89,7 @@ class Arena(Game):
 
     def on_join(self, client_id: int, name: str) -> None:
         slot = self.world.spawn(1, x=_GRID.snap(self.rng.uniform(0, SIZE)), y=_GRID.snap(self.rng.uniform(0, SIZE)),
-                                hp=100, kind=KIND_PLAYER)
+                                hp=100, kind=KIND_PLAYER, owner=client_id)
         self.players[client_id] = int(slot[0])
         self.room.send(client_id, {"you": int(self.world.ids[slot[0]])})
         self.chat.join(client_id, name)

@@ -41,7 +41,7 @@ async def test_open_client_joins_and_mirrors_the_arena():
             async with open_client(url, room="r", name="ann") as c:
                 st = await c.wait_state()
                 assert c.client_id is not None and c.connects == 1
-                assert [f.name for f in c.schema] == ["x", "y", "heading", "hp", "ack", "kind"]
+                assert [f.name for f in c.schema] == ["x", "y", "heading", "hp", "ack", "kind", "owner"]
                 assert st.tick >= 0
                 alive = c.alive()
                 kinds = c.column("kind")[alive]

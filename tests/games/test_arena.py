@@ -45,6 +45,7 @@ def test_npcs_spawn_inside_the_world_on_the_grid_with_full_hp():
     assert np.all((xy >= 0) & (xy <= SIZE))
     assert np.array_equal(xy, np.rint(xy / Q) * Q)
     assert np.all(g.world["hp"][:400] == 100) and np.all(g.world["kind"][:400] == KIND_NPC)
+    assert np.all(g.world["owner"][:400] == 0)
 
 
 def test_about_half_the_npcs_walk_at_100_units_per_second_and_the_rest_stand_still():
@@ -103,6 +104,7 @@ def test_players_move_200_units_per_second_diagonals_normalised_and_carry_their_
     assert w["ack"][s1] == 30 and w["ack"][s2] == 30
     assert w["kind"][s1] == KIND_PLAYER
     assert g.room.sent[0] == (1, {"you": int(w.ids[s1])})
+    assert w["owner"][s1] == 1 and w["owner"][s2] == 2  # who drives it, for the names over players
 
 
 def test_two_inputs_in_one_tick_move_twice_and_clamp_at_the_wall():

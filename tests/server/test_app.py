@@ -14,7 +14,7 @@ from gamesync.wsframe import masked_binary_frame
 from gs_testkit import (HOST, RecordingGame, WireClient, make_config, pk, port_of, raw_client, running_server,
                         wait_for)
 
-ARENA_FIELDS = ["x", "y", "heading", "hp", "ack", "kind"]
+ARENA_FIELDS = ["x", "y", "heading", "hp", "ack", "kind", "owner"]
 
 
 async def test_join_gets_welcome_with_client_id_schema_and_tick_rate():
