@@ -24,6 +24,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..core.protocol import PROTOCOL_VERSION
+
 if TYPE_CHECKING:
     from .app import Server
 
@@ -80,8 +82,17 @@ def build_app(server: "Server", demo_dir: Path | None) -> Starlette:
         return JSONResponse([{"room": r.name, "game": r.game_name, "clients": len(r.sessions),
                               "max_players": r.game.max_players} for r in server.rooms.values()])
 
+    async def endpoint(request: Request) -> JSONResponse:
+        """Where the game's WebSocket is, as seen from the page asking: same host, the
+        server's own port and scheme. The demo pages read this before they connect."""
+        scheme = "wss" if server.config.ssl_context is not None else "ws"
+        host = request.url.hostname or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return JSONResponse({"url": f"{scheme}://{host}:{server.port}/", "protocol": PROTOCOL_VERSION,
+                             "tick_rate": server.config.tick_rate, "game": server.config.default_game})
+
     routes: list[Any] = [Route("/health", health), Route("/metrics", metrics), Route("/stats", stats),
-                         Route("/rooms", rooms)]
+                         Route("/rooms", rooms), Route("/api/server", endpoint)]
     if demo_dir is not None and demo_dir.is_dir():
         routes.append(Mount("/", app=StaticFiles(directory=demo_dir, html=True), name="demo"))
     return Starlette(routes=routes)

@@ -1,0 +1,308 @@
+// One player's connection to a gamesync room: join, snapshots into a Mirror, acks, inputs,
+// messages with delivery acks, RTT, traffic figures, and reconnecting by itself.
+//
+// Speaks exactly docs/protocol.md (version 2) through protocol.js and mirror.js:
+// - every applied snapshot is acknowledged with the mirror's ack bits (section 12.3);
+// - inputs are numbered from 1 and carry the newest held tick;
+// - a lost connection is retried with capped exponential backoff and full jitter, joining
+//   with the newest resume token so the seat (client id, entity, applied inputs) comes back
+//   (section 4.1); after a resumed welcome the inputs the server has not applied are sent
+//   again, after a fresh one they are dropped;
+// - a silent server (nothing for `staleMs`) counts as lost: the heartbeat;
+// - errors the server calls fatal (wrong version, unknown game...) stop the retries.
+//
+// The page sees it through `on(type, fn)`:
+//   "status"   {status, attempt, delayMs, reason}   connecting|connected|reconnecting|offline
+//   "welcome"  the parsed welcome ({clientId, resumed, tickRate, ...})
+//   "snapshot" {state, tick, inputAck, mirror}      after the mirror applied it
+//   "event"    game data sent to this client (protocol event kinds 0 and 1)
+//   "joined"   {clientId, name}   "left" {clientId}
+//   "error"    {code, reason}     what the server said before closing
+
+import { Mirror } from "./mirror.js";
+import {
+  Desync, Ev, FATAL_ERRORS, Msg, NO_TICK, packAck, packInput, packJoin, packLeave, packMessage,
+  packMessageAck, packPing, parseEvent, parseServer,
+} from "./protocol.js";
+
+export const Status = Object.freeze({
+  CONNECTING: "connecting", CONNECTED: "connected", RECONNECTING: "reconnecting", OFFLINE: "offline",
+});
+
+const RESEND_MAX = 120; // inputs re-sent after a resume (the server allows 128 waiting)
+const KEEP_INPUTS = 1024; // unapplied inputs kept at most (a long outage: the oldest go)
+
+/** Backoff before attempt `n` (1, 2, ...): full jitter over a capped exponential. */
+export function backoffMs(n, baseMs, maxMs, random = Math.random) {
+  const cap = Math.min(maxMs, baseMs * 2 ** Math.max(0, n - 1));
+  return Math.round(cap / 2 + random() * cap / 2);
+}
+
+/** Rates over a sliding window of one second (count and bytes per second). */
+class Rate {
+  constructor() { this.events = []; }
+  add(now, bytes = 0) { this.events.push([now, bytes]); this._trim(now); }
+  _trim(now) { while (this.events.length && this.events[0][0] < now - 1000) this.events.shift(); }
+  perSecond(now) { this._trim(now); return this.events.length; }
+  bytesPerSecond(now) { this._trim(now); return this.events.reduce((s, e) => s + e[1], 0); }
+}
+
+export class Connection {
+  /**
+   * @param url   ws:// or wss:// URL of the server
+   * @param room  room to join; `name` the player's name; `game` the game for a new room
+   * @param opts  token (join token), maxAttempts (failed attempts in a row before going
+   *              offline), baseDelayMs / maxDelayMs (backoff), staleMs (heartbeat),
+   *              pingMs, WebSocket (constructor, for Node)
+   */
+  constructor(url, room, name, {
+    game = null, token = null, maxAttempts = 8, baseDelayMs = 250, maxDelayMs = 4000, staleMs = 5000,
+    pingMs = 1000, WebSocket: WS = globalThis.WebSocket,
+  } = {}) {
+    Object.assign(this, { url, room, name, game, token, maxAttempts, baseDelayMs, maxDelayMs, staleMs, pingMs });
+    this.WS = WS;
+    this.status = Status.OFFLINE;
+    this.ws = null;
+    this.welcome = null;
+    this.mirror = null;
+    this.clientId = null;
+    this.resumeToken = null;
+    this.inputAck = 0; // newest applied input seq the server reported
+    this.seq = 0; // last input seq used; carries over to a resumed seat
+    this.unacked = []; // [seq, data] sent and not yet applied
+    this.rtt = null; // ms, smoothed
+    this.lastError = null;
+    this.attempt = 0;
+    this._handlers = new Map();
+    this._queue = Promise.resolve(); // messages are handled strictly in order
+    this._nextAckId = 1;
+    this._pending = new Map(); // ack id -> {resolve, timer}
+    this._timers = [];
+    this._retryTimer = null;
+    this._lastHeard = 0;
+    this._closing = false;
+    this._down = new Rate(); this._up = new Rate(); this._snaps = new Rate();
+  }
+
+  on(type, fn) {
+    if (!this._handlers.has(type)) this._handlers.set(type, []);
+    this._handlers.get(type).push(fn);
+    return this;
+  }
+
+  _emit(type, detail) {
+    for (const fn of this._handlers.get(type) ?? []) {
+      try { fn(detail); } catch (e) { console.error(`gamesync: ${type} handler failed`, e); }
+    }
+  }
+
+  _setStatus(status, extra = {}) {
+    this.status = status;
+    this._emit("status", { status, attempt: this.attempt, ...extra });
+  }
+
+  /** Connect (again). Also what the page's "retry" button calls once offline. */
+  start() {
+    this._closing = false;
+    this.attempt = 0;
+    clearTimeout(this._retryTimer);
+    this._open(Status.CONNECTING);
+  }
+
+  retry() { this.start(); }
+
+  /** Leave the room for good: `leave`, then the close; no reconnecting. */
+  close() {
+    this._closing = true;
+    clearTimeout(this._retryTimer);
+    if (this.ws && this.ws.readyState === 1) {
+      this._sendRaw(packLeave());
+      this.ws.close(1000, "leaving");
+    }
+    this._teardown();
+    this._setStatus(Status.OFFLINE, { reason: "left" });
+  }
+
+  _open(status) {
+    this._setStatus(status);
+    const ws = new this.WS(this.url);
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    this.lastError = null;
+    ws.onopen = () => {
+      if (ws !== this.ws) return;
+      this._lastHeard = performance.now();
+      this._sendRaw(packJoin(this.room, this.name, { game: this.game, token: this.token, resume: this.resumeToken }));
+    };
+    ws.onmessage = (e) => {
+      if (ws !== this.ws) return;
+      const bytes = new Uint8Array(e.data);
+      this._lastHeard = performance.now();
+      this._down.add(this._lastHeard, bytes.byteLength);
+      this._queue = this._queue.then(() => this._onMessage(ws, bytes)).catch((err) => this._fail(ws, err));
+    };
+    ws.onclose = (e) => {
+      if (ws !== this.ws) return;
+      this._lost(e.code, e.reason);
+    };
+    ws.onerror = () => {}; // onclose follows
+  }
+
+  _teardown() {
+    for (const t of this._timers) clearInterval(t);
+    this._timers = [];
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      if (ws.readyState <= 1) ws.close(1000);
+    }
+    this.mirror = null;
+  }
+
+  _fail(ws, err) {
+    if (ws !== this.ws) return;
+    // a desync or a message we cannot read: start a fresh stream, keeping the seat
+    console.warn("gamesync: reconnecting after", err);
+    this._lost(err instanceof Desync ? 4010 : 1002, String(err.message ?? err));
+  }
+
+  _lost(code, reason) {
+    const wasWelcomed = this.status === Status.CONNECTED;
+    this._teardown();
+    if (this._closing) return;
+    const fatal = this.lastError && FATAL_ERRORS.has(this.lastError.code);
+    if (fatal) {
+      this._setStatus(Status.OFFLINE, { reason: `${this.lastError.code}: ${this.lastError.reason}` });
+      return;
+    }
+    if (wasWelcomed) this.attempt = 0;
+    this.attempt += 1;
+    if (this.attempt > this.maxAttempts) {
+      this._setStatus(Status.OFFLINE, { reason: this.lastError?.reason || reason || `closed (${code})` });
+      return;
+    }
+    const delayMs = backoffMs(this.attempt, this.baseDelayMs, this.maxDelayMs);
+    this._setStatus(Status.RECONNECTING, { delayMs, reason: this.lastError?.reason || reason || `closed (${code})` });
+    this._retryTimer = setTimeout(() => this._open(Status.RECONNECTING), delayMs);
+  }
+
+  _sendRaw(bytes) {
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    this.ws.send(bytes);
+    this._up.add(performance.now(), bytes.byteLength);
+    return true;
+  }
+
+  async _onMessage(ws, bytes) {
+    if (ws !== this.ws) return;
+    const m = parseServer(bytes);
+    if (m.type === Msg.WELCOME) return this._onWelcome(m);
+    if (m.type === Msg.ERROR) {
+      this.lastError = { code: m.code, reason: m.reason };
+      this._emit("error", this.lastError);
+      return;
+    }
+    if (!this.mirror) throw new Desync("snapshot before welcome");
+    const state = await this.mirror.applySnapshot(m);
+    if (ws !== this.ws) return;
+    if (state) {
+      this._snaps.add(performance.now());
+      this._sendRaw(packAck(this.mirror.tick, this.mirror.ackBits()));
+      this.inputAck = m.inputAck;
+      this.unacked = this.unacked.filter(([s]) => s > m.inputAck);
+    }
+    for (const raw of m.events) this._onEvent(parseEvent(raw));
+    if (state) this._emit("snapshot", { state, tick: m.tick, inputAck: m.inputAck, mirror: this.mirror });
+  }
+
+  _onWelcome(m) {
+    this.welcome = m;
+    this.clientId = m.clientId;
+    this.resumeToken = m.resumeToken;
+    this.mirror = new Mirror(m.schema, m.history);
+    this.attempt = 0;
+    if (m.resumed) {
+      for (const [s, d] of this.unacked.slice(-RESEND_MAX)) this._sendRaw(packInput(s, d));
+    } else {
+      this.unacked = [];
+      this.inputAck = 0;
+      this.seq = 0;
+      for (const [, p] of this._pending) { clearTimeout(p.timer); p.resolve(false); }
+      this._pending.clear();
+    }
+    this._timers.push(setInterval(() => this._sendRaw(packPing(performance.now())), this.pingMs));
+    this._timers.push(setInterval(() => this._heartbeat(), Math.min(1000, this.staleMs / 2)));
+    this._setStatus(Status.CONNECTED);
+    this._emit("welcome", m);
+  }
+
+  _heartbeat() {
+    if (this.ws && performance.now() - this._lastHeard > this.staleMs) {
+      this._lost(4008, `no word from the server for ${this.staleMs} ms`);
+    }
+  }
+
+  _onEvent(ev) {
+    switch (ev.kind) {
+      case Ev.EVENT: this._emit("event", ev.data); break;
+      case Ev.RELIABLE: this._sendRaw(packMessageAck(ev.ackId)); this._emit("event", ev.data); break;
+      case Ev.JOINED: this._emit("joined", { clientId: ev.clientId, name: ev.name }); break;
+      case Ev.LEFT: this._emit("left", { clientId: ev.clientId }); break;
+      case Ev.MESSAGE_ACK: {
+        const p = this._pending.get(ev.ackId);
+        if (p) { clearTimeout(p.timer); this._pending.delete(ev.ackId); p.resolve(true); }
+        break;
+      }
+      case Ev.PONG: {
+        const sample = performance.now() - ev.time;
+        if (sample >= 0) this.rtt = this.rtt === null ? sample : this.rtt + (sample - this.rtt) * 0.2;
+        break;
+      }
+      default: break;
+    }
+  }
+
+  // ---- what the game sends ---------------------------------------------------------------
+
+  /** Send one input; returns its seq (null when not connected: nothing is sent or kept). */
+  sendInput(data) {
+    if (this.status !== Status.CONNECTED) return null;
+    const seq = ++this.seq;
+    this.unacked.push([seq, data]);
+    if (this.unacked.length > KEEP_INPUTS) this.unacked.shift();
+    const tick = this.mirror ? this.mirror.tick : NO_TICK;
+    this._sendRaw(tick === NO_TICK ? packInput(seq, data) : packInput(seq, data, tick, this.mirror.ackBits()));
+    return seq;
+  }
+
+  /** A message to the game, no confirmation. False when not connected. */
+  send(data) {
+    return this.status === Status.CONNECTED && this._sendRaw(packMessage(data));
+  }
+
+  /**
+   * A message the server confirms: resolves true on its message_ack, false when none came
+   * within `timeoutMs` (or the connection was not up, or a fresh seat replaced this one).
+   */
+  sendReliable(data, timeoutMs = 5000) {
+    if (this.status !== Status.CONNECTED) return Promise.resolve(false);
+    const id = this._nextAckId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this._pending.delete(id); resolve(false); }, timeoutMs);
+      this._pending.set(id, { resolve, timer });
+      if (!this._sendRaw(packMessage(data, id))) { clearTimeout(timer); this._pending.delete(id); resolve(false); }
+    });
+  }
+
+  /** Traffic over the last second, for the net overlay. */
+  stats() {
+    const now = performance.now();
+    return {
+      rtt: this.rtt, tick: this.mirror ? this.mirror.tick : NO_TICK,
+      snapshotsPerS: this._snaps.perSecond(now),
+      bytesDownPerS: this._down.bytesPerSecond(now), bytesUpPerS: this._up.bytesPerSecond(now),
+      inputAck: this.inputAck, unacked: this.unacked.length,
+    };
+  }
+}
