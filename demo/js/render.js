@@ -1,0 +1,102 @@
+// Drawing the arena on a canvas: the world border, NPCs, players with their names, and the
+// player's own dot (at its predicted position) highlighted. Pure drawing: no state of its own.
+
+export const KIND_NPC = 0;
+
+/** A stable colour per client id. */
+export function colourFor(id) {
+  return `hsl(${(id * 137.508) % 360}deg 70% 55%)`;
+}
+
+/** Fit the canvas's backing store to its CSS size (crisp on high-DPI screens). */
+export function fitCanvas(canvas) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.round(canvas.clientWidth * dpr), h = Math.round(canvas.clientHeight * dpr);
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  return dpr;
+}
+
+/**
+ * Draw one frame.
+ * @param world  the interpolated world ({ids, x, y, heading, kind, owner}), or null
+ * @param me     {entity, x, y, name} the own player at its predicted position, or null
+ * @param names  Map client id -> name
+ * @param size   world size in units
+ */
+export function draw(canvas, world, me, names, size) {
+  const dpr = fitCanvas(canvas);
+  const ctx = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height;
+  const scale = Math.min(W, H) / size;
+  const ox = (W - size * scale) / 2, oy = (H - size * scale) / 2;
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.fillStyle = "#0d1117";
+  ctx.fillRect(0, 0, W, H);
+  ctx.setTransform(scale, 0, 0, scale, ox, oy);
+
+  // the world: floor, grid every 100 units, border
+  ctx.fillStyle = "#161b22";
+  ctx.fillRect(0, 0, size, size);
+  ctx.strokeStyle = "#21262d";
+  ctx.lineWidth = 1 / scale;
+  ctx.beginPath();
+  for (let g = 100; g < size; g += 100) { ctx.moveTo(g, 0); ctx.lineTo(g, size); ctx.moveTo(0, g); ctx.lineTo(size, g); }
+  ctx.stroke();
+  ctx.strokeStyle = "#f0883e";
+  ctx.lineWidth = 3 / scale;
+  ctx.strokeRect(0, 0, size, size);
+
+  const px = 1 / scale; // one screen pixel in world units
+  const labels = [];
+  if (world) {
+    // NPCs: small grey wedges pointing where they face
+    ctx.fillStyle = "#6e7681";
+    ctx.beginPath();
+    for (let i = 0; i < world.ids.length; i++) {
+      if (world.kind[i] !== KIND_NPC) continue;
+      const x = world.x[i], y = world.y[i], h = world.heading[i], r = 4 * px * dpr;
+      ctx.moveTo(x + Math.cos(h) * r * 1.6, y + Math.sin(h) * r * 1.6);
+      ctx.lineTo(x + Math.cos(h + 2.4) * r, y + Math.sin(h + 2.4) * r);
+      ctx.lineTo(x + Math.cos(h - 2.4) * r, y + Math.sin(h - 2.4) * r);
+      ctx.closePath();
+    }
+    ctx.fill();
+    // other players: coloured dots with names
+    for (let i = 0; i < world.ids.length; i++) {
+      if (world.kind[i] === KIND_NPC || (me && world.ids[i] === me.entity)) continue;
+      const owner = world.owner[i];
+      dot(ctx, world.x[i], world.y[i], world.heading[i], 7 * px * dpr, colourFor(owner), false);
+      labels.push([world.x[i], world.y[i], names.get(owner) ?? `player ${owner}`, "#c9d1d9"]);
+    }
+  }
+  if (me && me.x !== null) {
+    dot(ctx, me.x, me.y, me.heading ?? 0, 9 * px * dpr, colourFor(me.clientId), true);
+    labels.push([me.x, me.y, `${me.name} (you)`, "#ffffff"]);
+  }
+  // names in screen space, so text stays sharp and the same size at any zoom
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.font = `${12 * dpr}px system-ui, sans-serif`;
+  ctx.textAlign = "center";
+  for (const [x, y, text, colour] of labels) {
+    const sx = ox + x * scale, sy = oy + y * scale - 14 * dpr;
+    ctx.fillStyle = "rgba(13,17,23,0.7)";
+    const w = ctx.measureText(text).width;
+    ctx.fillRect(sx - w / 2 - 3 * dpr, sy - 11 * dpr, w + 6 * dpr, 15 * dpr);
+    ctx.fillStyle = colour;
+    ctx.fillText(text, sx, sy); // canvas text is never parsed as HTML
+  }
+}
+
+function dot(ctx, x, y, heading, r, colour, mine) {
+  ctx.fillStyle = colour;
+  ctx.beginPath();
+  ctx.arc(x, y, r, 0, 2 * Math.PI);
+  ctx.fill();
+  ctx.strokeStyle = mine ? "#ffffff" : "rgba(0,0,0,0.6)";
+  ctx.lineWidth = mine ? r * 0.35 : r * 0.2;
+  ctx.stroke();
+  ctx.beginPath(); // facing
+  ctx.moveTo(x, y);
+  ctx.lineTo(x + Math.cos(heading) * r * 1.5, y + Math.sin(heading) * r * 1.5);
+  ctx.stroke();
+}

@@ -1,0 +1,218 @@
+"""The arena demo page in headless Chromium (Debian's, driven by Playwright), against a real
+`gamesync serve` process: two pages play in one room, chat with delivery states and typing
+indicators, and both come back by themselves when the server restarts."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+WAIT_MS = 15_000  # every wait for the page is bounded by this
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """`gamesync serve` on fixed ports, so that it can be stopped and started again in place."""
+
+    def __init__(self) -> None:
+        self.ws_port, self.http_port = _free_port(), _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "gamesync", "serve", "--port", str(self.ws_port),
+                                      "--http-port", str(self.http_port), "--npcs", "200"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/health", timeout=1).read()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("gamesync serve did not come up") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: every client gets 1001 "going away"
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    if not (ROOT / "demo" / "node_modules" / "@msgpack").exists():  # the pages import it from there
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT / "demo", check=True,
+                       timeout=300, capture_output=True)
+    s = ServerProcess()
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _open(browser: Any, url: str, errors: list[str]) -> Page:
+    page = browser.new_page(viewport={"width": 1100, "height": 720})
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("window.demo && window.demo.serverSelf() !== null", timeout=WAIT_MS)
+    return page
+
+
+def _status(page: Page) -> str:
+    return page.get_attribute("#status", "data-status") or ""
+
+
+def test_two_pages_move_see_each_other_and_predict_exactly(server: ServerProcess, browser: Any) -> None:
+    errors: list[str] = []
+    a = _open(browser, server.url + "/?room=duo&name=ann", errors)
+    b = _open(browser, server.url + "/?room=duo&name=bob", errors)
+    for page in (a, b):
+        page.wait_for_function("window.demo.players === 2", timeout=WAIT_MS)
+        assert _status(page) == "connected"
+    # put ann well inside the world: the rule clamps at the walls and she spawns at random
+    cid = a.evaluate("window.demo.conn.clientId")
+    x0 = b.evaluate(f"(b => b.playerOf({cid}))(window.demo)")["x"]
+    key = "a" if x0 > 500 else "d"
+    a.focus("#arena")
+    a.keyboard.down(key)
+    time.sleep(0.7)  # ~21 inputs at 30 Hz: 140 units
+    a.keyboard.up(key)
+    moved = (lambda x: x < x0 - 100) if key == "a" else (lambda x: x > x0 + 100)
+    b.wait_for_function(f"(x => x {'<' if key == 'a' else '>'} {x0 - 100 if key == 'a' else x0 + 100})"
+                        f"(window.demo.playerOf({cid}).x)", timeout=WAIT_MS)
+    assert moved(b.evaluate(f"window.demo.playerOf({cid}).x"))
+    # once the server has applied every input, ann's prediction sits exactly where the server
+    # put her, and no prediction was ever off
+    a.wait_for_function("window.demo.conn.unacked.length === 0", timeout=WAIT_MS)
+    pred = a.evaluate("[window.demo.predictor.x, window.demo.predictor.y, window.demo.predictor.corrections]")
+    srv = a.evaluate("window.demo.serverSelf()")
+    assert pred[:2] == [srv["x"], srv["y"]] and pred[2] == 0
+    # names over players: bob's page knows ann's entity and name
+    assert b.evaluate(f"window.demo.names.get({cid})") == "ann"
+    # the overlay shows live figures
+    overlay = a.inner_text("#overlay")
+    for row in ("RTT", "snapshots", "down", "up", "prediction error", "tick"):
+        assert row in overlay
+    ARTIFACTS.mkdir(exist_ok=True)
+    a.screenshot(path=str(ARTIFACTS / "arena-a.png"))
+    b.screenshot(path=str(ARTIFACTS / "arena-b.png"))
+    assert not errors
+
+
+def test_chat_typing_then_delivered_escaped_and_a_refused_line_retries(server: ServerProcess, browser: Any) -> None:
+    errors: list[str] = []
+    a = _open(browser, server.url + "/?room=talk&name=ann", errors)
+    b = _open(browser, server.url + "/?room=talk&name=bob", errors)
+    b.wait_for_function("window.demo.players === 2", timeout=WAIT_MS)
+    # remember, on bob's page, when ann's typing indicator showed and when her line arrived
+    b.evaluate("""() => {
+        window.seen = {};
+        const t = document.querySelector('#chat .chat-typing'), log = document.querySelector('#chat .chat-log');
+        new MutationObserver(() => { if (t.textContent.includes('ann is typing') && !window.seen.typing)
+            window.seen.typing = performance.now(); }).observe(t, {childList: true, characterData: true, subtree: true});
+        new MutationObserver(() => { if (log.textContent.includes('<b>hi</b> bob') && !window.seen.line)
+            window.seen.line = performance.now(); }).observe(log, {childList: true, subtree: true});
+    }""")
+    a.click("#chat input")
+    a.keyboard.type("<b>hi</b> bob", delay=30)
+    b.wait_for_function("window.seen.typing !== undefined", timeout=WAIT_MS)
+    a.keyboard.press("Enter")
+    mine = a.locator("#chat .chat-log li.mine").last
+    mine.locator("xpath=self::*[@data-state='delivered']").wait_for(timeout=WAIT_MS)
+    b.wait_for_function("window.seen.line !== undefined", timeout=WAIT_MS)
+    assert b.evaluate("window.seen.typing < window.seen.line")
+    # shown as typed, not as HTML; the indicator is gone once the line is in
+    assert b.locator("#chat .chat-log b", has_text="hi").count() == 0
+    assert "ann: <b>hi</b> bob" in b.inner_text("#chat .chat-log")
+    b.wait_for_function("document.querySelector('#chat .chat-typing').textContent === ''", timeout=WAIT_MS)
+    # the server refuses lines over its rate (5 at once): the refused one shows failed with a
+    # retry, which works once the rate allows it again
+    for i in range(7):
+        a.fill("#chat input", f"line {i}")
+        a.press("#chat input", "Enter")
+    failed = a.locator("#chat .chat-log li.mine[data-state='failed']")
+    failed.first.wait_for(timeout=WAIT_MS)
+    assert "too many messages" in failed.first.inner_text()
+    time.sleep(1.2)  # two more lines' worth of rate
+    n_failed = failed.count()
+    failed.first.locator("button.retry").click()
+    a.wait_for_function(f"document.querySelectorAll(\"#chat li.mine[data-state='failed']\").length === {n_failed - 1}",
+                        timeout=WAIT_MS)
+    # bob sees ann's join notice and, when she leaves, her leave notice
+    a.close()
+    b.wait_for_function("document.querySelector('#chat .chat-log').textContent.includes('ann left')", timeout=WAIT_MS)
+    assert not errors
+
+
+def test_both_pages_reconnect_by_themselves_after_a_server_restart_and_play_on(server: ServerProcess,
+                                                                              browser: Any) -> None:
+    errors: list[str] = []
+    a = _open(browser, server.url + "/?room=phoenix&name=ann", errors)
+    b = _open(browser, server.url + "/?room=phoenix&name=bob", errors)
+    old = a.evaluate("window.demo.conn.clientId"), b.evaluate("window.demo.conn.clientId")
+    server.stop()
+    for page in (a, b):
+        page.wait_for_function("document.querySelector('#status').dataset.status === 'reconnecting'",
+                               timeout=WAIT_MS)
+    server.start()
+    for page in (a, b):
+        page.wait_for_function("document.querySelector('#status').dataset.status === 'connected' "
+                               "&& window.demo.serverSelf() !== null && window.demo.players === 2", timeout=WAIT_MS)
+    # a fresh server: fresh seats, and the game goes on (bob sees ann move)
+    assert (a.evaluate("window.demo.conn.clientId"), b.evaluate("window.demo.conn.clientId")) != old
+    cid = a.evaluate("window.demo.conn.clientId")
+    x0 = b.evaluate(f"window.demo.playerOf({cid}).x")
+    key, sign = ("a", -1) if x0 > 500 else ("d", 1)
+    a.focus("#arena")
+    a.keyboard.down(key)
+    time.sleep(0.5)
+    a.keyboard.up(key)
+    b.wait_for_function(f"{sign} * (window.demo.playerOf({cid}).x - {x0}) > 50", timeout=WAIT_MS)
+    assert not errors
+
+
+def test_offline_after_the_retries_then_the_retry_button_brings_it_back(server: ServerProcess, browser: Any) -> None:
+    errors: list[str] = []
+    a = _open(browser, server.url + "/?room=solo&name=ann&retries=2", errors)
+    assert a.is_hidden("#retry")
+    server.stop()
+    a.wait_for_function("document.querySelector('#status').dataset.status === 'offline'", timeout=WAIT_MS)
+    assert a.is_visible("#retry")
+    server.start()
+    a.click("#retry")
+    a.wait_for_function("document.querySelector('#status').dataset.status === 'connected' "
+                        "&& window.demo.serverSelf() !== null", timeout=WAIT_MS)
+    assert a.is_hidden("#retry")
+    assert not errors
