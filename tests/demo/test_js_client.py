@@ -77,3 +77,40 @@ def test_the_js_client_decodes_every_vector_as_the_python_client_does(node_modul
                    if line.startswith("# ") and line[2:].split(" ", 1)[0] in ("tests", "pass", "fail", "skipped"))
     assert int(summary["fail"]) == 0 and int(summary["skipped"]) == 0, tail
     assert int(summary["pass"]) >= 20, tail  # both test files ran, every sequence with both inflaters
+
+
+def test_the_pages_prediction_moves_a_player_exactly_as_the_arena_does(node_modules):
+    """demo/js/prediction.js's moveFor against gamesync/games/arena.py itself: one input of
+    each direction at several tick rates, from a point well inside the world."""
+    from gamesync.core.protocol import InputFrame
+    from gamesync.core.world import World
+    from gamesync.games.arena import Arena
+
+    class Room:  # what the arena needs of its room here: a world and somewhere to send
+        def __init__(self, game: Arena) -> None:
+            self.world = World(game.schema)
+
+        def send(self, client_id: int, data: object) -> None:
+            pass
+
+    rates = [10, 20, 30, 60, 64]
+    dirs = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    want = {}
+    for rate in rates:
+        for d in dirs:
+            g = Arena(npcs=0)
+            g.setup(Room(g))  # type: ignore[arg-type]
+            g.on_join(1, "ann")
+            s = g.players[1]
+            g.world["x"][s] = g.world["y"][s] = 500.0
+            g.step(1, {1: [InputFrame(1, d)]}, 1.0 / rate)
+            want[f"{rate} {d[0]} {d[1]}"] = [float(g.world["x"][s]) - 500.0, float(g.world["y"][s]) - 500.0]
+    script = ("import { moveFor } from './demo/js/prediction.js';\n"
+              f"const out = {{}}; for (const r of {json.dumps(rates)}) for (const [dx, dy] of {json.dumps(dirs)})\n"
+              "  out[`${r} ${dx} ${dy}`] = moveFor(dx, dy, r);\n"
+              "console.log(JSON.stringify(out));")
+    r = subprocess.run([_tool("node"), "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got == want

@@ -1,0 +1,104 @@
+// Unit tests of the arena page's logic that needs no browser: prediction and reconciliation,
+// interpolation, and the reconnect backoff. (That the prediction's movement rule is the
+// server's own is checked against gamesync/games/arena.py by tests/demo/test_js_client.py.)
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { backoffMs } from "../js/connection.js";
+import { Interpolator } from "../js/interpolation.js";
+import { ARENA, Predictor, moveFor } from "../js/prediction.js";
+
+test("a prediction replays the inputs the server has not applied on top of its position", () => {
+  const p = new Predictor(30);
+  p.reconcile(100, 100, 0); // the server places us
+  const [mx] = moveFor(1, 0, 30);
+  for (let seq = 1; seq <= 5; seq++) p.input(seq, 1, 0);
+  assert.equal(p.x, 100 + 5 * mx);
+  // the server applied inputs 1..3 exactly as predicted: nothing to correct
+  p.reconcile(100 + 3 * mx, 100, 3);
+  assert.equal(p.x, 100 + 5 * mx);
+  assert.equal(p.error, 0);
+  assert.equal(p.corrections, 0);
+  assert.deepEqual(p.pending.map(([s]) => s), [4, 5]);
+});
+
+test("a server that disagrees wins: the error is measured and the rest replayed from its position", () => {
+  const p = new Predictor(30);
+  p.reconcile(100, 100, 0);
+  const [mx] = moveFor(1, 0, 30);
+  for (let seq = 1; seq <= 4; seq++) p.input(seq, 1, 0);
+  p.reconcile(100, 100, 2); // say the server blocked us: inputs 1 and 2 moved nothing
+  assert.equal(p.error, 2 * mx);
+  assert.equal(p.corrections, 1);
+  assert.equal(p.x, 100 + 2 * mx); // 3 and 4 replayed from where the server put us
+  // the drawn position glides from the old prediction towards the new one
+  const [drawn] = p.drawn(0);
+  assert.equal(drawn, 100 + 4 * mx);
+  const [later] = p.drawn(1000);
+  assert.ok(Math.abs(later - p.x) < 1e-6);
+});
+
+test("prediction clamps at the walls as the server does", () => {
+  const p = new Predictor(30);
+  p.reconcile(ARENA.size - 1, 0, 0);
+  p.input(1, 1, -1);
+  assert.deepEqual([p.x, p.y], [ARENA.size, 0]);
+});
+
+test("moves are whole 1/64 steps and diagonals are normalised", () => {
+  for (const rate of [10, 20, 30, 60]) {
+    const [x, y] = moveFor(1, 1, rate);
+    assert.equal(x * 64, Math.round(x * 64));
+    assert.ok(Math.abs(Math.hypot(x, y) - 200 / rate) < 1 / 64);
+  }
+});
+
+const frame = (ids, xs) => ({ x: Float64Array.from(xs), y: Float64Array.from(xs), heading: new Float64Array(ids.length),
+                              kind: new Float64Array(ids.length), owner: new Float64Array(ids.length) });
+
+test("interpolation blends the two snapshots around the render time, entity by entity", () => {
+  const it = new Interpolator(10, { delayMs: 100 }); // 100 ms per tick: the render time is one tick back
+  it.push(1, [7, 8], frame([7, 8], [0, 50]), 100);
+  it.push(2, [8, 7], frame([8, 7], [60, 10]), 200); // order changed: matched by id
+  const s = it.sample(250); // render tick 1.5
+  assert.equal(s.tick, 2);
+  assert.deepEqual([...s.ids], [8, 7]);
+  assert.deepEqual([...s.x], [55, 5]);
+});
+
+test("a new entity appears where it is; past the newest snapshot the newest is held", () => {
+  const it = new Interpolator(10, { delayMs: 100 });
+  it.push(1, [1], frame([1], [0]), 100);
+  it.push(2, [1, 2], frame([1, 2], [10, 500]), 200);
+  assert.deepEqual([...it.sample(250).x], [5, 500]);
+  assert.deepEqual([...it.sample(900).x], [10, 500]);
+});
+
+test("headings turn the short way round", () => {
+  const it = new Interpolator(10, { delayMs: 100 });
+  const a = frame([1], [0]), b = frame([1], [0]);
+  a.heading[0] = 2 * Math.PI - 0.1;
+  b.heading[0] = 0.1;
+  it.push(1, [1], a, 100);
+  it.push(2, [1], b, 200);
+  const h = it.sample(250).heading[0];
+  assert.ok(Math.abs(h - 2 * Math.PI) < 1e-9 || Math.abs(h) < 1e-9, `heading ${h}`);
+});
+
+test("the tick clock follows early arrivals at once and late ones slowly", () => {
+  const it = new Interpolator(10, { delayMs: 0 });
+  it.push(1, [], frame([], []), 150); // 50 ms late
+  it.push(2, [], frame([], []), 200); // on time
+  assert.equal(it.renderTick(200), 2);
+  it.push(3, [], frame([], []), 400); // 100 ms late: barely moves the clock
+  assert.ok(it.renderTick(400) > 3.9);
+});
+
+test("backoff doubles up to its cap, with jitter in the upper half", () => {
+  assert.equal(backoffMs(1, 250, 4000, () => 0), 125);
+  assert.equal(backoffMs(1, 250, 4000, () => 1), 250);
+  assert.equal(backoffMs(3, 250, 4000, () => 1), 1000);
+  assert.equal(backoffMs(10, 250, 4000, () => 1), 4000);
+  assert.equal(backoffMs(10, 250, 4000, () => 0), 2000);
+});
