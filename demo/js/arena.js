@@ -151,6 +151,7 @@ async function main() {
   // for tests and the curious: the page's state, read-only
   window.demo = {
     conn, names,
+    get interp() { return interp; },
     get me() { return me; },
     get predictor() { return predictor; },
     get players() { return players; },

@@ -79,8 +79,10 @@ def build_app(server: "Server", demo_dir: Path | None) -> Starlette:
         return JSONResponse(server.stats())
 
     async def rooms(request: Request) -> JSONResponse:
-        return JSONResponse([{"room": r.name, "game": r.game_name, "clients": len(r.sessions),
-                              "max_players": r.game.max_players} for r in server.rooms.values()])
+        return JSONResponse(await server.lobby())  # in a cluster: every node's rooms, from Redis
+
+    async def cluster(request: Request) -> JSONResponse:
+        return JSONResponse(await server.cluster_view(request.url.path.strip("/")))
 
     async def endpoint(request: Request) -> JSONResponse:
         """Where the game's WebSocket is, as seen from the page asking: same host, the
@@ -92,7 +94,8 @@ def build_app(server: "Server", demo_dir: Path | None) -> Starlette:
                              "tick_rate": server.config.tick_rate, "game": server.config.default_game})
 
     routes: list[Any] = [Route("/health", health), Route("/metrics", metrics), Route("/stats", stats),
-                         Route("/rooms", rooms), Route("/api/server", endpoint)]
+                         Route("/rooms", rooms), Route("/api/server", endpoint),
+                         Route("/presence", cluster), Route("/nodes", cluster)]
     if demo_dir is not None and demo_dir.is_dir():
         routes.append(Mount("/", app=StaticFiles(directory=demo_dir, html=True), name="demo"))
     return Starlette(routes=routes)
@@ -112,4 +115,9 @@ async def serve_http(server: "Server", host: str, port: int, demo_dir: Path | No
         url = binds[0]
         logger.info("HTTP on %s/ (health, metrics, rooms%s)", url,
                     f", files of {demo_dir}" if demo_dir is not None and demo_dir.is_dir() else "")
+        if demo_dir is not None and (demo_dir / "index.html").is_file():
+            logger.info("demo: open %s/ in a browser (the notes pad: %s/notes.html)", url, url)
+            if not (demo_dir / "node_modules" / "@msgpack" / "msgpack").is_dir():
+                logger.warning("demo: %s has no node_modules: run `npm ci --prefix %s` or the pages cannot "
+                               "load their msgpack library", demo_dir, demo_dir)
         task_status.started(url)
