@@ -81,6 +81,7 @@ export class Connection {
     this._retryTimer = null;
     this._lastHeard = 0;
     this._closing = false;
+    this._orphan = null; // a socket left open so that its seat can be resumed
     this._down = new Rate(); this._up = new Rate(); this._snaps = new Rate();
   }
 
@@ -115,6 +116,8 @@ export class Connection {
   close() {
     this._closing = true;
     clearTimeout(this._retryTimer);
+    this._orphan?.close(1000);
+    this._orphan = null;
     if (this.ws && this.ws.readyState === 1) {
       this._sendRaw(packLeave());
       this.ws.close(1000, "leaving");
@@ -148,14 +151,24 @@ export class Connection {
     ws.onerror = () => {}; // onclose follows
   }
 
-  _teardown() {
+  // Drop the current socket. `keepSeat`: it may still be open (a desync, a silent server),
+  // and a close frame from us would give the seat up (section 4.1), so it is left open
+  // until the next connection has taken the seat back (the server then closes it itself).
+  _teardown(keepSeat = false) {
     for (const t of this._timers) clearInterval(t);
     this._timers = [];
     const ws = this.ws;
     this.ws = null;
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-      if (ws.readyState <= 1) ws.close(1000);
+      if (ws.readyState <= 1) {
+        if (keepSeat && this.resumeToken) {
+          this._orphan?.close(1000);
+          this._orphan = ws;
+        } else {
+          ws.close(1000);
+        }
+      }
     }
     this.mirror = null;
   }
@@ -164,22 +177,27 @@ export class Connection {
     if (ws !== this.ws) return;
     // a desync or a message we cannot read: start a fresh stream, keeping the seat
     console.warn("gamesync: reconnecting after", err);
-    this._lost(err instanceof Desync ? 4010 : 1002, String(err.message ?? err));
+    this._lost(err instanceof Desync ? 4010 : 1002, String(err.message ?? err), true);
   }
 
-  _lost(code, reason) {
+  _lost(code, reason, keepSeat = false) {
     const wasWelcomed = this.status === Status.CONNECTED;
-    this._teardown();
+    this._teardown(keepSeat);
     if (this._closing) return;
+    const offline = (why) => {
+      this._orphan?.close(1000);
+      this._orphan = null;
+      this._setStatus(Status.OFFLINE, { reason: why });
+    };
     const fatal = this.lastError && FATAL_ERRORS.has(this.lastError.code);
     if (fatal) {
-      this._setStatus(Status.OFFLINE, { reason: `${this.lastError.code}: ${this.lastError.reason}` });
+      offline(`${this.lastError.code}: ${this.lastError.reason}`);
       return;
     }
     if (wasWelcomed) this.attempt = 0;
     this.attempt += 1;
     if (this.attempt > this.maxAttempts) {
-      this._setStatus(Status.OFFLINE, { reason: this.lastError?.reason || reason || `closed (${code})` });
+      offline(this.lastError?.reason || reason || `closed (${code})`);
       return;
     }
     const delayMs = backoffMs(this.attempt, this.baseDelayMs, this.maxDelayMs);
@@ -222,6 +240,8 @@ export class Connection {
     this.resumeToken = m.resumeToken;
     this.mirror = new Mirror(m.schema, m.history);
     this.attempt = 0;
+    this._orphan?.close(1000); // the seat is on this connection now (or was given up)
+    this._orphan = null;
     if (m.resumed) {
       for (const [s, d] of this.unacked.slice(-RESEND_MAX)) this._sendRaw(packInput(s, d));
     } else {
@@ -239,7 +259,7 @@ export class Connection {
 
   _heartbeat() {
     if (this.ws && performance.now() - this._lastHeard > this.staleMs) {
-      this._lost(4008, `no word from the server for ${this.staleMs} ms`);
+      this._lost(4008, `no word from the server for ${this.staleMs} ms`, true);
     }
   }
 

@@ -5,6 +5,7 @@ indicators, and both come back by themselves when the server restarts."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -215,4 +216,25 @@ def test_offline_after_the_retries_then_the_retry_button_brings_it_back(server: 
     a.wait_for_function("document.querySelector('#status').dataset.status === 'connected' "
                         "&& window.demo.serverSelf() !== null", timeout=WAIT_MS)
     assert a.is_hidden("#retry")
+    assert not errors
+
+
+def test_a_frozen_server_is_noticed_and_the_page_takes_its_seat_back_when_it_wakes(server: ServerProcess,
+                                                                                  browser: Any) -> None:
+    """SIGSTOP the server: no snapshots for longer than the page's heartbeat (5 s), so it
+    reconnects, leaving the silent socket open (a close frame would give the seat up). On
+    SIGCONT the new connection resumes: same client id, same entity, no `left` for anyone."""
+    errors: list[str] = []
+    a = _open(browser, server.url + "/?room=frozen&name=ann", errors)
+    cid, entity = a.evaluate("window.demo.conn.clientId"), a.evaluate("window.demo.me")
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        a.wait_for_function("document.querySelector('#status').dataset.status === 'reconnecting'", timeout=WAIT_MS)
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    a.wait_for_function("document.querySelector('#status').dataset.status === 'connected' "
+                        "&& window.demo.conn.welcome.resumed === true", timeout=WAIT_MS)
+    assert (a.evaluate("window.demo.conn.clientId"), a.evaluate("window.demo.me")) == (cid, entity)
+    a.wait_for_function("window.demo.serverSelf() !== null", timeout=WAIT_MS)
     assert not errors
