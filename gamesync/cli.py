@@ -44,7 +44,10 @@ def _serve(args: argparse.Namespace) -> int:
                        game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval,
                        stats_file=args.stats_file, token_secret=secret,
                        allowed_origins=tuple(args.allow_origin) if args.allow_origin else None,
-                       ssl_context=ssl_context, http_port=None if args.http_port < 0 else args.http_port)
+                       ssl_context=ssl_context, http_port=None if args.http_port < 0 else args.http_port,
+                       redis_url=args.redis, node_id=args.node_id, public_url=args.public_url,
+                       redis_prefix=args.redis_prefix, save_interval_s=args.save_interval,
+                       drain_timeout_s=args.drain_timeout)
     server = Server(cfg)
 
     async def main() -> None:
@@ -55,8 +58,12 @@ def _serve(args: argparse.Namespace) -> int:
                     with open(args.port_file, "w") as f:
                         f.write(f"{server.port}\n")
                 async for sig in signals:
-                    logging.getLogger("gamesync").info("signal %s: shutting down", signal.Signals(sig).name)
-                    await server.shutdown()
+                    if sig == signal.SIGTERM and server.cluster is not None:
+                        logging.getLogger("gamesync").info("SIGTERM: draining (rooms go to other nodes), then exiting")
+                        await server.drain()
+                    else:
+                        logging.getLogger("gamesync").info("signal %s: shutting down", signal.Signals(sig).name)
+                        await server.shutdown()
                     break
 
     trio.run(main)
@@ -74,6 +81,27 @@ def _token(args: argparse.Namespace) -> int:
         return 2
     print(mint(secret, args.player, args.room, args.ttl, time.time(), name=args.name))
     return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    import json
+
+    from .cluster.publish import publish_sync
+
+    try:
+        data = json.loads(args.data)
+    except ValueError as e:
+        print(f"gamesync publish: DATA is not JSON: {e}", file=sys.stderr)
+        return 2
+    nodes = publish_sync(args.redis, data, room=args.room, player=args.player, prefix=args.redis_prefix)
+    print(f"published to {nodes} node(s)")
+    return 0
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from .cluster.local import run_local_cluster
+
+    return run_local_cluster(args)
 
 
 def _bots(args: argparse.Namespace) -> int:
@@ -110,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keyfile", help="PEM private key for --certfile (default: in the certfile)")
     s.add_argument("--allow-origin", action="append", metavar="ORIGIN",
                    help="browser Origin allowed to connect, e.g. https://game.example (repeatable; default: any)")
+    s.add_argument("--redis", metavar="URL", help="join the cluster coordinated by this Redis, e.g. "
+                   "redis://127.0.0.1:6379 (default: run alone)")
+    s.add_argument("--node-id", help="this node's name in the cluster (default: hostname-port)")
+    s.add_argument("--public-url", help="ws:// URL clients are redirected to for rooms hosted here "
+                   "(default: from --host and the bound port)")
+    s.add_argument("--redis-prefix", default="gs:", help="prefix of the cluster's Redis keys (default gs:)")
+    s.add_argument("--save-interval", type=float, default=2.0,
+                   help="seconds between room state saves to Redis for games that opt in (default 2)")
+    s.add_argument("--drain-timeout", type=float, default=10.0,
+                   help="on SIGTERM in a cluster, seconds rooms that cannot be saved get to finish (default 10)")
     s.set_defaults(func=_serve)
 
     t = sub.add_parser("token", help="mint a join token (development and tests)",
@@ -120,6 +158,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ttl", type=float, default=600.0, help="seconds until it expires (default 600)")
     t.add_argument("--secret-file", help="file holding the secret (default: GAMESYNC_SECRET)")
     t.set_defaults(func=_token)
+
+    pu = sub.add_parser("publish", help="push an event into a room (or every room) of a cluster",
+                        description="Publish a game event through the cluster's Redis: clients in the room get "
+                        "it as an event. DATA is JSON.")
+    pu.add_argument("data", help="the event, as JSON (e.g. '{\"notice\": \"server restarts at 5\"}')")
+    pu.add_argument("--redis", required=True, metavar="URL", help="the cluster's Redis, e.g. redis://127.0.0.1:6379")
+    where = pu.add_mutually_exclusive_group(required=True)
+    where.add_argument("--room", help="room to send it to")
+    where.add_argument("--player", help="player to send it to, in whichever room they are")
+    where.add_argument("--all", action="store_true", help="every room of every node")
+    pu.add_argument("--redis-prefix", default="gs:", help="prefix of the cluster's Redis keys (default gs:)")
+    pu.set_defaults(func=_publish)
+
+    cl = sub.add_parser("cluster", help="run a local cluster: a redis-server and N nodes on 127.0.0.1",
+                        description="Start redis-server on a free port and N gamesync nodes on 127.0.0.1; print "
+                        "their URLs; stop everything on Ctrl-C.")
+    cl.add_argument("--nodes", type=int, default=2, help="number of nodes (default 2)")
+    cl.add_argument("--port", type=int, default=8765, help="first node's WebSocket port (default 8765; then +1...)")
+    cl.add_argument("--http-port", type=int, default=8000, help="first node's HTTP port (default 8000; then +1...)")
+    cl.add_argument("--redis-port", type=int, default=0, help="redis-server port (default: a free one)")
+    cl.add_argument("--npcs", type=int, default=1000, help="NPCs per arena room (default 1000)")
+    cl.set_defaults(func=_cluster)
 
     b = sub.add_parser("bots", help="run a swarm of arena bots against a server",
                        description="Run N arena bots in one process and report the client-side arena fields.")

@@ -37,7 +37,16 @@ class RoomAPI(Protocol):
         """Deliver an event to every client in the room (optionally all but one)."""
 
     def broadcast_all_rooms(self, data: Any) -> None:
-        """Deliver an event to every client of every room on this server."""
+        """Deliver an event to every client of every room on this server (in a cluster: on
+        every node)."""
+
+    def publish(self, room: str, data: Any) -> None:
+        """Deliver an event to every client of ``room``, wherever it runs (this node or, in a
+        cluster, another one)."""
+
+    def send_to_player(self, player: str, data: Any) -> None:
+        """Deliver an event to a player (token player id, or name when anonymous) wherever they
+        are: this room, another room, another node."""
 
     def send_reliable(self, client_id: int, data: Any, timeout: float = 5.0,
                       on_result: Callable[[bool], None] | None = None) -> "ReliableSend":
@@ -56,6 +65,10 @@ class Game:
     - ``step(tick, inputs, dt)``: advance the world one tick. ``inputs`` maps client id to
       that client's new inputs since the last tick, in sequence order.
     - ``on_message(client_id, data)``: a message (reliable or not) from a client.
+    - ``save_state()`` / ``restore_state(data)``: opt in to room state saves in a cluster
+      (``gamesync serve --redis``): return what the world's columns do not hold (msgpack
+      values), and take it back in a room recreated on another node, after ``setup`` and
+      after the world has been restored. Returning None (the default) opts out.
     """
 
     schema: Schema
@@ -86,6 +99,12 @@ class Game:
         pass
 
     def on_message(self, client_id: int, data: Any) -> None:
+        pass
+
+    def save_state(self) -> Any:
+        return None
+
+    def restore_state(self, data: Any) -> None:
         pass
 
 

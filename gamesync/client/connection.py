@@ -6,7 +6,9 @@
         c.send_input([1, 0])
         async for ev in c.events(): ...
 
-Reconnects with exponential backoff and full jitter, and rejoins, unless told not to.
+Reconnects with exponential backoff and full jitter, and rejoins, unless told not to. In a
+cluster, follows a redirect to the node hosting the room at once; ``url`` may be a list of
+nodes to reconnect through in turn when one is gone.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import random
 from collections import deque
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 import numpy as np
 import trio
@@ -33,19 +35,38 @@ logger = logging.getLogger(__name__)
 EVENT_BUFFER = 1024  # game events kept for a consumer that is behind (oldest dropped beyond)
 PING_INTERVAL_S = 1.0
 FATAL_CODES = {"version", "unknown_game", "protocol", "unsupported_data", "too_big"}
+#: join refusals that mean "not now" (a cluster moving the room, a node going away): retried
+RETRY_CODES = {"unavailable", "going_away"}
+#: redirects followed in a row before giving up (a loop between nodes)
+MAX_REDIRECTS = 5
 
 
 class ClientClosed(Exception):
     """The client is closed and will not reconnect."""
 
 
+class Redirected(Exception):
+    """The server sent this client to another node (``url``)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"redirected to {url}")
+        self.url = url
+
+
 class Client:
     """One player's connection. Create it with ``open_client``."""
 
-    def __init__(self, url: str, room: str, name: str, game: str | None = None, *, reconnect: bool = True,
+    def __init__(self, url: str | Sequence[str], room: str, name: str, game: str | None = None, *, reconnect: bool = True,
                  backoff_initial: float = 0.2, backoff_max: float = 5.0, auto_ack: bool = True,
                  token: str | None = None, ssl_context: Any = None) -> None:
-        self.url, self.room, self.name, self.game = url, room, name, game
+        #: the nodes to (re)connect through, in turn; a redirect goes elsewhere for one connection
+        self.urls = [url] if isinstance(url, str) else list(url)
+        if not self.urls:
+            raise ValueError("need at least one URL")
+        self.url = self.urls[0]
+        self.room, self.name, self.game = room, name, game
+        self.host_url: str | None = None  # where the current connection is (after redirects)
+        self.redirects = 0  # redirects followed
         self.token = token  # a join token, for servers that require one (reused on reconnect)
         self.ssl_context = ssl_context  # for wss:// URLs (None: the system's default trust)
         self.resume_token: str | None = None  # from the last welcome: reconnects take the same seat
@@ -195,19 +216,36 @@ class Client:
 
     async def _run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         attempt = 0
+        target: str | None = None  # a redirect's URL for the next connection
+        hops = 0
+        tried = 0  # seed URLs tried since the last good join
         try:
             while not self._closed:
                 connects = self.connects
+                url, target = target or self.url, None
                 try:
-                    await self._session(task_status)
+                    await self._session(task_status, url)
                 except BaseException as exc:
                     e = _outcome(exc)
-                    if isinstance(e, ClientClosed):
+                    if isinstance(e, Redirected):
+                        hops += 1
+                        self.redirects += 1
+                        if hops <= MAX_REDIRECTS:
+                            logger.info("client %s: room %s is at %s: following", self.name, self.room, e.url)
+                            target = e.url
+                            self._ws = None
+                            self._connected = trio.Event()
+                            continue
+                        logger.warning("client %s: more than %d redirects in a row", self.name, MAX_REDIRECTS)
+                        self._closed = True
+                    elif isinstance(e, ClientClosed):
                         logger.warning("client %s: %s", self.name, e)
                         self._closed = True
                     else:
                         logger.info("client %s: connection lost: %s", self.name, e)
-                        if not self._started:
+                        tried += 1
+                        self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]  # next node
+                        if not self._started and tried >= len(self.urls):
                             self._closed = True  # the first connect fails loudly; later ones retry
                 finally:
                     self._ws = None
@@ -217,6 +255,9 @@ class Client:
                     self._closed = True
                 if self._closed or not self.reconnect:
                     break
+                hops = 0
+                if self.connects > connects:
+                    tried = 0
                 attempt = 1 if self.connects > connects else attempt + 1  # a good join resets the backoff
                 delay = random.uniform(0, min(self.backoff_max, self.backoff_initial * 2 ** attempt))
                 await trio.sleep(delay)
@@ -230,8 +271,8 @@ class Client:
                 self._started = True
                 task_status.started()
 
-    async def _session(self, task_status: Any) -> None:
-        async with open_websocket_url(self.url, message_queue_size=64, ssl_context=self.ssl_context) as ws:
+    async def _session(self, task_status: Any, url: str) -> None:
+        async with open_websocket_url(url, message_queue_size=64, ssl_context=self.ssl_context) as ws:
             proto = cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, token=self.token,
                                       resume=self.resume_token)
             if self.proto is not None:
@@ -243,6 +284,13 @@ class Client:
                 raise ClientClosed("server sent a text frame")
             events = proto.receive(first, trio.current_time())
             welcome = events[0]
+            if isinstance(welcome, cp.ErrorReceived) and welcome.code == "redirect":
+                with trio.fail_after(10):  # the redirect message follows the error
+                    more = proto.receive(await ws.get_message(), trio.current_time())
+                if more and isinstance(more[0], cp.Redirected):
+                    raise Redirected(more[0].url)
+            if isinstance(welcome, cp.ErrorReceived) and welcome.code in RETRY_CODES:
+                raise ConnectionError(f"join deferred: {welcome.code}: {welcome.reason}")  # retried with backoff
             if not isinstance(welcome, cp.Welcomed):
                 self._handle(welcome)
                 raise ClientClosed(f"join refused: {welcome}")
@@ -255,6 +303,7 @@ class Client:
             else:
                 proto.unacked.clear()  # a new seat: the old one's inputs are not for it
             self.proto, self._ws = proto, ws
+            self.host_url = url
             self.connects += 1
             self._connected.set()
             self._push(welcome)
@@ -294,7 +343,7 @@ class Client:
                 await self._done.wait()
 
 
-_LOST = (ConnectionClosed, HandshakeError, OSError, trio.TooSlowError, DesyncError)
+_LOST = (ConnectionClosed, HandshakeError, OSError, trio.TooSlowError, DesyncError, Redirected)
 
 
 def _leaves(e: BaseException) -> list[BaseException]:
@@ -318,11 +367,11 @@ def _outcome(exc: BaseException) -> BaseException:
         raise exc
     if not all(isinstance(x, (ClientClosed, *_LOST)) for x in leaves):
         raise exc
-    return next((x for x in leaves if isinstance(x, ClientClosed)), leaves[0])
+    return next((x for x in leaves if isinstance(x, (ClientClosed, Redirected))), leaves[0])
 
 
 @asynccontextmanager
-async def open_client(url: str, room: str = "arena", name: str = "player", game: str | None = None,
+async def open_client(url: str | Sequence[str], room: str = "arena", name: str = "player", game: str | None = None,
                       **kwargs: Any) -> AsyncIterator[Client]:
     """Connect, join and yield a Client; leaves and closes on exit."""
     client = Client(url, room, name, game, **kwargs)

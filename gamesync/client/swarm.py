@@ -62,6 +62,15 @@ class BotStats:
     latencies: list[float] = field(default_factory=list)
 
 
+MAX_REDIRECTS = 5  # redirects a bot follows in a row while joining
+
+
+class _Redirect(Exception):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
 class Bot:
     """One arena player over a raw non-blocking socket + wsproto + the shared client protocol."""
 
@@ -82,8 +91,30 @@ class Bot:
         self.lost: str | None = None
         self._parts: list[bytes] = []
         self.reader: FrameReader | None = None
+        self.redirects = 0
 
     async def connect(self) -> None:
+        """Connect and join, following a cluster's redirects to the node hosting the room."""
+        for _ in range(MAX_REDIRECTS):
+            try:
+                await self._connect_once()
+                return
+            except _Redirect as r:
+                u = urlparse(r.url)
+                if u.scheme != "ws" or not u.hostname:
+                    raise OSError(f"cannot follow a redirect to {r.url}") from None
+                self.redirects += 1
+                if self.sock is not None:
+                    self.sock.close()
+                self.host, self.port = u.hostname, u.port or 80
+                self.path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+                p0 = self.proto
+                self.proto = cp.ClientProtocol(p0.room, p0.name, auto_ack=False, cache=p0.cache, token=p0.token)
+                self.ws = WSConnection(ConnectionType.CLIENT)
+                self.reader = None
+        raise OSError(f"more than {MAX_REDIRECTS} redirects")
+
+    async def _connect_once(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -115,7 +146,11 @@ class Bot:
         while self.proto.welcome is None:
             for msg in self._ingest(await self._recv_some()):
                 for cev in self.proto.receive(msg, trio.current_time()):
+                    if isinstance(cev, cp.Redirected):
+                        raise _Redirect(cev.url)
                     if isinstance(cev, cp.ErrorReceived):
+                        if cev.code == "redirect":
+                            continue  # the redirect message follows
                         raise OSError(f"join refused: {cev.code}: {cev.reason}")
                     if isinstance(cev, cp.StateUpdated):
                         self._on_state(cev, trio.current_time())

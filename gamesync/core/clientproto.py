@@ -72,8 +72,18 @@ class ErrorReceived:
     reason: str
 
 
+@dataclass(frozen=True)
+class Redirected:
+    """The room lives on another node: join it at ``url`` within ``ttl_ms`` (a seat is held
+    that long); the server closes this connection with 4012 right after."""
+
+    url: str
+    room: str
+    ttl_ms: int
+
+
 ClientSideEvent = (Welcomed | StateUpdated | GameEvent | ReliableMessage | PlayerJoined | PlayerLeft
-                   | MessageAcked | Pong | ErrorReceived)
+                   | MessageAcked | Pong | ErrorReceived | Redirected)
 
 
 class ClientProtocol:
@@ -154,6 +164,8 @@ class ClientProtocol:
             self.welcome = msg
             self.mirror = Mirror(self.schema, msg.history, self.cache)
             return [Welcomed(msg)]
+        if isinstance(msg, p.RedirectTo):
+            return [Redirected(msg.url, msg.room, msg.ttl_ms)]
         return [ErrorReceived(msg.code, msg.reason)]
 
     def _snapshot(self, s: p.Snapshot, size: int, now: float) -> list[ClientSideEvent]:
@@ -212,5 +224,5 @@ def _schema(wire: list[Any]) -> Schema:
 
 __all__ = [
     "ClientProtocol", "ClientSideEvent", "DesyncError", "ErrorReceived", "GameEvent", "MessageAcked",
-    "PlayerJoined", "PlayerLeft", "Pong", "ReliableMessage", "StateUpdated", "Welcomed",
+    "PlayerJoined", "PlayerLeft", "Pong", "Redirected", "ReliableMessage", "StateUpdated", "Welcomed",
 ]

@@ -111,3 +111,17 @@ class Forbidden(GamesyncError):
 
     code = "forbidden"
     close_code = 1008
+
+
+class Redirect(GamesyncError):
+    """The room is hosted by another node of the cluster: the client gets an ``error`` with
+    code ``redirect``, then a ``redirect`` message with where to go, then close 4012."""
+
+    code = "redirect"
+    close_code = 4012
+
+    def __init__(self, url: str, room: str, ttl_ms: int, reason: str = "") -> None:
+        super().__init__(reason or f"room {room!r} is hosted at {url}")
+        self.url = url
+        self.room = room
+        self.ttl_ms = ttl_ms

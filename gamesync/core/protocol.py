@@ -13,7 +13,7 @@ from typing import Any
 
 import msgpack
 
-from .errors import GamesyncError, ProtocolViolation
+from .errors import GamesyncError, ProtocolViolation, Redirect
 
 PROTOCOL_VERSION = 2
 NO_TICK = -1  # baseline / reference "none" in a snapshot header
@@ -37,6 +37,7 @@ class Msg(IntEnum):
     PING = 8
     ERROR = 10
     LEAVE = 11
+    REDIRECT = 12
 
 
 class Ev(IntEnum):
@@ -136,7 +137,18 @@ class ServerError:
     reason: str
 
 
-ServerEvent = Welcome | Snapshot | ServerError
+@dataclass(frozen=True)
+class RedirectTo:
+    """Join this room at ``url`` (another node) within ``ttl_ms``; follows an error ``redirect``."""
+
+    url: str
+    room: str
+    ttl_ms: int
+
+
+ServerEvent = Welcome | Snapshot | ServerError | RedirectTo
+
+MAX_URL = 2048
 
 
 def _no_ext(code: int, data: bytes) -> Any:
@@ -275,6 +287,12 @@ def parse_server(data: bytes) -> ServerEvent:
         if not isinstance(msg[1], str) or not isinstance(msg[2], str):
             raise ProtocolViolation("error code and reason must be strings")
         return ServerError(msg[1], msg[2])
+    if t == Msg.REDIRECT:
+        _arity(msg, 4, 64, "redirect")  # later versions may append fields: ignore them
+        url = _str(msg[1], "redirect url", MAX_URL)
+        if not url.startswith(("ws://", "wss://")):
+            raise ProtocolViolation("redirect url must be ws:// or wss://")
+        return RedirectTo(url, _str(msg[2], "room", MAX_ROOM), _int(msg[3], "redirect ttl"))
     raise ProtocolViolation(f"unknown message type {t}")
 
 
@@ -367,3 +385,16 @@ def snapshot_parts(tick: int, base: int, ref: int, flags: int, payload: bytes) -
 
 def pack_error(err: GamesyncError) -> bytes:
     return _pack([Msg.ERROR, err.code, err.reason])
+
+
+def pack_redirect(url: str, room: str, ttl_ms: int) -> bytes:
+    return _pack([Msg.REDIRECT, url, room, ttl_ms])
+
+
+def pack_refusal(err: GamesyncError) -> list[bytes]:
+    """The messages that tell a client why it is being closed: the error, and for a redirect
+    the redirect message right behind it (clients that predate it stop at the error)."""
+    out = [pack_error(err)]
+    if isinstance(err, Redirect):
+        out.append(pack_redirect(err.url, err.room, err.ttl_ms))
+    return out

@@ -196,3 +196,32 @@ class Arena(Game):
         else:
             w["x"][s] = np.clip(w["x"][s] + self.npc_vel[0], 0, SIZE)
             w["y"][s] = np.clip(w["y"][s] + self.npc_vel[1], 0, SIZE)
+
+    # -- saved state (gamesync.core.saved: a cluster node saves it every few seconds) --------
+
+    def save_state(self) -> dict[str, Any]:
+        """What the world's columns do not hold: players' slots, the clock, NPC schedules, the RNG."""
+        bg = self.rng.bit_generator.state
+        return {
+            "players": [[cid, slot] for cid, slot in self.players.items()],
+            "names": [[cid, name] for cid, name in self.chat.names.items()],
+            "time": self.time,
+            "rng": [bg["bit_generator"], str(bg["state"]["state"]), str(bg["state"]["inc"]),
+                    bg["has_uint32"], bg["uinteger"]],
+            "npc_phase": self.npc_phase.astype("<f8").tobytes(),
+            "npc_dir": self.npc_dir.astype("<f4").tobytes(),
+        }
+
+    def restore_state(self, data: dict[str, Any]) -> None:
+        """Continue from ``save_state``'s output (the room has restored the world already)."""
+        self.players = {int(cid): int(slot) for cid, slot in data["players"]}
+        for cid, name in data["names"]:
+            self.chat.join(int(cid), str(name))
+        self.time = float(data["time"])
+        kind, state, inc, has32, uint = data["rng"]
+        self.rng.bit_generator.state = {"bit_generator": kind, "state": {"state": int(state), "inc": int(inc)},
+                                        "has_uint32": has32, "uinteger": uint}
+        n = self.n_npcs
+        self.npc_phase = np.frombuffer(data["npc_phase"], dtype="<f8").copy()[:n]
+        self.npc_dir = np.frombuffer(data["npc_dir"], dtype="<f4").copy().reshape(2, n)
+        self._dt = -1.0  # the walk/rest schedule is rebuilt from the restored clock at the next step

@@ -8,7 +8,8 @@ import os
 import secrets
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 import trio
 
@@ -18,6 +19,8 @@ from ..core.errors import (
     GamesyncError,
     InternalError,
     ProtocolViolation,
+    Redirect,
+    RoomFull,
     ServerFull,
     Timeout,
     UnknownGame,
@@ -28,6 +31,10 @@ from .config import ServerConfig
 from .room import Room
 from .session import Session
 from .wsconn import GoingAway, PeerClosed, Request, WsConn
+
+if TYPE_CHECKING:
+    from ..cluster.node import ClusterNode
+    from ..core.saved import SavedRoom
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +70,9 @@ class Server:
         self._ip_rate: dict[str, TokenBucket] = {}  # connect attempts by remote address
         self.refused_at_accept = 0
         self.http_url: str | None = None
+        #: this server's membership of a cluster (``config.redis_url``); None: it runs alone
+        self.cluster: "ClusterNode | None" = None
+        self._placing: dict[str, trio.Lock] = {}  # rooms being placed or created, one at a time
 
     # -- public ------------------------------------------------------------------------------
 
@@ -89,6 +99,13 @@ class Server:
 
                     demo = Path(cfg.demo_dir) if cfg.demo_dir else DEMO_DIR
                     self.http_url = await nursery.start(serve_http, self, cfg.host, cfg.http_port, demo)
+                if cfg.redis_url:
+                    from ..cluster.node import ClusterNode
+
+                    public = cfg.public_url or f"{'wss' if cfg.ssl_context is not None else 'ws'}://{cfg.host}:{self.port}/"
+                    self.cluster = ClusterNode(self, cfg.redis_url, cfg.node_id or f"{socket.gethostname()}-{self.port}",
+                                               public, cfg.redis_prefix, self.http_url)
+                    await nursery.start(self.cluster.run)
                 task_status.started(self.port)
                 await self._accept(lsock, nursery)
         finally:
@@ -112,6 +129,13 @@ class Server:
                 await self._all_closed.wait()
         self._nursery.cancel_scope.cancel()
 
+    async def drain(self) -> None:
+        """Graceful exit (SIGTERM): in a cluster, hand the rooms to other nodes first (players
+        follow a redirect there); then shut down."""
+        if self.cluster is not None and not self._stopping:
+            await self.cluster.drain(self.config.drain_timeout_s)
+        await self.shutdown()
+
     @property
     def stopping(self) -> bool:
         return self._stopping
@@ -125,6 +149,40 @@ class Server:
             "bytes_out": sum(r["bytes_out"] for r in rooms),
             "rooms": rooms,
         }
+
+    def local_rooms(self) -> list[dict[str, Any]]:
+        """The lobby entries of the rooms running here."""
+        node = self.cluster.id if self.cluster is not None else None
+        url = self.cluster.url if self.cluster is not None else None
+        return [{"room": r.name, "game": r.game_name, "clients": len(r.sessions), "max_players": r.game.max_players,
+                 **({"node": node, "url": url} if node else {})}
+                for r in self.rooms.values() if not r.closed]
+
+    async def lobby(self) -> list[dict[str, Any]]:
+        """Every room with its game, players, limit (and in a cluster: host node and URL, read
+        from Redis; this node's own rooms alone while Redis is unreachable)."""
+        if self.cluster is not None:
+            from ..cluster.node import RedisDown
+
+            try:
+                return await self.cluster.lobby()
+            except RedisDown:
+                pass
+        return self.local_rooms()
+
+    async def cluster_view(self, what: str) -> Any:
+        """``presence`` (who is in which room on which node) or ``nodes`` (the live nodes)."""
+        if self.cluster is None:
+            if what == "presence":
+                return [{"room": r.name, "client": cid, "name": name, "player": player, "node": None}
+                        for r in self.rooms.values() for cid, name, player in r.players]
+            return []
+        from ..cluster.node import RedisDown
+
+        try:
+            return await (self.cluster.presence() if what == "presence" else self.cluster.nodes())
+        except RedisDown:
+            return {"error": "Redis unreachable"}
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -231,9 +289,10 @@ class Server:
         with trio.move_on_after(cfg.handshake_timeout_s) as cs:
             if cfg.ssl_context is not None:
                 await conn.start_tls(cfg.ssl_context)
-            await conn.handshake(self._check_origin)
+            request = await conn.handshake(self._check_origin)
         if cs.cancelled_caught:
             return None
+        reservation = _query_param(request.target, "reservation")
         if self.connections > cfg.max_connections:
             raise ServerFull(f"server is at its limit of {cfg.max_connections} connections")
         with trio.move_on_after(cfg.join_timeout_s) as cs:
@@ -250,7 +309,7 @@ class Server:
             grant = tokens.verify(cfg.token_secret, join.token, join.room, time.time())
             join = p.Join(join.version, join.room, grant.name, join.game, None, join.resume)
             player = grant.player
-        return await self._room_for(join), join, player
+        return await self._room_for(join, reservation), join, player
 
     def _check_origin(self, request: Request) -> str | None:
         allowed = self.config.allowed_origins
@@ -261,27 +320,83 @@ class Server:
             return None
         return f"origin {origin!r} is not allowed"
 
-    async def _room_for(self, join: p.Join) -> Room:
-        game_name = join.game or self.config.default_game
+    async def _room_for(self, join: p.Join, reservation: str | None = None) -> Room:
         room = self.rooms.get(join.room)
-        if room is not None and not room.closed:
-            if join.game is not None and join.game != room.game_name:
-                raise UnknownGame(f"room {join.room!r} runs {room.game_name!r}, not {join.game!r}")
-            return room
+        if room is None or room.closed:
+            if self.cluster is None:
+                room = await self._create_room(join.room, join.game or self.config.default_game)
+            else:
+                room = await self._place(join, reservation)
+        elif reservation and self.cluster is not None:
+            await self.cluster.take_reservation(join.room, reservation)
+        if join.game is not None and join.game != room.game_name:
+            raise UnknownGame(f"room {join.room!r} runs {room.game_name!r}, not {join.game!r}")
+        return room
+
+    async def _place(self, join: p.Join, reservation: str | None) -> Room:
+        """The room for ``join`` in a cluster: hosted here (claimed, or recreated from its last
+        save), or a Redirect to its host with a seat reserved there."""
+        assert self.cluster is not None
+        try:
+            saved = await self.cluster.place(join.room)
+        except Redirect as r:
+            if join.resume is None:  # a resume has its seat; a new player gets one held for it
+                token = await self.cluster.reserve(join.room)
+                if token is None:
+                    raise RoomFull(f"room {join.room!r} is full") from None
+                r.url += ("&" if "?" in r.url else "?") + f"reservation={token}"
+            raise
+        if reservation:
+            await self.cluster.take_reservation(join.room, reservation)
+        room = await self.host_room(join.room, saved, join.game)
+        assert room is not None
+        return room
+
+    async def host_room(self, name: str, saved: "SavedRoom | None", game: str | None) -> Room | None:
+        """Run room ``name`` here (a cluster placed it, took it over or was handed it), from its
+        last save if there is one; the running room if it already is."""
+        lock = self._placing.setdefault(name, trio.Lock())
+        try:
+            async with lock:
+                room = self.rooms.get(name)
+                if room is not None and not room.closed:
+                    return room
+                if self._stopping:
+                    raise GoingAway("server shutting down")
+                if saved is not None and game is not None and saved.game != game:
+                    saved = None  # the join wants another game: the old room's state does not fit
+                return await self._create_room(name, saved.game if saved is not None else game or
+                                               self.config.default_game, saved)
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._placing.pop(name, None)
+
+    async def _create_room(self, name: str, game_name: str, saved: "SavedRoom | None" = None) -> Room:
         factory = self.config.games.get(game_name)
         if factory is None:
             raise UnknownGame(f"no game {game_name!r} here (have: {', '.join(sorted(self.config.games))})")
         if len(self.rooms) >= self.config.max_rooms:
             raise ServerFull(f"server is at its limit of {self.config.max_rooms} rooms")
         try:
-            room = Room(self, join.room, game_name, factory(**self.config.game_options))
+            try:
+                room = Room(self, name, game_name, factory(**self.config.game_options), saved)
+            except Exception:
+                if saved is None:
+                    raise
+                logger.exception("room %s: its saved state did not load; starting afresh", name)
+                room = Room(self, name, game_name, factory(**self.config.game_options))
         except Exception:
-            logger.exception("room %s: game %s failed to start", join.room, game_name)
+            logger.exception("room %s: game %s failed to start", name, game_name)
             raise InternalError(f"game {game_name!r} failed to start") from None
-        self.rooms[join.room] = room
+        if saved is not None:
+            self._next_client_id = max([self._next_client_id] + [s.client_id + 1 for s in saved.seats])
+        self.rooms[name] = room
+        if self.cluster is not None:
+            room.save_every = max(1, round(self.config.save_interval_s * room.tick_rate))
+            self.cluster.room_opened(room)
         assert self._nursery is not None
         await self._nursery.start(room.run)
-        logger.info("room %s: created (game %s)", join.room, game_name)
+        logger.info("room %s: created (game %s)%s", name, game_name, " from its last save" if saved else "")
         return room
 
     def _close_timeout(self) -> float:
@@ -292,6 +407,8 @@ class Server:
     def forget_room(self, room: Room) -> None:
         if self.rooms.get(room.name) is room:
             del self.rooms[room.name]
+            if self.cluster is not None:
+                self.cluster.room_closed(room)
 
     async def _play(self, conn: WsConn, room: Room, join: p.Join, player: str | None) -> None:
         cfg = self.config
@@ -337,6 +454,13 @@ class Server:
             with open(tmp, "w") as f:
                 json.dump(self.stats(), f)
             os.replace(tmp, path)
+
+
+def _query_param(target: bytes | str, name: str) -> str | None:
+    """One query parameter of a request target (``/?reservation=...``), or None."""
+    t = target.decode("latin-1") if isinstance(target, bytes) else target
+    vals = parse_qs(urlsplit(t).query).get(name)
+    return vals[0][:128] if vals else None
 
 
 async def serve(config: ServerConfig | None = None, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

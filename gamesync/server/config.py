@@ -93,6 +93,20 @@ class ServerConfig:
     #: directory served as the browser demo at / (None: gamesync.server.http.DEMO_DIR)
     demo_dir: str | None = None
 
+    # cluster (gamesync.cluster): several servers sharing rooms through one Redis
+    #: redis://host:port of the cluster; None: this server runs alone
+    redis_url: str | None = None
+    #: this node's name in the cluster (default: hostname-port)
+    node_id: str | None = None
+    #: the ws:// or wss:// URL clients are redirected to for rooms hosted here (default: from host and port)
+    public_url: str | None = None
+    #: prefix of every key and channel, so several clusters can share one Redis
+    redis_prefix: str = "gs:"
+    #: seconds between state saves of rooms whose game opts in (Game.save_state)
+    save_interval_s: float = 2.0
+    #: on SIGTERM, rooms whose game does not save get this long to finish before being handed over
+    drain_timeout_s: float = 10.0
+
     stats_interval_s: float = 5.0
     #: if set, this file is rewritten with ``Server.stats()`` as JSON every interval and at exit
     stats_file: str | None = None

@@ -27,6 +27,7 @@ from ..core.errors import (
     Timeout,
     Unauthorized,
 )
+from ..core.saved import SavedRoom, SavedSeat, restore_world, save_world
 from ..core.state import History, State
 from ..core.world import World
 from ..game import Game
@@ -85,7 +86,8 @@ class RoomStats:
 class Room:
     """Implements gamesync.game.RoomAPI for its game."""
 
-    def __init__(self, server: "Server", name: str, game_name: str, game: Game) -> None:
+    def __init__(self, server: "Server", name: str, game_name: str, game: Game,
+                 saved: SavedRoom | None = None) -> None:
         self.server = server
         self.config = server.config
         self.name = name
@@ -109,7 +111,50 @@ class Room:
         self.phase_s = {"read": 0.0, "step": 0.0, "encode": 0.0, "send": 0.0}
         self.closed = False
         self._empty_since: float | None = None
+        self._first_tick = 0
+        #: ticks between state saves (cluster mode, games that opt in); 0: none
+        self.save_every = 0
         game.setup(self)
+        if saved is not None:
+            self._restore(saved)
+
+    def _restore(self, saved: SavedRoom) -> None:
+        """Continue a room saved on another node: its world, its game, its players' seats (kept
+        for ``seat_grace_s``, for their resumes), its tick."""
+        restore_world(self.world, saved.world)
+        self.game.restore_state(saved.game_state)
+        self._first_tick = self.tick = saved.tick + 1
+        deadline = trio.current_time() + max(self.config.seat_grace_s, 1.0)
+        for seat in saved.seats:
+            self._seats[seat.resume_token] = (_Seat(seat), deadline)  # type: ignore[assignment]
+        logger.info("room %s: restored at tick %d with %d seats kept for resumes", self.name, saved.tick,
+                    len(saved.seats))
+
+    def save(self) -> SavedRoom | None:
+        """The room's state for a save, or None if its game does not opt in."""
+        state = self.game.save_state()
+        if state is None:
+            return None
+        seats = [SavedSeat(s.resume_token, s.id, s.name, s.player, s.last_applied)
+                 for s in list(self.sessions.values()) + [held for held, _ in self._seats.values()]
+                 if s.resume_token]
+        return SavedRoom(self.game_name, self.tick, save_world(self.world), state, seats)
+
+    @property
+    def players(self) -> list[tuple[int, str, str | None]]:
+        """(client id, name, player id) of everyone in the room (kept seats included)."""
+        held = [s for s, _ in self._seats.values()]
+        return [(s.id, s.name, s.player) for s in list(self.sessions.values()) + held]
+
+    def deliver(self, data: Any, player: str | None = None) -> int:
+        """An event from outside the room (another node, ``gamesync publish``): to everyone, or
+        to the clients of ``player`` (token player id, or name when anonymous). Returns how many."""
+        n = 0
+        for s in self.sessions.values():
+            if player is None or (s.player if s.player is not None else s.name) == player:
+                s.queue_event([p.Ev.EVENT, data])
+                n += 1
+        return n
 
     # -- RoomAPI ---------------------------------------------------------------------------
 
@@ -131,6 +176,22 @@ class Room:
     def broadcast_all_rooms(self, data: Any) -> None:
         for room in list(self.server.rooms.values()):
             room.broadcast(data)
+        if self.server.cluster is not None:
+            self.server.cluster.publish_nowait(None, data, others_only=True)
+
+    def publish(self, room: str, data: Any) -> None:
+        local = self.server.rooms.get(room)
+        if local is not None and not local.closed:
+            local.broadcast(data)
+        elif self.server.cluster is not None:
+            self.server.cluster.publish_nowait(room, data)
+
+    def send_to_player(self, player: str, data: Any) -> None:
+        if self.server.cluster is not None:
+            self.server.cluster.publish_nowait(None, data, player=player)
+        else:
+            for room in list(self.server.rooms.values()):
+                room.deliver(data, player)
 
     def send_reliable(self, client_id: int, data: Any, timeout: float = 5.0,
                       on_result: Callable[[bool], None] | None = None) -> ReliableSend:
@@ -151,7 +212,9 @@ class Room:
         """Queue a joined session; it enters the game at the next tick."""
         if self.closed:
             raise InternalError(f"room {self.name!r} has closed")
-        if len(self.sessions) + len(self._joining) + len(self._seats) >= self.game.max_players:
+        cluster = self.server.cluster
+        held = cluster.reserved(self.name) if cluster is not None else 0  # seats of redirected joins
+        if len(self.sessions) + len(self._joining) + len(self._seats) + held >= self.game.max_players:
             raise RoomFull(f"room {self.name!r} is full ({self.game.max_players} players)")
         self._joining.append(session)
 
@@ -258,7 +321,16 @@ class Room:
             for s in doomed:
                 self._leave(s)
 
+    def stop(self) -> None:
+        """Stop ticking now (the room moves to another node); its sessions stay until ``shut``."""
+        self.closed = True
+        self.server.forget_room(self)
+        scope = getattr(self, "_scope", None)
+        if scope is not None:
+            scope.cancel()
+
     def shut(self, err: GamesyncError) -> None:
+
         """Close every session with ``err`` (server shutdown)."""
         for s in list(self.sessions.values()) + self._joining:
             s.fail(err)
@@ -271,7 +343,7 @@ class Room:
         task_status.started()
         try:
             with trio.CancelScope() as self._scope:
-                await run_ticks(self.tick_rate, self._tick, self.tick_stats)
+                await run_ticks(self.tick_rate, self._tick, self.tick_stats, self._first_tick)
         except Exception:
             # a bug in the game's step (or ours) ends this room only: its clients are closed
             # with 1011 and every other room carries on
@@ -317,6 +389,8 @@ class Room:
         self._send(plan, now)
         if tick % HEARTBEAT_EVERY_TICKS == 0:
             self._heartbeat(now)
+        if self.save_every and tick % self.save_every == 0 and self.server.cluster is not None:
+            self._save()
         self._reap()
         self._linger(now)
         t4 = clock()
@@ -446,6 +520,17 @@ class Room:
             "leaves": st.leaves,
         }
 
+    def _save(self) -> None:
+        try:
+            saved = self.save()
+        except Exception:
+            logger.exception("room %s: the game failed to save its state", self.name)
+            return
+        if saved is None:
+            self.save_every = 0  # the game does not opt in
+        elif self.server.cluster is not None:
+            self.server.cluster.offer_save(self.name, saved)
+
     def _expire_reliable(self, now: float) -> None:
         for h in [h for h in self._reliable.values() if h.deadline <= now]:
             del self._reliable[h.ack_id]
@@ -470,3 +555,16 @@ class Room:
             self.closed = True  # from now on joins create a new room
             self.server.forget_room(self)
             self._scope.cancel()
+
+
+class _Seat:
+    """A seat restored from a save: what a resume and a freed seat need of its old session."""
+
+    def __init__(self, seat: SavedSeat) -> None:
+        self.id = seat.client_id
+        self.name = seat.name
+        self.player = seat.player
+        self.last_applied = seat.last_applied
+        self.resume_token = seat.resume_token
+        self.events: list[Any] = []
+        self.done = trio.Event()

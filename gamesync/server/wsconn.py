@@ -37,7 +37,7 @@ from ..core.errors import (
     Timeout,
     UnsupportedData,
 )
-from ..core.protocol import pack_error
+from ..core.protocol import pack_refusal
 from ..core.ratelimit import TokenBucket
 from ..sockio import recv_some, send_all
 from ..wsframe import FrameReader, FrameTooBig, binary_frame, header_end
@@ -352,7 +352,7 @@ class WsConn:
                 if self.ws.state is ConnectionState.OPEN:
                     out = b""
                     if err is not None:
-                        out += self.frame(pack_error(err))
+                        out += b"".join(self.frame(m) for m in pack_refusal(err))
                         code, reason = err.close_code, err.reason[:120]
                     else:
                         code, reason = 1000, "bye"
