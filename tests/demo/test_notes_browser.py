@@ -1,0 +1,238 @@
+"""The shared notes pad (demo/notes.html) in headless Chromium (Debian's package, driven by
+Playwright) against a real `gamesync serve`: pages typing at the same place at once converge
+on one text holding everything each typed; a late page gets the text; each page shows the
+others' carets with their names; an edit the server refuses brings the page back to the
+server's document. Screenshots go to tests/artifacts/notes-a.png and notes-b.png."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+WAIT_S = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def http_url() -> Iterator[str]:
+    """`gamesync serve` on loopback: anonymous joins need no flag there (and no secret)."""
+    if not (ROOT / "demo" / "node_modules" / "@msgpack").exists():  # the page imports it from there
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT / "demo", check=True,
+                       timeout=300, capture_output=True)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "GAMESYNC_SECRET"}
+    proc = subprocess.Popen([sys.executable, "-m", "gamesync", "serve", "--host", "127.0.0.1", "--port", "0",
+                             "--http-port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(url + "/health", timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("gamesync serve did not come up") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Pad:
+    """One notes page, and what went wrong in it."""
+
+    def __init__(self, browser: Browser, url: str, room: str, name: str) -> None:
+        self.page: Page = browser.new_page(viewport={"width": 1000, "height": 560})
+        self.page.set_default_timeout(WAIT_S * 1000)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}")
+                     if m.type == "error" else None)
+        q = urllib.parse.urlencode({"room": room, "name": name})
+        self.page.goto(f"{url}/notes.html?{q}")
+        self.page.wait_for_function("document.getElementById('sync').dataset.state === 'synchronized'")
+
+    @property
+    def text(self) -> str:
+        return self.page.eval_on_selector("#pad", "t => t.value")
+
+    def state(self) -> tuple[str, str, int]:
+        return self.page.evaluate("() => [document.getElementById('pad').value, window.notesPad.client.state, "
+                                  "window.notesPad.client.v]")
+
+    def caret(self, start: int, end: int | None = None) -> None:
+        self.page.evaluate("([s, e]) => { const t = document.getElementById('pad'); t.focus(); "
+                           "t.setSelectionRange(s, e); }", [start, start if end is None else end])
+
+
+def _until(what: str, cond: Callable[[], Any], timeout: float = WAIT_S) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _converged(*pads: Pad) -> str:
+    """The one text all ``pads`` show once none has an edit pending."""
+    states: list[Any] = []
+
+    def same() -> bool:
+        states[:] = [p.state() for p in pads]
+        return all(list(s) == [states[0][0], "synchronized", states[0][2]] for s in states)
+
+    try:
+        _until("the pads to converge", same)
+    except AssertionError:
+        raise AssertionError(f"no convergence: {states}") from None
+    return states[0][0]
+
+
+def _in_order(sub: str, text: str) -> bool:
+    """``sub``'s characters appear in ``text`` in order (others' may come in between)."""
+    it = iter(text)
+    return all(ch in it for ch in sub)
+
+
+def test_two_pages_typing_at_the_same_place_converge_and_a_late_page_gets_the_text(http_url, browser):
+    room = f"pad-{os.getpid()}"
+    bob = "b&ob <i>x</i>"  # a name to be shown as text, never as markup
+    a, b = Pad(browser, http_url, room, "ann"), Pad(browser, http_url, room, bob)
+    c = None
+    try:
+        a.caret(0)
+        a.page.keyboard.type("hello world")
+        _until("b to get a's text", lambda: b.text == "hello world")
+
+        # both type at the same place at once: keystrokes interleaved, then a paste-like insert each
+        a.caret(5)
+        b.caret(5)
+        typed_a, typed_b = "ABC\nDEF", "uvw xyz"
+        for ca, cb in zip(typed_a, typed_b, strict=True):
+            a.page.keyboard.press("Enter") if ca == "\n" else a.page.keyboard.type(ca)
+            b.page.keyboard.type(cb)
+        a.page.keyboard.insert_text("«ünï🎉»")
+        b.page.keyboard.insert_text("[日本]")
+        text = _converged(a, b)
+        assert text.startswith("hello") and text.endswith(" world")
+        assert _in_order(typed_a + "«ünï🎉»", text) and _in_order(typed_b + "[日本]", text), text
+        assert "«ünï🎉»" in text and "[日本]" in text  # each one input event: kept whole
+        assert len(text) == len("hello world" + typed_a + typed_b + "«ünï🎉»" + "[日本]")
+
+        # a late page gets the current text, and the others' names
+        c = Pad(browser, http_url, room, "cy")
+        assert _converged(a, b, c) == text
+        _until("c to list everyone", lambda: {"ann", bob, "cy (you)"} <= set(c.page.inner_text("#people").split("\n")))
+
+        # bob selects "hello": ann sees his selection and his caret with his name, as text
+        b.caret(0, 5)
+        label = a.page.locator(".remote-caret .label", has_text="b&ob")
+        label.wait_for()
+        assert label.text_content() == bob
+        assert a.page.locator(".cursor-overlay i").count() == 0
+        _until("bob's selection on ann's page", lambda: a.page.locator(".remote-selection").count() > 0)
+        assert a.page.locator(".remote-selection").first.text_content() == "hello"
+        _until("ann's caret on bob's page", lambda: b.page.locator(".remote-caret .label", has_text="ann").count())
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        a.page.screenshot(path=str(ARTIFACTS / "notes-a.png"))
+        b.page.screenshot(path=str(ARTIFACTS / "notes-b.png"))
+        assert a.page.inner_text("#status") == "connected"
+        assert not (a.errors or b.errors or c.errors), a.errors + b.errors + c.errors
+    finally:
+        for p in (a, b, c):
+            if p is not None:
+                p.page.close()
+
+
+def test_an_edit_on_a_bad_version_is_refused_and_the_page_starts_again_from_the_document(http_url, browser):
+    room = f"pad-bad-{os.getpid()}"
+    a, b = Pad(browser, http_url, room, "ann"), Pad(browser, http_url, room, "bob")
+    try:
+        a.caret(0)
+        a.page.keyboard.type("kept")
+        assert _converged(a, b) == "kept"
+        a.page.evaluate("() => { window.notesPad.client.v = 9999; }")  # the next edit claims a version not made yet
+        a.page.keyboard.type("Z")
+        a.page.locator("#notice", has_text="refused").wait_for()
+        assert "bad document version" in a.page.inner_text("#notice")
+        assert _converged(a, b) == "kept"
+        a.caret(4)
+        a.page.keyboard.type("!")  # and editing goes on
+        assert _converged(a, b) == "kept!"
+        assert not (a.errors or b.errors), a.errors + b.errors
+    finally:
+        for p in (a, b):
+            p.page.close()
+
+
+def test_remote_edits_wait_for_an_ime_composition_and_typing_while_offline_is_sent_after_the_reconnect(
+        http_url, browser):
+    room = f"pad-ime-{os.getpid()}"
+    a, b = Pad(browser, http_url, room, "ann"), Pad(browser, http_url, room, "bob")
+    try:
+        a.caret(0)
+        a.page.keyboard.type("ab")
+        assert _converged(a, b) == "ab"
+        a.caret(1)
+        ime = a.page.context.new_cdp_session(a.page)
+        ime.send("Input.imeSetComposition", {"text": "に", "selectionStart": 1, "selectionEnd": 1})
+        ime.send("Input.imeSetComposition", {"text": "にほ", "selectionStart": 2, "selectionEnd": 2})
+        b.caret(2)
+        b.page.keyboard.type("XY")
+        _until("b's edit at the server", lambda: b.state()[:2] == ["abXY", "synchronized"])
+        time.sleep(0.3)
+        assert a.text == "aにほb"  # the composition is left alone...
+        ime.send("Input.insertText", {"text": "日本"})
+        assert _converged(a, b) == "a日本bXY"  # ...and b's edit goes in after it
+
+        # a drops its connection (a close frame: the seat is given up) and types on meanwhile
+        first_id = a.page.evaluate("window.notesPad.conn.clientId")
+        a.page.evaluate("window.notesPad.conn.ws.close()")
+        a.caret(len("a日本bXY"))
+        a.page.keyboard.type("!")
+        _until("a back", lambda: a.page.inner_text("#status") == "connected"
+               and a.page.evaluate("window.notesPad.conn.clientId") != first_id)
+        assert _converged(a, b) == "a日本bXY!"
+        assert not (a.errors or b.errors), a.errors + b.errors
+    finally:
+        for p in (a, b):
+            p.page.close()
