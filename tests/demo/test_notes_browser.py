@@ -183,7 +183,7 @@ def test_two_pages_typing_at_the_same_place_converge_and_a_late_page_gets_the_te
                 p.page.close()
 
 
-def test_an_edit_on_a_bad_version_is_refused_and_the_page_starts_again_from_the_document(http_url, browser):
+def test_a_refused_edit_or_missed_versions_bring_the_page_back_to_the_servers_document(http_url, browser):
     room = f"pad-bad-{os.getpid()}"
     a, b = Pad(browser, http_url, room, "ann"), Pad(browser, http_url, room, "bob")
     try:
@@ -198,6 +198,11 @@ def test_an_edit_on_a_bad_version_is_refused_and_the_page_starts_again_from_the_
         a.caret(4)
         a.page.keyboard.type("!")  # and editing goes on
         assert _converged(a, b) == "kept!"
+        # versions missed (as after a resumed seat): the page asks for the document again
+        a.page.evaluate("() => { window.notesPad.client.v -= 1; }")
+        b.caret(5)
+        b.page.keyboard.type("?")
+        assert _converged(a, b) == "kept!?"
         assert not (a.errors or b.errors), a.errors + b.errors
     finally:
         for p in (a, b):
