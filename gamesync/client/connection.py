@@ -321,6 +321,8 @@ class Client:
             if isinstance(data, str):
                 raise ClientClosed("server sent a text frame")
             for ev in proto.receive(data, trio.current_time()):
+                if isinstance(ev, cp.Redirected):  # the room moved to another node: follow it
+                    raise Redirected(ev.url)
                 self._handle(ev)
             while proto.outbox:
                 await ws.send_message(proto.outbox.pop(0))
