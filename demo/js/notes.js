@@ -13,7 +13,7 @@
 
 import { Connection, Status } from "./connection.js";
 import { CursorOverlay, hue } from "./cursors.js";
-import { OTClient, cpLength, diff, utf16Index } from "./ot.js";
+import { OTClient, OTError, diff, utf16Index } from "./ot.js";
 import { Pad } from "./pad.js";
 
 const CURSOR_EVERY_MS = 100; // cursor updates sent at most this often
@@ -112,6 +112,7 @@ function editable() {
 function localEdit(op, after) {
   if (!ready || resyncing) { pad.setText(client.text); return; } // read-only anyway; undo what slipped through
   send(client.local(op, after));
+  lastCursor = ""; // positions moved
   showSync();
   drawCursors();
   scheduleCursor();
@@ -146,9 +147,16 @@ function onNotesEvent(data) {
     fresh(data.doc);
   } else if ("op" in data) {
     if (!ready || resyncing) return; // the document on its way has it
-    const res = client.remote(data.op, conn.clientId);
+    let res;
+    try {
+      res = client.remote(data.op, conn.clientId);
+    } catch (err) { // an edit that does not fit: never expected, but start again rather than stop
+      if (!(err instanceof OTError)) throw err;
+      console.warn("notes: resync after", err);
+      res = { gap: true };
+    }
     if (res.gap) { resync(); return; }
-    if (res.apply) { pad.applyRemote(res.apply, client.text); settle(); }
+    if (res.apply) { pad.applyRemote(res.apply, client.text); settle(); lastCursor = ""; }
     send(res.send);
   } else if ("op_rejected" in data) {
     const { ref, why, doc } = data.op_rejected;
@@ -179,11 +187,11 @@ function scheduleCursor() {
   if (cursorTimer !== null) return;
   cursorTimer = setTimeout(() => {
     cursorTimer = null;
-    if (!ready || conn?.status !== Status.CONNECTED) return;
-    const [anchor, head] = pad.selection();
-    const n = cpLength(client.server);
-    // our own position as the server will see it: pending edits not counted (close enough)
-    const c = [Math.min(anchor, n), Math.min(head, n)];
+    if (!ready || resyncing || conn?.status !== Status.CONNECTED) return;
+    // local positions are the server's only with no edit pending (the server moves our
+    // cursor through our edits itself); until then, try again later
+    if (client.state !== "synchronized") { scheduleCursor(); return; }
+    const c = pad.selection();
     const key = c.join(",");
     if (key === lastCursor) return;
     lastCursor = key;
