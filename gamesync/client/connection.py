@@ -37,6 +37,8 @@ PING_INTERVAL_S = 1.0
 FATAL_CODES = {"version", "unknown_game", "protocol", "unsupported_data", "too_big"}
 #: join refusals that mean "not now" (a cluster moving the room, a node going away): retried
 RETRY_CODES = {"unavailable", "going_away"}
+#: seconds a first join the server defers is retried for (later ones are retried for ever)
+DEFERRED_FOR_S = 30.0
 #: redirects followed in a row before giving up (a loop between nodes)
 MAX_REDIRECTS = 5
 
@@ -51,6 +53,10 @@ class Redirected(Exception):
     def __init__(self, url: str) -> None:
         super().__init__(f"redirected to {url}")
         self.url = url
+
+
+class Deferred(ConnectionError):
+    """The server could not take the join now (a cluster moving the room): retry later."""
 
 
 class Client:
@@ -219,6 +225,7 @@ class Client:
         target: str | None = None  # a redirect's URL for the next connection
         hops = 0
         tried = 0  # seed URLs tried since the last good join
+        deferred_until = trio.current_time() + DEFERRED_FOR_S
         try:
             while not self._closed:
                 connects = self.connects
@@ -244,8 +251,10 @@ class Client:
                     else:
                         logger.info("client %s: connection lost: %s", self.name, e)
                         tried += 1
-                        self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]  # next node
-                        if not self._started and tried >= len(self.urls):
+                        if not isinstance(e, Deferred):  # else the node is up but cannot place the room yet
+                            self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]  # next node
+                        if not self._started and tried >= len(self.urls) and not (
+                                isinstance(e, Deferred) and trio.current_time() < deferred_until):
                             self._closed = True  # the first connect fails loudly; later ones retry
                 finally:
                     self._ws = None
@@ -290,7 +299,7 @@ class Client:
                 if more and isinstance(more[0], cp.Redirected):
                     raise Redirected(more[0].url)
             if isinstance(welcome, cp.ErrorReceived) and welcome.code in RETRY_CODES:
-                raise ConnectionError(f"join deferred: {welcome.code}: {welcome.reason}")  # retried with backoff
+                raise Deferred(f"join deferred: {welcome.code}: {welcome.reason}")  # retried with backoff
             if not isinstance(welcome, cp.Welcomed):
                 self._handle(welcome)
                 raise ClientClosed(f"join refused: {welcome}")

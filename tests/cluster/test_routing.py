@@ -154,9 +154,9 @@ async def test_an_external_publish_reaches_players_on_both_nodes(cluster: LocalC
             await wait_until(arrived, 5, "events to arrive")
             await trio.sleep(0.3)  # and nothing more
             n.cancel_scope.cancel()
-    notices = {key: [d["notice"] for d in evs if isinstance(d, dict) and "notice" in d] for key, evs in got.items()}
-    assert notices["x"] == ["all", "for x"]
-    assert notices["y"] == ["all", "b only"] and notices["y2"] == ["all", "b only"]
+    seen = notices()
+    assert seen["x"] == ["all", "for x"]
+    assert seen["y"] == ["all", "b only"] and seen["y2"] == ["all", "b only"]
 
 
 async def test_no_two_nodes_ever_run_the_same_room(cluster: LocalCluster) -> None:
