@@ -387,6 +387,7 @@ class Swarm:
             "ack_samples": len(lat),
             "all_connected": all(b.lost is None for b in self.bots),
             "disconnected": sum(b.lost is not None for b in self.bots),
+            "redirects": sum(b.redirects for b in self.bots),
         }
         if self.cache is not None:
             total = self.cache.hits + self.cache.misses
