@@ -104,6 +104,7 @@ class Bot:
                 if u.scheme != "ws" or not u.hostname:
                     raise OSError(f"cannot follow a redirect to {r.url}") from None
                 self.redirects += 1
+                self.lost = None  # the close that came with the redirect is not a loss
                 if self.sock is not None:
                     self.sock.close()
                 self.host, self.port = u.hostname, u.port or 80
