@@ -18,7 +18,6 @@ import { Pad } from "./pad.js";
 
 const CURSOR_EVERY_MS = 100; // cursor updates sent at most this often
 const EDIT_ACK_MS = 8000; // sendReliable timeout (the echo is the real acknowledgement)
-const RESYNC_REF = 0; // the ref of the "send me the document" request; edits count from 1
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -127,7 +126,7 @@ function resync() {
   resyncing = true;
   editable();
   showSync();
-  conn.send({ op: null, v: -1, ref: RESYNC_REF });
+  conn.send({ sync: true }); // the server answers with {"doc"} (docs/games.md)
 }
 
 function fresh({ text, v }) {
@@ -158,11 +157,11 @@ function onNotesEvent(data) {
     if (res.gap) { resync(); return; }
     if (res.apply) { pad.applyRemote(res.apply, client.text); settle(); lastCursor = ""; }
     send(res.send);
+  } else if ("sync_rejected" in data) {
+    if (resyncing) setTimeout(() => { if (resyncing) resync(); }, 1000); // asked too often: once more, later
   } else if ("op_rejected" in data) {
     const { ref, why, doc } = data.op_rejected;
-    if (ref === RESYNC_REF) {
-      if (resyncing) fresh(doc);
-    } else if (ref === client.inflightRef) {
+    if (ref === client.inflightRef) {
       client.reset(doc.text, doc.v);
       pad.setText(client.text);
       settle();

@@ -10,7 +10,9 @@ converges to the same text. An edit the server cannot take (malformed, too big, 
 version older than the history it keeps, over the rate) gets its author
 ``{"op_rejected": {"ref", "why", "doc"}}`` with the current document to start again from.
 
-A client joining gets ``{"doc": {"text", "v"}}``. Cursors and selections are entities
+A client joining gets ``{"doc": {"text", "v"}}``, and so does one that asks again with
+``{"sync": true}`` (at most 3 at once, then 1 per second; over that ``{"sync_rejected":
+{"why"}}``). Cursors and selections are entities
 (``owner``, ``anchor``, ``head`` in code points), synced with the snapshots like any other
 state: a client sends ``{"cursor": [anchor, head]}`` and the server moves every cursor
 through each applied edit. Names come with the room's join events; chat works as in the
@@ -30,6 +32,7 @@ from .chat import Chat
 MAX_DOC = 100_000  # characters
 HISTORY = 256  # applied edits kept for transforming late ones
 OPS_PER_S, OPS_BURST = 30.0, 60.0
+SYNCS_PER_S, SYNCS_BURST = 1.0, 3.0  # {"sync": true}: the whole document again
 
 SCHEMA = Schema([
     Int("owner", "u4", predict="hold"),
@@ -49,6 +52,7 @@ class Notes(Game):
         self.history: list[ot.Op] = []  # the edits that made versions version-len+1 .. version
         self.cursors: dict[int, int] = {}  # client id -> slot
         self._rate: dict[int, TokenBucket] = {}
+        self._syncs: dict[int, TokenBucket] = {}
         self.time = 0.0
 
     def setup(self, room: RoomAPI) -> None:
@@ -59,6 +63,7 @@ class Notes(Game):
         slot = self.world.spawn(1, owner=client_id, anchor=0, head=0)
         self.cursors[client_id] = int(slot[0])
         self._rate[client_id] = TokenBucket(OPS_PER_S, OPS_BURST, self.time)
+        self._syncs[client_id] = TokenBucket(SYNCS_PER_S, SYNCS_BURST, self.time)
         self.room.send(client_id, {"doc": {"text": self.text, "v": self.version}})
         self.chat.join(client_id, name)
 
@@ -67,6 +72,7 @@ class Notes(Game):
         if slot is not None:
             self.world.despawn([slot])
         self._rate.pop(client_id, None)
+        self._syncs.pop(client_id, None)
         self.chat.leave(client_id)
 
     def step(self, tick: int, inputs: dict[int, list[Any]], dt: float) -> None:
@@ -77,6 +83,13 @@ class Notes(Game):
             return
         if "op" in data:
             self._edit(client_id, data.get("op"), data.get("v"), data.get("ref"))
+        elif data.get("sync") is True and client_id in self._syncs:
+            # the document again, for a client that lost track (a resumed seat, a gap);
+            # rate-limited, since each answer can be the whole document
+            if self._syncs[client_id].take(1, self.time):
+                self.room.send(client_id, {"doc": {"text": self.text, "v": self.version}})
+            else:
+                self.room.send(client_id, {"sync_rejected": {"why": "too many document requests; wait a second"}})
         elif "cursor" in data:
             c = data["cursor"]
             if (isinstance(c, list) and len(c) == 2 and all(type(x) is int for x in c)

@@ -158,6 +158,25 @@ async def test_bad_edits_are_refused_to_their_author_with_the_document_and_other
             assert server.rooms["doc"].game.text == "ok"
 
 
+async def test_a_client_that_lost_track_asks_for_the_document_again_within_a_rate():
+    from contextlib import AsyncExitStack
+
+    with trio.fail_after(20):
+        async with running_server() as (server, url), AsyncExitStack() as stack:
+            a, b = await _editor(stack, url, "ann"), await _editor(stack, url, "bob")
+            await a.edit(["shared text"])
+            await a.pump(0.3)
+            b.events.clear()
+            for _ in range(4):  # 3 at once are answered, the 4th is over the rate
+                await b.c.send([6, {"sync": True}])
+            await b.pump(0.4)
+            docs = [ev["doc"] for ev in b.events if "doc" in ev]
+            assert docs == [{"text": "shared text", "v": 1}] * 3
+            assert [ev for ev in b.events if "sync_rejected" in ev] == [
+                {"sync_rejected": {"why": "too many document requests; wait a second"}}]
+            assert not any("doc" in ev for ev in a.events[1:])  # only the one who asked gets it
+
+
 async def test_chat_lines_reach_everyone_in_order_and_refusals_only_their_sender():
     with trio.fail_after(15):
         async with running_server() as (server, url):
