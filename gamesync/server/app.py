@@ -148,6 +148,7 @@ class Server:
             "clients": sum(r["clients"] for r in rooms),
             "bytes_out": sum(r["bytes_out"] for r in rooms),
             "rooms": rooms,
+            **({"cluster": self.cluster.stats()} if self.cluster is not None else {}),
         }
 
     def local_rooms(self) -> list[dict[str, Any]]:

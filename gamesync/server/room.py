@@ -521,11 +521,15 @@ class Room:
         }
 
     def _save(self) -> None:
+        t0 = time.perf_counter()
         try:
             saved = self.save()
         except Exception:
             logger.exception("room %s: the game failed to save its state", self.name)
             return
+        finally:
+            if self.server.cluster is not None:
+                self.server.cluster.busy_s += time.perf_counter() - t0
         if saved is None:
             self.save_every = 0  # the game does not opt in
         elif self.server.cluster is not None:
