@@ -4,87 +4,18 @@ indicators, and both come back by themselves when the server restarts."""
 
 from __future__ import annotations
 
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
-from playwright.sync_api import Page, sync_playwright
+from demo_kit import ARTIFACTS, ServerProcess
+from playwright.sync_api import Page
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WAIT_MS = 15_000  # every wait for the page is bounded by this
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """`gamesync serve` on fixed ports, so that it can be stopped and started again in place."""
-
-    def __init__(self) -> None:
-        self.ws_port, self.http_port = _free_port(), _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "gamesync", "serve", "--port", str(self.ws_port),
-                                      "--http-port", str(self.http_port), "--npcs", "200"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/health", timeout=1).read()
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("gamesync serve did not come up") from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: every client gets 1001 "going away"
-            self.proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    if not (ROOT / "demo" / "node_modules" / "@msgpack").exists():  # the pages import it from there
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT / "demo", check=True,
-                       timeout=300, capture_output=True)
-    s = ServerProcess()
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def _open(browser: Any, url: str, errors: list[str]) -> Page:
-    page = browser.new_page(viewport={"width": 1100, "height": 720})
+def _open(context: Any, url: str, errors: list[str]) -> Page:
+    page = context.new_page()
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url)
     page.wait_for_function("window.demo && window.demo.serverSelf() !== null", timeout=WAIT_MS)
@@ -95,10 +26,10 @@ def _status(page: Page) -> str:
     return page.get_attribute("#status", "data-status") or ""
 
 
-def test_two_pages_move_see_each_other_and_predict_exactly(server: ServerProcess, browser: Any) -> None:
+def test_two_pages_move_see_each_other_and_predict_exactly(demo_server: ServerProcess, context: Any) -> None:
     errors: list[str] = []
-    a = _open(browser, server.url + "/?room=duo&name=ann", errors)
-    b = _open(browser, server.url + "/?room=duo&name=bob", errors)
+    a = _open(context, demo_server.url + "/?room=duo&name=ann", errors)
+    b = _open(context, demo_server.url + "/?room=duo&name=bob", errors)
     for page in (a, b):
         page.wait_for_function("window.demo.players === 2", timeout=WAIT_MS)
         assert _status(page) == "connected"
@@ -132,10 +63,10 @@ def test_two_pages_move_see_each_other_and_predict_exactly(server: ServerProcess
     assert not errors
 
 
-def test_chat_typing_then_delivered_escaped_and_a_refused_line_retries(server: ServerProcess, browser: Any) -> None:
+def test_chat_typing_then_delivered_escaped_and_a_refused_line_retries(demo_server: ServerProcess, context: Any) -> None:
     errors: list[str] = []
-    a = _open(browser, server.url + "/?room=talk&name=ann", errors)
-    b = _open(browser, server.url + "/?room=talk&name=bob", errors)
+    a = _open(context, demo_server.url + "/?room=talk&name=ann", errors)
+    b = _open(context, demo_server.url + "/?room=talk&name=bob", errors)
     b.wait_for_function("window.demo.players === 2", timeout=WAIT_MS)
     # remember, on bob's page, when ann's typing indicator showed and when her line arrived
     b.evaluate("""() => {
@@ -177,17 +108,17 @@ def test_chat_typing_then_delivered_escaped_and_a_refused_line_retries(server: S
     assert not errors
 
 
-def test_both_pages_reconnect_by_themselves_after_a_server_restart_and_play_on(server: ServerProcess,
-                                                                              browser: Any) -> None:
+def test_both_pages_reconnect_by_themselves_after_a_server_restart_and_play_on(demo_server: ServerProcess,
+                                                                              context: Any) -> None:
     errors: list[str] = []
-    a = _open(browser, server.url + "/?room=phoenix&name=ann", errors)
-    b = _open(browser, server.url + "/?room=phoenix&name=bob", errors)
+    a = _open(context, demo_server.url + "/?room=phoenix&name=ann", errors)
+    b = _open(context, demo_server.url + "/?room=phoenix&name=bob", errors)
     old = a.evaluate("window.demo.conn.clientId"), b.evaluate("window.demo.conn.clientId")
-    server.stop()
+    demo_server.stop()
     for page in (a, b):
         page.wait_for_function("document.querySelector('#status').dataset.status === 'reconnecting'",
                                timeout=WAIT_MS)
-    server.start()
+    demo_server.start()
     for page in (a, b):
         page.wait_for_function("document.querySelector('#status').dataset.status === 'connected' "
                                "&& window.demo.serverSelf() !== null && window.demo.players === 2", timeout=WAIT_MS)
@@ -204,14 +135,14 @@ def test_both_pages_reconnect_by_themselves_after_a_server_restart_and_play_on(s
     assert not errors
 
 
-def test_offline_after_the_retries_then_the_retry_button_brings_it_back(server: ServerProcess, browser: Any) -> None:
+def test_offline_after_the_retries_then_the_retry_button_brings_it_back(demo_server: ServerProcess, context: Any) -> None:
     errors: list[str] = []
-    a = _open(browser, server.url + "/?room=solo&name=ann&retries=2", errors)
+    a = _open(context, demo_server.url + "/?room=solo&name=ann&retries=2", errors)
     assert a.is_hidden("#retry")
-    server.stop()
+    demo_server.stop()
     a.wait_for_function("document.querySelector('#status').dataset.status === 'offline'", timeout=WAIT_MS)
     assert a.is_visible("#retry")
-    server.start()
+    demo_server.start()
     a.click("#retry")
     a.wait_for_function("document.querySelector('#status').dataset.status === 'connected' "
                         "&& window.demo.serverSelf() !== null", timeout=WAIT_MS)
@@ -219,20 +150,20 @@ def test_offline_after_the_retries_then_the_retry_button_brings_it_back(server: 
     assert not errors
 
 
-def test_a_frozen_server_is_noticed_and_the_page_takes_its_seat_back_when_it_wakes(server: ServerProcess,
-                                                                                  browser: Any) -> None:
+def test_a_frozen_server_is_noticed_and_the_page_takes_its_seat_back_when_it_wakes(demo_server: ServerProcess,
+                                                                                  context: Any) -> None:
     """SIGSTOP the server: no snapshots for longer than the page's heartbeat (5 s), so it
     reconnects, leaving the silent socket open (a close frame would give the seat up). On
     SIGCONT the new connection resumes: same client id, same entity, no `left` for anyone."""
     errors: list[str] = []
-    a = _open(browser, server.url + "/?room=frozen&name=ann", errors)
+    a = _open(context, demo_server.url + "/?room=frozen&name=ann", errors)
     cid, entity = a.evaluate("window.demo.conn.clientId"), a.evaluate("window.demo.me")
-    assert server.proc is not None
-    server.proc.send_signal(signal.SIGSTOP)
+    assert demo_server.proc is not None
+    demo_server.proc.send_signal(signal.SIGSTOP)
     try:
         a.wait_for_function("document.querySelector('#status').dataset.status === 'reconnecting'", timeout=WAIT_MS)
     finally:
-        server.proc.send_signal(signal.SIGCONT)
+        demo_server.proc.send_signal(signal.SIGCONT)
     a.wait_for_function("document.querySelector('#status').dataset.status === 'connected' "
                         "&& window.demo.conn.welcome.resumed === true", timeout=WAIT_MS)
     assert (a.evaluate("window.demo.conn.clientId"), a.evaluate("window.demo.me")) == (cid, entity)

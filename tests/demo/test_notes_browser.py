@@ -7,70 +7,21 @@ server's document. Screenshots go to tests/artifacts/notes-a.png and notes-b.png
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
-from typing import Any, Callable, Iterator
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from demo_kit import ARTIFACTS, ServerProcess
+from playwright.sync_api import Browser, Page
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / "tests" / "artifacts"
 WAIT_S = 10.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def http_url() -> Iterator[str]:
-    """`gamesync serve` on loopback: anonymous joins need no flag there (and no secret)."""
-    if not (ROOT / "demo" / "node_modules" / "@msgpack").exists():  # the page imports it from there
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT / "demo", check=True,
-                       timeout=300, capture_output=True)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "GAMESYNC_SECRET"}
-    proc = subprocess.Popen([sys.executable, "-m", "gamesync", "serve", "--host", "127.0.0.1", "--port", "0",
-                             "--http-port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("gamesync serve did not come up") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+def http_url(demo_server: ServerProcess) -> str:
+    return demo_server.url
 
 
 class Pad:

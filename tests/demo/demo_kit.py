@@ -1,0 +1,72 @@
+"""What the browser tests share (their fixtures are in conftest.py): a real `gamesync serve`
+process serving the demo, on fixed ports so that a test can stop and start it in place, and
+where Debian's Chromium is (Playwright launches it with `executable_path`: it cannot
+download a browser here)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots (git-ignored; regenerated every run)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def npm_ci_once() -> None:
+    """The pages import @msgpack/msgpack from demo/node_modules."""
+    if not (ROOT / "demo" / "node_modules" / "@msgpack").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT / "demo", check=True,
+                       timeout=300, capture_output=True)
+
+
+class ServerProcess:
+    """`gamesync serve` on 127.0.0.1 with its HTTP side; anonymous joins (loopback, no secret)."""
+
+    def __init__(self, *args: str) -> None:
+        self.ws_port, self.http_port = free_port(), free_port()
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "GAMESYNC_SECRET"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "gamesync", "serve", "--host", "127.0.0.1",
+                                      "--port", str(self.ws_port), "--http-port", str(self.http_port), *self.args],
+                                     cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/health", timeout=1).read()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("gamesync serve did not come up") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM: every client gets 1001 "going away"; killed if it takes over 10 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
