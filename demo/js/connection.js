@@ -9,7 +9,9 @@
 //   (section 4.1); after a resumed welcome the inputs the server has not applied are sent
 //   again, after a fresh one they are dropped;
 // - a silent server (nothing for `staleMs`) counts as lost: the heartbeat;
-// - errors the server calls fatal (wrong version, unknown game...) stop the retries.
+// - errors the server calls fatal (wrong version, unknown game...) stop the retries;
+// - a redirect (the room is hosted by another node of a cluster, docs/protocol.md) is
+//   followed at once, keeping the resume token; later reconnects start from `url` again.
 //
 // The page sees it through `on(type, fn)`:
 //   "status"   {status, attempt, delayMs, reason}   connecting|connected|reconnecting|offline
@@ -18,6 +20,7 @@
 //   "event"    game data sent to this client (protocol event kinds 0 and 1)
 //   "joined"   {clientId, name}   "left" {clientId}
 //   "error"    {code, reason}     what the server said before closing
+//   "redirect" {url, room, ttlMs} the room lives elsewhere: the next connection goes there
 
 import { Mirror } from "./mirror.js";
 import {
@@ -31,6 +34,7 @@ export const Status = Object.freeze({
 
 const RESEND_MAX = 120; // inputs re-sent after a resume (the server allows 128 waiting)
 const KEEP_INPUTS = 1024; // unapplied inputs kept at most (a long outage: the oldest go)
+const MAX_REDIRECTS = 5; // redirects followed in a row (more: a loop between nodes)
 
 /** Backoff before attempt `n` (1, 2, ...): full jitter over a capped exponential. */
 export function backoffMs(n, baseMs, maxMs, random = Math.random) {
@@ -82,6 +86,9 @@ export class Connection {
     this._lastHeard = 0;
     this._closing = false;
     this._orphan = null; // a socket left open so that its seat can be resumed
+    this._redirect = null; // where the room is, from a redirect message: the next connection's URL
+    this._hops = 0; // redirects followed since the last welcome
+    this.hostUrl = null; // the server the current connection is to (after redirects)
     this._down = new Rate(); this._up = new Rate(); this._snaps = new Rate();
   }
 
@@ -126,9 +133,10 @@ export class Connection {
     this._setStatus(Status.OFFLINE, { reason: "left" });
   }
 
-  _open(status) {
+  _open(status, url = this.url) {
     this._setStatus(status);
-    const ws = new this.WS(this.url);
+    this.hostUrl = url;
+    const ws = new this.WS(url);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.lastError = null;
@@ -189,6 +197,14 @@ export class Connection {
       this._orphan = null;
       this._setStatus(Status.OFFLINE, { reason: why });
     };
+    if (this._redirect && this._hops < MAX_REDIRECTS) { // the room is on another node: go there now
+      const url = this._redirect;
+      this._redirect = null;
+      this._hops += 1;
+      this._open(wasWelcomed ? Status.RECONNECTING : this.status, url);
+      return;
+    }
+    this._redirect = null;
     const fatal = this.lastError && FATAL_ERRORS.has(this.lastError.code);
     if (fatal) {
       offline(`${this.lastError.code}: ${this.lastError.reason}`);
@@ -216,6 +232,11 @@ export class Connection {
     if (ws !== this.ws) return;
     const m = parseServer(bytes);
     if (m.type === Msg.WELCOME) return this._onWelcome(m);
+    if (m.type === Msg.REDIRECT) { // a close (4012) follows; the next connection goes there
+      this._redirect = m.url;
+      this._emit("redirect", m);
+      return;
+    }
     if (m.type === Msg.ERROR) {
       this.lastError = { code: m.code, reason: m.reason };
       this._emit("error", this.lastError);
@@ -240,6 +261,7 @@ export class Connection {
     this.resumeToken = m.resumeToken;
     this.mirror = new Mirror(m.schema, m.history);
     this.attempt = 0;
+    this._hops = 0;
     this._orphan?.close(1000); // the seat is on this connection now (or was given up)
     this._orphan = null;
     if (m.resumed) {

@@ -20,6 +20,7 @@ export const NO_TICK = -1; // baseline / reference "none" in a snapshot header
 export const MAX_NAME = 64; // room, name and game: 1..64 code points
 export const MAX_ROOM = 64;
 export const MAX_TOKEN = 2048; // join token and resume token
+export const MAX_URL = 2048; // a redirect's URL
 export const MAX_INT = Number.MAX_SAFE_INTEGER; // 2^53 - 1: the largest int a client may send
 export const ACK_BITS = 32; // ticks before the acked one that an ack also reports
 export const MAX_DEPTH = 32; // nesting of arrays and maps in a client's game data
@@ -30,6 +31,7 @@ export const MAX_INFLATE = 64 << 20; // bytes a payload may inflate to
 /** Message types, the first element of every message. Type 9 is unused. */
 export const Msg = Object.freeze({
   JOIN: 1, WELCOME: 2, INPUT: 3, SNAPSHOT: 4, ACK: 5, MESSAGE: 6, MESSAGE_ACK: 7, PING: 8, ERROR: 10, LEAVE: 11,
+  REDIRECT: 12,
 });
 
 /** Kinds of the entries of a snapshot's event list (section 7). */
@@ -46,7 +48,7 @@ export const Close = Object.freeze({
 export const ERROR_CLOSE = Object.freeze({
   going_away: 1001, protocol: 1002, unsupported_data: 1003, rate_limited: 1008, too_big: 1009, internal: 1011,
   version: 4001, room_full: 4002, server_full: 4003, unknown_game: 4004, timeout: 4008, slow_consumer: 4009,
-  desync: 4010, unauthorized: 4011,
+  desync: 4010, unauthorized: 4011, redirect: 4012,
 });
 
 /** Error codes that retrying does not cure (bugs or configuration; as the Python client's FATAL_CODES). */
@@ -203,6 +205,7 @@ function arity(msg, lo, hi, name) {
  *   {type: Msg.WELCOME, version, clientId, room, game, tickRate, tick, schema, history, resumeToken, resumed}
  *   {type: Msg.SNAPSHOT, tick, base, ref, inputAck, flags, payload, events}
  *   {type: Msg.ERROR, code, reason, closeCode}
+ *   {type: Msg.REDIRECT, url, room, ttlMs}  (the room is on another node: join it at `url`)
  * The welcome's schema is the wire list: prepareSchema() checks it and makes it usable.
  * Snapshot events are left raw: parseEvent() reads each one.
  * (msgpack decoders cannot tell 1.0 from 1, so unlike the Python client this one takes an
@@ -243,6 +246,14 @@ export function parseServer(bytes) {
       arity(msg, 3, 3, "error");
       need(typeof msg[1] === "string" && typeof msg[2] === "string", "error code and reason must be strings");
       return { type: Msg.ERROR, code: msg[1], reason: msg[2], closeCode: ERROR_CLOSE[msg[1]] ?? null };
+    }
+    case Msg.REDIRECT: {
+      arity(msg, 4, 64, "redirect"); // later versions may append fields: ignore them
+      const [, url, room, ttlMs] = msg;
+      need(isStr(url, MAX_URL) && /^wss?:\/\//.test(url), "redirect url must be a ws:// or wss:// URL");
+      need(isStr(room, MAX_ROOM), `room must be a string of 1..${MAX_ROOM} characters`);
+      need(isInt(ttlMs), "redirect ttl must be an integer >= 0");
+      return { type: Msg.REDIRECT, url, room, ttlMs };
     }
     default:
       throw new ProtocolError(`unknown message type ${msg[0]}`);

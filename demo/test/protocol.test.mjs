@@ -201,3 +201,14 @@ test("mirror: empty, lookups, ack bit 31 unsigned, desync on a missing baseline"
   assert.deepEqual(m.ticks(), [32, 33, 34, 35]);
   assert.deepEqual(m.entity(1).q, { x: 6592, heading: 6, hp: 97 });
 });
+
+test("parseServer reads a redirect and refuses one that goes nowhere sensible", () => {
+  const r = P.parseServer(encode([12, "ws://10.0.0.2:8765/?resv=abc", "arena", 5000, "later field"]));
+  assert.deepEqual(r, { type: P.Msg.REDIRECT, url: "ws://10.0.0.2:8765/?resv=abc", room: "arena", ttlMs: 5000 });
+  assert.equal(P.ERROR_CLOSE.redirect, 4012);
+  assert.ok(!P.FATAL_ERRORS.has("redirect"));
+  for (const bad of [[12, "http://x/", "arena", 1], [12, "ws://x/", "", 1], [12, "ws://x/", "arena", -1],
+                     [12, "ws://x/", "arena"], [12, `ws://${"x".repeat(3000)}/`, "arena", 1]]) {
+    assert.throws(() => P.parseServer(encode(bad)), P.ProtocolError, JSON.stringify(bad).slice(0, 40));
+  }
+});
