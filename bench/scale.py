@@ -1,7 +1,7 @@
 """Scale-out cost: arena rooms of 20 players over 1 node alone, 1 node in a cluster and 2 nodes
 in a cluster, on this machine, with a real redis-server and real ``gamesync serve`` processes.
 
-    python bench/scale.py                                # 4 rooms x 20 players, 10 s per setup
+    python bench/scale.py                                # 3 rooms x 20 players, 10 s per setup
     python bench/scale.py --rooms 2 --seconds 2 --warmup 1 --no-progress --out /tmp/s   # what tests/ runs
 
 For each setup it reports, per node: CPU (cores, from /proc over the measured window), rooms,
@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gamesync.cluster.local import free_port, start_redis, stop, wait_port  # noqa: E402
+from gamesync.cluster.local import _die_with_parent, free_port, start_redis, stop, wait_port  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -72,17 +72,20 @@ def run_setup(name: str, nodes: int, cluster: bool, args: argparse.Namespace, wo
                    "--npcs", str(args.npcs), "--stats-file", stats, "--stats-interval", "0.5"]
             if cluster:
                 cmd += ["--redis", f"redis://127.0.0.1:{rport}", "--node-id", nid]
-            procs.append((nid, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port, stats))
+            procs.append((nid, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                                      preexec_fn=_die_with_parent), port, stats))
         for _, _, port, _ in procs:
             wait_port(port, 15)
+        # every bot connects from 127.0.0.1: stay under a node's 20 new connections/s per address
+        ramp = max(1.0, args.players * -(-args.rooms // nodes) / 15)
         run_s = args.warmup + args.seconds + 1.0
         for j in range(args.rooms):
             _, _, port, _ = procs[j % nodes]
             bots.append(subprocess.Popen(
                 [sys.executable, "-m", "gamesync", "bots", f"ws://127.0.0.1:{port}/", "--room", f"scale{j}",
-                 "--count", str(args.players), "--duration", str(run_s), "--ramp", "1", "--json", "--no-progress"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
-        time.sleep(1.5 + args.warmup)  # everyone in, rooms warm
+                 "--count", str(args.players), "--duration", str(run_s), "--ramp", str(ramp), "--json", "--no-progress"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=_die_with_parent))
+        time.sleep(ramp + 0.5 + args.warmup)  # everyone in, rooms warm
         t0 = time.monotonic()
         c0 = {nid: cpu_s(p.pid) for nid, p, _, _ in procs}
         s0 = {nid: node_stats(st) for nid, _, _, st in procs}
@@ -157,7 +160,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rooms", type=int, default=4, help="arena rooms (default 4)")
+    ap.add_argument("--rooms", type=int, default=3,
+                    help="arena rooms (default 3: the bots all come from 127.0.0.1, and a node takes 64 connections per address)")
     ap.add_argument("--players", type=int, default=20, help="bots per room (default 20)")
     ap.add_argument("--npcs", type=int, default=1000, help="NPCs per room (default 1000)")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per setup (default 10)")

@@ -18,6 +18,17 @@ import time
 from dataclasses import dataclass
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the process that started it dies (Linux), so that a
+    killed ``gamesync cluster`` or test run leaves no redis-server or node behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on right now."""
     with socket.socket() as s:
@@ -44,7 +55,8 @@ def start_redis(port: int = 0) -> tuple[subprocess.Popen[bytes], int]:
         raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
     port = port or free_port()
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--protected-mode", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--protected-mode", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=_die_with_parent)
     try:
         wait_port(port)
     except TimeoutError:
@@ -80,7 +92,7 @@ def start_node(redis_url: str, node_id: str, port: int = 0, http_port: int | Non
            "--http-port", str(http_port if http_port is not None else -1), "--redis", redis_url,
            "--node-id", node_id, "--stats-file", stats, *(extra or [])]
     proc = subprocess.Popen(cmd, stdout=log if log is not None else subprocess.DEVNULL,
-                            stderr=log if log is not None else subprocess.DEVNULL)
+                            stderr=log if log is not None else subprocess.DEVNULL, preexec_fn=_die_with_parent)
     try:
         wait_port(port, 15.0)
     except TimeoutError:

@@ -52,5 +52,9 @@ def test_gamesync_cluster_runs_redis_and_nodes_and_bots_find_the_room_through_ei
             assert s.connect_ex(("127.0.0.1", redis_port)) != 0
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.send_signal(signal.SIGINT)  # it stops its nodes and redis-server
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
