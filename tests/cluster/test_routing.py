@@ -191,3 +191,26 @@ async def test_no_two_nodes_ever_run_the_same_room(cluster: LocalCluster) -> Non
                 await trio.sleep(0.5)
             assert all(lobby[r]["clients"] == 4 for r in rooms), lobby
             done.set()
+
+
+async def test_a_room_whose_lease_another_node_holds_stops_here_and_its_players_follow(
+        cluster: LocalCluster) -> None:
+    """What a node finds after a partition: its room's lease held by another node (set by hand
+    here). At its next heartbeat it stops its copy and redirects the players, who resume their
+    seats on the lease holder, which recreates the room from its last save."""
+    a, b = cluster.nodes["a"], cluster.nodes["b"]
+    with trio.fail_after(30):
+        async with open_client(a.url, room="split", name="s1", backoff_max=0.5) as c:
+            await c.wait_state()
+            cid = c.client_id
+            await trio.sleep(1.0)  # a save (every 0.5 s in these tests)
+            async with cluster.redis_client() as r:
+                assert await r.get(k.Keys().lease("split")) == "a"
+                await r.set(k.Keys().lease("split"), "b", px=k.LEASE_MS)
+
+            async def moved() -> bool:
+                return c.resumes >= 1 and c.host_url is not None and c.host_url.startswith(b.url)
+            await wait_until(moved, 10, "the player to follow the room to b")
+            assert c.client_id == cid
+            assert "split" in await hosted(b) and "split" not in await hosted(a)
+    assert "is now hosted by b: closing this copy" in cluster.logs()
