@@ -185,13 +185,12 @@ def main() -> int:
             f.write(line + "\n")
             print(line, flush=True)
     plot(rows, out / "scale.png")
-    alone = next((r for r in rows if r["setup"] == "alone-1"), None)
-    one = next((r for r in rows if r["setup"] == "cluster-1"), None)
-    if alone and one:
-        share = (one["cpu_per_room"] - alone["cpu_per_room"]) / one["cpu_per_room"]
-        print(f"cluster cost: {share * 100:.1f} % of a node's CPU per room "
-              f"({alone['cpu_per_room'] * 100:.2f} -> {one['cpu_per_room'] * 100:.2f} % of a core per room)",
-              file=sys.stderr)
+    for r in rows:
+        for n in r["per_node"]:
+            extra = (f", Redis {n['redis_cmds_per_s']} commands/s, cluster work {n['cluster_share_pct']} % of the node's CPU"
+                     if r["cluster"] else "")
+            print(f"{r['setup']} {n['node']}: {n['rooms']} rooms, {n['cpu_cores']:.3f} cores, "
+                  f"{(n['cpu_per_room'] or 0) * 100:.1f} % of a core per room{extra}", file=sys.stderr)
     return 0 if all(r["all_connected"] for r in rows) else 1
 
 

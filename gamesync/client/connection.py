@@ -295,7 +295,8 @@ class Client:
             welcome = events[0]
             if isinstance(welcome, cp.ErrorReceived) and welcome.code == "redirect":
                 with trio.fail_after(10):  # the redirect message follows the error
-                    more = proto.receive(await ws.get_message(), trio.current_time())
+                    nxt = await ws.get_message()
+                more = proto.receive(nxt, trio.current_time()) if isinstance(nxt, bytes) else []
                 if more and isinstance(more[0], cp.Redirected):
                     raise Redirected(more[0].url)
             if isinstance(welcome, cp.ErrorReceived) and welcome.code in RETRY_CODES:

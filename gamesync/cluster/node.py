@@ -151,9 +151,11 @@ class ClusterNode:
 
     async def _main(self, stop: trio.Event, task_status: Any) -> None:
         async with AsyncExitStack() as stack:
-            kw = dict(stream_timeout=REDIS_TIMEOUT_S, connect_timeout=REDIS_TIMEOUT_S)
-            self.r = await stack.enter_async_context(coredis.Redis.from_url(self.redis_url, decode_responses=True, **kw))
-            self.rb = await stack.enter_async_context(coredis.Redis.from_url(self.redis_url, **kw))
+            t = REDIS_TIMEOUT_S
+            self.r = await stack.enter_async_context(coredis.Redis.from_url(
+                self.redis_url, decode_responses=True, stream_timeout=t, connect_timeout=t))
+            self.rb = await stack.enter_async_context(coredis.Redis.from_url(
+                self.redis_url, stream_timeout=t, connect_timeout=t))
             self._renew = self.r.register_script(k.RENEW)
             self._release = self.r.register_script(k.RELEASE)
             self._transfer = self.r.register_script(k.TRANSFER)
@@ -310,7 +312,7 @@ class ClusterNode:
 
     async def presence(self) -> list[dict[str, Any]]:
         """Everyone in a room on a live node: room, client, name, player, node."""
-        out = []
+        out: list[dict[str, Any]] = []
         for n in await self.nodes():
             h = await self._call("presence", lambda: self.r.hgetall(self.keys.presence(n["node"])))
             out.extend(json.loads(v) for v in h.values())
