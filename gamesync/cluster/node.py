@@ -297,10 +297,12 @@ class ClusterNode:
             ks.rooms, now_ms() - k.ROOM_INFO_MS, "+inf")))
         if not names:
             return []
-        async with self.r.pipeline(transaction=False) as pl:
-            infos = [pl.hgetall(ks.room(n)) for n in names]
-            owners = [pl.get(ks.lease(n)) for n in names]
-        self.commands += 2 * len(names)
+        async def read() -> tuple[list[Any], list[Any]]:
+            async with self.r.pipeline(transaction=False) as pl:
+                infos = [pl.hgetall(ks.room(n)) for n in names]
+                owners = [pl.get(ks.lease(n)) for n in names]
+            return infos, owners
+        infos, owners = await self._call("lobby", read, commands=2 * len(names))
         out = []
         for name, fi, fo in zip(names, infos, owners):
             info, owner = await fi, await fo
@@ -329,6 +331,8 @@ class ClusterNode:
                 await self.heartbeat()
             except RedisDown:
                 pass
+            except Exception:  # a bug of ours must not take the node's rooms down with it
+                logger.exception("node %s: heartbeat failed", self.id)
 
     async def heartbeat(self) -> None:
         """Register the node, renew its leases, refresh its lobby entries and presence,
@@ -422,8 +426,8 @@ class ClusterNode:
                     await ps.subscribe(*add)
                 if drop:
                     await ps.unsubscribe(*drop)
-        except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as e:
-            logger.debug("node %s: subscriptions not updated: %s", self.id, e)
+        except Exception as e:  # noqa: BLE001 - retried at the next heartbeat
+            logger.debug("node %s: subscriptions not updated: %r", self.id, e)
             return
         self.commands += bool(add) + bool(drop)
         self._subscribed = want
@@ -457,6 +461,8 @@ class ClusterNode:
                 await self._take_over_dead()
             except RedisDown:
                 pass
+            except Exception:
+                logger.exception("node %s: failover scan failed", self.id)
 
     async def _take_over_dead(self) -> None:
         """Claim the rooms of nodes whose heartbeat stopped, and recreate them here."""
@@ -478,7 +484,7 @@ class ClusterNode:
                         continue
                     await self._call("failover", lambda: self.r.sadd(ks.node_rooms(self.id), [room]))
                     logger.info("node %s: room %s taken over from dead node %s", self.id, room, node)
-                    await self.server.host_room(room, await self._load(room), self._game_of(room))
+                    await self._adopt(room)
                 if owner != node:
                     await self._call("failover", lambda: self.r.srem(ks.node_rooms(node), [room]))
             left = await self._call("failover", lambda: self.r.scard(ks.node_rooms(node)))
@@ -487,8 +493,18 @@ class ClusterNode:
                 await self._call("failover", lambda: self.r.delete([ks.node_rooms(node), ks.presence(node)]))
                 logger.info("node %s: dead node %s forgotten", self.id, node)
 
-    def _game_of(self, room: str) -> str | None:
-        return None  # from its save when there is one, else the server's default game
+    async def _adopt(self, room: str) -> None:
+        """Run ``room`` here now that its lease is ours (from its last save, if any); if it
+        cannot run here, let the lease go so that another node can take it."""
+        try:
+            await self.server.host_room(room, await self._load(room), None)
+        except GamesyncError as e:
+            logger.warning("node %s: cannot run room %s here (%s); releasing it", self.id, room, e.reason)
+            try:  # its last save stays for whichever node gets it next
+                await self._call("release", lambda: self._release(keys=[self.keys.lease(room)], args=[self.id]))
+                await self._call("release", lambda: self.r.srem(self.keys.node_rooms(self.id), [room]))
+            except RedisDown:
+                pass
 
     # -- saves, events ---------------------------------------------------------------------
 
@@ -505,6 +521,8 @@ class ClusterNode:
                 await self._write_saves(blobs)
             except RedisDown:
                 pass
+            except Exception:
+                logger.exception("node %s: saving room states failed", self.id)
 
     async def _write_saves(self, blobs: dict[str, bytes]) -> None:
         async def write() -> None:
@@ -545,7 +563,7 @@ class ClusterNode:
             except (ValueError, KeyError, TypeError):
                 logger.warning("node %s: bad command %r", self.id, raw[:200])
                 return
-            await self.server.host_room(room, await self._load(room), None)
+            await self._adopt(room)
             return
         t0 = time.perf_counter()
         try:
