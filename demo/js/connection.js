@@ -53,7 +53,8 @@ class Rate {
 
 export class Connection {
   /**
-   * @param url   ws:// or wss:// URL of the server
+   * @param url   ws:// or wss:// URL of the server, or a list of them (the nodes of a
+   *              cluster: the first is tried first, reconnect attempts go round the list)
    * @param room  room to join; `name` the player's name; `game` the game for a new room
    * @param opts  token (join token), maxAttempts (failed attempts in a row before going
    *              offline), baseDelayMs / maxDelayMs (backoff), staleMs (heartbeat),
@@ -63,7 +64,10 @@ export class Connection {
     game = null, token = null, maxAttempts = 8, baseDelayMs = 250, maxDelayMs = 4000, staleMs = 5000,
     pingMs = 1000, WebSocket: WS = globalThis.WebSocket,
   } = {}) {
-    Object.assign(this, { url, room, name, game, token, maxAttempts, baseDelayMs, maxDelayMs, staleMs, pingMs });
+    const urls = [].concat(url);
+    if (!urls.length) throw new Error("no server URL");
+    Object.assign(this, { urls, url: urls[0], room, name, game, token, maxAttempts, baseDelayMs, maxDelayMs,
+                          staleMs, pingMs });
     this.WS = WS;
     this.status = Status.OFFLINE;
     this.ws = null;
@@ -218,7 +222,8 @@ export class Connection {
     }
     const delayMs = backoffMs(this.attempt, this.baseDelayMs, this.maxDelayMs);
     this._setStatus(Status.RECONNECTING, { delayMs, reason: this.lastError?.reason || reason || `closed (${code})` });
-    this._retryTimer = setTimeout(() => this._open(Status.RECONNECTING), delayMs);
+    const url = this.urls[(this.attempt - 1) % this.urls.length];
+    this._retryTimer = setTimeout(() => this._open(Status.RECONNECTING, url), delayMs);
   }
 
   _sendRaw(bytes) {

@@ -15,6 +15,7 @@ import { Connection, Status } from "./connection.js";
 import { CursorOverlay, hue } from "./cursors.js";
 import { OTClient, OTError, diff, utf16Index } from "./ot.js";
 import { Pad } from "./pad.js";
+import { serverUrl } from "./ui.js";
 
 const CURSOR_EVERY_MS = 100; // cursor updates sent at most this often
 const EDIT_ACK_MS = 8000; // sendReliable timeout (the echo is the real acknowledgement)
@@ -200,14 +201,6 @@ function scheduleCursor() {
 
 // ---- start ---------------------------------------------------------------------------------------------
 
-async function serverUrl() {
-  const given = params.get("server");
-  if (given) return given;
-  const r = await fetch("/api/server");
-  if (!r.ok) throw new Error(`/api/server: HTTP ${r.status}`);
-  return (await r.json()).url;
-}
-
 async function main() {
   $("room-field").value = room;
   $("name-field").value = name;
@@ -218,7 +211,7 @@ async function main() {
   showPeople();
   let url;
   try {
-    url = await serverUrl();
+    url = await serverUrl(params.get("server"));
   } catch (err) {
     showStatus({ status: Status.OFFLINE, reason: `no server address (${err.message})` });
     $("retry").hidden = true;

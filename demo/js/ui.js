@@ -14,12 +14,17 @@ export function pageParams(defaultRoom) {
   };
 }
 
-/** The game's WebSocket URL: ?server= if given, else what the HTTP side says (/api/server). */
+/**
+ * The game's WebSocket URLs: ?server= if given, else what the HTTP side says (/api/server):
+ * this server first, then the other live nodes of its cluster, which a page whose node has
+ * gone reconnects through.
+ */
 export async function serverUrl(explicit) {
-  if (explicit) return explicit;
+  if (explicit) return [explicit];
   const r = await fetch("/api/server", { cache: "no-store" });
   if (!r.ok) throw new Error(`/api/server answered ${r.status}`);
-  return (await r.json()).url;
+  const j = await r.json();
+  return Array.isArray(j.urls) && j.urls.length ? j.urls : [j.url];
 }
 
 /** Keep the status badge (and its retry button) in step with the connection. */

@@ -86,12 +86,18 @@ def build_app(server: "Server", demo_dir: Path | None) -> Starlette:
 
     async def endpoint(request: Request) -> JSONResponse:
         """Where the game's WebSocket is, as seen from the page asking: same host, the
-        server's own port and scheme. The demo pages read this before they connect."""
+        server's own port and scheme; ``urls`` adds the other live nodes of a cluster. The
+        demo pages read this before they connect."""
         scheme = "wss" if server.config.ssl_context is not None else "ws"
         host = request.url.hostname or "127.0.0.1"
         host = f"[{host}]" if ":" in host else host
-        return JSONResponse({"url": f"{scheme}://{host}:{server.port}/", "protocol": PROTOCOL_VERSION,
-                             "tick_rate": server.config.tick_rate, "game": server.config.default_game})
+        url = f"{scheme}://{host}:{server.port}/"
+        # in a cluster, the other live nodes too: a page whose node dies reconnects through them
+        others = [n["url"] for n in await server.cluster_view("nodes")
+                  if isinstance(n, dict) and n.get("url") and not n.get("draining")]
+        return JSONResponse({"url": url, "urls": [url, *(u for u in others if u != url)],
+                             "protocol": PROTOCOL_VERSION, "tick_rate": server.config.tick_rate,
+                             "game": server.config.default_game})
 
     routes: list[Any] = [Route("/health", health), Route("/metrics", metrics), Route("/stats", stats),
                          Route("/rooms", rooms), Route("/api/server", endpoint),
