@@ -59,7 +59,10 @@ export class Predictor {
     for (const s of this.predictedAt.keys()) if (s <= inputAck) this.predictedAt.delete(s);
     this.pending = this.pending.filter(([s]) => s > inputAck);
     let x = sx, y = sy;
-    for (const [, dx, dy] of this.pending) [x, y] = this._apply(x, y, dx, dy);
+    for (const [s, dx, dy] of this.pending) { // the replay is now what is predicted for each
+      [x, y] = this._apply(x, y, dx, dy);
+      this.predictedAt.set(s, [x, y]);
+    }
     if (this.x !== null) { // show a correction as a short glide, not a jump
       this.offset[0] += this.x - x;
       this.offset[1] += this.y - y;

@@ -130,3 +130,17 @@ test("under jitter, a steadily moving entity is drawn moving steadily: never bac
   }
   assert.ok(worst < 1e-6, `off its path by ${worst}`); // 100 ms covers 40 ms of jitter: never starved
 });
+
+test("after a correction the replayed inputs are the prediction: a server agreeing with them is no new error", () => {
+  const p = new Predictor(30);
+  p.reconcile(100, 100, 0);
+  const [mx] = moveFor(1, 0, 30);
+  for (let seq = 1; seq <= 4; seq++) p.input(seq, 1, 0);
+  p.reconcile(100, 100, 2); // blocked once: one correction, 3 and 4 replayed from x = 100
+  assert.equal(p.corrections, 1);
+  p.reconcile(100 + mx, 100, 3); // the server applied 3 from where it had put us: as replayed
+  assert.equal(p.error, 0);
+  assert.equal(p.corrections, 1);
+  p.reconcile(100 + 2 * mx, 100, 4);
+  assert.deepEqual([p.error, p.corrections, p.x], [0, 1, 100 + 2 * mx]);
+});
