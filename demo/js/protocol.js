@@ -48,7 +48,7 @@ export const Close = Object.freeze({
 export const ERROR_CLOSE = Object.freeze({
   going_away: 1001, protocol: 1002, unsupported_data: 1003, rate_limited: 1008, too_big: 1009, internal: 1011,
   version: 4001, room_full: 4002, server_full: 4003, unknown_game: 4004, timeout: 4008, slow_consumer: 4009,
-  desync: 4010, unauthorized: 4011, redirect: 4012,
+  desync: 4010, unauthorized: 4011, redirect: 4012, unavailable: 4013,
 });
 
 /** Error codes that retrying does not cure (bugs or configuration; as the Python client's FATAL_CODES). */

@@ -206,6 +206,8 @@ test("parseServer reads a redirect and refuses one that goes nowhere sensible", 
   const r = P.parseServer(encode([12, "ws://10.0.0.2:8765/?resv=abc", "arena", 5000, "later field"]));
   assert.deepEqual(r, { type: P.Msg.REDIRECT, url: "ws://10.0.0.2:8765/?resv=abc", room: "arena", ttlMs: 5000 });
   assert.equal(P.ERROR_CLOSE.redirect, 4012);
+  assert.equal(P.ERROR_CLOSE.unavailable, 4013);
+  assert.ok(!P.FATAL_ERRORS.has("unavailable")); // retried with backoff
   assert.ok(!P.FATAL_ERRORS.has("redirect"));
   for (const bad of [[12, "http://x/", "arena", 1], [12, "ws://x/", "", 1], [12, "ws://x/", "arena", -1],
                      [12, "ws://x/", "arena"], [12, `ws://${"x".repeat(3000)}/`, "arena", 1]]) {
