@@ -280,7 +280,8 @@ class ClusterNode:
 
     async def nodes(self) -> list[dict[str, Any]]:
         ks = self.keys
-        names = await self._call("nodes", lambda: self.r.zrangebyscore(ks.nodes, now_ms() - k.NODE_DEAD_MS, "+inf"))
+        names = await self._call("nodes", lambda: self.r.zrange(ks.nodes, now_ms() - k.NODE_DEAD_MS, "+inf",
+                                                                 sortby=coredis.PureToken.BYSCORE))
         out = []
         for name in names:
             h = await self._call("nodes", lambda: self.r.hgetall(ks.node(name)))
@@ -293,8 +294,8 @@ class ClusterNode:
     async def lobby(self) -> list[dict[str, Any]]:
         """Every hosted room of the cluster: room, game, clients, max_players, node, url."""
         ks = self.keys
-        names = list(await self._call("lobby", lambda: self.r.zrangebyscore(
-            ks.rooms, now_ms() - k.ROOM_INFO_MS, "+inf")))
+        names = list(await self._call("lobby", lambda: self.r.zrange(
+            ks.rooms, now_ms() - k.ROOM_INFO_MS, "+inf", sortby=coredis.PureToken.BYSCORE)))
         if not names:
             return []
         async def read() -> tuple[list[Any], list[Any]]:
@@ -467,7 +468,8 @@ class ClusterNode:
     async def _take_over_dead(self) -> None:
         """Claim the rooms of nodes whose heartbeat stopped, and recreate them here."""
         ks = self.keys
-        dead = await self._call("failover", lambda: self.r.zrangebyscore(ks.nodes, "-inf", now_ms() - k.NODE_DEAD_MS))
+        dead = await self._call("failover", lambda: self.r.zrange(ks.nodes, "-inf", now_ms() - k.NODE_DEAD_MS,
+                                                                  sortby=coredis.PureToken.BYSCORE))
         for node in dead:
             if node == self.id:
                 continue
