@@ -199,7 +199,10 @@ class Bot:
             elif isinstance(ev, Ping):
                 self._send_nowait(self.ws.send(ev.response()))
             elif isinstance(ev, CloseConnection):
-                self.fail(f"server closed: {ev.code} {ev.reason}")
+                if ev.code == 4012 and not self.connected:  # a redirect while joining: followed, not a loss
+                    self.connected = False
+                else:
+                    self.fail(f"server closed: {ev.code} {ev.reason}")
                 try:  # answer the close, as a WebSocket peer must, then hang up
                     self._send_nowait(self.ws.send(ev.response()))
                 except LocalProtocolError:

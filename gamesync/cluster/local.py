@@ -112,7 +112,15 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float
             proc.wait()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_local_cluster(args: argparse.Namespace) -> int:
+    # Ctrl-C, or SIGTERM, or SIGINT even when started in the background (where a shell
+    # ignores it): stop everything
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     redis, rport = start_redis(args.redis_port)
     redis_url = f"redis://127.0.0.1:{rport}"
     nodes: list[Node] = []
