@@ -8,10 +8,12 @@
 //   with the newest resume token so the seat (client id, entity, applied inputs) comes back
 //   (section 4.1); after a resumed welcome the inputs the server has not applied are sent
 //   again, after a fresh one they are dropped;
-// - a silent server (nothing for `staleMs`) counts as lost: the heartbeat;
+// - a silent server (nothing for `staleMs`) counts as lost: the heartbeat, which also bounds
+//   how long a connection may take to open and be welcomed;
 // - errors the server calls fatal (wrong version, unknown game...) stop the retries;
 // - a redirect (the room is hosted by another node of a cluster, docs/protocol.md) is
 //   followed at once, keeping the resume token; later reconnects start from `url` again.
+//   More than MAX_REDIRECTS in a row (no other failure in between) is a loop: offline.
 //
 // The page sees it through `on(type, fn)`:
 //   "status"   {status, attempt, delayMs, reason}   connecting|connected|reconnecting|offline
@@ -89,7 +91,7 @@ export class Connection {
     this._retryTimer = null;
     this._lastHeard = 0;
     this._closing = false;
-    this._orphan = null; // a socket left open so that its seat can be resumed
+    this._orphans = new Set(); // sockets left open so that their seat can be resumed
     this._redirect = null; // where the room is, from a redirect message: the next connection's URL
     this._hops = 0; // redirects followed since the last welcome
     this.hostUrl = null; // the server the current connection is to (after redirects)
@@ -117,6 +119,8 @@ export class Connection {
   start() {
     this._closing = false;
     this.attempt = 0;
+    this._hops = 0;
+    this._redirect = null;
     clearTimeout(this._retryTimer);
     this._open(Status.CONNECTING);
   }
@@ -127,8 +131,7 @@ export class Connection {
   close() {
     this._closing = true;
     clearTimeout(this._retryTimer);
-    this._orphan?.close(1000);
-    this._orphan = null;
+    this._closeOrphans();
     if (this.ws && this.ws.readyState === 1) {
       this._sendRaw(packLeave());
       this.ws.close(1000, "leaving");
@@ -144,6 +147,8 @@ export class Connection {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.lastError = null;
+    this._lastHeard = performance.now(); // a socket that never opens, or is never welcomed, is lost too
+    this._timers.push(setInterval(() => this._heartbeat(), Math.min(1000, this.staleMs / 2)));
     ws.onopen = () => {
       if (ws !== this.ws) return;
       this._lastHeard = performance.now();
@@ -156,9 +161,9 @@ export class Connection {
       this._down.add(this._lastHeard, bytes.byteLength);
       this._queue = this._queue.then(() => this._onMessage(ws, bytes)).catch((err) => this._fail(ws, err));
     };
-    ws.onclose = (e) => {
+    ws.onclose = (e) => { // after the messages before it: an error or a redirect may still be queued
       if (ws !== this.ws) return;
-      this._lost(e.code, e.reason);
+      this._queue = this._queue.then(() => { if (ws === this.ws) this._lost(e.code, e.reason); });
     };
     ws.onerror = () => {}; // onclose follows
   }
@@ -166,6 +171,8 @@ export class Connection {
   // Drop the current socket. `keepSeat`: it may still be open (a desync, a silent server),
   // and a close frame from us would give the seat up (section 4.1), so it is left open
   // until the next connection has taken the seat back (the server then closes it itself).
+  // A socket that never opened sent no join and holds no seat. One that sent a join and got
+  // no answer yet may hold the seat already, and so may the orphans before it: all are kept.
   _teardown(keepSeat = false) {
     for (const t of this._timers) clearInterval(t);
     this._timers = [];
@@ -173,16 +180,15 @@ export class Connection {
     this.ws = null;
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-      if (ws.readyState <= 1) {
-        if (keepSeat && this.resumeToken) {
-          this._orphan?.close(1000);
-          this._orphan = ws;
-        } else {
-          ws.close(1000);
-        }
-      }
+      if (ws.readyState === 1 && keepSeat && this.resumeToken) this._orphans.add(ws);
+      else if (ws.readyState <= 1) ws.close(1000);
     }
     this.mirror = null;
+  }
+
+  _closeOrphans() {
+    for (const ws of this._orphans) ws.close(1000);
+    this._orphans.clear();
   }
 
   _fail(ws, err) {
@@ -197,18 +203,21 @@ export class Connection {
     this._teardown(keepSeat);
     if (this._closing) return;
     const offline = (why) => {
-      this._orphan?.close(1000);
-      this._orphan = null;
+      this._closeOrphans();
       this._setStatus(Status.OFFLINE, { reason: why });
     };
-    if (this._redirect && this._hops < MAX_REDIRECTS) { // the room is on another node: go there now
+    if (this._redirect) { // the room is on another node: go there now
       const url = this._redirect;
       this._redirect = null;
+      if (this._hops >= MAX_REDIRECTS) { // section 4.2: stop and report
+        offline(`more than ${MAX_REDIRECTS} redirects in a row (last to ${url})`);
+        return;
+      }
       this._hops += 1;
       this._open(wasWelcomed ? Status.RECONNECTING : this.status, url);
       return;
     }
-    this._redirect = null;
+    this._hops = 0; // a failure of another kind ends a row of redirects
     const fatal = this.lastError && FATAL_ERRORS.has(this.lastError.code);
     if (fatal) {
       offline(`${this.lastError.code}: ${this.lastError.reason}`);
@@ -267,8 +276,7 @@ export class Connection {
     this.mirror = new Mirror(m.schema, m.history);
     this.attempt = 0;
     this._hops = 0;
-    this._orphan?.close(1000); // the seat is on this connection now (or was given up)
-    this._orphan = null;
+    this._closeOrphans(); // the seat is on this connection now (or was given up)
     if (m.resumed) {
       for (const [s, d] of this.unacked.slice(-RESEND_MAX)) this._sendRaw(packInput(s, d));
     } else {
@@ -279,7 +287,6 @@ export class Connection {
       this._pending.clear();
     }
     this._timers.push(setInterval(() => this._sendRaw(packPing(performance.now())), this.pingMs));
-    this._timers.push(setInterval(() => this._heartbeat(), Math.min(1000, this.staleMs / 2)));
     this._setStatus(Status.CONNECTED);
     this._emit("welcome", m);
   }

@@ -144,3 +144,102 @@ test("after a correction the replayed inputs are the prediction: a server agreei
   p.reconcile(100 + 2 * mx, 100, 4);
   assert.deepEqual([p.error, p.corrections, p.x], [0, 1, 100 + 2 * mx]);
 });
+
+// ---- the connection, against a scripted WebSocket ------------------------------------------------
+
+import { deflateSync } from "node:zlib";
+import { decode, encode } from "@msgpack/msgpack";
+import { Connection } from "../js/connection.js";
+
+const SCHEMA = [{ name: "x", kind: "float", wire: "<u2", predict: "linear", lo: 0.0, hi: 1000.0, step: 0.015625 }];
+const EMPTY = encode([0, new Uint8Array(0), new Uint8Array(0), new Uint8Array(0), [new Uint8Array(0)], [[0]], null]);
+const nextTask = () => new Promise((r) => setImmediate(r));
+
+/** A WebSocket the test plays the server of: every socket the connection opens is in `sockets`. */
+function fakeServer() {
+  const sockets = [];
+  class FakeWS {
+    constructor(url) { Object.assign(this, { url, readyState: 0, sent: [], closedWith: null }); sockets.push(this); }
+    send(b) { this.sent.push(decode(b)); }
+    close(code = 1000) { if (this.readyState < 2) { this.readyState = 3; this.closedWith = code; } }
+    // the server's side; each arrives in a task of its own, as in a browser
+    async open() { this.readyState = 1; this.onopen?.(); await nextTask(); }
+    async msg(m) { this.onmessage?.({ data: encode(m).slice().buffer }); await nextTask(); }
+    async shut(code, reason = "") { this.readyState = 3; this.onclose?.({ code, reason }); await nextTask(); }
+  }
+  return { sockets, FakeWS };
+}
+const welcome = (cid, token, resumed = false) => [2, 2, cid, "r", "arena", 30, 0, SCHEMA, 32, token, resumed];
+
+test("connection: a redirect loop goes offline after 5 redirects in a row; Retry follows redirects again", async () => {
+  const { sockets, FakeWS } = fakeServer();
+  const c = new Connection("ws://a/", "r", "ann", { game: "arena", WebSocket: FakeWS, baseDelayMs: 1, maxDelayMs: 2 });
+  const statuses = [];
+  c.on("status", (s) => statuses.push(s));
+  c.start();
+  const redirect = async (ws, to) => {
+    await ws.open();
+    await ws.msg([10, "redirect", `room 'r' is hosted at ${to}`]);
+    await ws.msg([12, to, "r", 10000]);
+    await ws.shut(4012, "redirect");
+  };
+  for (let i = 0; i < 6; i++) await redirect(sockets[i], i % 2 ? "ws://a/?resv=1" : "ws://b/?resv=1");
+  assert.equal(sockets.length, 6, "the 6th redirect is not followed");
+  assert.equal(c.status, "offline");
+  assert.match(statuses.at(-1).reason, /redirects in a row/);
+  c.retry();
+  assert.equal(sockets[6].url, "ws://a/");
+  await redirect(sockets[6], "ws://b/?resv=2");
+  assert.equal(sockets[7].url, "ws://b/?resv=2", "after Retry, a redirect is followed at once");
+  await sockets[7].open();
+  assert.deepEqual(sockets[7].sent[0].slice(0, 5), [1, 2, "r", "ann", "arena"]); // the same join
+  c.close();
+});
+
+test("connection: a redirect still queued behind a snapshot being inflated is followed when the close comes", async () => {
+  const { sockets, FakeWS } = fakeServer();
+  const c = new Connection("ws://a/", "r", "ann", { game: "arena", WebSocket: FakeWS, baseDelayMs: 1000 });
+  c.start();
+  const ws = sockets[0];
+  await ws.open();
+  await ws.msg(welcome(3, "tok-1"));
+  // a compressed snapshot: inflating takes a few turns of the event loop, during which the
+  // server's error, redirect and close arrive
+  const z = new Uint8Array(deflateSync(EMPTY));
+  ws.onmessage({ data: encode([4, 0, -1, -1, 0, 1, z, []]).slice().buffer });
+  ws.onmessage({ data: encode([10, "redirect", "room 'r' moved"]).slice().buffer });
+  ws.onmessage({ data: encode([12, "ws://b/", "r", 10000]).slice().buffer });
+  ws.onclose({ code: 4012, reason: "redirect" });
+  // (zlib works off the main thread: wait by the clock, below the first backoff of 500 ms or more)
+  for (let t0 = Date.now(); sockets.length < 2 && Date.now() - t0 < 400;) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(sockets.length, 2);
+  assert.equal(sockets[1].url, "ws://b/");
+  assert.equal(c.status, "reconnecting");
+  await sockets[1].open();
+  assert.equal(sockets[1].sent[0][6], "tok-1"); // with the resume token
+  c.close();
+});
+
+test("connection: a socket that never opens is given up after staleMs; an orphan keeps its seat meanwhile", async () => {
+  const { sockets, FakeWS } = fakeServer();
+  const c = new Connection("ws://a/", "r", "ann", { WebSocket: FakeWS, staleMs: 60, baseDelayMs: 1, maxDelayMs: 2 });
+  c.start();
+  await sockets[0].open();
+  await sockets[0].msg(welcome(3, "tok-1"));
+  // the server freezes: silence, so the heartbeat gives the socket up, leaving it open
+  await new Promise((r) => setTimeout(r, 150));
+  assert.ok(sockets.length >= 2, "reconnecting");
+  assert.equal(sockets[0].closedWith, null, "the silent socket keeps the seat");
+  // the new socket's handshake never completes (a frozen server still accepts TCP): not forever
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(sockets.length >= 3, `a connection that does not open is retried (${sockets.length} sockets)`);
+  assert.equal(sockets[1].closedWith, 1000);
+  assert.equal(sockets[0].closedWith, null);
+  const last = sockets.at(-1);
+  await last.open();
+  assert.equal(last.sent[0][6], "tok-1");
+  await last.msg(welcome(3, "tok-2", true));
+  assert.equal(c.status, "connected");
+  assert.equal(sockets[0].closedWith, 1000, "once the seat has moved, the orphan goes");
+  c.close();
+});
