@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decode every snapshot separately in every bot (no cross-bot memo)")
     b.add_argument("--secret-file", help="mint each bot a join token with this secret (default: "
                    "GAMESYNC_SECRET if set; without either the bots join anonymously)")
+    b.add_argument("--reconnect", action="store_true",
+                   help="bring lost bots back (backoff, from URL) to resume their seats, e.g. across a cluster "
+                   "failover (default: a lost bot stays lost)")
     b.add_argument("--json", action="store_true", help="print one JSON line of results")
     b.add_argument("--no-progress", action="store_true", help="no progress display")
     b.set_defaults(func=_bots)

@@ -65,6 +65,9 @@ class BotStats:
 MAX_REDIRECTS = 5  # redirects a bot follows in a row while joining
 
 
+REVIVE_MAX_S = 2.0  # backoff cap of a bot's reconnects
+
+
 class _Redirect(Exception):
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -78,6 +81,9 @@ class Bot:
                  rng: random.Random, token: str | None = None) -> None:
         self.idx = idx
         self.host, self.port, self.path = host, port, path
+        self.home = (host, port, path)  # where a reconnect starts (a redirect goes elsewhere)
+        self.reconnects = 0
+        self.resumes = 0
         self.proto = cp.ClientProtocol(room, f"bot{idx}", auto_ack=False, cache=cache, token=token)
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.sock: socket.socket | None = None
@@ -110,10 +116,30 @@ class Bot:
                 self.host, self.port = u.hostname, u.port or 80
                 self.path = (u.path or "/") + (f"?{u.query}" if u.query else "")
                 p0 = self.proto
-                self.proto = cp.ClientProtocol(p0.room, p0.name, auto_ack=False, cache=p0.cache, token=p0.token)
+                self.proto = cp.ClientProtocol(p0.room, p0.name, auto_ack=False, cache=p0.cache, token=p0.token,
+                                               resume=p0.resume)
+                self.proto.carry_over(p0)
                 self.ws = WSConnection(ConnectionType.CLIENT)
                 self.reader = None
         raise OSError(f"more than {MAX_REDIRECTS} redirects")
+
+    def reset_for_resume(self) -> None:
+        """Forget the lost connection, keep the seat's resume token and the input numbering:
+        the next ``connect`` (from the home URL) takes the seat back if the room still has it."""
+        if self.sock is not None:
+            self.sock.close()
+        old = self.proto
+        token = old.welcome.resume_token if old.welcome is not None else old.resume  # (a failed attempt's)
+        self.proto = cp.ClientProtocol(old.room, old.name, auto_ack=False, cache=old.cache, token=old.token,
+                                       resume=token)
+        self.proto.carry_over(old)
+        self.host, self.port, self.path = self.home
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.reader = None
+        self._parts.clear()
+        self.pending.clear()
+        self.lost = None
+        self.connected = False
 
     async def _connect_once(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -155,6 +181,12 @@ class Bot:
                         raise OSError(f"join refused: {cev.code}: {cev.reason}")
                     if isinstance(cev, cp.StateUpdated):
                         self._on_state(cev, trio.current_time())
+        if self.proto.welcome is not None and self.proto.welcome.resumed:  # the same seat: what it had not applied, once more
+            self.resumes += 1
+            for msg in self.proto.resend_unacked():
+                self._send_nowait(masked_binary_frame(msg))
+        else:
+            self.proto.unacked.clear()
         self.connected = True
 
     async def _recv_some(self) -> bytes:
@@ -304,7 +336,7 @@ class Swarm:
 
     def __init__(self, url: str, count: int, room: str = "arena", input_rate: float = 30.0,
                  shared_decode: bool = True, seed: int = 1, token_secret: bytes | None = None,
-                 token_ttl_s: float = 3600.0) -> None:
+                 token_ttl_s: float = 3600.0, reconnect: bool = False) -> None:
         u = urlparse(url)
         if u.scheme not in ("ws", "") or not u.hostname:
             raise ValueError(f"need a ws:// URL, got {url!r}")
@@ -315,6 +347,10 @@ class Swarm:
                          None if token_secret is None else tokens.mint(token_secret, f"bot{i}", room, token_ttl_s, now))
                      for i in range(count)]
         self.input_rate = input_rate
+        #: bots whose connection was lost come back (with backoff, from the URL they started
+        #: at) and resume their seats; without it a lost bot stays lost
+        self.reconnect = reconnect
+        self._revive_send, self._revive_recv = trio.open_memory_channel[Bot](max(1, count))
         self.sel = selectors.DefaultSelector()
         self.t_measure: float | None = None
 
@@ -345,6 +381,29 @@ class Swarm:
                 b.pump(trio.current_time())
                 if b.lost is not None:
                     sel.unregister(key.fileobj)
+                    if self.reconnect:
+                        self._revive_send.send_nowait(b)
+
+    async def reviver(self) -> None:
+        """Bring lost bots back (``reconnect``): backoff with full jitter, then resume."""
+        async with trio.open_nursery() as n:
+            async for b in self._revive_recv:
+                n.start_soon(self._revive, b)
+
+    async def _revive(self, b: Bot) -> None:
+        for attempt in range(1, 1000):
+            await trio.sleep(random.uniform(0, min(REVIVE_MAX_S, 0.2 * 2 ** attempt)))
+            b.reset_for_resume()
+            b.reconnects += 1
+            try:
+                with trio.fail_after(CONNECT_TIMEOUT_S):
+                    await b.connect()
+            except (OSError, trio.TooSlowError, GamesyncError) as e:
+                logger.info("bot %d: reconnect failed: %r", b.idx, e)
+                continue
+            assert b.sock is not None
+            self.sel.register(b.sock, selectors.EVENT_READ, b)
+            return
 
     async def sender(self) -> None:
         """Every bot sends at ``input_rate`` with its own random phase, in SEND_SLOTS groups."""
@@ -392,6 +451,8 @@ class Swarm:
             "all_connected": all(b.lost is None for b in self.bots),
             "disconnected": sum(b.lost is not None for b in self.bots),
             "redirects": sum(b.redirects for b in self.bots),
+            "reconnects": sum(b.reconnects for b in self.bots),
+            "resumes": sum(b.resumes for b in self.bots),
         }
         if self.cache is not None:
             total = self.cache.hits + self.cache.misses
@@ -406,16 +467,18 @@ class Swarm:
 
 async def swarm_main(url: str, count: int, duration: float, *, room: str = "arena", warmup: float = 0.0,
                      input_rate: float = 30.0, ramp: float = 2.0, shared_decode: bool = True, seed: int = 1,
-                     progress: bool = False, token_secret: bytes | None = None) -> dict[str, Any]:
+                     progress: bool = False, token_secret: bytes | None = None,
+                     reconnect: bool = False) -> dict[str, Any]:
     """Connect ``count`` bots, run ``warmup`` + ``duration`` seconds, return the results dict.
     With ``token_secret`` each bot joins with its own token (player ``bot<i>``)."""
     swarm = Swarm(url, count, room, input_rate, shared_decode, seed, token_secret,
-                  token_ttl_s=warmup + duration + ramp + 3600)
+                  token_ttl_s=warmup + duration + ramp + 3600, reconnect=reconnect)
     bar = None
     try:
         async with trio.open_nursery() as n:
             n.start_soon(swarm.reader)
             n.start_soon(swarm.sender)
+            n.start_soon(swarm.reviver)
             await swarm.connect_all(ramp)
             if progress:
                 from tqdm import tqdm
@@ -453,7 +516,7 @@ def run_swarm(args: argparse.Namespace) -> int:
         args.url, args.count, args.duration, room=args.room, warmup=args.warmup, input_rate=args.input_rate,
         ramp=args.ramp, shared_decode=not args.no_shared_decode, seed=args.seed,
         progress=not args.no_progress and sys.stderr.isatty() or (not args.no_progress and not args.json),
-        token_secret=tokens.load_secret(args.secret_file)))
+        token_secret=tokens.load_secret(args.secret_file), reconnect=args.reconnect))
     if args.json:
         print(json.dumps(result))
     else:

@@ -5,6 +5,8 @@ rooms over and its players follow; at no time do two nodes run the same room."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -111,6 +113,41 @@ async def test_kill_9_moves_the_rooms_within_5_s_and_players_resume_from_the_las
     nodes = {x["node"] for x in await http_json(b, "/nodes")}
     assert nodes == {"b", "c"}
     assert all(e["node"] != "a" for e in await http_json(c, "/presence"))
+
+
+async def test_bots_resume_their_seats_after_their_room_s_host_is_killed(cluster: LocalCluster) -> None:
+    """``gamesync bots --reconnect`` through a node that does not host the room: redirected
+    to the host; when the host is killed, back through the same node to the new host."""
+    import json
+
+    d = cluster.start("d")
+    entry = cluster.nodes["c"] if "c" in cluster.nodes else cluster.nodes["b"]
+    with trio.fail_after(60):
+        async with open_client(d.url, room="fb", name="anchor") as anchor:  # the room goes to d
+            await anchor.wait_state()
+            assert await _owner(cluster, "fb") == "d"
+            bots = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "gamesync", "bots", entry.url, "--room", "fb", "--count", "5",
+                 "--duration", "9", "--ramp", "0.3", "--reconnect", "--json", "--no-progress"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            await wait_until(lambda: _players(cluster, d, "fb", 6), 10, "the bots in room fb on d")
+            await trio.sleep(1.0)  # a save with the bots' seats in it
+            cluster.kill("d")
+        await wait_until(lambda: _owner_in(cluster, "fb", tuple(cluster.nodes)), 8, "room fb on a live node")
+        assert bots.stdout is not None
+        out = b""
+        async for chunk in bots.stdout:
+            out += chunk
+        await bots.wait()
+    res = json.loads(out.decode().strip().splitlines()[-1])
+    assert res["redirects"] >= 5 and res["resumes"] == 5, res  # every bot got its seat back
+    assert res["all_connected"] and res["disconnected"] == 0, res
+    lobby = {e["room"]: e for e in await http_json(entry, "/rooms")}
+    assert lobby.get("fb", {}).get("node") in cluster.nodes
+
+
+async def _players(cluster: LocalCluster, node: Any, room: str, n: int) -> bool:
+    return any(r["room"] == room and r["clients"] >= n for r in (await http_json(node, "/stats"))["rooms"])
 
 
 async def _owner_in(cluster: LocalCluster, room: str, nodes: tuple[str, ...]) -> bool:
