@@ -66,7 +66,8 @@ async function main() {
     interp = new Interpolator(w.tickRate);
   });
   conn.on("status", (s) => {
-    if (s.status === "reconnecting" && s.attempt === 1) chat.notice("connection lost; reconnecting…");
+    // once per outage: attempt 1 is reported when it is scheduled (with its delay) and again when it starts
+    if (s.status === "reconnecting" && s.attempt === 1 && s.delayMs !== undefined) chat.notice("connection lost; reconnecting…");
   });
   conn.on("joined", (j) => {
     const known = names.has(j.clientId);

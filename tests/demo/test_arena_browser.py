@@ -124,6 +124,9 @@ def test_both_pages_reconnect_by_themselves_after_a_server_restart_and_play_on(d
                                "&& window.demo.serverSelf() !== null && window.demo.players === 2", timeout=WAIT_MS)
     # a fresh server: fresh seats, and the game goes on (bob sees ann move)
     assert (a.evaluate("window.demo.conn.clientId"), b.evaluate("window.demo.conn.clientId")) != old
+    # the chat says once that the connection was lost, however many attempts it took
+    for page in (a, b):
+        assert page.locator("#chat li.notice", has_text="connection lost").count() == 1
     cid = a.evaluate("window.demo.conn.clientId")
     x0 = b.evaluate(f"window.demo.playerOf({cid}).x")
     key, sign = ("a", -1) if x0 > 500 else ("d", 1)
