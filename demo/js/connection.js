@@ -90,6 +90,7 @@ export class Connection {
     this._timers = [];
     this._retryTimer = null;
     this._lastHeard = 0;
+    this._welcomedAt = 0; // performance.now() at the current connection's welcome
     this._closing = false;
     this._orphans = new Set(); // sockets left open so that their seat can be resumed
     this._redirect = null; // where the room is, from a redirect message: the next connection's URL
@@ -286,6 +287,7 @@ export class Connection {
       for (const [, p] of this._pending) { clearTimeout(p.timer); p.resolve(false); }
       this._pending.clear();
     }
+    this._welcomedAt = performance.now();
     this._timers.push(setInterval(() => this._sendRaw(packPing(performance.now())), this.pingMs));
     this._setStatus(Status.CONNECTED);
     this._emit("welcome", m);
@@ -308,9 +310,9 @@ export class Connection {
         if (p) { clearTimeout(p.timer); this._pending.delete(ev.ackId); p.resolve(true); }
         break;
       }
-      case Ev.PONG: {
+      case Ev.PONG: { // a resumed seat's first snapshot may answer pings from before the outage: not a sample
         const sample = performance.now() - ev.time;
-        if (sample >= 0) this.rtt = this.rtt === null ? sample : this.rtt + (sample - this.rtt) * 0.2;
+        if (sample >= 0 && ev.time >= this._welcomedAt) this.rtt = this.rtt === null ? sample : this.rtt + (sample - this.rtt) * 0.2;
         break;
       }
       default: break;

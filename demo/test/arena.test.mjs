@@ -243,3 +243,25 @@ test("connection: a socket that never opens is given up after staleMs; an orphan
   assert.equal(sockets[0].closedWith, 1000, "once the seat has moved, the orphan goes");
   c.close();
 });
+
+test("connection: pongs queued for a resumed seat from before the outage are no RTT sample", async () => {
+  const { sockets, FakeWS } = fakeServer();
+  const c = new Connection("ws://a/", "r", "ann", { WebSocket: FakeWS, baseDelayMs: 1, maxDelayMs: 2, pingMs: 10 });
+  c.start();
+  await sockets[0].open();
+  await sockets[0].msg(welcome(3, "tok-1"));
+  await new Promise((r) => setTimeout(r, 30));
+  const pings = sockets[0].sent.filter((m) => m[0] === 8).map((m) => m[1]);
+  assert.ok(pings.length >= 1);
+  await sockets[0].shut(1006); // lost, pings unanswered; a while later the seat comes back
+  await new Promise((r) => setTimeout(r, 100));
+  const ws = sockets.at(-1);
+  await ws.open();
+  await ws.msg(welcome(3, "tok-2", true));
+  await ws.msg([4, 0, -1, -1, 0, 0, EMPTY, pings.map((t) => [5, t])]); // events queued for the seat
+  assert.equal(c.rtt, null, "no sample spans the outage");
+  const t = performance.now();
+  await ws.msg([4, 1, 0, -1, 0, 0, EMPTY, [[5, t]]]);
+  assert.ok(c.rtt !== null && c.rtt < 50);
+  c.close();
+});
