@@ -34,8 +34,11 @@ export const Status = Object.freeze({
   CONNECTING: "connecting", CONNECTED: "connected", RECONNECTING: "reconnecting", OFFLINE: "offline",
 });
 
-const RESEND_MAX = 120; // inputs re-sent after a resume (the server allows 128 waiting)
-const KEEP_INPUTS = 1024; // unapplied inputs kept at most (a long outage: the oldest go)
+// Inputs in flight (sent, not yet reported applied) at most, and so also re-sent after a
+// resume: a server with more than 128 waiting closes the client with rate_limited and gives
+// its seat up (section 5.2). A server that stalls for a few seconds and then reads them all
+// at once would otherwise see every input sent meanwhile (30 a second) waiting.
+const IN_FLIGHT_MAX = 120;
 const MAX_REDIRECTS = 5; // redirects followed in a row (more: a loop between nodes)
 
 /** Backoff before attempt `n` (1, 2, ...): full jitter over a capped exponential. */
@@ -279,7 +282,7 @@ export class Connection {
     this._hops = 0;
     this._closeOrphans(); // the seat is on this connection now (or was given up)
     if (m.resumed) {
-      for (const [s, d] of this.unacked.slice(-RESEND_MAX)) this._sendRaw(packInput(s, d));
+      for (const [s, d] of this.unacked.slice(-IN_FLIGHT_MAX)) this._sendRaw(packInput(s, d));
     } else {
       this.unacked = [];
       this.inputAck = 0;
@@ -321,12 +324,14 @@ export class Connection {
 
   // ---- what the game sends ---------------------------------------------------------------
 
-  /** Send one input; returns its seq (null when not connected: nothing is sent or kept). */
+  /**
+   * Send one input; returns its seq (null when not connected, or when IN_FLIGHT_MAX inputs
+   * are in flight already: nothing is sent or kept).
+   */
   sendInput(data) {
-    if (this.status !== Status.CONNECTED) return null;
+    if (this.status !== Status.CONNECTED || this.unacked.length >= IN_FLIGHT_MAX) return null;
     const seq = ++this.seq;
     this.unacked.push([seq, data]);
-    if (this.unacked.length > KEEP_INPUTS) this.unacked.shift();
     const tick = this.mirror ? this.mirror.tick : NO_TICK;
     this._sendRaw(tick === NO_TICK ? packInput(seq, data) : packInput(seq, data, tick, this.mirror.ackBits()));
     return seq;

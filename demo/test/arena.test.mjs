@@ -265,3 +265,62 @@ test("connection: pongs queued for a resumed seat from before the outage are no 
   assert.ok(c.rtt !== null && c.rtt < 50);
   c.close();
 });
+
+test("connection: acks what it holds; after a resume the unapplied inputs go again without ack, seq goes on", async () => {
+  const { sockets, FakeWS } = fakeServer();
+  const c = new Connection("ws://a/", "r", "ann", { WebSocket: FakeWS, baseDelayMs: 1, maxDelayMs: 2 });
+  c.start();
+  let ws = sockets[0];
+  await ws.open();
+  assert.equal(ws.sent[0].length, 4); // no resume token yet: [1, 2, room, name]
+  await ws.msg(welcome(3, "tok-1"));
+  assert.equal(ws.sent.length, 1); // nothing else sent yet
+  assert.equal(c.sendInput([1, 0]), 1);
+  assert.deepEqual(ws.sent.at(-1), [3, 1, [1, 0]]); // before any snapshot: no ack fields
+  await ws.msg([4, 10, -1, -1, 0, 0, EMPTY, []]);
+  assert.deepEqual(ws.sent.at(-1), [5, 10]); // no other tick held: bits left out
+  await ws.msg([4, 11, 10, -1, 1, 0, EMPTY, []]);
+  assert.deepEqual(ws.sent.at(-1), [5, 11, 1]); // holds 10 as well: bit 0
+  for (let i = 0; i < 3; i++) c.sendInput([0, 1]);
+  assert.deepEqual(ws.sent.at(-1), [3, 4, [0, 1], 11, 1]);
+  await ws.msg([4, 12, 11, 10, 2, 0, EMPTY, []]); // input 2 applied
+  assert.deepEqual(c.unacked.map(([s]) => s), [3, 4]);
+  await ws.shut(1006);
+  assert.equal(c.sendInput([1, 1]), null); // not connected: nothing sent or kept
+  for (let i = 0; i < 50 && sockets.length < 2; i++) await new Promise((r) => setTimeout(r, 2));
+  ws = sockets[1];
+  await ws.open();
+  assert.equal(ws.sent[0][6], "tok-1");
+  await ws.msg(welcome(3, "tok-2", true));
+  assert.deepEqual(ws.sent.slice(1), [[3, 3, [0, 1]], [3, 4, [0, 1]]]); // re-sent, no ack fields
+  assert.equal(c.sendInput([1, 0]), 5); // the seat's numbering goes on
+  assert.deepEqual(ws.sent.at(-1), [3, 5, [1, 0]]); // no snapshot on this connection yet: no ack
+  // lost again, and this time the seat is gone: a fresh one drops the old inputs and restarts at 1
+  await ws.shut(1006);
+  for (let i = 0; i < 50 && sockets.length < 3; i++) await new Promise((r) => setTimeout(r, 2));
+  ws = sockets[2];
+  await ws.open();
+  assert.equal(ws.sent[0][6], "tok-2");
+  await ws.msg(welcome(9, "tok-3", false));
+  assert.equal(ws.sent.length, 1);
+  assert.deepEqual([c.unacked.length, c.clientId], [0, 9]);
+  assert.equal(c.sendInput([1, 0]), 1);
+  c.close();
+});
+
+test("connection: no more than 120 inputs in flight, so a stalled server never finds over 128 waiting", async () => {
+  const { sockets, FakeWS } = fakeServer();
+  const c = new Connection("ws://a/", "r", "ann", { WebSocket: FakeWS });
+  c.start();
+  const ws = sockets[0];
+  await ws.open();
+  await ws.msg(welcome(3, "tok-1"));
+  await ws.msg([4, 0, -1, -1, 0, 0, EMPTY, []]);
+  const seqs = [];
+  for (let i = 0; i < 150; i++) seqs.push(c.sendInput([1, 0])); // 5 s of a held key, nothing applied
+  assert.equal(seqs.filter((s) => s !== null).length, 120);
+  assert.equal(ws.sent.filter((m) => m[0] === 3).length, 120);
+  await ws.msg([4, 1, 0, -1, 30, 0, EMPTY, []]); // the server wakes and applies 30
+  assert.equal(c.sendInput([1, 0]), 121);
+  c.close();
+});
