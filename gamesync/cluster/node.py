@@ -253,6 +253,8 @@ class ClusterNode:
 
     def room_opened(self, room: "Room") -> None:
         self._handed.discard(room.name)
+        # opened again before the heartbeat let the closed one go: its lease stays ours
+        self._released = [name for name in self._released if name != room.name]
         self._kick.set()
 
     def room_closed(self, room: "Room") -> None:
