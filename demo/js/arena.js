@@ -49,11 +49,13 @@ async function main() {
   const chat = new ChatPanel($("#chat"), conn, names);
   let predictor = null, interp = null, me = null; // me: our entity id
   let lastWorld = null, players = 0;
+  let rosterComing = true; // the first snapshot after a welcome lists who is already here: no notices
   const held = new Set(); // keys down
 
   bindStatus(conn, $("#status"), $("#retry"));
 
   conn.on("welcome", (w) => {
+    rosterComing = true;
     if (!w.resumed || !predictor) { // a fresh seat: new id, new entity, nothing to keep
       me = null;
       names.clear();
@@ -72,7 +74,7 @@ async function main() {
   conn.on("joined", (j) => {
     const known = names.has(j.clientId);
     names.set(j.clientId, j.name);
-    if (!known && lastWorld) chat.notice(`${j.name} joined`);
+    if (!known && !rosterComing) chat.notice(`${j.name} joined`);
   });
   conn.on("left", (l) => {
     chat.notice(`${names.get(l.clientId) ?? `player ${l.clientId}`} left`);
@@ -87,6 +89,7 @@ async function main() {
     if (d.typing) chat.typing(d.typing);
   });
   conn.on("snapshot", ({ state, tick, inputAck, mirror }) => {
+    rosterComing = false;
     const world = liveColumns(mirror.schema, state);
     lastWorld = world;
     interp.push(tick, world.ids, world, performance.now());

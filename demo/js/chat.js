@@ -45,6 +45,7 @@ export class ChatPanel {
     let entry = this.mine.get(ref);
     if (!entry) {
       entry = { text, state: "pending", el: this._line({ name: this.names.get(this.conn.clientId) ?? "me", text }, "mine") };
+      entry.el.dataset.ref = String(ref);
       this.mine.set(ref, entry);
     }
     this._state(ref, "pending");
@@ -109,7 +110,11 @@ export class ChatPanel {
   _append(el) {
     const atBottom = this.log.scrollTop + this.log.clientHeight >= this.log.scrollHeight - 4;
     this.log.append(el);
-    while (this.log.children.length > MAX_LINES) this.log.firstElementChild.remove();
+    while (this.log.children.length > MAX_LINES) {
+      const gone = this.log.firstElementChild;
+      if (gone.dataset.ref) this.mine.delete(Number(gone.dataset.ref)); // no retry for a line not shown
+      gone.remove();
+    }
     if (atBottom) this.log.scrollTop = this.log.scrollHeight;
   }
 

@@ -4,7 +4,7 @@
 // Speaks exactly docs/protocol.md (version 2) through protocol.js and mirror.js:
 // - every applied snapshot is acknowledged with the mirror's ack bits (section 12.3);
 // - inputs are numbered from 1 and carry the newest held tick;
-// - a lost connection is retried with capped exponential backoff and full jitter, joining
+// - a lost connection is retried with capped exponential backoff and jitter, joining
 //   with the newest resume token so the seat (client id, entity, applied inputs) comes back
 //   (section 4.1); after a resumed welcome the inputs the server has not applied are sent
 //   again, after a fresh one they are dropped;
@@ -41,7 +41,7 @@ export const Status = Object.freeze({
 const IN_FLIGHT_MAX = 120;
 const MAX_REDIRECTS = 5; // redirects followed in a row (more: a loop between nodes)
 
-/** Backoff before attempt `n` (1, 2, ...): full jitter over a capped exponential. */
+/** Backoff before attempt `n` (1, 2, ...): a capped exponential, jittered over its upper half. */
 export function backoffMs(n, baseMs, maxMs, random = Math.random) {
   const cap = Math.min(maxMs, baseMs * 2 ** Math.max(0, n - 1));
   return Math.round(cap / 2 + random() * cap / 2);
@@ -222,6 +222,8 @@ export class Connection {
       return;
     }
     this._hops = 0; // a failure of another kind ends a row of redirects
+    // a resume the server refuses (the seat belongs to another player): join afresh next time
+    if (this.lastError?.code === "unauthorized" && this.resumeToken) this.resumeToken = null;
     const fatal = this.lastError && FATAL_ERRORS.has(this.lastError.code);
     if (fatal) {
       offline(`${this.lastError.code}: ${this.lastError.reason}`);

@@ -14,6 +14,8 @@ export class Interpolator {
     this.keep = keep;
     this.frames = []; // {tick, ids, x, y, heading, kind, owner, index: Map id -> i}, ascending
     this.offset = null; // local ms at tick 0, estimated
+    this._late = 0; // snapshots in a row later than the whole delay
+    this._drawn = -Infinity; // the render tick last drawn: drawing never goes back in time
   }
 
   /**
@@ -24,6 +26,12 @@ export class Interpolator {
     const est = now - tick * this.periodMs;
     if (this.offset === null || est < this.offset) this.offset = est;
     else this.offset += (est - this.offset) * 0.02;
+    // Snapshots late by more than the whole delay, several in a row, are not jitter: the
+    // server's ticks fell behind the wall clock (a stall; tick numbers stay consecutive).
+    // Re-anchor at once, or the drawing would stay frozen on the newest snapshot for the
+    // seconds the slow drift above would take. sample() keeps the drawn time from going back.
+    this._late = est - this.offset > this.delayMs ? this._late + 1 : 0;
+    if (this._late >= 3) { this.offset = est; this._late = 0; }
     const last = this.frames[this.frames.length - 1];
     if (last && tick <= last.tick) return;
     const index = new Map();
@@ -44,7 +52,8 @@ export class Interpolator {
   sample(now) {
     const f = this.frames;
     if (!f.length) return null;
-    const t = this.renderTick(now);
+    const t = Math.max(this.renderTick(now), this._drawn);
+    this._drawn = Math.min(t, f[f.length - 1].tick); // past the newest, the newest is what was drawn
     let b = f.findIndex((fr) => fr.tick >= t);
     if (b === -1) return { ...f[f.length - 1], at: f[f.length - 1].tick }; // past the newest: hold it
     if (b === 0) return { ...f[0], at: f[0].tick };
@@ -70,5 +79,5 @@ export class Interpolator {
     return f.length ? (f[f.length - 1].tick - this.renderTick(now)) * this.periodMs : 0;
   }
 
-  reset() { this.frames = []; this.offset = null; }
+  reset() { this.frames = []; this.offset = null; this._late = 0; this._drawn = -Infinity; }
 }

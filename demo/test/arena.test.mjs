@@ -324,3 +324,24 @@ test("connection: no more than 120 inputs in flight, so a stalled server never f
   assert.equal(c.sendInput([1, 0]), 121);
   c.close();
 });
+
+test("after a server stall the drawing is back to interpolating within a few snapshots, never going back", () => {
+  // 2 s of snapshots at 30 Hz, then the server stalls for 1 s: its tick numbers go on from
+  // where they were (a fixed-step simulation slows down), so every later snapshot is ~1 s
+  // "late" by the old clock. Until the clock is re-anchored the page can only show the
+  // newest snapshot as it comes (no buffer: every jitter shows).
+  const it = new Interpolator(30, { delayMs: 100 });
+  const period = 1000 / 30;
+  const at = (tick) => (tick < 60 ? tick * period : tick * period + 1000);
+  let k = 0, prev = -Infinity, buffered = null;
+  for (let now = 0; now < 4000; now += 1000 / 60) {
+    while (at(k) <= now) { it.push(k, [1], frame([1], [k * 3]), at(k)); k++; }
+    const s = it.sample(now);
+    if (!s) continue;
+    assert.ok(s.x[0] >= prev - 1e-9, `moved backwards at ${now.toFixed(0)} ms`);
+    prev = s.x[0];
+    if (now > at(60) && buffered === null && it.lagMs(now) > 30) buffered = now - at(60);
+  }
+  assert.ok(buffered !== null && buffered < 300,
+    `a buffer again ${buffered === null ? "never" : `${buffered.toFixed(0)} ms`} after the stall`);
+});
