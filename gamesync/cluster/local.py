@@ -136,6 +136,9 @@ def run_local_cluster(args: argparse.Namespace) -> int:
             print(f"{n.node_id}:   {n.url}" + (f"   (HTTP {n.http}/ : /rooms /presence /nodes)" if n.http else ""))
         print(f"try:     gamesync bots {nodes[0].url} --room demo --count 5   (any node: the room is found)")
         print(f"         gamesync publish --redis {redis_url} --room demo '{{\"hello\": 1}}'")
+        pages = [f"{n.http}/?room=demo" for n in nodes if n.http]
+        if pages:
+            print(f"browser: {'  or  '.join(pages)}   (same room, whichever node serves the page)")
         print("Ctrl-C stops everything.", flush=True)
         while all(n.proc.poll() is None for n in nodes):
             time.sleep(0.5)
