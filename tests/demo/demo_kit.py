@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots (git-ignored; regenerated every run)
@@ -70,3 +71,27 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
+
+
+# ---- the arena page (demo/index.html; its state is window.demo) ------------------------------
+
+def open_arena(context: Any, url: str, errors: list[str], wait_ms: int = 15_000) -> Any:
+    """A page on the arena at `url`, once the server has placed its player; page errors go to `errors`."""
+    page = context.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("window.demo && window.demo.serverSelf() !== null", timeout=wait_ms)
+    return page
+
+
+def walk_and_watch(mover: Any, watcher: Any, seconds: float = 0.5, wait_ms: int = 15_000) -> None:
+    """Hold a key on `mover` (towards the middle: the world clamps at its walls) and wait
+    until `watcher` sees that player more than 50 units further on."""
+    cid = mover.evaluate("window.demo.conn.clientId")
+    x0 = watcher.evaluate(f"window.demo.playerOf({cid}).x")
+    key, sign = ("a", -1) if x0 > 500 else ("d", 1)
+    mover.focus("#arena")
+    mover.keyboard.down(key)
+    time.sleep(seconds)
+    mover.keyboard.up(key)
+    watcher.wait_for_function(f"{sign} * (window.demo.playerOf({cid}).x - {x0}) > 50", timeout=wait_ms)

@@ -8,18 +8,10 @@ import signal
 import time
 from typing import Any
 
-from demo_kit import ARTIFACTS, ServerProcess
+from demo_kit import ARTIFACTS, ServerProcess, open_arena, walk_and_watch
 from playwright.sync_api import Page
 
 WAIT_MS = 15_000  # every wait for the page is bounded by this
-
-
-def _open(context: Any, url: str, errors: list[str]) -> Page:
-    page = context.new_page()
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    page.wait_for_function("window.demo && window.demo.serverSelf() !== null", timeout=WAIT_MS)
-    return page
 
 
 def _status(page: Page) -> str:
@@ -28,8 +20,8 @@ def _status(page: Page) -> str:
 
 def test_two_pages_move_see_each_other_and_predict_exactly(demo_server: ServerProcess, context: Any) -> None:
     errors: list[str] = []
-    a = _open(context, demo_server.url + "/?room=duo&name=ann", errors)
-    b = _open(context, demo_server.url + "/?room=duo&name=bob", errors)
+    a = open_arena(context, demo_server.url + "/?room=duo&name=ann", errors)
+    b = open_arena(context, demo_server.url + "/?room=duo&name=bob", errors)
     for page in (a, b):
         page.wait_for_function("window.demo.players === 2", timeout=WAIT_MS)
         assert _status(page) == "connected"
@@ -65,8 +57,8 @@ def test_two_pages_move_see_each_other_and_predict_exactly(demo_server: ServerPr
 
 def test_chat_typing_then_delivered_escaped_and_a_refused_line_retries(demo_server: ServerProcess, context: Any) -> None:
     errors: list[str] = []
-    a = _open(context, demo_server.url + "/?room=talk&name=ann", errors)
-    b = _open(context, demo_server.url + "/?room=talk&name=bob", errors)
+    a = open_arena(context, demo_server.url + "/?room=talk&name=ann", errors)
+    b = open_arena(context, demo_server.url + "/?room=talk&name=bob", errors)
     b.wait_for_function("window.demo.players === 2", timeout=WAIT_MS)
     # remember, on bob's page, when ann's typing indicator showed and when her line arrived
     b.evaluate("""() => {
@@ -111,8 +103,8 @@ def test_chat_typing_then_delivered_escaped_and_a_refused_line_retries(demo_serv
 def test_both_pages_reconnect_by_themselves_after_a_server_restart_and_play_on(demo_server: ServerProcess,
                                                                               context: Any) -> None:
     errors: list[str] = []
-    a = _open(context, demo_server.url + "/?room=phoenix&name=ann", errors)
-    b = _open(context, demo_server.url + "/?room=phoenix&name=bob", errors)
+    a = open_arena(context, demo_server.url + "/?room=phoenix&name=ann", errors)
+    b = open_arena(context, demo_server.url + "/?room=phoenix&name=bob", errors)
     old = a.evaluate("window.demo.conn.clientId"), b.evaluate("window.demo.conn.clientId")
     demo_server.stop()
     for page in (a, b):
@@ -127,20 +119,13 @@ def test_both_pages_reconnect_by_themselves_after_a_server_restart_and_play_on(d
     # the chat says once that the connection was lost, however many attempts it took
     for page in (a, b):
         assert page.locator("#chat li.notice", has_text="connection lost").count() == 1
-    cid = a.evaluate("window.demo.conn.clientId")
-    x0 = b.evaluate(f"window.demo.playerOf({cid}).x")
-    key, sign = ("a", -1) if x0 > 500 else ("d", 1)
-    a.focus("#arena")
-    a.keyboard.down(key)
-    time.sleep(0.5)
-    a.keyboard.up(key)
-    b.wait_for_function(f"{sign} * (window.demo.playerOf({cid}).x - {x0}) > 50", timeout=WAIT_MS)
+    walk_and_watch(a, b, wait_ms=WAIT_MS)
     assert not errors
 
 
 def test_offline_after_the_retries_then_the_retry_button_brings_it_back(demo_server: ServerProcess, context: Any) -> None:
     errors: list[str] = []
-    a = _open(context, demo_server.url + "/?room=solo&name=ann&retries=2", errors)
+    a = open_arena(context, demo_server.url + "/?room=solo&name=ann&retries=2", errors)
     assert a.is_hidden("#retry")
     demo_server.stop()
     a.wait_for_function("document.querySelector('#status').dataset.status === 'offline'", timeout=WAIT_MS)
@@ -159,7 +144,7 @@ def test_a_frozen_server_is_noticed_and_the_page_takes_its_seat_back_when_it_wak
     reconnects, leaving the silent socket open (a close frame would give the seat up). On
     SIGCONT the new connection resumes: same client id, same entity, no `left` for anyone."""
     errors: list[str] = []
-    a = _open(context, demo_server.url + "/?room=frozen&name=ann", errors)
+    a = open_arena(context, demo_server.url + "/?room=frozen&name=ann", errors)
     cid, entity = a.evaluate("window.demo.conn.clientId"), a.evaluate("window.demo.me")
     assert demo_server.proc is not None
     demo_server.proc.send_signal(signal.SIGSTOP)

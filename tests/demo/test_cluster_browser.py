@@ -6,13 +6,11 @@ node, which has taken the room over, and play on."""
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from demo_kit import npm_ci_once
-from playwright.sync_api import Page
+from demo_kit import npm_ci_once, open_arena, walk_and_watch
 
 from gamesync.cluster.local import Node, free_port, start_node, start_redis, stop
 
@@ -35,21 +33,13 @@ def cluster() -> Iterator[dict[str, Node]]:
         stop(redis, signal.SIGKILL)
 
 
-def _open(context: Any, url: str, errors: list[str]) -> Page:
-    page = context.new_page()
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    page.wait_for_function("window.demo && window.demo.serverSelf() !== null", timeout=WAIT_MS)
-    return page
-
-
 def test_pages_follow_the_redirect_to_the_host_and_move_with_the_room_when_it_dies(cluster: dict[str, Node],
                                                                                  context: Any) -> None:
     a_node, b_node = cluster["a"], cluster["b"]
     errors: list[str] = []
     # the first join creates the room on node a; a page loaded from node b is sent there
-    pa = _open(context, f"{a_node.http}/?room=roaming&name=ann", errors)
-    pb = _open(context, f"{b_node.http}/?room=roaming&name=bob", errors)
+    pa = open_arena(context, f"{a_node.http}/?room=roaming&name=ann", errors, WAIT_MS)
+    pb = open_arena(context, f"{b_node.http}/?room=roaming&name=bob", errors, WAIT_MS)
     for p in (pa, pb):
         p.wait_for_function("window.demo.players === 2", timeout=WAIT_MS)
     assert pb.evaluate("window.demo.conn.urls") == [b_node.url, a_node.url]  # /api/server lists both nodes
@@ -66,12 +56,5 @@ def test_pages_follow_the_redirect_to_the_host_and_move_with_the_room_when_it_di
                             f"&& window.demo.conn.hostUrl.startsWith('ws://127.0.0.1:{b_node.port}/') "
                             f"&& window.demo.serverSelf() !== null && window.demo.players === 2", timeout=WAIT_MS)
     # and play on: bob sees ann move
-    cid = pa.evaluate("window.demo.conn.clientId")
-    x0 = pb.evaluate(f"window.demo.playerOf({cid}).x")
-    key, sign = ("a", -1) if x0 > 500 else ("d", 1)
-    pa.focus("#arena")
-    pa.keyboard.down(key)
-    time.sleep(0.5)
-    pa.keyboard.up(key)
-    pb.wait_for_function(f"{sign} * (window.demo.playerOf({cid}).x - {x0}) > 50", timeout=WAIT_MS)
+    walk_and_watch(pa, pb, wait_ms=WAIT_MS)
     assert not errors
