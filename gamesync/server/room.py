@@ -322,7 +322,8 @@ class Room:
                 self._leave(s)
 
     def stop(self) -> None:
-        """Stop ticking now (the room moves to another node); its sessions stay until ``shut``."""
+        """Stop ticking now (the room is empty, or moves to another node); its sessions, if
+        any, stay until ``shut``."""
         self.closed = True
         self.server.forget_room(self)
         scope = getattr(self, "_scope", None)
@@ -330,7 +331,6 @@ class Room:
             scope.cancel()
 
     def shut(self, err: GamesyncError) -> None:
-
         """Close every session with ``err`` (server shutdown)."""
         for s in list(self.sessions.values()) + self._joining:
             s.fail(err)
@@ -556,9 +556,7 @@ class Room:
         elif self._empty_since is None:
             self._empty_since = now
         elif now - self._empty_since > self.config.room_linger_s:
-            self.closed = True  # from now on joins create a new room
-            self.server.forget_room(self)
-            self._scope.cancel()
+            self.stop()  # from now on joins create a new room
 
 
 class _Seat:
