@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from demo_kit import ARTIFACTS, ServerProcess
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import BrowserContext, Page
 
 WAIT_S = 10.0
 
@@ -27,8 +27,9 @@ def http_url(demo_server: ServerProcess) -> str:
 class Pad:
     """One notes page, and what went wrong in it."""
 
-    def __init__(self, browser: Browser, url: str, room: str, name: str) -> None:
-        self.page: Page = browser.new_page(viewport={"width": 1000, "height": 560})
+    def __init__(self, context: BrowserContext, url: str, room: str, name: str) -> None:
+        self.page: Page = context.new_page()  # closed with the test's context
+        self.page.set_viewport_size({"width": 1000, "height": 560})
         self.page.set_default_timeout(WAIT_S * 1000)
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
@@ -83,112 +84,98 @@ def _in_order(sub: str, text: str) -> bool:
     return all(ch in it for ch in sub)
 
 
-def test_two_pages_typing_at_the_same_place_converge_and_a_late_page_gets_the_text(http_url, browser):
+def test_two_pages_typing_at_the_same_place_converge_and_a_late_page_gets_the_text(http_url, context):
     room = f"pad-{os.getpid()}"
     bob = "b&ob <i>x</i>"  # a name to be shown as text, never as markup
-    a, b = Pad(browser, http_url, room, "ann"), Pad(browser, http_url, room, bob)
-    c = None
-    try:
-        a.caret(0)
-        a.page.keyboard.type("hello world")
-        _until("b to get a's text", lambda: b.text == "hello world")
+    a, b = Pad(context, http_url, room, "ann"), Pad(context, http_url, room, bob)
+    a.caret(0)
+    a.page.keyboard.type("hello world")
+    _until("b to get a's text", lambda: b.text == "hello world")
 
-        # both type at the same place at once: keystrokes interleaved, then a paste-like insert each
-        a.caret(5)
-        b.caret(5)
-        typed_a, typed_b = "ABC\nDEF", "uvw xyz"
-        for ca, cb in zip(typed_a, typed_b, strict=True):
-            a.page.keyboard.press("Enter") if ca == "\n" else a.page.keyboard.type(ca)
-            b.page.keyboard.type(cb)
-        a.page.keyboard.insert_text("«ünï🎉»")
-        b.page.keyboard.insert_text("[日本]")
-        text = _converged(a, b)
-        assert text.startswith("hello") and text.endswith(" world")
-        assert _in_order(typed_a + "«ünï🎉»", text) and _in_order(typed_b + "[日本]", text), text
-        assert "«ünï🎉»" in text and "[日本]" in text  # each one input event: kept whole
-        assert len(text) == len("hello world" + typed_a + typed_b + "«ünï🎉»" + "[日本]")
+    # both type at the same place at once: keystrokes interleaved, then a paste-like insert each
+    a.caret(5)
+    b.caret(5)
+    typed_a, typed_b = "ABC\nDEF", "uvw xyz"
+    for ca, cb in zip(typed_a, typed_b, strict=True):
+        a.page.keyboard.press("Enter") if ca == "\n" else a.page.keyboard.type(ca)
+        b.page.keyboard.type(cb)
+    a.page.keyboard.insert_text("«ünï🎉»")
+    b.page.keyboard.insert_text("[日本]")
+    text = _converged(a, b)
+    assert text.startswith("hello") and text.endswith(" world")
+    assert _in_order(typed_a + "«ünï🎉»", text) and _in_order(typed_b + "[日本]", text), text
+    assert "«ünï🎉»" in text and "[日本]" in text  # each one input event: kept whole
+    assert len(text) == len("hello world" + typed_a + typed_b + "«ünï🎉»" + "[日本]")
 
-        # a late page gets the current text, and the others' names
-        c = Pad(browser, http_url, room, "cy")
-        assert _converged(a, b, c) == text
-        _until("c to list everyone", lambda: {"ann", bob, "cy (you)"} <= set(c.page.inner_text("#people").split("\n")))
+    # a late page gets the current text, and the others' names
+    c = Pad(context, http_url, room, "cy")
+    assert _converged(a, b, c) == text
+    _until("c to list everyone", lambda: {"ann", bob, "cy (you)"} <= set(c.page.inner_text("#people").split("\n")))
 
-        # bob selects "hello": ann sees his selection and his caret with his name, as text
-        b.caret(0, 5)
-        label = a.page.locator(".remote-caret .label", has_text="b&ob")
-        label.wait_for()
-        assert label.text_content() == bob
-        assert a.page.locator(".cursor-overlay i").count() == 0
-        _until("bob's selection on ann's page", lambda: a.page.locator(".remote-selection").count() > 0)
-        assert a.page.locator(".remote-selection").first.text_content() == "hello"
-        _until("ann's caret on bob's page", lambda: b.page.locator(".remote-caret .label", has_text="ann").count())
+    # bob selects "hello": ann sees his selection and his caret with his name, as text
+    b.caret(0, 5)
+    label = a.page.locator(".remote-caret .label", has_text="b&ob")
+    label.wait_for()
+    assert label.text_content() == bob
+    assert a.page.locator(".cursor-overlay i").count() == 0
+    _until("bob's selection on ann's page", lambda: a.page.locator(".remote-selection").count() > 0)
+    assert a.page.locator(".remote-selection").first.text_content() == "hello"
+    _until("ann's caret on bob's page", lambda: b.page.locator(".remote-caret .label", has_text="ann").count())
 
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        a.page.screenshot(path=str(ARTIFACTS / "notes-a.png"))
-        b.page.screenshot(path=str(ARTIFACTS / "notes-b.png"))
-        assert a.page.inner_text("#status") == "connected"
-        assert not (a.errors or b.errors or c.errors), a.errors + b.errors + c.errors
-    finally:
-        for p in (a, b, c):
-            if p is not None:
-                p.page.close()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    a.page.screenshot(path=str(ARTIFACTS / "notes-a.png"))
+    b.page.screenshot(path=str(ARTIFACTS / "notes-b.png"))
+    assert a.page.inner_text("#status") == "connected"
+    assert not (a.errors or b.errors or c.errors), a.errors + b.errors + c.errors
 
 
-def test_a_refused_edit_or_missed_versions_bring_the_page_back_to_the_servers_document(http_url, browser):
+def test_a_refused_edit_or_missed_versions_bring_the_page_back_to_the_servers_document(http_url, context):
     room = f"pad-bad-{os.getpid()}"
-    a, b = Pad(browser, http_url, room, "ann"), Pad(browser, http_url, room, "bob")
-    try:
-        a.caret(0)
-        a.page.keyboard.type("kept")
-        assert _converged(a, b) == "kept"
-        a.page.evaluate("() => { window.notesPad.client.v = 9999; }")  # the next edit claims a version not made yet
-        a.page.keyboard.type("Z")
-        a.page.locator("#notice", has_text="refused").wait_for()
-        assert "bad document version" in a.page.inner_text("#notice")
-        assert _converged(a, b) == "kept"
-        a.caret(4)
-        a.page.keyboard.type("!")  # and editing goes on
-        assert _converged(a, b) == "kept!"
-        # versions missed (as after a resumed seat): the page asks for the document again
-        a.page.evaluate("() => { window.notesPad.client.v -= 1; }")
-        b.caret(5)
-        b.page.keyboard.type("?")
-        assert _converged(a, b) == "kept!?"
-        assert not (a.errors or b.errors), a.errors + b.errors
-    finally:
-        for p in (a, b):
-            p.page.close()
+    a, b = Pad(context, http_url, room, "ann"), Pad(context, http_url, room, "bob")
+    a.caret(0)
+    a.page.keyboard.type("kept")
+    assert _converged(a, b) == "kept"
+    a.page.evaluate("() => { window.notesPad.client.v = 9999; }")  # the next edit claims a version not made yet
+    a.page.keyboard.type("Z")
+    a.page.locator("#notice", has_text="refused").wait_for()
+    assert "bad document version" in a.page.inner_text("#notice")
+    assert _converged(a, b) == "kept"
+    a.caret(4)
+    a.page.keyboard.type("!")  # and editing goes on
+    assert _converged(a, b) == "kept!"
+    # versions missed (as after a resumed seat): the page asks for the document again
+    a.page.evaluate("() => { window.notesPad.client.v -= 1; }")
+    b.caret(5)
+    b.page.keyboard.type("?")
+    assert _converged(a, b) == "kept!?"
+    assert not (a.errors or b.errors), a.errors + b.errors
 
 
 def test_remote_edits_wait_for_an_ime_composition_and_typing_while_offline_is_sent_after_the_reconnect(
-        http_url, browser):
+        http_url, context):
     room = f"pad-ime-{os.getpid()}"
-    a, b = Pad(browser, http_url, room, "ann"), Pad(browser, http_url, room, "bob")
-    try:
-        a.caret(0)
-        a.page.keyboard.type("ab")
-        assert _converged(a, b) == "ab"
-        a.caret(1)
-        ime = a.page.context.new_cdp_session(a.page)
-        ime.send("Input.imeSetComposition", {"text": "に", "selectionStart": 1, "selectionEnd": 1})
-        ime.send("Input.imeSetComposition", {"text": "にほ", "selectionStart": 2, "selectionEnd": 2})
-        b.caret(2)
-        b.page.keyboard.type("XY")
-        _until("b's edit at the server", lambda: b.state()[:2] == ["abXY", "synchronized"])
-        time.sleep(0.3)
-        assert a.text == "aにほb"  # the composition is left alone...
-        ime.send("Input.insertText", {"text": "日本"})
-        assert _converged(a, b) == "a日本bXY"  # ...and b's edit goes in after it
+    a, b = Pad(context, http_url, room, "ann"), Pad(context, http_url, room, "bob")
+    a.caret(0)
+    a.page.keyboard.type("ab")
+    assert _converged(a, b) == "ab"
+    a.caret(1)
+    ime = a.page.context.new_cdp_session(a.page)
+    ime.send("Input.imeSetComposition", {"text": "に", "selectionStart": 1, "selectionEnd": 1})
+    ime.send("Input.imeSetComposition", {"text": "にほ", "selectionStart": 2, "selectionEnd": 2})
+    b.caret(2)
+    b.page.keyboard.type("XY")
+    _until("b's edit at the server", lambda: b.state()[:2] == ["abXY", "synchronized"])
+    time.sleep(0.3)
+    assert a.text == "aにほb"  # the composition is left alone...
+    ime.send("Input.insertText", {"text": "日本"})
+    assert _converged(a, b) == "a日本bXY"  # ...and b's edit goes in after it
 
-        # a drops its connection (a close frame: the seat is given up) and types on meanwhile
-        first_id = a.page.evaluate("window.notesPad.conn.clientId")
-        a.page.evaluate("window.notesPad.conn.ws.close()")
-        a.caret(len("a日本bXY"))
-        a.page.keyboard.type("!")
-        _until("a back", lambda: a.page.inner_text("#status") == "connected"
-               and a.page.evaluate("window.notesPad.conn.clientId") != first_id)
-        assert _converged(a, b) == "a日本bXY!"
-        assert not (a.errors or b.errors), a.errors + b.errors
-    finally:
-        for p in (a, b):
-            p.page.close()
+    # a drops its connection (a close frame: the seat is given up) and types on meanwhile
+    first_id = a.page.evaluate("window.notesPad.conn.clientId")
+    a.page.evaluate("window.notesPad.conn.ws.close()")
+    a.caret(len("a日本bXY"))
+    a.page.keyboard.type("!")
+    _until("a back", lambda: a.page.inner_text("#status") == "connected"
+           and a.page.evaluate("window.notesPad.conn.clientId") != first_id)
+    assert _converged(a, b) == "a日本bXY!"
+    assert not (a.errors or b.errors), a.errors + b.errors
