@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
+import signal
 import subprocess
 import sys
 import time
@@ -15,15 +15,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from gamesync.cluster.local import free_port, stop
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots (git-ignored; regenerated every run)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def npm_ci_once() -> None:
@@ -63,14 +59,8 @@ class ServerProcess:
 
     def stop(self) -> None:
         """SIGTERM: every client gets 1001 "going away"; killed if it takes over 10 s."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        if self.proc is not None:
+            stop(self.proc, signal.SIGTERM, timeout=10)
 
 
 # ---- the arena page (demo/index.html; its state is window.demo) ------------------------------
