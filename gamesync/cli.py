@@ -44,6 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
                        game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval,
                        stats_file=args.stats_file, token_secret=secret,
                        allowed_origins=tuple(args.allow_origin) if args.allow_origin else None,
+                       ip_limits_skip_loopback=not args.limit_loopback,
                        ssl_context=ssl_context, http_port=None if args.http_port < 0 else args.http_port,
                        redis_url=args.redis, node_id=args.node_id, public_url=args.public_url,
                        redis_prefix=args.redis_prefix, save_interval_s=args.save_interval,
@@ -138,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keyfile", help="PEM private key for --certfile (default: in the certfile)")
     s.add_argument("--allow-origin", action="append", metavar="ORIGIN",
                    help="browser Origin allowed to connect, e.g. https://game.example (repeatable; default: any)")
+    s.add_argument("--limit-loopback", action="store_true",
+                   help="apply the per-address connection limits (64 open, 20 new/s) to loopback peers too; "
+                   "by default they skip 127.0.0.1 and ::1, where local bots, benchmarks and a reverse proxy on "
+                   "this host connect from")
     s.add_argument("--redis", metavar="URL", help="join the cluster coordinated by this Redis, e.g. "
                    "redis://127.0.0.1:6379 (default: run alone)")
     s.add_argument("--node-id", help="this node's name in the cluster (default: hostname-port)")

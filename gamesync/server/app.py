@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
 import logging
 import os
@@ -45,6 +47,17 @@ REJECT_SLACK = 64
 SHUTDOWN_CLOSE_S = 0.25
 #: remote addresses whose connect-rate buckets are kept before idle ones are dropped
 MAX_TRACKED_IPS = 10_000
+
+
+@functools.lru_cache(maxsize=1024)
+def is_loopback(ip: str) -> bool:
+    """Whether a peer address is the loopback (IPv4-mapped IPv6 included)."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return (mapped or addr).is_loopback
 
 
 def _http_refusal(status: str, reason: str) -> bytes:
@@ -203,7 +216,7 @@ class Server:
                     sock.close()
                     continue
                 ip = addr[0]
-                refusal = self._over_ip_limits(ip)
+                refusal = None if self.config.ip_limits_skip_loopback and is_loopback(ip) else self._over_ip_limits(ip)
                 if refusal is not None:
                     self._refuse_at_accept(sock, ip, refusal)
                     continue

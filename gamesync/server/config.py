@@ -52,6 +52,10 @@ class ServerConfig:
     #: new connections per second from one remote address (token bucket)
     connects_per_ip_per_s: float = 20.0
     connects_per_ip_burst: float = 40.0
+    #: the two per-address limits above skip loopback peers (127.0.0.0/8, ::1): that is where
+    #: a developer's own bots and benchmarks connect from, and where a reverse proxy on the
+    #: same host forwards every player from (per-address limits are then the proxy's job)
+    ip_limits_skip_loopback: bool = True
 
     #: a player whose connection drops keeps their seat (client id, entity, applied inputs)
     #: this long for a resume on a new connection; 0: seats go with their connection

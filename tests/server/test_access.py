@@ -3,6 +3,7 @@ a real server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from wsproto.events import RejectConnection, RejectData, Request
 
 from gamesync.core import protocol as p
 from gamesync.core import tokens
+from gamesync.server.app import is_loopback
 from gs_testkit import HOST, pk, port_of, raw_client, running_server, wait_for
 
 SECRET = b"q" * 48
@@ -125,7 +127,7 @@ def _http_status(port: int, wait: float = 0.5) -> tuple[int, bytes]:
 
 async def test_connections_over_the_per_address_limit_get_429_until_one_closes():
     with trio.fail_after(15):
-        async with running_server(max_connections_per_ip=3) as (server, url):
+        async with running_server(max_connections_per_ip=3, ip_limits_skip_loopback=False) as (server, url):
             async with raw_client(url) as a, raw_client(url) as b, raw_client(url) as c:
                 await a.join(name="a")
                 await wait_for(lambda: server.connections == 3, 3.0, "three connections")
@@ -140,7 +142,8 @@ async def test_connections_over_the_per_address_limit_get_429_until_one_closes()
 
 async def test_connection_attempts_over_the_per_address_rate_get_429_and_the_server_carries_on():
     with trio.fail_after(15):
-        async with running_server(connects_per_ip_per_s=0.05, connects_per_ip_burst=5) as (server, url):
+        async with running_server(connects_per_ip_per_s=0.05, connects_per_ip_burst=5,
+                                  ip_limits_skip_loopback=False) as (server, url):
             async with open_websocket_url(url) as ws:  # one of the five
                 await ws.send_message(pk([1, p.PROTOCOL_VERSION, "r", "early"]))
                 assert isinstance(p.parse_server(await ws.get_message()), p.Welcome)
@@ -150,6 +153,27 @@ async def test_connection_attempts_over_the_per_address_rate_get_429_and_the_ser
                 assert server.refused_at_accept == 7
                 for _ in range(3):  # the client already in plays on
                     assert isinstance(p.parse_server(await ws.get_message()), p.Snapshot)
+
+
+async def test_loopback_peers_skip_the_per_address_limits_by_default():
+    """Local bots, benchmarks and a same-host reverse proxy all connect from 127.0.0.1: with
+    the default settings 90 connections at once (over both the 64-open and the 40-burst
+    limits) all join and play."""
+    with trio.fail_after(30):
+        async with running_server() as (server, url):
+            assert server.config.max_connections_per_ip < 90 and server.config.connects_per_ip_burst < 90
+            async with contextlib.AsyncExitStack() as stack:
+                clients = [await stack.enter_async_context(raw_client(url)) for _ in range(90)]
+                for i, c in enumerate(clients):
+                    await c.join(name=f"b{i}")
+                assert server.refused_at_accept == 0 and server.connections == 90
+                for c in clients:
+                    assert await c.snapshot()
+
+
+def test_is_loopback_knows_every_spelling_of_the_loopback():
+    assert all(is_loopback(a) for a in ("127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"))
+    assert not any(is_loopback(a) for a in ("10.0.0.1", "192.168.1.2", "::ffff:8.8.8.8", "2001:db8::1", "nonsense"))
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
