@@ -6,9 +6,9 @@
         c.send_input([1, 0])
         async for ev in c.events(): ...
 
-Reconnects with exponential backoff and full jitter, and rejoins, unless told not to. In a
-cluster, follows a redirect to the node hosting the room at once; ``url`` may be a list of
-nodes to reconnect through in turn when one is gone.
+Reconnects with exponential backoff and full jitter (``backoff_delay``), and rejoins, unless
+told not to. In a cluster, follows a redirect to the node hosting the room at once; ``url``
+may be a list of nodes to reconnect through in turn when one is gone.
 """
 
 from __future__ import annotations
@@ -41,6 +41,23 @@ RETRY_CODES = {"unavailable", "going_away"}
 DEFERRED_FOR_S = 30.0
 #: redirects followed in a row before giving up (a loop between nodes)
 MAX_REDIRECTS = 5
+
+
+def backoff_delay(attempt: int, initial: float, cap: float, rng: Any = random) -> float:
+    """Seconds to wait before reconnect ``attempt``: capped exponential backoff with full jitter,
+    uniform in ``[0, min(cap, initial * 2 ** attempt)]``.
+
+    ``attempt`` is 1 for the first retry after a connection that had joined, and one more for
+    each failed connection since; so with the defaults (``initial`` 0.2 s, ``cap`` 5 s) the
+    bounds are 0.4, 0.8, 1.6, 3.2, then 5 s. ``rng`` is anything with ``uniform(lo, hi)``.
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt counts from 1, not {attempt}")
+    try:
+        bound = min(cap, initial * 2.0 ** attempt)
+    except OverflowError:  # 2.0 ** attempt is past the float range: long past the cap
+        bound = cap
+    return rng.uniform(0.0, bound)
 
 
 class ClientClosed(Exception):
@@ -78,6 +95,8 @@ class Client:
         self.resume_token: str | None = None  # from the last welcome: reconnects take the same seat
         self.resumes = 0  # reconnects that got the same seat back
         self.reconnect = reconnect
+        if not (backoff_initial >= 0 and backoff_max >= 0):
+            raise ValueError("backoff_initial and backoff_max must be >= 0")
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.auto_ack = auto_ack
         self.proto: cp.ClientProtocol | None = None
@@ -94,8 +113,9 @@ class Client:
         self._closed = False
         self._started = False
         self._done = trio.Event()
-        self._pending_acks: dict[int, trio.Event] = {}
-        self._acked: dict[int, bool] = {}
+        #: reliable messages waiting for their ack, by (connection's protocol, ack id): ack ids
+        #: start again at 1 on every connection, so an id alone could wake the wrong sender
+        self._pending_acks: dict[tuple[cp.ClientProtocol, int], trio.Event] = {}
 
     # -- state -----------------------------------------------------------------------------
 
@@ -172,15 +192,27 @@ class Client:
 
     async def send_reliable(self, data: Any, timeout: float = 5.0) -> bool:
         """Send a message and wait until the server acknowledges it (False on timeout)."""
-        with trio.move_on_after(timeout):
-            ack_id = await self._send_built(lambda proto: proto.send_message(data, reliable=True))
-            ev = self._pending_acks[ack_id] = trio.Event()
-            try:
-                await ev.wait()
-            finally:
-                self._pending_acks.pop(ack_id, None)
-            return self._acked.pop(ack_id, False) is not False
-        return False
+        acked = trio.Event()
+        keys: list[tuple[cp.ClientProtocol, int]] = []
+
+        def build(proto: cp.ClientProtocol) -> tuple[bytes, None]:
+            msg, ack_id = proto.send_message(data, reliable=True)
+            assert ack_id is not None
+            # waiting before the message goes out: the reader may take the ack off the socket
+            # while send_message is still awaiting (a resend after a reconnect adds a key)
+            keys.append((proto, ack_id))
+            self._pending_acks[keys[-1]] = acked
+            return msg, None
+
+        try:
+            with trio.move_on_after(timeout):
+                await self._send_built(build)
+                await acked.wait()
+            return acked.is_set()
+        finally:
+            for key in keys:
+                if self._pending_acks.get(key) is acked:
+                    del self._pending_acks[key]
 
     async def ping(self) -> None:
         await self._send_built(lambda proto: (proto.ping(trio.current_time()), None))
@@ -202,16 +234,16 @@ class Client:
         self._events.append(ev)
         self._event_ready.set()
 
-    def _handle(self, ev: cp.ClientSideEvent) -> None:
+    def _handle(self, ev: cp.ClientSideEvent, proto: cp.ClientProtocol | None = None) -> None:
+        """One event from ``proto``'s connection (acks need to know which connection)."""
         if isinstance(ev, cp.StateUpdated):
             self._state_ready.set()
             self._state_ready = trio.Event()
         elif isinstance(ev, cp.Pong):
             self.rtt = ev.rtt if self.rtt is None else 0.8 * self.rtt + 0.2 * ev.rtt
         elif isinstance(ev, cp.MessageAcked):
-            e = self._pending_acks.get(ev.ack_id)
+            e = self._pending_acks.get((proto, ev.ack_id)) if proto is not None else None
             if e is not None:
-                self._acked[ev.ack_id] = True
                 e.set()
         else:
             if isinstance(ev, cp.ErrorReceived):
@@ -268,8 +300,7 @@ class Client:
                 if self.connects > connects:
                     tried = 0
                 attempt = 1 if self.connects > connects else attempt + 1  # a good join resets the backoff
-                delay = random.uniform(0, min(self.backoff_max, self.backoff_initial * 2 ** attempt))
-                await trio.sleep(delay)
+                await trio.sleep(backoff_delay(attempt, self.backoff_initial, self.backoff_max, random))
         finally:
             self._closed = True
             self._event_ready.set()
@@ -333,7 +364,7 @@ class Client:
             for ev in proto.receive(data, trio.current_time()):
                 if isinstance(ev, cp.Redirected):  # the room moved to another node: follow it
                     raise Redirected(ev.url)
-                self._handle(ev)
+                self._handle(ev, proto)
             while proto.outbox:
                 await ws.send_message(proto.outbox.pop(0))
 

@@ -9,6 +9,7 @@ import gamesync.client.connection as connection
 from gamesync.client.connection import ClientClosed, open_client
 from gamesync.core import clientproto as cp
 from gamesync.core.errors import ProtocolViolation, Timeout
+from gamesync.core.protocol import ClientMessage, parse_client
 from gamesync.games.arena import KIND_NPC, KIND_PLAYER
 from gamesync.server.app import Server
 from gs_testkit import RecordingGame, make_config, running_server, wait_for
@@ -113,6 +114,54 @@ async def test_send_reliable_returns_true_once_the_server_acks():
                              (c.client_id, "fire and forget")]
 
 
+class _SendReturnsLate:
+    """A live connection whose send_message, for a reliable message, returns only once the
+    client's reader has taken that message's ack off the socket: a sender that resumes late
+    (a busy loop, a slow socket) while the server acks at its next tick."""
+
+    def __init__(self, ws, acks_read: list) -> None:
+        self.ws, self.acks_read = ws, acks_read
+
+    async def send_message(self, msg) -> None:
+        n = len(self.acks_read)
+        await self.ws.send_message(msg)
+        ev = parse_client(msg)
+        if isinstance(ev, ClientMessage) and ev.ack_id is not None:
+            await wait_for(lambda: len(self.acks_read) > n, 3, "the ack to be read")
+
+
+async def test_send_reliable_counts_an_ack_read_before_its_send_returned():
+    with trio.fail_after(10):
+        async with running_server(games={"rec": RecordingGame}, default_game="rec") as (server, url):
+            async with open_client(url, room="r") as c:
+                await c.wait_state()
+                acks_read: list[int] = []
+                handle = c._handle
+
+                def recording_handle(ev, *rest):
+                    if isinstance(ev, cp.MessageAcked):
+                        acks_read.append(ev.ack_id)
+                    handle(ev, *rest)
+
+                c._handle = recording_handle
+                c._ws = _SendReturnsLate(c._ws, acks_read)
+                t0 = trio.current_time()
+                assert await c.send_reliable("acked at once", timeout=2.0) is True
+                assert trio.current_time() - t0 < 1.5, "it waited for its timeout"
+                assert acks_read == [1]
+                assert c._pending_acks == {}
+
+
+async def test_send_reliable_leaves_no_waiter_behind_when_cancelled():
+    with trio.fail_after(10):
+        async with running_server(out_bytes_per_s=1, out_bytes_burst=100) as (server, url):
+            async with open_client(url, room="r") as c:  # over the outbound budget: no ack reaches it
+                with trio.move_on_after(0.2) as scope:
+                    await c.send_reliable("cancelled", timeout=5.0)
+                assert scope.cancelled_caught
+                assert c._pending_acks == {}
+
+
 async def test_send_reliable_returns_false_when_no_ack_comes_in_time():
     # over the outbound budget: after the first snapshot nothing reaches the client, acks included
     with trio.fail_after(10):
@@ -122,6 +171,7 @@ async def test_send_reliable_returns_false_when_no_ack_comes_in_time():
                 assert await c.send_reliable("lost?", timeout=0.3) is False
                 assert 0.29 < trio.current_time() - t0 < 1.0
                 assert server.stats()["rooms"][0]["messages_in"] == 1  # it did arrive
+                assert c._pending_acks == {}
 
 
 async def test_reliable_message_from_the_server_is_acked_by_the_client_library():
