@@ -83,7 +83,7 @@ def run_setup(name: str, nodes: int, cluster: bool, args: argparse.Namespace, wo
             _, _, port, _ = procs[j % nodes]
             bots.append(subprocess.Popen(
                 [sys.executable, "-m", "gamesync", "bots", f"ws://127.0.0.1:{port}/", "--room", f"scale{j}",
-                 "--count", str(args.players), "--duration", str(run_s), "--ramp", str(ramp), "--json", "--no-progress"],
+                 "--count", str(args.players), "--duration", str(run_s), "--warmup", "0", "--ramp", str(ramp), "--json", "--no-progress"],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=_die_with_parent))
         time.sleep(ramp + 0.5 + args.warmup)  # everyone in, rooms warm
         t0 = time.monotonic()

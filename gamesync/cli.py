@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--room", default="arena", help="room to join (default arena)")
     b.add_argument("--count", type=int, default=10, help="number of bots (default 10)")
     b.add_argument("--duration", type=float, default=10.0, help="seconds to run after all bots joined")
-    b.add_argument("--warmup", type=float, default=0.0, help="seconds after all joined before measuring")
+    b.add_argument("--warmup", type=float, default=5.0,
+                   help="seconds after all joined before measuring (default 5, the ARENA.md warm-up)")
     b.add_argument("--input-rate", type=float, default=30.0, help="inputs per second per bot (default 30)")
     b.add_argument("--ramp", type=float, default=2.0, help="seconds over which bots connect (default 2)")
     b.add_argument("--seed", type=int, default=1, help="random seed for bot behaviour")

@@ -57,7 +57,8 @@ MAX_PENDING_INPUTS = 256  # inputs awaiting their ack, per bot (older ones count
 
 @dataclass
 class BotStats:
-    states: int = 0
+    states: int = 0  # snapshots received
+    decoded: int = 0  # of those, decoded (the rest came in one read with a newer one)
     payload_bytes: int = 0
     latencies: list[float] = field(default_factory=list)
 
@@ -275,22 +276,25 @@ class Bot:
         except FrameTooBig as e:
             self.fail(f"snapshot of {e.size} bytes is over the bot's limit")
             return
-        for msg in msgs:
-            try:
-                events = self.proto.receive(msg, now)
-            except GamesyncError as e:
-                self.fail(f"{e.code}: {e.reason}")
-                return
-            for ev in events:
-                if isinstance(ev, cp.StateUpdated):
-                    self._on_state(ev, now)
-                elif isinstance(ev, cp.ErrorReceived):
-                    self.fail(f"server error {ev.code}: {ev.reason}")
+        if not msgs:
+            return
+        try:
+            events = self.proto.receive_many(msgs, now)  # of several snapshots, only the newest is decoded
+        except GamesyncError as e:
+            self.fail(f"{e.code}: {e.reason}")
+            return
+        for ev in events:
+            if isinstance(ev, (cp.StateUpdated, cp.StateSkipped)):
+                self._on_state(ev, now)
+            elif isinstance(ev, cp.ErrorReceived):
+                self.fail(f"server error {ev.code}: {ev.reason}")
 
-    def _on_state(self, ev: cp.StateUpdated, now: float) -> None:
+    def _on_state(self, ev: cp.StateUpdated | cp.StateSkipped, now: float) -> None:
         pend = self.pending
         if self.measuring:
             self.stats.states += 1
+            if type(ev) is cp.StateUpdated:
+                self.stats.decoded += 1
             self.stats.payload_bytes += ev.size
             while pend and pend[0][0] <= ev.input_ack:
                 self.stats.latencies.append(now - pend.popleft()[1])
@@ -445,6 +449,9 @@ class Swarm:
             "payload_bytes_per_client_s": round(statistics.median(per_bot_bytes), 1),
             "states_per_client_s": round(statistics.median(per_bot_states), 2),
             "states_per_client_s_min": round(min(per_bot_states), 2),
+            # snapshots each bot decoded, over those it received (1.0 while the process keeps up)
+            "decoded_share": round(sum(b.stats.decoded for b in self.bots)
+                                   / max(1, sum(b.stats.states for b in self.bots)), 3),
             "ack_latency_ms_p50": pct(0.50),
             "ack_latency_ms_p99": pct(0.99),
             "ack_samples": len(lat),

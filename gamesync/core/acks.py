@@ -33,7 +33,7 @@ class AckTracker:
         self.newest_sent = NO_TICK
         self.acked = NO_TICK
         self.ack_bits = 0
-        self.base = NO_TICK  # baseline of the last snapshot built; only moves forward
+        self.base = NO_TICK  # newest baseline a snapshot was built on; only moves forward
 
     def on_sent(self, tick: int, base: int) -> None:
         """A snapshot for ``tick`` encoded against ``base`` went into the client's stream."""
@@ -68,9 +68,26 @@ class AckTracker:
             return True
         return 0 <= d < ACK_BITS and bool((self.ack_bits >> d) & 1) and self.was_sent(tick)
 
+    def usable(self, key: tuple[int, int], floor: int) -> bool:
+        """Whether the client can decode a payload built on ``key`` = (baseline, reference),
+        given ``floor``, its baseline before this tick's ``choose`` (the client may have
+        dropped anything older): it holds the baseline, and the reference too, or the
+        reference is the one that baseline was itself built on."""
+        b, r = key
+        if b == NO_TICK or b < floor or not self.holds(b):
+            return False
+        # a reference older than floor - 1 may be gone even if an older ack said it was held
+        return r == NO_TICK or (r >= floor - 1 and self.holds(r)) or r == self.sent_base(b)
+
+    def settle(self, key: tuple[int, int]) -> tuple[int, int]:
+        """Use ``key`` (one ``usable`` said yes to) instead of what ``choose`` picked."""
+        self.base = key[0]
+        return key
+
     def restart(self) -> tuple[int, int]:
-        """Send a full snapshot this time (the baseline starts over from the client's next acks)."""
-        self.base = NO_TICK
+        """Send a full snapshot this time. ``base`` stays: a client may still apply a delta
+        sent before this full one and drop what is older than that delta's baseline, so no
+        later baseline may go below it (acks move past it anyway)."""
         return NO_TICK, NO_TICK
 
     def choose(self, tick: int, history: _Ticks) -> tuple[int, int]:

@@ -35,6 +35,16 @@ class StateUpdated:
 
 
 @dataclass(frozen=True)
+class StateSkipped:
+    """A snapshot that came in one batch with a newer one and was not decoded (see
+    ``ClientProtocol.receive_many``); its ``input_ack`` still counts."""
+
+    tick: int
+    input_ack: int
+    size: int
+
+
+@dataclass(frozen=True)
 class GameEvent:
     data: Any
 
@@ -82,7 +92,7 @@ class Redirected:
     ttl_ms: int
 
 
-ClientSideEvent = (Welcomed | StateUpdated | GameEvent | ReliableMessage | PlayerJoined | PlayerLeft
+ClientSideEvent = (Welcomed | StateUpdated | StateSkipped | GameEvent | ReliableMessage | PlayerJoined | PlayerLeft
                    | MessageAcked | Pong | ErrorReceived | Redirected)
 
 
@@ -154,9 +164,30 @@ class ClientProtocol:
 
     def receive(self, data: bytes, now: float) -> list[ClientSideEvent]:
         """Handle one server message; may queue acknowledgements in ``outbox``."""
-        msg = p.parse_server(data)
+        return self._handle(p.parse_server(data), len(data), now, True)
+
+    def receive_many(self, datas: list[bytes], now: float) -> list[ClientSideEvent]:
+        """Handle messages that arrived together, in order, decoding only the newest snapshot
+        among them; the others give ``StateSkipped`` (their events still come out, in order).
+
+        Skipping is safe: the server builds every snapshot on a tick this client acknowledged,
+        and a skipped snapshot is never acknowledged. It is what lets a client that fell
+        behind (a stalled tab, an overloaded bot process) catch up with one decode instead of
+        decoding a backlog, falling further behind and ending up on full snapshots.
+        """
+        msgs = [p.parse_server(d) for d in datas]
+        newest = -1
+        for i, m in enumerate(msgs):
+            if isinstance(m, p.Snapshot) and (newest < 0 or m.tick > msgs[newest].tick):  # type: ignore[union-attr]
+                newest = i
+        out: list[ClientSideEvent] = []
+        for i, (m, d) in enumerate(zip(msgs, datas)):
+            out += self._handle(m, len(d), now, i == newest)
+        return out
+
+    def _handle(self, msg: p.ServerEvent, size: int, now: float, decode: bool) -> list[ClientSideEvent]:
         if isinstance(msg, p.Snapshot):
-            return self._snapshot(msg, len(data), now)
+            return self._snapshot(msg, size, now, decode)
         if isinstance(msg, p.Welcome):
             if self.welcome is not None:
                 raise ProtocolViolation("second welcome")
@@ -168,19 +199,23 @@ class ClientProtocol:
             return [Redirected(msg.url, msg.room, msg.ttl_ms)]
         return [ErrorReceived(msg.code, msg.reason)]
 
-    def _snapshot(self, s: p.Snapshot, size: int, now: float) -> list[ClientSideEvent]:
+    def _snapshot(self, s: p.Snapshot, size: int, now: float, decode: bool = True) -> list[ClientSideEvent]:
         if self.mirror is None:
             raise ProtocolViolation("snapshot before welcome")
         out: list[ClientSideEvent] = []
-        st = self.mirror.apply(s.tick, s.base, s.ref, s.flags, s.payload)
-        if st is not None:
+        if s.tick > self.mirror.tick:
             self.input_ack = max(self.input_ack, s.input_ack)
             unacked = self.unacked
             while unacked and unacked[0][0] <= self.input_ack:
                 unacked.popleft()
-            out.append(StateUpdated(st, s.input_ack, s.base, size))
-            if self.auto_ack:
-                self.outbox.append(p.pack_ack(st.tick, self.mirror.ack_bits()))
+            if decode:
+                st = self.mirror.apply(s.tick, s.base, s.ref, s.flags, s.payload)
+                assert st is not None
+                out.append(StateUpdated(st, s.input_ack, s.base, size))
+                if self.auto_ack:
+                    self.outbox.append(p.pack_ack(st.tick, self.mirror.ack_bits()))
+            else:
+                out.append(StateSkipped(s.tick, s.input_ack, size))
         for ev in s.events:
             out.append(self._event(ev, now))
         return out
@@ -224,5 +259,5 @@ def _schema(wire: list[Any]) -> Schema:
 
 __all__ = [
     "ClientProtocol", "ClientSideEvent", "DesyncError", "ErrorReceived", "GameEvent", "MessageAcked",
-    "PlayerJoined", "PlayerLeft", "Pong", "Redirected", "ReliableMessage", "StateUpdated", "Welcomed",
+    "PlayerJoined", "PlayerLeft", "Pong", "Redirected", "ReliableMessage", "StateSkipped", "StateUpdated", "Welcomed",
 ]

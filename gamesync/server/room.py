@@ -469,11 +469,15 @@ class Room:
         for s in self.sessions.values():
             if s.closing:
                 continue
-            key = s.acks.choose(state.tick, hist)
+            acks = s.acks
+            floor = acks.base
+            key = acks.choose(state.tick, hist)
             if key not in payloads and len(payloads) >= cap:
                 # acks are the client's to choose, so the number of distinct baselines is
-                # too: past the cap a client gets the (shared) full snapshot instead
-                key = s.acks.restart()
+                # too: past the cap a client rides the newest payload already built that it
+                # can decode (an older baseline it still holds), else the shared full snapshot
+                fits = [k for k in payloads if acks.usable(k, floor)]
+                key = acks.settle(max(fits)) if fits else acks.restart()
             out = payloads.get(key)
             if out is None:
                 base, ref = key

@@ -35,9 +35,9 @@ def test_gamesync_cluster_runs_redis_and_nodes_and_bots_find_the_room_through_ei
         urls = re.findall(r"node\d:\s+(ws://\S+)", out)
         redis_url = re.search(r"redis:\s+(redis://\S+)", out)
         assert len(urls) == 2 and redis_url, out
-        first = run_cli("bots", urls[0], "--room", "cli", "--count", "3", "--duration", "1", "--ramp", "0.2",
+        first = run_cli("bots", urls[0], "--room", "cli", "--count", "3", "--duration", "1", "--warmup", "0", "--ramp", "0.2",
                         "--json", "--no-progress", timeout=30)
-        second = run_cli("bots", urls[1], "--room", "cli", "--count", "3", "--duration", "1", "--ramp", "0.2",
+        second = run_cli("bots", urls[1], "--room", "cli", "--count", "3", "--duration", "1", "--warmup", "0", "--ramp", "0.2",
                          "--json", "--no-progress", timeout=30)
         r1, r2 = json.loads(first.stdout), json.loads(second.stdout)
         assert r1["all_connected"] and r1["redirects"] == 0, first.stderr

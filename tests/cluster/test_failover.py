@@ -128,7 +128,7 @@ async def test_bots_resume_their_seats_after_their_room_s_host_is_killed(cluster
             assert await _owner(cluster, "fb") == "d"
             bots = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "gamesync", "bots", entry.url, "--room", "fb", "--count", "5",
-                 "--duration", "9", "--ramp", "0.3", "--reconnect", "--json", "--no-progress"],
+                 "--duration", "9", "--warmup", "0", "--ramp", "0.3", "--reconnect", "--json", "--no-progress"],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             await wait_until(lambda: _players(cluster, d, "fb", 6), 10, "the bots in room fb on d")
             await trio.sleep(1.0)  # a save with the bots' seats in it

@@ -277,3 +277,58 @@ def test_decode_cache_errors_become_desync_and_are_not_cached():
         m.apply(1, 0, NO_TICK, 0, b"\x01")
     assert cache.misses == 3 and cache.hits == 0
     assert m.apply(*srv.snap(1, 0)).same_as(srv.states[1])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), ticks=st.integers(5, 80), lag=st.integers(0, 3),
+       history=st.sampled_from([4, 8, 30]), loss=st.sampled_from([0.0, 0.2]),
+       ack_loss=st.sampled_from([0.0, 0.3]), max_delay=st.integers(0, 5),
+       crowded=st.sampled_from([0.0, 0.5, 1.0]), skip=st.booleans())
+def test_payload_sharing_past_the_cap_and_skipping_never_desync(seed, ticks, lag, history, loss, ack_loss,
+                                                                 max_delay, crowded, skip):
+    """The room's whole policy against a pruning mirror: when the tick's payload cap is full
+    of other clients' (baseline, reference) pairs, the client rides one it can decode
+    (``usable``/``settle``) or gets the full snapshot; and a client that reads several
+    snapshots at once decodes only the newest (``ClientProtocol.receive_many``). No
+    snapshot may ever need a tick the client no longer holds."""
+    srv = Server(seed)
+    rng = np.random.default_rng(seed ^ 0xCA9)
+    sess = Session(lag, history)
+    m = Mirror(SCHEMA, history=history)
+    hist: dict[int, State] = {}
+    wire: list[tuple[int, float, tuple]] = []
+    acks: list[tuple[int, int, int]] = []
+    rode = 0
+    for _ in range(ticks):
+        cur = srv.step()
+        hist[cur.tick] = cur
+        for t in [t for t in hist if t <= cur.tick - history]:
+            del hist[t]
+        for a in sorted(a for a in acks if a[0] <= cur.tick):
+            acks.remove(a)
+            sess.on_ack(a[1], a[2])
+        floor = sess.base
+        key = sess.choose(cur.tick, hist)
+        if rng.random() < crowded:  # the cap is full with other clients' pairs, none of them ours
+            ticks_held = sorted(hist)
+            others = {(int(b), int(r)) for b, r in zip(rng.choice(ticks_held, 6), rng.choice(ticks_held + [-1], 6))
+                      if r < b} - {key}
+            fits = [k for k in others if sess.usable(k, floor)]
+            key = sess.settle(max(fits)) if fits else sess.restart()
+            rode += bool(fits)
+        b, r = key
+        snap = srv.snap(cur.tick, b, r)
+        sess.on_sent(cur.tick, b)
+        if rng.random() >= loss:
+            wire.append((cur.tick + int(rng.integers(0, max_delay + 1)), rng.random(), snap))
+        batch = sorted(w for w in wire if w[0] <= cur.tick)
+        for item in batch:
+            wire.remove(item)
+        if skip and batch:
+            batch = [max(batch, key=lambda w: w[2][0])]  # only the newest tick is decoded
+        for item in batch:
+            st_ = m.apply(*item[2])  # must never raise DesyncError
+            if st_ is not None:
+                assert st_.same_as(srv.states[st_.tick])
+                if rng.random() >= ack_loss:
+                    acks.append((cur.tick + int(rng.integers(0, max_delay + 1)), st_.tick, m.ack_bits()))
