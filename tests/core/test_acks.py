@@ -78,3 +78,34 @@ def test_what_was_sent_is_remembered_for_a_bounded_window():
     assert not t.was_sent(1000) and not t.was_sent(-1)
     assert t.sent_base(999) == 998 and t.sent_base(3) == -1
     assert len(t._ticks) == len(t._bases) == 34  # fixed size however long the stream
+
+
+def test_usable_needs_the_baseline_held_and_not_below_the_floor_and_a_reference_it_still_has():
+    t = tracker_with_sent(range(20))
+    t.on_ack(19, 0b1111)  # holds 19, 18, 17, 16, 15
+    floor = 16
+    assert t.usable((17, 16), floor)  # both held
+    assert t.usable((18, NO_TICK), floor)  # no reference needed
+    assert t.usable((17, 14), floor) is False  # 14 not held and not the baseline 17 was built on
+    assert t.usable((16, 15), floor)  # 15 = floor - 1: the client keeps it
+    assert t.usable((15, 14), floor) is False  # baseline below the floor: may be gone
+    assert t.usable((18, 17), floor) and t.usable((18, 17), 19) is False
+    assert t.usable((17, 16), floor) and t.usable((18, 16), floor)  # 16 held and >= floor - 1
+    assert t.usable((10, 9), floor) is False  # never acked
+    t.on_ack(19, 0b1)  # same tick again: bits only add, nothing changes
+    assert t.usable((19, 18), floor)
+    # a reference below floor - 1 counts only as the baseline's own baseline
+    t2 = tracker_with_sent(range(20))
+    t2.on_ack(19, (1 << 5) | 1)  # holds 19, 18 and 13
+    assert t2.usable((18, 13), 18) is False and t2.usable((18, 17), 18)  # 17 = 18's own baseline
+    assert t2.settle((18, 17)) == (18, 17) and t2.base == 18
+
+
+def test_a_full_snapshot_keeps_the_baseline_floor():
+    t = tracker_with_sent(range(10))
+    t.on_ack(9, 0b11)
+    assert t.choose(10, range(11)) == (8, 7)
+    assert t.restart() == (NO_TICK, NO_TICK)
+    assert t.base == 8
+    t.on_sent(10, NO_TICK)
+    assert t.choose(11, range(12))[0] >= 8

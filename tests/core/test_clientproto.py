@@ -125,6 +125,38 @@ def test_stale_snapshot_is_not_acked_but_its_events_are_delivered():
     assert c.tick == 3 and c.outbox == []
 
 
+def test_of_snapshots_read_together_only_the_newest_is_decoded_and_every_event_still_comes_out():
+    srv = Server().run(5)
+    c = welcomed()
+    c.receive(srv.frame(0), 0.0)
+    acks(c)
+    batch = [srv.frame(1, 0, input_ack=2, events=[[p.Ev.EVENT, "a"]]),
+             srv.frame(2, 0, input_ack=3, events=[[p.Ev.EVENT, "b"]]),
+             p.pack_error(ProtocolViolation("just words")),
+             srv.frame(3, 0, input_ack=4, events=[[p.Ev.EVENT, "c"]])]
+    out = c.receive_many(batch, 1.0)
+    assert out[:5] == [cp.StateSkipped(1, 2, len(batch[0])), cp.GameEvent("a"),
+                       cp.StateSkipped(2, 3, len(batch[1])), cp.GameEvent("b"),
+                       cp.ErrorReceived("protocol", "just words")]
+    assert isinstance(out[5], cp.StateUpdated) and out[5].state.same_as(srv.states[3]) and out[5].input_ack == 4
+    assert out[6:] == [cp.GameEvent("c")]
+    assert c.tick == 3 and c.input_ack == 4
+    assert c.mirror is not None and c.mirror.get(1) is None and c.mirror.get(2) is None  # never decoded ...
+    assert acks(c) == [p.SnapshotAck(3, 0b100)]  # ... so never acknowledged: only 3, and 0 it was built on
+    [ev] = c.receive_many([srv.frame(4, 3, input_ack=4)], 1.1)  # a batch of one decodes as receive does
+    assert isinstance(ev, cp.StateUpdated) and ev.state.same_as(srv.states[4])
+
+
+def test_a_batch_whose_newest_snapshot_came_first_skips_the_late_older_one():
+    srv = Server().run(3)
+    c = welcomed()
+    c.receive(srv.frame(0), 0.0)
+    out = c.receive_many([srv.frame(2, 0, input_ack=7), srv.frame(1, 0, input_ack=5)], 1.0)
+    assert isinstance(out[0], cp.StateUpdated) and out[0].state.tick == 2
+    assert out[1:] == []  # tick 1 is older than what the mirror holds by then: nothing to report
+    assert c.tick == 2 and c.input_ack == 7
+
+
 def test_without_auto_ack_no_snapshot_acks_are_queued():
     srv = Server().run(3)
     c = welcomed(auto_ack=False)
