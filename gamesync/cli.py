@@ -17,7 +17,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .core.tokens import SECRET_ENV, load_secret
+    from .tokens import SECRET_ENV, load_secret
     from .memtune import keep_freed_memory
     from .server import Server, ServerConfig
 
@@ -74,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     import time
 
-    from .core.tokens import SECRET_ENV, load_secret, mint
+    from .tokens import SECRET_ENV, load_secret, mint
 
     secret = load_secret(args.secret_file)
     if secret is None:

@@ -40,7 +40,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError
 
 from ..core import clientproto as cp
-from ..core import tokens
+from .. import tokens
 from ..core.errors import GamesyncError
 from ..core.mirror import DecodeCache
 from ..sockio import recv_some, send_all

@@ -60,7 +60,7 @@ class Join:
     room: str
     name: str
     game: str | None = None
-    token: str | None = None  # a join token (gamesync.core.tokens), where the server wants one
+    token: str | None = None  # a join token (gamesync.tokens), where the server wants one
     resume: str | None = None  # a resume token from an earlier welcome: take that seat again
 
 

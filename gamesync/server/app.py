@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import trio
 
 from ..core import protocol as p
-from ..core import tokens
+from .. import tokens
 from ..core.errors import (
     GamesyncError,
     InternalError,

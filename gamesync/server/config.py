@@ -41,7 +41,7 @@ class ServerConfig:
     ssl_context: ssl.SSLContext | None = None
 
     # who gets in
-    #: HMAC secret for join tokens (gamesync.core.tokens); None: anonymous joins, for
+    #: HMAC secret for join tokens (gamesync.tokens); None: anonymous joins, for
     #: development only (``gamesync serve`` allows that on a loopback address alone)
     token_secret: bytes | None = None
     #: browser Origins allowed to connect (exact "scheme://host[:port]"); None: any.

@@ -15,7 +15,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import RejectConnection, RejectData, Request
 
 from gamesync.core import protocol as p
-from gamesync.core import tokens
+from gamesync import tokens
 from gamesync.server.app import is_loopback
 from gs_testkit import HOST, pk, port_of, raw_client, running_server, wait_for
 

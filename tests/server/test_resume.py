@@ -10,7 +10,7 @@ import trio
 
 from gamesync.client.connection import open_client
 from gamesync.core import protocol as p
-from gamesync.core import tokens
+from gamesync import tokens
 from gs_testkit import RecordingGame, WireClient, port_of, running_server, wait_for, watched
 
 V = p.PROTOCOL_VERSION

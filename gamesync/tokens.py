@@ -16,8 +16,8 @@ from pathlib import Path
 
 import jwt
 
-from .errors import Unauthorized
-from .protocol import MAX_NAME, MAX_ROOM, MAX_TOKEN
+from .core.errors import Unauthorized
+from .core.protocol import MAX_NAME, MAX_ROOM, MAX_TOKEN
 
 ALGORITHM = "HS256"
 ANY_ROOM = "*"

@@ -1,4 +1,4 @@
-"""Join tokens (gamesync.core.tokens): minting, and every way a token is refused."""
+"""Join tokens (gamesync.tokens): minting, and every way a token is refused."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import jwt
 import pytest
 
-from gamesync.core import tokens
+from gamesync import tokens
 from gamesync.core.errors import Unauthorized
 
 SECRET = b"s" * 64
