@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -21,8 +22,9 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8765
     tick_rate: float = 30.0
-    #: ticks of quantised states kept for deltas (about one second)
-    history_ticks: int = 32
+    #: ticks of quantised states kept for deltas; 0: about one second at the tick rate
+    #: (32 at 30 Hz, never fewer than 8)
+    history_ticks: int = 0
     #: clients that hold tick T - lag get their tick-T snapshot against it, so that every
     #: client keeping up shares one payload per tick (0: always the newest acked tick)
     baseline_lag: int = 1
@@ -114,3 +116,7 @@ class ServerConfig:
     stats_interval_s: float = 5.0
     #: if set, this file is rewritten with ``Server.stats()`` as JSON every interval and at exit
     stats_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.history_ticks <= 0:
+            self.history_ticks = max(8, math.ceil(self.tick_rate) + 2)
