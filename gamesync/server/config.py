@@ -28,8 +28,9 @@ class ServerConfig:
     #: clients that hold tick T - lag get their tick-T snapshot against it, so that every
     #: client keeping up shares one payload per tick (0: always the newest acked tick)
     baseline_lag: int = 1
-    #: distinct (baseline, reference) payloads built per tick; beyond it clients get the full
-    #: snapshot (clients choose baselines through their acks, so this bounds their CPU cost)
+    #: distinct (baseline, reference) payloads built per tick; beyond it a client rides the
+    #: newest one it can decode, else the full snapshot (clients choose baselines through
+    #: their acks, so this bounds what they can cost)
     max_payloads_per_tick: int = 8
     games: dict[str, Callable[..., Game]] = field(default_factory=_default_games)
     default_game: str = "arena"
