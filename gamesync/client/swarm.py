@@ -279,7 +279,7 @@ class Bot:
         if not msgs:
             return
         try:
-            events = self.proto.receive_many(msgs, now)  # of several snapshots, only the newest is decoded
+            events = self.proto.receive_many(msgs, now)  # a long backlog: only the newest is decoded
         except GamesyncError as e:
             self.fail(f"{e.code}: {e.reason}")
             return

@@ -16,6 +16,8 @@ from .mirror import DecodeCache, Mirror
 from .schema import Schema
 from .state import State
 
+#: snapshots read together that are all decoded; past this many, only the newest is
+BACKLOG = 3
 UNACKED_INPUTS = 120  # unapplied inputs kept for a resend (4 s at 30 Hz; under the 4 x 32 the server lets wait)
 
 
@@ -166,23 +168,26 @@ class ClientProtocol:
         """Handle one server message; may queue acknowledgements in ``outbox``."""
         return self._handle(p.parse_server(data), len(data), now, True)
 
-    def receive_many(self, datas: list[bytes], now: float) -> list[ClientSideEvent]:
-        """Handle messages that arrived together, in order, decoding only the newest snapshot
-        among them; the others give ``StateSkipped`` (their events still come out, in order).
+    def receive_many(self, datas: list[bytes], now: float, backlog: int = BACKLOG) -> list[ClientSideEvent]:
+        """Handle messages that arrived together, in order. Up to ``backlog`` snapshots among
+        them are all decoded; past that only the newest is, and the others give
+        ``StateSkipped`` (their events still come out, in order).
 
         Skipping is safe: the server builds every snapshot on a tick this client acknowledged,
-        and a skipped snapshot is never acknowledged. It is what lets a client that fell
+        and a skipped snapshot is never acknowledged. It is what lets a client that fell far
         behind (a stalled tab, an overloaded bot process) catch up with one decode instead of
-        decoding a backlog, falling further behind and ending up on full snapshots.
+        decoding a backlog and falling further behind. A short backlog (network jitter) is
+        decoded whole, so the client keeps holding consecutive ticks, which is what lets it
+        share the server's payloads with other clients.
         """
         msgs = [p.parse_server(d) for d in datas]
-        newest = -1
-        for i, m in enumerate(msgs):
-            if isinstance(m, p.Snapshot) and (newest < 0 or m.tick > msgs[newest].tick):  # type: ignore[union-attr]
-                newest = i
+        snaps = [i for i, m in enumerate(msgs) if isinstance(m, p.Snapshot)]
+        newest = -2
+        if len(snaps) > backlog:
+            newest = max(snaps, key=lambda i: msgs[i].tick)  # type: ignore[union-attr]
         out: list[ClientSideEvent] = []
         for i, (m, d) in enumerate(zip(msgs, datas)):
-            out += self._handle(m, len(d), now, i == newest)
+            out += self._handle(m, len(d), now, newest == -2 or i == newest)
         return out
 
     def _handle(self, msg: p.ServerEvent, size: int, now: float, decode: bool) -> list[ClientSideEvent]:

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_TICKS = 10
+#: ticks a client past the payload cap with no payload it can decode waits for its turn
+#: before it gets the full snapshot
+CAP_WAIT_TICKS = 2
 
 
 class ReliableSend:
@@ -79,6 +82,12 @@ class RoomStats:
     messages_in: int = 0
     payloads_built: int = 0
     payload_bytes: int = 0
+    #: snapshots planned as full ones (joins, resyncs, clients past the cap with no fit)
+    full_snapshots: int = 0
+    #: clients past the per-tick payload cap: riding an older payload, or sent the full one
+    cap_rides: int = 0
+    cap_waits: int = 0
+    cap_fulls: int = 0
     joins: int = 0
     leaves: int = 0
 
@@ -466,7 +475,11 @@ class Room:
         hist = self.history
         cap = self.config.max_payloads_per_tick
         plan = []
-        for s in self.sessions.values():
+        order = list(self.sessions.values())
+        if len(order) > cap:  # who comes first gets its own payload: take turns
+            i = state.tick % len(order)
+            order = order[i:] + order[:i]
+        for s in order:
             if s.closing:
                 continue
             acks = s.acks
@@ -475,9 +488,24 @@ class Room:
             if key not in payloads and len(payloads) >= cap:
                 # acks are the client's to choose, so the number of distinct baselines is
                 # too: past the cap a client rides the newest payload already built that it
-                # can decode (an older baseline it still holds), else the shared full snapshot
+                # can decode (an older baseline it still holds); with none, it waits a tick
+                # or two for its turn (like a slow consumer, its events wait too: skipping
+                # is safe, the next snapshot is built on what it acknowledged) and only
+                # then gets the shared full snapshot, ten times the bytes of a delta
                 fits = [k for k in payloads if acks.usable(k, floor)]
-                key = acks.settle(max(fits)) if fits else acks.restart()
+                if fits:
+                    key = acks.settle(max(fits))
+                    self.stats.cap_rides += 1
+                elif s.cap_waits < CAP_WAIT_TICKS and acks.acked != p.NO_TICK:
+                    s.cap_waits += 1
+                    self.stats.cap_waits += 1
+                    continue
+                else:
+                    key = acks.restart()
+                    self.stats.cap_fulls += 1
+            s.cap_waits = 0
+            if key[0] == p.NO_TICK:
+                self.stats.full_snapshots += 1
             out = payloads.get(key)
             if out is None:
                 base, ref = key
@@ -520,6 +548,10 @@ class Room:
             "messages_in": st.messages_in,
             "payloads_built": st.payloads_built,
             "payload_bytes": st.payload_bytes,
+            "full_snapshots": st.full_snapshots,
+            "cap_rides": st.cap_rides,
+            "cap_waits": st.cap_waits,
+            "cap_fulls": st.cap_fulls,
             "joins": st.joins,
             "leaves": st.leaves,
         }

@@ -125,7 +125,17 @@ def test_stale_snapshot_is_not_acked_but_its_events_are_delivered():
     assert c.tick == 3 and c.outbox == []
 
 
-def test_of_snapshots_read_together_only_the_newest_is_decoded_and_every_event_still_comes_out():
+def test_a_short_backlog_read_together_is_decoded_whole():
+    srv = Server().run(4)
+    c = welcomed()
+    c.receive(srv.frame(0), 0.0)
+    out = c.receive_many([srv.frame(t, t - 1, input_ack=t) for t in (1, 2, 3)], 1.0)  # cp.BACKLOG = 3
+    assert [type(e) for e in out] == [cp.StateUpdated] * 3
+    assert [e.state.tick for e in out] == [1, 2, 3] and all(e.state.same_as(srv.states[e.state.tick]) for e in out)
+    assert c.mirror is not None and all(c.mirror.get(t) is not None for t in (2, 3))
+
+
+def test_of_a_long_backlog_read_together_only_the_newest_is_decoded_and_every_event_still_comes_out():
     srv = Server().run(5)
     c = welcomed()
     c.receive(srv.frame(0), 0.0)
@@ -134,7 +144,7 @@ def test_of_snapshots_read_together_only_the_newest_is_decoded_and_every_event_s
              srv.frame(2, 0, input_ack=3, events=[[p.Ev.EVENT, "b"]]),
              p.pack_error(ProtocolViolation("just words")),
              srv.frame(3, 0, input_ack=4, events=[[p.Ev.EVENT, "c"]])]
-    out = c.receive_many(batch, 1.0)
+    out = c.receive_many(batch, 1.0, backlog=2)  # three snapshots: past the backlog
     assert out[:5] == [cp.StateSkipped(1, 2, len(batch[0])), cp.GameEvent("a"),
                        cp.StateSkipped(2, 3, len(batch[1])), cp.GameEvent("b"),
                        cp.ErrorReceived("protocol", "just words")]
@@ -151,7 +161,7 @@ def test_a_batch_whose_newest_snapshot_came_first_skips_the_late_older_one():
     srv = Server().run(3)
     c = welcomed()
     c.receive(srv.frame(0), 0.0)
-    out = c.receive_many([srv.frame(2, 0, input_ack=7), srv.frame(1, 0, input_ack=5)], 1.0)
+    out = c.receive_many([srv.frame(2, 0, input_ack=7), srv.frame(1, 0, input_ack=5)], 1.0, backlog=1)
     assert isinstance(out[0], cp.StateUpdated) and out[0].state.tick == 2
     assert out[1:] == []  # tick 1 is older than what the mirror holds by then: nothing to report
     assert c.tick == 2 and c.input_ack == 7
