@@ -3,8 +3,12 @@ room keeps getting every tick on time and the server's memory stays bounded.
 
 Each test runs a fresh server with small limits, a ``bystander`` (a client that does
 everything right and records when each snapshot arrives) and one misbehaving client. On
-exit the bystander asserts: no gap over 3 tick periods, no missed tick, the server back to
-one connection and one session, memory not grown.
+exit the bystander asserts (gs_testkit.bystander): no tick of the room took over 200 ms of
+its own work and skipped deadlines cost it no more than one 0.4 s stall plus a quarter of
+the episode (both from the room's tick stats); the well-behaved client never went 0.4 s
+without a snapshot and missed no tick; the server is back to one connection and one
+session; memory did not grow. The last tests here show the first two checks fail on a
+tick blocked for 300 ms and on a room held to half its rate.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+import time
 
 import msgpack
 import pytest
@@ -19,7 +24,8 @@ import trio
 
 from gamesync.core import protocol as p
 from gamesync.wsframe import binary_frame, masked_binary_frame
-from gs_testkit import STALL_S, WireClient, bystander, period, pk, port_of, raw_client, running_server, wait_for
+from gs_testkit import (STALL_S, TICK_WORK_S, WireClient, bystander, period, pk, port_of, raw_client, running_server,
+                        wait_for)
 
 
 
@@ -531,3 +537,52 @@ async def test_client_vanishing_without_a_close_frame_is_dropped_and_reported_le
                 await wait_for(lambda: room.stats.leaves == 1, 3.0, "the seat to be freed")
                 assert not room._seats
             assert room.stats.leaves == 1
+
+
+# ---- the bystander's own checks ----------------------------------------------------------------
+
+
+def _slow_step(room, block_s: float, times: int | None) -> list[int]:
+    """Make ``room``'s game step block the tick for ``block_s`` (as a tick waiting on a client's
+    socket would), on its next ``times`` ticks (None: every tick); returns the ticks blocked."""
+    step = room.game.step
+    blocked: list[int] = []
+
+    def slow(tick, inputs, dt):
+        if times is None or len(blocked) < times:
+            blocked.append(tick)
+            time.sleep(block_s)
+        step(tick, inputs, dt)
+
+    room.game.step = slow
+    return blocked
+
+
+async def test_bystander_check_catches_a_300ms_blocked_tick():
+    """One tick blocked for 300 ms: the gap the watcher sees (about 333 ms) is within STALL_S,
+    but the tick's own duration, from the room's stats, is over TICK_WORK_S."""
+    assert TICK_WORK_S < 0.3 < STALL_S
+    with trio.fail_after(10):
+        async with running_server() as (server, url):
+            with pytest.RaisesGroup(pytest.RaisesExc(AssertionError, match=r"a tick took (3\d\d|[4-9]\d\d|\d{4,}) ms "
+                                                                           r"of its own work"),
+                                    flatten_subgroups=True):
+                async with bystander(server, url):
+                    blocked = _slow_step(server.rooms["r"], 0.3, times=1)
+                    await wait_for(lambda: blocked, 2.0, "the blocked tick")
+                    await trio.sleep(3 * period(server))
+
+
+async def test_bystander_check_catches_a_room_held_to_half_its_rate():
+    """Every tick blocked for 1.5 periods: the room runs every other deadline. Each tick is well
+    under TICK_WORK_S and the watcher still gets every tick in order 67 ms apart, but the
+    skipped deadlines, from the room's stats, cost it about half of the 2.5 s."""
+    with trio.fail_after(15):
+        async with running_server() as (server, url):
+            with pytest.RaisesGroup(pytest.RaisesExc(AssertionError, match=r"the room skipped \d+ deadlines"),
+                                    flatten_subgroups=True):
+                async with bystander(server, url):
+                    room = server.rooms["r"]
+                    blocked = _slow_step(room, 1.5 * period(server), times=None)
+                    await trio.sleep(2.5)
+                    assert len(blocked) < 0.6 * 2.5 / period(server)  # it did run at about half its rate

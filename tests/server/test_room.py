@@ -3,6 +3,8 @@ and reliable messages through the RoomAPI, and teardown of empty rooms."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import trio
 
@@ -366,3 +368,51 @@ async def test_payloads_built_per_tick_stay_bounded_whatever_baselines_clients_a
                 n.cancel_scope.cancel()
             assert built <= (cap + 1) * ticks
             assert all(counts.get(lag, 0) >= ticks - 3 for lag in range(n_clients)), counts
+
+
+async def test_clients_that_keep_up_get_the_same_payload_bytes_built_once_per_tick():
+    """Five clients acking every snapshot: for each tick, the ones sent against the same
+    (baseline, reference) carry byte-identical payloads, and the room built exactly one
+    payload per distinct pair that tick, not one per client; once they all keep up, that is
+    about one a tick."""
+    n_clients, warmup = 5, 10
+    with trio.fail_after(20):
+        async with running_server() as (server, url):
+            async with contextlib.AsyncExitStack() as stack:
+                clients = [await stack.enter_async_context(raw_client(url)) for _ in range(n_clients)]
+                for i, c in enumerate(clients):
+                    await c.join(name=f"c{i}")
+                room = server.rooms["r"]
+                built: dict[int, int] = {}  # tick -> payloads the room built for it
+                encode = room._encode
+
+                def counting_encode(state):
+                    before = room.stats.payloads_built
+                    plan = encode(state)
+                    built[state.tick] = room.stats.payloads_built - before
+                    return plan
+
+                room._encode = counting_encode
+                got: dict[int, dict[int, p.Snapshot]] = {}
+
+                async def follow(i: int, c) -> None:
+                    got[i] = {s.tick: s for _, s in await c.follow(2.0)}
+
+                async with trio.open_nursery() as n:
+                    for i, c in enumerate(clients):
+                        n.start_soon(follow, i, c)
+    common = sorted(set.intersection(*(set(g) & set(built) for g in got.values())))
+    assert len(common) >= 30, f"only {len(common)} ticks reached all {n_clients} clients"
+    for tick in common:
+        by_key: dict[tuple[int, int], set[tuple[int, bytes]]] = {}
+        for g in got.values():
+            s = g[tick]
+            by_key.setdefault((s.base, s.ref), set()).add((s.flags, s.payload))
+        assert all(len(v) == 1 for v in by_key.values()), f"tick {tick}: different payloads for one baseline"
+        assert built[tick] == len(by_key), (
+            f"tick {tick}: {built[tick]} payloads built for {len(by_key)} distinct baselines {sorted(by_key)}")
+    steady = common[warmup:]
+    per_tick = [built[t] for t in steady]
+    assert sum(per_tick) <= 1.5 * len(steady), f"payloads built per tick: {per_tick}"
+    assert sum(k == 1 for k in per_tick) >= 0.75 * len(steady), f"payloads built per tick: {per_tick}"
+    assert all(g[t].base != p.NO_TICK for g in got.values() for t in steady)  # deltas, all of them
