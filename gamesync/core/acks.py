@@ -20,7 +20,7 @@ class AckTracker:
     every client keeping up shares one payload per tick.
     """
 
-    __slots__ = ("keep", "lag", "_ring", "_ticks", "_bases", "newest_sent", "acked", "ack_bits", "base")
+    __slots__ = ("keep", "lag", "_ring", "_ticks", "_bases", "newest_sent", "acked", "ack_bits", "base", "waits")
 
     def __init__(self, keep: int, lag: int) -> None:
         self.keep = keep
@@ -34,6 +34,7 @@ class AckTracker:
         self.acked = NO_TICK
         self.ack_bits = 0
         self.base = NO_TICK  # newest baseline a snapshot was built on; only moves forward
+        self.waits = 0  # ticks in a row without a snapshot for want of a payload (core.plan)
 
     def on_sent(self, tick: int, base: int) -> None:
         """A snapshot for ``tick`` encoded against ``base`` went into the client's stream."""

@@ -9,6 +9,7 @@ one frame holding its snapshot and its events.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import selectors
 import time
@@ -27,6 +28,7 @@ from ..core.errors import (
     Timeout,
     Unauthorized,
 )
+from ..core.plan import PlanCounts, plan_payloads
 from ..core.saved import SavedRoom, SavedSeat, restore_world, save_world
 from ..core.state import History, State
 from ..core.world import World
@@ -41,9 +43,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_TICKS = 10
-#: ticks a client past the payload cap with no payload it can decode waits for its turn
-#: before it gets the full snapshot
-CAP_WAIT_TICKS = 2
 
 
 class ReliableSend:
@@ -82,12 +81,6 @@ class RoomStats:
     messages_in: int = 0
     payloads_built: int = 0
     payload_bytes: int = 0
-    #: snapshots planned as full ones (joins, resyncs, clients past the cap with no fit)
-    full_snapshots: int = 0
-    #: clients past the per-tick payload cap: riding an older payload, or sent the full one
-    cap_rides: int = 0
-    cap_waits: int = 0
-    cap_fulls: int = 0
     joins: int = 0
     leaves: int = 0
 
@@ -116,6 +109,7 @@ class Room:
         self._next_ack_id = 1
         self.tick_stats = TickStats()
         self.stats = RoomStats()
+        self.plan_counts = PlanCounts()  # who got which payload past the per-tick cap
         #: seconds spent in each phase of the tick, summed over ticks
         self.phase_s = {"read": 0.0, "step": 0.0, "encode": 0.0, "send": 0.0}
         self.closed = False
@@ -471,41 +465,15 @@ class Room:
 
     def _encode(self, state: State) -> list[tuple[Session, Outgoing]]:
         """Pick every client's baseline and build each distinct payload once."""
-        payloads: dict[tuple[int, int], Outgoing] = {}
         hist = self.history
-        cap = self.config.max_payloads_per_tick
+        live = [s for s in self.sessions.values() if not s.closing]
+        keys = plan_payloads(state.tick, [s.acks for s in live], hist, self.config.max_payloads_per_tick,
+                             self.plan_counts)
+        payloads: dict[tuple[int, int], Outgoing] = {}
         plan = []
-        order = list(self.sessions.values())
-        if len(order) > cap:  # who comes first gets its own payload: take turns
-            i = state.tick % len(order)
-            order = order[i:] + order[:i]
-        for s in order:
-            if s.closing:
-                continue
-            acks = s.acks
-            floor = acks.base
-            key = acks.choose(state.tick, hist)
-            if key not in payloads and len(payloads) >= cap:
-                # acks are the client's to choose, so the number of distinct baselines is
-                # too: past the cap a client rides the newest payload already built that it
-                # can decode (an older baseline it still holds); with none, it waits a tick
-                # or two for its turn (like a slow consumer, its events wait too: skipping
-                # is safe, the next snapshot is built on what it acknowledged) and only
-                # then gets the shared full snapshot, ten times the bytes of a delta
-                fits = [k for k in payloads if acks.usable(k, floor)]
-                if fits:
-                    key = acks.settle(max(fits))
-                    self.stats.cap_rides += 1
-                elif s.cap_waits < CAP_WAIT_TICKS and acks.acked != p.NO_TICK:
-                    s.cap_waits += 1
-                    self.stats.cap_waits += 1
-                    continue
-                else:
-                    key = acks.restart()
-                    self.stats.cap_fulls += 1
-            s.cap_waits = 0
-            if key[0] == p.NO_TICK:
-                self.stats.full_snapshots += 1
+        for s, key in zip(live, keys):
+            if key is None:
+                continue  # waiting for its turn past the payload cap; its events wait too
             out = payloads.get(key)
             if out is None:
                 base, ref = key
@@ -548,10 +516,7 @@ class Room:
             "messages_in": st.messages_in,
             "payloads_built": st.payloads_built,
             "payload_bytes": st.payload_bytes,
-            "full_snapshots": st.full_snapshots,
-            "cap_rides": st.cap_rides,
-            "cap_waits": st.cap_waits,
-            "cap_fulls": st.cap_fulls,
+            **dataclasses.asdict(self.plan_counts),
             "joins": st.joins,
             "leaves": st.leaves,
         }

@@ -68,7 +68,6 @@ class Session:
         self.bytes_out = 0
         self.frames_out = 0
         self.skipped = 0
-        self.cap_waits = 0  # ticks in a row this client waited for its turn past the payload cap
         # lifecycle
         self.error: GamesyncError | None = None
         self.closing = False

@@ -1,0 +1,134 @@
+"""The room's snapshot policy (gamesync.core.plan): shared pairs, the cap, rides, waits, turns."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gamesync.core.acks import AckTracker
+from gamesync.core.mirror import Mirror
+from gamesync.core.plan import CAP_WAIT_TICKS, PlanCounts, plan_payloads
+from gamesync.core.protocol import NO_TICK
+from gamesync.core.state import State
+from test_mirror import SCHEMA, Server
+
+HIST = range(0, 1000)  # every tick is still in the history
+
+
+def sent(t: AckTracker, ticks: range) -> AckTracker:
+    for k in ticks:
+        t.on_sent(k, k - 1 if k else NO_TICK)
+    return t
+
+
+def tracker(acked: int, bits: int = 0) -> AckTracker:
+    t = sent(AckTracker(32, 1), range(acked + 1))
+    t.on_ack(acked, bits)
+    return t
+
+
+def test_clients_that_keep_up_share_one_pair():
+    clients = [tracker(9, 0b1) for _ in range(20)]
+    keys = plan_payloads(10, clients, HIST, cap=8)
+    assert set(keys) == {(9, 8)}
+
+
+def test_never_more_distinct_pairs_than_the_cap_plus_the_full_snapshot():
+    clients = [tracker(40 - i) for i in range(30)]  # 30 different newest acks
+    counts = PlanCounts()
+    for tick in range(41, 50):
+        keys = plan_payloads(tick, clients, HIST, cap=4, counts=counts)
+        assert len({k for k in keys if k is not None} - {(NO_TICK, NO_TICK)}) <= 4
+    assert counts.cap_waits > 0 and counts.cap_fulls > 0
+
+
+def test_past_the_cap_a_client_rides_an_older_pair_it_holds():
+    ahead = [tracker(20, 0b1) for _ in range(2)]  # want (20, 19)
+    behind = tracker(18, 0b1)  # wants (18, 17)
+    keys = plan_payloads(21, [*ahead, behind], HIST, cap=2)
+    assert keys == [(20, 19), (20, 19), (18, 17)]
+    odd = tracker(19, 0b11)  # wants (19, 18): a third pair, past the cap of 2
+    odd.base = 17  # it has been on baseline 17 before
+    counts = PlanCounts()
+    keys = plan_payloads(21, [*ahead, behind, odd], HIST, cap=2, counts=counts)
+    assert keys[3] == (18, 17) and odd.base == 18  # it holds 18 (bits) and 17 = 18 - 1
+    assert counts.cap_rides == 1 and counts.full_snapshots == 0
+
+
+def test_past_the_cap_with_nothing_to_ride_a_client_waits_then_gets_the_full_snapshot():
+    a, b = tracker(20, 0b1), tracker(15, 0)
+    lone = tracker(17, 0)  # holds only 17, which nobody else's pair is built on
+    counts = PlanCounts()
+    got = []
+    for tick in range(21, 21 + CAP_WAIT_TICKS + 1):
+        order = [a, b]
+        at = (tick + 2) % 3  # where turn-taking puts it last in line (start = tick % 3)
+        order.insert(at, lone)
+        keys = plan_payloads(tick, order, HIST, cap=2, counts=counts)
+        got.append(keys[at])
+    assert got == [None] * CAP_WAIT_TICKS + [(NO_TICK, NO_TICK)]
+    assert (counts.cap_waits, counts.cap_fulls, counts.full_snapshots) == (CAP_WAIT_TICKS, 1, 1)
+    assert lone.waits == 0
+
+
+def test_clients_take_turns_at_coming_first():
+    clients = [tracker(40 - i) for i in range(6)]  # six different pairs, a cap of 2
+    own = {i: 0 for i in range(6)}
+    for tick in range(41, 41 + 12):
+        for i, key in enumerate(plan_payloads(tick, clients, HIST, cap=2)):
+            if key is not None and key[0] == 40 - i:
+                own[i] += 1
+    assert all(n >= 2 for n in own.values()), own
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), ticks=st.integers(10, 70), n=st.integers(2, 7),
+       cap=st.integers(1, 3), loss=st.sampled_from([0.0, 0.2]), ack_loss=st.sampled_from([0.0, 0.3]),
+       max_delay=st.integers(0, 4), backlog=st.sampled_from([1, 3]))
+def test_a_room_of_lossy_lagging_clients_never_desyncs_and_nobody_starves(seed, ticks, n, cap, loss, ack_loss,
+                                                                          max_delay, backlog):
+    """Several clients with their own loss, delays and lost acks against the whole policy
+    with a small cap; each decodes a backlog of up to ``backlog`` snapshots whole and only
+    the newest of a longer one. No snapshot needs a tick its client dropped, every state
+    is exact, and no client goes more than CAP_WAIT_TICKS ticks in a row without one."""
+    srv = Server(seed)
+    rng = np.random.default_rng(seed ^ 0x9A7)
+    trackers = [AckTracker(30, 1) for _ in range(n)]
+    mirrors = [Mirror(SCHEMA, history=30) for _ in range(n)]
+    wires: list[list[tuple[int, float, tuple]]] = [[] for _ in range(n)]
+    acks: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
+    quiet = [0] * n
+    hist: dict[int, State] = {}
+    for _ in range(ticks):
+        cur = srv.step()
+        hist[cur.tick] = cur
+        for t in [t for t in hist if t <= cur.tick - 30]:
+            del hist[t]
+        for i in range(n):
+            for a in sorted(a for a in acks[i] if a[0] <= cur.tick):
+                acks[i].remove(a)
+                trackers[i].on_ack(a[1], a[2])
+        keys = plan_payloads(cur.tick, trackers, hist, cap)
+        assert len({k for k in keys if k is not None} - {(NO_TICK, NO_TICK)}) <= cap
+        for i, key in enumerate(keys):
+            quiet[i] = quiet[i] + 1 if key is None else 0
+            assert quiet[i] <= CAP_WAIT_TICKS
+            if key is None:
+                continue
+            trackers[i].on_sent(cur.tick, key[0])
+            if rng.random() >= loss:
+                wires[i].append((cur.tick + int(rng.integers(0, max_delay + 1)), rng.random(), srv.snap(cur.tick, *key)))
+        for i in range(n):
+            batch = sorted(w for w in wires[i] if w[0] <= cur.tick)
+            for item in batch:
+                wires[i].remove(item)
+            if len(batch) > backlog:
+                batch = [max(batch, key=lambda w: w[2][0])]
+            for item in batch:
+                got = mirrors[i].apply(*item[2])  # must never raise DesyncError
+                if got is not None:
+                    assert got.same_as(srv.states[got.tick])
+                    if rng.random() >= ack_loss:
+                        acks[i].append((cur.tick + int(rng.integers(0, max_delay + 1)), got.tick,
+                                        mirrors[i].ack_bits()))
