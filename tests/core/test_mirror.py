@@ -180,6 +180,20 @@ def Session(lag: int, history: int) -> AckTracker:
     return AckTracker(history, lag)
 
 
+def next_tick(srv: Server, hist: dict[int, State], history: int, acks: list[tuple[int, int, int]],
+              sess: AckTracker) -> State:
+    """Step the world, keep the last ``history`` ticks, and hand the server the acks due by
+    now (``acks`` holds (due tick, acked tick, bits))."""
+    cur = srv.step()
+    hist[cur.tick] = cur
+    for t in [t for t in hist if t <= cur.tick - history]:
+        del hist[t]
+    for a in sorted(a for a in acks if a[0] <= cur.tick):
+        acks.remove(a)
+        sess.on_ack(a[1], a[2])
+    return cur
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), ticks=st.integers(5, 80), lag=st.integers(0, 4),
        history=st.sampled_from([4, 8, 30]), loss=st.sampled_from([0.0, 0.1, 0.3, 0.5]),
@@ -194,13 +208,7 @@ def test_pruning_never_drops_a_state_the_server_may_still_use(seed, ticks, lag, 
     acks: list[tuple[int, int, int]] = []
     applied = 0
     for _ in range(ticks):
-        cur = srv.step()
-        hist[cur.tick] = cur
-        for t in [t for t in hist if t <= cur.tick - history]:
-            del hist[t]
-        for a in sorted(a for a in acks if a[0] <= cur.tick):
-            acks.remove(a)
-            sess.on_ack(a[1], a[2])
+        cur = next_tick(srv, hist, history, acks, sess)
         b, r = sess.choose(cur.tick, hist)
         snap = srv.snap(cur.tick, b, r)
         sess.on_sent(cur.tick, b)
@@ -300,13 +308,7 @@ def test_payload_sharing_past_the_cap_and_skipping_never_desync(seed, ticks, lag
     acks: list[tuple[int, int, int]] = []
     rode = 0
     for _ in range(ticks):
-        cur = srv.step()
-        hist[cur.tick] = cur
-        for t in [t for t in hist if t <= cur.tick - history]:
-            del hist[t]
-        for a in sorted(a for a in acks if a[0] <= cur.tick):
-            acks.remove(a)
-            sess.on_ack(a[1], a[2])
+        cur = next_tick(srv, hist, history, acks, sess)
         floor = sess.base
         key = sess.choose(cur.tick, hist)
         if rng.random() < crowded:  # the cap is full with other clients' pairs, none of them ours
