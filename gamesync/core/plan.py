@@ -3,10 +3,11 @@
 Each client's ``AckTracker`` picks its (baseline, reference); a room builds every distinct
 pair once and sends the same bytes to every client that shares it. Because clients choose
 their pairs through their acks, the number of distinct pairs is theirs to choose too, so a
-room builds at most ``cap`` a tick. Past the cap a client rides the newest pair already
-chosen that it can decode; with none, it waits up to ``CAP_WAIT_TICKS`` ticks for its turn
-(clients take turns at coming first) and only then gets the full snapshot, which is shared
-by everyone who gets it but costs about ten times a delta's bytes.
+room builds at most ``cap`` a tick (plus the full snapshot), the pairs most clients want
+first. A client whose pair did not make it rides the newest chosen pair it can decode; with
+none, it waits up to ``CAP_WAIT_TICKS`` ticks for its turn (ties go to whoever is first in a
+line that turns every tick) and only then gets the full snapshot, which is shared by
+everyone who gets it but costs about ten times a delta's bytes.
 """
 
 from __future__ import annotations
@@ -37,32 +38,47 @@ class PlanCounts:
 def plan_payloads(tick: int, clients: Sequence[AckTracker], history: _Ticks, cap: int,
                   counts: PlanCounts | None = None) -> list[Key | None]:
     """The pair each client's tick-``tick`` snapshot is built on, in the order given (None:
-    no snapshot this tick). At most ``cap`` distinct pairs, plus the full snapshot."""
+    no snapshot this tick). At most ``cap`` distinct pairs, plus the full snapshot.
+
+    The pairs most clients want are built first (everyone keeping up wants the same one),
+    ties going to whoever is first in line this tick (the line turns every tick)."""
     counts = counts if counts is not None else PlanCounts()
     n = len(clients)
-    keys: list[Key | None] = [None] * n
-    chosen: set[Key] = set()
-    start = tick % n if n > cap else 0  # who comes first gets its own pair: take turns
-    for j in range(n):
-        i = (start + j) % n
-        acks = clients[i]
-        floor = acks.base
-        key = acks.choose(tick, history)
-        if key not in chosen and len(chosen) >= cap:
-            fits = [k for k in chosen if acks.usable(k, floor)]
-            if fits:
-                key = acks.settle(max(fits))
+    floors = [a.base for a in clients]
+    wanted = [a.choose(tick, history) for a in clients]
+    full = (NO_TICK, NO_TICK)
+    chosen: set[Key] = set(wanted)
+    chosen.discard(full)
+    if len(chosen) > cap:
+        start = tick % n
+        score: dict[Key, tuple[int, int]] = {}  # pair -> (clients wanting it, -first place in line)
+        for j in range(n):
+            k = wanted[(start + j) % n]
+            c = score.get(k)
+            score[k] = (c[0] + 1, c[1]) if c is not None else (1, -j)
+        score.pop(full, None)
+        chosen = set(sorted(score, key=score.__getitem__, reverse=True)[:cap])
+        newest_first = sorted(chosen, reverse=True)
+    keys: list[Key | None] = list(wanted)
+    for i, acks in enumerate(clients):
+        key = wanted[i]
+        if key != full and key not in chosen:
+            floor, acked = floors[i], acks.acked
+            fit = next((k for k in newest_first if floor <= k[0] <= acked and acks.usable(k, floor)), None)
+            if fit is not None:
+                key = acks.settle(fit)
                 counts.cap_rides += 1
-            elif acks.waits < CAP_WAIT_TICKS and acks.acked != NO_TICK:
-                acks.waits += 1  # skipping is safe: the next snapshot is built on what it acked
+            elif acks.waits < CAP_WAIT_TICKS:
+                acks.waits += 1  # nothing is sent: its baseline stays where it was
+                acks.base = floor
                 counts.cap_waits += 1
+                keys[i] = None
                 continue
             else:
                 key = acks.restart()
                 counts.cap_fulls += 1
+            keys[i] = key
         acks.waits = 0
-        if key[0] == NO_TICK:
+        if key == full:
             counts.full_snapshots += 1
-        chosen.add(key)
-        keys[i] = key
     return keys

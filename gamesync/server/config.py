@@ -119,5 +119,7 @@ class ServerConfig:
     stats_file: str | None = None
 
     def __post_init__(self) -> None:
+        if self.max_payloads_per_tick < 1:
+            raise ValueError("max_payloads_per_tick must be at least 1")
         if self.history_ticks <= 0:
             self.history_ticks = max(8, math.ceil(self.tick_rate) + 2)

@@ -43,6 +43,17 @@ def test_never_more_distinct_pairs_than_the_cap_plus_the_full_snapshot():
     assert counts.cap_waits > 0 and counts.cap_fulls > 0
 
 
+def test_the_pair_most_clients_want_is_built_first_whoever_is_first_in_line():
+    """Twelve lagging clients with twelve different pairs, ahead in line of a crowd that
+    keeps up: the crowd's one pair still makes the cap, on every tick."""
+    laggers = [tracker(30 - i) for i in range(12)]
+    for tick in range(31, 31 + 12):
+        crowd = [tracker(tick - 1, 0b1) for _ in range(20)]
+        keys = plan_payloads(tick, [*laggers, *crowd], HIST, cap=4)
+        assert keys[12:] == [(tick - 1, tick - 2)] * 20
+        assert len({k for k in keys if k is not None} - {(NO_TICK, NO_TICK)}) <= 4
+
+
 def test_past_the_cap_a_client_rides_an_older_pair_it_holds():
     ahead = [tracker(20, 0b1) for _ in range(2)]  # want (20, 19)
     behind = tracker(18, 0b1)  # wants (18, 17)
