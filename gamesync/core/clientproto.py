@@ -182,12 +182,10 @@ class ClientProtocol:
         """
         msgs = [p.parse_server(d) for d in datas]
         snaps = [i for i, m in enumerate(msgs) if isinstance(m, p.Snapshot)]
-        newest = -2
-        if len(snaps) > backlog:
-            newest = max(snaps, key=lambda i: msgs[i].tick)  # type: ignore[union-attr]
+        only = max(snaps, key=lambda i: msgs[i].tick) if len(snaps) > backlog else None  # type: ignore[union-attr]
         out: list[ClientSideEvent] = []
         for i, (m, d) in enumerate(zip(msgs, datas)):
-            out += self._handle(m, len(d), now, newest == -2 or i == newest)
+            out += self._handle(m, len(d), now, only is None or i == only)
         return out
 
     def _handle(self, msg: p.ServerEvent, size: int, now: float, decode: bool) -> list[ClientSideEvent]:

@@ -49,6 +49,7 @@ def plan_payloads(tick: int, clients: Sequence[AckTracker], history: _Ticks, cap
     full = (NO_TICK, NO_TICK)
     chosen: set[Key] = set(wanted)
     chosen.discard(full)
+    newest_first: list[Key] = []  # the chosen pairs a client past the cap may ride, newest first
     if len(chosen) > cap:
         start = tick % n
         score: dict[Key, tuple[int, int]] = {}  # pair -> (clients wanting it, -first place in line)
@@ -63,8 +64,8 @@ def plan_payloads(tick: int, clients: Sequence[AckTracker], history: _Ticks, cap
     for i, acks in enumerate(clients):
         key = wanted[i]
         if key != full and key not in chosen:
-            floor, acked = floors[i], acks.acked
-            fit = next((k for k in newest_first if floor <= k[0] <= acked and acks.usable(k, floor)), None)
+            floor = floors[i]
+            fit = next((k for k in newest_first if acks.usable(k, floor)), None)
             if fit is not None:
                 key = acks.settle(fit)
                 counts.cap_rides += 1
