@@ -5,6 +5,7 @@ their sender only."""
 from __future__ import annotations
 
 import sys
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,6 @@ async def _editor(stack: Any, url: str, name: str) -> Editor:
 
 
 async def test_concurrent_edits_from_three_clients_converge_and_a_late_joiner_gets_the_text():
-    from contextlib import AsyncExitStack
-
     with trio.fail_after(20):
         async with running_server() as (server, url), AsyncExitStack() as stack:
             a, b, c = [await _editor(stack, url, n) for n in ("ann", "bob", "cy")]
@@ -116,8 +115,6 @@ async def test_concurrent_edits_from_three_clients_converge_and_a_late_joiner_ge
 
 
 async def test_cursors_are_entities_that_follow_edits():
-    from contextlib import AsyncExitStack
-
     with trio.fail_after(20):
         async with running_server() as (server, url), AsyncExitStack() as stack:
             a, b = await _editor(stack, url, "ann"), await _editor(stack, url, "bob")
@@ -136,8 +133,6 @@ async def test_cursors_are_entities_that_follow_edits():
 
 
 async def test_bad_edits_are_refused_to_their_author_with_the_document_and_others_see_nothing():
-    from contextlib import AsyncExitStack
-
     with trio.fail_after(20):
         async with running_server() as (server, url), AsyncExitStack() as stack:
             a, b = await _editor(stack, url, "ann"), await _editor(stack, url, "bob")
@@ -159,8 +154,6 @@ async def test_bad_edits_are_refused_to_their_author_with_the_document_and_other
 
 
 async def test_a_client_that_lost_track_asks_for_the_document_again_within_a_rate():
-    from contextlib import AsyncExitStack
-
     with trio.fail_after(20):
         async with running_server() as (server, url), AsyncExitStack() as stack:
             a, b = await _editor(stack, url, "ann"), await _editor(stack, url, "bob")
