@@ -139,15 +139,17 @@ class Room:
         if state is None:
             return None
         seats = [SavedSeat(s.resume_token, s.id, s.name, s.player, s.last_applied)
-                 for s in list(self.sessions.values()) + [held for held, _ in self._seats.values()]
-                 if s.resume_token]
+                 for s in self._seated() if s.resume_token]
         return SavedRoom(self.game_name, self.tick, save_world(self.world), state, seats)
+
+    def _seated(self) -> list[Any]:
+        """Everyone with a seat: the sessions, then the seats kept for a resume."""
+        return list(self.sessions.values()) + [held for held, _ in self._seats.values()]
 
     @property
     def players(self) -> list[tuple[int, str, str | None]]:
         """(client id, name, player id) of everyone in the room (kept seats included)."""
-        held = [s for s, _ in self._seats.values()]
-        return [(s.id, s.name, s.player) for s in list(self.sessions.values()) + held]
+        return [(s.id, s.name, s.player) for s in self._seated()]
 
     def deliver(self, data: Any, player: str | None = None) -> int:
         """An event from outside the room (another node, ``gamesync publish``): to everyone, or
