@@ -19,6 +19,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 def _serve(args: argparse.Namespace) -> int:
     from .tokens import SECRET_ENV, load_secret
     from .memtune import keep_freed_memory
+    from .games import builtin_games
     from .server import Server, ServerConfig
 
     log = logging.getLogger("gamesync")
@@ -40,7 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
     elif args.keyfile:
         log.error("--keyfile needs --certfile")
         return 2
-    cfg = ServerConfig(host=args.host, port=args.port, tick_rate=args.tick_rate, default_game=args.game,
+    cfg = ServerConfig(host=args.host, port=args.port, tick_rate=args.tick_rate, games=builtin_games(),
+                       default_game=args.game,
                        game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval,
                        stats_file=args.stats_file, token_secret=secret,
                        allowed_origins=tuple(args.allow_origin) if args.allow_origin else None,
@@ -59,7 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
                     with open(args.port_file, "w") as f:
                         f.write(f"{server.port}\n")
                 async for sig in signals:
-                    if sig == signal.SIGTERM and server.cluster is not None:
+                    if sig == signal.SIGTERM and cfg.redis_url:
                         logging.getLogger("gamesync").info("SIGTERM: draining (rooms go to other nodes), then exiting")
                         await server.drain()
                     else:

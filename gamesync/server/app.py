@@ -10,33 +10,24 @@ import os
 import secrets
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 import trio
 
 from ..core import protocol as p
 from .. import tokens
-from ..core.errors import (
-    GamesyncError,
-    InternalError,
-    ProtocolViolation,
-    Redirect,
-    RoomFull,
-    ServerFull,
-    Timeout,
-    UnknownGame,
-    VersionMismatch,
-)
+from ..core.errors import GamesyncError, InternalError, ServerFull, Timeout, UnknownGame
 from ..core.ratelimit import TokenBucket
+from ..core.saved import SavedRoom
+from ..core.serverproto import ServerSession
+from ..ports import Membership
+from .alone import Alone
 from .config import ServerConfig
 from .room import Room
+from .seats import Seat
 from .session import Session
 from .wsconn import GoingAway, PeerClosed, Request, WsConn
-
-if TYPE_CHECKING:
-    from ..cluster.node import ClusterNode
-    from ..core.saved import SavedRoom
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +58,8 @@ def _http_refusal(status: str, reason: str) -> bytes:
 
 
 class Server:
-    """Owns the listener, every connection task and every room (one nursery)."""
+    """Owns the listener, every connection task and every room (one nursery); implements
+    gamesync.ports.RoomHost for the cluster it may belong to."""
 
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
@@ -83,8 +75,8 @@ class Server:
         self._ip_rate: dict[str, TokenBucket] = {}  # connect attempts by remote address
         self.refused_at_accept = 0
         self.http_url: str | None = None
-        #: this server's membership of a cluster (``config.redis_url``); None: it runs alone
-        self.cluster: "ClusterNode | None" = None
+        #: this server's membership of a cluster (``config.redis_url``), or its standing alone
+        self.cluster: Membership = Alone(self.rooms)
         self._placing: dict[str, trio.Lock] = {}  # rooms being placed or created, one at a time
 
     # -- public ------------------------------------------------------------------------------
@@ -113,18 +105,24 @@ class Server:
                     demo = Path(cfg.demo_dir) if cfg.demo_dir else DEMO_DIR
                     self.http_url = await nursery.start(serve_http, self, cfg.host, cfg.http_port, demo)
                 if cfg.redis_url:
-                    from ..cluster.node import ClusterNode
-
-                    public = cfg.public_url or f"{'wss' if cfg.ssl_context is not None else 'ws'}://{cfg.host}:{self.port}/"
-                    self.cluster = ClusterNode(self, cfg.redis_url, cfg.node_id or f"{socket.gethostname()}-{self.port}",
-                                               public, cfg.redis_prefix, self.http_url)
-                    await nursery.start(self.cluster.run)
+                    self.cluster = self._join_cluster(cfg.redis_url)
+                await nursery.start(self.cluster.run)
                 task_status.started(self.port)
                 await self._accept(lsock, nursery)
         finally:
             lsock.close()
             self._write_stats()
             logger.info("gamesync stopped")
+
+    def _join_cluster(self, redis_url: str) -> Membership:
+        """This server as a node of the cluster at ``redis_url`` (the one place the server
+        names the cluster package; everything else goes through gamesync.ports)."""
+        from ..cluster.node import ClusterNode
+
+        cfg = self.config
+        public = cfg.public_url or f"{'wss' if cfg.ssl_context is not None else 'ws'}://{cfg.host}:{self.port}/"
+        return ClusterNode(self, self.rooms, redis_url, cfg.node_id or f"{socket.gethostname()}-{self.port}", public,
+                           cfg.redis_prefix, self.http_url, cfg.save_interval_s)
 
     async def shutdown(self) -> None:
         """Close every client with 1001 "going away", wait briefly for the closes, then stop."""
@@ -136,7 +134,7 @@ class Server:
         for scope in list(self._prejoin):
             scope.cancel()
         for room in list(self.rooms.values()):
-            room.shut(err)
+            room.close_sessions(err)
         if self.connections:
             with trio.move_on_after(self.config.shutdown_timeout_s):
                 await self._all_closed.wait()
@@ -145,13 +143,17 @@ class Server:
     async def drain(self) -> None:
         """Graceful exit (SIGTERM): in a cluster, hand the rooms to other nodes first (players
         follow a redirect there); then shut down."""
-        if self.cluster is not None and not self._stopping:
+        if not self._stopping:
             await self.cluster.drain(self.config.drain_timeout_s)
         await self.shutdown()
 
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    @property
+    def max_rooms(self) -> int:
+        return self.config.max_rooms
 
     def stats(self) -> dict[str, Any]:
         """Server-wide counters plus one entry per room."""
@@ -161,42 +163,17 @@ class Server:
             "clients": sum(r["clients"] for r in rooms),
             "bytes_out": sum(r["bytes_out"] for r in rooms),
             "rooms": rooms,
-            **({"cluster": self.cluster.stats()} if self.cluster is not None else {}),
+            **self.cluster.stats(),
         }
-
-    def local_rooms(self) -> list[dict[str, Any]]:
-        """The lobby entries of the rooms running here."""
-        node = self.cluster.id if self.cluster is not None else None
-        url = self.cluster.url if self.cluster is not None else None
-        return [{"room": r.name, "game": r.game_name, "clients": len(r.sessions), "max_players": r.game.max_players,
-                 **({"node": node, "url": url} if node else {})}
-                for r in self.rooms.values() if not r.closed]
 
     async def lobby(self) -> list[dict[str, Any]]:
         """Every room with its game, players, limit (and in a cluster: host node and URL, read
         from Redis; this node's own rooms alone while Redis is unreachable)."""
-        if self.cluster is not None:
-            from ..cluster.node import RedisDown
-
-            try:
-                return await self.cluster.lobby()
-            except RedisDown:
-                pass
-        return self.local_rooms()
+        return await self.cluster.lobby()
 
     async def cluster_view(self, what: str) -> Any:
         """``presence`` (who is in which room on which node) or ``nodes`` (the live nodes)."""
-        if self.cluster is None:
-            if what == "presence":
-                return [{"room": r.name, "client": cid, "name": name, "player": player, "node": None}
-                        for r in self.rooms.values() for cid, name, player in r.players]
-            return []
-        from ..cluster.node import RedisDown
-
-        try:
-            return await (self.cluster.presence() if what == "presence" else self.cluster.nodes())
-        except RedisDown:
-            return {"error": "Redis unreachable"}
+        return await self.cluster.view(what)
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -263,15 +240,16 @@ class Server:
                       TokenBucket(cfg.in_msgs_per_s, cfg.in_msgs_burst, now))
         err: GamesyncError | None = None
         joined: tuple[Room, p.Join, str | None] | None = None
+        proto = ServerSession(cfg.history_ticks, cfg.baseline_lag, cfg.max_inputs_per_tick, now)
         try:
             with trio.CancelScope() as prejoin:  # shutdown() cancels connections not yet in a room
                 self._prejoin.add(prejoin)
                 try:
-                    joined = await self._join(conn)
+                    joined = await self._join(conn, proto)
                 finally:
                     self._prejoin.discard(prejoin)
             if joined is not None:
-                await self._play(conn, *joined)
+                await self._play(conn, proto, *joined)
         except GamesyncError as e:
             err = e
             logger.info("connection refused: %s: %s", e.code, e.reason)
@@ -297,7 +275,7 @@ class Server:
                 if self.connections == 0:
                     self._all_closed.set()
 
-    async def _join(self, conn: WsConn) -> tuple[Room, p.Join, str | None] | None:
+    async def _join(self, conn: WsConn, proto: ServerSession) -> tuple[Room, p.Join, str | None] | None:
         """Handshake, then the join message; the room to enter, or None after a handshake timeout."""
         cfg = self.config
         with trio.move_on_after(cfg.handshake_timeout_s) as cs:
@@ -313,11 +291,7 @@ class Server:
             first = await conn.receive_message(trio.current_time())
         if cs.cancelled_caught:
             raise Timeout(f"no join within {cfg.join_timeout_s:g} s")
-        join = p.parse_client(first)
-        if not isinstance(join, p.Join):
-            raise ProtocolViolation("the first message must be join")
-        if join.version != p.PROTOCOL_VERSION:
-            raise VersionMismatch(f"server speaks protocol {p.PROTOCOL_VERSION}, client {join.version}")
+        join = proto.receive_join(first)
         player = None
         if cfg.token_secret is not None:  # the token's player and name stand, not the join's
             grant = tokens.verify(cfg.token_secret, join.token, join.room, time.time())
@@ -335,38 +309,21 @@ class Server:
         return f"origin {origin!r} is not allowed"
 
     async def _room_for(self, join: p.Join, reservation: str | None = None) -> Room:
+        """The room for ``join``: running here, or placed here (created, or recreated from its
+        last save); a Redirect when it runs on another node."""
         room = self.rooms.get(join.room)
         if room is None or room.closed:
-            if self.cluster is None:
-                room = await self._create_room(join.room, join.game or self.config.default_game)
-            else:
-                room = await self._place(join, reservation)
-        elif reservation and self.cluster is not None:
+            saved = await self.cluster.place(join.room, new_player=join.resume is None)
+            if reservation:
+                await self.cluster.take_reservation(join.room, reservation)
+            room = await self.host_room(join.room, saved, join.game)
+        elif reservation:
             await self.cluster.take_reservation(join.room, reservation)
         if join.game is not None and join.game != room.game_name:
             raise UnknownGame(f"room {join.room!r} runs {room.game_name!r}, not {join.game!r}")
         return room
 
-    async def _place(self, join: p.Join, reservation: str | None) -> Room:
-        """The room for ``join`` in a cluster: hosted here (claimed, or recreated from its last
-        save), or a Redirect to its host with a seat reserved there."""
-        assert self.cluster is not None
-        try:
-            saved = await self.cluster.place(join.room)
-        except Redirect as r:
-            if join.resume is None:  # a resume has its seat; a new player gets one held for it
-                token = await self.cluster.reserve(join.room)
-                if token is None:
-                    raise RoomFull(f"room {join.room!r} is full") from None
-                r.url += ("&" if "?" in r.url else "?") + f"reservation={token}"
-            raise
-        if reservation:
-            await self.cluster.take_reservation(join.room, reservation)
-        room = await self.host_room(join.room, saved, join.game)
-        assert room is not None
-        return room
-
-    async def host_room(self, name: str, saved: "SavedRoom | None", game: str | None) -> Room | None:
+    async def host_room(self, name: str, saved: SavedRoom | None, game: str | None) -> Room:
         """Run room ``name`` here (a cluster placed it, took it over or was handed it), from its
         last save if there is one; the running room if it already is."""
         lock = self._placing.setdefault(name, trio.Lock())
@@ -385,7 +342,7 @@ class Server:
             if not lock.locked() and lock.statistics().tasks_waiting == 0:
                 self._placing.pop(name, None)
 
-    async def _create_room(self, name: str, game_name: str, saved: "SavedRoom | None" = None) -> Room:
+    async def _create_room(self, name: str, game_name: str, saved: SavedRoom | None = None) -> Room:
         factory = self.config.games.get(game_name)
         if factory is None:
             raise UnknownGame(f"no game {game_name!r} here (have: {', '.join(sorted(self.config.games))})")
@@ -393,21 +350,20 @@ class Server:
             raise ServerFull(f"server is at its limit of {self.config.max_rooms} rooms")
         try:
             try:
-                room = Room(self, name, game_name, factory(**self.config.game_options), saved)
+                room = Room(self.cluster.links, self.config, name, game_name, factory(**self.config.game_options),
+                            saved)
             except Exception:
                 if saved is None:
                     raise
                 logger.exception("room %s: its saved state did not load; starting afresh", name)
-                room = Room(self, name, game_name, factory(**self.config.game_options))
+                room = Room(self.cluster.links, self.config, name, game_name, factory(**self.config.game_options))
         except Exception:
             logger.exception("room %s: game %s failed to start", name, game_name)
             raise InternalError(f"game {game_name!r} failed to start") from None
         if saved is not None:
             self._next_client_id = max([self._next_client_id] + [s.client_id + 1 for s in saved.seats])
         self.rooms[name] = room
-        if self.cluster is not None:
-            room.save_every = max(1, round(self.config.save_interval_s * room.tick_rate))
-            self.cluster.room_opened(room)
+        self.cluster.room_opened(room)
         assert self._nursery is not None
         await self._nursery.start(room.run)
         logger.info("room %s: created (game %s)%s", name, game_name, " from its last save" if saved else "")
@@ -418,26 +374,19 @@ class Server:
         shutdown_timeout_s plus this stays within 2 s)."""
         return min(self.config.close_timeout_s, SHUTDOWN_CLOSE_S) if self._stopping else self.config.close_timeout_s
 
-    def forget_room(self, room: Room) -> None:
-        if self.rooms.get(room.name) is room:
-            del self.rooms[room.name]
-            if self.cluster is not None:
-                self.cluster.room_closed(room)
-
-    async def _play(self, conn: WsConn, room: Room, join: p.Join, player: str | None) -> None:
+    async def _play(self, conn: WsConn, proto: ServerSession, room: Room, join: p.Join, player: str | None) -> None:
         cfg = self.config
         if self._stopping:
             raise GoingAway("server shutting down")
+        resume_token = secrets.token_urlsafe(18)  # a fresh one per connection
         old = room.take_seat(join.resume, player) if join.resume else None
         if old is not None:  # the same seat: client id, name, applied inputs, undelivered events
-            session = Session(old.id, old.name, conn, cfg, trio.current_time())
-            session.player, session.resumed = old.player, True
-            session.last_applied, session.events = old.last_applied, old.events
+            seat = old.resumed_as(resume_token)
+            proto.resume(old.last_applied)
         else:
-            session = Session(self._next_client_id, join.name, conn, cfg, trio.current_time())
+            seat = Seat(self._next_client_id, join.name, player, resume_token)
             self._next_client_id += 1
-            session.player = player
-        session.resume_token = secrets.token_urlsafe(18)  # a fresh one per connection
+        session = Session(seat, conn, cfg, proto, trio.current_time())
         room.admit(session)
         cid = session.id
         welcome = p.Welcome(p.PROTOCOL_VERSION, cid, room.name, room.game_name, room.tick_rate, room.tick,
@@ -449,7 +398,7 @@ class Server:
                 await session.done.wait()
                 n.cancel_scope.cancel()
         finally:
-            session.fail(None)
+            session.close(None)
             with trio.CancelScope(shield=True):
                 await session.flush_and_close(self._close_timeout())
 

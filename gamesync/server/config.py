@@ -10,13 +10,6 @@ from typing import Any, Callable
 from ..game import Game
 
 
-def _default_games() -> dict[str, Callable[..., Game]]:
-    from ..games.arena import Arena
-    from ..games.notes import Notes
-
-    return {"arena": Arena, "notes": Notes}
-
-
 @dataclass
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -32,7 +25,11 @@ class ServerConfig:
     #: newest one it can decode, else the full snapshot (clients choose baselines through
     #: their acks, so this bounds what they can cost)
     max_payloads_per_tick: int = 8
-    games: dict[str, Callable[..., Game]] = field(default_factory=_default_games)
+    #: the games rooms may run, by name. Empty by default: the server itself knows no game;
+    #: ``gamesync serve`` registers the built-in ones (gamesync.games.builtin_games()), and a
+    #: program embedding the server passes its own (or those)
+    games: dict[str, Callable[..., Game]] = field(default_factory=dict)
+    #: the game of a room whose first join names none
     default_game: str = "arena"
     #: keyword options for every game instance (e.g. {"npcs": 1000})
     game_options: dict[str, Any] = field(default_factory=dict)
