@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator, Protocol, Sized
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -25,9 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..core.protocol import PROTOCOL_VERSION
-
-if TYPE_CHECKING:
-    from .app import Server
+from .config import ServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +33,28 @@ logger = logging.getLogger(__name__)
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 
 
+class ServerView(Protocol):
+    """What the HTTP side reads of the server (gamesync.server.app.Server)."""
+
+    config: ServerConfig
+    connections: int
+    port: int | None
+    rooms: Sized
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    async def lobby(self) -> list[dict[str, Any]]: ...
+
+    async def cluster_view(self, what: str) -> Any: ...
+
+
 class _Collector:
     """Prometheus metrics read from the server's own counters at scrape time."""
 
-    def __init__(self, server: "Server") -> None:
+    def __init__(self, server: ServerView) -> None:
         self.server = server
 
     def collect(self) -> Iterator[Any]:
@@ -62,7 +78,7 @@ class _Collector:
         yield from (clients, tick_ms, ticks, overruns, out)
 
 
-def build_app(server: "Server", demo_dir: Path | None) -> Starlette:
+def build_app(server: ServerView, demo_dir: Path | None) -> Starlette:
     started = time.time()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(server))  # type: ignore[arg-type]
@@ -107,7 +123,7 @@ def build_app(server: "Server", demo_dir: Path | None) -> Starlette:
     return Starlette(routes=routes)
 
 
-async def serve_http(server: "Server", host: str, port: int, demo_dir: Path | None,
+async def serve_http(server: ServerView, host: str, port: int, demo_dir: Path | None,
                      task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the HTTP side until cancelled; ``task_status`` gets its base URL."""
     cfg = HypercornConfig()
