@@ -10,7 +10,7 @@ import os
 import secrets
 import socket
 import time
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import trio

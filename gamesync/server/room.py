@@ -19,20 +19,19 @@ from typing import Any, Callable
 import trio
 
 from ..core import protocol as p
-from ..core.errors import GamesyncError, InternalError, RoomFull
+from ..core.errors import GamesyncError, InternalError
 from ..core.plan import PlanCounts
 from ..core.saved import SavedRoom, restore_world, save_world
-from ..core.serverproto import Heartbeat, Left, MessageReceived, ReliableAcked, Reply, SessionEvent
 from ..core.state import History, State
 from ..core.world import World
 from ..game import Game
 from ..ports import RoomLinks
 from .config import ServerConfig
-from .inbox import Inbox
 from .payloads import encode_payloads
 from .reliable import ReliableBook, ReliableSend
-from .roomstats import RoomStats, add_departed, room_stats
-from .seats import KeptSeats, Seat, check_owner
+from .roomstats import RoomStats, room_stats
+from .roster import Roster
+from .seats import KeptSeats, Seat
 from .session import Outgoing, Session
 from .tick import TickStats, run_ticks
 
@@ -55,14 +54,11 @@ class Room:
         self.history = History(config.history_ticks)
         self.tick = 0
         self.tick_rate = config.tick_rate
-        self.sessions: dict[int, Session] = {}
-        self._joining: list[Session] = []
-        self._to_drop: list[Session] = []  # sessions that started closing since the last drop
-        self._seats = KeptSeats()  # seats of dropped players, for their resumes
-        self._inbox = Inbox()
         self._reliable = ReliableBook()
-        self.tick_stats = TickStats()
         self.stats = RoomStats()
+        self.roster = Roster(name, game, config, self.stats, self._reliable)
+        self.sessions = self.roster.sessions  # the same dict, read on every tick
+        self.tick_stats = TickStats()
         self.plan_counts = PlanCounts()  # who got which payload past the per-tick cap
         #: seconds spent in each phase of the tick, summed over ticks
         self.phase_s = {"read": 0.0, "step": 0.0, "encode": 0.0, "send": 0.0}
@@ -84,7 +80,7 @@ class Room:
         self._first_tick = self.tick = saved.tick + 1
         deadline = trio.current_time() + max(self.config.seat_grace_s, 1.0)
         for seat in saved.seats:
-            self._seats.keep(Seat.from_saved(seat), deadline)
+            self.roster.seats.keep(Seat.from_saved(seat), deadline)
         logger.info("room %s: restored at tick %d with %d seats kept for resumes", self.name, saved.tick,
                     len(saved.seats))
 
@@ -93,17 +89,21 @@ class Room:
         state = self.game.save_state()
         if state is None:
             return None
-        seats = [seat.to_saved() for seat in self._seated() if seat.resume_token]
+        seats = [seat.to_saved() for seat in self.roster.seated() if seat.resume_token]
         return SavedRoom(self.game_name, self.tick, save_world(self.world), state, seats)
 
-    def _seated(self) -> list[Seat]:
-        """Everyone with a seat: the sessions, then the seats kept for a resume."""
-        return [s.to_seat() for s in self.sessions.values()] + list(self._seats)
+    @property
+    def _seats(self) -> KeptSeats:
+        return self.roster.seats
+
+    @property
+    def _joining(self) -> list[Session]:
+        return self.roster.joining
 
     @property
     def players(self) -> list[tuple[int, str, str | None]]:
         """(client id, name, player id) of everyone in the room (kept seats included)."""
-        return [(s.id, s.name, s.player) for s in self._seated()]
+        return [(s.id, s.name, s.player) for s in self.roster.seated()]
 
     @property
     def clients(self) -> int:
@@ -116,12 +116,7 @@ class Room:
     def deliver(self, data: Any, player: str | None = None) -> int:
         """An event from outside the room (another room or node, ``gamesync publish``): to
         everyone, or to the clients of ``player`` (token player id, or name when anonymous)."""
-        n = 0
-        for s in self.sessions.values():
-            if player is None or (s.player if s.player is not None else s.name) == player:
-                s.queue_event([p.Ev.EVENT, data])
-                n += 1
-        return n
+        return self.roster.deliver(data, player)
 
     # -- RoomAPI ---------------------------------------------------------------------------
 
@@ -166,103 +161,11 @@ class Room:
         """Queue a joined session; it enters the game at the next tick."""
         if self.closed:
             raise InternalError(f"room {self.name!r} has closed")
-        held = self.links.reserved(self.name)  # seats of joins redirected here
-        if len(self.sessions) + len(self._joining) + len(self._seats) + held >= self.game.max_players:
-            raise RoomFull(f"room {self.name!r} is full ({self.game.max_players} players)")
-        self._joining.append(session)
+        self.roster.admit(session, self.links.reserved(self.name))  # seats held for redirected joins
 
     def take_seat(self, resume_token: str, player: str | None) -> Seat | None:
-        """The seat ``resume_token`` names, taken out of the room: a kept seat, or the seat of a
-        session still open here (a client that reconnects faster than the room notices its old
-        connection died, or a half-open one), which is retired on the spot. None when there
-        is no such seat. With join tokens, only the player it belongs to gets it."""
-        seat = self._seats.take(resume_token, player)
-        if seat is not None:
-            return seat
-        old = next((s for s in self.sessions.values() if s.resume_token == resume_token and not s.closing), None)
-        if old is None:
-            return None
-        check_owner(old.seat, player)
-        self._detach(old)
-        old.close(None, "replaced by a resumed connection")  # out of the room already: not to drop
-        old.proto.closed()
-        old.done.set()
-        return old.to_seat()
-
-    def _enter(self, s: Session) -> None:
-        if s.closing:
-            s.proto.closed()
-            s.done.set()
-            return
-        s.proto.enter()
-        self.sessions[s.id] = s
-        s.to_drop = self._to_drop
-        self._inbox.add(s)
-        if not s.resumed:  # back in the same seat, the game and the others never saw it leave
-            self.stats.joins += 1
-            try:
-                self.game.on_join(s.id, s.name)
-            except Exception:
-                logger.exception("room %s: game failed in on_join for client %d", self.name, s.id)
-                s.close(InternalError("the game failed to admit you"))
-                return
-        joined = [p.Ev.JOINED, s.id, s.name]
-        for other in self.sessions.values():
-            if other is not s:
-                if not s.resumed:
-                    other.queue_event(joined)
-                s.events.append([p.Ev.JOINED, other.id, other.name])  # the roster: not a backlog
-        logger.info("room %s: client %d (%s) %s; %d players", self.name, s.id, s.name,
-                    "resumed its seat" if s.resumed else "joined", len(self.sessions))
-        self._handle(s, s.conn.buffered())  # messages that arrived right behind the join
-
-    def _detach(self, s: Session) -> None:
-        """Take ``s`` out of the room's sessions and inbox, keeping its counters."""
-        del self.sessions[s.id]
-        self._inbox.remove(s)
-        add_departed(self.stats, s)
-
-    def _drop(self, s: Session) -> None:
-        """A closing session leaves the room: its seat is kept for a resume, or the player left."""
-        if self.sessions.get(s.id) is not s:  # already gone, or its seat went on to a resumed session
-            return
-        self._detach(s)
-        s.proto.closed()
-        s.done.set()
-        grace = self.config.seat_grace_s
-        if s.keep_seat and grace > 0 and not self.closed:
-            self._seats.keep(s.to_seat(), trio.current_time() + grace)
-            logger.info("room %s: client %d (%s) dropped; seat kept for %g s", self.name, s.id, s.name, grace)
-            return
-        self._player_left(s.seat)
-
-    def _free_seats(self, now: float) -> None:
-        """Let go of the seats whose grace time is over: now the player has left."""
-        for seat in self._seats.expired(now):
-            logger.info("room %s: seat of client %d (%s) freed after %g s", self.name, seat.id, seat.name,
-                        self.config.seat_grace_s)
-            self._player_left(seat)
-
-    def _player_left(self, seat: Seat) -> None:
-        """The player has left for good: the game, the others and pending deliveries learn it."""
-        self.stats.leaves += 1
-        try:
-            self.game.on_leave(seat.id)
-        except Exception:
-            logger.exception("room %s: game failed in on_leave for client %d", self.name, seat.id)
-        self._reliable.drop_client(seat.id)
-        left = [p.Ev.LEFT, seat.id]
-        for other in self.sessions.values():
-            other.queue_event(left)
-        logger.info("room %s: client %d (%s) left; %d players", self.name, seat.id, seat.name, len(self.sessions))
-
-    def _drop_closing(self) -> None:
-        """Drop the sessions that started closing since the last call."""
-        if self._to_drop:
-            closing = self._to_drop[:]
-            self._to_drop.clear()
-            for s in closing:
-                self._drop(s)
+        """The seat ``resume_token`` names, taken out of the room (``Roster.take_seat``)."""
+        return self.roster.take_seat(resume_token, player)
 
     # -- life of the room ------------------------------------------------------------------
 
@@ -276,9 +179,7 @@ class Room:
 
     def close_sessions(self, err: GamesyncError) -> None:
         """Close every session with ``err`` (server shutdown, the room moved)."""
-        for s in list(self.sessions.values()) + self._joining:
-            s.close(err)
-            s.done.set()
+        self.roster.close_all(err)
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Tick until the room has been empty for ``room_linger_s``."""
@@ -294,11 +195,11 @@ class Room:
             self.close_sessions(InternalError("the room's game failed"))
         finally:
             self.closed = True
-            for s in self._joining:  # admitted while the room was failing: let them go
+            for s in self.roster.joining:  # admitted while the room was failing: let them go
                 s.close(InternalError(f"room {self.name!r} has closed"))
                 s.done.set()
-            self._joining.clear()
-            self._inbox.close()
+            self.roster.joining.clear()
+            self.roster.inbox.close()
             logger.info("room %s: closed after %d ticks", self.name, self.tick_stats.ticks)
 
     # -- the tick ----------------------------------------------------------------------------
@@ -308,7 +209,7 @@ class Room:
         t0 = clock()
         self.tick = tick
         if self.sessions:
-            self._inbox.read(now, self._handle)
+            self.roster.inbox.read(now, self.roster.handle)
         t1 = clock()
         self._step(tick)
         t2 = clock()
@@ -316,14 +217,14 @@ class Room:
         self.history.push(state)
         if self._reliable:
             self._reliable.expire(now)
-        if self._seats:
-            self._free_seats(now)
+        if self.roster.seats:
+            self.roster.free_seats(now)
         self._drop_closing()
         plan = self._encode(state)
         t3 = clock()
         self._send(plan, now)
         if tick % HEARTBEAT_EVERY_TICKS == 0:
-            self._heartbeat(now)
+            self.roster.heartbeat(now)
         if self.save_every and tick % self.save_every == 0:
             self._save()
         self._drop_closing()
@@ -337,10 +238,7 @@ class Room:
 
     def _step(self, tick: int) -> None:
         """Admit the joins, drop the leavers, step the game with this tick's inputs."""
-        if self._joining:
-            joining, self._joining = self._joining, []
-            for s in joining:
-                self._enter(s)
+        self.roster.enter_joining()
         self._drop_closing()
         batch: dict[int, list[p.InputFrame]] = {}
         for cid, s in self.sessions.items():
@@ -348,32 +246,6 @@ class Room:
             if frames:
                 batch[cid] = frames
         self.game.step(tick, batch, 1.0 / self.tick_rate)
-
-    def _handle(self, s: Session, msgs: list[bytes]) -> None:
-        """Feed a session's messages to its protocol object and apply what comes out."""
-        proto, validate = s.proto, self.game.validate_input
-        try:
-            for m in msgs:
-                ev = proto.receive(m, validate)
-                if ev is not None:
-                    self._apply(s, ev)
-        except GamesyncError as e:
-            s.close(e)
-        except Exception:  # the game's validate_input / on_message failed on this client's data
-            logger.exception("room %s: game failed on a message from client %d", self.name, s.id)
-            s.close(InternalError("the game failed on your message"))
-
-    def _apply(self, s: Session, ev: SessionEvent) -> None:
-        if type(ev) is MessageReceived:
-            self.game.on_message(s.id, ev.data)
-            if ev.ack_id is not None:
-                s.queue_event([p.Ev.MESSAGE_ACK, ev.ack_id])
-        elif type(ev) is Reply:
-            s.queue_event(ev.entry)
-        elif type(ev) is ReliableAcked:
-            self._reliable.acked(ev.ack_id, s.id)
-        elif type(ev) is Left:
-            s.left()
 
     def _encode(self, state: State) -> list[tuple[Session, Outgoing]]:
         """Every live session's snapshot of ``state``, each distinct payload built once."""
@@ -403,17 +275,13 @@ class Room:
         else:
             self.links.offer_save(self.name, saved)
 
-    def _heartbeat(self, now: float) -> None:
-        cfg = self.config
-        for s in self.sessions.values():
-            beat = s.proto.heartbeat(now, cfg.heartbeat_s, cfg.idle_timeout_s, s.outbuf is None)
-            if beat is Heartbeat.TIMEOUT:
-                s.close(s.proto.idle_error(cfg.idle_timeout_s), keep_seat=True)
-            elif beat is Heartbeat.PING:
-                s.write(s.conn.ping_frame())
+    def _drop_closing(self) -> None:
+        """Drop the sessions that started closing (their seats kept, unless the room closed)."""
+        if self.roster.to_drop:
+            self.roster.drop_closing(not self.closed, trio.current_time())
 
     def _linger(self, now: float) -> None:
-        if self.sessions or self._joining or self._seats:
+        if not self.roster.empty:
             self._empty_since = None
         elif self._empty_since is None:
             self._empty_since = now

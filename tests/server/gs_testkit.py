@@ -508,7 +508,7 @@ async def bystander(server: Server, url: str, room: str = "r", max_gap_s: float 
         assert server.rooms.get(room) is r, "the watcher's room was replaced"
         await wait_for(lambda: list(r.sessions) == [w.client_id] and not r._joining, 3.0,
                        "the room to be back to the watcher alone")
-        assert len(r._inbox) == 1, "a departed client is still registered with the room's selector"
+        assert len(r.roster.inbox) == 1, "a departed client is still registered with the room's selector"
         assert not r._reliable
         assert w.closed is None
         grown = rss_mib() - rss0
