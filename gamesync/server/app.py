@@ -2,60 +2,35 @@
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import json
 import logging
 import os
 import secrets
 import socket
-import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import trio
 
 from ..core import protocol as p
-from .. import tokens
-from ..core.errors import GamesyncError, InternalError, ServerFull, Timeout, UnknownGame
+from ..core.errors import GamesyncError, InternalError
 from ..core.ratelimit import TokenBucket
 from ..core.saved import SavedRoom
 from ..core.serverproto import ServerSession
 from ..ports import Membership
 from .alone import Alone
 from .config import ServerConfig
+from .hosting import RoomHosting
+from .joining import read_join
+from .listener import REJECT_SLACK, Listener, is_loopback
 from .room import Room
 from .seats import Seat
 from .session import Session
-from .wsconn import GoingAway, PeerClosed, Request, WsConn
+from .wsconn import GoingAway, PeerClosed, WsConn
 
 logger = logging.getLogger(__name__)
 
-#: connections beyond max_connections that still get a proper "server full" close;
-#: past this, new sockets are closed at once
-REJECT_SLACK = 64
 #: close-handshake wait per connection once shutdown has begun
 SHUTDOWN_CLOSE_S = 0.25
-#: remote addresses whose connect-rate buckets are kept before idle ones are dropped
-MAX_TRACKED_IPS = 10_000
-
-
-@functools.lru_cache(maxsize=1024)
-def is_loopback(ip: str) -> bool:
-    """Whether a peer address is the loopback (IPv4-mapped IPv6 included)."""
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(addr, "ipv4_mapped", None)
-    return (mapped or addr).is_loopback
-
-
-def _http_refusal(status: str, reason: str) -> bytes:
-    body = reason.encode()
-    return (f"HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
-
 
 class Server:
     """Owns the listener, every connection task and every room (one nursery); implements
@@ -64,20 +39,15 @@ class Server:
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
         self.rooms: dict[str, Room] = {}
-        self.connections = 0
+        self.listener = Listener(self.config)
         self.port: int | None = None
-        self._next_client_id = 1
         self._nursery: trio.Nursery | None = None
         self._stopping = False
-        self._all_closed = trio.Event()
         self._prejoin: set[trio.CancelScope] = set()
-        self._per_ip: dict[str, int] = {}  # open connections by remote address
-        self._ip_rate: dict[str, TokenBucket] = {}  # connect attempts by remote address
-        self.refused_at_accept = 0
         self.http_url: str | None = None
         #: this server's membership of a cluster (``config.redis_url``), or its standing alone
         self.cluster: Membership = Alone(self.rooms)
-        self._placing: dict[str, trio.Lock] = {}  # rooms being placed or created, one at a time
+        self.hosting = RoomHosting(self.config, self.rooms, self.cluster, lambda: self._stopping)
 
     # -- public ------------------------------------------------------------------------------
 
@@ -95,7 +65,7 @@ class Server:
                     cfg.default_game)
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
+                self._nursery = self.hosting.nursery = nursery
                 nursery.start_soon(self._log_stats)
                 if cfg.http_port is not None:
                     from pathlib import Path
@@ -105,10 +75,10 @@ class Server:
                     demo = Path(cfg.demo_dir) if cfg.demo_dir else DEMO_DIR
                     self.http_url = await nursery.start(serve_http, self, cfg.host, cfg.http_port, demo)
                 if cfg.redis_url:
-                    self.cluster = self._join_cluster(cfg.redis_url)
+                    self.cluster = self.hosting.cluster = self._join_cluster(cfg.redis_url)
                 await nursery.start(self.cluster.run)
                 task_status.started(self.port)
-                await self._accept(lsock, nursery)
+                await self.listener.accept(lsock, nursery, self._connection, lambda: self._stopping)
         finally:
             lsock.close()
             self._write_stats()
@@ -135,9 +105,8 @@ class Server:
             scope.cancel()
         for room in list(self.rooms.values()):
             room.close_sessions(err)
-        if self.connections:
-            with trio.move_on_after(self.config.shutdown_timeout_s):
-                await self._all_closed.wait()
+        with trio.move_on_after(self.config.shutdown_timeout_s):
+            await self.listener.all_closed()
         self._nursery.cancel_scope.cancel()
 
     async def drain(self) -> None:
@@ -150,6 +119,18 @@ class Server:
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    @property
+    def connections(self) -> int:
+        return self.listener.connections
+
+    @property
+    def refused_at_accept(self) -> int:
+        return self.listener.refused_at_accept
+
+    @property
+    def _per_ip(self) -> dict[str, int]:
+        return self.listener.per_ip
 
     @property
     def max_rooms(self) -> int:
@@ -176,61 +157,6 @@ class Server:
         return await self.cluster.view(what)
 
     # -- connections ---------------------------------------------------------------------------
-
-    async def _accept(self, lsock: socket.socket, nursery: trio.Nursery) -> None:
-        while True:
-            await trio.lowlevel.wait_readable(lsock)
-            while True:
-                try:
-                    sock, addr = lsock.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as e:  # EMFILE and friends: back off rather than spin
-                    logger.warning("accept failed: %s", e)
-                    await trio.sleep(0.1)
-                    break
-                if self._stopping or self.connections >= self.config.max_connections + REJECT_SLACK:
-                    sock.close()
-                    continue
-                ip = addr[0]
-                refusal = None if self.config.ip_limits_skip_loopback and is_loopback(ip) else self._over_ip_limits(ip)
-                if refusal is not None:
-                    self._refuse_at_accept(sock, ip, refusal)
-                    continue
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                self.connections += 1
-                self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
-                self._all_closed = trio.Event() if self._all_closed.is_set() else self._all_closed
-                nursery.start_soon(self._connection, sock, ip)
-
-    def _over_ip_limits(self, ip: str) -> str | None:
-        """Why a new connection from ``ip`` is refused (None: it is not)."""
-        cfg = self.config
-        now = trio.current_time()
-        bucket = self._ip_rate.get(ip)
-        if bucket is None:
-            if len(self._ip_rate) >= MAX_TRACKED_IPS:  # forget addresses whose bucket refilled
-                self._ip_rate = {k: b for k, b in self._ip_rate.items() if b.refill(now) < b.burst}
-            bucket = self._ip_rate[ip] = TokenBucket(cfg.connects_per_ip_per_s, cfg.connects_per_ip_burst, now)
-        if not bucket.take(1, now):
-            return f"too many connection attempts from {ip}"
-        if self._per_ip.get(ip, 0) >= cfg.max_connections_per_ip:
-            return f"too many connections open from {ip} (limit {cfg.max_connections_per_ip})"
-        return None
-
-    def _refuse_at_accept(self, sock: socket.socket, ip: str, reason: str) -> None:
-        """HTTP 429 with the reason, best effort without waiting, and the socket closed: a
-        flood of connections costs one send and one close each."""
-        self.refused_at_accept += 1
-        if self.refused_at_accept & (self.refused_at_accept - 1) == 0:  # log 1st, 2nd, 4th, 8th...
-            logger.warning("refusing connections: %s (%d refused so far)", reason, self.refused_at_accept)
-        try:
-            sock.setblocking(False)
-            sock.send(_http_refusal("429 Too Many Requests", reason))
-        except OSError:
-            pass
-        sock.close()
 
     async def _connection(self, sock: socket.socket, ip: str = "") -> None:
         cfg = self.config
@@ -266,108 +192,21 @@ class Server:
                     with trio.CancelScope(shield=True):
                         await conn.close(err, self._close_timeout())
             finally:
-                self.connections -= 1
-                left = self._per_ip.get(ip, 1) - 1
-                if left > 0:
-                    self._per_ip[ip] = left
-                else:
-                    self._per_ip.pop(ip, None)
-                if self.connections == 0:
-                    self._all_closed.set()
+                self.listener.closed(ip)
 
     async def _join(self, conn: WsConn, proto: ServerSession) -> tuple[Room, p.Join, str | None] | None:
         """Handshake, then the join message; the room to enter, or None after a handshake timeout."""
-        cfg = self.config
-        with trio.move_on_after(cfg.handshake_timeout_s) as cs:
-            if cfg.ssl_context is not None:
-                await conn.start_tls(cfg.ssl_context)
-            request = await conn.handshake(self._check_origin)
-        if cs.cancelled_caught:
+        req = await read_join(conn, proto, self.config, lambda: self.connections)
+        if req is None:
             return None
-        reservation = _query_param(request.target, "reservation")
-        if self.connections > cfg.max_connections:
-            raise ServerFull(f"server is at its limit of {cfg.max_connections} connections")
-        with trio.move_on_after(cfg.join_timeout_s) as cs:
-            first = await conn.receive_message(trio.current_time())
-        if cs.cancelled_caught:
-            raise Timeout(f"no join within {cfg.join_timeout_s:g} s")
-        join = proto.receive_join(first)
-        player = None
-        if cfg.token_secret is not None:  # the token's player and name stand, not the join's
-            grant = tokens.verify(cfg.token_secret, join.token, join.room, time.time())
-            join = p.Join(join.version, join.room, grant.name, join.game, None, join.resume)
-            player = grant.player
-        return await self._room_for(join, reservation), join, player
-
-    def _check_origin(self, request: Request) -> str | None:
-        allowed = self.config.allowed_origins
-        if allowed is None:
-            return None
-        origin = next((v.decode("latin-1") for k, v in request.extra_headers if k.lower() == b"origin"), None)
-        if origin is None or origin in allowed:
-            return None
-        return f"origin {origin!r} is not allowed"
+        return await self._room_for(req.join, req.reservation), req.join, req.player
 
     async def _room_for(self, join: p.Join, reservation: str | None = None) -> Room:
-        """The room for ``join``: running here, or placed here (created, or recreated from its
-        last save); a Redirect when it runs on another node."""
-        room = self.rooms.get(join.room)
-        if room is None or room.closed:
-            saved = await self.cluster.place(join.room, new_player=join.resume is None)
-            if reservation:
-                await self.cluster.take_reservation(join.room, reservation)
-            room = await self.host_room(join.room, saved, join.game)
-        elif reservation:
-            await self.cluster.take_reservation(join.room, reservation)
-        if join.game is not None and join.game != room.game_name:
-            raise UnknownGame(f"room {join.room!r} runs {room.game_name!r}, not {join.game!r}")
-        return room
+        return await self.hosting.room_for(join, reservation)
 
     async def host_room(self, name: str, saved: SavedRoom | None, game: str | None) -> Room:
-        """Run room ``name`` here (a cluster placed it, took it over or was handed it), from its
-        last save if there is one; the running room if it already is."""
-        lock = self._placing.setdefault(name, trio.Lock())
-        try:
-            async with lock:
-                room = self.rooms.get(name)
-                if room is not None and not room.closed:
-                    return room
-                if self._stopping:
-                    raise GoingAway("server shutting down")
-                if saved is not None and game is not None and saved.game != game:
-                    saved = None  # the join wants another game: the old room's state does not fit
-                return await self._create_room(name, saved.game if saved is not None else game or
-                                               self.config.default_game, saved)
-        finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                self._placing.pop(name, None)
-
-    async def _create_room(self, name: str, game_name: str, saved: SavedRoom | None = None) -> Room:
-        factory = self.config.games.get(game_name)
-        if factory is None:
-            raise UnknownGame(f"no game {game_name!r} here (have: {', '.join(sorted(self.config.games))})")
-        if len(self.rooms) >= self.config.max_rooms:
-            raise ServerFull(f"server is at its limit of {self.config.max_rooms} rooms")
-        try:
-            try:
-                room = Room(self.cluster.links, self.config, name, game_name, factory(**self.config.game_options),
-                            saved)
-            except Exception:
-                if saved is None:
-                    raise
-                logger.exception("room %s: its saved state did not load; starting afresh", name)
-                room = Room(self.cluster.links, self.config, name, game_name, factory(**self.config.game_options))
-        except Exception:
-            logger.exception("room %s: game %s failed to start", name, game_name)
-            raise InternalError(f"game {game_name!r} failed to start") from None
-        if saved is not None:
-            self._next_client_id = max([self._next_client_id] + [s.client_id + 1 for s in saved.seats])
-        self.rooms[name] = room
-        self.cluster.room_opened(room)
-        assert self._nursery is not None
-        await self._nursery.start(room.run)
-        logger.info("room %s: created (game %s)%s", name, game_name, " from its last save" if saved else "")
-        return room
+        """Run room ``name`` here (``RoomHosting.host_room``)."""
+        return await self.hosting.host_room(name, saved, game)
 
     def _close_timeout(self) -> float:
         """How long a close handshake may wait for the peer (short while shutting down, so that
@@ -384,8 +223,7 @@ class Server:
             seat = old.resumed_as(resume_token)
             proto.resume(old.last_applied)
         else:
-            seat = Seat(self._next_client_id, join.name, player, resume_token)
-            self._next_client_id += 1
+            seat = Seat(self.hosting.new_client_id(), join.name, player, resume_token)
         session = Session(seat, conn, cfg, proto, trio.current_time())
         room.admit(session)
         cid = session.id
@@ -419,13 +257,9 @@ class Server:
             os.replace(tmp, path)
 
 
-def _query_param(target: bytes | str, name: str) -> str | None:
-    """One query parameter of a request target (``/?reservation=...``), or None."""
-    t = target.decode("latin-1") if isinstance(target, bytes) else target
-    vals = parse_qs(urlsplit(t).query).get(name)
-    return vals[0][:128] if vals else None
-
-
 async def serve(config: ServerConfig | None = None, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run a server until cancelled; for ``nursery.start(serve, config)`` (returns the port)."""
     await Server(config).serve(task_status=task_status)
+
+
+__all__ = ["REJECT_SLACK", "Server", "is_loopback", "serve"]
