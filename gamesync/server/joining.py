@@ -9,13 +9,15 @@ from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import trio
+from wsproto.events import Request
 
 from .. import tokens
 from ..core import protocol as p
 from ..core.errors import ServerFull, Timeout
 from ..core.serverproto import ServerSession
 from .config import ServerConfig
-from .wsconn import Request, WsConn
+from .upgrade import accept_upgrade
+from .wsconn import WsConn
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ async def read_join(conn: WsConn, proto: ServerSession, cfg: ServerConfig,
     with trio.move_on_after(cfg.handshake_timeout_s) as cs:
         if cfg.ssl_context is not None:
             await conn.start_tls(cfg.ssl_context)
-        request = await conn.handshake(lambda r: check_origin(cfg.allowed_origins, r))
+        request = await accept_upgrade(conn, lambda r: check_origin(cfg.allowed_origins, r))
     if cs.cancelled_caught:
         return None
     reservation = query_param(request.target, "reservation")
