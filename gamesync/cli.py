@@ -6,7 +6,7 @@ import argparse
 import logging
 import signal
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 import trio
 
@@ -51,26 +51,27 @@ def _serve(args: argparse.Namespace) -> int:
                        redis_url=args.redis, node_id=args.node_id, public_url=args.public_url,
                        redis_prefix=args.redis_prefix, save_interval_s=args.save_interval,
                        drain_timeout_s=args.drain_timeout)
-    server = Server(cfg)
-
-    async def main() -> None:
-        async with trio.open_nursery() as n:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                await n.start(server.serve)
-                if args.port_file:
-                    with open(args.port_file, "w") as f:
-                        f.write(f"{server.port}\n")
-                async for sig in signals:
-                    if sig == signal.SIGTERM and cfg.redis_url:
-                        logging.getLogger("gamesync").info("SIGTERM: draining (rooms go to other nodes), then exiting")
-                        await server.drain()
-                    else:
-                        logging.getLogger("gamesync").info("signal %s: shutting down", signal.Signals(sig).name)
-                        await server.shutdown()
-                    break
-
-    trio.run(main)
+    trio.run(_run_until_signal, Server(cfg), args.port_file)
     return 0
+
+
+async def _run_until_signal(server: Any, port_file: str | None) -> None:
+    """Serve until SIGINT or SIGTERM; then shut down (SIGTERM in a cluster: drain first)."""
+    log = logging.getLogger("gamesync")
+    async with trio.open_nursery() as n:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            await n.start(server.serve)
+            if port_file:
+                with open(port_file, "w") as f:
+                    f.write(f"{server.port}\n")
+            async for sig in signals:
+                if sig == signal.SIGTERM and server.config.redis_url:
+                    log.info("SIGTERM: draining (rooms go to other nodes), then exiting")
+                    await server.drain()
+                else:
+                    log.info("signal %s: shutting down", signal.Signals(sig).name)
+                    await server.shutdown()
+                break
 
 
 def _token(args: argparse.Namespace) -> int:
