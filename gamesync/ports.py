@@ -96,7 +96,9 @@ class RoomLinks(Protocol):
 class Membership(Protocol):
     """The cluster (or the lack of one) as the server sees it."""
 
-    links: RoomLinks
+    @property
+    def links(self) -> RoomLinks:
+        """What its rooms reach outside themselves through."""
 
     async def run(self, task_status: Any = ...) -> None: ...
 

@@ -115,7 +115,10 @@ class Events:
             return  # broadcast_all_rooms already delivered it here
         target = self.ctx.keys.room_of_channel(channel)
         rooms = self.ctx.host.rooms
-        chosen = [rooms[target]] if target in rooms else [] if target is not None else list(rooms.values())
+        if target is None:
+            chosen = list(rooms.values())
+        else:
+            chosen = [rooms[target]] if target in rooms else []
         for room in chosen:
             if not room.closed:
                 room.deliver(ev["data"], ev.get("player"))
