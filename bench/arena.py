@@ -237,7 +237,7 @@ def ratio(a: Any, b: Any) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     systems = list(dict.fromkeys(r["system"] for r in rows))
-    cases = sorted({(r["P"], r.get("rtt_ms", "0")) for r in rows}, key=lambda c: (c[0], c[1]))
+    cases = sorted({(r["P"], r.get("rtt_ms", "0")) for r in rows}, key=lambda c: (c[0], [float(x) for x in str(c[1]).split("+")]))
     by = {(r["system"], r["P"], r.get("rtt_ms", "0")): r for r in rows}
     out = []
     for p, rtt in cases:
