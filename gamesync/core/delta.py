@@ -24,6 +24,7 @@ import msgpack
 import numpy as np
 from numpy.typing import NDArray
 
+from .errors import PayloadError  # raised here, so importable from here too
 from .schema import Field, Schema
 from .state import State
 
@@ -45,10 +46,6 @@ MAX_SLOTS = 1 << 24  # entity slots a decoder accepts (bounds a client's memory)
 
 _SIGNED = (("<i1", 1 << 7), ("<i2", 1 << 15), ("<i4", 1 << 31))
 _UNSIGNED = (("<u1", 1 << 8), ("<u2", 1 << 16), ("<u4", 1 << 32))
-
-
-class PayloadError(ValueError):
-    """A payload that does not fit the baseline it claims."""
 
 
 def _kept_and_changes(cur: State, base: State) -> tuple[slice | NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
