@@ -3,7 +3,8 @@ whether a client should retry after it; plus the few exceptions that are not pro
 
 ``ERRORS`` (code -> (close code, retry)) and ``CLOSE_RETRY`` (close code -> retry) are derived
 from the classes below; docs/protocol.md section 13 prints the same table, and demo/js/errors.js
-holds it for the browser client (tests/core/test_errors.py checks that all three agree).
+holds it for the browser client (tests/core/test_errors.py and tests/demo/test_js_client.py check
+that all three agree).
 """
 
 from __future__ import annotations
