@@ -511,13 +511,13 @@ async def _tick_bar(bar: Any, seconds: float, status: Any) -> None:
             bar.update(1)
 
 
-def run_swarm(args: argparse.Namespace) -> int:
-    """Entry point for ``gamesync bots``."""
+def run_swarm(args: argparse.Namespace, token_secret: bytes | None = None) -> int:
+    """Entry point for ``gamesync bots``; ``token_secret`` mints each bot a join token."""
     result = trio.run(lambda: swarm_main(
         args.url, args.count, args.duration, room=args.room, warmup=args.warmup, input_rate=args.input_rate,
         ramp=args.ramp, shared_decode=not args.no_shared_decode, seed=args.seed,
         progress=not args.no_progress and sys.stderr.isatty() or (not args.no_progress and not args.json),
-        token_secret=tokens.load_secret(args.secret_file), reconnect=args.reconnect))
+        token_secret=token_secret, reconnect=args.reconnect))
     if args.json:
         print(json.dumps(result))
     else:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import json
 import logging
 import os
@@ -32,6 +30,7 @@ from ..core.ratelimit import TokenBucket
 from .config import ServerConfig
 from .room import Room
 from .session import Session
+from .netaddr import is_loopback, proxied
 from .wsconn import GoingAway, PeerClosed, Request, WsConn
 
 if TYPE_CHECKING:
@@ -47,17 +46,6 @@ REJECT_SLACK = 64
 SHUTDOWN_CLOSE_S = 0.25
 #: remote addresses whose connect-rate buckets are kept before idle ones are dropped
 MAX_TRACKED_IPS = 10_000
-
-
-@functools.lru_cache(maxsize=1024)
-def is_loopback(ip: str) -> bool:
-    """Whether a peer address is the loopback (IPv4-mapped IPv6 included)."""
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(addr, "ipv4_mapped", None)
-    return (mapped or addr).is_loopback
 
 
 def _http_refusal(status: str, reason: str) -> bytes:
@@ -303,7 +291,7 @@ class Server:
         with trio.move_on_after(cfg.handshake_timeout_s) as cs:
             if cfg.ssl_context is not None:
                 await conn.start_tls(cfg.ssl_context)
-            request = await conn.handshake(self._check_origin)
+            request = await conn.handshake(self._check_request)
         if cs.cancelled_caught:
             return None
         reservation = _query_param(request.target, "reservation")
@@ -325,8 +313,15 @@ class Server:
             player = grant.player
         return await self._room_for(join, reservation), join, player
 
-    def _check_origin(self, request: Request) -> str | None:
-        allowed = self.config.allowed_origins
+    def _check_request(self, request: Request) -> str | None:
+        """Why a handshake is refused (HTTP 403), or None: an Origin off the allowlist, or a
+        proxied request to a server in development mode that was not asked to allow it (a
+        reverse proxy in front of a server whose secret is missing would open it to everyone)."""
+        cfg = self.config
+        if cfg.dev_mode and not cfg.insecure_dev and proxied(k for k, _ in request.extra_headers):
+            return ("this server runs without a secret (development mode) and refuses proxied "
+                    "connections: set GAMESYNC_SECRET (or --insecure-dev)")
+        allowed = cfg.allowed_origins
         if allowed is None:
             return None
         origin = next((v.decode("latin-1") for k, v in request.extra_headers if k.lower() == b"origin"), None)
@@ -431,7 +426,7 @@ class Server:
         old = room.take_seat(join.resume, player) if join.resume else None
         if old is not None:  # the same seat: client id, name, applied inputs, undelivered events
             session = Session(old.id, old.name, conn, cfg, trio.current_time())
-            session.player, session.resumed = old.player, True
+            session.player, session.resumed = old.player, old.known_to_game
             session.last_applied, session.events = old.last_applied, old.events
         else:
             session = Session(self._next_client_id, join.name, conn, cfg, trio.current_time())

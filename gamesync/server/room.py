@@ -231,13 +231,18 @@ class Room:
         only handed to the player it belongs to."""
         held = self._seats.get(resume_token)
         old = held[0] if held is not None else next(
-            (s for s in self.sessions.values() if s.resume_token == resume_token and not s.closing), None)
+            (s for s in (*self.sessions.values(), *self._joining)
+             if s.resume_token == resume_token and not s.closing), None)
         if old is None:
             return None
         if old.player != player:
             raise Unauthorized("that seat belongs to another player")
         if held is not None:
             del self._seats[resume_token]
+        elif old in self._joining:  # welcomed, not yet at a tick: the game has not seen it
+            self._joining.remove(old)
+            old.fail(None, "replaced by a resumed connection")
+            old.done.set()
         else:
             self._detach(old)
             old.doomed = None  # taken out here: not for _reap, which would see the new session's id
@@ -250,6 +255,7 @@ class Room:
             s.done.set()
             return
         self.sessions[s.id] = s
+        s.entered = True
         s.doomed = self._doomed
         self._selector.register(s.sock, selectors.EVENT_READ, s)
         if not s.resumed:  # back in the same seat, the game and the others never saw it leave
@@ -438,6 +444,8 @@ class Room:
                     s.add_input(p.InputFrame(ev.seq, self.game.validate_input(ev.data)))
                 else:
                     self._dispatch(s, ev)
+                if s.closing:  # it left (or failed): nothing after that reaches the game
+                    break
         except GamesyncError as e:
             s.fail(e)
         except Exception:  # the game's validate_input / on_message failed on this client's data
@@ -571,5 +579,6 @@ class _Seat:
         self.player = seat.player
         self.last_applied = seat.last_applied
         self.resume_token = seat.resume_token
+        self.known_to_game = True
         self.events: list[Any] = []
         self.done = trio.Event()

@@ -47,7 +47,8 @@ class Session:
         self.name = name
         self.player: str | None = None  # the player id a join token vouched for
         self.resume_token = ""  # set by the server; a join carrying it takes this seat again
-        self.resumed = False  # this session continues a dropped one's seat
+        self.resumed = False  # this session continues a seat the game already knows (no on_join)
+        self.entered = False  # it has been in the room's sessions (past a tick)
         self.keep_seat = False  # it failed in a way that keeps the seat for a resume
         self.conn = conn
         self.sock = conn.sock
@@ -73,6 +74,11 @@ class Session:
         self.closing = False
         self.done = trio.Event()
         self._wake = trio.Event()
+
+    @property
+    def known_to_game(self) -> bool:
+        """Whether the game has seen this seat join (a resume of it skips on_join)."""
+        return self.resumed or self.entered
 
     # -- inbound ---------------------------------------------------------------------------
 
