@@ -22,7 +22,7 @@ import coredis
 import coredis.exceptions
 import trio
 
-from ..core.errors import GamesyncError, Redirect
+from ..core.errors import GamesyncError, RedisDown, Redirect, Unavailable
 from ..core.saved import SavedRoom, pack_saved, unpack_saved
 from . import keys as k
 
@@ -44,17 +44,6 @@ FAILOVER_SCAN_S = 0.5
 SAVE_FLUSH_S = 0.25
 #: events from this node's rooms waiting to be published
 OUTBOX_SIZE = 1024
-
-
-class Unavailable(GamesyncError):
-    """The cluster cannot place the room now (Redis unreachable, its host moving): retry later."""
-
-    code = "unavailable"
-    close_code = 4013
-
-
-class RedisDown(Exception):
-    """A Redis call failed or timed out (already logged)."""
 
 
 def now_ms() -> int:

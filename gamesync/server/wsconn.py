@@ -31,7 +31,9 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 from ..core.errors import (
     Forbidden,
     GamesyncError,
+    GoingAway,
     MessageTooBig,
+    PeerClosed,
     ProtocolViolation,
     RateLimited,
     Timeout,
@@ -43,22 +45,6 @@ from ..sockio import recv_some, send_all
 from ..wsframe import FrameReader, FrameTooBig, binary_frame, header_end
 
 logger = logging.getLogger(__name__)
-
-
-class PeerClosed(Exception):
-    """The peer closed the connection (EOF, reset or a close frame). ``clean``: it said so
-    with a close frame (it meant to leave) rather than vanishing (a lost connection)."""
-
-    def __init__(self, why: str, clean: bool = False) -> None:
-        super().__init__(why)
-        self.clean = clean
-
-
-class GoingAway(GamesyncError):
-    """The server is shutting down."""
-
-    code = "going_away"
-    close_code = 1001
 
 
 class WsConn:
