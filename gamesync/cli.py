@@ -13,25 +13,37 @@ import trio
 from . import __version__
 
 
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+def _secret(cmd: str, path: str | None) -> bytes | None:
+    """The secret from ``--secret-file`` or GAMESYNC_SECRET (None: neither is set); a set but
+    unusable one ends the command with one line on stderr and status 2."""
+    from .tokens import SecretError, load_secret
+
+    try:
+        return load_secret(path)
+    except SecretError as e:
+        print(f"gamesync {cmd}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .tokens import SECRET_ENV, load_secret
+    from .tokens import SECRET_ENV
     from .memtune import keep_freed_memory
     from .games import builtin_games
     from .server import Server, ServerConfig
+    from .server.netaddr import is_loopback_host
 
     log = logging.getLogger("gamesync")
     keep_freed_memory()
-    secret = load_secret(args.secret_file)
+    secret = _secret("serve", args.secret_file)
     if secret is None:
-        if not (args.insecure_dev or args.host in LOOPBACK):
+        if not (args.insecure_dev or is_loopback_host(args.host)):
             log.error("refusing to serve %s without join tokens: set %s or --secret-file, or pass "
                       "--insecure-dev to allow anonymous joins", args.host, SECRET_ENV)
             return 2
         log.warning("INSECURE DEV MODE: anyone who can reach %s may join any room without a token "
-                    "(set %s or --secret-file to require join tokens)", args.host, SECRET_ENV)
+                    "(set %s or --secret-file to require join tokens)%s", args.host, SECRET_ENV,
+                    "" if args.insecure_dev else "; connections through a reverse proxy are refused")
     ssl_context = None
     if args.certfile:
         import ssl
@@ -44,7 +56,9 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = ServerConfig(host=args.host, port=args.port, tick_rate=args.tick_rate, games=builtin_games(),
                        default_game=args.game,
                        game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval,
-                       stats_file=args.stats_file, token_secret=secret,
+                       stats_file=args.stats_file, token_secret=secret, insecure_dev=args.insecure_dev,
+                       public_hosts=tuple(args.public_host) if args.public_host else None,
+                       public_lobby=not args.private_lobby,
                        allowed_origins=tuple(args.allow_origin) if args.allow_origin else None,
                        ip_limits_skip_loopback=not args.limit_loopback,
                        ssl_context=ssl_context, http_port=None if args.http_port < 0 else args.http_port,
@@ -77,11 +91,18 @@ async def _run_until_signal(server: Any, port_file: str | None) -> None:
 def _token(args: argparse.Namespace) -> int:
     import time
 
-    from .tokens import SECRET_ENV, load_secret, mint
+    from .tokens import SECRET_ENV, mint, mint_operator
 
-    secret = load_secret(args.secret_file)
+    secret = _secret("token", args.secret_file)
     if secret is None:
         print(f"gamesync token: no secret: set {SECRET_ENV} or pass --secret-file", file=sys.stderr)
+        return 2
+    if args.operator:
+        print(mint_operator(secret, args.ttl, time.time(), who=args.player or "operator"))
+        return 0
+    if args.room is None or args.player is None:
+        print("gamesync token: a join token needs --room and --player (or --operator for an operator token)",
+              file=sys.stderr)
         return 2
     print(mint(secret, args.player, args.room, args.ttl, time.time(), name=args.name))
     return 0
@@ -111,7 +132,7 @@ def _cluster(args: argparse.Namespace) -> int:
 def _bots(args: argparse.Namespace) -> int:
     from .client.swarm import run_swarm
 
-    return run_swarm(args)
+    return run_swarm(args, _secret("bots", args.secret_file))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keyfile", help="PEM private key for --certfile (default: in the certfile)")
     s.add_argument("--allow-origin", action="append", metavar="ORIGIN",
                    help="browser Origin allowed to connect, e.g. https://game.example (repeatable; default: any)")
+    s.add_argument("--public-host", action="append", metavar="HOST",
+                   help="host name pages may reach this server by, for /api/server to answer with a WebSocket URL on "
+                   "it (repeatable; default: --host when it is one address, plus localhost on loopback); other "
+                   "Host headers get no URL and the page uses its own address")
+    s.add_argument("--private-lobby", action="store_true",
+                   help="/rooms and /metrics answer operators only (default: anyone; /presence, /nodes and /stats "
+                   "always need an operator)")
     s.add_argument("--limit-loopback", action="store_true",
                    help="apply the per-address connection limits (64 open, 20 new/s) to loopback peers too; "
                    "by default they skip 127.0.0.1 and ::1, where local bots, benchmarks and a reverse proxy on "
@@ -158,10 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on SIGTERM in a cluster, seconds rooms that cannot be saved get to finish (default 10)")
     s.set_defaults(func=_serve)
 
-    t = sub.add_parser("token", help="mint a join token (development and tests)",
-                       description="Print a signed join token (a JWT, HS256) for one player and room.")
-    t.add_argument("--room", required=True, help="room the token admits to ('*': any room)")
-    t.add_argument("--player", required=True, help="player id (the token's subject)")
+    t = sub.add_parser("token", help="mint a join token or an operator token",
+                       description="Print a signed join token (a JWT, HS256) for one player and room, or with "
+                       "--operator a token for the HTTP side's operator endpoints (/presence, /nodes, /stats).")
+    t.add_argument("--room", help="room the token admits to ('*': any room)")
+    t.add_argument("--player", help="player id (the token's subject; with --operator: the operator's name)")
+    t.add_argument("--operator", action="store_true",
+                   help="mint an operator token (send as 'Authorization: Bearer TOKEN'); it admits to no room")
     t.add_argument("--name", help="display name (default: the player id)")
     t.add_argument("--ttl", type=float, default=600.0, help="seconds until it expires (default 600)")
     t.add_argument("--secret-file", help="file holding the secret (default: GAMESYNC_SECRET)")

@@ -24,6 +24,8 @@ ANY_ROOM = "*"
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
 SECRET_ENV = "GAMESYNC_SECRET"
 LEEWAY_S = 5.0  # clock skew tolerated on expiry between the backend and this server
+#: the ``scope`` claim of an operator token (reads the HTTP endpoints that name players)
+OPERATOR_SCOPE = "operator"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,36 @@ def verify(secret: bytes, token: object, room: str, now: float) -> Grant:
     return Grant(player, name, granted, float(exp))
 
 
+def mint_operator(secret: bytes, ttl_s: float, now: float, who: str = "operator") -> str:
+    """A token for the operator endpoints of the HTTP side (``Authorization: Bearer ...``);
+    it admits to no room."""
+    check_secret(secret)
+    if not who or len(who) > MAX_NAME:
+        raise ValueError(f"operator name must be 1..{MAX_NAME} characters")
+    if ttl_s <= 0:
+        raise ValueError("ttl must be positive")
+    claims = {"sub": who, "scope": OPERATOR_SCOPE, "iat": int(now), "exp": int(now + ttl_s)}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_operator(secret: bytes, token: str, now: float) -> str:
+    """The operator named by ``token`` at ``now``; Unauthorized otherwise (a join token is not
+    an operator token: it has no ``scope``)."""
+    if not 0 < len(token) <= MAX_TOKEN:
+        raise Unauthorized("malformed operator token")
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
+                            options={"require": ["sub", "scope", "exp"], "verify_exp": False, "verify_iat": False})
+    except jwt.PyJWTError as e:
+        raise Unauthorized(f"invalid operator token: {e}") from None
+    exp = claims.get("exp")
+    if not isinstance(exp, (int, float)) or exp + LEEWAY_S < now:
+        raise Unauthorized("operator token expired")
+    if claims.get("scope") != OPERATOR_SCOPE:
+        raise Unauthorized("not an operator token")
+    return _text_claim(claims, "sub", MAX_NAME)
+
+
 def _text_claim(claims: dict[str, object], key: str, limit: int, default: str | None = None) -> str:
     value = claims.get(key, default)
     if not isinstance(value, str) or not 0 < len(value) <= limit:
@@ -79,15 +111,33 @@ def _text_claim(claims: dict[str, object], key: str, limit: int, default: str | 
     return value
 
 
-def check_secret(secret: bytes) -> bytes:
+class SecretError(ValueError):
+    """A secret setting that is there but unusable: empty, blank, too short or unreadable.
+    Never read as "no secret": only the absence of every secret setting means that."""
+
+
+def check_secret(secret: bytes, source: str = "the token secret") -> bytes:
+    """``secret`` if it is usable, else SecretError naming ``source`` and what to change."""
+    if not secret.strip():
+        raise SecretError(f"{source} is empty: give it at least {MIN_SECRET_BYTES} random bytes, e.g. "
+                          "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
     if len(secret) < MIN_SECRET_BYTES:
-        raise ValueError(f"the token secret must be at least {MIN_SECRET_BYTES} bytes")
+        raise SecretError(f"{source} is {len(secret)} bytes; it must be at least {MIN_SECRET_BYTES}, e.g. "
+                          "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
     return secret
 
 
 def load_secret(path: str | None = None) -> bytes | None:
-    """The secret from ``path`` (file contents, stripped) or else the GAMESYNC_SECRET variable."""
-    if path:
-        return check_secret(Path(path).read_bytes().strip())
+    """The secret from ``path`` (file contents, stripped) or else the GAMESYNC_SECRET variable;
+    None only when neither is given. A given but empty, blank, short or unreadable secret is a
+    SecretError, so that a deployment whose secret came out empty never runs open."""
+    if path is not None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise SecretError(f"cannot read the secret file {path}: {e.strerror or e}") from None
+        return check_secret(data.strip(), f"the secret file {path}")
     value = os.environ.get(SECRET_ENV)
-    return check_secret(value.encode()) if value else None
+    if value is None:
+        return None
+    return check_secret(value.encode(), SECRET_ENV)

@@ -83,7 +83,7 @@ def find_cycle(g: dict[str, set[str]]) -> list[str] | None:
 def test_the_graph_sees_function_level_and_type_checking_imports():
     g = graph()
     assert "gamesync.cluster.node" in g["gamesync.server.app"]  # imported inside a method
-    assert {"gamesync.core.protocol", "gamesync.core.serverproto"} <= g["gamesync.server.room"]
+    assert {"gamesync.core.protocol", "gamesync.core.serverproto"} <= g["gamesync.server.roster"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 

@@ -23,7 +23,6 @@ TODO = {
     "client/connection:Client": "client side: arch-codec's split of the client (redirect, errors)",
     "client/connection:Client._run": "client side: arch-codec's split of the client",
     "client/swarm:Bot": "client side: arch-codec's split of the swarm",
-    "core/delta:_decode": "arch-codec splits _decode into its steps",
 }
 
 

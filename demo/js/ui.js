@@ -23,8 +23,18 @@ export async function serverUrl(explicit) {
   if (explicit) return [explicit];
   const r = await fetch("/api/server", { cache: "no-store" });
   if (!r.ok) throw new Error(`/api/server answered ${r.status}`);
-  const j = await r.json();
-  return Array.isArray(j.urls) && j.urls.length ? j.urls : [j.url];
+  return serverUrls(await r.json(), location);
+}
+
+/**
+ * The URLs in an /api/server answer. Its `url` is null when the server does not know the
+ * name it is reached by (it never builds one from a request's Host header alone): the page
+ * then uses its own host, which only the user's address bar sets, with `scheme` and `port`.
+ */
+export function serverUrls(answer, here) {
+  const own = answer.url ?? `${answer.scheme}://${here.hostname}:${answer.port}/`;
+  const urls = Array.isArray(answer.urls) ? answer.urls : [];
+  return [own, ...urls.filter((u) => u !== own)];
 }
 
 /** Keep the status badge (and its retry button) in step with the connection. */

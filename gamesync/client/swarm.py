@@ -41,7 +41,7 @@ from wsproto.utilities import LocalProtocolError
 
 from ..core import clientproto as cp
 from .. import tokens
-from ..core.errors import GamesyncError
+from ..core.errors import GamesyncError, Redirect
 from ..core.mirror import DecodeCache
 from ..sockio import recv_some, send_all
 from ..wsframe import FrameReader, FrameTooBig, header_end, masked_binary_frame
@@ -67,12 +67,6 @@ MAX_REDIRECTS = 5  # redirects a bot follows in a row while joining
 
 
 REVIVE_MAX_S = 2.0  # backoff cap of a bot's reconnects
-
-
-class _Redirect(Exception):
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.url = url
 
 
 class Bot:
@@ -106,7 +100,7 @@ class Bot:
             try:
                 await self._connect_once()
                 return
-            except _Redirect as r:
+            except Redirect as r:
                 u = urlparse(r.url)
                 if u.scheme != "ws" or not u.hostname:
                     raise OSError(f"cannot follow a redirect to {r.url}") from None
@@ -174,10 +168,10 @@ class Bot:
         while self.proto.welcome is None:
             for msg in self._ingest(await self._recv_some()):
                 for cev in self.proto.receive(msg, trio.current_time()):
-                    if isinstance(cev, cp.Redirected):
-                        raise _Redirect(cev.url)
+                    if isinstance(cev, Redirect):
+                        raise cev
                     if isinstance(cev, cp.ErrorReceived):
-                        if cev.code == "redirect":
+                        if cev.code == Redirect.code:
                             continue  # the redirect message follows
                         raise OSError(f"join refused: {cev.code}: {cev.reason}")
                     if isinstance(cev, cp.StateUpdated):
@@ -517,13 +511,13 @@ async def _tick_bar(bar: Any, seconds: float, status: Any) -> None:
             bar.update(1)
 
 
-def run_swarm(args: argparse.Namespace) -> int:
-    """Entry point for ``gamesync bots``."""
+def run_swarm(args: argparse.Namespace, token_secret: bytes | None = None) -> int:
+    """Entry point for ``gamesync bots``; ``token_secret`` mints each bot a join token."""
     result = trio.run(lambda: swarm_main(
         args.url, args.count, args.duration, room=args.room, warmup=args.warmup, input_rate=args.input_rate,
         ramp=args.ramp, shared_decode=not args.no_shared_decode, seed=args.seed,
         progress=not args.no_progress and sys.stderr.isatty() or (not args.no_progress and not args.json),
-        token_secret=tokens.load_secret(args.secret_file), reconnect=args.reconnect))
+        token_secret=token_secret, reconnect=args.reconnect))
     if args.json:
         print(json.dumps(result))
     else:

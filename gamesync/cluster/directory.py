@@ -11,20 +11,13 @@ from typing import Any
 
 import coredis
 
-from ..core.errors import GamesyncError, Redirect, RoomFull
+from ..core.errors import RedisDown, Redirect, RoomFull, Unavailable
 from ..core.saved import SavedRoom, unpack_saved
 from . import keys as k
 from .context import NodeContext
-from .redis import RedisDown, now_ms
+from .redis import now_ms
 
 logger = logging.getLogger(__name__)
-
-
-class Unavailable(GamesyncError):
-    """The cluster cannot place the room now (Redis unreachable, its host moving): retry later."""
-
-    code = "unavailable"
-    close_code = 4013
 
 
 class Directory:

@@ -7,12 +7,12 @@ import logging
 
 import trio
 
-from ..core.errors import Redirect
+from ..core.errors import Redirect, Unavailable
 from ..core.saved import SavedRoom, pack_saved
 from ..ports import HostedRoom
 from . import keys as k
 from .context import NodeContext
-from .directory import Directory, Unavailable
+from .directory import Directory
 from .leases import Leases
 from .redis import RedisDown
 from .saves import Saves

@@ -10,11 +10,11 @@ from typing import Any
 
 import trio
 
-from ..core.errors import Redirect
+from ..core.errors import Redirect, Unavailable
 from ..ports import HostedRoom
 from . import keys as k
 from .context import NodeContext
-from .directory import Directory, Unavailable
+from .directory import Directory
 from .redis import Counted, now_ms
 
 logger = logging.getLogger(__name__)

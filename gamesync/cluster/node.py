@@ -17,11 +17,12 @@ from typing import Any, MutableMapping
 
 import trio
 
+from ..core.errors import Unavailable
 from ..core.saved import SavedRoom
 from ..ports import HostedRoom, RoomHost, lobby_entries
 from . import keys as k
 from .context import NodeContext
-from .directory import Directory, Unavailable
+from .directory import Directory
 from .drain import Drain
 from .events import Events
 from .failover import Failover

@@ -12,6 +12,7 @@ import coredis
 import coredis.exceptions
 import trio
 
+from ..core.errors import RedisDown
 from . import keys as k
 
 logger = logging.getLogger(__name__)
@@ -20,10 +21,6 @@ T = TypeVar("T")
 
 #: every Redis call gives up after this long (the caller carries on without it)
 REDIS_TIMEOUT_S = 1.0
-
-
-class RedisDown(Exception):
-    """A Redis call failed or timed out (already logged)."""
 
 
 def now_ms() -> int:
@@ -114,3 +111,6 @@ class RedisLink:
                 res = build(Counted(pl, self))
             return res
         return await self.call(what, run)
+
+
+__all__ = ["REDIS_TIMEOUT_S", "Counted", "RedisDown", "RedisLink", "now_ms"]

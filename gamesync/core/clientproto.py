@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import protocol as p
-from .errors import DesyncError, ProtocolViolation
+from .errors import DesyncError, ProtocolViolation, Redirect
 from .mirror import DecodeCache, Mirror
 from .schema import Schema
 from .state import State
@@ -84,18 +84,8 @@ class ErrorReceived:
     reason: str
 
 
-@dataclass(frozen=True)
-class Redirected:
-    """The room lives on another node: join it at ``url`` within ``ttl_ms`` (a seat is held
-    that long); the server closes this connection with 4012 right after."""
-
-    url: str
-    room: str
-    ttl_ms: int
-
-
 ClientSideEvent = (Welcomed | StateUpdated | StateSkipped | GameEvent | ReliableMessage | PlayerJoined | PlayerLeft
-                   | MessageAcked | Pong | ErrorReceived | Redirected)
+                   | MessageAcked | Pong | ErrorReceived | Redirect)
 
 
 class ClientProtocol:
@@ -198,8 +188,8 @@ class ClientProtocol:
             self.welcome = msg
             self.mirror = Mirror(self.schema, msg.history, self.cache)
             return [Welcomed(msg)]
-        if isinstance(msg, p.RedirectTo):
-            return [Redirected(msg.url, msg.room, msg.ttl_ms)]
+        if isinstance(msg, Redirect):  # the room lives on another node; close 4012 follows
+            return [msg]
         return [ErrorReceived(msg.code, msg.reason)]
 
     def _snapshot(self, s: p.Snapshot, size: int, now: float, decode: bool = True) -> list[ClientSideEvent]:
@@ -262,5 +252,5 @@ def _schema(wire: list[Any]) -> Schema:
 
 __all__ = [
     "ClientProtocol", "ClientSideEvent", "DesyncError", "ErrorReceived", "GameEvent", "MessageAcked",
-    "PlayerJoined", "PlayerLeft", "Pong", "Redirected", "ReliableMessage", "StateSkipped", "StateUpdated", "Welcomed",
+    "PlayerJoined", "PlayerLeft", "Pong", "Redirect", "ReliableMessage", "StateSkipped", "StateUpdated", "Welcomed",
 ]

@@ -137,16 +137,8 @@ class ServerError:
     reason: str
 
 
-@dataclass(frozen=True)
-class RedirectTo:
-    """Join this room at ``url`` (another node) within ``ttl_ms``; follows an error ``redirect``."""
-
-    url: str
-    room: str
-    ttl_ms: int
-
-
-ServerEvent = Welcome | Snapshot | ServerError | RedirectTo
+#: a ``redirect`` message parses to the Redirect error itself (url, room, ttl_ms)
+ServerEvent = Welcome | Snapshot | ServerError | Redirect
 
 MAX_URL = 2048
 
@@ -292,7 +284,7 @@ def parse_server(data: bytes) -> ServerEvent:
         url = _str(msg[1], "redirect url", MAX_URL)
         if not url.startswith(("ws://", "wss://")):
             raise ProtocolViolation("redirect url must be ws:// or wss://")
-        return RedirectTo(url, _str(msg[2], "room", MAX_ROOM), _int(msg[3], "redirect ttl"))
+        return Redirect(url, _str(msg[2], "room", MAX_ROOM), _int(msg[3], "redirect ttl"))
     raise ProtocolViolation(f"unknown message type {t}")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import trio
 
 from ..core import protocol as p
-from ..core.errors import GamesyncError, InternalError
+from ..core.errors import GamesyncError, GoingAway, InternalError, PeerClosed
 from ..core.ratelimit import TokenBucket
 from ..core.saved import SavedRoom
 from ..core.serverproto import ServerSession
@@ -21,11 +21,12 @@ from .alone import Alone
 from .config import ServerConfig
 from .hosting import RoomHosting
 from .joining import read_join
-from .listener import REJECT_SLACK, Listener, is_loopback
+from .listener import REJECT_SLACK, Listener
+from .netaddr import is_loopback
 from .room import Room
 from .seats import Seat
 from .session import Session
-from .wsconn import GoingAway, PeerClosed, WsConn
+from .wsconn import WsConn
 
 logger = logging.getLogger(__name__)
 

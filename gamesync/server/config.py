@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..game import Game
+from ..tokens import check_secret
+from .netaddr import LOOPBACK_NAMES, WILDCARD_HOSTS, is_loopback_host
 
 
 @dataclass
@@ -41,9 +43,12 @@ class ServerConfig:
     ssl_context: ssl.SSLContext | None = None
 
     # who gets in
-    #: HMAC secret for join tokens (gamesync.tokens); None: anonymous joins, for
-    #: development only (``gamesync serve`` allows that on a loopback address alone)
+    #: HMAC secret for join tokens (gamesync.tokens) and operator tokens; None: anonymous
+    #: joins (development mode), allowed on a loopback ``host`` alone unless ``insecure_dev``
     token_secret: bytes | None = None
+    #: allow anonymous joins (no ``token_secret``) on a non-loopback ``host`` too, and through a
+    #: reverse proxy; development only
+    insecure_dev: bool = False
     #: browser Origins allowed to connect (exact "scheme://host[:port]"); None: any.
     #: Requests without an Origin header (bots, native clients) are not affected.
     allowed_origins: tuple[str, ...] | None = None
@@ -96,6 +101,15 @@ class ServerConfig:
     http_port: int | None = None
     #: directory served as the browser demo at / (None: gamesync.server.http.DEMO_DIR)
     demo_dir: str | None = None
+    #: host names a request's Host header may carry for ``/api/server`` to answer with a
+    #: WebSocket URL on that host (the pages then connect there); None: ``host`` itself when it
+    #: is a specific address, plus localhost, 127.0.0.1 and ::1 on a loopback bind. A Host
+    #: outside the list gets no URL: the page builds one from its own address. ``public_url``,
+    #: when set, is the answer whatever the Host.
+    public_hosts: tuple[str, ...] | None = None
+    #: ``/rooms`` (the lobby) and ``/metrics`` (which names rooms) answer anyone; False: only
+    #: operators (see ``docs/security.md``, "The HTTP side")
+    public_lobby: bool = True
 
     # cluster (gamesync.cluster): several servers sharing rooms through one Redis
     #: redis://host:port of the cluster; None: this server runs alone
@@ -116,7 +130,28 @@ class ServerConfig:
     stats_file: str | None = None
 
     def __post_init__(self) -> None:
+        if self.token_secret is not None:
+            check_secret(self.token_secret, "token_secret")
+        elif not (self.insecure_dev or is_loopback_host(self.host)):
+            raise ValueError(f"refusing to serve {self.host} without join tokens: set token_secret, or "
+                             "insecure_dev=True to allow anonymous joins there")
         if self.max_payloads_per_tick < 1:
             raise ValueError("max_payloads_per_tick must be at least 1")
         if self.history_ticks <= 0:
             self.history_ticks = max(8, math.ceil(self.tick_rate) + 2)
+
+    @property
+    def dev_mode(self) -> bool:
+        """Anonymous joins: no secret (on loopback, or by ``insecure_dev``)."""
+        return self.token_secret is None
+
+    def trusted_hosts(self) -> frozenset[str]:
+        """The Host names ``/api/server`` may build a WebSocket URL on (``public_hosts``)."""
+        if self.public_hosts is not None:
+            return frozenset(h.lower() for h in self.public_hosts)
+        hosts = set()
+        if self.host not in WILDCARD_HOSTS:
+            hosts.add(self.host.lower())
+        if is_loopback_host(self.host):
+            hosts.update(LOOPBACK_NAMES)
+        return frozenset(hosts)

@@ -9,12 +9,11 @@ from typing import Callable
 import trio
 
 from ..core import protocol as p
-from ..core.errors import InternalError, ServerFull, UnknownGame
+from ..core.errors import GoingAway, InternalError, ServerFull, UnknownGame
 from ..core.saved import SavedRoom
 from ..ports import Membership
 from .config import ServerConfig
 from .room import Room
-from .wsconn import GoingAway
 
 logger = logging.getLogger(__name__)
 

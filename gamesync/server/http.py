@@ -1,5 +1,9 @@
 """The server's HTTP side: health, metrics, the room list and the browser demo's files.
 
+Who may read what is in docs/security.md ("The HTTP side"): the endpoints that name players
+or describe the cluster (/presence, /nodes, /stats) answer operators only; the lobby
+(/rooms, /metrics) answers anyone unless ``public_lobby`` is off.
+
 An ASGI app (Starlette) served by Hypercorn on trio, in the server's own nursery, on its own
 port. Both are well-kept libraries that already do HTTP/1.1 (and h2), keep-alive, range
 requests, content types and path safety for static files; none of that is written here.
@@ -11,21 +15,28 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sized
+from typing import Any, Awaitable, Callable, Iterator, Protocol, Sized
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .. import tokens
+from ..core.errors import Unauthorized
 from ..core.protocol import PROTOCOL_VERSION
 from .config import ServerConfig
+from .netaddr import is_loopback, proxied
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +89,58 @@ class _Collector:
         yield from (clients, tick_ms, ticks, overruns, out)
 
 
+def operator_refusal(request: Request, secret: bytes | None) -> str | None:
+    """Why ``request`` may not read an operator endpoint, or None. With a secret: it needs
+    ``Authorization: Bearer`` and an operator token (``gamesync token --operator``). Without
+    one (development mode): only a caller on this machine, directly (not through a proxy)."""
+    if secret is None:
+        peer = request.client.host if request.client is not None else ""
+        if is_loopback(peer) and not proxied(k.encode("latin-1") for k in request.headers.keys()):
+            return None
+        return "operator endpoints of a server without a secret answer local callers only"
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        return "an operator token is required: Authorization: Bearer $(gamesync token --operator)"
+    try:
+        tokens.verify_operator(secret, credential.strip(), time.time())
+    except Unauthorized as e:
+        return e.reason
+    return None
+
+
+def _refused(reason: str) -> JSONResponse:
+    return JSONResponse({"error": "unauthorized", "reason": reason}, status_code=401,
+                        headers={"www-authenticate": 'Bearer realm="gamesync operator"'})
+
+
+def _endpoint(server: ServerView) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """The /api/server handler."""
+    cfg = server.config
+    trusted_hosts = cfg.trusted_hosts()
+
+    async def endpoint(request: Request) -> JSONResponse:
+        """Where the game's WebSocket is: ``public_url`` if set, else this server's scheme and
+        port on the request's host when that host is one of ``trusted_hosts`` (never a host
+        a request alone names: a Host header relayed by a proxy or a cache would steer the
+        page elsewhere), else ``url`` is null and the page uses its own host with ``scheme``
+        and ``port``. ``urls`` adds the other live nodes of a cluster. The demo pages read
+        this before they connect."""
+        scheme = "wss" if cfg.ssl_context is not None else "ws"
+        url = cfg.public_url
+        host = (request.url.hostname or "").lower()
+        if url is None and host in trusted_hosts:
+            url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{server.port}/"
+        # in a cluster, the other live nodes too: a page whose node dies reconnects through them
+        others = [n["url"] for n in await server.cluster_view("nodes")
+                  if isinstance(n, dict) and n.get("url") and not n.get("draining")]
+        urls = ([url] if url else []) + [u for u in others if u != url]
+        return JSONResponse({"url": url, "urls": urls, "scheme": scheme, "port": server.port,
+                             "protocol": PROTOCOL_VERSION, "tick_rate": cfg.tick_rate,
+                             "game": cfg.default_game})
+
+    return endpoint
+
+
 def build_app(server: ServerView, demo_dir: Path | None) -> Starlette:
     started = time.time()
     registry = CollectorRegistry(auto_describe=False)
@@ -88,33 +151,32 @@ def build_app(server: ServerView, demo_dir: Path | None) -> Starlette:
                              "rooms": len(server.rooms), "uptime_s": round(time.time() - started, 1)},
                             status_code=503 if server.stopping else 200)
 
+    cfg = server.config
+
+    def refusal(request: Request, operator_only: bool = True) -> str | None:
+        return operator_refusal(request, cfg.token_secret) if operator_only else None
+
     async def metrics(request: Request) -> Response:
+        if (why := refusal(request, not cfg.public_lobby)) is not None:
+            return _refused(why)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def stats(request: Request) -> JSONResponse:
+        if (why := refusal(request)) is not None:
+            return _refused(why)
         return JSONResponse(server.stats())
 
     async def rooms(request: Request) -> JSONResponse:
+        if (why := refusal(request, not cfg.public_lobby)) is not None:
+            return _refused(why)
         return JSONResponse(await server.lobby())  # in a cluster: every node's rooms, from Redis
 
     async def cluster(request: Request) -> JSONResponse:
+        if (why := refusal(request)) is not None:
+            return _refused(why)
         return JSONResponse(await server.cluster_view(request.url.path.strip("/")))
 
-    async def endpoint(request: Request) -> JSONResponse:
-        """Where the game's WebSocket is, as seen from the page asking: same host, the
-        server's own port and scheme; ``urls`` adds the other live nodes of a cluster. The
-        demo pages read this before they connect."""
-        scheme = "wss" if server.config.ssl_context is not None else "ws"
-        host = request.url.hostname or "127.0.0.1"
-        host = f"[{host}]" if ":" in host else host
-        url = f"{scheme}://{host}:{server.port}/"
-        # in a cluster, the other live nodes too: a page whose node dies reconnects through them
-        others = [n["url"] for n in await server.cluster_view("nodes")
-                  if isinstance(n, dict) and n.get("url") and not n.get("draining")]
-        return JSONResponse({"url": url, "urls": [url, *(u for u in others if u != url)],
-                             "protocol": PROTOCOL_VERSION, "tick_rate": server.config.tick_rate,
-                             "game": server.config.default_game})
-
+    endpoint = _endpoint(server)
     routes: list[Any] = [Route("/health", health), Route("/metrics", metrics), Route("/stats", stats),
                          Route("/rooms", rooms), Route("/api/server", endpoint),
                          Route("/presence", cluster), Route("/nodes", cluster)]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import selectors
 from typing import Callable
 
-from ..core.errors import GamesyncError
+from ..core.errors import GamesyncError, PeerClosed
 from .session import Session
-from .wsconn import PeerClosed
 
 
 class Inbox:

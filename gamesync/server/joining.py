@@ -16,6 +16,7 @@ from ..core import protocol as p
 from ..core.errors import ServerFull, Timeout
 from ..core.serverproto import ServerSession
 from .config import ServerConfig
+from .netaddr import proxied
 from .upgrade import accept_upgrade
 from .wsconn import WsConn
 
@@ -35,7 +36,7 @@ async def read_join(conn: WsConn, proto: ServerSession, cfg: ServerConfig,
     with trio.move_on_after(cfg.handshake_timeout_s) as cs:
         if cfg.ssl_context is not None:
             await conn.start_tls(cfg.ssl_context)
-        request = await accept_upgrade(conn, lambda r: check_origin(cfg.allowed_origins, r))
+        request = await accept_upgrade(conn, lambda r: check_request(cfg, r))
     if cs.cancelled_caught:
         return None
     reservation = query_param(request.target, "reservation")
@@ -54,8 +55,14 @@ async def read_join(conn: WsConn, proto: ServerSession, cfg: ServerConfig,
     return JoinRequest(join, player, reservation)
 
 
-def check_origin(allowed: tuple[str, ...] | None, request: Request) -> str | None:
-    """Why a browser's Origin is refused (None: it is not; requests without one pass)."""
+def check_request(cfg: ServerConfig, request: Request) -> str | None:
+    """Why a handshake is refused (HTTP 403), or None: an Origin off the allowlist, or a
+    proxied request to a server in development mode that was not asked to allow it (a
+    reverse proxy in front of a server whose secret is missing would open it to everyone)."""
+    if cfg.dev_mode and not cfg.insecure_dev and proxied(k for k, _ in request.extra_headers):
+        return ("this server runs without a secret (development mode) and refuses proxied "
+                "connections: set GAMESYNC_SECRET (or --insecure-dev)")
+    allowed = cfg.allowed_origins
     if allowed is None:
         return None
     origin = next((v.decode("latin-1") for k, v in request.extra_headers if k.lower() == b"origin"), None)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import logging
 import socket
 from typing import Awaitable, Callable
@@ -12,6 +10,7 @@ import trio
 
 from ..core.ratelimit import TokenBucket
 from .config import ServerConfig
+from .netaddr import is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -20,17 +19,6 @@ logger = logging.getLogger(__name__)
 REJECT_SLACK = 64
 #: remote addresses whose connect-rate buckets are kept before idle ones are dropped
 MAX_TRACKED_IPS = 10_000
-
-
-@functools.lru_cache(maxsize=1024)
-def is_loopback(ip: str) -> bool:
-    """Whether a peer address is the loopback (IPv4-mapped IPv6 included)."""
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(addr, "ipv4_mapped", None)
-    return (mapped or addr).is_loopback
 
 
 def _http_refusal(status: str, reason: str) -> bytes:

@@ -10,7 +10,14 @@ from typing import Any
 
 from ..core import protocol as p
 from ..core.errors import GamesyncError, InternalError, RoomFull
-from ..core.serverproto import Heartbeat, Left, MessageReceived, ReliableAcked, Reply, SessionEvent
+from ..core.serverproto import (
+    Heartbeat,
+    Left,
+    MessageReceived,
+    ReliableAcked,
+    Reply,
+    SessionEvent,
+)
 from ..game import Game
 from .config import ServerConfig
 from .inbox import Inbox
@@ -59,17 +66,22 @@ class Roster:
 
     def take_seat(self, resume_token: str, player: str | None) -> Seat | None:
         """The seat ``resume_token`` names, taken out: a kept seat, or the seat of a session still
-        open here (a client that reconnects faster than the room notices its old connection
-        died, or a half-open one), which is retired on the spot. None when there is no such
-        seat. With join tokens, only the player it belongs to gets it."""
+        open here or still waiting for its first tick (a client that reconnects faster than
+        the room notices its old connection died, or a half-open one), which is retired on the
+        spot. None when there is no such seat. With join tokens, only the player it belongs to
+        gets it (Unauthorized, 4011, for anyone else)."""
         seat = self.seats.take(resume_token, player)
         if seat is not None:
             return seat
-        old = next((s for s in self.sessions.values() if s.resume_token == resume_token and not s.closing), None)
+        old = next((s for s in (*self.sessions.values(), *self.joining)
+                    if s.resume_token == resume_token and not s.closing), None)
         if old is None:
             return None
         check_owner(old.seat, player)
-        self._detach(old)
+        if old in self.joining:  # welcomed, not yet at a tick: the game has not seen it
+            self.joining.remove(old)
+        else:
+            self._detach(old)
         old.close(None, "replaced by a resumed connection")  # out of the room already: not to drop
         old.proto.closed()
         old.done.set()
@@ -90,6 +102,7 @@ class Roster:
             return
         s.proto.enter()
         self.sessions[s.id] = s
+        s.seat.in_game = True
         s.to_drop = self.to_drop
         self.inbox.add(s)
         if not s.resumed:  # back in the same seat, the game and the others never saw it leave

@@ -23,18 +23,21 @@ class Seat:
     resume_token: str = ""  # a join carrying it takes this seat again (fresh per connection)
     last_applied: int = 0  # newest input seq the game got
     events: list[Any] = field(default_factory=list)  # entries not yet delivered
-    resumed: bool = False  # taken back by a resume (the game and the others never saw it leave)
+    resumed: bool = False  # taken back by a resume of a seat the game knows (no on_join again)
+    in_game: bool = False  # the game has seen it join (it entered at a tick, or came from a save)
 
     @classmethod
     def from_saved(cls, saved: SavedSeat) -> "Seat":
-        return cls(saved.client_id, saved.name, saved.player, saved.resume_token, saved.last_applied)
+        return cls(saved.client_id, saved.name, saved.player, saved.resume_token, saved.last_applied, in_game=True)
 
     def to_saved(self) -> SavedSeat:
         return SavedSeat(self.resume_token, self.id, self.name, self.player, self.last_applied)
 
     def resumed_as(self, resume_token: str) -> "Seat":
-        """The same seat for a resumed connection, with its fresh resume token."""
-        return Seat(self.id, self.name, self.player, resume_token, self.last_applied, self.events, True)
+        """The same seat for a resumed connection, with its fresh resume token. A seat the game
+        has not seen join yet (welcomed, replaced before its first tick) joins as new."""
+        return Seat(self.id, self.name, self.player, resume_token, self.last_applied, self.events,
+                    resumed=self.in_game, in_game=self.in_game)
 
 
 class KeptSeats:

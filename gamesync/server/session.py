@@ -15,14 +15,14 @@ from typing import Any, NamedTuple
 import trio
 
 from ..core.acks import AckTracker
-from ..core.errors import GamesyncError, SlowConsumer
+from ..core.errors import GamesyncError, PeerClosed, SlowConsumer
 from ..core.protocol import NO_EVENTS, pack
 from ..core.ratelimit import TokenBucket
 from ..core.serverproto import ServerSession
 from ..wsframe import binary_header
 from .config import ServerConfig
 from .seats import Seat
-from .wsconn import PeerClosed, WsConn
+from .wsconn import WsConn
 
 logger = logging.getLogger(__name__)
 

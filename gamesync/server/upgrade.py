@@ -8,9 +8,9 @@ import trio
 from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from ..core.errors import Forbidden, ProtocolViolation
+from ..core.errors import Forbidden, PeerClosed, ProtocolViolation
 from ..wsframe import FrameReader, header_end
-from .wsconn import PeerClosed, WsConn
+from .wsconn import WsConn
 
 
 async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | None = None) -> Request:

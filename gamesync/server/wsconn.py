@@ -25,7 +25,9 @@ from wsproto.utilities import RemoteProtocolError
 
 from ..core.errors import (
     GamesyncError,
+    GoingAway,
     MessageTooBig,
+    PeerClosed,
     ProtocolViolation,
     RateLimited,
     Timeout,
@@ -38,22 +40,6 @@ from ..wsframe import FrameReader, FrameTooBig, binary_frame
 from .tls import TlsLayer
 
 logger = logging.getLogger(__name__)
-
-
-class PeerClosed(Exception):
-    """The peer closed the connection (EOF, reset or a close frame). ``clean``: it said so
-    with a close frame (it meant to leave) rather than vanishing (a lost connection)."""
-
-    def __init__(self, why: str, clean: bool = False) -> None:
-        super().__init__(why)
-        self.clean = clean
-
-
-class GoingAway(GamesyncError):
-    """The server is shutting down."""
-
-    code = "going_away"
-    close_code = 1001
 
 
 class WsConn:

@@ -16,7 +16,7 @@ from wsproto.events import RejectConnection, RejectData, Request
 
 from gamesync.core import protocol as p
 from gamesync import tokens
-from gamesync.server.app import is_loopback
+from gamesync.server.netaddr import is_loopback
 from gs_testkit import HOST, pk, port_of, raw_client, running_server, wait_for
 
 SECRET = b"q" * 48
@@ -209,3 +209,91 @@ async def test_the_client_library_and_the_bot_swarm_join_a_server_that_wants_tok
                 assert st is not None and c.client_id is not None
             res = await swarm_main(url, 3, 1.0, room="r", ramp=0.2, token_secret=SECRET)
             assert res["all_connected"] and res["states_per_client_s"] > 20
+
+
+def _env(**overrides):
+    import os
+    env = {k: v for k, v in os.environ.items() if k != tokens.SECRET_ENV}
+    env.update(overrides)
+    return env
+
+
+def _one_clear_line(r, *needles):
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and len(lines) == 1, r.stderr
+    assert all(n in lines[0] for n in needles), lines[0]
+
+
+def test_an_empty_blank_short_or_unreadable_secret_is_one_clear_line_for_every_command(tmp_path):
+    empty, blank, short = tmp_path / "empty", tmp_path / "blank", tmp_path / "short"
+    empty.write_bytes(b"")
+    blank.write_bytes(b"  \n\t\n")
+    short.write_bytes(b"tooshort\n")
+    commands = {
+        "serve": ["serve", "--port", "0", "--http-port", "-1"],
+        "token": ["token", "--room", "r", "--player", "p"],
+        "bots": ["bots", "ws://127.0.0.1:9", "--count", "1", "--duration", "0.1", "--no-progress"],
+    }
+    for cmd, args in commands.items():
+        _one_clear_line(_cli(*args, env=_env(GAMESYNC_SECRET="")), f"gamesync {cmd}:", "GAMESYNC_SECRET is empty")
+        _one_clear_line(_cli(*args, env=_env(GAMESYNC_SECRET="   ")), "GAMESYNC_SECRET is empty")
+        _one_clear_line(_cli(*args, env=_env(GAMESYNC_SECRET="x" * 12)), "12 bytes", "at least 32")
+        for f, needle in ((empty, "is empty"), (blank, "is empty"), (short, "8 bytes")):
+            _one_clear_line(_cli(*args, "--secret-file", str(f), env=_env()), str(f), needle)
+        _one_clear_line(_cli(*args, "--secret-file", str(tmp_path / "missing"), env=_env()),
+                        "cannot read the secret file", "missing")
+
+
+def test_a_server_config_with_an_empty_secret_or_open_on_a_public_address_is_refused():
+    import pytest
+
+    from gamesync.server import ServerConfig
+
+    for bad in (b"", b"   ", b"short"):
+        with pytest.raises(tokens.SecretError):
+            ServerConfig(token_secret=bad)
+    with pytest.raises(ValueError, match="without join tokens"):
+        ServerConfig(host="0.0.0.0")
+    assert ServerConfig(host="0.0.0.0", insecure_dev=True).dev_mode
+    assert not ServerConfig(host="0.0.0.0", token_secret=SECRET).dev_mode
+
+
+def test_token_operator_mints_an_operator_token(tmp_path):
+    f = tmp_path / "secret"
+    f.write_bytes(SECRET)
+    r = _cli("token", "--operator", "--ttl", "60", "--secret-file", str(f))
+    assert r.returncode == 0, r.stderr
+    assert tokens.verify_operator(SECRET, r.stdout.strip(), time.time()) == "operator"
+    r = _cli("token", "--player", "p", "--secret-file", str(f))
+    _one_clear_line(r, "needs --room and --player")
+
+
+async def _handshake_status(url, headers):
+    """The HTTP status of a WebSocket handshake carrying ``headers`` (101: accepted)."""
+    port = port_of(url)
+    ws = WSConnection(ConnectionType.CLIENT)
+    with trio.fail_after(5):
+        stream = await trio.open_tcp_stream(HOST, port)
+        async with stream:
+            await stream.send_all(ws.send(Request(host=f"{HOST}:{port}", target="/", extra_headers=headers)))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = await stream.receive_some(4096)
+                if not data:
+                    break
+                head += data
+    return int(head.split(b" ", 2)[1])
+
+
+async def test_a_server_without_a_secret_refuses_proxied_connections_unless_told_to_allow_them():
+    proxied = [(b"X-Forwarded-For", b"203.0.113.9")]
+    with trio.fail_after(20):
+        async with running_server() as (server, url):
+            assert await _handshake_status(url, []) == 101
+            for name in (b"X-Forwarded-For", b"Forwarded", b"X-Real-IP"):
+                assert await _handshake_status(url, [(name, b"for=203.0.113.9")]) == 403, name
+        async with running_server(insecure_dev=True) as (server, url):
+            assert await _handshake_status(url, proxied) == 101
+        async with running_server(token_secret=SECRET) as (server, url):
+            assert await _handshake_status(url, proxied) == 101  # joins then need a token

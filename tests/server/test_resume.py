@@ -207,3 +207,86 @@ async def test_a_full_resend_after_a_resume_is_applied_not_refused():
             await back.send(*[[3, seq, 0] for seq in range(1, UNACKED_INPUTS + 1)])
             await _until_applied(back, UNACKED_INPUTS)
             assert room.game.applied(w.client_id) == list(range(1, UNACKED_INPUTS + 1))
+
+
+async def test_nothing_a_client_sends_after_its_leave_reaches_the_game():
+    with trio.fail_after(15):
+        async with running_server(**REC) as (server, url):
+            port = port_of(url)
+            wc = await WireClient.open(port)
+            w = await wc.join(name="eve")
+            room = server.rooms["r"]
+            await wait_for(lambda: w.client_id in room.sessions, 3.0, "the room to seat it")
+            await wc.send([6, "before"], [11], [6, "after, same write"])  # one write, one read
+            closed = await wc.closed()
+            assert closed.code == 1000
+            await wait_for(lambda: room.game.left == [w.client_id], 3.0, "the leave")
+            assert room.game.messages == [(w.client_id, "before")]
+            # and a leave followed by more in later writes: the socket is no longer read
+            wc2 = await WireClient.open(port)
+            w2 = await wc2.join(name="eve2")
+            await wait_for(lambda: w2.client_id in room.sessions, 3.0, "the room to seat it")
+            await wc2.send([11])
+            try:
+                await wc2.send([6, "after, later write"])
+            except Exception:
+                pass  # the server may have closed already
+            await wc2.closed()
+            await wait_for(lambda: w2.client_id in room.game.left, 3.0, "the second leave")
+            assert all(cid != w2.client_id for cid, _ in room.game.messages)
+
+
+async def _just_after_a_tick(room) -> None:
+    """Wait for the room's next tick, so that a join now has most of a period before the next."""
+    t = room.tick
+    await wait_for(lambda: room.tick > t, 5.0, "a tick")
+
+
+async def test_a_resume_by_another_player_before_the_first_tick_is_refused_with_4011():
+    """The victim was welcomed but has not yet been seated by a tick: its resume token still
+    names its seat, and another player's token gets 4011, never a fresh seat."""
+    secret = b"k" * 40
+    now = time.time()
+    victim, thief = (tokens.mint(secret, who, "r", 60, now) for who in ("p-1", "p-2"))
+    with trio.fail_after(20):
+        async with running_server(token_secret=secret, tick_rate=1.0, **REC) as (server, url):
+            port = port_of(url)
+            first = await WireClient.open(port)
+            await first.send([1, V, "r", "x", None, tokens.mint(secret, "p-0", "r", 60, now)])
+            assert isinstance(await first.recv(), p.Welcome)
+            room = server.rooms["r"]
+            await _just_after_a_tick(room)
+            tick = room.tick
+            wv = await WireClient.open(port)
+            await wv.send([1, V, "r", "x", None, victim])
+            w = await wv.recv()
+            assert isinstance(w, p.Welcome)
+            wt = await WireClient.open(port)
+            await wt.send([1, V, "r", "x", None, thief, w.resume_token])
+            closed = await wt.closed()
+            assert room.tick == tick, "the test's window closed: the victim was seated by a tick first"
+            assert closed.code == 4011 and "another player" in closed.reason
+            await wait_for(lambda: w.client_id in room.sessions, 3.0, "the victim to be seated")
+            assert room.sessions[w.client_id].player == "p-1"
+
+
+async def test_a_resume_of_a_seat_not_yet_seated_takes_it_over_and_the_game_sees_one_join():
+    with trio.fail_after(20):
+        async with running_server(tick_rate=1.0, **REC) as (server, url):
+            port = port_of(url)
+            first = await WireClient.open(port)
+            await first.join(name="bystander")
+            room = server.rooms["r"]
+            await _just_after_a_tick(room)
+            tick = room.tick
+            old = await WireClient.open(port)
+            w = await old.join(name="quick")
+            new = await WireClient.open(port)
+            await new.send([1, V, "r", "quick", None, None, w.resume_token])
+            w2 = await new.recv()
+            assert room.tick == tick, "the test's window closed: the first connection was seated by a tick first"
+            assert isinstance(w2, p.Welcome) and w2.resumed and w2.client_id == w.client_id
+            await old.closed()
+            await wait_for(lambda: w.client_id in room.sessions, 3.0, "the seat to be taken")
+            assert room.sessions[w.client_id].conn is not None
+            assert room.game.joined.count(w.client_id) == 1 and w.client_id not in room.game.left
