@@ -11,7 +11,8 @@ latency, all_connected) from the bots, which follow ARENA.md in every system. Ea
 prints one JSON line (also appended to bench/results/arena.jsonl); at the end a table with
 the ratio gamesync / peer for every field, and plots in bench/results/.
 
-Systems: ``gamesync``; ``naive`` (bench/naive: a 30 Hz loop msgpacking the whole state and
+Systems: ``gamesync``; ``gamesync@2`` (the same server, with bots speaking protocol 2: baselines
+from their acks, as before protocol 3); ``naive`` (bench/naive: a 30 Hz loop msgpacking the whole state and
 broadcasting it with the `websockets` library); ``colyseus`` (bench/colyseus: Colyseus 0.18
 with @colyseus/schema; installed by bench/colyseus/setup.sh, which this script runs first).
 Everything runs on this machine:
@@ -42,11 +43,11 @@ FIELDS = ("server_cpu", "server_rss_mib", "wire_bytes_per_client_s", "payload_by
 def commands(system: str, port_file: Path, stats_file: Path, npcs: int) -> tuple[list[str], Any]:
     """(server command, function url, P, seconds, warmup, ramp -> bots command)."""
     py = sys.executable
-    if system == "gamesync":
+    if system in ("gamesync", "gamesync@2"):  # @2: the bots speak protocol 2 (baselines from acks)
         server = [py, "-m", "gamesync", "serve", "--port", "0", "--http-port", "-1", "--npcs", str(npcs), "--port-file", str(port_file),
                   "--stats-file", str(stats_file), "--stats-interval", "0.5"]
         bots = [py, "-m", "gamesync", "bots"]
-        extra = ["--json", "--no-progress"]
+        extra = ["--json", "--no-progress"] + (["--protocol", "2"] if system.endswith("@2") else [])
     elif system == "naive":
         server = [py, str(HERE / "naive" / "server.py"), "--port", "0", "--npcs", str(npcs), "--port-file", str(port_file)]
         bots = [py, str(HERE / "naive" / "bots.py")]
@@ -283,7 +284,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--players", default="50,200", help="comma-separated player counts (default 50,200)")
-    ap.add_argument("--systems", default="gamesync", help="comma-separated: gamesync,naive,colyseus (default gamesync)")
+    ap.add_argument("--systems", default="gamesync",
+                    help="comma-separated: gamesync,gamesync@2,naive,colyseus (default gamesync; gamesync@2: the same "
+                    "server, bots speaking protocol 2, whose baselines come from acks)")
     ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run (default 20)")
     ap.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds after all joined (default 5)")
     ap.add_argument("--npcs", type=int, default=1000, help="NPCs E (default 1000)")

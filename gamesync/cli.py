@@ -238,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reconnect", action="store_true",
                    help="bring lost bots back (backoff, from URL) to resume their seats, e.g. across a cluster "
                    "failover (default: a lost bot stays lost)")
+    b.add_argument("--protocol", type=int, choices=(2, 3), default=3,
+                   help="protocol version the bots speak (default 3: baselines from the stream; 2: from acks)")
     b.add_argument("--json", action="store_true", help="print one JSON line of results")
     b.add_argument("--no-progress", action="store_true", help="no progress display")
     b.set_defaults(func=_bots)

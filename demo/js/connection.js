@@ -1,9 +1,10 @@
 // One player's connection to a gamesync room: join, snapshots into a Mirror, acks, inputs,
 // messages with delivery acks, RTT, traffic figures, and reconnecting by itself.
 //
-// Speaks exactly docs/protocol.md (version 2) through messages.js and mirror.js:
-// - every applied snapshot is acknowledged with the mirror's ack bits (section 12.3);
-// - inputs are numbered from 1 and carry the newest held tick;
+// Speaks exactly docs/protocol.md (version 3) through messages.js and mirror.js:
+// - every snapshot is decoded, in order (mirror.js queues them): under version 3 the server builds
+//   on what it wrote to this connection, so no snapshot is acknowledged (section 12.1);
+// - inputs are numbered from 1;
 // - a lost connection is retried with capped exponential backoff and jitter, joining
 //   with the newest resume token so the seat (client id, entity, applied inputs) comes back
 //   (section 4.1); after a resumed welcome the inputs the server has not applied are sent
@@ -27,7 +28,7 @@
 import { Mirror } from "./mirror.js";
 import { DesyncError, ERRORS, shouldRetry } from "./errors.js";
 import {
-  Ev, Msg, NO_TICK, packAck, packInput, packJoin, packLeave, packMessage, packMessageAck, packPing, parseEvent,
+  Ev, Msg, NO_TICK, packInput, packJoin, packLeave, packMessage, packMessageAck, packPing, parseEvent,
   parseServer,
 } from "./messages.js";
 
@@ -268,7 +269,6 @@ export class Connection {
     if (ws !== this.ws) return;
     if (state) {
       this._snaps.add(performance.now());
-      this._sendRaw(packAck(this.mirror.tick, this.mirror.ackBits()));
       this.inputAck = m.inputAck;
       this.unacked = this.unacked.filter(([s]) => s > m.inputAck);
     }
@@ -335,8 +335,7 @@ export class Connection {
     if (this.status !== Status.CONNECTED || this.unacked.length >= IN_FLIGHT_MAX) return null;
     const seq = ++this.seq;
     this.unacked.push([seq, data]);
-    const tick = this.mirror ? this.mirror.tick : NO_TICK;
-    this._sendRaw(tick === NO_TICK ? packInput(seq, data) : packInput(seq, data, tick, this.mirror.ackBits()));
+    this._sendRaw(packInput(seq, data));
     return seq;
   }
 

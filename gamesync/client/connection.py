@@ -26,7 +26,7 @@ from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from ..core import clientproto as cp
 from ..core.errors import DEFERRED_CODES, DesyncError, Redirect, should_retry
-from ..core.protocol import pack_leave
+from ..core.protocol import PROTOCOL_VERSION, pack_leave
 from ..core.schema import Schema
 from ..core.state import State
 
@@ -70,7 +70,7 @@ class Client:
 
     def __init__(self, url: str | Sequence[str], room: str, name: str, game: str | None = None, *, reconnect: bool = True,
                  backoff_initial: float = 0.2, backoff_max: float = 5.0, auto_ack: bool = True,
-                 token: str | None = None, ssl_context: Any = None) -> None:
+                 token: str | None = None, ssl_context: Any = None, protocol: int = PROTOCOL_VERSION) -> None:
         #: the nodes to (re)connect through, in turn; a redirect goes elsewhere for one connection
         self.urls = [url] if isinstance(url, str) else list(url)
         if not self.urls:
@@ -88,6 +88,7 @@ class Client:
             raise ValueError("backoff_initial and backoff_max must be >= 0")
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.auto_ack = auto_ack
+        self.protocol = protocol  # the protocol version spoken (docs/protocol.md: 3, or 2 for acks)
         self.proto: cp.ClientProtocol | None = None
         self.client_id: int | None = None
         self.rtt: float | None = None
@@ -302,10 +303,9 @@ class Client:
 
     async def _session(self, task_status: Any, url: str) -> None:
         async with open_websocket_url(url, message_queue_size=64, ssl_context=self.ssl_context) as ws:
-            proto = cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, token=self.token,
-                                      resume=self.resume_token)
-            if self.proto is not None:
-                proto.carry_over(self.proto)
+            proto = (self.proto.successor(self.resume_token) if self.proto is not None else
+                     cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, token=self.token,
+                                       resume=self.resume_token, version=self.protocol))
             await ws.send_message(proto.join())
             with trio.fail_after(10):
                 first = await ws.get_message()

@@ -15,7 +15,12 @@ import msgpack
 
 from .errors import GamesyncError, ProtocolViolation, Redirect
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
+#: the versions a server speaks: 3 takes baselines from the stream (docs/protocol.md 12.1),
+#: 2 from the client's acks; a welcome names the version of the join it answers
+SUPPORTED_VERSIONS = (2, 3)
+#: the first version whose clients decode every snapshot of their stream, in order
+STREAM_VERSION = 3
 NO_TICK = -1  # baseline / reference "none" in a snapshot header
 MAX_NAME = 64
 MAX_ROOM = 64

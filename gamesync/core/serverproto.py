@@ -87,11 +87,12 @@ class Heartbeat(enum.Enum):
 class ServerSession:
     """One client as its room sees it: the join gate, inputs, acks, leave, the lifecycle."""
 
-    __slots__ = ("state", "error", "keep_seat", "why", "acks", "inputs", "last_applied", "max_inputs_per_tick",
-                 "last_recv", "pinged", "inputs_in", "messages_in")
+    __slots__ = ("state", "version", "error", "keep_seat", "why", "acks", "inputs", "last_applied",
+                 "max_inputs_per_tick", "last_recv", "pinged", "inputs_in", "messages_in")
 
     def __init__(self, history_ticks: int, baseline_lag: int, max_inputs_per_tick: int, now: float) -> None:
         self.state = SessionState.AWAITING_JOIN
+        self.version = p.PROTOCOL_VERSION  # the join's, once it came
         self.error: GamesyncError | None = None  # what the connection is closed with (None: 1000)
         self.keep_seat = False  # closed in a way that keeps the player's seat for a resume
         self.why = ""  # why it is closing, for the log
@@ -117,12 +118,17 @@ class ServerSession:
         return self.state is SessionState.CLOSING or self.state is SessionState.CLOSED
 
     def receive_join(self, data: bytes) -> p.Join:
-        """The join gate: the first message must be a join in our protocol version."""
+        """The join gate: the first message must be a join in a protocol version we speak.
+        From version 3 on, what the client holds follows from what was written to it (it
+        decodes its whole stream); version 2 clients say it with acks."""
         join = p.parse_client(data)
         if not isinstance(join, p.Join):
             raise ProtocolViolation("the first message must be join")
-        if join.version != p.PROTOCOL_VERSION:
-            raise VersionMismatch(f"server speaks protocol {p.PROTOCOL_VERSION}, client {join.version}")
+        if join.version not in p.SUPPORTED_VERSIONS:
+            raise VersionMismatch(f"server speaks protocol {' or '.join(map(str, p.SUPPORTED_VERSIONS))}, "
+                                  f"client {join.version}")
+        self.version = join.version
+        self.acks.stream = join.version >= p.STREAM_VERSION
         self._move(SessionState.JOINING)
         return join
 

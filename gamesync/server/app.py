@@ -228,7 +228,7 @@ class Server:
         session = Session(seat, conn, cfg, proto, trio.current_time())
         room.admit(session)
         cid = session.id
-        welcome = p.Welcome(p.PROTOCOL_VERSION, cid, room.name, room.game_name, room.tick_rate, room.tick,
+        welcome = p.Welcome(proto.version, cid, room.name, room.game_name, room.tick_rate, room.tick,
                             room.game.schema.to_wire(), cfg.history_ticks, session.resume_token, old is not None)
         session.write(conn.frame(p.pack_welcome(welcome)))
         try:

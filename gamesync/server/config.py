@@ -90,6 +90,11 @@ class ServerConfig:
     max_inputs_per_tick: int = 32
 
     # outbound limits
+    #: the kernel's send buffer per client (SO_SNDBUF; Linux doubles it); 0: the kernel's own,
+    #: which grows to megabytes. Bounded, a client that stops reading fills it within seconds,
+    #: so it skips snapshots and is closed as a slow consumer instead of taking megabytes of
+    #: state that grows staler, and a slow link holds at most this much in flight.
+    send_buffer_bytes: int = 128 * 1024
     out_bytes_per_s: float = 2 * 1024 * 1024
     out_bytes_burst: float = 512 * 1024
     #: a client whose socket accepts nothing for this long is closed as a slow consumer

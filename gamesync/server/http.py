@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import tokens
 from ..core.errors import Unauthorized
-from ..core.protocol import PROTOCOL_VERSION
+from ..core.protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS
 from .config import ServerConfig
 from .netaddr import is_loopback, proxied
 
@@ -135,7 +135,8 @@ def _endpoint(server: ServerView) -> Callable[[Request], Awaitable[JSONResponse]
                   if isinstance(n, dict) and n.get("url") and not n.get("draining")]
         urls = ([url] if url else []) + [u for u in others if u != url]
         return JSONResponse({"url": url, "urls": urls, "scheme": scheme, "port": server.port,
-                             "protocol": PROTOCOL_VERSION, "tick_rate": cfg.tick_rate,
+                             "protocol": PROTOCOL_VERSION, "protocols": list(SUPPORTED_VERSIONS),
+                             "tick_rate": cfg.tick_rate,
                              "game": cfg.default_game})
 
     return endpoint

@@ -78,6 +78,8 @@ class Listener:
                     continue
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.config.send_buffer_bytes:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.send_buffer_bytes)
                 self.connections += 1
                 self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
                 self._all_closed = trio.Event() if self._all_closed.is_set() else self._all_closed
