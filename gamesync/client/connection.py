@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Sequence
+from typing import Any
 
 import numpy as np
 import trio
@@ -42,8 +43,8 @@ PING_INTERVAL_S = 1.0
 class Client:
     """One player's connection. Create it with ``open_client``."""
 
-    def __init__(self, url: str | Sequence[str], room: str, name: str, game: str | None = None, *, reconnect: bool = True,
-                 backoff_initial: float = 0.2, backoff_max: float = 5.0, auto_ack: bool = True,
+    def __init__(self, url: str | Sequence[str], room: str, name: str, game: str | None = None, *,
+                 reconnect: bool = True, backoff_initial: float = 0.2, backoff_max: float = 5.0, auto_ack: bool = True,
                  token: str | None = None, ssl_context: Any = None, protocol: int = PROTOCOL_VERSION) -> None:
         #: the nodes to (re)connect through, in turn; a redirect goes elsewhere for one connection
         self.urls = [url] if isinstance(url, str) else list(url)

@@ -28,11 +28,11 @@ from urllib.parse import urlparse
 
 import trio
 
-from ..core import clientproto as cp
-from ..core.protocol import PROTOCOL_VERSION
 from .. import tokens
+from ..core import clientproto as cp
 from ..core.errors import GamesyncError, Redirect
 from ..core.mirror import DecodeCache
+from ..core.protocol import PROTOCOL_VERSION
 from ..wsframe import masked_binary_frame
 from .botsocket import BotSocket
 
@@ -131,7 +131,8 @@ class Bot:
                         raise OSError(f"join refused: {cev.code}: {cev.reason}")
                     if isinstance(cev, cp.StateUpdated):
                         self._on_state(cev, trio.current_time())
-        if self.proto.welcome is not None and self.proto.welcome.resumed:  # the same seat: what it had not applied, once more
+        welcome = self.proto.welcome
+        if welcome is not None and welcome.resumed:  # the same seat: what it had not applied, once more
             self.resumes += 1
             for msg in self.proto.resend_unacked():
                 link.send_message(msg)
@@ -385,7 +386,7 @@ def run_swarm(args: argparse.Namespace, token_secret: bytes | None = None) -> in
     result = trio.run(lambda: swarm_main(
         args.url, args.count, args.duration, room=args.room, warmup=args.warmup, input_rate=args.input_rate,
         ramp=args.ramp, shared_decode=not args.no_shared_decode, seed=args.seed,
-        progress=not args.no_progress and sys.stderr.isatty() or (not args.no_progress and not args.json),
+        progress=(not args.no_progress and sys.stderr.isatty()) or (not args.no_progress and not args.json),
         token_secret=token_secret, reconnect=args.reconnect, version=args.protocol))
     if args.json:
         print(json.dumps(result))

@@ -53,7 +53,8 @@ def _kept_and_changes(cur: State, base: State) -> tuple[slice | NDArray[np.intp]
     if base.alive is cur.alive and base.ids is cur.ids:  # no spawn or despawn in between
         return base.live, _EMPTY, _EMPTY
     nb = base.n
-    if nb <= cur.n and base.dense and (cur.dense or cur.alive[:nb].all()) and (base.ids is cur.ids or np.array_equal(base.ids, cur.ids[:nb])):
+    if nb <= cur.n and base.dense and (cur.dense or cur.alive[:nb].all()) and (
+            base.ids is cur.ids or np.array_equal(base.ids, cur.ids[:nb])):
         created = np.flatnonzero(cur.alive[nb:]) + nb
         return slice(0, nb), np.zeros(0, dtype=np.intp), created
     m = min(nb, cur.n)
@@ -80,7 +81,8 @@ def _ref_select(kept: slice | NDArray[np.intp], base: State,
     if ref.alive is base.alive and ref.ids is base.ids:  # same layout: same slots, same entities
         return kept, None
     if isinstance(kept, slice):
-        if ref.n >= k and (ref.dense or ref.alive[:k].all()) and (ref.ids is base.ids or np.array_equal(ref.ids[:k], base.ids[:k])):
+        if ref.n >= k and (ref.dense or ref.alive[:k].all()) and (
+                ref.ids is base.ids or np.array_equal(ref.ids[:k], base.ids[:k])):
             return slice(0, k), None
         kept = np.arange(k)
     inside = kept < ref.n

@@ -206,7 +206,8 @@ def parse_client(data: bytes) -> ClientEvent:
         _arity(msg, 3, 5, "input")
         ack = msg[3] if len(msg) > 3 else None
         bits = _bits(msg[4]) if len(msg) > 4 else 0
-        return InputFrame(_int(msg[1], "input seq", lo=1), _free_data(msg[2]), None if ack is None else _int(ack, "ack tick"), bits)
+        return InputFrame(_int(msg[1], "input seq", lo=1), _free_data(msg[2]),
+                          None if ack is None else _int(ack, "ack tick"), bits)
     if t == Msg.ACK:
         _arity(msg, 2, 3, "ack")
         return SnapshotAck(_int(msg[1], "ack tick"), _bits(msg[2]) if len(msg) > 2 else 0)

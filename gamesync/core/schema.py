@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -84,7 +85,7 @@ class Field:
     @property
     def levels(self) -> int:
         """Largest quantised value of a float field."""
-        return int(math.ceil((self.hi - self.lo) / self.step - 1e-9))
+        return math.ceil((self.hi - self.lo) / self.step - 1e-9)
 
     @property
     def modulus(self) -> int:
@@ -205,7 +206,7 @@ class Schema:
         return [f.to_wire() for f in self.fields]
 
     @classmethod
-    def from_wire(cls, data: Any) -> "Schema":
+    def from_wire(cls, data: Any) -> Schema:
         """Rebuild a schema from its `welcome` description."""
         if not isinstance(data, list):
             raise ValueError("schema must be a list")
