@@ -26,7 +26,7 @@ class BotSocket:
     """One WebSocket connection of a bot to ``host:port`` at ``path``."""
 
     def __init__(self, host: str, port: int, path: str, on_fail: Callable[[str], None],
-                 on_close: Callable[[int, str], None]) -> None:
+                 on_close: Callable[[int, str | None], None]) -> None:
         self.host, self.port, self.path = host, port, path
         self.on_fail = on_fail  # the connection is broken: why
         self.on_close = on_close  # the server closed it: code, reason (answered, then hung up)

@@ -140,7 +140,7 @@ class Bot:
             self.proto.unacked.clear()
         self.connected = True
 
-    def _on_close(self, code: int, reason: str) -> None:
+    def _on_close(self, code: int, reason: str | None) -> None:
         if code == 4012 and not self.connected:  # a redirect while joining: followed, not a loss
             return
         self.fail(f"server closed: {code} {reason}")

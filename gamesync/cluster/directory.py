@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import secrets
+from functools import partial
 from typing import Any
 
 import coredis
@@ -131,7 +132,7 @@ class Directory:
                                                      sortby=coredis.PureToken.BYSCORE))
         out = []
         for name in names:
-            h = await call("nodes", lambda name=name: r.hgetall(ks.node(name)))
+            h = await call("nodes", partial(r.hgetall, ks.node(name)))
             if h:
                 out.append({"node": name, "url": h.get("url"), "http": h.get("http") or None,
                             "rooms": int(h.get("rooms", 0)), "clients": int(h.get("clients", 0)),
@@ -164,6 +165,6 @@ class Directory:
         out: list[dict[str, Any]] = []
         for n in await self.nodes():
             key = self.ctx.keys.presence(n["node"])
-            h = await self.ctx.redis.call("presence", lambda key=key: self.ctx.redis.r.hgetall(key))
+            h = await self.ctx.redis.call("presence", partial(self.ctx.redis.r.hgetall, key))
             out.extend(json.loads(v) for v in h.values())
         return sorted(out, key=lambda e: (e["room"], e["client"]))

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -52,7 +53,7 @@ class Events:
         redis = self.ctx.redis
         async for channel, msg in self._out_recv:
             try:
-                await redis.call("publish", lambda channel=channel, msg=msg: redis.r.publish(channel, msg))
+                await redis.call("publish", partial(redis.r.publish, channel, msg))
             except RedisDown:
                 self.dropped += 1
 
