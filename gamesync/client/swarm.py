@@ -242,7 +242,7 @@ class Swarm:
         """Drain every readable socket each time any is readable."""
         sel = self.sel
         while True:
-            await trio.lowlevel.wait_readable(sel.fileno())  # type: ignore[attr-defined]
+            await trio.lowlevel.wait_readable(sel.fileno())
             for key, _ in sel.select(0):
                 b: Bot = key.data
                 b.pump(trio.current_time())

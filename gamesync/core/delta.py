@@ -261,7 +261,8 @@ def pack_diff(schema: Schema, d: Diff) -> bytes:
         [_encode_row(f, res[i], vals[i]) for i, f in enumerate(schema)],
         None if pos is None else _gaps(pos),
     ]
-    return msgpack.packb(body, use_bin_type=True)
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    return packed
 
 
 def encode_delta(schema: Schema, cur: State, base: State | None = None, ref: State | None = None) -> bytes:
@@ -305,7 +306,7 @@ def _frombuf(buf: Any, dtype: Any, count: int | None = None) -> NDArray[Any]:
 
 
 def _check_dtype(code: Any, allowed: tuple[str, ...]) -> str:
-    if code not in allowed:
+    if not isinstance(code, str) or code not in allowed:
         raise PayloadError(f"bad dtype {code!r}")
     return code
 

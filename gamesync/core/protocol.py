@@ -7,6 +7,7 @@ module is its executable form. Parsing never trusts the peer: anything off-spec 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -316,7 +317,7 @@ def _free_data(v: Any) -> Any:
 
 # ---- builders ----------------------------------------------------------------------------
 
-_pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+_pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 pack = _pack  # any msgpack value, as every message is packed
 
 

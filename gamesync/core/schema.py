@@ -67,7 +67,7 @@ class Field:
             raise ValueError(f"unknown field kind {self.kind!r}")
 
     @property
-    def wire_dtype(self) -> np.dtype:
+    def wire_dtype(self) -> np.dtype[Any]:
         """Little-endian integer dtype of the quantised value."""
         if self.kind == "float":
             return np.dtype(_unsigned_for(self.levels))
@@ -123,7 +123,8 @@ class Field:
             turns = values.astype(np.float64) * ((1 << self.bits) / TAU)
             return (np.rint(turns).astype(np.int64) & ((1 << self.bits) - 1)).astype(self.wire_dtype)
         info = np.iinfo(self.wire_dtype)
-        return np.clip(values, info.min, info.max).astype(self.wire_dtype)
+        clipped: NDArray[Any] = np.clip(values, info.min, info.max)
+        return clipped.astype(self.wire_dtype)
 
     def snap(self, values: Any) -> Any:
         """``values`` rounded to the nearest value this field can send, in float64 (floats and

@@ -92,7 +92,8 @@ class State:
     def wire(self, schema: Schema, name: str) -> NDArray[Any]:
         """Quantised column ``name`` in its little-endian wire dtype."""
         i = schema.index(name)
-        return self.mat[i].astype(schema.fields[i].wire_dtype)
+        row: NDArray[np.int32] = self.mat[i]
+        return row.astype(schema.fields[i].wire_dtype)
 
     def column(self, schema: Schema, name: str) -> NDArray[Any]:
         """Dequantised column ``name`` (float32 for float and angle fields)."""

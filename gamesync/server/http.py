@@ -146,7 +146,7 @@ def _endpoint(server: ServerView) -> Callable[[Request], Awaitable[JSONResponse]
 def build_app(server: ServerView, demo_dir: Path | None) -> Starlette:
     started = time.time()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(server))  # type: ignore[arg-type]
+    registry.register(_Collector(server))
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": not server.stopping, "connections": server.connections,
