@@ -397,3 +397,116 @@ def test_game_data_nested_up_to_the_limit_is_accepted():
     for _ in range(p.MAX_DEPTH - 1):  # the input's own array is one level more
         data = [data]
     assert p.parse_client(msgpack.packb([3, 1, data])).data == data
+
+
+# ---- the inline input path: [3, seq, data, ack, bits] ---------------------------------------------
+# parse_client checks the common input shape inline and falls back to the general path
+# (protocol._input) for anything it does not accept; both must judge every message alike.
+
+
+def _deep(levels: int, leaf=1) -> list:
+    v = [leaf]
+    for _ in range(levels - 1):
+        v = [v]
+    return v
+
+
+OK5 = [p.Msg.INPUT, 1, [1, -2, 3], 0, 0]  # the fast-path shape, accepted
+
+FAST_SHAPE_REJECTED = [
+    # seq: 0, negative, past MAX_INT, not an integer
+    [3, 0, [1], 0, 0], [3, -1, [1], 0, 0], [3, p.MAX_INT + 1, [1], 0, 0], [3, 2**64 - 1, [1], 0, 0],
+    [3, 1.0, [1], 0, 0], [3, True, [1], 0, 0], [3, "1", [1], 0, 0], [3, None, [1], 0, 0],
+    # ack: negative, past MAX_INT, not an integer
+    [3, 1, [1], -1, 0], [3, 1, [1], p.MAX_INT + 1, 0], [3, 1, [1], -(2**63), 0], [3, 1, [1], 5.0, 0],
+    [3, 1, [1], True, 0], [3, 1, [1], "5", 0],
+    # bits: negative, 33 bits, not an integer
+    [3, 1, [1], 5, -1], [3, 1, [1], 5, 1 << p.ACK_BITS], [3, 1, [1], 5, 1.0], [3, 1, [1], 5, True],
+    [3, 1, [1], 5, "0"], [3, 1, [1], 5, [0]],
+    # data: extension types and nesting past MAX_DEPTH, at the top or inside the list
+    [3, 1, [msgpack.Timestamp(1, 0)], 0, 0], [3, 1, [1, msgpack.Timestamp(0, 5)], 0, 0],
+    [3, 1, msgpack.Timestamp(1, 0), 0, 0], [3, 1, [msgpack.ExtType(5, b"x")], 0, 0],
+    [3, 1, [{"at": msgpack.Timestamp(0, 5)}], 0, 0],
+    [3, 1, _deep(200), 0, 0], [3, 1, [1, _deep(p.MAX_DEPTH)], 0, 0], [3, 1, [{"a": _deep(p.MAX_DEPTH)}], 0, 0],
+]
+
+
+@pytest.mark.parametrize("msg", FAST_SHAPE_REJECTED, ids=repr)
+def test_every_input_rejection_also_holds_on_the_five_element_shape(msg):
+    violation(p.parse_client, pk(msg))
+
+
+@pytest.mark.parametrize(("seq", "ack", "bits"), [(1, 0, 0), (p.MAX_INT, p.MAX_INT, (1 << p.ACK_BITS) - 1)])
+def test_the_five_element_shape_accepts_its_integer_limits_inclusive(seq, ack, bits):
+    assert p.parse_client(pk([3, seq, [0, -1, 2**63 - 1], ack, bits])) == p.InputFrame(seq, [0, -1, 2**63 - 1], ack, bits)
+
+
+def test_game_data_nested_exactly_max_depth_passes_on_both_shapes_and_one_more_level_does_not():
+    ok, too_deep = _deep(p.MAX_DEPTH), _deep(p.MAX_DEPTH + 1)
+    for tail in ([], [0], [0, 0]):
+        assert p.parse_client(pk([3, 1, ok, *tail])).data == ok
+        violation(p.parse_client, pk([3, 1, too_deep, *tail]))
+
+
+def _outcome(fn, arg):
+    """(event, its fields' types) or the class of the error raised."""
+    try:
+        ev = fn(arg)
+    except Exception as e:  # noqa: BLE001 - the class is what is compared
+        return type(e)
+    return ev, [type(v) for v in (ev.seq, ev.data, ev.ack, ev.ack_bits)]
+
+
+edge_ints = st.sampled_from([-1, 0, 1, p.MAX_INT, p.MAX_INT + 1, (1 << p.ACK_BITS) - 1, 1 << p.ACK_BITS])
+field_values = edge_ints | edge_ints | (st.sampled_from([2**63 - 1, -(2**63), 2**64 - 1]) | st.integers(-(2**63), 2**64 - 1) | st.none() | st.booleans() | st.floats(allow_nan=False)
+                            | st.text(max_size=3) | st.binary(max_size=3) | st.just(msgpack.Timestamp(1, 0))
+                            | st.lists(edge_ints, max_size=2))  # two times in three one of the edges
+data_leaves = (st.integers(-(2**63), 2**64 - 1) | edge_ints | st.booleans() | st.none() | st.floats(allow_nan=False)
+               | st.text(max_size=3) | st.just(msgpack.Timestamp(0, 5)) | st.just(msgpack.ExtType(1, b"")))
+input_data = st.one_of(
+    st.lists(st.integers(-(2**63), 2**64 - 1), max_size=5),  # the fast path's own shape
+    st.recursive(data_leaves, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=3), kids, max_size=2),
+                 max_leaves=8),
+    st.builds(_deep, st.integers(p.MAX_DEPTH - 2, p.MAX_DEPTH + 2)),
+    st.builds(lambda d, x: [1, _deep(d, x)], st.integers(p.MAX_DEPTH - 2, p.MAX_DEPTH + 1), data_leaves),
+)
+
+
+@st.composite
+def input_messages(draw) -> list:
+    """An input message of 3 to 5 elements: a valid one with none, one or two of its fields
+    replaced, half the time by an edge value, so that every check of the inline path is reached."""
+    msg = [p.Msg.INPUT, draw(st.sampled_from([1, p.MAX_INT]) | st.integers(1, p.MAX_INT)),
+           draw(st.lists(st.integers(-(2**63), 2**64 - 1), max_size=5)),
+           draw(st.sampled_from([0, p.MAX_INT]) | st.integers(0, p.MAX_INT)),
+           draw(st.sampled_from([0, (1 << p.ACK_BITS) - 1]) | bits)]
+    for i in draw(st.sampled_from([(1,), (2,), (3,), (4,)]) | st.sampled_from([(), (1, 2), (2, 3), (3, 4), (1, 4)])):
+        if i == 2:
+            msg[i] = draw(input_data)
+        else:
+            msg[i] = draw(edge_ints) if draw(st.booleans()) else draw(field_values)
+    return msg[:5 if draw(st.integers(0, 3)) else draw(st.sampled_from([3, 4]))]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(msg=input_messages())
+def test_the_inline_input_path_and_the_general_one_agree_on_every_input(msg):
+    """Same event (field types included) or the same error class, whatever the fields hold."""
+    raw = pk(msg)
+    assert _outcome(p.parse_client, raw) == _outcome(lambda r: p._input(p.unpack(r)), raw)
+
+
+EDGES = [-1, 0, 1, p.MAX_INT, p.MAX_INT + 1, (1 << p.ACK_BITS) - 1, 1 << p.ACK_BITS, -(2**63), 2**64 - 1,
+         None, True, False, 1.0, "1", b"1", [1], {"a": 1}, msgpack.Timestamp(1, 0)]
+EDGE_DATA = [[], [0], [2**64 - 1, -(2**63)], [True], [1.5], [None], ["a"], [[1]], [{"a": 1}], {"a": 1}, 7, None,
+             [msgpack.Timestamp(0, 5)], [1, msgpack.ExtType(3, b"")], _deep(p.MAX_DEPTH), _deep(p.MAX_DEPTH + 1), _deep(200)]
+
+
+@pytest.mark.parametrize("arity", [3, 4, 5])
+def test_the_inline_input_path_and_the_general_one_agree_on_every_edge_of_every_field(arity):
+    valid = [p.Msg.INPUT, 1, [1], 0, 0]
+    cases = [valid[:i] + [v] + valid[i + 1:] for i in (1, 3, 4) for v in EDGES]
+    cases += [valid[:2] + [d] + valid[3:] for d in EDGE_DATA]
+    for msg in cases:
+        raw = pk(msg[:arity])
+        assert _outcome(p.parse_client, raw) == _outcome(lambda r: p._input(p.unpack(r)), raw), msg[:arity]
