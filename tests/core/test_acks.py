@@ -109,3 +109,25 @@ def test_a_full_snapshot_keeps_the_baseline_floor():
     assert t.base == 8
     t.on_sent(10, NO_TICK)
     assert t.choose(11, range(12))[0] >= 8
+
+
+@pytest.mark.parametrize(("first", "second"), [(0b01, 0b10), (0b11, 0b01), (0b101, 0b110), (0b1, 0), (1 << 31, 0b1)])
+def test_a_repeated_ack_adds_its_bits_to_those_already_reported(first, second):
+    """Overlapping or not, a second ack of the same tick never takes a held tick away."""
+    t = tracker_with_sent(range(40), keep=64)  # every tick the bits name is still remembered
+    t.on_ack(35, first)
+    t.on_ack(35, second)
+    both = first | second
+    assert t.ack_bits == both
+    for i in range(32):
+        assert t.holds(35 - 1 - i) == bool(both >> i & 1), i
+    assert t.holds(35)
+
+
+def test_an_older_ack_changes_nothing_and_a_newer_one_starts_the_bits_afresh():
+    t = tracker_with_sent(range(40))
+    t.on_ack(35, 0b1)
+    t.on_ack(30, 0b11)  # late: 30 and its bits are old news
+    assert (t.acked, t.ack_bits) == (35, 0b1) and not t.holds(29)
+    t.on_ack(36, 0b10)  # newer: its own bits (35 is not reported, but 34 is)
+    assert (t.acked, t.ack_bits) == (36, 0b10) and t.holds(34) and not t.holds(35)
