@@ -871,3 +871,113 @@ def test_documented_residual_rows_match_the_codec_byte_for_byte():
         r = np.array(res, dtype=np.int32)
         v = np.zeros_like(r) if vals is None else np.array(vals, dtype=np.int32)
         assert msgpack.packb(_encode_row(f, r, v), use_bin_type=True) == bytes.fromhex(want), res
+
+
+# ---- edges: position and gap widths past 8 and 16 bits, predictions across several ticks ----------
+
+INTS = Schema([Int("a", "i4"), Int("b", "i4"), Int("c", "i2")])
+
+
+def _states(*mats: tuple[int, list[list[int]]]) -> list[State]:
+    """Dense states over the same entities (ids 1..n), one per (tick, rows); read-only, as
+    every State is (the codec computes in place on what it may)."""
+    n = len(mats[0][1][0])
+    alive, ids = np.ones(n, dtype=bool), np.arange(1, n + 1, dtype="<u4")
+    out = []
+    for tick, rows in mats:
+        mat = np.array(rows, dtype=np.int32)
+        for a in (alive, ids, mat):
+            a.flags.writeable = False
+        out.append(State(tick, n, alive, ids, mat))
+    return out
+
+
+@pytest.mark.parametrize("n", [65_535, 65_536, 65_537, 70_000])
+def test_sparse_and_outlier_positions_past_65535_entities_round_trip(n):
+    """Field ``a`` changes everywhere (so nothing is listed in ``changed``: positions are kept
+    positions, up to n - 1), ``b`` at a few entities (sparse), ``c`` by 1 everywhere with a
+    few jumps (int8 + outliers)."""
+    zero = np.zeros(n, dtype=np.int64)
+    at = sorted({p for p in (0, 1, 65_534, 65_535, 65_536, n - 1) if p < n})
+    b, c = zero.copy(), zero + 1
+    b[at] = -5
+    c[at] = 1000
+    base, cur = _states((1, [zero, zero, zero]), (2, [zero + 1, b, c]))
+    raw = encode_delta(INTS, cur, base)
+    body = _body(raw)
+    assert body[6] is None and _modes(raw) == [MODE_DENSE, MODE_SPARSE, MODE_DENSE_OUTLIERS]
+    sparse, outliers = body[5][1], body[5][2]
+    want_idx = "<u2" if n <= 65_535 else None  # the smallest that holds n - 1 (either fits 65,536)
+    for code, pos in ((sparse[1], sparse[2]), (outliers[2], outliers[3])):
+        assert np.frombuffer(pos, dtype=code).tolist() == at
+        if want_idx:
+            assert code == want_idx
+        elif n - 1 > 0xFFFF:
+            assert code == "<u4"
+    got = decode_delta(INTS, raw, 2, base)
+    assert got.same_as(cur)
+    assert got.mat[1, at].tolist() == [-5] * len(at) and int(np.count_nonzero(got.mat[1])) == len(at)
+
+
+@pytest.mark.parametrize(("positions", "code"), [
+    ([255], "<u1"), ([256], "<u2"), ([0, 255], "<u1"), ([0, 256], "<u2"), ([3, 258, 513], "<u1"),
+    ([3, 259, 514], "<u2"), ([0, 65_535], "<u2"), ([0, 65_536], "<u4"), ([65_535], "<u2"), ([65_536], "<u4"),
+    ([1, 65_536, 131_071], "<u2"), ([1, 65_537, 131_072], "<u4"),
+])
+def test_changed_gaps_of_255_256_65535_65536_take_the_smallest_width_and_round_trip(positions, code):
+    n = 140_000
+    zero = np.zeros(n, dtype=np.int64)
+    a = zero.copy()
+    a[positions] = 7
+    base, cur = _states((1, [zero, zero, zero]), (2, [a, zero, zero]))
+    raw = encode_delta(INTS, cur, base)
+    changed = _body(raw)[6]
+    assert changed[0] == code
+    gaps = np.diff(positions, prepend=0).tolist()
+    assert np.frombuffer(changed[1], dtype=code).tolist() == gaps  # first position, then gaps
+    got = decode_delta(INTS, raw, 2, base)
+    assert got.same_as(cur)
+    assert np.flatnonzero(got.mat[0]).tolist() == positions
+
+
+# By hand, from docs/protocol.md section 10: pred = b + ((b - r) * (T - B)) // (B - R), floor
+# division. Reference at tick 4, baseline at tick 7 (B - R = 3), falling and rising values.
+#                 v: b - r = -10, -9, 10, -1        w (i2): b - r = -1, -2, 1, -3
+# T = 9 (x 2 / 3):  -7, -6, 6, -1 -> 83, -15, 16, 3     -1, -2, 0, -2 -> -2, -4, 1, -5
+# T = 8 (x 1 / 3):  -4, -3, 3, -1 -> 86, -12, 13, 3     -1, -1, 0, -1 -> -2, -3, 1, -4
+# (division towards zero would give 84, -15, 16, 4 and -1, -3, 1, -5 at T = 9)
+EDGE_R = [[100, 0, 0, 5], [0, 0, 0, 0], [0, 0, 0, 0]]
+EDGE_B = [[90, -9, 10, 4], [-1, -2, 1, -3], [0, 0, 0, 0]]
+EDGE_PRED9 = [[83, -15, 16, 3], [-2, -4, 1, -5], [0, 0, 0, 0]]
+EDGE_PRED8 = [[86, -12, 13, 3], [-2, -3, 1, -4], [0, 0, 0, 0]]
+# every value as predicted: [4, "", "", "", ["", "", ""], [[0], [0], [0]], nil]
+EDGE_SAME = "97 04 c4 00 c4 00 c4 00 93 c4 00 c4 00 c4 00 93 91 00 91 00 91 00 c0"
+# a at T = 9 off by -3 and +1 at kept positions 0 and 2: changed [<u1, gaps 0 2], a dense <i1
+EDGE_OFF = ("97 04 c4 00 c4 00 c4 00 93 c4 00 c4 00 c4 00 93 93 01 a3 3c 69 31 c4 02 fd 01 91 00 91 00"
+            " 92 a3 3c 75 31 c4 02 00 02")
+
+
+def test_floor_division_prediction_with_a_two_and_three_tick_gap_and_negative_velocity_matches_by_hand():
+    ref, base, at9, at8 = _states((4, EDGE_R), (7, EDGE_B), (9, EDGE_PRED9), (8, EDGE_PRED8))
+    same = bytes.fromhex(EDGE_SAME)
+    assert encode_delta(INTS, at9, base, ref) == same
+    assert encode_delta(INTS, at8, base, ref) == same
+    assert decode_delta(INTS, same, 9, base, ref).mat.tolist() == EDGE_PRED9
+    assert decode_delta(INTS, same, 8, base, ref).mat.tolist() == EDGE_PRED8
+    off = [[80, -15, 17, 3], EDGE_PRED9[1], EDGE_PRED9[2]]
+    (cur,) = _states((9, off))
+    assert encode_delta(INTS, cur, base, ref) == bytes.fromhex(EDGE_OFF)
+    assert decode_delta(INTS, bytes.fromhex(EDGE_OFF), 9, base, ref).mat.tolist() == off
+
+
+def test_prediction_across_a_wide_gap_wraps_a_32_bit_field_by_hand():
+    """B - R = 2, T - B = 5 on an <i4 field near its limits: (b - r) * 5 // 2 overflows int32
+    before the division, the prediction wraps modulo 2**32."""
+    r, b = -(2**31) + 10, -(2**31) + 4  # falling by 3 a tick
+    ref, base = _states((10, [[r, 2**31 - 1], [0, 0], [0, 0]]), (12, [[b, 2**31 - 1], [0, 0], [0, 0]]))
+    # entity 0: -6 * 5 // 2 = -15 -> b - 15 wraps to 2**31 - 11; entity 1: no motion
+    want = [[2**31 - 11, 2**31 - 1], [0, 0], [0, 0]]
+    same = bytes.fromhex("97 02 c4 00 c4 00 c4 00 93 c4 00 c4 00 c4 00 93 91 00 91 00 91 00 c0")
+    assert decode_delta(INTS, same, 17, base, ref).mat.tolist() == want
+    (cur,) = _states((17, want))
+    assert encode_delta(INTS, cur, base, ref) == same
