@@ -178,3 +178,29 @@ def test_a_waiting_client_keeps_the_baseline_it_had_and_can_ride_down_to_it_next
     order.insert(at, lone)
     assert plan_payloads(tick, order, HIST, cap=2, counts=counts)[at] == (15, 14)
     assert lone.base == 15 and lone.waits == 0 and counts.cap_rides == 1
+
+
+def test_the_full_snapshot_never_takes_one_of_the_caps_places():
+    """Three newcomers want the full snapshot, more than want any pair: the cap of one still
+    goes to a pair, and the full snapshot is built besides."""
+    fresh = [sent(AckTracker(32, 1), range(0)) for _ in range(3)]
+    a, b = tracker(9, 0b1), tracker(7, 0b1)  # want (9, 8) and (7, 6)
+    keys = plan_payloads(10, [*fresh, a, b], HIST, cap=1)
+    assert keys[:3] == [(NO_TICK, NO_TICK)] * 3
+    assert len({k for k in keys[3:] if k is not None} - {(NO_TICK, NO_TICK)}) == 1
+
+
+def test_counts_add_up_over_clients_and_ticks():
+    counts = PlanCounts()
+    plan_payloads(10, [AckTracker(32, 1) for _ in range(3)], HIST, cap=2, counts=counts)  # three joins
+    assert counts.full_snapshots == 3
+    crowd = [tracker(19, 0b1) for _ in range(3)]  # want (19, 18), the one pair of cap 1
+    riders = [tracker(20, 0b11) for _ in range(2)]  # want (20, 19); hold 19 and 18: ride
+    loners = [tracker(17, 0) for _ in range(2)]  # want (17, 16); hold only 17: wait, then full
+    for tick in range(21, 21 + CAP_WAIT_TICKS + 1):
+        for t in riders:
+            t.base = 18
+        plan_payloads(tick, [*crowd, *riders, *loners], HIST, cap=1, counts=counts)
+    assert counts.cap_rides == 2 * (CAP_WAIT_TICKS + 1)
+    assert counts.cap_waits == 2 * CAP_WAIT_TICKS
+    assert counts.cap_fulls == 2 and counts.full_snapshots == 3 + 2
