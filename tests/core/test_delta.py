@@ -575,12 +575,13 @@ def test_reference_must_be_older_than_the_baseline():
     w = _world(4, x=1.0)
     s1 = State.capture(w, 1)
     s2 = State.capture(w, 2, s1)
-    with pytest.raises(PayloadError):
+    older = "^the reference must be older than the baseline$"
+    with pytest.raises(PayloadError, match=older):
         encode_delta(SCHEMA, s2, s2, s2)
     raw = encode_delta(SCHEMA, s2, s1)
-    with pytest.raises(PayloadError):
+    with pytest.raises(PayloadError, match=older):
         decode_delta(SCHEMA, raw, 2, s1, s2)
-    with pytest.raises(PayloadError):
+    with pytest.raises(PayloadError, match=older):
         decode_delta(SCHEMA, raw, 2, s1, s1)
 
 
@@ -602,9 +603,9 @@ def test_decompress_payload_refuses_to_inflate_past_its_limit():
     raw = bytes(1 << 20)
     flags, data = compress_payload(raw)
     assert flags == FLAG_DEFLATE and len(data) < 8000
-    with pytest.raises(PayloadError):
+    with pytest.raises(PayloadError, match="^payload inflates past the limit$"):
         decompress_payload(flags, data, limit=1000)
-    with pytest.raises(PayloadError):
+    with pytest.raises(PayloadError, match="^payload inflates past the limit$"):
         decompress_payload(flags, data, limit=len(raw) - 1)
     assert decompress_payload(flags, data, limit=len(raw)) == raw
     assert decompress_payload(flags, data) == raw
@@ -619,6 +620,9 @@ def test_raw_payloads_pass_through_without_a_limit_check():
 
 @pytest.mark.parametrize("data", [b"garbage that is not deflate", b"\x78\x9c\xff\xff\xff", b"\x78"])
 def test_corrupt_deflate_data_raises_payload_error(data):
+    if data != b"\x78":  # a bare header inflates to nothing; the decoder then refuses that
+        with pytest.raises(PayloadError, match="^bad deflate data: "):
+            decompress_payload(FLAG_DEFLATE, data)
     with pytest.raises(PayloadError):
         decode_delta(SCHEMA, decompress_payload(FLAG_DEFLATE, data), 1)
 
@@ -981,3 +985,146 @@ def test_prediction_across_a_wide_gap_wraps_a_32_bit_field_by_hand():
     assert decode_delta(INTS, same, 17, base, ref).mat.tolist() == want
     (cur,) = _states((17, want))
     assert encode_delta(INTS, cur, base, ref) == same
+
+
+# ---- each malformed payload is refused by its own check, with its own message ------------------
+# The decoder turns any stray IndexError/ValueError into a PayloadError too, so "raises
+# PayloadError" alone does not show that the check meant for a case is the one that caught
+# it. Here every field encoding covers all K kept entities (changed = nil).
+
+
+def _all_kept_body():
+    """The fixture's body with every field predicted ([0]) and nothing listed in changed."""
+    ref, base, cur, body = _pair()
+    b = _set(body, [5], [[MODE_SAME]] * NF)
+    return ref, base, _set(b, [6], None)
+
+
+def _u(code: str, *xs: int) -> bytes:
+    return np.array(xs, dtype=code).tobytes()
+
+
+ALL_KEPT_BAD = {
+    "sparse position out of range": ([MODE_SPARSE, "<u2", _u("<u2", 1, K), "<i1", b"\x01\x01"], "^sparse position out of range$"),
+    "sparse count mismatch": ([MODE_SPARSE, "<u2", _u("<u2", 1, 2), "<i1", b"\x01"], "^expected 2 values, got 1$"),
+    "sparse bad index dtype": ([MODE_SPARSE, "<u1", _u("<u1", 1), "<i1", b"\x01"], "^bad dtype '<u1'$"),
+    "sparse bad value dtype": ([MODE_SPARSE, "<u2", _u("<u2", 1), "<u1", b"\x01"], "^bad dtype '<u1'$"),
+    "outlier position out of range": ([MODE_DENSE_OUTLIERS, bytes(K), "<u4", _u("<u4", 0, K), bytes(8)],
+                                      "^outlier position out of range$"),
+    "outlier count mismatch": ([MODE_DENSE_OUTLIERS, bytes(K), "<u2", _u("<u2", 1), bytes(8)], "^expected 1 values, got 2$"),
+    "outlier small count": ([MODE_DENSE_OUTLIERS, bytes(K - 1), "<u2", b"", b""], f"^expected {K} values, got {K - 1}$"),
+    "outlier bad index dtype": ([MODE_DENSE_OUTLIERS, bytes(K), "<i2", _u("<i2", 1), bytes(4)], "^bad dtype '<i2'$"),
+    "absolute wrong count": ([MODE_ABSOLUTE, bytes(2 * (K - 1))], f"^expected {K} values, got {K - 1}$"),
+    "absolute ragged": ([MODE_ABSOLUTE, bytes(2 * K + 1)], "^buffer length is not a multiple of its dtype$"),
+    "dense wrong count": ([MODE_DENSE, "<i2", bytes(2 * (K + 1))], f"^expected {K} values, got {K + 1}$"),
+    "dense not bytes": ([MODE_DENSE, "<i1", 5], "^expected bytes$"),
+    "dense bad dtype": ([MODE_DENSE, "<u1", bytes(K)], "^bad dtype '<u1'$"),
+    "enc empty": ([], "^bad field encoding$"),
+    "enc an int": (5, "^bad field encoding$"),
+    "enc a string": ("dense", "^bad field encoding$"),
+    "unknown mode": ([9], "^unknown field mode 9$"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ALL_KEPT_BAD))
+def test_a_malformed_field_encoding_is_refused_by_its_own_check(case):
+    ref, base, body = _all_kept_body()
+    assert _decode_body(body, base, ref).n == 41  # the fixture itself decodes
+    enc, message = ALL_KEPT_BAD[case]
+    with pytest.raises(PayloadError, match=message):
+        _decode_body(_set(body, [5, FIELD_X], enc), base, ref)
+
+
+CHANGED_BAD = {
+    "not a list": (7, "^bad changed list$"),
+    "one item": (["<u1"], "^bad changed list$"),
+    "three items": (["<u1", b"\x01", b""], "^bad changed list$"),
+    "bad dtype": (["<i1", b"\x01"], "^bad dtype '<i1'$"),
+    "ragged": (["<u2", b"\x01"], "^buffer length is not a multiple of its dtype$"),
+    "repeats the second": (["<u1", bytes([3, 0])], "^changed positions must increase$"),
+    "repeats the third": (["<u1", bytes([1, 1, 0])], "^changed positions must increase$"),
+    "longer than the kept list": (["<u1", bytes([0] + [1] * K)], "^changed positions must increase$"),
+    "past the kept list": (["<u1", bytes([K])], "^changed position out of range$"),
+    "last past the kept list": (["<u1", bytes([0, K])], "^changed position out of range$"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHANGED_BAD))
+def test_a_malformed_changed_list_is_refused_by_its_own_check(case):
+    ref, base, body = _all_kept_body()
+    changed, message = CHANGED_BAD[case]
+    with pytest.raises(PayloadError, match=message):
+        _decode_body(_set(body, [6], changed), base, ref)
+
+
+@pytest.mark.parametrize("code", ["<u1", "<u2", "<u4"])
+def test_a_changed_list_of_any_width_up_to_every_kept_entity_is_accepted(code):
+    ref, base, body = _all_kept_body()
+    want = _decode_body(body, base, ref)
+    for gaps in ([0], [5], [0] + [1] * (K - 1)):  # the last: every kept entity, listed
+        got = _decode_body(_set(body, [6], [code, _u(code, *gaps)]), base, ref)
+        assert got.same_as(want)
+
+
+def test_the_index_dtypes_of_sparse_and_outlier_encodings_may_be_either_width():
+    ref, base, body = _all_kept_body()
+    want = _decode_body(body, base, ref).mat[FIELD_X].astype(np.int64)
+    for code in ("<u2", "<u4"):
+        got = _decode_body(_set(body, [5, FIELD_X], [MODE_SPARSE, code, _u(code, 1, K - 1), "<i2", _u("<i2", -300, 7)]),
+                           base, ref)
+        d = got.mat[FIELD_X] - want  # over the slots; kept positions 1 and K - 1 are the second and last kept
+        assert d[np.flatnonzero(d)].tolist() == [-300, 7]
+        small = np.zeros(K, dtype="<i1")
+        small[[1, 2]] = [3, -4]
+        got = _decode_body(_set(body, [5, FIELD_X], [MODE_DENSE_OUTLIERS, small.tobytes(), code, _u(code, 1, K - 1),
+                                                     _u("<i4", 1000, -2000)]), base, ref)
+        # docs/protocol.md: small and outlier are added both, even where the encoder puts 0 in small
+        d = got.mat[FIELD_X] - want
+        assert d[np.flatnonzero(d)].tolist() == [1003, -4, -2000]
+
+
+@pytest.mark.parametrize(("res", "code"), [([-128], "<i1"), ([127], "<i1"), ([-129], "<i2"), ([128], "<i2"),
+                                           ([-32768], "<i2"), ([32768], "<i4"), ([-(2**31)], "<i4")])
+def test_sparse_residuals_take_the_smallest_signed_width_both_limits_inclusive(res, code):
+    from gamesync.core.delta import _encode_row
+
+    r = np.zeros(40, dtype=np.int32)
+    r[7] = res[0]
+    enc = _encode_row(Int("v", "i4"), r, np.zeros_like(r))
+    assert enc[0] == MODE_SPARSE and enc[3] == code and np.frombuffer(enc[4], dtype=code).tolist() == res
+
+
+def test_entities_replaced_in_the_same_slots_round_trip_though_the_alive_mask_is_shared():
+    """Two states may share ``alive`` (the same slots live) and still hold other entities in
+    some slots: whether each slot kept its entity is decided by the ids, not the mask."""
+    alive = np.ones(4, dtype=bool)
+    alive.flags.writeable = False
+    ids_b, ids_c = np.array([1, 2, 3, 4], dtype="<u4"), np.array([1, 9, 3, 8], dtype="<u4")
+    mat_b, mat_c = np.array([[10, 20, 30, 40]], dtype=np.int32), np.array([[11, 25, 31, 45]], dtype=np.int32)
+    for a in (ids_b, ids_c, mat_b, mat_c):
+        a.flags.writeable = False
+    one = Schema([Int("v", "i4")])
+    base, cur = State(1, 4, alive, ids_b, mat_b), State(2, 4, alive, ids_c, mat_c)
+    raw = encode_delta(one, cur, base)
+    assert np.frombuffer(_body(raw)[2], "<u4").tolist() == [1, 3]  # slots 1 and 3 created anew
+    assert decode_delta(one, raw, 2, base).same_as(cur)
+
+
+def test_compression_starts_at_exactly_compress_min_and_needs_a_strictly_smaller_result():
+    small = bytes(COMPRESS_MIN)
+    assert compress_payload(small)[0] == FLAG_DEFLATE and compress_payload(small[:-1]) == (0, small[:-1])
+    # 81 random bytes and 15 zeros: deflate gives exactly 96 bytes back, no gain, so it is sent raw
+    tie = bytes(np.random.default_rng(0).integers(0, 256, 96, dtype=np.uint8))[:81] + bytes(15)
+    assert len(zlib.compress(tie, 6)) == len(tie) == COMPRESS_MIN
+    assert compress_payload(tie) == (0, tie)
+
+
+def test_payloads_above_compress_fast_above_get_the_fastest_level_and_the_rest_the_default():
+    from gamesync.core.delta import COMPRESS_FAST_ABOVE, COMPRESS_LEVEL
+
+    rng = np.random.default_rng(5)
+    text = rng.integers(0, 40, COMPRESS_FAST_ABOVE + 1, dtype=np.uint8).tobytes()  # compressible, not trivially
+    at, above = text[:COMPRESS_FAST_ABOVE], text
+    assert compress_payload(at) == (FLAG_DEFLATE, zlib.compress(at, COMPRESS_LEVEL))
+    assert compress_payload(above) == (FLAG_DEFLATE, zlib.compress(above, 1))
+    assert zlib.compress(above, 1) != zlib.compress(above, 2) != zlib.compress(above, COMPRESS_LEVEL)
