@@ -1128,3 +1128,20 @@ def test_payloads_above_compress_fast_above_get_the_fastest_level_and_the_rest_t
     assert compress_payload(at) == (FLAG_DEFLATE, zlib.compress(at, COMPRESS_LEVEL))
     assert compress_payload(above) == (FLAG_DEFLATE, zlib.compress(above, 1))
     assert zlib.compress(above, 1) != zlib.compress(above, 2) != zlib.compress(above, COMPRESS_LEVEL)
+
+
+def test_a_reference_sharing_the_alive_mask_predicts_only_entities_it_held():
+    """The reference shares the baseline's ``alive`` but slot 1 holds another entity there:
+    that entity has no velocity yet (prediction: its baseline value), the others carry on."""
+    alive = np.ones(3, dtype=bool)
+    ids_r, ids_b = np.array([1, 2, 3], dtype="<u4"), np.array([1, 9, 3], dtype="<u4")
+    mats = [np.array([v], dtype=np.int32) for v in ([0, 0, 0], [10, 50, 10], [20, 50, 20])]
+    for a in (alive, ids_r, ids_b, *mats):
+        a.flags.writeable = False
+    one = Schema([Int("v", "i4")])
+    ref, base, cur = State(1, 3, alive, ids_r, mats[0]), State(2, 3, alive, ids_b, mats[1]), State(3, 3, alive, ids_b, mats[2])
+    raw = encode_delta(one, cur, base, ref)
+    assert _modes(raw) == [MODE_SAME] and _changed(raw) is None
+    same = msgpack.packb([3, b"", b"", b"", [b""], [[MODE_SAME]], None], use_bin_type=True)
+    assert raw == same
+    assert decode_delta(one, same, 3, base, ref).mat.tolist() == [[20, 50, 20]]
