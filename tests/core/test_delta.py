@@ -1145,3 +1145,95 @@ def test_a_reference_sharing_the_alive_mask_predicts_only_entities_it_held():
     same = msgpack.packb([3, b"", b"", b"", [b""], [[MODE_SAME]], None], use_bin_type=True)
     assert raw == same
     assert decode_delta(one, same, 3, base, ref).mat.tolist() == [[20, 50, 20]]
+
+
+# ---- the decoder's bounds on what it unpacks, and the encoder's mode thresholds -----------------
+
+ONE = Schema([Int("v", "i4")])
+MAX_SLOTS = 1 << 24  # gamesync.core.delta.MAX_SLOTS, checked below
+
+
+def _one_body(**parts):
+    """A one-field full snapshot of 3 entities, with some parts replaced."""
+    body = {"n": 3, "removed": b"", "created": _u("<u4", 0, 1, 2), "ids": _u("<u4", 1, 2, 3),
+            "values": [_u("<i4", 5, 6, 7)], "fields": [[MODE_SAME]], "changed": None}
+    body.update(parts)
+    return msgpack.packb(list(body.values()), use_bin_type=True)
+
+
+def test_the_one_field_fixture_decodes():
+    assert decode_delta(ONE, _one_body(), 1).mat.tolist() == [[5, 6, 7]]
+
+
+@pytest.mark.parametrize(("parts", "message"), [
+    # nf + 4 arrays at most: top, created values, fields, one per field, changed
+    ({"fields": [[MODE_DENSE, ["<i1"], b""]], "changed": ["<u1", b""]}, "^undecodable payload: more arrays than a payload holds$"),
+    ({"changed": ["<u1", [b""]]}, "^undecodable payload: more arrays than a payload holds$"),
+    ({"fields": [{"mode": 0}]}, "^undecodable payload: .*max_map_len"),
+    ({"fields": [[MODE_DENSE, "<i1", msgpack.ExtType(1, b"\x00")]]}, "^undecodable payload: .*max_ext_len"),
+    ({"fields": [[MODE_DENSE, "<i1" + " " * 14, b""]]}, "^undecodable payload: .*max_str_len"),  # 17 characters
+    ({"fields": [[MODE_SAME] * 8]}, "^undecodable payload: .*max_array_len"),  # max(7, nf) = 7 items
+    ({"n": -1}, "^bad payload header$"), ({"n": MAX_SLOTS + 1}, "^bad payload header$"), ({"n": "3"}, "^bad payload header$"),
+    ({"n": 3.0}, "^bad payload header$"), ({"fields": []}, "^bad payload header$"), ({"fields": b"\x00"}, "^bad payload header$"),
+    ({"values": []}, "^bad payload header$"), ({"values": b""}, "^bad payload header$"),
+    ({"fields": [[MODE_DENSE]]}, "^malformed payload: IndexError: "),
+])
+def test_what_no_payload_holds_is_refused_while_unpacking_or_by_the_header_check(parts, message):
+    with pytest.raises(PayloadError, match=message):
+        decode_delta(ONE, _one_body(**parts), 1)
+
+
+def test_a_string_of_16_characters_and_an_array_of_7_items_are_within_the_bounds():
+    ok = decode_delta(ONE, _one_body(fields=[[MODE_DENSE, "<i1", b""]], changed=["<u1", b""]), 1)  # nf + 4 arrays
+    assert ok.mat.tolist() == [[5, 6, 7]]
+    with pytest.raises(PayloadError, match="^bad dtype '<i1 {13}'$"):  # unpacked, then refused by name
+        decode_delta(ONE, _one_body(fields=[[MODE_DENSE, "<i1" + " " * 13, b""]]), 1)
+    with pytest.raises(PayloadError, match="^unknown field mode 7$"):  # 7 items unpack
+        decode_delta(ONE, _one_body(fields=[[7] * 7]), 1)
+
+
+def test_the_largest_entity_count_a_decoder_accepts_is_max_slots():
+    from gamesync.core import delta
+
+    assert delta.MAX_SLOTS == MAX_SLOTS
+    body = [MAX_SLOTS, b"", b"", b"", [b""], [[MODE_SAME]], None]  # all dead: the arrays stay untouched
+    assert decode_delta(ONE, msgpack.packb(body, use_bin_type=True), 1).n == MAX_SLOTS
+
+
+def test_a_schema_without_fields_still_encodes_its_entities():
+    none = Schema([])
+    alive, ids = np.ones(3, dtype=bool), np.array([1, 2, 3], dtype="<u4")
+    a, b = State(1, 3, alive, ids, np.zeros((0, 3), dtype=np.int32)), State(2, 3, alive, ids, np.zeros((0, 3), dtype=np.int32))
+    assert _body(encode_delta(none, b, a)) == [3, b"", b"", b"", [], [], None]
+    assert decode_delta(none, encode_delta(none, b, a), 2, decode_delta(none, encode_delta(none, a), 1)).same_as(b)
+
+
+def test_a_single_field_lists_the_few_entities_that_changed():
+    n = 10
+    alive, ids = np.ones(n, dtype=bool), np.arange(1, n + 1, dtype="<u4")
+    base = State(1, n, alive, ids, np.zeros((1, n), dtype=np.int32))
+    cur = State(2, n, alive, ids, np.array([[0, 0, 0, 4, 0, 0, 0, 0, 0, 0]], dtype=np.int32))
+    raw = encode_delta(ONE, cur, base)
+    assert _changed(raw) == [3] and _body(raw)[5] == [[MODE_DENSE, "<i1", b"\x04"]]
+
+
+@pytest.mark.parametrize(("k", "nnz", "sparse"), [(97, 8, True), (96, 8, False), (25, 2, True), (24, 2, False)])
+def test_sparse_is_chosen_only_when_it_is_more_than_sparse_ratio_times_smaller(k, nnz, sparse):
+    """Sparse costs (1 + 2) bytes per non-zero with <u2 positions against 1 per entity dense:
+    chosen when nnz * 3 * SPARSE_RATIO < k."""
+    from gamesync.core.delta import SPARSE_RATIO, _encode_row
+
+    assert SPARSE_RATIO == 4
+    r = np.zeros(k, dtype=np.int32)
+    r[:nnz] = 1
+    assert (_encode_row(Int("v", "i4"), r, r)[0] == MODE_SPARSE) is sparse
+
+
+@pytest.mark.parametrize(("k", "outliers", "mode"), [(16, 2, MODE_DENSE_OUTLIERS), (15, 2, MODE_DENSE), (8, 1, MODE_DENSE_OUTLIERS)])
+def test_int8_plus_outliers_is_chosen_with_at_most_one_outlier_in_outlier_ratio(k, outliers, mode):
+    from gamesync.core.delta import OUTLIER_RATIO, _encode_row
+
+    assert OUTLIER_RATIO == 8
+    r = np.ones(k, dtype=np.int32)
+    r[:outliers] = 1000
+    assert _encode_row(Int("v", "i4"), r, r)[0] == mode
