@@ -1237,3 +1237,61 @@ def test_int8_plus_outliers_is_chosen_with_at_most_one_outlier_in_outlier_ratio(
     r = np.ones(k, dtype=np.int32)
     r[:outliers] = 1000
     assert _encode_row(Int("v", "i4"), r, r)[0] == mode
+
+
+SLOT_BAD = {
+    "n below the baseline": "^entity count shrank below the baseline$",
+    "removed beyond baseline": "^slot out of range$",  # slot 40 = the baseline's n
+    "removed already dead": "^slot out of range$",
+    "created beyond n": "^slot out of range$",  # slot 41 = n
+    "created still alive": "^created slot is still alive$",
+    "created ids short": "^expected 4 values, got 3$",
+    "created values short": "^expected 4 values, got 3$",
+    "created values list short": "^bad payload header$",
+    "n negative": "^bad payload header$",
+    "n not an int": "^bad payload header$",
+}
+
+
+@pytest.mark.parametrize("case", sorted(SLOT_BAD))
+def test_slot_lists_that_do_not_fit_the_baseline_are_refused_by_their_own_check(case):
+    ref, base, cur, body = _pair()
+    with pytest.raises(PayloadError, match=SLOT_BAD[case]):
+        _decode_body(BAD_BODIES[case](body), base, ref)
+
+
+@pytest.mark.parametrize("created", [[2, 1], [1, 1], [1, 5, 2], [40, 1, 2, 5]])
+def test_created_slots_must_strictly_ascend(created):
+    ref, base, cur, body = _pair()
+    b = _set(body, [2], _u("<u4", *created))
+    b = _set(b, [3], _u("<u4", *range(100, 100 + len(created))))
+    b = _set(b, [4], [bytes(len(created) * np.dtype(f.wire_dtype).itemsize) for f in SCHEMA])
+    with pytest.raises(PayloadError, match="^created slots must ascend$"):
+        _decode_body(b, base, ref)
+
+
+def test_one_created_value_is_not_spread_over_several_created_slots():
+    ref, base, cur, body = _pair()
+    with pytest.raises(PayloadError, match="^expected 4 values, got 1$"):
+        _decode_body(_set(body, [4, FIELD_X], body[4][FIELD_X][:2]), base, ref)  # one <u2 value
+    with pytest.raises(PayloadError, match="^expected 4 values, got 1$"):
+        _decode_body(_set(body, [3], _u("<u4", 7)), base, ref)
+
+
+def test_a_decoded_state_keeps_the_layout_facts_of_its_baseline_or_drops_them():
+    """Without a spawn or despawn the decoded state shares the baseline's alive and ids and
+    its layout version (and its cached dense/live); otherwise its layout is unknown (-1),
+    its ids are uint32 like every State's."""
+    w = _world(6, x=1.0)
+    s1 = State.capture(w, 1)
+    w["x"][:6] += 1 / 64
+    s2 = State.capture(w, 2, s1)
+    c1 = decode_delta(SCHEMA, encode_delta(SCHEMA, s1), 1)
+    assert c1.layout == -1 and c1.ids.dtype == np.dtype("<u4")
+    c1b = State(1, c1.n, c1.alive, c1.ids, c1.mat, layout=7)
+    c2 = decode_delta(SCHEMA, encode_delta(SCHEMA, s2, s1), 2, c1b)
+    assert c2.alive is c1b.alive and c2.layout == 7 and c2.dense is True and c2.live == slice(0, 6)
+    w.despawn([2])
+    s3 = State.capture(w, 3, s2)
+    c3 = decode_delta(SCHEMA, encode_delta(SCHEMA, s3, s2), 3, c2)
+    assert c3.layout == -1 and c3.ids.dtype == np.dtype("<u4") and c3.dense is False and c3.same_as(s3)
