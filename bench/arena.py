@@ -11,7 +11,8 @@ latency, all_connected) from the bots, which follow ARENA.md in every system. Ea
 prints one JSON line (also appended to bench/results/arena.jsonl); at the end a table with
 the ratio gamesync / peer for every field, and plots in bench/results/.
 
-Systems: ``gamesync``; ``naive`` (bench/naive: a 30 Hz loop msgpacking the whole state and
+Systems: ``gamesync``; ``gamesync@2`` (the same server, with bots speaking protocol 2: baselines
+from their acks, as before protocol 3); ``naive`` (bench/naive: a 30 Hz loop msgpacking the whole state and
 broadcasting it with the `websockets` library); ``colyseus`` (bench/colyseus: Colyseus 0.18
 with @colyseus/schema; installed by bench/colyseus/setup.sh, which this script runs first).
 Everything runs on this machine:
@@ -42,11 +43,11 @@ FIELDS = ("server_cpu", "server_rss_mib", "wire_bytes_per_client_s", "payload_by
 def commands(system: str, port_file: Path, stats_file: Path, npcs: int) -> tuple[list[str], Any]:
     """(server command, function url, P, seconds, warmup, ramp -> bots command)."""
     py = sys.executable
-    if system == "gamesync":
+    if system in ("gamesync", "gamesync@2"):  # @2: the bots speak protocol 2 (baselines from acks)
         server = [py, "-m", "gamesync", "serve", "--port", "0", "--http-port", "-1", "--npcs", str(npcs), "--port-file", str(port_file),
                   "--stats-file", str(stats_file), "--stats-interval", "0.5"]
         bots = [py, "-m", "gamesync", "bots"]
-        extra = ["--json", "--no-progress"]
+        extra = ["--json", "--no-progress"] + (["--protocol", "2"] if system.endswith("@2") else [])
     elif system == "naive":
         server = [py, str(HERE / "naive" / "server.py"), "--port", "0", "--npcs", str(npcs), "--port-file", str(port_file)]
         bots = [py, str(HERE / "naive" / "bots.py")]
@@ -112,35 +113,82 @@ def wait_for(cond: Any, timeout: float, what: str) -> None:
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int) -> dict[str, Any]:
+def parse_rtts(spec: str) -> list[tuple[float, ...]]:
+    """``"0,30,100,0+100"`` -> [(0,), (30,), (100,), (0, 100)]: each run's RTT groups (ms); a
+    run with several groups splits its bots evenly between them, one bot process per group."""
+    return [tuple(float(x) for x in item.split("+")) for item in spec.split(",") if item]
+
+
+def start_proxy(tmp: Path, port: int, rtt_ms: float, jitter_ms: float, tag: str) -> tuple[subprocess.Popen[bytes], int]:
+    """bench/delayproxy.py in front of ``port``; (process, the port bots connect to)."""
+    port_file = tmp / f"proxy-{tag}.port"
+    proc = subprocess.Popen([sys.executable, str(HERE / "delayproxy.py"), "--target", f"127.0.0.1:{port}",
+                             "--rtt-ms", str(rtt_ms), "--jitter-ms", str(jitter_ms), "--port-file", str(port_file)],
+                            stdout=subprocess.DEVNULL, stderr=open(tmp / f"proxy-{tag}.log", "w"))
+    wait_for(lambda: port_file.exists() and port_file.read_text().strip(), 30, "the delay proxy to listen")
+    return proc, int(port_file.read_text().strip())
+
+
+def merge_clients(groups: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """One set of client fields from several bot processes: means weighted by bots, the worst
+    p99 and the slowest states/s; ``all_connected`` only if every group's were."""
+    if len(groups) == 1:
+        return groups[0][1]
+    total = sum(n for n, _ in groups)
+    mean = lambda f: round(sum(n * c[f] for n, c in groups) / total, 1)  # noqa: E731
+    return {"payload_bytes_per_client_s": mean("payload_bytes_per_client_s"),
+            "states_per_client_s": min(c["states_per_client_s"] for _, c in groups),
+            "ack_latency_ms_p50": mean("ack_latency_ms_p50"),
+            "ack_latency_ms_p99": max(c["ack_latency_ms_p99"] for _, c in groups),
+            "all_connected": all(c["all_connected"] for _, c in groups)}
+
+
+def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
+            rtts: tuple[float, ...] = (0.0,), jitter_ms: float = 0.0) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=f"gs-arena-{system}-"))
     port_file, stats_file = tmp / "port", tmp / "stats.json"
     server_cmd, bots_cmd = commands(system, port_file, stats_file, npcs)
     server = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "w"))
-    bots = None
+    procs: list[subprocess.Popen[Any]] = []
+    bots: list[tuple[int, float, subprocess.Popen[str]]] = []
     try:
         wait_for(lambda: port_file.exists() and port_file.read_text().strip(), 30, f"{system} to listen")
         port = int(port_file.read_text().strip())
         ramp = max(1.0, players / 200)
-        # the bots measure a little longer than the server-side window, so that every socket
-        # is still open when the window closes
-        bots = subprocess.Popen(bots_cmd(f"ws://127.0.0.1:{port}", players, seconds + 3, warmup, ramp),
-                                stdout=subprocess.PIPE, stderr=open(tmp / "bots.log", "w"), text=True)
+        counts = [players // len(rtts) + (1 if i < players % len(rtts) else 0) for i in range(len(rtts))]
+        proxies = {}
+        for i, (n, rtt) in enumerate(zip(counts, rtts)):
+            via = port
+            if rtt > 0:
+                proxy, via = start_proxy(tmp, port, rtt, jitter_ms, str(i))
+                procs.append(proxy)
+                proxies[i] = proxy
+            # the bots measure a little longer than the server-side window, so that every socket
+            # is still open when the window closes
+            bots.append((n, rtt, subprocess.Popen(bots_cmd(f"ws://127.0.0.1:{via}", n, seconds + 3, warmup, ramp),
+                                                  stdout=subprocess.PIPE, stderr=open(tmp / f"bots-{i}.log", "w"),
+                                                  text=True)))
         wait_for(lambda: len(tcp_out(port)) >= players, ramp + 60, f"{players} {system} bots to connect")
-        time.sleep(warmup)
+        time.sleep(warmup + max(rtts) / 1000)
         w0, c0, t0 = tcp_out(port), cpu_seconds(server.pid), time.monotonic()
+        p0 = {i: cpu_seconds(pr.pid) for i, pr in proxies.items()}
         s0 = read_json(stats_file)
         time.sleep(seconds)
         w1, c1, t1 = tcp_out(port), cpu_seconds(server.pid), time.monotonic()
+        p1 = {i: cpu_seconds(pr.pid) for i, pr in proxies.items()}
         s1 = read_json(stats_file)
         rss = peak_rss_mib(server.pid)
-        out, _ = bots.communicate(timeout=ramp + warmup + seconds + 90)
-        if not out.strip():
-            log_tail = (tmp / "bots.log").read_text().strip().splitlines()[-1:]
-            raise RuntimeError(f"the {system} bot process printed no result (bots.log: {log_tail})")
-        client = json.loads(out.strip().splitlines()[-1])
+        groups = []
+        for i, (n, rtt, proc) in enumerate(bots):
+            out, _ = proc.communicate(timeout=ramp + warmup + seconds + 90)
+            if not out.strip():
+                log_tail = (tmp / f"bots-{i}.log").read_text().strip().splitlines()[-1:]
+                raise RuntimeError(f"the {system} bot process printed no result (bots.log: {log_tail})")
+            groups.append((n, json.loads(out.strip().splitlines()[-1])))
+        client = merge_clients(groups)
         result: dict[str, Any] = {
             "system": system, "P": players, "E": npcs, "seconds": seconds,
+            "rtt_ms": "+".join(f"{r:g}" for r in rtts), "jitter_ms": jitter_ms,
             "server_cpu": round((c1 - c0) / (t1 - t0), 3),
             "server_rss_mib": round(rss, 1),
             "wire_bytes_per_client_s": round(sent_between(w0, w1) / (t1 - t0) / players, 1),
@@ -152,14 +200,21 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int)
             "all_connected": client["all_connected"],
             "load_generator": "same machine (2 cores shared)",
         }
+        if proxies:
+            result["proxy_cpu"] = round(sum(p1[i] - p0[i] for i in proxies) / (t1 - t0), 3)
+        if len(groups) > 1:
+            result["groups"] = [{"rtt_ms": rtt, "bots": n, **{f: c[f] for f in FIELDS if f in c}}
+                                for (n, c), (_, rtt, _) in zip(groups, bots)]
         if s0.get("rooms") and s1.get("rooms"):  # gamesync reports its own ticks
             r0, r1 = s0["rooms"][0], s1["rooms"][0]
             result["tick_overrun_pct"] = round(100 * (r1["overruns"] - r0["overruns"]) / max(1, r1["ticks"] - r0["ticks"]), 2)
             result["server_bytes_per_client_s"] = round((r1["bytes_out"] - r0["bytes_out"]) / (t1 - t0) / players, 1)
+            result["payloads_per_tick"] = round((r1["payloads_built"] - r0["payloads_built"])
+                                                / max(1, r1["ticks"] - r0["ticks"]), 2)
         return result
     finally:
-        for proc in (bots, server):
-            if proc is not None and proc.poll() is None:
+        for proc in [b for _, _, b in bots] + procs + [server]:
+            if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 try:
                     proc.wait(timeout=10)
@@ -183,18 +238,18 @@ def ratio(a: Any, b: Any) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     systems = list(dict.fromkeys(r["system"] for r in rows))
-    ps = sorted({r["P"] for r in rows})
-    by = {(r["system"], r["P"]): r for r in rows}
+    cases = sorted({(r["P"], r.get("rtt_ms", "0")) for r in rows}, key=lambda c: (c[0], [float(x) for x in str(c[1]).split("+")]))
+    by = {(r["system"], r["P"], r.get("rtt_ms", "0")): r for r in rows}
     out = []
-    for p in ps:
-        out.append(f"\nP = {p}, E = {rows[0]['E']} (bots on the same 2-core machine)")
+    for p, rtt in cases:
+        out.append(f"\nP = {p}, E = {rows[0]['E']}, added RTT {rtt} ms (bots on the same 2-core machine)")
         head = "| field | " + " | ".join(systems) + " | " + " | ".join(f"gamesync/{s}" for s in systems if s != "gamesync") + " |"
         out.append(head)
         out.append("|" + "---|" * (head.count("|") - 1))
-        for f in FIELDS:
-            vals = [by.get((s, p), {}).get(f) for s in systems]
-            g = by.get(("gamesync", p), {}).get(f)
-            rat = [ratio(g, by.get((s, p), {}).get(f)) for s in systems if s != "gamesync"]
+        for f in FIELDS + ("payloads_per_tick",):
+            vals = [by.get((s, p, rtt), {}).get(f) for s in systems]
+            g = by.get(("gamesync", p, rtt), {}).get(f)
+            rat = [ratio(g, by.get((s, p, rtt), {}).get(f)) for s in systems if s != "gamesync"]
             out.append(f"| {f} | " + " | ".join("-" if v is None else str(v) for v in vals) + " | " + " | ".join(rat) + " |")
     return "\n".join(out)
 
@@ -211,9 +266,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for ax, (f, label) in zip(axes, fields):
         for s in systems:
-            pts = sorted((r["P"], r[f]) for r in rows if r["system"] == s and r.get(f) is not None)
-            if pts:
-                ax.plot([p for p, _ in pts], [v for _, v in pts], "o-", label=s)
+            for rtt in dict.fromkeys(r.get("rtt_ms", "0") for r in rows):
+                pts = sorted((r["P"], r[f]) for r in rows
+                             if r["system"] == s and r.get("rtt_ms", "0") == rtt and r.get(f) is not None)
+                if pts:
+                    ax.plot([p for p, _ in pts], [v for _, v in pts], "o-", label=f"{s}, +{rtt} ms RTT")
         ax.set_xlabel("players P (E = 1000 NPCs)")
         ax.set_title(label)
         ax.set_yscale("log")
@@ -227,10 +284,15 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--players", default="50,200", help="comma-separated player counts (default 50,200)")
-    ap.add_argument("--systems", default="gamesync", help="comma-separated: gamesync,naive,colyseus (default gamesync)")
+    ap.add_argument("--systems", default="gamesync",
+                    help="comma-separated: gamesync,gamesync@2,naive,colyseus (default gamesync; gamesync@2: the same "
+                    "server, bots speaking protocol 2, whose baselines come from acks)")
     ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run (default 20)")
     ap.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds after all joined (default 5)")
     ap.add_argument("--npcs", type=int, default=1000, help="NPCs E (default 1000)")
+    ap.add_argument("--rtt", default="0", help="comma-separated round-trip times in ms added by bench/delayproxy.py "
+                    "between bots and server; A+B splits the bots between A and B (default 0: loopback)")
+    ap.add_argument("--jitter", type=float, default=0.0, help="extra random round-trip delay 0..J ms (default 0)")
     ap.add_argument("--no-plot", action="store_true", help="skip the plots")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--out", type=Path, default=RESULTS, help="directory for arena.jsonl and the PNG (default bench/results)")
@@ -239,15 +301,17 @@ def main() -> int:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    runs = [(s, int(p)) for p in args.players.split(",") if p for s in args.systems.split(",") if s]
-    if any(s == "colyseus" for s, _ in runs):  # npm ci of the pinned Colyseus, once; idempotent
+    runs = [(s, int(p), rtts) for rtts in parse_rtts(args.rtt) for p in args.players.split(",") if p
+            for s in args.systems.split(",") if s]
+    if any(s == "colyseus" for s, _, _ in runs):  # npm ci of the pinned Colyseus, once; idempotent
         subprocess.run(["bash", str(HERE / "colyseus" / "setup.sh")], check=True, stdout=subprocess.DEVNULL)
     rows = []
-    for system, p in tqdm(runs, desc="arena", file=sys.stderr, disable=args.no_progress):
+    for system, p, rtts in tqdm(runs, desc="arena", file=sys.stderr, disable=args.no_progress):
         try:
-            res = run_one(system, p, args.seconds, args.warmup, args.npcs)
+            res = run_one(system, p, args.seconds, args.warmup, args.npcs, rtts, args.jitter)
         except (TimeoutError, subprocess.TimeoutExpired, json.JSONDecodeError, RuntimeError) as e:
-            res = {"system": system, "P": p, "E": args.npcs, "error": f"{type(e).__name__}: {e}"}
+            res = {"system": system, "P": p, "E": args.npcs, "rtt_ms": "+".join(f"{r:g}" for r in rtts),
+                   "error": f"{type(e).__name__}: {e}"}
         rows.append(res)
         line = json.dumps(res)
         print(line, flush=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from .core.protocol import PROTOCOL_VERSION
+
 __version__ = "0.1.0"
-PROTOCOL_VERSION = 1
 
 __all__ = ["PROTOCOL_VERSION", "__version__"]

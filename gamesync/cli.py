@@ -6,7 +6,7 @@ import argparse
 import logging
 import signal
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 import trio
 
@@ -29,6 +29,7 @@ def _secret(cmd: str, path: str | None) -> bytes | None:
 def _serve(args: argparse.Namespace) -> int:
     from .tokens import SECRET_ENV
     from .memtune import keep_freed_memory
+    from .games import builtin_games
     from .server import Server, ServerConfig
     from .server.netaddr import is_loopback_host
 
@@ -52,7 +53,8 @@ def _serve(args: argparse.Namespace) -> int:
     elif args.keyfile:
         log.error("--keyfile needs --certfile")
         return 2
-    cfg = ServerConfig(host=args.host, port=args.port, tick_rate=args.tick_rate, default_game=args.game,
+    cfg = ServerConfig(host=args.host, port=args.port, tick_rate=args.tick_rate, games=builtin_games(),
+                       default_game=args.game,
                        game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval,
                        stats_file=args.stats_file, token_secret=secret, insecure_dev=args.insecure_dev,
                        public_hosts=tuple(args.public_host) if args.public_host else None,
@@ -63,26 +65,27 @@ def _serve(args: argparse.Namespace) -> int:
                        redis_url=args.redis, node_id=args.node_id, public_url=args.public_url,
                        redis_prefix=args.redis_prefix, save_interval_s=args.save_interval,
                        drain_timeout_s=args.drain_timeout)
-    server = Server(cfg)
-
-    async def main() -> None:
-        async with trio.open_nursery() as n:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                await n.start(server.serve)
-                if args.port_file:
-                    with open(args.port_file, "w") as f:
-                        f.write(f"{server.port}\n")
-                async for sig in signals:
-                    if sig == signal.SIGTERM and server.cluster is not None:
-                        logging.getLogger("gamesync").info("SIGTERM: draining (rooms go to other nodes), then exiting")
-                        await server.drain()
-                    else:
-                        logging.getLogger("gamesync").info("signal %s: shutting down", signal.Signals(sig).name)
-                        await server.shutdown()
-                    break
-
-    trio.run(main)
+    trio.run(_run_until_signal, Server(cfg), args.port_file)
     return 0
+
+
+async def _run_until_signal(server: Any, port_file: str | None) -> None:
+    """Serve until SIGINT or SIGTERM; then shut down (SIGTERM in a cluster: drain first)."""
+    log = logging.getLogger("gamesync")
+    async with trio.open_nursery() as n:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            await n.start(server.serve)
+            if port_file:
+                with open(port_file, "w") as f:
+                    f.write(f"{server.port}\n")
+            async for sig in signals:
+                if sig == signal.SIGTERM and server.config.redis_url:
+                    log.info("SIGTERM: draining (rooms go to other nodes), then exiting")
+                    await server.drain()
+                else:
+                    log.info("signal %s: shutting down", signal.Signals(sig).name)
+                    await server.shutdown()
+                break
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -235,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reconnect", action="store_true",
                    help="bring lost bots back (backoff, from URL) to resume their seats, e.g. across a cluster "
                    "failover (default: a lost bot stays lost)")
+    b.add_argument("--protocol", type=int, choices=(2, 3), default=3,
+                   help="protocol version the bots speak (default 3: baselines from the stream; 2: from acks)")
     b.add_argument("--json", action="store_true", help="print one JSON line of results")
     b.add_argument("--no-progress", action="store_true", help="no progress display")
     b.set_defaults(func=_bots)

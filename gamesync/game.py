@@ -7,7 +7,7 @@ not block: it is synchronous on purpose.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -15,12 +15,19 @@ from .core.errors import ProtocolViolation
 from .core.schema import Schema
 from .core.world import World
 
-if TYPE_CHECKING:
-    from .server.room import ReliableSend
+
+class ReliableHandle(Protocol):
+    """A reliable message on its way: ``result`` is True (acked), False (timed out or the
+    client left) or None (pending); ``wait()`` from trio code returns the outcome."""
+
+    ack_id: int
+    result: bool | None
+
+    async def wait(self) -> bool: ...
 
 
 class RoomAPI(Protocol):
-    """What a game may do with its room (implemented by gamesync.server.room.Room)."""
+    """What a game may do with its room (the server's rooms implement it)."""
 
     name: str
     world: World
@@ -49,7 +56,7 @@ class RoomAPI(Protocol):
         are: this room, another room, another node."""
 
     def send_reliable(self, client_id: int, data: Any, timeout: float = 5.0,
-                      on_result: Callable[[bool], None] | None = None) -> "ReliableSend":
+                      on_result: Callable[[bool], None] | None = None) -> ReliableHandle:
         """Deliver a message the client must acknowledge; ``on_result(True)`` on ack, False on
         timeout or disconnect. The handle can also be awaited from trio code."""
 
@@ -114,4 +121,4 @@ def require(cond: bool, reason: str) -> None:
         raise ProtocolViolation(reason)
 
 
-__all__ = ["Game", "RoomAPI", "require", "np"]
+__all__ = ["Game", "ReliableHandle", "RoomAPI", "require", "np"]

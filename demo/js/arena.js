@@ -2,7 +2,7 @@
 // chats, and shows the connection and the net figures. The pieces live in their own modules;
 // this one wires them together.
 
-import { dequantise } from "./protocol.js";
+import { dequantise } from "./codec.js";
 import { Connection } from "./connection.js";
 import { Predictor, ARENA } from "./prediction.js";
 import { Interpolator } from "./interpolation.js";

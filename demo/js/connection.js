@@ -1,16 +1,17 @@
 // One player's connection to a gamesync room: join, snapshots into a Mirror, acks, inputs,
 // messages with delivery acks, RTT, traffic figures, and reconnecting by itself.
 //
-// Speaks exactly docs/protocol.md (version 2) through protocol.js and mirror.js:
-// - every applied snapshot is acknowledged with the mirror's ack bits (section 12.3);
-// - inputs are numbered from 1 and carry the newest held tick;
+// Speaks exactly docs/protocol.md (version 3) through messages.js and mirror.js:
+// - every snapshot is decoded, in order (mirror.js queues them): under version 3 the server builds
+//   on what it wrote to this connection, so no snapshot is acknowledged (section 12.1);
+// - inputs are numbered from 1;
 // - a lost connection is retried with capped exponential backoff and jitter, joining
 //   with the newest resume token so the seat (client id, entity, applied inputs) comes back
 //   (section 4.1); after a resumed welcome the inputs the server has not applied are sent
 //   again, after a fresh one they are dropped;
 // - a silent server (nothing for `staleMs`) counts as lost: the heartbeat, which also bounds
 //   how long a connection may take to open and be welcomed;
-// - errors the server calls fatal (wrong version, unknown game...) stop the retries;
+// - errors that retrying does not cure (wrong version, unknown game...: errors.js) stop the retries;
 // - a redirect (the room is hosted by another node of a cluster, docs/protocol.md) is
 //   followed at once, keeping the resume token; later reconnects start from `url` again.
 //   More than MAX_REDIRECTS in a row (no other failure in between) is a loop: offline.
@@ -25,10 +26,11 @@
 //   "redirect" {url, room, ttlMs} the room lives elsewhere: the next connection goes there
 
 import { Mirror } from "./mirror.js";
+import { DesyncError, ERRORS, shouldRetry } from "./errors.js";
 import {
-  Desync, Ev, FATAL_ERRORS, Msg, NO_TICK, packAck, packInput, packJoin, packLeave, packMessage,
-  packMessageAck, packPing, parseEvent, parseServer,
-} from "./protocol.js";
+  Ev, Msg, NO_TICK, packInput, packJoin, packLeave, packMessage, packMessageAck, packPing, parseEvent,
+  parseServer,
+} from "./messages.js";
 
 export const Status = Object.freeze({
   CONNECTING: "connecting", CONNECTED: "connected", RECONNECTING: "reconnecting", OFFLINE: "offline",
@@ -199,7 +201,7 @@ export class Connection {
     if (ws !== this.ws) return;
     // a desync or a message we cannot read: start a fresh stream, keeping the seat
     console.warn("gamesync: reconnecting after", err);
-    this._lost(err instanceof Desync ? 4010 : 1002, String(err.message ?? err), true);
+    this._lost(err instanceof DesyncError ? ERRORS.desync.close : ERRORS.protocol.close, String(err.message ?? err), true);
   }
 
   _lost(code, reason, keepSeat = false) {
@@ -224,7 +226,7 @@ export class Connection {
     this._hops = 0; // a failure of another kind ends a row of redirects
     // a resume the server refuses (the seat belongs to another player): join afresh next time
     if (this.lastError?.code === "unauthorized" && this.resumeToken) this.resumeToken = null;
-    const fatal = this.lastError && FATAL_ERRORS.has(this.lastError.code);
+    const fatal = this.lastError && !shouldRetry(this.lastError.code); // a bug or a configuration error
     if (fatal) {
       offline(`${this.lastError.code}: ${this.lastError.reason}`);
       return;
@@ -262,12 +264,11 @@ export class Connection {
       this._emit("error", this.lastError);
       return;
     }
-    if (!this.mirror) throw new Desync("snapshot before welcome");
+    if (!this.mirror) throw new DesyncError("snapshot before welcome");
     const state = await this.mirror.applySnapshot(m);
     if (ws !== this.ws) return;
     if (state) {
       this._snaps.add(performance.now());
-      this._sendRaw(packAck(this.mirror.tick, this.mirror.ackBits()));
       this.inputAck = m.inputAck;
       this.unacked = this.unacked.filter(([s]) => s > m.inputAck);
     }
@@ -334,8 +335,7 @@ export class Connection {
     if (this.status !== Status.CONNECTED || this.unacked.length >= IN_FLIGHT_MAX) return null;
     const seq = ++this.seq;
     this.unacked.push([seq, data]);
-    const tick = this.mirror ? this.mirror.tick : NO_TICK;
-    this._sendRaw(tick === NO_TICK ? packInput(seq, data) : packInput(seq, data, tick, this.mirror.ackBits()));
+    this._sendRaw(packInput(seq, data));
     return seq;
   }
 

@@ -7,15 +7,16 @@
 // baseline B has been applied, the mirror keeps the states from B - 1 on, plus the
 // baselines those were decoded from (after a full snapshot at T: from T - history on).
 
-import {
-  ACK_BITS, Desync, NO_TICK, decodePayload, dequantise, inflate as defaultInflate, prepareSchema,
-} from "./protocol.js";
+import { dequantise, inflate as defaultInflate, prepareSchema } from "./codec.js";
+import { decodeDelta } from "./delta.js";
+import { DesyncError } from "./errors.js";
+import { ACK_BITS, NO_TICK } from "./messages.js";
 
 export class Mirror {
   /**
    * @param schema  the welcome's schema (wire entries, or prepareSchema's result)
    * @param history the welcome's `history`: what a full snapshot keeps behind it
-   * @param options.inflate  zlib inflater for compressed payloads (default: protocol.inflate)
+   * @param options.inflate  zlib inflater for compressed payloads (default: codec.inflate)
    */
   constructor(schema, history, { inflate = defaultInflate } = {}) {
     this.schema = prepareSchema(schema);
@@ -55,7 +56,7 @@ export class Mirror {
 
   /**
    * Decode one snapshot and keep its state: resolves to the new state, or null when it is
-   * not newer than the latest (ignored, nothing decoded). Rejects with Desync when its
+   * not newer than the latest (ignored, nothing decoded). Rejects with DesyncError when its
    * baseline or reference is not held or its payload does not decode; the mirror is then
    * unchanged. Calls are queued: each runs after the previous one has finished, since
    * inflating is asynchronous and a snapshot may build on the one before it.
@@ -76,7 +77,7 @@ export class Mirror {
     const b = this._need(base, "baseline");
     const r = b ? this._need(ref, "reference") : null; // no baseline: the reference is not used
     const raw = flags & 1 ? await this.inflate(payload) : payload;
-    const st = decodePayload(this.schema, raw, tick, b, r);
+    const st = decodeDelta(this.schema, raw, tick, b, r);
     this._states.set(tick, { state: st, base });
     this.latest = st;
     this._index = null;
@@ -87,7 +88,7 @@ export class Mirror {
   _need(tick, what) {
     if (tick === NO_TICK) return null;
     const st = this.get(tick);
-    if (!st) throw new Desync(`snapshot needs ${what} tick ${tick}, which this client does not hold`);
+    if (!st) throw new DesyncError(`snapshot needs ${what} tick ${tick}, which this client does not hold`);
     return st;
   }
 

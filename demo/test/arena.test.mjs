@@ -169,7 +169,7 @@ function fakeServer() {
   }
   return { sockets, FakeWS };
 }
-const welcome = (cid, token, resumed = false) => [2, 2, cid, "r", "arena", 30, 0, SCHEMA, 32, token, resumed];
+const welcome = (cid, token, resumed = false) => [2, 3, cid, "r", "arena", 30, 0, SCHEMA, 32, token, resumed];
 
 test("connection: a redirect loop goes offline after 5 redirects in a row; Retry follows redirects again", async () => {
   const { sockets, FakeWS } = fakeServer();
@@ -192,7 +192,7 @@ test("connection: a redirect loop goes offline after 5 redirects in a row; Retry
   await redirect(sockets[6], "ws://b/?resv=2");
   assert.equal(sockets[7].url, "ws://b/?resv=2", "after Retry, a redirect is followed at once");
   await sockets[7].open();
-  assert.deepEqual(sockets[7].sent[0].slice(0, 5), [1, 2, "r", "ann", "arena"]); // the same join
+  assert.deepEqual(sockets[7].sent[0].slice(0, 5), [1, 3, "r", "ann", "arena"]); // the same join
   c.close();
 });
 
@@ -266,23 +266,23 @@ test("connection: pongs queued for a resumed seat from before the outage are no 
   c.close();
 });
 
-test("connection: acks what it holds; after a resume the unapplied inputs go again without ack, seq goes on", async () => {
+test("connection: sends no snapshot acks (protocol 3); after a resume the unapplied inputs go again, seq goes on", async () => {
   const { sockets, FakeWS } = fakeServer();
   const c = new Connection("ws://a/", "r", "ann", { WebSocket: FakeWS, baseDelayMs: 1, maxDelayMs: 2 });
   c.start();
   let ws = sockets[0];
   await ws.open();
-  assert.equal(ws.sent[0].length, 4); // no resume token yet: [1, 2, room, name]
+  assert.deepEqual(ws.sent[0], [1, 3, "r", "ann"]); // no resume token yet
   await ws.msg(welcome(3, "tok-1"));
   assert.equal(ws.sent.length, 1); // nothing else sent yet
   assert.equal(c.sendInput([1, 0]), 1);
-  assert.deepEqual(ws.sent.at(-1), [3, 1, [1, 0]]); // before any snapshot: no ack fields
+  assert.deepEqual(ws.sent.at(-1), [3, 1, [1, 0]]);
   await ws.msg([4, 10, -1, -1, 0, 0, EMPTY, []]);
-  assert.deepEqual(ws.sent.at(-1), [5, 10]); // no other tick held: bits left out
   await ws.msg([4, 11, 10, -1, 1, 0, EMPTY, []]);
-  assert.deepEqual(ws.sent.at(-1), [5, 11, 1]); // holds 10 as well: bit 0
+  assert.equal(ws.sent.length, 2); // snapshots are not acknowledged
+  assert.equal(c.mirror.tick, 11); // both decoded, in order
   for (let i = 0; i < 3; i++) c.sendInput([0, 1]);
-  assert.deepEqual(ws.sent.at(-1), [3, 4, [0, 1], 11, 1]);
+  assert.deepEqual(ws.sent.at(-1), [3, 4, [0, 1]]); // no ack fields either
   await ws.msg([4, 12, 11, 10, 2, 0, EMPTY, []]); // input 2 applied
   assert.deepEqual(c.unacked.map(([s]) => s), [3, 4]);
   await ws.shut(1006);
@@ -292,9 +292,9 @@ test("connection: acks what it holds; after a resume the unapplied inputs go aga
   await ws.open();
   assert.equal(ws.sent[0][6], "tok-1");
   await ws.msg(welcome(3, "tok-2", true));
-  assert.deepEqual(ws.sent.slice(1), [[3, 3, [0, 1]], [3, 4, [0, 1]]]); // re-sent, no ack fields
+  assert.deepEqual(ws.sent.slice(1), [[3, 3, [0, 1]], [3, 4, [0, 1]]]); // re-sent
   assert.equal(c.sendInput([1, 0]), 5); // the seat's numbering goes on
-  assert.deepEqual(ws.sent.at(-1), [3, 5, [1, 0]]); // no snapshot on this connection yet: no ack
+  assert.deepEqual(ws.sent.at(-1), [3, 5, [1, 0]]);
   // lost again, and this time the seat is gone: a fresh one drops the old inputs and restarts at 1
   await ws.shut(1006);
   for (let i = 0; i < 50 && sockets.length < 3; i++) await new Promise((r) => setTimeout(r, 2));

@@ -8,7 +8,10 @@ import { test } from "node:test";
 import { encode } from "@msgpack/msgpack";
 
 import { Mirror } from "../js/mirror.js";
-import * as P from "../js/protocol.js";
+import { dequantise, FLAG_DEFLATE, inflate, inflateNode, inflateStream, prepareSchema } from "../js/codec.js";
+import { decodeDelta } from "../js/delta.js";
+import { DesyncError, ERROR_CLOSE, ProtocolViolation, shouldRetry } from "../js/errors.js";
+import { Ev, Msg, packAck, packInput, packJoin, packLeave, packMessage, packMessageAck, packPing, parseEvent, parseServer } from "../js/messages.js";
 
 const hexBytes = (s) => new Uint8Array(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 
@@ -34,16 +37,16 @@ const rows = (st) => {
 };
 
 test("the worked payloads of section 15.3 decode to the documented states", () => {
-  const schema = P.prepareSchema(DOC_SCHEMA);
-  const s9 = P.decodePayload(schema, FULL_9, 9, null, null);
+  const schema = prepareSchema(DOC_SCHEMA);
+  const s9 = decodeDelta(schema, FULL_9, 9, null, null);
   assert.deepEqual(rows(s9), [[0, 1, 6400, 4090, 100], [1, 2, 32000, 0, 100]]);
-  const s10 = P.decodePayload(schema, DELTA_10, 10, s9, null);
+  const s10 = decodeDelta(schema, DELTA_10, 10, s9, null);
   assert.deepEqual(rows(s10), [[0, 1, 6464, 4094, 97], [1, 2, 32000, 0, 100]]);
-  const s12 = P.decodePayload(schema, DELTA_12, 12, s10, s9);
+  const s12 = decodeDelta(schema, DELTA_12, 12, s10, s9);
   assert.deepEqual(rows(s12), [[0, 1, 6592, 6, 95], [1, 3, 12800, 1024, 100], [2, 4, 64000, 2048, 50]]);
-  assert.equal(P.dequantise(schema[0], 6592), 103.0);
-  assert.equal(P.dequantise(schema[1], 1024), Math.PI / 2);
-  assert.equal(P.dequantise(schema[2], 95), 95);
+  assert.equal(dequantise(schema[0], 6592), 103.0);
+  assert.equal(dequantise(schema[1], 1024), Math.PI / 2);
+  assert.equal(dequantise(schema[2], 95), 95);
 });
 
 test("the 32-bit predictions of section 10 (wrapped difference, floor division, reduction)", () => {
@@ -56,7 +59,7 @@ test("the 32-bit predictions of section 10 (wrapped difference, floor division, 
     ["<i4", -5, 0, 1, 2, -8], // floor(-5 / 2) = -3, not -2
   ]) {
     const schema = [{ name: "c", kind: "int", wire, predict: "linear" }];
-    const st = P.decodePayload(schema, nothing, 10 + tb, one(10, b), one(10 - br, r));
+    const st = decodeDelta(schema, nothing, 10 + tb, one(10, b), one(10 - br, r));
     assert.equal(st.cols[0][0], want, `${wire} b=${b} r=${r}`);
   }
 });
@@ -64,7 +67,7 @@ test("the 32-bit predictions of section 10 (wrapped difference, floor division, 
 // ---- schema ------------------------------------------------------------------------------------
 
 test("prepareSchema derives each field's modulus and reduction", () => {
-  const s = P.prepareSchema([
+  const s = prepareSchema([
     { name: "a", kind: "angle", wire: "<u2", predict: "linear", bits: 12 },
     { name: "b", kind: "angle", wire: "<u4", predict: "hold", bits: 32 },
     { name: "c", kind: "int", wire: "<i4", predict: "linear" },
@@ -79,77 +82,77 @@ test("prepareSchema derives each field's modulus and reduction", () => {
   assert.equal(s[3].red(-1), 2 ** 32 - 1);
   assert.equal(s[4].red, null);
   assert.equal(s[4].predict, "linear");
-  assert.equal(P.prepareSchema(s), s); // already prepared
+  assert.equal(prepareSchema(s), s); // already prepared
   // a float's or angle's wire dtype must be the one its range implies
-  assert.throws(() => P.prepareSchema([{ ...DOC_SCHEMA[0], wire: "<u4" }]), P.ProtocolError);
-  assert.throws(() => P.prepareSchema([{ ...DOC_SCHEMA[1], wire: "<u1" }]), P.ProtocolError);
+  assert.throws(() => prepareSchema([{ ...DOC_SCHEMA[0], wire: "<u4" }]), ProtocolViolation);
+  assert.throws(() => prepareSchema([{ ...DOC_SCHEMA[1], wire: "<u1" }]), ProtocolViolation);
 });
 
 // ---- builders ------------------------------------------------------------------------------------
 
 test("builders refuse what the server would refuse", () => {
   const bad = [
-    () => P.packJoin("", "a"),
-    () => P.packJoin("r", "n".repeat(65)),
-    () => P.packJoin("r", "🎮".repeat(65)),
-    () => P.packJoin("r", "a", { game: "" }),
-    () => P.packJoin("r", "a", { token: 5 }),
-    () => P.packJoin("r", "a", { resume: "x".repeat(2049) }),
-    () => P.packJoin("r", "a", { version: -1 }),
-    () => P.packInput(0, [0, 0]),
-    () => P.packInput(1.5, [0, 0]),
-    () => P.packInput(2 ** 53, [0, 0]),
-    () => P.packInput(1, [0, 0], -1),
-    () => P.packInput(1, [0, 0], 5, 2 ** 32),
-    () => P.packInput(1, [0, 0], 5, -1),
-    () => P.packInput(1, new Date()),
-    () => P.packInput(1, { when: new Date() }),
-    () => P.packInput(1, 5n),
-    () => P.packAck(-1),
-    () => P.packAck(1, 1.5),
-    () => P.packMessage("x", -1),
-    () => P.packMessageAck("3"),
-    () => P.packPing(NaN),
-    () => P.packPing("now"),
+    () => packJoin("", "a"),
+    () => packJoin("r", "n".repeat(65)),
+    () => packJoin("r", "🎮".repeat(65)),
+    () => packJoin("r", "a", { game: "" }),
+    () => packJoin("r", "a", { token: 5 }),
+    () => packJoin("r", "a", { resume: "x".repeat(2049) }),
+    () => packJoin("r", "a", { version: -1 }),
+    () => packInput(0, [0, 0]),
+    () => packInput(1.5, [0, 0]),
+    () => packInput(2 ** 53, [0, 0]),
+    () => packInput(1, [0, 0], -1),
+    () => packInput(1, [0, 0], 5, 2 ** 32),
+    () => packInput(1, [0, 0], 5, -1),
+    () => packInput(1, new Date()),
+    () => packInput(1, { when: new Date() }),
+    () => packInput(1, 5n),
+    () => packAck(-1),
+    () => packAck(1, 1.5),
+    () => packMessage("x", -1),
+    () => packMessageAck("3"),
+    () => packPing(NaN),
+    () => packPing("now"),
   ];
-  bad.forEach((fn, i) => assert.throws(fn, P.ProtocolError, `case ${i}: ${fn}`));
+  bad.forEach((fn, i) => assert.throws(fn, ProtocolViolation, `case ${i}: ${fn}`));
   // nesting: 32 levels of arrays pass, 33 do not
   const nest = (d) => (d === 0 ? 1 : [nest(d - 1)]);
-  assert.ok(P.packMessage(nest(32)));
-  assert.throws(() => P.packMessage(nest(33)), P.ProtocolError);
-  assert.deepEqual([...P.packLeave()], [0x91, 0x0b]);
-  assert.deepEqual([...P.packInput(1, new Uint8Array([1, 2]))], [0x93, 0x03, 0x01, 0xc4, 0x02, 0x01, 0x02]);
+  assert.ok(packMessage(nest(32)));
+  assert.throws(() => packMessage(nest(33)), ProtocolViolation);
+  assert.deepEqual([...packLeave()], [0x91, 0x0b]);
+  assert.deepEqual([...packInput(1, new Uint8Array([1, 2]))], [0x93, 0x03, 0x01, 0xc4, 0x02, 0x01, 0x02]);
 });
 
 test("section 15.1 message bytes", () => {
   const hex = (b) => Buffer.from(b).toString("hex");
-  assert.equal(hex(P.packJoin("r1", "alice")), "9401" + "02a27231a5616c696365");
-  assert.equal(hex(P.packInput(5, [1, 0], 120, 2147483651)), "95030592010078ce80000003");
-  assert.equal(hex(P.packAck(120, 5)), "930578" + "05");
-  assert.equal(hex(P.packMessage({ chat: "gg" }, 7)), "930681a463686174a2676707");
-  assert.equal(hex(P.packPing(1234.5)), "9208cb40934a0000000000");
+  assert.equal(hex(packJoin("r1", "alice")), "9401" + "03a27231a5616c696365");
+  assert.equal(hex(packInput(5, [1, 0], 120, 2147483651)), "95030592010078ce80000003");
+  assert.equal(hex(packAck(120, 5)), "930578" + "05");
+  assert.equal(hex(packMessage({ chat: "gg" }, 7)), "930681a463686174a2676707");
+  assert.equal(hex(packPing(1234.5)), "9208cb40934a0000000000");
 });
 
 // ---- parsers -------------------------------------------------------------------------------------
 
 test("parseServer reads a welcome of 9 fields and ignores fields past 11", () => {
-  const old = P.parseServer(encode([2, 2, 5, "r", "arena", 30, 0, DOC_SCHEMA, 32]));
+  const old = parseServer(encode([2, 2, 5, "r", "arena", 30, 0, DOC_SCHEMA, 32]));
   assert.equal(old.resumeToken, null);
   assert.equal(old.resumed, false);
-  const later = P.parseServer(encode([2, 2, 5, "r", "arena", 30.5, 0, DOC_SCHEMA, 32, "tok", true, "future", 1]));
+  const later = parseServer(encode([2, 2, 5, "r", "arena", 30.5, 0, DOC_SCHEMA, 32, "tok", true, "future", 1]));
   assert.deepEqual([later.clientId, later.tickRate, later.resumeToken, later.resumed], [5, 30.5, "tok", true]);
-  const err = P.parseServer(encode([10, "room_full", "room r is full"]));
-  assert.deepEqual([err.code, err.closeCode, P.FATAL_ERRORS.has(err.code)], ["room_full", 4002, false]);
-  assert.equal(P.parseServer(encode([10, "something_new", "?"])).closeCode, null);
+  const err = parseServer(encode([10, "room_full", "room r is full"]));
+  assert.deepEqual([err.code, err.closeCode, shouldRetry(err.code)], ["room_full", 4002, true]);
+  assert.equal(parseServer(encode([10, "something_new", "?"])).closeCode, null);
 });
 
 test("parseEvent reads every event kind", () => {
-  assert.deepEqual(P.parseEvent([0, { you: 5 }]), { kind: P.Ev.EVENT, data: { you: 5 } });
-  assert.deepEqual(P.parseEvent([1, "m", 3]), { kind: P.Ev.RELIABLE, data: "m", ackId: 3 });
-  assert.deepEqual(P.parseEvent([2, 4, "bob"]), { kind: P.Ev.JOINED, clientId: 4, name: "bob" });
-  assert.deepEqual(P.parseEvent([3, 4]), { kind: P.Ev.LEFT, clientId: 4 });
-  assert.deepEqual(P.parseEvent([4, 7]), { kind: P.Ev.MESSAGE_ACK, ackId: 7 });
-  assert.deepEqual(P.parseEvent([5, 1234.5]), { kind: P.Ev.PONG, time: 1234.5 });
+  assert.deepEqual(parseEvent([0, { you: 5 }]), { kind: Ev.EVENT, data: { you: 5 } });
+  assert.deepEqual(parseEvent([1, "m", 3]), { kind: Ev.RELIABLE, data: "m", ackId: 3 });
+  assert.deepEqual(parseEvent([2, 4, "bob"]), { kind: Ev.JOINED, clientId: 4, name: "bob" });
+  assert.deepEqual(parseEvent([3, 4]), { kind: Ev.LEFT, clientId: 4 });
+  assert.deepEqual(parseEvent([4, 7]), { kind: Ev.MESSAGE_ACK, ackId: 7 });
+  assert.deepEqual(parseEvent([5, 1234.5]), { kind: Ev.PONG, time: 1234.5 });
 });
 
 // ---- inflating -----------------------------------------------------------------------------------
@@ -157,14 +160,14 @@ test("parseEvent reads every event kind", () => {
 test("both inflaters inflate zlib, refuse garbage and stop at the limit", async () => {
   const data = new Uint8Array(10000).map((_, i) => (i * 7) % 251);
   const z = new Uint8Array(deflateSync(data));
-  for (const inflate of [P.inflateStream, P.inflateNode]) {
+  for (const inflate of [inflateStream, inflateNode]) {
     assert.deepEqual(await inflate(z), data, inflate.name);
     assert.deepEqual(await inflate(z.subarray(0)), data); // a view works as well
-    await assert.rejects(inflate(z, 5000), P.Desync, `${inflate.name}: limit`);
-    await assert.rejects(inflate(hexBytes("789c0102036761726261676521")), P.Desync, `${inflate.name}: garbage`);
-    await assert.rejects(inflate(new Uint8Array([1, 2, 3])), P.Desync, `${inflate.name}: no header`);
+    await assert.rejects(inflate(z, 5000), DesyncError, `${inflate.name}: limit`);
+    await assert.rejects(inflate(hexBytes("789c0102036761726261676521")), DesyncError, `${inflate.name}: garbage`);
+    await assert.rejects(inflate(new Uint8Array([1, 2, 3])), DesyncError, `${inflate.name}: no header`);
   }
-  assert.equal(P.inflate, P.inflateStream); // DecompressionStream is there in Node 20 as in browsers
+  assert.equal(inflate, inflateStream); // DecompressionStream is there in Node 20 as in browsers
 });
 
 // ---- mirror --------------------------------------------------------------------------------------
@@ -175,17 +178,17 @@ test("mirror: empty, lookups, ack bit 31 unsigned, desync on a missing baseline"
   await m.apply(0, -1, -1, 0, FULL_9);
   assert.equal(await m.apply(0, -1, -1, 0, FULL_9), null); // not newer: ignored
   assert.equal(await m.apply(0, -1, -1, 1, new Uint8Array([1])), null); // ... without being decoded
-  await m.apply(32, -1, -1, P.FLAG_DEFLATE, new Uint8Array(deflateSync(FULL_9)));
+  await m.apply(32, -1, -1, FLAG_DEFLATE, new Uint8Array(deflateSync(FULL_9)));
   assert.deepEqual(m.ticks(), [0, 32]); // a full snapshot keeps `history` ticks behind it
   assert.equal(m.ackBits(), 2 ** 31);
   assert.equal(m.baseOf(32), -1);
   assert.deepEqual(m.entity(2), { id: 2, slot: 1, q: { x: 32000, heading: 0, hp: 100 }, v: { x: 500, heading: 0, hp: 100 } });
   assert.equal(m.slotOf(3), -1);
   assert.deepEqual(m.ids(), [1, 2]);
-  await assert.rejects(m.apply(40, 33, -1, 0, DELTA_10), P.Desync);
-  await assert.rejects(m.apply(40, 32, 31, 0, DELTA_10), P.Desync);
-  await assert.rejects(m.apply(40, 32, -1, 0, FULL_9), P.Desync); // creates slots alive in the baseline
-  await assert.rejects(m.apply(40, 32, -1, 0, DELTA_10.subarray(0, 20)), P.Desync); // truncated
+  await assert.rejects(m.apply(40, 33, -1, 0, DELTA_10), DesyncError);
+  await assert.rejects(m.apply(40, 32, 31, 0, DELTA_10), DesyncError);
+  await assert.rejects(m.apply(40, 32, -1, 0, FULL_9), DesyncError); // creates slots alive in the baseline
+  await assert.rejects(m.apply(40, 32, -1, 0, DELTA_10.subarray(0, 20)), DesyncError); // truncated
   assert.deepEqual([m.tick, m.ticks()], [32, [0, 32]]);
   const st = await m.applySnapshot({ tick: 33, base: 32, ref: -1, flags: 0, payload: DELTA_10 });
   assert.deepEqual(rows(st), [[0, 1, 6464, 4094, 97], [1, 2, 32000, 0, 100]]);
@@ -203,14 +206,14 @@ test("mirror: empty, lookups, ack bit 31 unsigned, desync on a missing baseline"
 });
 
 test("parseServer reads a redirect and refuses one that goes nowhere sensible", () => {
-  const r = P.parseServer(encode([12, "ws://10.0.0.2:8765/?resv=abc", "arena", 5000, "later field"]));
-  assert.deepEqual(r, { type: P.Msg.REDIRECT, url: "ws://10.0.0.2:8765/?resv=abc", room: "arena", ttlMs: 5000 });
-  assert.equal(P.ERROR_CLOSE.redirect, 4012);
-  assert.equal(P.ERROR_CLOSE.unavailable, 4013);
-  assert.ok(!P.FATAL_ERRORS.has("unavailable")); // retried with backoff
-  assert.ok(!P.FATAL_ERRORS.has("redirect"));
+  const r = parseServer(encode([12, "ws://10.0.0.2:8765/?resv=abc", "arena", 5000, "later field"]));
+  assert.deepEqual(r, { type: Msg.REDIRECT, url: "ws://10.0.0.2:8765/?resv=abc", room: "arena", ttlMs: 5000 });
+  assert.equal(ERROR_CLOSE.redirect, 4012);
+  assert.equal(ERROR_CLOSE.unavailable, 4013);
+  assert.ok(shouldRetry("unavailable")); // retried with backoff
+  assert.ok(shouldRetry("redirect"));
   for (const bad of [[12, "http://x/", "arena", 1], [12, "ws://x/", "", 1], [12, "ws://x/", "arena", -1],
                      [12, "ws://x/", "arena"], [12, `ws://${"x".repeat(3000)}/`, "arena", 1]]) {
-    assert.throws(() => P.parseServer(encode(bad)), P.ProtocolError, JSON.stringify(bad).slice(0, 40));
+    assert.throws(() => parseServer(encode(bad)), ProtocolViolation, JSON.stringify(bad).slice(0, 40));
   }
 });

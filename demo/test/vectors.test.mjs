@@ -13,7 +13,10 @@ import { fileURLToPath } from "node:url";
 import { decode } from "@msgpack/msgpack";
 
 import { Mirror } from "../js/mirror.js";
-import * as P from "../js/protocol.js";
+import { dequantise, inflateNode, inflateStream, prepareSchema } from "../js/codec.js";
+import { DesyncError, ERROR_CLOSE, ProtocolViolation } from "../js/errors.js";
+import * as messages from "../js/messages.js";
+import { Ev, Msg, packAck, packMessageAck, parseEvent, parseServer } from "../js/messages.js";
 
 const path = process.env.GAMESYNC_VECTORS
   || fileURLToPath(new URL("../../tests/vectors/snapshots.json", import.meta.url));
@@ -28,27 +31,27 @@ const TYPED = { "<i1": Int8Array, "<i2": Int16Array, "<i4": Int32Array, "<u1": U
 test("builders pack every client message exactly as the Python builders do", () => {
   assert.ok(V.client_messages.length >= 15);
   for (const { call, args, bytes: want } of V.client_messages) {
-    assert.equal(hex(P[call](...args)), hex(bytes(want)), `${call}(${JSON.stringify(args)})`);
+    assert.equal(hex(messages[call](...args)), hex(bytes(want)), `${call}(${JSON.stringify(args)})`);
   }
 });
 
 // ---- refusals -----------------------------------------------------------------------------------
 
-const isProtocolError = (e) => e instanceof P.ProtocolError && e.code === "protocol" && e.closeCode === 1002;
+const isProtocolError = (e) => e instanceof ProtocolViolation && e.code === "protocol" && e.closeCode === 1002;
 
 test("parseServer refuses every message the Python client refuses", () => {
   assert.ok(V.bad_server_messages.length >= 30);
   for (const { why, msg } of V.bad_server_messages) {
-    assert.throws(() => P.parseServer(bytes(msg)), isProtocolError, why);
+    assert.throws(() => parseServer(bytes(msg)), isProtocolError, why);
   }
 });
 
 test("prepareSchema refuses every welcome schema the Python client refuses", () => {
   assert.ok(V.bad_welcomes.length >= 10);
   for (const { why, msg } of V.bad_welcomes) {
-    const w = P.parseServer(bytes(msg)); // a well-formed welcome ...
-    assert.equal(w.type, P.Msg.WELCOME, why);
-    assert.throws(() => P.prepareSchema(w.schema), isProtocolError, why); // ... with a bad schema
+    const w = parseServer(bytes(msg)); // a well-formed welcome ...
+    assert.equal(w.type, Msg.WELCOME, why);
+    assert.throws(() => prepareSchema(w.schema), isProtocolError, why); // ... with a bad schema
     assert.throws(() => new Mirror(w.schema, w.history), isProtocolError, why);
   }
 });
@@ -56,7 +59,7 @@ test("prepareSchema refuses every welcome schema the Python client refuses", () 
 test("parseEvent refuses every event entry the Python client refuses", () => {
   assert.ok(V.bad_events.length >= 10);
   for (const { why, event } of V.bad_events) {
-    assert.throws(() => P.parseEvent(decode(bytes(event))), isProtocolError, why);
+    assert.throws(() => parseEvent(decode(bytes(event))), isProtocolError, why);
   }
 });
 
@@ -92,26 +95,26 @@ async function runSequence(seq, inflate) {
   for (const [i, step] of seq.steps.entries()) {
     const where = `${seq.name} step ${i}`;
     const e = step.expect;
-    const m = P.parseServer(bytes(step.msg));
+    const m = parseServer(bytes(step.msg));
     if (e.welcome) {
       const w = e.welcome;
-      assert.equal(m.type, P.Msg.WELCOME, where);
+      assert.equal(m.type, Msg.WELCOME, where);
       assert.deepEqual(
         [m.version, m.clientId, m.room, m.game, m.tickRate, m.tick, m.schema, m.history, m.resumeToken, m.resumed],
         [w.version, w.client_id, w.room, w.game, w.tick_rate, w.tick, w.schema, w.history, w.resume_token, w.resumed],
         where);
-      mirror = new Mirror(P.prepareSchema(m.schema), m.history, { inflate });
+      mirror = new Mirror(prepareSchema(m.schema), m.history, { inflate });
       continue;
     }
     if (e.error) {
-      assert.deepEqual([m.type, m.code, m.reason], [P.Msg.ERROR, e.error.code, e.error.reason], where);
-      assert.equal(m.closeCode, P.ERROR_CLOSE[e.error.code], where);
+      assert.deepEqual([m.type, m.code, m.reason], [Msg.ERROR, e.error.code, e.error.reason], where);
+      assert.equal(m.closeCode, ERROR_CLOSE[e.error.code], where);
       continue;
     }
-    assert.equal(m.type, P.Msg.SNAPSHOT, where);
+    assert.equal(m.type, Msg.SNAPSHOT, where);
     if (e.desync) {
       const before = held(mirror);
-      await assert.rejects(mirror.applySnapshot(m), (err) => err instanceof P.Desync && err.closeCode === 4010,
+      await assert.rejects(mirror.applySnapshot(m), (err) => err instanceof DesyncError && err.closeCode === 4010,
         `${where}: ${e.desync}`);
       assert.deepEqual(held(mirror), before, `${where}: a refused snapshot changes nothing`);
       counts.desyncs += 1;
@@ -131,7 +134,7 @@ async function runSequence(seq, inflate) {
         assert.equal(ent.slot, e.state.slots[j], `${where}: entity ${id}`);
         mirror.schema.forEach((f) => {
           assert.equal(ent.q[f.name], e.state.fields[f.name][j], `${where}: entity ${id} ${f.name}`);
-          assert.equal(ent.v[f.name], P.dequantise(f, ent.q[f.name]));
+          assert.equal(ent.v[f.name], dequantise(f, ent.q[f.name]));
         });
       });
       assert.deepEqual(mirror.ids(), e.state.ids, where);
@@ -142,18 +145,18 @@ async function runSequence(seq, inflate) {
     // events, and the replies the client sends: the ack of a new state, then a
     // message_ack per reliable event
     assert.deepEqual(m.events, e.events, `${where}: events`);
-    const replies = st ? [P.packAck(st.tick, mirror.ackBits())] : [];
+    const replies = st ? [packAck(st.tick, mirror.ackBits())] : [];
     for (const raw of m.events) {
-      const ev = P.parseEvent(raw);
+      const ev = parseEvent(raw);
       assert.equal(ev.kind, raw[0], where);
-      if (ev.kind === P.Ev.RELIABLE) replies.push(P.packMessageAck(ev.ackId));
+      if (ev.kind === Ev.RELIABLE) replies.push(packMessageAck(ev.ackId));
     }
     assert.deepEqual(replies.map(hex), e.replies.map((r) => hex(bytes(r))), `${where}: replies`);
   }
   return counts;
 }
 
-const INFLATERS = [["DecompressionStream", P.inflateStream], ["node:zlib", P.inflateNode]];
+const INFLATERS = [["DecompressionStream", inflateStream], ["node:zlib", inflateNode]];
 
 for (const seq of V.sequences) {
   for (const [name, inflate] of INFLATERS) {
@@ -184,9 +187,9 @@ test("applies queued without awaiting run in order", async () => {
     let mirror = null;
     const pending = [];
     for (const step of seq.steps) {
-      const m = P.parseServer(bytes(step.msg));
-      if (m.type === P.Msg.WELCOME) mirror = new Mirror(m.schema, m.history);
-      else if (m.type === P.Msg.SNAPSHOT) pending.push([step.expect, mirror.applySnapshot(m)]);
+      const m = parseServer(bytes(step.msg));
+      if (m.type === Msg.WELCOME) mirror = new Mirror(m.schema, m.history);
+      else if (m.type === Msg.SNAPSHOT) pending.push([step.expect, mirror.applySnapshot(m)]);
     }
     for (const [e, run] of pending) {
       const st = await run;

@@ -25,8 +25,8 @@ from numpy.typing import NDArray
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from ..core import clientproto as cp
-from ..core.errors import DesyncError
-from ..core.protocol import pack_leave
+from ..core.errors import DEFERRED_CODES, DesyncError, Redirect, should_retry
+from ..core.protocol import PROTOCOL_VERSION, pack_leave
 from ..core.schema import Schema
 from ..core.state import State
 
@@ -34,9 +34,6 @@ logger = logging.getLogger(__name__)
 
 EVENT_BUFFER = 1024  # game events kept for a consumer that is behind (oldest dropped beyond)
 PING_INTERVAL_S = 1.0
-FATAL_CODES = {"version", "unknown_game", "protocol", "unsupported_data", "too_big"}
-#: join refusals that mean "not now" (a cluster moving the room, a node going away): retried
-RETRY_CODES = {"unavailable", "going_away"}
 #: seconds a first join the server defers is retried for (later ones are retried for ever)
 DEFERRED_FOR_S = 30.0
 #: redirects followed in a row before giving up (a loop between nodes)
@@ -64,14 +61,6 @@ class ClientClosed(Exception):
     """The client is closed and will not reconnect."""
 
 
-class Redirected(Exception):
-    """The server sent this client to another node (``url``)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(f"redirected to {url}")
-        self.url = url
-
-
 class Deferred(ConnectionError):
     """The server could not take the join now (a cluster moving the room): retry later."""
 
@@ -81,7 +70,7 @@ class Client:
 
     def __init__(self, url: str | Sequence[str], room: str, name: str, game: str | None = None, *, reconnect: bool = True,
                  backoff_initial: float = 0.2, backoff_max: float = 5.0, auto_ack: bool = True,
-                 token: str | None = None, ssl_context: Any = None) -> None:
+                 token: str | None = None, ssl_context: Any = None, protocol: int = PROTOCOL_VERSION) -> None:
         #: the nodes to (re)connect through, in turn; a redirect goes elsewhere for one connection
         self.urls = [url] if isinstance(url, str) else list(url)
         if not self.urls:
@@ -99,6 +88,7 @@ class Client:
             raise ValueError("backoff_initial and backoff_max must be >= 0")
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.auto_ack = auto_ack
+        self.protocol = protocol  # the protocol version spoken (docs/protocol.md: 3, or 2 for acks)
         self.proto: cp.ClientProtocol | None = None
         self.client_id: int | None = None
         self.rtt: float | None = None
@@ -266,7 +256,7 @@ class Client:
                     await self._session(task_status, url)
                 except BaseException as exc:
                     e = _outcome(exc)
-                    if isinstance(e, Redirected):
+                    if isinstance(e, Redirect):
                         hops += 1
                         self.redirects += 1
                         if hops <= MAX_REDIRECTS:
@@ -292,7 +282,7 @@ class Client:
                     self._ws = None
                     self._connected = trio.Event()
                 err = self.last_error
-                if err is not None and err.code in FATAL_CODES:
+                if err is not None and not should_retry(err.code):  # a bug or a configuration error
                     self._closed = True
                 if self._closed or not self.reconnect:
                     break
@@ -313,10 +303,9 @@ class Client:
 
     async def _session(self, task_status: Any, url: str) -> None:
         async with open_websocket_url(url, message_queue_size=64, ssl_context=self.ssl_context) as ws:
-            proto = cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, token=self.token,
-                                      resume=self.resume_token)
-            if self.proto is not None:
-                proto.carry_over(self.proto)
+            proto = (self.proto.successor(self.resume_token) if self.proto is not None else
+                     cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, token=self.token,
+                                       resume=self.resume_token, version=self.protocol))
             await ws.send_message(proto.join())
             with trio.fail_after(10):
                 first = await ws.get_message()
@@ -324,13 +313,13 @@ class Client:
                 raise ClientClosed("server sent a text frame")
             events = proto.receive(first, trio.current_time())
             welcome = events[0]
-            if isinstance(welcome, cp.ErrorReceived) and welcome.code == "redirect":
+            if isinstance(welcome, cp.ErrorReceived) and welcome.code == Redirect.code:
                 with trio.fail_after(10):  # the redirect message follows the error
                     nxt = await ws.get_message()
                 more = proto.receive(nxt, trio.current_time()) if isinstance(nxt, bytes) else []
-                if more and isinstance(more[0], cp.Redirected):
-                    raise Redirected(more[0].url)
-            if isinstance(welcome, cp.ErrorReceived) and welcome.code in RETRY_CODES:
+                if more and isinstance(more[0], Redirect):
+                    raise more[0]
+            if isinstance(welcome, cp.ErrorReceived) and welcome.code in DEFERRED_CODES:  # "not now"
                 raise Deferred(f"join deferred: {welcome.code}: {welcome.reason}")  # retried with backoff
             if not isinstance(welcome, cp.Welcomed):
                 self._handle(welcome)
@@ -362,8 +351,8 @@ class Client:
             if isinstance(data, str):
                 raise ClientClosed("server sent a text frame")
             for ev in proto.receive(data, trio.current_time()):
-                if isinstance(ev, cp.Redirected):  # the room moved to another node: follow it
-                    raise Redirected(ev.url)
+                if isinstance(ev, Redirect):  # the room moved to another node: follow it
+                    raise ev
                 self._handle(ev, proto)
             while proto.outbox:
                 await ws.send_message(proto.outbox.pop(0))
@@ -386,7 +375,7 @@ class Client:
                 await self._done.wait()
 
 
-_LOST = (ConnectionClosed, HandshakeError, OSError, trio.TooSlowError, DesyncError, Redirected)
+_LOST = (ConnectionClosed, HandshakeError, OSError, trio.TooSlowError, DesyncError, Redirect)
 
 
 def _leaves(e: BaseException) -> list[BaseException]:
@@ -410,7 +399,7 @@ def _outcome(exc: BaseException) -> BaseException:
         raise exc
     if not all(isinstance(x, (ClientClosed, *_LOST)) for x in leaves):
         raise exc
-    return next((x for x in leaves if isinstance(x, (ClientClosed, Redirected))), leaves[0])
+    return next((x for x in leaves if isinstance(x, (ClientClosed, Redirect))), leaves[0])
 
 
 @asynccontextmanager

@@ -40,8 +40,9 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError
 
 from ..core import clientproto as cp
+from ..core.protocol import PROTOCOL_VERSION
 from .. import tokens
-from ..core.errors import GamesyncError
+from ..core.errors import GamesyncError, Redirect
 from ..core.mirror import DecodeCache
 from ..sockio import recv_some, send_all
 from ..wsframe import FrameReader, FrameTooBig, header_end, masked_binary_frame
@@ -69,23 +70,17 @@ MAX_REDIRECTS = 5  # redirects a bot follows in a row while joining
 REVIVE_MAX_S = 2.0  # backoff cap of a bot's reconnects
 
 
-class _Redirect(Exception):
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.url = url
-
-
 class Bot:
     """One arena player over a raw non-blocking socket + wsproto + the shared client protocol."""
 
     def __init__(self, idx: int, host: str, port: int, path: str, room: str, cache: DecodeCache | None,
-                 rng: random.Random, token: str | None = None) -> None:
+                 rng: random.Random, token: str | None = None, version: int = PROTOCOL_VERSION) -> None:
         self.idx = idx
         self.host, self.port, self.path = host, port, path
         self.home = (host, port, path)  # where a reconnect starts (a redirect goes elsewhere)
         self.reconnects = 0
         self.resumes = 0
-        self.proto = cp.ClientProtocol(room, f"bot{idx}", auto_ack=False, cache=cache, token=token)
+        self.proto = cp.ClientProtocol(room, f"bot{idx}", auto_ack=False, cache=cache, token=token, version=version)
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.sock: socket.socket | None = None
         self.rng = rng
@@ -106,7 +101,7 @@ class Bot:
             try:
                 await self._connect_once()
                 return
-            except _Redirect as r:
+            except Redirect as r:
                 u = urlparse(r.url)
                 if u.scheme != "ws" or not u.hostname:
                     raise OSError(f"cannot follow a redirect to {r.url}") from None
@@ -116,10 +111,7 @@ class Bot:
                     self.sock.close()
                 self.host, self.port = u.hostname, u.port or 80
                 self.path = (u.path or "/") + (f"?{u.query}" if u.query else "")
-                p0 = self.proto
-                self.proto = cp.ClientProtocol(p0.room, p0.name, auto_ack=False, cache=p0.cache, token=p0.token,
-                                               resume=p0.resume)
-                self.proto.carry_over(p0)
+                self.proto = self.proto.successor(self.proto.resume)
                 self.ws = WSConnection(ConnectionType.CLIENT)
                 self.reader = None
         raise OSError(f"more than {MAX_REDIRECTS} redirects")
@@ -131,9 +123,7 @@ class Bot:
             self.sock.close()
         old = self.proto
         token = old.welcome.resume_token if old.welcome is not None else old.resume  # (a failed attempt's)
-        self.proto = cp.ClientProtocol(old.room, old.name, auto_ack=False, cache=old.cache, token=old.token,
-                                       resume=token)
-        self.proto.carry_over(old)
+        self.proto = old.successor(token)
         self.host, self.port, self.path = self.home
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.reader = None
@@ -174,10 +164,10 @@ class Bot:
         while self.proto.welcome is None:
             for msg in self._ingest(await self._recv_some()):
                 for cev in self.proto.receive(msg, trio.current_time()):
-                    if isinstance(cev, cp.Redirected):
-                        raise _Redirect(cev.url)
+                    if isinstance(cev, Redirect):
+                        raise cev
                     if isinstance(cev, cp.ErrorReceived):
-                        if cev.code == "redirect":
+                        if cev.code == Redirect.code:
                             continue  # the redirect message follows
                         raise OSError(f"join refused: {cev.code}: {cev.reason}")
                     if isinstance(cev, cp.StateUpdated):
@@ -340,7 +330,7 @@ class Swarm:
 
     def __init__(self, url: str, count: int, room: str = "arena", input_rate: float = 30.0,
                  shared_decode: bool = True, seed: int = 1, token_secret: bytes | None = None,
-                 token_ttl_s: float = 3600.0, reconnect: bool = False) -> None:
+                 token_ttl_s: float = 3600.0, reconnect: bool = False, version: int = PROTOCOL_VERSION) -> None:
         u = urlparse(url)
         if u.scheme not in ("ws", "") or not u.hostname:
             raise ValueError(f"need a ws:// URL, got {url!r}")
@@ -348,7 +338,8 @@ class Swarm:
         rng = random.Random(seed)
         now = time.time()
         self.bots = [Bot(i, u.hostname, u.port or 80, u.path or "/", room, self.cache, random.Random(rng.random()),
-                         None if token_secret is None else tokens.mint(token_secret, f"bot{i}", room, token_ttl_s, now))
+                         None if token_secret is None else tokens.mint(token_secret, f"bot{i}", room, token_ttl_s, now),
+                         version)
                      for i in range(count)]
         self.input_rate = input_rate
         #: bots whose connection was lost come back (with backoff, from the URL they started
@@ -475,11 +466,12 @@ class Swarm:
 async def swarm_main(url: str, count: int, duration: float, *, room: str = "arena", warmup: float = 0.0,
                      input_rate: float = 30.0, ramp: float = 2.0, shared_decode: bool = True, seed: int = 1,
                      progress: bool = False, token_secret: bytes | None = None,
-                     reconnect: bool = False) -> dict[str, Any]:
+                     reconnect: bool = False, version: int = PROTOCOL_VERSION) -> dict[str, Any]:
     """Connect ``count`` bots, run ``warmup`` + ``duration`` seconds, return the results dict.
-    With ``token_secret`` each bot joins with its own token (player ``bot<i>``)."""
+    With ``token_secret`` each bot joins with its own token (player ``bot<i>``); ``version``
+    is the protocol they speak."""
     swarm = Swarm(url, count, room, input_rate, shared_decode, seed, token_secret,
-                  token_ttl_s=warmup + duration + ramp + 3600, reconnect=reconnect)
+                  token_ttl_s=warmup + duration + ramp + 3600, reconnect=reconnect, version=version)
     bar = None
     try:
         async with trio.open_nursery() as n:
@@ -523,7 +515,7 @@ def run_swarm(args: argparse.Namespace, token_secret: bytes | None = None) -> in
         args.url, args.count, args.duration, room=args.room, warmup=args.warmup, input_rate=args.input_rate,
         ramp=args.ramp, shared_decode=not args.no_shared_decode, seed=args.seed,
         progress=not args.no_progress and sys.stderr.isatty() or (not args.no_progress and not args.json),
-        token_secret=token_secret, reconnect=args.reconnect))
+        token_secret=token_secret, reconnect=args.reconnect, version=args.protocol))
     if args.json:
         print(json.dumps(result))
     else:

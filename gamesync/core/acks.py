@@ -7,6 +7,8 @@ from typing import Protocol
 from .errors import ProtocolViolation
 from .protocol import ACK_BITS, NO_TICK
 
+ACK_MASK = (1 << ACK_BITS) - 1
+
 
 class _Ticks(Protocol):
     def __contains__(self, tick: int, /) -> bool: ...
@@ -18,13 +20,21 @@ class AckTracker:
     ``keep`` is how many sent ticks to remember (the history length); ``lag`` is the shared
     baseline offset: a client that holds tick T - lag gets its tick-T snapshot against it, so
     every client keeping up shares one payload per tick.
+
+    ``stream``: the client decodes every snapshot of its stream, in order (protocol 3). Then
+    what it holds follows from what was written to its stream, whatever its round-trip time:
+    a snapshot handed to the socket is decoded before anything sent after it, so ``on_sent``
+    counts as its acknowledgement and the client's own acks add nothing. Without it
+    (protocol 2) only the client's acks say what it holds.
     """
 
-    __slots__ = ("keep", "lag", "_ring", "_ticks", "_bases", "newest_sent", "acked", "ack_bits", "base", "waits")
+    __slots__ = ("keep", "lag", "stream", "_ring", "_ticks", "_bases", "newest_sent", "acked", "ack_bits", "base",
+                 "waits")
 
-    def __init__(self, keep: int, lag: int) -> None:
+    def __init__(self, keep: int, lag: int, stream: bool = False) -> None:
         self.keep = keep
         self.lag = lag
+        self.stream = stream
         # the snapshots sent in the last ``keep + 2`` ticks: slot tick % ring holds that
         # tick and the baseline it was encoded against (a fixed ring: no allocation per tick)
         self._ring = keep + 2
@@ -42,6 +52,23 @@ class AckTracker:
         self._ticks[i] = tick
         self._bases[i] = base
         self.newest_sent = tick
+        if self.stream:
+            self._held_after(tick, base)
+
+    def _held_after(self, tick: int, base: int) -> None:
+        """Acknowledge ``tick`` as a client that decodes its whole stream would: it then holds
+        ``tick``, and of the earlier ticks it was sent those its retention rule keeps
+        (protocol 12.2: from ``base - 1`` on, or from ``tick - keep`` on after a full one)."""
+        bits = 0
+        if self.acked != NO_TICK:
+            d = tick - self.acked
+            if 0 < d <= ACK_BITS:
+                bits = ((self.ack_bits << 1) | 1) << (d - 1)
+        kept_from = base - 1 if base != NO_TICK else tick - self.keep
+        span = tick - kept_from  # bit i is tick - 1 - i: kept while i < span
+        if span < ACK_BITS:
+            bits &= (1 << span) - 1
+        self.acked, self.ack_bits = tick, bits & ACK_MASK
 
     def was_sent(self, tick: int) -> bool:
         """A snapshot for ``tick`` went to the client within the remembered window."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import protocol as p
-from .errors import DesyncError, ProtocolViolation
+from .errors import DesyncError, ProtocolViolation, Redirect
 from .mirror import DecodeCache, Mirror
 from .schema import Schema
 from .state import State
@@ -84,25 +84,22 @@ class ErrorReceived:
     reason: str
 
 
-@dataclass(frozen=True)
-class Redirected:
-    """The room lives on another node: join it at ``url`` within ``ttl_ms`` (a seat is held
-    that long); the server closes this connection with 4012 right after."""
-
-    url: str
-    room: str
-    ttl_ms: int
-
-
 ClientSideEvent = (Welcomed | StateUpdated | StateSkipped | GameEvent | ReliableMessage | PlayerJoined | PlayerLeft
-                   | MessageAcked | Pong | ErrorReceived | Redirected)
+                   | MessageAcked | Pong | ErrorReceived | Redirect)
 
 
 class ClientProtocol:
     """Join, mirror snapshots, number inputs, acknowledge what needs acknowledging."""
 
     def __init__(self, room: str, name: str, game: str | None = None, *, auto_ack: bool = True,
-                 cache: DecodeCache | None = None, token: str | None = None, resume: str | None = None) -> None:
+                 cache: DecodeCache | None = None, token: str | None = None, resume: str | None = None,
+                 version: int = p.PROTOCOL_VERSION) -> None:
+        if version not in p.SUPPORTED_VERSIONS:
+            raise ValueError(f"protocol version {version} is not one of {p.SUPPORTED_VERSIONS}")
+        self.version = version
+        #: protocol 3: every snapshot is decoded, in order, and none is acknowledged (the server
+        #: builds on what it wrote to this stream); protocol 2: acks say what is held
+        self.stream = version >= p.STREAM_VERSION
         self.room = room
         self.name = name
         self.game = game
@@ -123,7 +120,16 @@ class ClientProtocol:
     # -- outgoing --------------------------------------------------------------------------
 
     def join(self) -> bytes:
-        return p.pack_join(self.room, self.name, self.game, token=self.token, resume=self.resume)
+        return p.pack_join(self.room, self.name, self.game, self.version, token=self.token, resume=self.resume)
+
+    def successor(self, resume: str | None) -> "ClientProtocol":
+        """The protocol for this client's next connection (a redirect, a reconnect): the same
+        room, name, game, token, settings and version, continuing the input numbering, with
+        ``resume`` as the seat to take back."""
+        nxt = ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, cache=self.cache,
+                             token=self.token, resume=resume, version=self.version)
+        nxt.carry_over(self)
+        return nxt
 
     def carry_over(self, prev: "ClientProtocol") -> None:
         """Continue an earlier connection's input numbering (seqs only ever increase, so a
@@ -143,11 +149,12 @@ class ClientProtocol:
         return self.mirror.tick if self.mirror is not None else p.NO_TICK
 
     def send_input(self, data: Any) -> bytes:
-        """Next input message (its seq is ``self.input_seq`` afterwards); carries our ack."""
+        """Next input message (its seq is ``self.input_seq`` afterwards); under protocol 2 it
+        carries our ack."""
         self.input_seq += 1
         self.unacked.append((self.input_seq, data))
         t = self.tick
-        if t < 0:
+        if t < 0 or self.stream:
             return p.pack_input(self.input_seq, data)
         assert self.mirror is not None
         return p.pack_input(self.input_seq, data, t, self.mirror.ack_bits())
@@ -169,20 +176,22 @@ class ClientProtocol:
         return self._handle(p.parse_server(data), len(data), now, True)
 
     def receive_many(self, datas: list[bytes], now: float, backlog: int = BACKLOG) -> list[ClientSideEvent]:
-        """Handle messages that arrived together, in order. Up to ``backlog`` snapshots among
-        them are all decoded; past that only the newest is, and the others give
-        ``StateSkipped`` (their events still come out, in order).
+        """Handle messages that arrived together, in order.
 
-        Skipping is safe: the server builds every snapshot on a tick this client acknowledged,
-        and a skipped snapshot is never acknowledged. It is what lets a client that fell far
-        behind (a stalled tab, an overloaded bot process) catch up with one decode instead of
-        decoding a backlog and falling further behind. A short backlog (network jitter) is
-        decoded whole, so the client keeps holding consecutive ticks, which is what lets it
-        share the server's payloads with other clients.
+        Protocol 3 decodes every snapshot: each may be built on the one before it. A client
+        that falls behind is held back by its own socket: the server writes only what the
+        socket takes and replaces what waits, so the backlog never grows past what the
+        socket buffers hold.
+
+        Protocol 2: up to ``backlog`` snapshots among them are all decoded; past that only the
+        newest is, and the others give ``StateSkipped`` (their events still come out, in
+        order). Skipping is safe there: the server builds every snapshot on a tick this client
+        acknowledged, and a skipped snapshot is never acknowledged.
         """
         msgs = [p.parse_server(d) for d in datas]
         snaps = [i for i, m in enumerate(msgs) if isinstance(m, p.Snapshot)]
-        only = max(snaps, key=lambda i: msgs[i].tick) if len(snaps) > backlog else None  # type: ignore[union-attr]
+        only = (max(snaps, key=lambda i: msgs[i].tick)  # type: ignore[union-attr]
+                if len(snaps) > backlog and not self.stream else None)
         out: list[ClientSideEvent] = []
         for i, (m, d) in enumerate(zip(msgs, datas)):
             out += self._handle(m, len(d), now, only is None or i == only)
@@ -194,12 +203,14 @@ class ClientProtocol:
         if isinstance(msg, p.Welcome):
             if self.welcome is not None:
                 raise ProtocolViolation("second welcome")
+            if msg.version != self.version:
+                raise ProtocolViolation(f"welcome speaks protocol {msg.version}, the join asked for {self.version}")
             self.schema = _schema(msg.schema)
             self.welcome = msg
             self.mirror = Mirror(self.schema, msg.history, self.cache)
             return [Welcomed(msg)]
-        if isinstance(msg, p.RedirectTo):
-            return [Redirected(msg.url, msg.room, msg.ttl_ms)]
+        if isinstance(msg, Redirect):  # the room lives on another node; close 4012 follows
+            return [msg]
         return [ErrorReceived(msg.code, msg.reason)]
 
     def _snapshot(self, s: p.Snapshot, size: int, now: float, decode: bool = True) -> list[ClientSideEvent]:
@@ -215,7 +226,7 @@ class ClientProtocol:
                 st = self.mirror.apply(s.tick, s.base, s.ref, s.flags, s.payload)
                 assert st is not None
                 out.append(StateUpdated(st, s.input_ack, s.base, size))
-                if self.auto_ack:
+                if self.auto_ack and not self.stream:
                     self.outbox.append(p.pack_ack(st.tick, self.mirror.ack_bits()))
             else:
                 out.append(StateSkipped(s.tick, s.input_ack, size))
@@ -262,5 +273,5 @@ def _schema(wire: list[Any]) -> Schema:
 
 __all__ = [
     "ClientProtocol", "ClientSideEvent", "DesyncError", "ErrorReceived", "GameEvent", "MessageAcked",
-    "PlayerJoined", "PlayerLeft", "Pong", "Redirected", "ReliableMessage", "StateSkipped", "StateUpdated", "Welcomed",
+    "PlayerJoined", "PlayerLeft", "Pong", "Redirect", "ReliableMessage", "StateSkipped", "StateUpdated", "Welcomed",
 ]

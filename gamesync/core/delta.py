@@ -24,6 +24,7 @@ import msgpack
 import numpy as np
 from numpy.typing import NDArray
 
+from .errors import PayloadError  # raised here, so importable from here too
 from .schema import Field, Schema
 from .state import State
 
@@ -45,10 +46,6 @@ MAX_SLOTS = 1 << 24  # entity slots a decoder accepts (bounds a client's memory)
 
 _SIGNED = (("<i1", 1 << 7), ("<i2", 1 << 15), ("<i4", 1 << 31))
 _UNSIGNED = (("<u1", 1 << 8), ("<u2", 1 << 16), ("<u4", 1 << 32))
-
-
-class PayloadError(ValueError):
-    """A payload that does not fit the baseline it claims."""
 
 
 def _kept_and_changes(cur: State, base: State) -> tuple[slice | NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
@@ -372,12 +369,28 @@ def decode_delta(schema: Schema, payload: bytes, tick: int, base: State | None =
 
 
 def _decode(schema: Schema, payload: bytes, tick: int, base: State | None, ref: State | None) -> State:
+    """The steps of decode_delta, each refusing what does not fit with PayloadError."""
     nf = len(schema)
-    # Refuse anything a payload never holds while unpacking it, before it is built: a payload
-    # has nf + 4 arrays (the top level, created_values, field_encodings and one per field,
-    # changed) of at most max(7, nf) items, and no maps, extensions or long strings. Without
-    # this, a few KiB of deflate inflating to MiBs of 0x90 bytes (empty arrays) unpacked into
-    # a list object per byte: 4 KiB of snapshot cost over 250 MiB.
+    n, rm_b, cr_b, ids_b, created_vals, fields, changed = _unpack(payload, nf)
+    if base is None:
+        base, ref = State.empty(schema), None
+    if n < base.n:
+        raise PayloadError("entity count shrank below the baseline")
+    removed, created, cids = _slot_changes(base, n, rm_b, cr_b, ids_b)
+    kept, alive, ids = _layout(base, n, removed, created, cids)
+    val = _kept_values(schema, fields, changed, base, ref, kept, tick)
+    return _finish(schema, tick, n, base, kept, alive, ids, val, created, created_vals)
+
+
+def _unpack(payload: bytes, nf: int) -> list[Any]:
+    """The payload's seven top-level items, header checked (``n``, one entry per field in
+    created values and field encodings).
+
+    Refuses anything a payload never holds while unpacking it, before it is built: a payload
+    has nf + 4 arrays (the top level, created_values, field_encodings and one per field,
+    changed) of at most max(7, nf) items, and no maps, extensions or long strings. Without
+    this, a few KiB of deflate inflating to MiBs of 0x90 bytes (empty arrays) unpacked into
+    a list object per byte: 4 KiB of snapshot cost over 250 MiB."""
     arrays = 0
 
     def count_array(items: list[Any]) -> list[Any]:
@@ -388,18 +401,21 @@ def _decode(schema: Schema, payload: bytes, tick: int, base: State | None, ref: 
         return items
 
     try:
-        n, rm_b, cr_b, ids_b, created_vals, fields, changed = msgpack.unpackb(
+        top = msgpack.unpackb(
             payload, raw=False, use_list=True, list_hook=count_array, max_array_len=max(7, nf), max_map_len=0,
             max_ext_len=0, max_str_len=16)
+        n, _, _, _, created_vals, fields, _ = top
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
         raise PayloadError(f"undecodable payload: {e}") from None
     if (type(n) is not int or not 0 <= n <= MAX_SLOTS or not isinstance(fields, list) or len(fields) != nf
             or not isinstance(created_vals, list) or len(created_vals) != nf):
         raise PayloadError("bad payload header")
-    if base is None:
-        base, ref = State.empty(schema), None
-    if n < base.n:
-        raise PayloadError("entity count shrank below the baseline")
+    return top  # type: ignore[no-any-return]
+
+
+def _slot_changes(base: State, n: int, rm_b: Any, cr_b: Any,
+                  ids_b: Any) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.uint32]]:
+    """(removed, created, ids of the created) slots, each checked against ``base`` and ``n``."""
     removed = _frombuf(rm_b, "<u4").astype(np.intp) if rm_b else _EMPTY
     created = _frombuf(cr_b, "<u4").astype(np.intp) if cr_b else _EMPTY
     if (removed.size and (removed.max() >= base.n or not base.alive[removed].all())) or (
@@ -409,29 +425,40 @@ def _decode(schema: Schema, payload: bytes, tick: int, base: State | None, ref: 
     cids = _frombuf(ids_b, "<u4", created.size)
     if created.size > 1 and not (created[1:] > created[:-1]).all():  # ascending, so none twice
         raise PayloadError("created slots must ascend")
+    return removed, created, cids
 
+
+def _layout(base: State, n: int, removed: NDArray[np.intp], created: NDArray[np.intp],
+            cids: NDArray[np.uint32]) -> tuple[slice | NDArray[np.intp], NDArray[np.bool_], NDArray[np.uint32]]:
+    """(kept slots, alive, ids) at the new tick; alive and ids are the baseline's own arrays
+    when nothing spawned or despawned (shared, not copied)."""
     kept: slice | NDArray[np.intp]
     alive: NDArray[np.bool_]
     ids: NDArray[np.uint32]
     if removed.size == 0 and created.size == 0 and n == base.n:
-        kept, alive, ids = base.live, base.alive, base.ids  # same layout: shared, not copied
+        return base.live, base.alive, base.ids
+    if removed.size == 0 and base.dense:
+        kept = slice(0, base.n)
     else:
-        if removed.size == 0 and base.dense:
-            kept = slice(0, base.n)
-        else:
-            rm_mask = np.zeros(base.n, dtype=bool)
-            rm_mask[removed] = True
-            kept = np.flatnonzero(base.alive & ~rm_mask)
-        alive = np.zeros(n, dtype=bool)
-        ids = np.zeros(n, dtype="<u4")
-        alive[kept] = True
-        ids[kept] = base.ids[kept]
+        rm_mask = np.zeros(base.n, dtype=bool)
+        rm_mask[removed] = True
+        kept = np.flatnonzero(base.alive & ~rm_mask)
+    alive = np.zeros(n, dtype=bool)
+    ids = np.zeros(n, dtype="<u4")
+    alive[kept] = True
+    ids[kept] = base.ids[kept]
     if created.size:
         if alive[created].any():
             raise PayloadError("created slot is still alive")
         alive[created] = True
         ids[created] = cids
+    return kept, alive, ids
 
+
+def _kept_values(schema: Schema, fields: list[Any], changed: Any, base: State, ref: State | None,
+                 kept: slice | NDArray[np.intp], tick: int) -> NDArray[np.int32]:
+    """The kept entities' values at ``tick``, one row per field: the prediction from ``base``
+    and ``ref``, plus each field's residuals (or its absolute values) at the changed ones."""
     k = _count(kept)
     at = _changed_positions(changed, k)
     m = k if at is None else at.size
@@ -456,10 +483,17 @@ def _decode(schema: Schema, payload: bytes, tick: int, base: State | None, ref: 
         touched = touched or not absolute
     if touched:
         _mod(schema, val)
-    if isinstance(kept, slice) and k == n:
+    return val
+
+
+def _finish(schema: Schema, tick: int, n: int, base: State, kept: slice | NDArray[np.intp],
+            alive: NDArray[np.bool_], ids: NDArray[np.uint32], val: NDArray[np.int32],
+            created: NDArray[np.intp], created_vals: list[Any]) -> State:
+    """The read-only State at ``tick``: the kept values and the created entities' in their slots."""
+    if isinstance(kept, slice) and _count(kept) == n:
         mat = val
     else:
-        mat = np.zeros((nf, n), dtype=np.int32)
+        mat = np.zeros((len(schema), n), dtype=np.int32)
         mat[:, kept] = val
         if created.size:
             for i, f in enumerate(schema):

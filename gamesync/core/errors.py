@@ -1,13 +1,27 @@
-"""Error hierarchy; every error carries the protocol error code and the WebSocket close code."""
+"""The error vocabulary: every protocol error code, the WebSocket close code it comes with, and
+whether a client should retry after it; plus the few exceptions that are not protocol errors.
+
+``ERRORS`` (code -> (close code, retry)) and ``CLOSE_RETRY`` (close code -> retry) are derived
+from the classes below; docs/protocol.md section 13 prints the same table, and demo/js/errors.js
+holds it for the browser client (tests/core/test_errors.py and tests/demo/test_js_client.py check
+that all three agree).
+"""
 
 from __future__ import annotations
 
 
 class GamesyncError(Exception):
-    """Base error: `code` goes in the protocol `error` message, `close_code` on the WebSocket close."""
+    """Base error: `code` goes in the protocol `error` message, `close_code` on the WebSocket close.
+
+    ``retry``: a client may connect again after it (with backoff; a redirect at once). False
+    for bugs and configuration errors, which the same join only meets again. ``deferred``: a
+    join refused with it is "not now" (the server is up but cannot take it yet), so even a
+    client that gives up on any other refusal of its join tries it again."""
 
     code: str = "internal"
     close_code: int = 1011
+    retry: bool = True
+    deferred: bool = False
 
     def __init__(self, reason: str = "") -> None:
         super().__init__(reason or self.code)
@@ -21,11 +35,20 @@ class InternalError(GamesyncError):
     close_code = 1011
 
 
+class GoingAway(GamesyncError):
+    """The server is shutting down."""
+
+    code = "going_away"
+    close_code = 1001
+    deferred = True
+
+
 class ProtocolViolation(GamesyncError):
     """Malformed msgpack, unknown message type, wrong fields, or a message out of order."""
 
     code = "protocol"
     close_code = 1002
+    retry = False
 
 
 class UnsupportedData(GamesyncError):
@@ -33,6 +56,7 @@ class UnsupportedData(GamesyncError):
 
     code = "unsupported_data"
     close_code = 1003
+    retry = False
 
 
 class RateLimited(GamesyncError):
@@ -47,6 +71,7 @@ class MessageTooBig(GamesyncError):
 
     code = "too_big"
     close_code = 1009
+    retry = False
 
 
 class VersionMismatch(GamesyncError):
@@ -54,6 +79,7 @@ class VersionMismatch(GamesyncError):
 
     code = "version"
     close_code = 4001
+    retry = False
 
 
 class RoomFull(GamesyncError):
@@ -75,6 +101,7 @@ class UnknownGame(GamesyncError):
 
     code = "unknown_game"
     close_code = 4004
+    retry = False
 
 
 class Timeout(GamesyncError):
@@ -99,7 +126,8 @@ class DesyncError(GamesyncError):
 
 
 class Unauthorized(GamesyncError):
-    """A join without a valid token where one is required (missing, forged, expired, wrong room)."""
+    """A join without a valid token where one is required (missing, forged, expired, wrong room).
+    Retried: the clients join again (the browser one without its resume token)."""
 
     code = "unauthorized"
     close_code = 4011
@@ -114,8 +142,13 @@ class Forbidden(GamesyncError):
 
 
 class Redirect(GamesyncError):
-    """The room is hosted by another node of the cluster: the client gets an ``error`` with
-    code ``redirect``, then a ``redirect`` message with where to go, then close 4012."""
+    """The room is hosted by another node of the cluster: join it at ``url`` within ``ttl_ms``
+    (a seat is held that long). The client gets an ``error`` with code ``redirect``, then a
+    ``redirect`` message with where to go, then close 4012; it follows at once, no backoff.
+
+    One class for the whole concept: the server raises it, ``protocol.parse_server`` returns
+    it for a ``redirect`` message, ``ClientProtocol`` hands it on as an event and the clients
+    raise it to leave for ``url``. Equal when url, room and ttl_ms are."""
 
     code = "redirect"
     close_code = 4012
@@ -125,3 +158,78 @@ class Redirect(GamesyncError):
         self.url = url
         self.room = room
         self.ttl_ms = ttl_ms
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Redirect):
+            return NotImplemented
+        return (self.url, self.room, self.ttl_ms) == (other.url, other.room, other.ttl_ms)
+
+    def __hash__(self) -> int:
+        return hash((self.url, self.room, self.ttl_ms))
+
+    def __repr__(self) -> str:
+        return f"Redirect(url={self.url!r}, room={self.room!r}, ttl_ms={self.ttl_ms!r})"
+
+
+class Unavailable(GamesyncError):
+    """The cluster cannot place the room now (Redis unreachable, its host moving): retry later."""
+
+    code = "unavailable"
+    close_code = 4013
+    deferred = True
+
+
+# -- not protocol errors: no code goes on the wire for them ------------------------------------
+
+
+class PayloadError(ValueError):
+    """A payload that does not fit the baseline it claims (the client turns it into DesyncError)."""
+
+
+class PeerClosed(Exception):
+    """The peer closed the connection (EOF, reset or a close frame). ``clean``: it said so
+    with a close frame (it meant to leave) rather than vanishing (a lost connection)."""
+
+    def __init__(self, why: str, clean: bool = False) -> None:
+        super().__init__(why)
+        self.clean = clean
+
+
+class RedisDown(Exception):
+    """A Redis call failed or timed out (already logged)."""
+
+
+# -- the table ------------------------------------------------------------------------------------
+
+
+def _error_classes() -> list[type[GamesyncError]]:
+    out, todo = [], list(GamesyncError.__subclasses__())
+    while todo:
+        c = todo.pop(0)
+        out.append(c)
+        todo += c.__subclasses__()
+    return out
+
+
+def _tables() -> tuple[dict[str, tuple[int, bool]], dict[int, bool]]:
+    errors: dict[str, tuple[int, bool]] = {}
+    close: dict[int, bool] = {}
+    for c in sorted(_error_classes(), key=lambda c: (c.close_code, c.code)):
+        if errors.setdefault(c.code, (c.close_code, c.retry)) != (c.close_code, c.retry):
+            raise TypeError(f"error code {c.code!r} defined twice, differently")
+        if close.setdefault(c.close_code, c.retry) != c.retry:
+            raise TypeError(f"close code {c.close_code} both retried and not")
+    return errors, close
+
+
+#: error code -> (close code, whether a client retries), by close code
+ERRORS, CLOSE_RETRY = _tables()
+#: error codes of a join refused "not now" (the server is up but cannot take the join yet)
+DEFERRED_CODES = frozenset(c.code for c in _error_classes() if c.deferred)
+
+
+def should_retry(code: str) -> bool:
+    """Whether a client connects again after an ``error`` with ``code`` (codes this version
+    does not know, from a newer server: yes)."""
+    entry = ERRORS.get(code)
+    return entry is None or entry[1]

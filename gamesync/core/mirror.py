@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .delta import PayloadError, decode_delta, decompress_payload
-from .errors import DesyncError
+from .delta import decode_delta, decompress_payload
+from .errors import DesyncError, PayloadError
 from .protocol import ACK_BITS, NO_TICK
 from .schema import Schema
 from .state import State

@@ -15,7 +15,12 @@ import msgpack
 
 from .errors import GamesyncError, ProtocolViolation, Redirect
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
+#: the versions a server speaks: 3 takes baselines from the stream (docs/protocol.md 12.1),
+#: 2 from the client's acks; a welcome names the version of the join it answers
+SUPPORTED_VERSIONS = (2, 3)
+#: the first version whose clients decode every snapshot of their stream, in order
+STREAM_VERSION = 3
 NO_TICK = -1  # baseline / reference "none" in a snapshot header
 MAX_NAME = 64
 MAX_ROOM = 64
@@ -137,16 +142,8 @@ class ServerError:
     reason: str
 
 
-@dataclass(frozen=True)
-class RedirectTo:
-    """Join this room at ``url`` (another node) within ``ttl_ms``; follows an error ``redirect``."""
-
-    url: str
-    room: str
-    ttl_ms: int
-
-
-ServerEvent = Welcome | Snapshot | ServerError | RedirectTo
+#: a ``redirect`` message parses to the Redirect error itself (url, room, ttl_ms)
+ServerEvent = Welcome | Snapshot | ServerError | Redirect
 
 MAX_URL = 2048
 
@@ -297,7 +294,7 @@ def parse_server(data: bytes) -> ServerEvent:
         url = _str(msg[1], "redirect url", MAX_URL)
         if not url.startswith(("ws://", "wss://")):
             raise ProtocolViolation("redirect url must be ws:// or wss://")
-        return RedirectTo(url, _str(msg[2], "room", MAX_ROOM), _int(msg[3], "redirect ttl"))
+        return Redirect(url, _str(msg[2], "room", MAX_ROOM), _int(msg[3], "redirect ttl"))
     raise ProtocolViolation(f"unknown message type {t}")
 
 

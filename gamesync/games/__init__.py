@@ -1,1 +1,19 @@
-"""Built-in games."""
+"""Built-in games, registered by the command line (``gamesync serve``): a server built from
+Python gets the games its ``ServerConfig(games=...)`` names, these or its own."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..game import Game
+
+
+def builtin_games() -> dict[str, Callable[..., Game]]:
+    """The games ``gamesync serve`` runs: ``arena`` (the default) and ``notes``."""
+    from .arena import Arena
+    from .notes import Notes
+
+    return {"arena": Arena, "notes": Notes}
+
+
+__all__ = ["builtin_games"]

@@ -2,6 +2,7 @@
 
 from .app import Server, serve
 from .config import ServerConfig
-from .room import ReliableSend, Room
+from .reliable import ReliableSend
+from .room import Room
 
 __all__ = ["ReliableSend", "Room", "Server", "ServerConfig", "serve"]

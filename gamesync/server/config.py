@@ -12,13 +12,6 @@ from ..tokens import check_secret
 from .netaddr import LOOPBACK_NAMES, WILDCARD_HOSTS, is_loopback_host
 
 
-def _default_games() -> dict[str, Callable[..., Game]]:
-    from ..games.arena import Arena
-    from ..games.notes import Notes
-
-    return {"arena": Arena, "notes": Notes}
-
-
 @dataclass
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -34,7 +27,11 @@ class ServerConfig:
     #: newest one it can decode, else the full snapshot (clients choose baselines through
     #: their acks, so this bounds what they can cost)
     max_payloads_per_tick: int = 8
-    games: dict[str, Callable[..., Game]] = field(default_factory=_default_games)
+    #: the games rooms may run, by name. Empty by default: the server itself knows no game;
+    #: ``gamesync serve`` registers the built-in ones (gamesync.games.builtin_games()), and a
+    #: program embedding the server passes its own (or those)
+    games: dict[str, Callable[..., Game]] = field(default_factory=dict)
+    #: the game of a room whose first join names none
     default_game: str = "arena"
     #: keyword options for every game instance (e.g. {"npcs": 1000})
     game_options: dict[str, Any] = field(default_factory=dict)
@@ -93,6 +90,11 @@ class ServerConfig:
     max_inputs_per_tick: int = 32
 
     # outbound limits
+    #: the kernel's send buffer per client (SO_SNDBUF; Linux doubles it); 0: the kernel's own,
+    #: which grows to megabytes. Bounded, a client that stops reading fills it within seconds,
+    #: so it skips snapshots and is closed as a slow consumer instead of taking megabytes of
+    #: state that grows staler, and a slow link holds at most this much in flight.
+    send_buffer_bytes: int = 128 * 1024
     out_bytes_per_s: float = 2 * 1024 * 1024
     out_bytes_burst: float = 512 * 1024
     #: a client whose socket accepts nothing for this long is closed as a slow consumer

@@ -15,13 +15,17 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Awaitable, Callable, Iterator, Protocol, Sized
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,11 +34,9 @@ from starlette.staticfiles import StaticFiles
 
 from .. import tokens
 from ..core.errors import Unauthorized
-from ..core.protocol import PROTOCOL_VERSION
+from ..core.protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS
+from .config import ServerConfig
 from .netaddr import is_loopback, proxied
-
-if TYPE_CHECKING:
-    from .app import Server
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +44,28 @@ logger = logging.getLogger(__name__)
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 
 
+class ServerView(Protocol):
+    """What the HTTP side reads of the server (gamesync.server.app.Server)."""
+
+    config: ServerConfig
+    connections: int
+    port: int | None
+    rooms: Sized
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    async def lobby(self) -> list[dict[str, Any]]: ...
+
+    async def cluster_view(self, what: str) -> Any: ...
+
+
 class _Collector:
     """Prometheus metrics read from the server's own counters at scrape time."""
 
-    def __init__(self, server: "Server") -> None:
+    def __init__(self, server: ServerView) -> None:
         self.server = server
 
     def collect(self) -> Iterator[Any]:
@@ -93,7 +113,36 @@ def _refused(reason: str) -> JSONResponse:
                         headers={"www-authenticate": 'Bearer realm="gamesync operator"'})
 
 
-def build_app(server: "Server", demo_dir: Path | None) -> Starlette:
+def _endpoint(server: ServerView) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """The /api/server handler."""
+    cfg = server.config
+    trusted_hosts = cfg.trusted_hosts()
+
+    async def endpoint(request: Request) -> JSONResponse:
+        """Where the game's WebSocket is: ``public_url`` if set, else this server's scheme and
+        port on the request's host when that host is one of ``trusted_hosts`` (never a host
+        a request alone names: a Host header relayed by a proxy or a cache would steer the
+        page elsewhere), else ``url`` is null and the page uses its own host with ``scheme``
+        and ``port``. ``urls`` adds the other live nodes of a cluster. The demo pages read
+        this before they connect."""
+        scheme = "wss" if cfg.ssl_context is not None else "ws"
+        url = cfg.public_url
+        host = (request.url.hostname or "").lower()
+        if url is None and host in trusted_hosts:
+            url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{server.port}/"
+        # in a cluster, the other live nodes too: a page whose node dies reconnects through them
+        others = [n["url"] for n in await server.cluster_view("nodes")
+                  if isinstance(n, dict) and n.get("url") and not n.get("draining")]
+        urls = ([url] if url else []) + [u for u in others if u != url]
+        return JSONResponse({"url": url, "urls": urls, "scheme": scheme, "port": server.port,
+                             "protocol": PROTOCOL_VERSION, "protocols": list(SUPPORTED_VERSIONS),
+                             "tick_rate": cfg.tick_rate,
+                             "game": cfg.default_game})
+
+    return endpoint
+
+
+def build_app(server: ServerView, demo_dir: Path | None) -> Starlette:
     started = time.time()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(server))  # type: ignore[arg-type]
@@ -104,7 +153,6 @@ def build_app(server: "Server", demo_dir: Path | None) -> Starlette:
                             status_code=503 if server.stopping else 200)
 
     cfg = server.config
-    trusted_hosts = cfg.trusted_hosts()
 
     def refusal(request: Request, operator_only: bool = True) -> str | None:
         return operator_refusal(request, cfg.token_secret) if operator_only else None
@@ -129,26 +177,7 @@ def build_app(server: "Server", demo_dir: Path | None) -> Starlette:
             return _refused(why)
         return JSONResponse(await server.cluster_view(request.url.path.strip("/")))
 
-    async def endpoint(request: Request) -> JSONResponse:
-        """Where the game's WebSocket is: ``public_url`` if set, else this server's scheme and
-        port on the request's host when that host is one of ``trusted_hosts`` (never a host
-        a request alone names: a Host header relayed by a proxy or a cache would steer the
-        page elsewhere), else ``url`` is null and the page uses its own host with ``scheme``
-        and ``port``. ``urls`` adds the other live nodes of a cluster. The demo pages read
-        this before they connect."""
-        scheme = "wss" if cfg.ssl_context is not None else "ws"
-        url = cfg.public_url
-        host = (request.url.hostname or "").lower()
-        if url is None and host in trusted_hosts:
-            url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{server.port}/"
-        # in a cluster, the other live nodes too: a page whose node dies reconnects through them
-        others = [n["url"] for n in await server.cluster_view("nodes")
-                  if isinstance(n, dict) and n.get("url") and not n.get("draining")]
-        urls = ([url] if url else []) + [u for u in others if u != url]
-        return JSONResponse({"url": url, "urls": urls, "scheme": scheme, "port": server.port,
-                             "protocol": PROTOCOL_VERSION, "tick_rate": cfg.tick_rate,
-                             "game": cfg.default_game})
-
+    endpoint = _endpoint(server)
     routes: list[Any] = [Route("/health", health), Route("/metrics", metrics), Route("/stats", stats),
                          Route("/rooms", rooms), Route("/api/server", endpoint),
                          Route("/presence", cluster), Route("/nodes", cluster)]
@@ -157,7 +186,7 @@ def build_app(server: "Server", demo_dir: Path | None) -> Starlette:
     return Starlette(routes=routes)
 
 
-async def serve_http(server: "Server", host: str, port: int, demo_dir: Path | None,
+async def serve_http(server: ServerView, host: str, port: int, demo_dir: Path | None,
                      task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the HTTP side until cancelled; ``task_status`` gets its base URL."""
     cfg = HypercornConfig()

@@ -15,12 +15,14 @@ from typing import Any, NamedTuple
 import trio
 
 from ..core.acks import AckTracker
-from ..core.errors import GamesyncError, RateLimited, SlowConsumer
-from ..core.protocol import NO_EVENTS, InputFrame, pack
+from ..core.errors import GamesyncError, PeerClosed, SlowConsumer
+from ..core.protocol import NO_EVENTS, pack
 from ..core.ratelimit import TokenBucket
-from .config import ServerConfig
+from ..core.serverproto import ServerSession
 from ..wsframe import binary_header
-from .wsconn import PeerClosed, WsConn
+from .config import ServerConfig
+from .seats import Seat
+from .wsconn import WsConn
 
 logger = logging.getLogger(__name__)
 
@@ -40,29 +42,22 @@ class Outgoing(NamedTuple):
 
 
 class Session:
-    """Per-client state owned by its room; the socket belongs to the room while joined."""
+    """Per-client I/O state owned by its room (the socket belongs to the room while joined);
+    the protocol rules and the lifecycle are ``proto``'s (core.serverproto)."""
 
-    def __init__(self, client_id: int, name: str, conn: WsConn, config: ServerConfig, now: float) -> None:
-        self.id = client_id
-        self.name = name
-        self.player: str | None = None  # the player id a join token vouched for
-        self.resume_token = ""  # set by the server; a join carrying it takes this seat again
-        self.resumed = False  # this session continues a seat the game already knows (no on_join)
-        self.entered = False  # it has been in the room's sessions (past a tick)
-        self.keep_seat = False  # it failed in a way that keeps the seat for a resume
+    def __init__(self, seat: Seat, conn: WsConn, config: ServerConfig, proto: ServerSession, now: float) -> None:
+        self.seat = seat  # client id, name, player, resume token; undelivered events
+        self.id = seat.id
+        self.name = seat.name
+        self.player = seat.player  # the player id a join token vouched for
+        self.resumed = seat.resumed  # this session continues a dropped one's seat
+        self.proto = proto
         self.conn = conn
         self.sock = conn.sock
         self.config = config
-        # inbound
-        self.inputs: list[InputFrame] = []
-        self.last_applied = 0
-        self.last_recv = now
-        self.pinged = False
-        # sync
-        self.acks = AckTracker(config.history_ticks, config.baseline_lag)
         # outbound
-        self.events: list[Any] = []
-        self.doomed: list[Session] | None = None  # the room's list of sessions to drop
+        self.events: list[Any] = seat.events  # event entries waiting for the next frame
+        self.to_drop: list[Session] | None = None  # the room's list of sessions to drop
         self.outbuf: memoryview | None = None
         self.mailbox: Outgoing | None = None
         self.out_budget = TokenBucket(config.out_bytes_per_s, config.out_bytes_burst, now)
@@ -70,47 +65,45 @@ class Session:
         self.frames_out = 0
         self.skipped = 0
         # lifecycle
-        self.error: GamesyncError | None = None
-        self.closing = False
         self.done = trio.Event()
         self._wake = trio.Event()
 
     @property
-    def known_to_game(self) -> bool:
-        """Whether the game has seen this seat join (a resume of it skips on_join)."""
-        return self.resumed or self.entered
+    def resume_token(self) -> str:
+        return self.seat.resume_token
 
-    # -- inbound ---------------------------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        return self.proto.closing
 
-    def add_input(self, frame: InputFrame) -> None:
-        if frame.seq <= self.last_applied:
-            return  # already applied: a duplicate or a late resend
-        self.inputs.append(frame)
-        if len(self.inputs) > 4 * self.config.max_inputs_per_tick:
-            raise RateLimited("too many inputs waiting to be applied")
+    @property
+    def keep_seat(self) -> bool:
+        return self.proto.keep_seat
 
-    def take_inputs(self) -> list[InputFrame]:
-        """This tick's inputs in seq order, without duplicates; the excess waits for the next tick."""
-        inputs = self.inputs
-        if not inputs:
-            return []
-        if len(inputs) == 1:  # the usual case: one input per tick, already checked newer
-            self.inputs = []
-            self.last_applied = inputs[0].seq
-            return inputs
-        frames = sorted({f.seq: f for f in self.inputs if f.seq > self.last_applied}.values(), key=lambda f: f.seq)
-        cap = self.config.max_inputs_per_tick
-        now, self.inputs = frames[:cap], frames[cap:]
-        if now:
-            self.last_applied = now[-1].seq
-        return now
+    @property
+    def error(self) -> GamesyncError | None:
+        return self.proto.error
+
+    @property
+    def acks(self) -> AckTracker:
+        return self.proto.acks
+
+    @property
+    def last_applied(self) -> int:
+        return self.proto.last_applied
+
+    def to_seat(self) -> Seat:
+        """Its seat as it stands now, to keep for a resume or to save."""
+        self.seat.last_applied = self.proto.last_applied
+        self.seat.events = self.events
+        return self.seat
 
     # -- outbound --------------------------------------------------------------------------
 
     def queue_event(self, entry: list[Any]) -> None:
         self.events.append(entry)
         if len(self.events) > self.config.max_pending_events:
-            self.fail(SlowConsumer("too many events waiting for a client that is not reading"), keep_seat=True)
+            self.close(SlowConsumer("too many events waiting for a client that is not reading"), keep_seat=True)
 
     def offer(self, snap: Outgoing, now: float) -> None:
         """Send this tick's snapshot now if the socket has room, else leave it in the mailbox."""
@@ -124,7 +117,7 @@ class Session:
         self._send_snapshot(snap, now)
 
     def _send_snapshot(self, snap: Outgoing, now: float) -> None:
-        ack = pack(self.last_applied)
+        ack = pack(self.proto.last_applied)
         events = pack(self.events) if self.events else NO_EVENTS
         size = len(snap.head) + len(ack) + len(snap.mid) + len(events)
         head = binary_header(size)
@@ -132,7 +125,7 @@ class Session:
             self.skipped += 1  # over the byte budget: skip; events wait for the next frame
             return
         self.events = []
-        self.acks.on_sent(snap.tick, snap.base)
+        self.proto.acks.on_sent(snap.tick, snap.base)
         self.frames_out += 1
         self.write(b"".join((head, snap.head, ack, snap.mid, events)))
 
@@ -154,7 +147,7 @@ class Session:
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError as e:
-            self.fail(None, f"send failed: {e}", keep_seat=True)
+            self.close(None, f"send failed: {e}", keep_seat=True)
             return -1
         self.bytes_out += n
         return n
@@ -169,7 +162,7 @@ class Session:
                 with trio.move_on_after(timeout) as cs:
                     await trio.lowlevel.wait_writable(self.sock)
                 if cs.cancelled_caught:
-                    self.fail(SlowConsumer(f"socket accepted nothing for {timeout:g} s"), keep_seat=True)
+                    self.close(SlowConsumer(f"socket accepted nothing for {timeout:g} s"), keep_seat=True)
                     return
                 n = self._send_now(self.outbuf)
                 if n < 0:
@@ -182,17 +175,21 @@ class Session:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def fail(self, err: GamesyncError | None, why: str = "", keep_seat: bool = False) -> None:
-        """Mark the session for closing (idempotent); the room drops it at its next safe point.
+    def close(self, err: GamesyncError | None, why: str = "", keep_seat: bool = False) -> None:
+        """Start closing (idempotent); the room drops the session at its next safe point.
         ``keep_seat``: the connection was lost rather than refused, so the room keeps the
         player's seat for ``seat_grace_s`` in case they come back."""
-        if self.closing:
-            return
-        self.closing = True
-        self.keep_seat = keep_seat
-        if self.doomed is not None:
-            self.doomed.append(self)
-        self.error = err
+        if self.proto.close(err, why, keep_seat):
+            self._closing_noted()
+
+    def left(self) -> None:
+        """The client sent leave (its protocol object is closing already)."""
+        self._closing_noted()
+
+    def _closing_noted(self) -> None:
+        if self.to_drop is not None:
+            self.to_drop.append(self)
+        err, why = self.proto.error, self.proto.why
         if err is not None:
             logger.info("client %d (%s): closing, %s: %s", self.id, self.name, err.code, err.reason)
         elif why:

@@ -10,28 +10,24 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from typing import Callable
 
 import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import (
-    AcceptConnection,
     BytesMessage,
     CloseConnection,
     Ping,
     Pong,
-    RejectConnection,
-    RejectData,
-    Request,
     TextMessage,
 )
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+from wsproto.utilities import RemoteProtocolError
 
 from ..core.errors import (
-    Forbidden,
     GamesyncError,
+    GoingAway,
     MessageTooBig,
+    PeerClosed,
     ProtocolViolation,
     RateLimited,
     Timeout,
@@ -40,35 +36,16 @@ from ..core.errors import (
 from ..core.protocol import pack_refusal
 from ..core.ratelimit import TokenBucket
 from ..sockio import recv_some, send_all
-from ..wsframe import FrameReader, FrameTooBig, binary_frame, header_end
+from ..wsframe import FrameReader, FrameTooBig, binary_frame
+from .tls import TlsLayer
 
 logger = logging.getLogger(__name__)
 
 
-class PeerClosed(Exception):
-    """The peer closed the connection (EOF, reset or a close frame). ``clean``: it said so
-    with a close frame (it meant to leave) rather than vanishing (a lost connection)."""
-
-    def __init__(self, why: str, clean: bool = False) -> None:
-        super().__init__(why)
-        self.clean = clean
-
-
-class GoingAway(GamesyncError):
-    """The server is shutting down."""
-
-    code = "going_away"
-    close_code = 1001
-
-
 class WsConn:
-    """wsproto state plus the socket it speaks over, optionally through TLS.
-
-    With TLS (``start_tls``) the socket carries TLS records; an in-memory ``ssl.SSLObject``
-    turns them into plaintext (``unseal``) and plaintext into them (``seal``), so the room
-    keeps reading and writing the socket without awaiting. Everything the session queues for
-    the socket (``Session.outbuf``) is already sealed.
-    """
+    """wsproto state plus the socket it speaks over, optionally through TLS (``start_tls``:
+    then ``tls.TlsLayer`` seals and unseals in memory, so the room still never awaits the
+    socket; everything the session queues for it, ``Session.outbuf``, is already sealed)."""
 
     def __init__(self, sock: socket.socket, max_message: int, recv_chunk: int, in_bytes: TokenBucket,
                  in_msgs: TokenBucket) -> None:
@@ -84,9 +61,7 @@ class WsConn:
         self.pending: list[bytes] = []  # messages received but not yet taken
         self.eof = False
         self.pong_due: bytes | None = None  # payload of the newest ping not yet answered
-        self.tls: ssl.SSLObject | None = None
-        self._tls_in: ssl.MemoryBIO | None = None
-        self._tls_out: ssl.MemoryBIO | None = None
+        self.tls: TlsLayer | None = None
         self._controls = 0  # control frames read via wsproto since the last rate check
 
     # -- non-blocking core -------------------------------------------------------------------
@@ -116,52 +91,33 @@ class WsConn:
 
     async def start_tls(self, context: ssl.SSLContext) -> None:
         """Run the server side of the TLS handshake; afterwards the socket carries TLS."""
-        self._tls_in, self._tls_out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls = self.tls = context.wrap_bio(self._tls_in, self._tls_out, server_side=True)
+        tls = self.tls = TlsLayer(context)
         while True:
             try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                await self.send_raw(self._tls_out.read())
-                data = await self._recv_raw()
-                self._tls_in.write(data)
-            except ssl.SSLError as e:
+                done = tls.handshake()
+            except ProtocolViolation:
                 try:
-                    await self.send_raw(self._tls_out.read())  # the alert, if any
+                    await self.send_raw(tls.outgoing())  # the alert, if any
                 except PeerClosed:
                     pass
-                raise ProtocolViolation(f"TLS handshake failed: {e.reason or e}") from None
-        await self.send_raw(self._tls_out.read())
+                raise
+            await self.send_raw(tls.outgoing())
+            if done:
+                return
+            tls.incoming(await self._recv_raw())
 
     def seal(self, data: bytes) -> bytes:
         """Plaintext to what goes on the socket (the same bytes without TLS)."""
-        if self.tls is None:
-            return data
-        assert self._tls_out is not None
-        if data:
-            self.tls.write(data)
-        return self._tls_out.read()
+        return data if self.tls is None else self.tls.seal(data)
 
     def unseal(self, data: bytes) -> bytes:
         """What came off the socket to plaintext (possibly empty: a partial record)."""
-        assert self.tls is not None and self._tls_in is not None
-        self._tls_in.write(data)
-        out = []
-        while True:
-            try:
-                chunk = self.tls.read(65536)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:  # close_notify without a WebSocket close: it vanished
-                self.eof = True
-                raise PeerClosed("TLS closed") from None
-            except ssl.SSLError as e:
-                raise ProtocolViolation(f"bad TLS data: {e.reason or e}") from None
-            if not chunk:
-                break
-            out.append(chunk)
-        return b"".join(out)
+        assert self.tls is not None
+        try:
+            return self.tls.unseal(data)
+        except ssl.SSLZeroReturnError:  # close_notify without a WebSocket close: it vanished
+            self.eof = True
+            raise PeerClosed("TLS closed") from None
 
     def ingest(self, data: bytes, now: float) -> list[bytes]:
         """Complete messages in ``data`` (plus what came before it), limits applied."""
@@ -267,7 +223,7 @@ class WsConn:
             raise PeerClosed("eof")
         return data
 
-    async def _recv_some(self) -> bytes:
+    async def recv_some(self) -> bytes:
         """The next plaintext bytes (waiting through partial TLS records)."""
         while True:
             data = await self._recv_raw()
@@ -290,53 +246,10 @@ class WsConn:
         except OSError as e:
             raise PeerClosed(str(e)) from None
 
-    async def handshake(self, check: Callable[[Request], str | None] | None = None) -> Request:
-        """Read the HTTP upgrade request and accept it, unless ``check(request)`` returns a
-        reason to refuse it: then the client gets ``403 Forbidden`` with that reason and
-        Forbidden is raised."""
-        head = b""
-        while True:
-            data = await self._recv_some()
-            head += data
-            try:
-                self.ws.receive_data(data)
-                for ev in self.ws.events():
-                    if isinstance(ev, Request):
-                        refusal = check(ev) if check is not None else None
-                        if refusal is not None:
-                            await self._refuse(403, refusal)
-                            raise Forbidden(refusal)
-                        await self.send_all(self.ws.send(AcceptConnection()))
-                        # wsproto's server handshake does not hand bytes that came right
-                        # behind the request to its Connection: the fast path takes them
-                        self.reader = FrameReader(masked=True, max_size=self.max_message)
-                        end = header_end(head)
-                        if 0 < end < len(head):
-                            self.pending = self.ingest(head[end:], trio.current_time())
-                        return ev
-            except RemoteProtocolError as e:
-                if isinstance(e.event_hint, RejectConnection):
-                    try:
-                        await self.send_all(self.ws.send(e.event_hint))
-                    except Exception:
-                        pass
-                raise ProtocolViolation(f"bad WebSocket handshake: {e}") from None
-
-    async def _refuse(self, status: int, reason: str) -> None:
-        body = reason.encode()
-        with trio.move_on_after(1.0):
-            try:
-                await self.send_all(self.ws.send(RejectConnection(
-                    status_code=status, headers=[(b"content-type", b"text/plain; charset=utf-8"),
-                                                 (b"content-length", str(len(body)).encode())],
-                    has_body=True)) + self.ws.send(RejectData(body)))
-            except (PeerClosed, LocalProtocolError):
-                pass
-
     async def receive_message(self, now: float) -> bytes:
         """The next complete binary message (used before the room takes over the socket)."""
         while not self.pending:
-            self.pending += self.ingest(await self._recv_some(), now)
+            self.pending += self.ingest(await self.recv_some(), now)
             pong = self.take_pong()
             if pong is not None:
                 await self.send_all(pong)
@@ -362,7 +275,7 @@ class WsConn:
                     await self.send_all(self.ws.send(CloseConnection(code=1000, reason="bye")))
                     return
                 while not self.eof and self.ws.state is not ConnectionState.CLOSED:
-                    data = await self._recv_some()
+                    data = await self.recv_some()
                     r = self.reader
                     if r is not None and not r.done:
                         # skip whole data frames; the close frame hands the rest to wsproto

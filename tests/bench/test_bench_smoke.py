@@ -57,3 +57,19 @@ def test_arena_bench_measures_every_field_for_each_system(tmp_path, systems):
         assert x["server_cpu"] > 0 and x["server_rss_mib"] > 1
     assert "| server_cpu |" in r.stdout  # the side-by-side table
     assert (tmp_path / "arena.png").stat().st_size > 1000
+
+
+def test_arena_bench_runs_bots_through_the_delay_proxy_and_splits_mixed_rtts(tmp_path):
+    r = _run(["bench/arena.py", "--players", "4", "--systems", "gamesync", "--seconds", "2", "--warmup", "1",
+              "--npcs", "200", "--rtt", "60,0+60", "--no-progress", "--no-plot", "--out", str(tmp_path)],
+             timeout=300)
+    assert r.returncode == 0, r.stderr
+    one, mixed = _lines(tmp_path / "arena.jsonl")
+    assert "error" not in one and "error" not in mixed, (one, mixed)
+    assert one["rtt_ms"] == "60" and mixed["rtt_ms"] == "0+60"
+    assert one["all_connected"] and mixed["all_connected"]
+    assert one["proxy_cpu"] > 0 and one["payloads_per_tick"] > 0
+    # input to applied state takes at least the added round trip
+    assert one["ack_latency_ms_p50"] >= 60
+    assert [g["rtt_ms"] for g in mixed["groups"]] == [0, 60] and [g["bots"] for g in mixed["groups"]] == [2, 2]
+    assert mixed["groups"][0]["ack_latency_ms_p50"] < 60 <= mixed["groups"][1]["ack_latency_ms_p50"]

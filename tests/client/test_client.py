@@ -31,7 +31,7 @@ def _drop(server, client_id: int, err) -> None:
     for room in server.rooms.values():
         s = room.sessions.get(client_id)
         if s is not None:
-            s.fail(err)
+            s.close(err)
             return
     raise AssertionError(f"client {client_id} is in no room")
 

@@ -54,6 +54,6 @@ async def test_swarm_notices_a_bot_the_server_drops():
                 n.start_soon(run)
                 await wait_for(lambda: server.stats()["clients"] == 3, 5, "three bots in")
                 room = next(iter(server.rooms.values()))
-                room.sessions[min(room.sessions)].fail(None, "dropped by the test")
+                room.sessions[min(room.sessions)].close(None, "dropped by the test")
     result = out["result"]
     assert result["all_connected"] is False and result["disconnected"] == 1

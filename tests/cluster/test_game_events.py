@@ -14,6 +14,7 @@ from gs_testkit import make_config
 
 from gamesync.client.connection import open_client
 from gamesync.cluster.local import start_redis, stop
+from gamesync.cluster.node import ClusterNode
 from gamesync.core import clientproto as cp
 from gamesync.core.schema import Int, Schema
 from gamesync.game import Game
@@ -85,6 +86,7 @@ async def test_a_game_reaches_rooms_and_players_on_other_nodes(redis_url: str) -
 
 
 async def _subscribed(server: Server, n: int) -> bool:
-    assert server.cluster is not None
-    return len(server.cluster._subscribed) >= n
+    node = server.cluster
+    assert isinstance(node, ClusterNode)
+    return len(node.events.subscribed) >= n
 

@@ -17,6 +17,7 @@ from gamesync.cluster import Publisher
 from gamesync.cluster import keys as k
 from gamesync.core import clientproto as cp
 from gamesync.core import protocol as p
+from gamesync.core.errors import Redirect
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ async def test_a_join_elsewhere_gets_error_redirect_then_the_redirect_message_th
                 err = await c.recv()
                 assert isinstance(err, p.ServerError) and err.code == "redirect" and a.url in err.reason
                 red = await c.recv()
-                assert isinstance(red, p.RedirectTo)
+                assert isinstance(red, Redirect)
                 assert red.room == "wire" and red.ttl_ms == k.RESERVATION_MS
                 assert red.url.startswith(a.url + "?reservation=")
                 with pytest.raises(ConnectionClosed) as closed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -53,7 +55,8 @@ class Server:
 
 def welcomed(**kw) -> cp.ClientProtocol:
     c = cp.ClientProtocol("lobby", "alice", "arena", **kw)
-    assert c.receive(p.pack_welcome(WELCOME), 0.0) == [cp.Welcomed(WELCOME)]
+    w = dataclasses.replace(WELCOME, version=c.version)
+    assert c.receive(p.pack_welcome(w), 0.0) == [cp.Welcomed(w)]
     return c
 
 
@@ -89,9 +92,9 @@ def test_snapshot_before_welcome_is_a_protocol_violation():
         cp.ClientProtocol("lobby", "alice").receive(srv.frame(0), 0.0)
 
 
-def test_snapshots_yield_state_updates_with_input_ack_and_queue_acks():
+def test_protocol_2_snapshots_yield_state_updates_with_input_ack_and_queue_acks():
     srv = Server().run(6)
-    c = welcomed()
+    c = welcomed(version=2)  # protocol 2: acks say what is held
     f0 = srv.frame(0, input_ack=3)
     [ev] = c.receive(f0, 1.0)
     assert isinstance(ev, cp.StateUpdated)
@@ -135,9 +138,9 @@ def test_a_short_backlog_read_together_is_decoded_whole():
     assert c.mirror is not None and all(c.mirror.get(t) is not None for t in (2, 3))
 
 
-def test_of_a_long_backlog_read_together_only_the_newest_is_decoded_and_every_event_still_comes_out():
+def test_protocol_2_of_a_long_backlog_read_together_only_the_newest_is_decoded_and_every_event_still_comes_out():
     srv = Server().run(5)
-    c = welcomed()
+    c = welcomed(version=2)  # protocol 2: acks say what is held
     c.receive(srv.frame(0), 0.0)
     acks(c)
     batch = [srv.frame(1, 0, input_ack=2, events=[[p.Ev.EVENT, "a"]]),
@@ -177,9 +180,9 @@ def test_without_auto_ack_no_snapshot_acks_are_queued():
     assert acks(c) == [p.MessageAck(11)]  # reliable messages are still acknowledged
 
 
-def test_inputs_carry_the_newest_tick_and_ack_bits():
+def test_protocol_2_inputs_carry_the_newest_tick_and_ack_bits():
     srv = Server().run(4)
-    c = welcomed()
+    c = welcomed(version=2)  # protocol 2: acks say what is held
     assert p.parse_client(c.send_input({"move": 1})) == p.InputFrame(1, {"move": 1}, None, 0)
     c.receive(srv.frame(0), 0.0)
     c.receive(srv.frame(2, 0), 0.0)
@@ -298,10 +301,10 @@ def test_clients_sharing_a_decode_cache_share_states():
 
 @settings(max_examples=60, deadline=None)
 @given(plan=st.lists(st.tuples(st.booleans(), st.integers(0, 3), st.booleans()), min_size=1, max_size=30))
-def test_acks_always_name_the_newest_tick_and_only_held_ticks(plan):
+def test_protocol_2_acks_always_name_the_newest_tick_and_only_held_ticks(plan):
     """Whatever is lost, every queued ack names the newest tick and flags only ticks the mirror holds."""
     srv = Server()
-    c = welcomed()
+    c = welcomed(version=2)  # protocol 2: acks say what is held
     acked = p.NO_TICK
     for tick, (delivered, back, use_ref) in enumerate(plan):
         srv.step()
@@ -319,3 +322,38 @@ def test_acks_always_name_the_newest_tick_and_only_held_ticks(plan):
         for i in range(p.ACK_BITS):
             assert bool(ack.bits >> i & 1) == (c.mirror.get(tick - 1 - i) is not None)
         acked = tick
+
+
+def test_protocol_3_decodes_every_snapshot_of_a_backlog_and_acknowledges_none():
+    """Each snapshot may be built on the one before it: a backlog is decoded whole, and
+    neither acks nor ack fields on inputs are sent (the server knows what it wrote)."""
+    srv = Server().run(8)
+    c = welcomed()
+    assert c.version == 3 and c.stream
+    c.receive(srv.frame(0), 0.0)
+    frames = [srv.frame(t, t - 1, t - 2 if t >= 2 else p.NO_TICK, events=[[p.Ev.EVENT, t]]) for t in range(1, 8)]
+    evs = c.receive_many(frames, 1.0, backlog=3)
+    updates = [e for e in evs if isinstance(e, cp.StateUpdated)]
+    assert [e.state.tick for e in updates] == list(range(1, 8))
+    assert all(e.state.same_as(srv.states[e.state.tick]) for e in updates)
+    assert not any(isinstance(e, cp.StateSkipped) for e in evs)
+    assert [e.data for e in evs if isinstance(e, cp.GameEvent)] == list(range(1, 8))
+    assert acks(c) == []
+    assert p.parse_client(c.send_input([1, 0])) == p.InputFrame(1, [1, 0], None, 0)
+
+
+def test_a_welcome_in_another_version_than_the_join_is_a_protocol_violation():
+    c = cp.ClientProtocol("lobby", "alice", version=3)
+    with pytest.raises(ProtocolViolation):
+        c.receive(p.pack_welcome(dataclasses.replace(WELCOME, version=2)), 0.0)
+    with pytest.raises(ValueError):
+        cp.ClientProtocol("lobby", "alice", version=1)
+
+
+def test_a_successor_keeps_settings_version_and_input_numbering():
+    c = welcomed(version=2, auto_ack=False, token="t")
+    c.send_input([1, 0])
+    nxt = c.successor("seat")
+    assert (nxt.room, nxt.name, nxt.game, nxt.token, nxt.auto_ack, nxt.version, nxt.resume) == (
+        "lobby", "alice", "arena", "t", False, 2, "seat")
+    assert nxt.input_seq == 1 and list(nxt.unacked) == [(1, [1, 0])]

@@ -17,7 +17,7 @@ def test_a_redirect_refusal_is_the_error_then_the_redirect_message() -> None:
     first, second = p.pack_refusal(err)
     assert msgpack.unpackb(first) == [10, "redirect", "room 'lobby' is hosted at ws://10.0.0.2:8765/?reservation=abc"]
     assert msgpack.unpackb(second) == [12, "ws://10.0.0.2:8765/?reservation=abc", "lobby", 10_000]
-    assert p.parse_server(second) == p.RedirectTo("ws://10.0.0.2:8765/?reservation=abc", "lobby", 10_000)
+    assert p.parse_server(second) == Redirect("ws://10.0.0.2:8765/?reservation=abc", "lobby", 10_000)
 
 
 def test_other_refusals_are_the_error_alone() -> None:
@@ -27,9 +27,9 @@ def test_other_refusals_are_the_error_alone() -> None:
 def test_the_client_protocol_turns_it_into_a_redirected_event() -> None:
     proto = cp.ClientProtocol("lobby", "me")
     evs = proto.receive(p.pack_redirect("wss://h/", "lobby", 5), 0.0)
-    assert evs == [cp.Redirected("wss://h/", "lobby", 5)]
+    assert evs == [Redirect("wss://h/", "lobby", 5)]
     # later versions may append fields
-    assert proto.receive(msgpack.packb([12, "ws://h/", "lobby", 5, "extra"]), 0.0) == [cp.Redirected("ws://h/", "lobby", 5)]
+    assert proto.receive(msgpack.packb([12, "ws://h/", "lobby", 5, "extra"]), 0.0) == [Redirect("ws://h/", "lobby", 5)]
 
 
 @pytest.mark.parametrize("msg", [

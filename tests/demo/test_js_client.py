@@ -114,3 +114,25 @@ def test_the_pages_prediction_moves_a_player_exactly_as_the_arena_does(node_modu
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     assert got == want
+
+
+def test_the_js_error_table_is_the_python_one():
+    """demo/js/errors.js holds the table of gamesync/core/errors.py: every code with its close
+    code and whether the client retries, and the close codes' retries derived from it."""
+    from gamesync.core.errors import CLOSE_RETRY, ERRORS, should_retry
+
+    script = ("import * as E from './demo/js/errors.js';\n"
+              "const codes = [...Object.keys(E.ERRORS), 'a_code_from_a_newer_server'];\n"
+              "console.log(JSON.stringify({errors: E.ERRORS, errorClose: E.ERROR_CLOSE, closeRetry: E.CLOSE_RETRY,\n"
+              "  retry: Object.fromEntries(codes.map((c) => [c, E.shouldRetry(c)])),\n"
+              "  desync: new E.DesyncError('x').closeCode, protocol: new E.ProtocolViolation('x').closeCode}));")
+    r = subprocess.run([_tool("node"), "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    js = json.loads(r.stdout)
+    assert {code: (e["close"], e["retry"]) for code, e in js["errors"].items()} == ERRORS
+    assert list(js["errors"]) == list(ERRORS)  # in the same order (by close code), as docs/protocol.md lists them
+    assert js["errorClose"] == {code: close for code, (close, _) in ERRORS.items()}
+    assert {int(c): retry for c, retry in js["closeRetry"].items()} == CLOSE_RETRY
+    assert js["retry"] == {code: should_retry(code) for code in js["retry"]}
+    assert (js["desync"], js["protocol"]) == (ERRORS["desync"][0], ERRORS["protocol"][0])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import trio
 
+from gamesync.games import builtin_games
 from gamesync.client import open_client
 from gamesync.server import Server, ServerConfig
 
@@ -25,7 +26,7 @@ async def test_readme_client_tour_runs_against_a_live_server() -> None:
     exec(compile(code.replace("trio.run(main)", ""), "README-client", "exec"), ns)
     with trio.fail_after(20):
         async with trio.open_nursery() as n:
-            port = await n.start(Server(ServerConfig(port=0, game_options={"npcs": 20})).serve)
+            port = await n.start(Server(ServerConfig(port=0, games=builtin_games(), game_options={"npcs": 20})).serve)
             ns["open_client"] = _at_port(port)
             await ns["main"]()
             n.cancel_scope.cancel()

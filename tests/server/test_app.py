@@ -22,7 +22,7 @@ async def test_join_gets_welcome_with_client_id_schema_and_tick_rate():
         async with running_server(tick_rate=20.0) as (server, url):
             async with raw_client(url) as c:
                 w = await c.join(room="lobby", name="ann")
-    assert w.version == p.PROTOCOL_VERSION == 2
+    assert w.version == p.PROTOCOL_VERSION == 3
     assert isinstance(w.client_id, int) and w.client_id >= 1
     assert w.room == "lobby" and w.game == "arena"
     assert w.tick_rate == 20.0
@@ -74,14 +74,41 @@ async def test_first_snapshot_is_full_and_acked_ones_are_deltas_against_held_tic
     assert deltas >= len(got) - 3
 
 
-async def test_client_that_never_acks_gets_full_snapshots_every_tick():
+async def test_a_protocol_2_client_that_never_acks_gets_full_snapshots_every_tick():
+    with trio.fail_after(10):
+        async with running_server() as (server, url):
+            async with raw_client(url) as c:
+                await c.join(version=2)
+                got = [s for _, s in await c.follow(0.4, ack=False)]
+    assert len(got) >= 8
+    assert all(s.base == p.NO_TICK and s.ref == p.NO_TICK for s in got)
+
+
+async def test_a_protocol_3_client_gets_each_snapshot_on_the_one_before_it_without_acking():
+    """After the first (full) snapshot, every tick is built on the tick before it, with the
+    one before that as reference: what was written to the stream, whatever the client acks."""
     with trio.fail_after(10):
         async with running_server() as (server, url):
             async with raw_client(url) as c:
                 await c.join()
-                got = [s for _, s in await c.follow(0.4, ack=False)]
-    assert len(got) >= 8
-    assert all(s.base == p.NO_TICK and s.ref == p.NO_TICK for s in got)
+                got = [s for _, s in await c.follow(0.5, ack=False)]
+    assert len(got) >= 10
+    assert got[0].base == p.NO_TICK
+    for prev, s in zip(got, got[1:]):
+        assert s.tick == prev.tick + 1 and s.base == prev.tick
+        assert s.ref == (prev.tick - 1 if prev.base != p.NO_TICK else p.NO_TICK)  # the first delta: no older tick
+
+
+async def test_a_protocol_2_join_is_welcomed_in_protocol_2_and_others_get_4001():
+    with trio.fail_after(10):
+        async with running_server() as (server, url):
+            async with raw_client(url) as c:
+                assert (await c.join(version=2)).version == 2
+            for v in (1, 4):
+                async with raw_client(url) as c:
+                    await c.send([1, v, "r", "old"])
+                    closed = await c.closed()
+                    assert closed.code == 4001 and "protocol 2 or 3" in closed.reason
 
 
 async def test_messages_sent_with_the_upgrade_request_are_handled():

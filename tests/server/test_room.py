@@ -338,7 +338,7 @@ async def test_game_that_fails_to_start_refuses_that_join_with_1011_and_the_serv
 
 
 async def test_payloads_built_per_tick_stay_bounded_whatever_baselines_clients_ack():
-    """Clients choose baselines through their acks; past max_payloads_per_tick a client rides
+    """Protocol 2 clients choose baselines through their acks; past max_payloads_per_tick a client rides
     a payload it can decode, or waits at most CAP_WAIT_TICKS ticks for its turn and then gets
     the shared full snapshot: the room builds at most cap + 1 payloads a tick, and every
     client still gets at least one snapshot every CAP_WAIT_TICKS + 1 ticks."""
@@ -349,7 +349,7 @@ async def test_payloads_built_per_tick_stay_bounded_whatever_baselines_clients_a
 
             async def laggard(lag: int, task_status=trio.TASK_STATUS_IGNORED):
                 async with raw_client(url) as c:
-                    await c.join(room="r", name=f"lag{lag}")
+                    await c.join(room="r", name=f"lag{lag}", version=2)
                     seen: list[int] = []
                     task_status.started()
                     while True:

@@ -82,13 +82,15 @@ class Link:
         self.name, self.about, self.schema, self.world = name, about, schema, world
         self.hist = History(history)
         self.acks = AckTracker(history, 1)  # the default baseline lag
-        self.client = ClientProtocol("r1", "alice")
+        # protocol 2: the sequences exercise acks, ack bits and what a client retains under
+        # them (protocol 3 sends the same snapshots, built on what was written, and no acks)
+        self.client = ClientProtocol("r1", "alice", version=2)
         self.steps: list[dict[str, Any]] = []
         self.sent: dict[int, bytes] = {}  # tick -> the snapshot message sent for it
         self.prev: State | None = None
         self.returning: list[tuple[int, bytes]] = []  # (arrival tick, ack message)
         self.input_ack = 0
-        w = dict(version=p.PROTOCOL_VERSION, client_id=1, room="r1", game="arena", tick_rate=30.0, tick=0,
+        w = dict(version=2, client_id=1, room="r1", game="arena", tick_rate=30.0, tick=0,
                  schema=schema.to_wire(), history=history, resume_token="n6Ohcp-DD0B2ZSALL3qw1ki5", resumed=False)
         w.update(welcome or {})
         self.deliver(p.pack_welcome(p.Welcome(**w)))

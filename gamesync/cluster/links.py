@@ -1,0 +1,54 @@
+"""A room's outside in a cluster (gamesync.ports.RoomLinks): rooms and players on any node,
+seats held for redirected joins, saves to Redis."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, MutableMapping
+
+from ..core.saved import SavedRoom
+from ..ports import HostedRoom
+from .context import NodeContext
+from .directory import Directory
+from .events import Events
+from .saves import Saves
+
+
+class ClusterLinks:
+    def __init__(self, ctx: NodeContext, rooms: MutableMapping[str, Any], directory: Directory, events: Events,
+                 saves: Saves, closed: Callable[[HostedRoom], None], save_interval_s: float) -> None:
+        self.ctx = ctx
+        self.rooms = rooms
+        self.directory = directory
+        self.events = events
+        self.saves = saves
+        self._closed = closed
+        self.save_interval_s = save_interval_s
+
+    def publish(self, room: str, data: Any) -> None:
+        local = self.rooms.get(room)
+        if local is not None and not local.closed:
+            local.broadcast(data)
+        else:
+            self.events.publish_nowait(room, data)
+
+    def publish_all(self, data: Any) -> None:
+        for room in list(self.rooms.values()):
+            room.broadcast(data)
+        self.events.publish_nowait(None, data, others_only=True)
+
+    def send_to_player(self, player: str, data: Any) -> None:
+        self.events.publish_nowait(None, data, player=player)
+
+    def reserved(self, room: str) -> int:
+        return self.directory.reserved(room)
+
+    def offer_save(self, room: str, saved: SavedRoom) -> None:
+        self.saves.offer(room, saved)
+
+    def add_busy(self, seconds: float) -> None:
+        self.ctx.busy_s += seconds
+
+    def room_closed(self, room: HostedRoom) -> None:
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+            self._closed(room)

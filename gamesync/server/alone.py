@@ -1,0 +1,80 @@
+"""A server on its own: the single-process ``Membership`` and ``RoomLinks`` (gamesync.ports)."""
+
+from __future__ import annotations
+
+from typing import Any, MutableMapping
+
+import trio
+
+from ..core.saved import SavedRoom
+from ..ports import HostedRoom, lobby_entries
+
+
+class LocalLinks:
+    """A room's outside when the server runs alone: the other rooms of this process."""
+
+    save_interval_s = 0.0  # nowhere to save to
+
+    def __init__(self, rooms: MutableMapping[str, Any]) -> None:
+        self.rooms = rooms
+
+    def publish(self, room: str, data: Any) -> None:
+        local = self.rooms.get(room)
+        if local is not None and not local.closed:
+            local.broadcast(data)
+
+    def publish_all(self, data: Any) -> None:
+        for room in list(self.rooms.values()):
+            room.broadcast(data)
+
+    def send_to_player(self, player: str, data: Any) -> None:
+        for room in list(self.rooms.values()):
+            room.deliver(data, player)
+
+    def reserved(self, room: str) -> int:
+        return 0
+
+    def offer_save(self, room: str, saved: SavedRoom) -> None:
+        pass
+
+    def add_busy(self, seconds: float) -> None:
+        pass
+
+    def room_closed(self, room: HostedRoom) -> None:
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+
+
+class Alone:
+    """No cluster: every room runs here, the lobby is this server's rooms."""
+
+    def __init__(self, rooms: MutableMapping[str, Any]) -> None:
+        self.rooms = rooms
+        self.links = LocalLinks(rooms)
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+
+    async def place(self, room: str, new_player: bool) -> SavedRoom | None:
+        return None
+
+    async def take_reservation(self, room: str, token: str) -> bool:
+        return False
+
+    def room_opened(self, room: HostedRoom) -> None:
+        pass
+
+    async def lobby(self) -> list[dict[str, Any]]:
+        return lobby_entries(self.rooms)
+
+    async def view(self, what: str) -> Any:
+        if what == "presence":
+            return [{"room": r.name, "client": cid, "name": name, "player": player, "node": None}
+                    for r in self.rooms.values() for cid, name, player in r.players]
+        return []
+
+    async def drain(self, wait_s: float) -> None:
+        pass
+
+    def stats(self) -> dict[str, Any]:
+        return {}
