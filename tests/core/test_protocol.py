@@ -702,3 +702,19 @@ def test_the_largest_tick_and_the_oldest_references_a_snapshot_may_carry():
 ])
 def test_builders_leave_out_only_trailing_optional_fields(built, obj):
     assert built() == pk(obj)
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"\xc1", "malformed msgpack: FormatError"), (b"", "malformed msgpack: ValueError"),
+    (pk(5), "a message is an array whose first element is its integer type"),
+    (pk([1.0]), "a message is an array whose first element is its integer type"),
+])
+def test_undecodable_or_untyped_bytes_give_their_reason(data, reason):
+    assert violation(p.parse_client, data).reason == reason
+    assert violation(p.parse_server, data).reason == reason
+
+
+@pytest.mark.parametrize("token", ["t", "t" * p.MAX_TOKEN])
+def test_resume_tokens_of_one_to_max_token_characters_are_read_both_ways(token):
+    assert p.parse_client(p.pack_join("r", "n", resume=token)).resume == token
+    assert p.parse_server(pk(WELCOME + [token, True])).resume_token == token
