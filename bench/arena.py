@@ -44,12 +44,13 @@ def commands(system: str, port_file: Path, stats_file: Path, npcs: int) -> tuple
     """(server command, function url, P, seconds, warmup, ramp -> bots command)."""
     py = sys.executable
     if system in ("gamesync", "gamesync@2"):  # @2: the bots speak protocol 2 (baselines from acks)
-        server = [py, "-m", "gamesync", "serve", "--port", "0", "--http-port", "-1", "--npcs", str(npcs), "--port-file", str(port_file),
-                  "--stats-file", str(stats_file), "--stats-interval", "0.5"]
+        server = [py, "-m", "gamesync", "serve", "--port", "0", "--http-port", "-1", "--npcs", str(npcs),
+                  "--port-file", str(port_file), "--stats-file", str(stats_file), "--stats-interval", "0.5"]
         bots = [py, "-m", "gamesync", "bots"]
-        extra = ["--json", "--no-progress"] + (["--protocol", "2"] if system.endswith("@2") else [])
+        extra = ["--json", "--no-progress", *(["--protocol", "2"] if system.endswith("@2") else [])]
     elif system == "naive":
-        server = [py, str(HERE / "naive" / "server.py"), "--port", "0", "--npcs", str(npcs), "--port-file", str(port_file)]
+        server = [py, str(HERE / "naive" / "server.py"), "--port", "0", "--npcs", str(npcs),
+                  "--port-file", str(port_file)]
         bots = [py, str(HERE / "naive" / "bots.py")]
         extra = []
     elif system == "colyseus":
@@ -62,8 +63,8 @@ def commands(system: str, port_file: Path, stats_file: Path, npcs: int) -> tuple
         raise SystemExit(f"unknown system {system!r}")
 
     def bots_cmd(url: str, p: int, seconds: float, warmup: float, ramp: float) -> list[str]:
-        return bots + [url, "--count", str(p), "--duration", str(seconds), "--warmup", str(warmup),
-                       "--ramp", str(ramp)] + extra
+        return [*bots, url, "--count", str(p), "--duration", str(seconds), "--warmup", str(warmup),
+                "--ramp", str(ramp), *extra]
 
     return server, bots_cmd
 
@@ -119,12 +120,29 @@ def parse_rtts(spec: str) -> list[tuple[float, ...]]:
     return [tuple(float(x) for x in item.split("+")) for item in spec.split(",") if item]
 
 
+def native_proxy(tmp: Path) -> Path | None:
+    """bench/delayproxy.c built with cc into ``tmp`` (a tenth of the Python proxy's CPU at
+    hundreds of connections), or None where there is no compiler."""
+    exe = tmp / "delayproxy"
+    if not exe.exists():
+        r = subprocess.run(["cc", "-O2", "-o", str(exe), str(HERE / "delayproxy.c")], capture_output=True, check=False)
+        if r.returncode != 0:
+            return None
+    return exe
+
+
 def start_proxy(tmp: Path, port: int, rtt_ms: float, jitter_ms: float, tag: str) -> tuple[subprocess.Popen[bytes], int]:
-    """bench/delayproxy.py in front of ``port``; (process, the port bots connect to)."""
+    """A delay proxy in front of ``port`` (the C one if it builds, else bench/delayproxy.py,
+    which does the same); (process, the port bots connect to)."""
     port_file = tmp / f"proxy-{tag}.port"
-    proc = subprocess.Popen([sys.executable, str(HERE / "delayproxy.py"), "--target", f"127.0.0.1:{port}",
-                             "--rtt-ms", str(rtt_ms), "--jitter-ms", str(jitter_ms), "--port-file", str(port_file)],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp / f"proxy-{tag}.log", "w"))
+    exe = native_proxy(tmp)
+    if exe is not None:
+        cmd = [str(exe), str(port_file), "127.0.0.1", str(port), str(round(rtt_ms * 500)), str(round(jitter_ms * 500)), "1"]
+    else:
+        cmd = [sys.executable, str(HERE / "delayproxy.py"), "--target", f"127.0.0.1:{port}",
+               "--rtt-ms", str(rtt_ms), "--jitter-ms", str(jitter_ms), "--port-file", str(port_file)]
+    with open(tmp / f"proxy-{tag}.log", "w") as log:  # the child has its own copy of the descriptor
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
     wait_for(lambda: port_file.exists() and port_file.read_text().strip(), 30, "the delay proxy to listen")
     return proc, int(port_file.read_text().strip())
 
@@ -148,7 +166,8 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
     tmp = Path(tempfile.mkdtemp(prefix=f"gs-arena-{system}-"))
     port_file, stats_file = tmp / "port", tmp / "stats.json"
     server_cmd, bots_cmd = commands(system, port_file, stats_file, npcs)
-    server = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "w"))
+    with open(tmp / "server.log", "w") as log:  # the child has its own copy of the descriptor
+        server = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=log)
     procs: list[subprocess.Popen[Any]] = []
     bots: list[tuple[int, float, subprocess.Popen[str]]] = []
     try:
@@ -157,7 +176,7 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
         ramp = max(1.0, players / 200)
         counts = [players // len(rtts) + (1 if i < players % len(rtts) else 0) for i in range(len(rtts))]
         proxies = {}
-        for i, (n, rtt) in enumerate(zip(counts, rtts)):
+        for i, (n, rtt) in enumerate(zip(counts, rtts, strict=True)):
             via = port
             if rtt > 0:
                 proxy, via = start_proxy(tmp, port, rtt, jitter_ms, str(i))
@@ -165,9 +184,10 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
                 proxies[i] = proxy
             # the bots measure a little longer than the server-side window, so that every socket
             # is still open when the window closes
-            bots.append((n, rtt, subprocess.Popen(bots_cmd(f"ws://127.0.0.1:{via}", n, seconds + 3, warmup, ramp),
-                                                  stdout=subprocess.PIPE, stderr=open(tmp / f"bots-{i}.log", "w"),
-                                                  text=True)))
+            with open(tmp / f"bots-{i}.log", "w") as log:
+                proc = subprocess.Popen(bots_cmd(f"ws://127.0.0.1:{via}", n, seconds + 3, warmup, ramp),
+                                        stdout=subprocess.PIPE, stderr=log, text=True)
+            bots.append((n, rtt, proc))
         wait_for(lambda: len(tcp_out(port)) >= players, ramp + 60, f"{players} {system} bots to connect")
         time.sleep(warmup + max(rtts) / 1000)
         w0, c0, t0 = tcp_out(port), cpu_seconds(server.pid), time.monotonic()
@@ -179,7 +199,7 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
         s1 = read_json(stats_file)
         rss = peak_rss_mib(server.pid)
         groups = []
-        for i, (n, rtt, proc) in enumerate(bots):
+        for i, (n, _, proc) in enumerate(bots):
             out, _ = proc.communicate(timeout=ramp + warmup + seconds + 90)
             if not out.strip():
                 log_tail = (tmp / f"bots-{i}.log").read_text().strip().splitlines()[-1:]
@@ -204,10 +224,11 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
             result["proxy_cpu"] = round(sum(p1[i] - p0[i] for i in proxies) / (t1 - t0), 3)
         if len(groups) > 1:
             result["groups"] = [{"rtt_ms": rtt, "bots": n, **{f: c[f] for f in FIELDS if f in c}}
-                                for (n, c), (_, rtt, _) in zip(groups, bots)]
+                                for (n, c), (_, rtt, _) in zip(groups, bots, strict=True)]
         if s0.get("rooms") and s1.get("rooms"):  # gamesync reports its own ticks
             r0, r1 = s0["rooms"][0], s1["rooms"][0]
-            result["tick_overrun_pct"] = round(100 * (r1["overruns"] - r0["overruns"]) / max(1, r1["ticks"] - r0["ticks"]), 2)
+            result["tick_overrun_pct"] = round(100 * (r1["overruns"] - r0["overruns"])
+                                               / max(1, r1["ticks"] - r0["ticks"]), 2)
             result["server_bytes_per_client_s"] = round((r1["bytes_out"] - r0["bytes_out"]) / (t1 - t0) / players, 1)
             result["payloads_per_tick"] = round((r1["payloads_built"] - r0["payloads_built"])
                                                 / max(1, r1["ticks"] - r0["ticks"]), 2)
@@ -238,19 +259,22 @@ def ratio(a: Any, b: Any) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     systems = list(dict.fromkeys(r["system"] for r in rows))
-    cases = sorted({(r["P"], r.get("rtt_ms", "0")) for r in rows}, key=lambda c: (c[0], [float(x) for x in str(c[1]).split("+")]))
+    cases = sorted({(r["P"], r.get("rtt_ms", "0")) for r in rows},
+                   key=lambda c: (c[0], [float(x) for x in str(c[1]).split("+")]))
     by = {(r["system"], r["P"], r.get("rtt_ms", "0")): r for r in rows}
     out = []
     for p, rtt in cases:
         out.append(f"\nP = {p}, E = {rows[0]['E']}, added RTT {rtt} ms (bots on the same 2-core machine)")
-        head = "| field | " + " | ".join(systems) + " | " + " | ".join(f"gamesync/{s}" for s in systems if s != "gamesync") + " |"
+        head = ("| field | " + " | ".join(systems) + " | "
+                + " | ".join(f"gamesync/{s}" for s in systems if s != "gamesync") + " |")
         out.append(head)
         out.append("|" + "---|" * (head.count("|") - 1))
-        for f in FIELDS + ("payloads_per_tick",):
+        for f in (*FIELDS, "payloads_per_tick"):
             vals = [by.get((s, p, rtt), {}).get(f) for s in systems]
             g = by.get(("gamesync", p, rtt), {}).get(f)
             rat = [ratio(g, by.get((s, p, rtt), {}).get(f)) for s in systems if s != "gamesync"]
-            out.append(f"| {f} | " + " | ".join("-" if v is None else str(v) for v in vals) + " | " + " | ".join(rat) + " |")
+            out.append(f"| {f} | " + " | ".join("-" if v is None else str(v) for v in vals)
+                       + " | " + " | ".join(rat) + " |")
     return "\n".join(out)
 
 
@@ -264,7 +288,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fields = [("server_cpu", "server CPU (s/s)"), ("wire_bytes_per_client_s", "wire bytes per client per s"),
               ("ack_latency_ms_p99", "ack latency p99 (ms)")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for ax, (f, label) in zip(axes, fields):
+    for ax, (f, label) in zip(axes, fields, strict=True):
         for s in systems:
             for rtt in dict.fromkeys(r.get("rtt_ms", "0") for r in rows):
                 pts = sorted((r["P"], r[f]) for r in rows
@@ -295,7 +319,8 @@ def main() -> int:
     ap.add_argument("--jitter", type=float, default=0.0, help="extra random round-trip delay 0..J ms (default 0)")
     ap.add_argument("--no-plot", action="store_true", help="skip the plots")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for arena.jsonl and the PNG (default bench/results)")
+    ap.add_argument("--out", type=Path, default=RESULTS,
+                    help="directory for arena.jsonl and the PNG (default bench/results)")
     args = ap.parse_args()
     from tqdm import tqdm
 

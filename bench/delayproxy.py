@@ -23,8 +23,8 @@ import signal
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 #: bytes read per receive; a chunk is released whole
 CHUNK = 256 * 1024

@@ -83,7 +83,8 @@ def run_setup(name: str, nodes: int, cluster: bool, args: argparse.Namespace, wo
             _, _, port, _ = procs[j % nodes]
             bots.append(subprocess.Popen(
                 [sys.executable, "-m", "gamesync", "bots", f"ws://127.0.0.1:{port}/", "--room", f"scale{j}",
-                 "--count", str(args.players), "--duration", str(run_s), "--warmup", "0", "--ramp", str(ramp), "--json", "--no-progress"],
+                 "--count", str(args.players), "--duration", str(run_s), "--warmup", "0", "--ramp", str(ramp),
+                 "--json", "--no-progress"],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=_die_with_parent))
         time.sleep(ramp + 0.5 + args.warmup)  # everyone in, rooms warm
         t0 = time.monotonic()
@@ -161,7 +162,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rooms", type=int, default=3,
-                    help="arena rooms (default 3: the bots all come from 127.0.0.1, and a node takes 64 connections per address)")
+                    help="arena rooms (default 3: the bots all come from 127.0.0.1, and a node takes 64 connections "
+                         "per address)")
     ap.add_argument("--players", type=int, default=20, help="bots per room (default 20)")
     ap.add_argument("--npcs", type=int, default=1000, help="NPCs per room (default 1000)")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per setup (default 10)")
@@ -187,8 +189,8 @@ def main() -> int:
     plot(rows, out / "scale.png")
     for r in rows:
         for n in r["per_node"]:
-            extra = (f", Redis {n['redis_cmds_per_s']} commands/s, cluster work {n['cluster_share_pct']} % of the node's CPU"
-                     if r["cluster"] else "")
+            extra = (f", Redis {n['redis_cmds_per_s']} commands/s, "
+                     f"cluster work {n['cluster_share_pct']} % of the node's CPU" if r["cluster"] else "")
             print(f"{r['setup']} {n['node']}: {n['rooms']} rooms, {n['cpu_cores']:.3f} cores, "
                   f"{(n['cpu_per_room'] or 0) * 100:.1f} % of a core per room{extra}", file=sys.stderr)
     return 0 if all(r["all_connected"] for r in rows) else 1

@@ -33,7 +33,7 @@ import random
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import trio
 
@@ -51,7 +51,7 @@ class LedgerArena(Arena):
     """The arena, plus a ledger per seat of the input seqs step() applied (bounded: one
     counter, the last seq and a list of faults per seat)."""
 
-    ledger: dict[int, dict[str, Any]] = {}
+    ledger: ClassVar[dict[int, dict[str, Any]]] = {}  # one for the whole run, across rooms
 
     def step(self, tick: int, inputs: dict[int, list[Any]], dt: float) -> None:
         for cid, frames in inputs.items():
@@ -142,7 +142,7 @@ async def soak(seconds: float, bots: int, rooms: int, grace: float, seed: int, w
         n.start_soon(sample)
         tasks0 = count_tasks()
         async with trio.open_nursery() as bn:
-            for i in range(bots):
+            for _ in range(bots):
                 bn.start_soon(bot, url, random.Random(rng.random()), rooms, until, acked, tally)
                 await trio.sleep(0.02)
             if progress:

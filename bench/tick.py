@@ -72,7 +72,7 @@ def run_gamesync(e: int, k: int, ticks: int) -> dict[str, Any]:
         packed = [compress_payload(raw) for raw in raws]
         t5 = clock()
         if t >= warm:
-            for name, a, b in zip(STAGES, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5)):
+            for name, a, b in zip(STAGES, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5), strict=True):
                 times[name].append((b - a) * 1e3)
             delta_bytes.append(len(packed[0][1]))
     assert prev is not None
@@ -146,7 +146,8 @@ def main() -> int:
     ap.add_argument("--ticks", type=int, default=60, help="measured ticks per case (default 60)")
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for tick.jsonl and the PNG (default bench/results)")
+    ap.add_argument("--out", type=Path, default=RESULTS,
+                    help="directory for tick.jsonl and the PNG (default bench/results)")
     args = ap.parse_args()
     es = [int(x) for x in args.entities.split(",") if x]
     ks = [int(x) for x in args.baselines.split(",") if x]

@@ -6,12 +6,12 @@ import argparse
 import logging
 import signal
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import trio
 
 from . import __version__
-
 
 
 def _secret(cmd: str, path: str | None) -> bytes | None:
@@ -27,11 +27,11 @@ def _secret(cmd: str, path: str | None) -> bytes | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .tokens import SECRET_ENV
-    from .memtune import keep_freed_memory
     from .games import builtin_games
+    from .memtune import keep_freed_memory
     from .server import Server, ServerConfig
     from .server.netaddr import is_loopback_host
+    from .tokens import SECRET_ENV
 
     log = logging.getLogger("gamesync")
     keep_freed_memory()

@@ -29,7 +29,8 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        ok = (bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+              and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)))
     except (OSError, AttributeError):  # not glibc (musl has no mallopt thresholds)
         return False
     logger.debug("malloc thresholds raised: %s", ok)

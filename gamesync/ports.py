@@ -14,7 +14,8 @@ classes.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from .core.errors import GamesyncError
 from .core.saved import SavedRoom

@@ -82,7 +82,7 @@ class Bot:
             self.ws = await connect(self.url, compression=compression, open_timeout=10)
             welcome = msgpack.unpackb(await asyncio.wait_for(self.ws.recv(), 10))
             self.me = welcome["you"]
-        except Exception as e:  # noqa: BLE001 - whatever stops a join, the bot counts as lost
+        except Exception as e:  # whatever stops a join, the bot counts as lost
             self.fail(f"connect failed: {e!r}")
 
     async def sender(self) -> None:
@@ -132,7 +132,7 @@ class Bot:
             self.fail("server closed the connection")
         except websockets.ConnectionClosed as e:
             self.fail(f"recv: {e!r}")
-        except Exception as e:  # noqa: BLE001 - a state the bot cannot read counts as a lost bot
+        except Exception as e:  # a state the bot cannot read counts as a lost bot
             self.fail(f"recv: {e!r}")
 
     def fail(self, why: str) -> None:

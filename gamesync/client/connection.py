@@ -15,61 +15,36 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import deque
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Sequence
+from typing import Any
 
 import numpy as np
 import trio
 from numpy.typing import NDArray
-from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 from ..core import clientproto as cp
-from ..core.errors import DEFERRED_CODES, DesyncError, Redirect, should_retry
+from ..core.errors import Redirect, should_retry
 from ..core.protocol import PROTOCOL_VERSION, pack_leave
 from ..core.schema import Schema
 from ..core.state import State
+from .eventqueue import EventQueue
+from .reconnect import ClientClosed, Retries, backoff_delay
+from .reconnect import outcome as _outcome
+from .session import join, ping_every, read_messages, take_seat
 
 logger = logging.getLogger(__name__)
 
 EVENT_BUFFER = 1024  # game events kept for a consumer that is behind (oldest dropped beyond)
 PING_INTERVAL_S = 1.0
-#: seconds a first join the server defers is retried for (later ones are retried for ever)
-DEFERRED_FOR_S = 30.0
-#: redirects followed in a row before giving up (a loop between nodes)
-MAX_REDIRECTS = 5
-
-
-def backoff_delay(attempt: int, initial: float, cap: float, rng: Any = random) -> float:
-    """Seconds to wait before reconnect ``attempt``: capped exponential backoff with full jitter,
-    uniform in ``[0, min(cap, initial * 2 ** attempt)]``.
-
-    ``attempt`` is 1 for the first retry after a connection that had joined, and one more for
-    each failed connection since; so with the defaults (``initial`` 0.2 s, ``cap`` 5 s) the
-    bounds are 0.4, 0.8, 1.6, 3.2, then 5 s. ``rng`` is anything with ``uniform(lo, hi)``.
-    """
-    if attempt < 1:
-        raise ValueError(f"attempt counts from 1, not {attempt}")
-    try:
-        bound = min(cap, initial * 2.0 ** attempt)
-    except OverflowError:  # 2.0 ** attempt is past the float range: long past the cap
-        bound = cap
-    return rng.uniform(0.0, bound)
-
-
-class ClientClosed(Exception):
-    """The client is closed and will not reconnect."""
-
-
-class Deferred(ConnectionError):
-    """The server could not take the join now (a cluster moving the room): retry later."""
 
 
 class Client:
     """One player's connection. Create it with ``open_client``."""
 
-    def __init__(self, url: str | Sequence[str], room: str, name: str, game: str | None = None, *, reconnect: bool = True,
-                 backoff_initial: float = 0.2, backoff_max: float = 5.0, auto_ack: bool = True,
+    def __init__(self, url: str | Sequence[str], room: str, name: str, game: str | None = None, *,
+                 reconnect: bool = True, backoff_initial: float = 0.2, backoff_max: float = 5.0, auto_ack: bool = True,
                  token: str | None = None, ssl_context: Any = None, protocol: int = PROTOCOL_VERSION) -> None:
         #: the nodes to (re)connect through, in turn; a redirect goes elsewhere for one connection
         self.urls = [url] if isinstance(url, str) else list(url)
@@ -93,11 +68,9 @@ class Client:
         self.client_id: int | None = None
         self.rtt: float | None = None
         self.connects = 0
-        self.events_dropped = 0
         self.last_error: cp.ErrorReceived | None = None
         self._ws: Any = None
-        self._events: deque[cp.ClientSideEvent] = deque(maxlen=EVENT_BUFFER)
-        self._event_ready = trio.Event()
+        self._events = EventQueue(EVENT_BUFFER)
         self._state_ready = trio.Event()
         self._connected = trio.Event()
         self._closed = False
@@ -209,20 +182,14 @@ class Client:
 
     # -- receiving -------------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[cp.ClientSideEvent]:
+    def events(self) -> AsyncIterator[cp.ClientSideEvent]:
         """Game events, joins/leaves, reliable messages, errors, (re)welcomes; not state updates."""
-        while not (self._closed and not self._events):
-            if self._events:
-                yield self._events.popleft()
-                continue
-            self._event_ready = trio.Event()
-            await self._event_ready.wait()
+        return self._events.drain(lambda: self._closed)
 
-    def _push(self, ev: cp.ClientSideEvent) -> None:
-        if len(self._events) == self._events.maxlen:
-            self.events_dropped += 1
-        self._events.append(ev)
-        self._event_ready.set()
+    @property
+    def events_dropped(self) -> int:
+        """Events dropped because the consumer of ``events()`` was more than EVENT_BUFFER behind."""
+        return self._events.dropped
 
     def _handle(self, ev: cp.ClientSideEvent, proto: cp.ClientProtocol | None = None) -> None:
         """One event from ``proto``'s connection (acks need to know which connection)."""
@@ -238,16 +205,14 @@ class Client:
         else:
             if isinstance(ev, cp.ErrorReceived):
                 self.last_error = ev
-            self._push(ev)
+            self._events.push(ev)
 
     # -- connection loop -------------------------------------------------------------------
 
     async def _run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        attempt = 0
+        """Connect, then reconnect (after a backoff) or follow redirects, until closed."""
+        retries = Retries(self.name, self.room, self.urls, trio.current_time())
         target: str | None = None  # a redirect's URL for the next connection
-        hops = 0
-        tried = 0  # seed URLs tried since the last good join
-        deferred_until = trio.current_time() + DEFERRED_FOR_S
         try:
             while not self._closed:
                 connects = self.connects
@@ -256,44 +221,24 @@ class Client:
                     await self._session(task_status, url)
                 except BaseException as exc:
                     e = _outcome(exc)
-                    if isinstance(e, Redirect):
-                        hops += 1
-                        self.redirects += 1
-                        if hops <= MAX_REDIRECTS:
-                            logger.info("client %s: room %s is at %s: following", self.name, self.room, e.url)
-                            target = e.url
-                            self._ws = None
-                            self._connected = trio.Event()
-                            continue
-                        logger.warning("client %s: more than %d redirects in a row", self.name, MAX_REDIRECTS)
-                        self._closed = True
-                    elif isinstance(e, ClientClosed):
-                        logger.warning("client %s: %s", self.name, e)
-                        self._closed = True
-                    else:
-                        logger.info("client %s: connection lost: %s", self.name, e)
-                        tried += 1
-                        if not isinstance(e, Deferred):  # else the node is up but cannot place the room yet
-                            self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]  # next node
-                        if not self._started and tried >= len(self.urls) and not (
-                                isinstance(e, Deferred) and trio.current_time() < deferred_until):
-                            self._closed = True  # the first connect fails loudly; later ones retry
+                    self.redirects += isinstance(e, Redirect)
+                    target, self.url, give_up = retries.after_loss(e, self.url, self._started, trio.current_time())
+                    self._closed = self._closed or give_up
                 finally:
                     self._ws = None
                     self._connected = trio.Event()
+                if target is not None:
+                    continue
                 err = self.last_error
                 if err is not None and not should_retry(err.code):  # a bug or a configuration error
                     self._closed = True
                 if self._closed or not self.reconnect:
                     break
-                hops = 0
-                if self.connects > connects:
-                    tried = 0
-                attempt = 1 if self.connects > connects else attempt + 1  # a good join resets the backoff
+                attempt = retries.next_attempt(joined=self.connects > connects)  # a good join resets it
                 await trio.sleep(backoff_delay(attempt, self.backoff_initial, self.backoff_max, random))
         finally:
             self._closed = True
-            self._event_ready.set()
+            self._events.wake()
             self._state_ready.set()
             self._connected.set()  # wake anyone waiting to send: they get ClientClosed
             self._done.set()
@@ -302,65 +247,32 @@ class Client:
                 task_status.started()
 
     async def _session(self, task_status: Any, url: str) -> None:
+        """One connection to ``url``: join, then read until it ends (raises what ended it)."""
         async with open_websocket_url(url, message_queue_size=64, ssl_context=self.ssl_context) as ws:
             proto = (self.proto.successor(self.resume_token) if self.proto is not None else
                      cp.ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, token=self.token,
                                        resume=self.resume_token, version=self.protocol))
-            await ws.send_message(proto.join())
-            with trio.fail_after(10):
-                first = await ws.get_message()
-            if isinstance(first, str):
-                raise ClientClosed("server sent a text frame")
-            events = proto.receive(first, trio.current_time())
-            welcome = events[0]
-            if isinstance(welcome, cp.ErrorReceived) and welcome.code == Redirect.code:
-                with trio.fail_after(10):  # the redirect message follows the error
-                    nxt = await ws.get_message()
-                more = proto.receive(nxt, trio.current_time()) if isinstance(nxt, bytes) else []
-                if more and isinstance(more[0], Redirect):
-                    raise more[0]
-            if isinstance(welcome, cp.ErrorReceived) and welcome.code in DEFERRED_CODES:  # "not now"
-                raise Deferred(f"join deferred: {welcome.code}: {welcome.reason}")  # retried with backoff
+            welcome = await join(ws, proto)
             if not isinstance(welcome, cp.Welcomed):
                 self._handle(welcome)
                 raise ClientClosed(f"join refused: {welcome}")
             self.client_id = welcome.welcome.client_id
             self.resume_token = welcome.welcome.resume_token
-            if welcome.welcome.resumed:  # same seat: what it had not applied yet, once more
+            if welcome.welcome.resumed:
                 self.resumes += 1
-                for msg in proto.resend_unacked():
-                    await ws.send_message(msg)
-            else:
-                proto.unacked.clear()  # a new seat: the old one's inputs are not for it
+            await take_seat(ws, proto, welcome.welcome.resumed)
             self.proto, self._ws = proto, ws
             self.host_url = url
             self.connects += 1
             self._connected.set()
-            self._push(welcome)
+            self._events.push(welcome)
             attempt_ok = not self._started
             self._started = True
             if attempt_ok:
                 task_status.started()
             async with trio.open_nursery() as n:
-                n.start_soon(self._pinger)
-                await self._reader(ws, proto)
-
-    async def _reader(self, ws: Any, proto: cp.ClientProtocol) -> None:
-        while True:
-            data = await ws.get_message()
-            if isinstance(data, str):
-                raise ClientClosed("server sent a text frame")
-            for ev in proto.receive(data, trio.current_time()):
-                if isinstance(ev, Redirect):  # the room moved to another node: follow it
-                    raise ev
-                self._handle(ev, proto)
-            while proto.outbox:
-                await ws.send_message(proto.outbox.pop(0))
-
-    async def _pinger(self) -> None:
-        while True:
-            await trio.sleep(PING_INTERVAL_S)
-            await self.ping()
+                n.start_soon(ping_every, PING_INTERVAL_S, self.ping)
+                await read_messages(ws, proto, lambda ev: self._handle(ev, proto))
 
     async def aclose(self) -> None:
         """Leave the room: the server closes the connection at its next tick; wait up to 1 s."""
@@ -373,33 +285,6 @@ class Client:
                 pass
             with trio.move_on_after(1):
                 await self._done.wait()
-
-
-_LOST = (ConnectionClosed, HandshakeError, OSError, trio.TooSlowError, DesyncError, Redirect)
-
-
-def _leaves(e: BaseException) -> list[BaseException]:
-    if isinstance(e, BaseExceptionGroup):
-        return [x for sub in e.exceptions for x in _leaves(sub)]
-    return [e]
-
-
-def _outcome(exc: BaseException) -> BaseException:
-    """What ended a connection: re-raises cancellation and unexpected errors, else returns
-    the ClientClosed or connection-lost exception inside (possibly nested) groups."""
-    leaves = _leaves(exc)
-    if any(isinstance(x, trio.Cancelled) for x in leaves):
-        if isinstance(exc, BaseExceptionGroup):
-            # cancelled (the client is closing) while the connection was also going down: the
-            # lost connection does not matter any more, and must not escape the cancel scope
-            cancelled, rest = exc.split(trio.Cancelled)
-            if cancelled is not None and (rest is None or all(isinstance(x, (ClientClosed, *_LOST))
-                                                              for x in _leaves(rest))):
-                raise cancelled from None
-        raise exc
-    if not all(isinstance(x, (ClientClosed, *_LOST)) for x in leaves):
-        raise exc
-    return next((x for x in leaves if isinstance(x, (ClientClosed, Redirect))), leaves[0])
 
 
 @asynccontextmanager

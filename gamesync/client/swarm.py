@@ -27,32 +27,19 @@ from typing import Any
 from urllib.parse import urlparse
 
 import trio
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    Pong,
-    RejectConnection,
-    Request,
-)
-from wsproto.utilities import LocalProtocolError
 
-from ..core import clientproto as cp
-from ..core.protocol import PROTOCOL_VERSION
 from .. import tokens
+from ..core import clientproto as cp
 from ..core.errors import GamesyncError, Redirect
 from ..core.mirror import DecodeCache
-from ..sockio import recv_some, send_all
-from ..wsframe import FrameReader, FrameTooBig, header_end, masked_binary_frame
+from ..core.protocol import PROTOCOL_VERSION
+from ..wsframe import masked_binary_frame
+from .botsocket import BotSocket
 
 logger = logging.getLogger(__name__)
 
 SEND_SLOTS = 8  # input sends per tick period are spread over this many slots
-RECV_CHUNK = 256 * 1024
 CONNECT_TIMEOUT_S = 10.0
-MAX_SNAPSHOT = 64 << 20  # largest snapshot message a bot accepts
 MAX_PENDING_INPUTS = 256  # inputs awaiting their ack, per bot (older ones count as lost)
 
 
@@ -71,7 +58,8 @@ REVIVE_MAX_S = 2.0  # backoff cap of a bot's reconnects
 
 
 class Bot:
-    """One arena player over a raw non-blocking socket + wsproto + the shared client protocol."""
+    """One arena player: its game behaviour (a random walk of inputs), its stats, its seat; the
+    bytes move through a ``BotSocket`` and the shared client protocol."""
 
     def __init__(self, idx: int, host: str, port: int, path: str, room: str, cache: DecodeCache | None,
                  rng: random.Random, token: str | None = None, version: int = PROTOCOL_VERSION) -> None:
@@ -81,8 +69,7 @@ class Bot:
         self.reconnects = 0
         self.resumes = 0
         self.proto = cp.ClientProtocol(room, f"bot{idx}", auto_ack=False, cache=cache, token=token, version=version)
-        self.ws = WSConnection(ConnectionType.CLIENT)
-        self.sock: socket.socket | None = None
+        self.link: BotSocket | None = None  # the current connection (None before the first)
         self.rng = rng
         self.direction = (0, 0)
         self.next_turn = 0.0
@@ -91,9 +78,11 @@ class Bot:
         self.measuring = False
         self.connected = False
         self.lost: str | None = None
-        self._parts: list[bytes] = []
-        self.reader: FrameReader | None = None
         self.redirects = 0
+
+    @property
+    def sock(self) -> socket.socket | None:
+        return self.link.sock if self.link is not None else None
 
     async def connect(self) -> None:
         """Connect and join, following a cluster's redirects to the node hosting the room."""
@@ -107,62 +96,32 @@ class Bot:
                     raise OSError(f"cannot follow a redirect to {r.url}") from None
                 self.redirects += 1
                 self.lost = None  # the close that came with the redirect is not a loss
-                if self.sock is not None:
-                    self.sock.close()
+                if self.link is not None:
+                    self.link.drop()
                 self.host, self.port = u.hostname, u.port or 80
                 self.path = (u.path or "/") + (f"?{u.query}" if u.query else "")
                 self.proto = self.proto.successor(self.proto.resume)
-                self.ws = WSConnection(ConnectionType.CLIENT)
-                self.reader = None
         raise OSError(f"more than {MAX_REDIRECTS} redirects")
 
     def reset_for_resume(self) -> None:
         """Forget the lost connection, keep the seat's resume token and the input numbering:
         the next ``connect`` (from the home URL) takes the seat back if the room still has it."""
-        if self.sock is not None:
-            self.sock.close()
+        if self.link is not None:
+            self.link.drop()
         old = self.proto
         token = old.welcome.resume_token if old.welcome is not None else old.resume  # (a failed attempt's)
         self.proto = old.successor(token)
         self.host, self.port, self.path = self.home
-        self.ws = WSConnection(ConnectionType.CLIENT)
-        self.reader = None
-        self._parts.clear()
         self.pending.clear()
         self.lost = None
         self.connected = False
 
     async def _connect_once(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = sock
-        err = sock.connect_ex((self.host, self.port))
-        if err not in (0, 115, 36):  # EINPROGRESS (Linux 115, BSD 36)
-            raise OSError(err, "connect failed")
-        await trio.lowlevel.wait_writable(sock)
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            raise OSError(err, "connect failed")
-        await self._send_all(self.ws.send(Request(host=f"{self.host}:{self.port}", target=self.path)))
-        head = b""
-        while True:
-            for ev in self.ws.events():
-                if isinstance(ev, AcceptConnection):
-                    break
-                if isinstance(ev, RejectConnection):
-                    raise OSError("handshake rejected")
-            else:
-                data = await self._recv_some()
-                head += data
-                self.ws.receive_data(data)
-                continue
-            break
-        if header_end(head) == len(head):  # wsproto holds no bytes: the fast path takes over
-            self.reader = FrameReader(masked=False, max_size=MAX_SNAPSHOT)
-        await self._send_all(masked_binary_frame(self.proto.join()))
+        link = self.link = BotSocket(self.host, self.port, self.path, self.fail, self._on_close)
+        await link.open()
+        await link.send_all(masked_binary_frame(self.proto.join()))
         while self.proto.welcome is None:
-            for msg in self._ingest(await self._recv_some()):
+            for msg in link.ingest(await link.recv_some()):
                 for cev in self.proto.receive(msg, trio.current_time()):
                     if isinstance(cev, Redirect):
                         raise cev
@@ -172,100 +131,24 @@ class Bot:
                         raise OSError(f"join refused: {cev.code}: {cev.reason}")
                     if isinstance(cev, cp.StateUpdated):
                         self._on_state(cev, trio.current_time())
-        if self.proto.welcome is not None and self.proto.welcome.resumed:  # the same seat: what it had not applied, once more
+        welcome = self.proto.welcome
+        if welcome is not None and welcome.resumed:  # the same seat: what it had not applied, once more
             self.resumes += 1
             for msg in self.proto.resend_unacked():
-                self._send_nowait(masked_binary_frame(msg))
+                link.send_message(msg)
         else:
             self.proto.unacked.clear()
         self.connected = True
 
-    async def _recv_some(self) -> bytes:
-        assert self.sock is not None
-        data = await recv_some(self.sock, RECV_CHUNK)
-        if not data:
-            raise OSError("connection closed during join")
-        return data
-
-    async def _send_all(self, data: bytes) -> None:
-        assert self.sock is not None
-        await send_all(self.sock, data)
-
-    def _ingest(self, data: bytes) -> list[bytes]:
-        """Complete messages in ``data``: fast path first, wsproto for anything else."""
-        r = self.reader
-        if r is not None and not r.done:
-            msgs, rest = r.feed(data)
-            ping = r.take_ping()
-            if ping is not None:
-                self._send_nowait(self.ws.send(Pong(ping)))
-            if rest is not None:
-                (self.ws.connection or self.ws).receive_data(rest)
-                msgs += self._messages()
-            return msgs
-        (self.ws.connection or self.ws).receive_data(data)
-        return self._messages()
-
-    def _messages(self) -> list[bytes]:
-        out = []
-        for ev in self.ws.events():
-            if isinstance(ev, BytesMessage):
-                if ev.message_finished:
-                    if self._parts:
-                        self._parts.append(bytes(ev.data))
-                        out.append(b"".join(self._parts))
-                        self._parts.clear()
-                    else:
-                        out.append(bytes(ev.data))
-                else:
-                    self._parts.append(bytes(ev.data))
-            elif isinstance(ev, Ping):
-                self._send_nowait(self.ws.send(ev.response()))
-            elif isinstance(ev, CloseConnection):
-                if ev.code == 4012 and not self.connected:  # a redirect while joining: followed, not a loss
-                    self.connected = False
-                else:
-                    self.fail(f"server closed: {ev.code} {ev.reason}")
-                try:  # answer the close, as a WebSocket peer must, then hang up
-                    self._send_nowait(self.ws.send(ev.response()))
-                except LocalProtocolError:
-                    pass
-                self.hang_up()
-                return out
-        return out
-
-    def _send_nowait(self, data: bytes) -> bool:
-        assert self.sock is not None
-        try:
-            n = self.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError as e:
-            self.fail(f"send failed: {e}")
-            return False
-        if n != len(data):
-            self.fail("socket buffer full mid-frame")  # a bot that cannot send 20 bytes is broken
-            return False
-        return True
+    def _on_close(self, code: int, reason: str | None) -> None:
+        if code == 4012 and not self.connected:  # a redirect while joining: followed, not a loss
+            return
+        self.fail(f"server closed: {code} {reason}")
 
     def pump(self, now: float) -> None:
         """Read what arrived and apply it."""
-        assert self.sock is not None
-        try:
-            data = self.sock.recv(RECV_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError as e:
-            self.fail(f"recv failed: {e}")
-            return
-        if not data:
-            self.fail("connection closed by server")
-            return
-        try:
-            msgs = self._ingest(data)
-        except FrameTooBig as e:
-            self.fail(f"snapshot of {e.size} bytes is over the bot's limit")
-            return
+        assert self.link is not None
+        msgs = self.link.receive()
         if not msgs:
             return
         try:
@@ -297,7 +180,8 @@ class Bot:
             self.direction = (self.rng.choice((-1, 0, 1)), self.rng.choice((-1, 0, 1)))
             self.next_turn = now + 1.0
         msg = self.proto.send_input(self.direction)
-        if self._send_nowait(masked_binary_frame(msg)):
+        assert self.link is not None
+        if self.link.send_message(msg):
             self.pending.append((self.proto.input_seq, now))
             if len(self.pending) > MAX_PENDING_INPUTS:
                 self.pending.popleft()
@@ -308,21 +192,9 @@ class Bot:
             logger.warning("bot %d: %s", self.idx, why)
         self.connected = False
 
-    def hang_up(self) -> None:
-        """Close the socket after the close handshake (it stays registered until then)."""
-        if self.sock is not None and self.sock.fileno() != -1:
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
     def close(self) -> None:
-        if self.sock is not None:
-            try:
-                self.sock.send(self.ws.send(CloseConnection(code=1000, reason="done")))
-            except Exception:
-                pass
-            self.sock.close()
+        if self.link is not None:
+            self.link.close()
 
 
 class Swarm:
@@ -370,7 +242,7 @@ class Swarm:
         """Drain every readable socket each time any is readable."""
         sel = self.sel
         while True:
-            await trio.lowlevel.wait_readable(sel.fileno())  # type: ignore[attr-defined]
+            await trio.lowlevel.wait_readable(sel.fileno())
             for key, _ in sel.select(0):
                 b: Bot = key.data
                 b.pump(trio.current_time())
@@ -514,7 +386,7 @@ def run_swarm(args: argparse.Namespace, token_secret: bytes | None = None) -> in
     result = trio.run(lambda: swarm_main(
         args.url, args.count, args.duration, room=args.room, warmup=args.warmup, input_rate=args.input_rate,
         ramp=args.ramp, shared_decode=not args.no_shared_decode, seed=args.seed,
-        progress=not args.no_progress and sys.stderr.isatty() or (not args.no_progress and not args.json),
+        progress=(not args.no_progress and sys.stderr.isatty()) or (not args.no_progress and not args.json),
         token_secret=token_secret, reconnect=args.reconnect, version=args.protocol))
     if args.json:
         print(json.dumps(result))

@@ -7,11 +7,12 @@ import json
 import logging
 import random
 import secrets
+from functools import partial
 from typing import Any
 
 import coredis
 
-from ..core.errors import RedisDown, Redirect, RoomFull, Unavailable
+from ..core.errors import Redirect, RedisDown, RoomFull, Unavailable
 from ..core.saved import SavedRoom, unpack_saved
 from . import keys as k
 from .context import NodeContext
@@ -131,7 +132,7 @@ class Directory:
                                                      sortby=coredis.PureToken.BYSCORE))
         out = []
         for name in names:
-            h = await call("nodes", lambda: r.hgetall(ks.node(name)))
+            h = await call("nodes", partial(r.hgetall, ks.node(name)))
             if h:
                 out.append({"node": name, "url": h.get("url"), "http": h.get("http") or None,
                             "rooms": int(h.get("rooms", 0)), "clients": int(h.get("clients", 0)),
@@ -151,7 +152,7 @@ class Directory:
 
         infos, owners = await self.ctx.redis.pipeline("lobby", read)
         out = []
-        for name, fi, fo in zip(names, infos, owners):
+        for name, fi, fo in zip(names, infos, owners, strict=True):
             info, owner = await fi, await fo
             if not info or owner is None:
                 continue  # closed, or its host died and nobody has taken it over yet
@@ -163,6 +164,7 @@ class Directory:
         """Everyone in a room on a live node: room, client, name, player, node."""
         out: list[dict[str, Any]] = []
         for n in await self.nodes():
-            h = await self.ctx.redis.call("presence", lambda: self.ctx.redis.r.hgetall(self.ctx.keys.presence(n["node"])))
+            key = self.ctx.keys.presence(n["node"])
+            h = await self.ctx.redis.call("presence", partial(self.ctx.redis.r.hgetall, key))
             out.extend(json.loads(v) for v in h.values())
         return sorted(out, key=lambda e: (e["room"], e["client"]))

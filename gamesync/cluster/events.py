@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
 
 import trio
 
@@ -51,7 +53,7 @@ class Events:
         redis = self.ctx.redis
         async for channel, msg in self._out_recv:
             try:
-                await redis.call("publish", lambda: redis.r.publish(channel, msg))
+                await redis.call("publish", partial(redis.r.publish, channel, msg))
             except RedisDown:
                 self.dropped += 1
 
@@ -65,7 +67,7 @@ class Events:
                     async for m in ps:
                         if m["type"] == "message":
                             await self._on_message(m["channel"], m["data"])
-            except Exception as e:  # noqa: BLE001 - any failure of the subscription: resubscribe
+            except Exception as e:  # any failure of the subscription: resubscribe
                 logger.debug("node %s: subscriber: %r", self.ctx.id, e)
             finally:
                 self._ps = None
@@ -86,7 +88,7 @@ class Events:
                 if drop:
                     self.ctx.redis.commands += 1
                     await ps.unsubscribe(*drop)
-        except Exception as e:  # noqa: BLE001 - retried at the next heartbeat
+        except Exception as e:  # retried at the next heartbeat
             logger.debug("node %s: subscriptions not updated: %r", self.ctx.id, e)
             return
         self.subscribed = want

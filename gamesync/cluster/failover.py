@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+from functools import partial
 
 import coredis
 import trio
@@ -48,10 +49,10 @@ class Failover:
                 continue
             if not await self._take_rooms_of(node):
                 return  # this node is full
-            left = await call("failover", lambda: r.scard(ks.node_rooms(node)))
+            left = await call("failover", partial(r.scard, ks.node_rooms(node)))
             if not left:
-                await call("failover", lambda: r.zrem(ks.nodes, [node]))
-                await call("failover", lambda: r.delete([ks.node_rooms(node), ks.presence(node)]))
+                await call("failover", partial(r.zrem, ks.nodes, [node]))
+                await call("failover", partial(r.delete, [ks.node_rooms(node), ks.presence(node)]))
                 logger.info("node %s: dead node %s forgotten", self.ctx.id, node)
 
     async def _take_rooms_of(self, node: str) -> bool:
@@ -62,14 +63,14 @@ class Failover:
         for room in rooms:
             if len(host.rooms) >= host.max_rooms:
                 return False
-            owner = await call("failover", lambda: r.get(ks.lease(room)))
+            owner = await call("failover", partial(r.get, ks.lease(room)))
             if owner is None:
                 if not await self.directory.claim(room, "failover"):
                     continue
                 logger.info("node %s: room %s taken over from dead node %s", self.ctx.id, room, node)
                 await self.adopt(room)
             if owner != node:
-                await call("failover", lambda: r.srem(ks.node_rooms(node), [room]))
+                await call("failover", partial(r.srem, ks.node_rooms(node), [room]))
         return True
 
     async def adopt(self, room: str) -> None:

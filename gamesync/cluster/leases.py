@@ -59,8 +59,8 @@ class Leases:
             self.released = released + self.released  # their keys go at the next heartbeat
             raise
         results = await renewed if renewed is not None else []
-        self.directory.reserved_seats = {r.name: int(await c) for r, c in zip(rooms, counts)}
-        for r, res in zip(rooms, results):
+        self.directory.reserved_seats = {r.name: int(await c) for r, c in zip(rooms, counts, strict=True)}
+        for r, res in zip(rooms, results, strict=False):  # a Redis reply: its length is not trusted
             if res == 2:
                 logger.info("node %s: room %s: lease taken again (it had lapsed)", self.ctx.id, r.name)
             elif res == 0 and not r.closed:

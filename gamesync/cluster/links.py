@@ -3,7 +3,8 @@ seats held for redirected joins, saves to Redis."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
 from ..core.saved import SavedRoom
 from ..ports import HostedRoom

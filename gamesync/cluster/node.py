@@ -12,8 +12,9 @@ back re-registers the node and re-takes its leases (``keys.RENEW``).
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
 from contextlib import AsyncExitStack
-from typing import Any, MutableMapping
+from typing import Any
 
 import trio
 

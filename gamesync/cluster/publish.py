@@ -29,7 +29,7 @@ class Publisher:
         self._client = coredis.Redis.from_url(redis_url, decode_responses=True, connect_timeout=2, stream_timeout=2)
         self._r: Any = None
 
-    async def __aenter__(self) -> "Publisher":
+    async def __aenter__(self) -> Publisher:
         self._r = await self._client.__aenter__()
         return self
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 import coredis
 import coredis.exceptions
@@ -30,7 +31,7 @@ def now_ms() -> int:
 class Counted:
     """A Redis client or pipeline whose every command counts one in ``link.commands``."""
 
-    def __init__(self, target: Any, link: "RedisLink") -> None:
+    def __init__(self, target: Any, link: RedisLink) -> None:
         self._target = target
         self._link = link
 

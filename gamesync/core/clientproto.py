@@ -122,7 +122,7 @@ class ClientProtocol:
     def join(self) -> bytes:
         return p.pack_join(self.room, self.name, self.game, self.version, token=self.token, resume=self.resume)
 
-    def successor(self, resume: str | None) -> "ClientProtocol":
+    def successor(self, resume: str | None) -> ClientProtocol:
         """The protocol for this client's next connection (a redirect, a reconnect): the same
         room, name, game, token, settings and version, continuing the input numbering, with
         ``resume`` as the seat to take back."""
@@ -131,7 +131,7 @@ class ClientProtocol:
         nxt.carry_over(self)
         return nxt
 
-    def carry_over(self, prev: "ClientProtocol") -> None:
+    def carry_over(self, prev: ClientProtocol) -> None:
         """Continue an earlier connection's input numbering (seqs only ever increase, so a
         resumed seat never takes a new input for an old one) and its unapplied inputs."""
         self.input_seq = prev.input_seq
@@ -193,7 +193,7 @@ class ClientProtocol:
         only = (max(snaps, key=lambda i: msgs[i].tick)  # type: ignore[union-attr]
                 if len(snaps) > backlog and not self.stream else None)
         out: list[ClientSideEvent] = []
-        for i, (m, d) in enumerate(zip(msgs, datas)):
+        for i, (m, d) in enumerate(zip(msgs, datas, strict=True)):
             out += self._handle(m, len(d), now, only is None or i == only)
         return out
 
@@ -265,7 +265,7 @@ def _schema(wire: list[Any]) -> Schema:
     try:
         schema = Schema.from_wire(wire)
         for f in schema:
-            f.wire_dtype  # every field's wire type exists (finite, numeric bounds that fit 32 bits)
+            _ = f.wire_dtype  # every field's wire type exists (finite, numeric bounds that fit 32 bits)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise ProtocolViolation(f"bad schema in welcome: {type(e).__name__}: {e}") from None
     return schema

@@ -53,7 +53,8 @@ def _kept_and_changes(cur: State, base: State) -> tuple[slice | NDArray[np.intp]
     if base.alive is cur.alive and base.ids is cur.ids:  # no spawn or despawn in between
         return base.live, _EMPTY, _EMPTY
     nb = base.n
-    if nb <= cur.n and base.dense and (cur.dense or cur.alive[:nb].all()) and (base.ids is cur.ids or np.array_equal(base.ids, cur.ids[:nb])):
+    if nb <= cur.n and base.dense and (cur.dense or cur.alive[:nb].all()) and (
+            base.ids is cur.ids or np.array_equal(base.ids, cur.ids[:nb])):
         created = np.flatnonzero(cur.alive[nb:]) + nb
         return slice(0, nb), np.zeros(0, dtype=np.intp), created
     m = min(nb, cur.n)
@@ -80,7 +81,8 @@ def _ref_select(kept: slice | NDArray[np.intp], base: State,
     if ref.alive is base.alive and ref.ids is base.ids:  # same layout: same slots, same entities
         return kept, None
     if isinstance(kept, slice):
-        if ref.n >= k and (ref.dense or ref.alive[:k].all()) and (ref.ids is base.ids or np.array_equal(ref.ids[:k], base.ids[:k])):
+        if ref.n >= k and (ref.dense or ref.alive[:k].all()) and (
+                ref.ids is base.ids or np.array_equal(ref.ids[:k], base.ids[:k])):
             return slice(0, k), None
         kept = np.arange(k)
     inside = kept < ref.n
@@ -259,7 +261,8 @@ def pack_diff(schema: Schema, d: Diff) -> bytes:
         [_encode_row(f, res[i], vals[i]) for i, f in enumerate(schema)],
         None if pos is None else _gaps(pos),
     ]
-    return msgpack.packb(body, use_bin_type=True)
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    return packed
 
 
 def encode_delta(schema: Schema, cur: State, base: State | None = None, ref: State | None = None) -> bytes:
@@ -303,7 +306,7 @@ def _frombuf(buf: Any, dtype: Any, count: int | None = None) -> NDArray[Any]:
 
 
 def _check_dtype(code: Any, allowed: tuple[str, ...]) -> str:
-    if code not in allowed:
+    if not isinstance(code, str) or code not in allowed:
         raise PayloadError(f"bad dtype {code!r}")
     return code
 

@@ -7,6 +7,7 @@ module is its executable form. Parsing never trusts the peer: anything off-spec 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -243,7 +244,8 @@ def _input(msg: list[Any]) -> InputFrame:
     _arity(msg, 3, 5, "input")
     ack = msg[3] if len(msg) > 3 else None
     bits = _bits(msg[4]) if len(msg) > 4 else 0
-    return InputFrame(_int(msg[1], "input seq", lo=1), _free_data(msg[2]), None if ack is None else _int(ack, "ack tick"), bits)
+    return InputFrame(_int(msg[1], "input seq", lo=1), _free_data(msg[2]),
+                      None if ack is None else _int(ack, "ack tick"), bits)
 
 
 def _tick(v: Any, what: str, allow_none: bool = False) -> int:
@@ -320,7 +322,7 @@ def _free_data(v: Any) -> Any:
 
 # ---- builders ----------------------------------------------------------------------------
 
-_pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+_pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 pack = _pack  # any msgpack value, as every message is packed
 
 

@@ -73,10 +73,11 @@ def restore_world(world: World, saved: dict[str, Any]) -> None:
 
 
 def pack_saved(room: SavedRoom) -> bytes:
-    return msgpack.packb({
+    packed: bytes = msgpack.packb({
         "format": FORMAT, "game": room.game, "tick": room.tick, "world": room.world, "state": room.game_state,
         "seats": [[s.resume_token, s.client_id, s.name, s.player, s.last_applied] for s in room.seats],
     }, use_bin_type=True)
+    return packed
 
 
 def unpack_saved(data: bytes) -> SavedRoom | None:

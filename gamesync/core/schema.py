@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -66,7 +67,7 @@ class Field:
             raise ValueError(f"unknown field kind {self.kind!r}")
 
     @property
-    def wire_dtype(self) -> np.dtype:
+    def wire_dtype(self) -> np.dtype[Any]:
         """Little-endian integer dtype of the quantised value."""
         if self.kind == "float":
             return np.dtype(_unsigned_for(self.levels))
@@ -84,7 +85,7 @@ class Field:
     @property
     def levels(self) -> int:
         """Largest quantised value of a float field."""
-        return int(math.ceil((self.hi - self.lo) / self.step - 1e-9))
+        return math.ceil((self.hi - self.lo) / self.step - 1e-9)
 
     @property
     def modulus(self) -> int:
@@ -122,7 +123,8 @@ class Field:
             turns = values.astype(np.float64) * ((1 << self.bits) / TAU)
             return (np.rint(turns).astype(np.int64) & ((1 << self.bits) - 1)).astype(self.wire_dtype)
         info = np.iinfo(self.wire_dtype)
-        return np.clip(values, info.min, info.max).astype(self.wire_dtype)
+        clipped: NDArray[Any] = np.clip(values, info.min, info.max)
+        return clipped.astype(self.wire_dtype)
 
     def snap(self, values: Any) -> Any:
         """``values`` rounded to the nearest value this field can send, in float64 (floats and
@@ -205,7 +207,7 @@ class Schema:
         return [f.to_wire() for f in self.fields]
 
     @classmethod
-    def from_wire(cls, data: Any) -> "Schema":
+    def from_wire(cls, data: Any) -> Schema:
         """Rebuild a schema from its `welcome` description."""
         if not isinstance(data, list):
             raise ValueError("schema must be a list")

@@ -12,8 +12,9 @@ left, broke a rule, or its connection was lost), nothing it sends reaches the ga
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import protocol as p
 from .acks import AckTracker

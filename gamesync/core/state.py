@@ -33,12 +33,12 @@ class State:
     layout: int = -1
 
     @classmethod
-    def empty(cls, schema: Schema, tick: int = -1) -> "State":
+    def empty(cls, schema: Schema, tick: int = -1) -> State:
         return cls(tick, 0, np.zeros(0, dtype=bool), np.zeros(0, dtype="<u4"),
                    np.zeros((len(schema), 0), dtype=np.int32))
 
     @classmethod
-    def capture(cls, world: World, tick: int, prev: "State | None" = None) -> "State":
+    def capture(cls, world: World, tick: int, prev: State | None = None) -> State:
         """Quantise the world's live entities (one vectorised pass per field).
 
         When ``prev`` was captured from the same world with no spawn or despawn since, the
@@ -80,7 +80,7 @@ class State:
         idx.flags.writeable = False
         return idx
 
-    def same_as(self, other: "State") -> bool:
+    def same_as(self, other: State) -> bool:
         """Bit-for-bit equality of the quantised content (the tick is not compared)."""
         return (
             self.n == other.n
@@ -92,7 +92,8 @@ class State:
     def wire(self, schema: Schema, name: str) -> NDArray[Any]:
         """Quantised column ``name`` in its little-endian wire dtype."""
         i = schema.index(name)
-        return self.mat[i].astype(schema.fields[i].wire_dtype)
+        row: NDArray[np.int32] = self.mat[i]
+        return row.astype(schema.fields[i].wire_dtype)
 
     def column(self, schema: Schema, name: str) -> NDArray[Any]:
         """Dequantised column ``name`` (float32 for float and angle fields)."""

@@ -3,7 +3,7 @@ Python gets the games its ``ServerConfig(games=...)`` names, these or its own.""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..game import Game
 

@@ -8,8 +8,8 @@ and 2 s resting with a random phase. Positions clamp to the world. hp starts at 
 Everything moves on the grid the clients see (1/64 unit): spawn points are snapped to it
 and a tick's movement is a whole number of grid steps on each axis (each axis is off by at
 most half a step per tick: players move at 200.16 units/s straight and 200.20 diagonally,
-NPCs within 0.33 % of 100 units/s depending on their heading). Constant motion is then exactly linear after quantisation,
-so the predictive delta sends nothing for it; only what a client cannot predict (an NPC
+NPCs within 0.33 % of 100 units/s depending on their heading). Constant motion is then exactly linear after
+quantisation, so the predictive delta sends nothing for it; only what a client cannot predict (an NPC
 starting or stopping, a player's new input) costs bytes.
 """
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..game import Game
 from ..tokens import check_secret

@@ -4,7 +4,7 @@ creating rooms (from a save when a node takes one over), one at a time per name.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import trio
 

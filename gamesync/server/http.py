@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterator, Sized
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator, Protocol, Sized
+from typing import Any, Protocol
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -95,7 +96,7 @@ def operator_refusal(request: Request, secret: bytes | None) -> str | None:
     one (development mode): only a caller on this machine, directly (not through a proxy)."""
     if secret is None:
         peer = request.client.host if request.client is not None else ""
-        if is_loopback(peer) and not proxied(k.encode("latin-1") for k in request.headers.keys()):
+        if is_loopback(peer) and not proxied(k.encode("latin-1") for k in request.headers):
             return None
         return "operator endpoints of a server without a secret answer local callers only"
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
@@ -145,7 +146,7 @@ def _endpoint(server: ServerView) -> Callable[[Request], Awaitable[JSONResponse]
 def build_app(server: ServerView, demo_dir: Path | None) -> Starlette:
     started = time.time()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(server))  # type: ignore[arg-type]
+    registry.register(_Collector(server))
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": not server.stopping, "connections": server.connections,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import selectors
-from typing import Callable
+from collections.abc import Callable
 
 from ..core.errors import GamesyncError, PeerClosed
 from .session import Session

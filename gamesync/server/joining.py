@@ -4,8 +4,8 @@ check), the join message through the session's join gate, and the join token's v
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import trio

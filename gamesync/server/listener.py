@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -54,8 +54,8 @@ class Listener:
         if self.connections:
             await self._all_closed.wait()
 
-    async def accept(self, lsock: socket.socket, nursery: trio.Nursery, handle: Callable[[socket.socket, str], Awaitable[None]],
-                     stopping: Callable[[], bool]) -> None:
+    async def accept(self, lsock: socket.socket, nursery: trio.Nursery,
+                     handle: Callable[[socket.socket, str], Awaitable[None]], stopping: Callable[[], bool]) -> None:
         """Accept until cancelled; each admitted socket gets ``handle(sock, ip)`` in ``nursery``."""
         while True:
             await trio.lowlevel.wait_readable(lsock)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from typing import Iterable
+from collections.abc import Iterable
 
 #: names of this machine's loopback interface as a bind address or a Host header
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "::1", "localhost"})

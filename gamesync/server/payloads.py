@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..core import protocol as p
 from ..core.delta import compress_payload, encode_delta
@@ -20,7 +20,7 @@ def encode_payloads(schema: Schema, state: State, hist: History, live: Sequence[
     keys = plan_payloads(state.tick, [s.acks for s in live], hist, cap, counts)
     payloads: dict[tuple[int, int], Outgoing] = {}
     plan = []
-    for s, key in zip(live, keys):
+    for s, key in zip(live, keys, strict=True):
         if key is None:
             continue
         out = payloads.get(key)

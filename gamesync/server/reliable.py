@@ -3,7 +3,7 @@ out, or when the client leaves."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import trio
 

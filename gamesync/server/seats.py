@@ -4,8 +4,9 @@ events), and the seats kept for a resume after a connection drops or a room move
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from ..core.errors import Unauthorized
 from ..core.saved import SavedSeat
@@ -27,13 +28,13 @@ class Seat:
     in_game: bool = False  # the game has seen it join (it entered at a tick, or came from a save)
 
     @classmethod
-    def from_saved(cls, saved: SavedSeat) -> "Seat":
+    def from_saved(cls, saved: SavedSeat) -> Seat:
         return cls(saved.client_id, saved.name, saved.player, saved.resume_token, saved.last_applied, in_game=True)
 
     def to_saved(self) -> SavedSeat:
         return SavedSeat(self.resume_token, self.id, self.name, self.player, self.last_applied)
 
-    def resumed_as(self, resume_token: str) -> "Seat":
+    def resumed_as(self, resume_token: str) -> Seat:
         """The same seat for a resumed connection, with its fresh resume token. A seat the game
         has not seen join yet (welcomed, replaced before its first tick) joins as new."""
         return Seat(self.id, self.name, self.player, resume_token, self.last_applied, self.events,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import trio
 from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request

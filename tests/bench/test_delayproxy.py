@@ -1,13 +1,16 @@
-"""bench/delayproxy.py: every byte arrives, in order, no sooner than the added delay, in both
-directions, and an end of stream is passed on after the data before it."""
+"""The delay proxies (bench/delayproxy.py, and bench/delayproxy.c built with cc): every byte
+arrives, in order, no sooner than the added delay, in both directions, and an end of stream
+is passed on after the data before it."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import trio
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,15 +23,25 @@ async def _echo(stream: trio.SocketStream) -> None:
         await stream.send_eof()
 
 
-async def test_the_proxy_delays_each_direction_by_half_the_rtt_and_keeps_order(tmp_path):
+def _command(kind: str, tmp: Path, port: int, port_file: Path) -> list[str]:
+    if kind == "python":
+        return [sys.executable, str(ROOT / "bench" / "delayproxy.py"), "--target", f"127.0.0.1:{port}",
+                "--rtt-ms", "80", "--jitter-ms", "20", "--port-file", str(port_file)]
+    cc = shutil.which("cc")
+    assert cc is not None, "no C compiler: the CI machines have gcc"
+    subprocess.run([cc, "-O2", "-Wall", "-Werror", "-o", str(tmp / "delayproxy"), str(ROOT / "bench" / "delayproxy.c")],
+                   check=True)
+    return [str(tmp / "delayproxy"), str(port_file), "127.0.0.1", str(port), "40000", "10000", "7"]
+
+
+@pytest.mark.parametrize("kind", ["python", "c"])
+async def test_the_proxy_delays_each_direction_by_half_the_rtt_and_keeps_order(tmp_path, kind):
     with trio.fail_after(30):
         async with trio.open_nursery() as n:
             listeners = await n.start(trio.serve_tcp, _echo, 0)
             port = listeners[0].socket.getsockname()[1]
             port_file = tmp_path / "port"
-            proxy = subprocess.Popen([sys.executable, str(ROOT / "bench" / "delayproxy.py"), "--target",
-                                      f"127.0.0.1:{port}", "--rtt-ms", "80", "--jitter-ms", "20",
-                                      "--port-file", str(port_file)])
+            proxy = subprocess.Popen(_command(kind, tmp_path, port, port_file))
             try:
                 while not (port_file.exists() and port_file.read_text().strip()):
                     await trio.sleep(0.02)

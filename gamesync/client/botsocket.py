@@ -1,0 +1,177 @@
+"""A bot's WebSocket over a raw non-blocking socket: connect, the handshake, messages in and out.
+
+Reading takes the fast path for plain data frames (``wsframe.FrameReader``) and hands anything
+else to wsproto; sending never blocks (a bot's input is a few bytes; a socket that cannot take
+them is broken). What goes wrong is reported to the bot through ``on_fail`` and ``on_close``.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RejectConnection, Request
+from wsproto.utilities import LocalProtocolError
+
+from ..sockio import recv_some, send_all
+from ..wsframe import FrameReader, FrameTooBig, header_end, masked_binary_frame
+
+RECV_CHUNK = 256 * 1024
+MAX_SNAPSHOT = 64 << 20  # largest snapshot message a bot accepts
+
+
+class BotSocket:
+    """One WebSocket connection of a bot to ``host:port`` at ``path``."""
+
+    def __init__(self, host: str, port: int, path: str, on_fail: Callable[[str], None],
+                 on_close: Callable[[int, str | None], None]) -> None:
+        self.host, self.port, self.path = host, port, path
+        self.on_fail = on_fail  # the connection is broken: why
+        self.on_close = on_close  # the server closed it: code, reason (answered, then hung up)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.sock: socket.socket | None = None
+        self.reader: FrameReader | None = None
+        self._parts: list[bytes] = []
+
+    async def open(self) -> None:
+        """Connect and complete the WebSocket handshake."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        err = sock.connect_ex((self.host, self.port))
+        if err not in (0, 115, 36):  # EINPROGRESS (Linux 115, BSD 36)
+            raise OSError(err, "connect failed")
+        await trio.lowlevel.wait_writable(sock)
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, "connect failed")
+        await self.send_all(self.ws.send(Request(host=f"{self.host}:{self.port}", target=self.path)))
+        head = b""
+        while True:
+            for ev in self.ws.events():
+                if isinstance(ev, AcceptConnection):
+                    break
+                if isinstance(ev, RejectConnection):
+                    raise OSError("handshake rejected")
+            else:
+                data = await self.recv_some()
+                head += data
+                self.ws.receive_data(data)
+                continue
+            break
+        if header_end(head) == len(head):  # wsproto holds no bytes: the fast path takes over
+            self.reader = FrameReader(masked=False, max_size=MAX_SNAPSHOT)
+
+    async def recv_some(self) -> bytes:
+        """Bytes from the socket, waiting for them (while joining)."""
+        assert self.sock is not None
+        data = await recv_some(self.sock, RECV_CHUNK)
+        if not data:
+            raise OSError("connection closed during join")
+        return data
+
+    async def send_all(self, data: bytes) -> None:
+        assert self.sock is not None
+        await send_all(self.sock, data)
+
+    def receive(self) -> list[bytes]:
+        """Complete messages from what the socket has now (none if it has nothing)."""
+        assert self.sock is not None
+        try:
+            data = self.sock.recv(RECV_CHUNK)
+        except BlockingIOError:
+            return []
+        except OSError as e:
+            self.on_fail(f"recv failed: {e}")
+            return []
+        if not data:
+            self.on_fail("connection closed by server")
+            return []
+        try:
+            return self.ingest(data)
+        except FrameTooBig as e:
+            self.on_fail(f"snapshot of {e.size} bytes is over the bot's limit")
+            return []
+
+    def ingest(self, data: bytes) -> list[bytes]:
+        """Complete messages in ``data``: fast path first, wsproto for anything else."""
+        r = self.reader
+        if r is not None and not r.done:
+            msgs, rest = r.feed(data)
+            ping = r.take_ping()
+            if ping is not None:
+                self.send_nowait(self.ws.send(Pong(ping)))
+            if rest is not None:
+                (self.ws.connection or self.ws).receive_data(rest)
+                msgs += self._messages()
+            return msgs
+        (self.ws.connection or self.ws).receive_data(data)
+        return self._messages()
+
+    def _messages(self) -> list[bytes]:
+        out = []
+        for ev in self.ws.events():
+            if isinstance(ev, BytesMessage):
+                if ev.message_finished:
+                    if self._parts:
+                        self._parts.append(bytes(ev.data))
+                        out.append(b"".join(self._parts))
+                        self._parts.clear()
+                    else:
+                        out.append(bytes(ev.data))
+                else:
+                    self._parts.append(bytes(ev.data))
+            elif isinstance(ev, Ping):
+                self.send_nowait(self.ws.send(ev.response()))
+            elif isinstance(ev, CloseConnection):
+                self.on_close(ev.code, ev.reason)
+                try:  # answer the close, as a WebSocket peer must, then hang up
+                    self.send_nowait(self.ws.send(ev.response()))
+                except LocalProtocolError:
+                    pass
+                self.hang_up()
+                return out
+        return out
+
+    def send_message(self, msg: bytes) -> bool:
+        """Send ``msg`` as one binary frame if the socket takes it now."""
+        return self.send_nowait(masked_binary_frame(msg))
+
+    def send_nowait(self, data: bytes) -> bool:
+        assert self.sock is not None
+        try:
+            n = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as e:
+            self.on_fail(f"send failed: {e}")
+            return False
+        if n != len(data):
+            self.on_fail("socket buffer full mid-frame")  # a bot that cannot send 20 bytes is broken
+            return False
+        return True
+
+    def hang_up(self) -> None:
+        """Close the socket after the close handshake (it stays registered until then)."""
+        if self.sock is not None and self.sock.fileno() != -1:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def drop(self) -> None:
+        """Close the socket at once (a redirect, a reconnect)."""
+        if self.sock is not None:
+            self.sock.close()
+
+    def close(self) -> None:
+        """Say goodbye (close code 1000) if the socket still takes it, and close it."""
+        if self.sock is not None:
+            try:
+                self.sock.send(self.ws.send(CloseConnection(code=1000, reason="done")))
+            except Exception:
+                pass
+            self.sock.close()
