@@ -204,11 +204,7 @@ def parse_client(data: bytes) -> ClientEvent:
                 and type(bits) is int and 0 <= bits < _BITS_END and type(d) is list and all(type(x) is int for x in d)):
             return InputFrame(seq, d, ack, bits)
     if t == Msg.INPUT:
-        _arity(msg, 3, 5, "input")
-        ack = msg[3] if len(msg) > 3 else None
-        bits = _bits(msg[4]) if len(msg) > 4 else 0
-        return InputFrame(_int(msg[1], "input seq", lo=1), _free_data(msg[2]),
-                          None if ack is None else _int(ack, "ack tick"), bits)
+        return _input(msg)
     if t == Msg.ACK:
         _arity(msg, 2, 3, "ack")
         return SnapshotAck(_int(msg[1], "ack tick"), _bits(msg[2]) if len(msg) > 2 else 0)
@@ -241,6 +237,15 @@ def parse_client(data: bytes) -> ClientEvent:
         _arity(msg, 1, 1, "leave")
         return Leave()
     raise ProtocolViolation(f"unknown message type {t}")
+
+
+def _input(msg: list[Any]) -> InputFrame:
+    """An input message, every field checked (the general path behind parse_client's inline one)."""
+    _arity(msg, 3, 5, "input")
+    ack = msg[3] if len(msg) > 3 else None
+    bits = _bits(msg[4]) if len(msg) > 4 else 0
+    return InputFrame(_int(msg[1], "input seq", lo=1), _free_data(msg[2]),
+                      None if ack is None else _int(ack, "ack tick"), bits)
 
 
 def _tick(v: Any, what: str, allow_none: bool = False) -> int:

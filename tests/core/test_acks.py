@@ -109,3 +109,76 @@ def test_a_full_snapshot_keeps_the_baseline_floor():
     assert t.base == 8
     t.on_sent(10, NO_TICK)
     assert t.choose(11, range(12))[0] >= 8
+
+
+@pytest.mark.parametrize(("first", "second"), [(0b01, 0b10), (0b11, 0b01), (0b101, 0b110), (0b1, 0), (1 << 31, 0b1)])
+def test_a_repeated_ack_adds_its_bits_to_those_already_reported(first, second):
+    """Overlapping or not, a second ack of the same tick never takes a held tick away."""
+    t = tracker_with_sent(range(40), keep=64)  # every tick the bits name is still remembered
+    t.on_ack(35, first)
+    t.on_ack(35, second)
+    both = first | second
+    assert t.ack_bits == both
+    for i in range(32):
+        assert t.holds(35 - 1 - i) == bool(both >> i & 1), i
+    assert t.holds(35)
+
+
+def test_an_older_ack_changes_nothing_and_a_newer_one_starts_the_bits_afresh():
+    t = tracker_with_sent(range(40))
+    t.on_ack(35, 0b1)
+    t.on_ack(30, 0b11)  # late: 30 and its bits are old news
+    assert (t.acked, t.ack_bits) == (35, 0b1) and not t.holds(29)
+    t.on_ack(36, 0b10)  # newer: its own bits (35 is not reported, but 34 is)
+    assert (t.acked, t.ack_bits) == (36, 0b10) and t.holds(34) and not t.holds(35)
+
+
+def sent_against(ticks: range, back: int, keep: int = 32, lag: int = 2) -> AckTracker:
+    """A tracker that sent every tick in ``ticks`` against the tick ``back`` before it."""
+    t = AckTracker(keep, lag)
+    for k in ticks:
+        t.on_sent(k, k - back if k >= back else NO_TICK)
+    return t
+
+
+def test_a_fresh_tracker_holds_nothing_and_any_ack_is_for_a_tick_never_sent():
+    t = AckTracker(16, 2)
+    assert (t.keep, t.lag, t.acked, t.ack_bits, t.base, t.newest_sent, t.waits) == (16, 2, NO_TICK, 0, NO_TICK, NO_TICK, 0)
+    assert not any(t.holds(k) for k in range(40))
+    with pytest.raises(ProtocolViolation, match="ack for tick 0, which was never sent"):
+        t.on_ack(0)
+
+
+def test_tick_zero_is_a_tick_like_any_other():
+    t = AckTracker(16, 1)
+    t.on_sent(0, NO_TICK)
+    assert t.was_sent(0) and t.sent_base(0) == NO_TICK
+    t.on_ack(0)
+    assert t.acked == 0 and t.holds(0)
+    assert t.choose(1, range(2)) == (0, NO_TICK)
+
+
+def test_the_reference_is_the_tick_before_the_baseline_when_held_else_the_baseline_it_was_built_on():
+    t = sent_against(range(20), back=3)  # each tick encoded against the one 3 before it
+    t.on_ack(19, 0b11)  # holds 19, 18, 17
+    assert t.choose(20, range(21)) == (18, 17)  # 18 = 20 - lag; 17 held, though 18 was built on 15
+    t = sent_against(range(20), back=3)
+    t.on_ack(19, 0b1)  # holds 19, 18
+    assert t.choose(20, range(21)) == (18, 15)  # 17 not held: 18's own baseline
+
+
+def test_a_baseline_the_acks_would_move_back_stays_where_it_was_with_its_reference():
+    t = sent_against(range(20), back=1, lag=1)
+    t.on_ack(15, 0b1)
+    assert t.choose(16, range(17)) == (15, 14) and t.base == 15
+    t.acked, t.ack_bits = 12, 0b1  # as if the acks said less than before
+    assert t.choose(17, range(18)) == (15, 14) and t.base == 15
+
+
+def test_a_reference_at_exactly_floor_minus_one_is_usable_when_held():
+    t = sent_against(range(20), back=3)  # no tick was built on the tick before it
+    t.on_ack(19, 0b1111)  # holds 19, 18, 17, 16, 15
+    assert t.sent_base(17) == 14
+    assert t.usable((17, 15), 16)  # 15 = floor - 1, held
+    assert t.usable((17, 15), 17) is False  # 15 < 17 - 1, and 17 was not built on it
+    assert t.usable((18, 15), 17)  # ... but 18 was

@@ -575,12 +575,13 @@ def test_reference_must_be_older_than_the_baseline():
     w = _world(4, x=1.0)
     s1 = State.capture(w, 1)
     s2 = State.capture(w, 2, s1)
-    with pytest.raises(PayloadError):
+    older = "^the reference must be older than the baseline$"
+    with pytest.raises(PayloadError, match=older):
         encode_delta(SCHEMA, s2, s2, s2)
     raw = encode_delta(SCHEMA, s2, s1)
-    with pytest.raises(PayloadError):
+    with pytest.raises(PayloadError, match=older):
         decode_delta(SCHEMA, raw, 2, s1, s2)
-    with pytest.raises(PayloadError):
+    with pytest.raises(PayloadError, match=older):
         decode_delta(SCHEMA, raw, 2, s1, s1)
 
 
@@ -602,9 +603,9 @@ def test_decompress_payload_refuses_to_inflate_past_its_limit():
     raw = bytes(1 << 20)
     flags, data = compress_payload(raw)
     assert flags == FLAG_DEFLATE and len(data) < 8000
-    with pytest.raises(PayloadError):
+    with pytest.raises(PayloadError, match="^payload inflates past the limit$"):
         decompress_payload(flags, data, limit=1000)
-    with pytest.raises(PayloadError):
+    with pytest.raises(PayloadError, match="^payload inflates past the limit$"):
         decompress_payload(flags, data, limit=len(raw) - 1)
     assert decompress_payload(flags, data, limit=len(raw)) == raw
     assert decompress_payload(flags, data) == raw
@@ -619,6 +620,9 @@ def test_raw_payloads_pass_through_without_a_limit_check():
 
 @pytest.mark.parametrize("data", [b"garbage that is not deflate", b"\x78\x9c\xff\xff\xff", b"\x78"])
 def test_corrupt_deflate_data_raises_payload_error(data):
+    if data != b"\x78":  # a bare header inflates to nothing; the decoder then refuses that
+        with pytest.raises(PayloadError, match="^bad deflate data: "):
+            decompress_payload(FLAG_DEFLATE, data)
     with pytest.raises(PayloadError):
         decode_delta(SCHEMA, decompress_payload(FLAG_DEFLATE, data), 1)
 
@@ -871,3 +875,423 @@ def test_documented_residual_rows_match_the_codec_byte_for_byte():
         r = np.array(res, dtype=np.int32)
         v = np.zeros_like(r) if vals is None else np.array(vals, dtype=np.int32)
         assert msgpack.packb(_encode_row(f, r, v), use_bin_type=True) == bytes.fromhex(want), res
+
+
+# ---- edges: position and gap widths past 8 and 16 bits, predictions across several ticks ----------
+
+INTS = Schema([Int("a", "i4"), Int("b", "i4"), Int("c", "i2")])
+
+
+def _states(*mats: tuple[int, list[list[int]]]) -> list[State]:
+    """Dense states over the same entities (ids 1..n), one per (tick, rows); read-only, as
+    every State is (the codec computes in place on what it may)."""
+    n = len(mats[0][1][0])
+    alive, ids = np.ones(n, dtype=bool), np.arange(1, n + 1, dtype="<u4")
+    out = []
+    for tick, rows in mats:
+        mat = np.array(rows, dtype=np.int32)
+        for a in (alive, ids, mat):
+            a.flags.writeable = False
+        out.append(State(tick, n, alive, ids, mat))
+    return out
+
+
+@pytest.mark.parametrize("n", [65_535, 65_536, 65_537, 70_000])
+def test_sparse_and_outlier_positions_past_65535_entities_round_trip(n):
+    """Field ``a`` changes everywhere (so nothing is listed in ``changed``: positions are kept
+    positions, up to n - 1), ``b`` at a few entities (sparse), ``c`` by 1 everywhere with a
+    few jumps (int8 + outliers)."""
+    zero = np.zeros(n, dtype=np.int64)
+    at = sorted({p for p in (0, 1, 65_534, 65_535, 65_536, n - 1) if p < n})
+    b, c = zero.copy(), zero + 1
+    b[at] = -5
+    c[at] = 1000
+    base, cur = _states((1, [zero, zero, zero]), (2, [zero + 1, b, c]))
+    raw = encode_delta(INTS, cur, base)
+    body = _body(raw)
+    assert body[6] is None and _modes(raw) == [MODE_DENSE, MODE_SPARSE, MODE_DENSE_OUTLIERS]
+    sparse, outliers = body[5][1], body[5][2]
+    want_idx = "<u2" if n <= 65_535 else None  # the smallest that holds n - 1 (either fits 65,536)
+    for code, pos in ((sparse[1], sparse[2]), (outliers[2], outliers[3])):
+        assert np.frombuffer(pos, dtype=code).tolist() == at
+        if want_idx:
+            assert code == want_idx
+        elif n - 1 > 0xFFFF:
+            assert code == "<u4"
+    got = decode_delta(INTS, raw, 2, base)
+    assert got.same_as(cur)
+    assert got.mat[1, at].tolist() == [-5] * len(at) and int(np.count_nonzero(got.mat[1])) == len(at)
+
+
+@pytest.mark.parametrize(("positions", "code"), [
+    ([255], "<u1"), ([256], "<u2"), ([0, 255], "<u1"), ([0, 256], "<u2"), ([3, 258, 513], "<u1"),
+    ([3, 259, 514], "<u2"), ([0, 65_535], "<u2"), ([0, 65_536], "<u4"), ([65_535], "<u2"), ([65_536], "<u4"),
+    ([1, 65_536, 131_071], "<u2"), ([1, 65_537, 131_072], "<u4"),
+])
+def test_changed_gaps_of_255_256_65535_65536_take_the_smallest_width_and_round_trip(positions, code):
+    n = 140_000
+    zero = np.zeros(n, dtype=np.int64)
+    a = zero.copy()
+    a[positions] = 7
+    base, cur = _states((1, [zero, zero, zero]), (2, [a, zero, zero]))
+    raw = encode_delta(INTS, cur, base)
+    changed = _body(raw)[6]
+    assert changed[0] == code
+    gaps = np.diff(positions, prepend=0).tolist()
+    assert np.frombuffer(changed[1], dtype=code).tolist() == gaps  # first position, then gaps
+    got = decode_delta(INTS, raw, 2, base)
+    assert got.same_as(cur)
+    assert np.flatnonzero(got.mat[0]).tolist() == positions
+
+
+# By hand, from docs/protocol.md section 10: pred = b + ((b - r) * (T - B)) // (B - R), floor
+# division. Reference at tick 4, baseline at tick 7 (B - R = 3), falling and rising values.
+#                 v: b - r = -10, -9, 10, -1        w (i2): b - r = -1, -2, 1, -3
+# T = 9 (x 2 / 3):  -7, -6, 6, -1 -> 83, -15, 16, 3     -1, -2, 0, -2 -> -2, -4, 1, -5
+# T = 8 (x 1 / 3):  -4, -3, 3, -1 -> 86, -12, 13, 3     -1, -1, 0, -1 -> -2, -3, 1, -4
+# (division towards zero would give 84, -15, 16, 4 and -1, -3, 1, -5 at T = 9)
+EDGE_R = [[100, 0, 0, 5], [0, 0, 0, 0], [0, 0, 0, 0]]
+EDGE_B = [[90, -9, 10, 4], [-1, -2, 1, -3], [0, 0, 0, 0]]
+EDGE_PRED9 = [[83, -15, 16, 3], [-2, -4, 1, -5], [0, 0, 0, 0]]
+EDGE_PRED8 = [[86, -12, 13, 3], [-2, -3, 1, -4], [0, 0, 0, 0]]
+# every value as predicted: [4, "", "", "", ["", "", ""], [[0], [0], [0]], nil]
+EDGE_SAME = "97 04 c4 00 c4 00 c4 00 93 c4 00 c4 00 c4 00 93 91 00 91 00 91 00 c0"
+# a at T = 9 off by -3 and +1 at kept positions 0 and 2: changed [<u1, gaps 0 2], a dense <i1
+EDGE_OFF = ("97 04 c4 00 c4 00 c4 00 93 c4 00 c4 00 c4 00 93 93 01 a3 3c 69 31 c4 02 fd 01 91 00 91 00"
+            " 92 a3 3c 75 31 c4 02 00 02")
+
+
+def test_floor_division_prediction_with_a_two_and_three_tick_gap_and_negative_velocity_matches_by_hand():
+    ref, base, at9, at8 = _states((4, EDGE_R), (7, EDGE_B), (9, EDGE_PRED9), (8, EDGE_PRED8))
+    same = bytes.fromhex(EDGE_SAME)
+    assert encode_delta(INTS, at9, base, ref) == same
+    assert encode_delta(INTS, at8, base, ref) == same
+    assert decode_delta(INTS, same, 9, base, ref).mat.tolist() == EDGE_PRED9
+    assert decode_delta(INTS, same, 8, base, ref).mat.tolist() == EDGE_PRED8
+    off = [[80, -15, 17, 3], EDGE_PRED9[1], EDGE_PRED9[2]]
+    (cur,) = _states((9, off))
+    assert encode_delta(INTS, cur, base, ref) == bytes.fromhex(EDGE_OFF)
+    assert decode_delta(INTS, bytes.fromhex(EDGE_OFF), 9, base, ref).mat.tolist() == off
+
+
+def test_prediction_across_a_wide_gap_wraps_a_32_bit_field_by_hand():
+    """B - R = 2, T - B = 5 on an <i4 field near its limits: (b - r) * 5 // 2 overflows int32
+    before the division, the prediction wraps modulo 2**32."""
+    r, b = -(2**31) + 10, -(2**31) + 4  # falling by 3 a tick
+    ref, base = _states((10, [[r, 2**31 - 1], [0, 0], [0, 0]]), (12, [[b, 2**31 - 1], [0, 0], [0, 0]]))
+    # entity 0: -6 * 5 // 2 = -15 -> b - 15 wraps to 2**31 - 11; entity 1: no motion
+    want = [[2**31 - 11, 2**31 - 1], [0, 0], [0, 0]]
+    same = bytes.fromhex("97 02 c4 00 c4 00 c4 00 93 c4 00 c4 00 c4 00 93 91 00 91 00 91 00 c0")
+    assert decode_delta(INTS, same, 17, base, ref).mat.tolist() == want
+    (cur,) = _states((17, want))
+    assert encode_delta(INTS, cur, base, ref) == same
+
+
+# ---- each malformed payload is refused by its own check, with its own message ------------------
+# The decoder turns any stray IndexError/ValueError into a PayloadError too, so "raises
+# PayloadError" alone does not show that the check meant for a case is the one that caught
+# it. Here every field encoding covers all K kept entities (changed = nil).
+
+
+def _all_kept_body():
+    """The fixture's body with every field predicted ([0]) and nothing listed in changed."""
+    ref, base, cur, body = _pair()
+    b = _set(body, [5], [[MODE_SAME]] * NF)
+    return ref, base, _set(b, [6], None)
+
+
+def _u(code: str, *xs: int) -> bytes:
+    return np.array(xs, dtype=code).tobytes()
+
+
+ALL_KEPT_BAD = {
+    "sparse position out of range": ([MODE_SPARSE, "<u2", _u("<u2", 1, K), "<i1", b"\x01\x01"], "^sparse position out of range$"),
+    "sparse count mismatch": ([MODE_SPARSE, "<u2", _u("<u2", 1, 2), "<i1", b"\x01"], "^expected 2 values, got 1$"),
+    "sparse bad index dtype": ([MODE_SPARSE, "<u1", _u("<u1", 1), "<i1", b"\x01"], "^bad dtype '<u1'$"),
+    "sparse bad value dtype": ([MODE_SPARSE, "<u2", _u("<u2", 1), "<u1", b"\x01"], "^bad dtype '<u1'$"),
+    "outlier position out of range": ([MODE_DENSE_OUTLIERS, bytes(K), "<u4", _u("<u4", 0, K), bytes(8)],
+                                      "^outlier position out of range$"),
+    "outlier count mismatch": ([MODE_DENSE_OUTLIERS, bytes(K), "<u2", _u("<u2", 1), bytes(8)], "^expected 1 values, got 2$"),
+    "outlier small count": ([MODE_DENSE_OUTLIERS, bytes(K - 1), "<u2", b"", b""], f"^expected {K} values, got {K - 1}$"),
+    "outlier bad index dtype": ([MODE_DENSE_OUTLIERS, bytes(K), "<i2", _u("<i2", 1), bytes(4)], "^bad dtype '<i2'$"),
+    "absolute wrong count": ([MODE_ABSOLUTE, bytes(2 * (K - 1))], f"^expected {K} values, got {K - 1}$"),
+    "absolute ragged": ([MODE_ABSOLUTE, bytes(2 * K + 1)], "^buffer length is not a multiple of its dtype$"),
+    "dense wrong count": ([MODE_DENSE, "<i2", bytes(2 * (K + 1))], f"^expected {K} values, got {K + 1}$"),
+    "dense not bytes": ([MODE_DENSE, "<i1", 5], "^expected bytes$"),
+    "dense bad dtype": ([MODE_DENSE, "<u1", bytes(K)], "^bad dtype '<u1'$"),
+    "enc empty": ([], "^bad field encoding$"),
+    "enc an int": (5, "^bad field encoding$"),
+    "enc a string": ("dense", "^bad field encoding$"),
+    "unknown mode": ([9], "^unknown field mode 9$"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ALL_KEPT_BAD))
+def test_a_malformed_field_encoding_is_refused_by_its_own_check(case):
+    ref, base, body = _all_kept_body()
+    assert _decode_body(body, base, ref).n == 41  # the fixture itself decodes
+    enc, message = ALL_KEPT_BAD[case]
+    with pytest.raises(PayloadError, match=message):
+        _decode_body(_set(body, [5, FIELD_X], enc), base, ref)
+
+
+CHANGED_BAD = {
+    "not a list": (7, "^bad changed list$"),
+    "one item": (["<u1"], "^bad changed list$"),
+    "three items": (["<u1", b"\x01", b""], "^bad changed list$"),
+    "bad dtype": (["<i1", b"\x01"], "^bad dtype '<i1'$"),
+    "ragged": (["<u2", b"\x01"], "^buffer length is not a multiple of its dtype$"),
+    "repeats the second": (["<u1", bytes([3, 0])], "^changed positions must increase$"),
+    "repeats the third": (["<u1", bytes([1, 1, 0])], "^changed positions must increase$"),
+    "longer than the kept list": (["<u1", bytes([0] + [1] * K)], "^changed positions must increase$"),
+    "past the kept list": (["<u1", bytes([K])], "^changed position out of range$"),
+    "last past the kept list": (["<u1", bytes([0, K])], "^changed position out of range$"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHANGED_BAD))
+def test_a_malformed_changed_list_is_refused_by_its_own_check(case):
+    ref, base, body = _all_kept_body()
+    changed, message = CHANGED_BAD[case]
+    with pytest.raises(PayloadError, match=message):
+        _decode_body(_set(body, [6], changed), base, ref)
+
+
+@pytest.mark.parametrize("code", ["<u1", "<u2", "<u4"])
+def test_a_changed_list_of_any_width_up_to_every_kept_entity_is_accepted(code):
+    ref, base, body = _all_kept_body()
+    want = _decode_body(body, base, ref)
+    for gaps in ([0], [5], [0] + [1] * (K - 1)):  # the last: every kept entity, listed
+        got = _decode_body(_set(body, [6], [code, _u(code, *gaps)]), base, ref)
+        assert got.same_as(want)
+
+
+def test_the_index_dtypes_of_sparse_and_outlier_encodings_may_be_either_width():
+    ref, base, body = _all_kept_body()
+    want = _decode_body(body, base, ref).mat[FIELD_X].astype(np.int64)
+    for code in ("<u2", "<u4"):
+        got = _decode_body(_set(body, [5, FIELD_X], [MODE_SPARSE, code, _u(code, 1, K - 1), "<i2", _u("<i2", -300, 7)]),
+                           base, ref)
+        d = got.mat[FIELD_X] - want  # over the slots; kept positions 1 and K - 1 are the second and last kept
+        assert d[np.flatnonzero(d)].tolist() == [-300, 7]
+        small = np.zeros(K, dtype="<i1")
+        small[[1, 2]] = [3, -4]
+        got = _decode_body(_set(body, [5, FIELD_X], [MODE_DENSE_OUTLIERS, small.tobytes(), code, _u(code, 1, K - 1),
+                                                     _u("<i4", 1000, -2000)]), base, ref)
+        # docs/protocol.md: small and outlier are added both, even where the encoder puts 0 in small
+        d = got.mat[FIELD_X] - want
+        assert d[np.flatnonzero(d)].tolist() == [1003, -4, -2000]
+
+
+@pytest.mark.parametrize(("res", "code"), [([-128], "<i1"), ([127], "<i1"), ([-129], "<i2"), ([128], "<i2"),
+                                           ([-32768], "<i2"), ([32768], "<i4"), ([-(2**31)], "<i4")])
+def test_sparse_residuals_take_the_smallest_signed_width_both_limits_inclusive(res, code):
+    from gamesync.core.delta import _encode_row
+
+    r = np.zeros(40, dtype=np.int32)
+    r[7] = res[0]
+    enc = _encode_row(Int("v", "i4"), r, np.zeros_like(r))
+    assert enc[0] == MODE_SPARSE and enc[3] == code and np.frombuffer(enc[4], dtype=code).tolist() == res
+
+
+def test_entities_replaced_in_the_same_slots_round_trip_though_the_alive_mask_is_shared():
+    """Two states may share ``alive`` (the same slots live) and still hold other entities in
+    some slots: whether each slot kept its entity is decided by the ids, not the mask."""
+    alive = np.ones(4, dtype=bool)
+    alive.flags.writeable = False
+    ids_b, ids_c = np.array([1, 2, 3, 4], dtype="<u4"), np.array([1, 9, 3, 8], dtype="<u4")
+    mat_b, mat_c = np.array([[10, 20, 30, 40]], dtype=np.int32), np.array([[11, 25, 31, 45]], dtype=np.int32)
+    for a in (ids_b, ids_c, mat_b, mat_c):
+        a.flags.writeable = False
+    one = Schema([Int("v", "i4")])
+    base, cur = State(1, 4, alive, ids_b, mat_b), State(2, 4, alive, ids_c, mat_c)
+    raw = encode_delta(one, cur, base)
+    assert np.frombuffer(_body(raw)[2], "<u4").tolist() == [1, 3]  # slots 1 and 3 created anew
+    assert decode_delta(one, raw, 2, base).same_as(cur)
+
+
+def test_compression_starts_at_exactly_compress_min_and_needs_a_strictly_smaller_result():
+    small = bytes(COMPRESS_MIN)
+    assert compress_payload(small)[0] == FLAG_DEFLATE and compress_payload(small[:-1]) == (0, small[:-1])
+    # 81 random bytes and 15 zeros: deflate gives exactly 96 bytes back, no gain, so it is sent raw
+    tie = bytes(np.random.default_rng(0).integers(0, 256, 96, dtype=np.uint8))[:81] + bytes(15)
+    assert len(zlib.compress(tie, 6)) == len(tie) == COMPRESS_MIN
+    assert compress_payload(tie) == (0, tie)
+
+
+def test_payloads_above_compress_fast_above_get_the_fastest_level_and_the_rest_the_default():
+    from gamesync.core.delta import COMPRESS_FAST_ABOVE, COMPRESS_LEVEL
+
+    rng = np.random.default_rng(5)
+    text = rng.integers(0, 40, COMPRESS_FAST_ABOVE + 1, dtype=np.uint8).tobytes()  # compressible, not trivially
+    at, above = text[:COMPRESS_FAST_ABOVE], text
+    assert compress_payload(at) == (FLAG_DEFLATE, zlib.compress(at, COMPRESS_LEVEL))
+    assert compress_payload(above) == (FLAG_DEFLATE, zlib.compress(above, 1))
+    assert zlib.compress(above, 1) != zlib.compress(above, 2) != zlib.compress(above, COMPRESS_LEVEL)
+
+
+def test_a_reference_sharing_the_alive_mask_predicts_only_entities_it_held():
+    """The reference shares the baseline's ``alive`` but slot 1 holds another entity there:
+    that entity has no velocity yet (prediction: its baseline value), the others carry on."""
+    alive = np.ones(3, dtype=bool)
+    ids_r, ids_b = np.array([1, 2, 3], dtype="<u4"), np.array([1, 9, 3], dtype="<u4")
+    mats = [np.array([v], dtype=np.int32) for v in ([0, 0, 0], [10, 50, 10], [20, 50, 20])]
+    for a in (alive, ids_r, ids_b, *mats):
+        a.flags.writeable = False
+    one = Schema([Int("v", "i4")])
+    ref, base, cur = State(1, 3, alive, ids_r, mats[0]), State(2, 3, alive, ids_b, mats[1]), State(3, 3, alive, ids_b, mats[2])
+    raw = encode_delta(one, cur, base, ref)
+    assert _modes(raw) == [MODE_SAME] and _changed(raw) is None
+    same = msgpack.packb([3, b"", b"", b"", [b""], [[MODE_SAME]], None], use_bin_type=True)
+    assert raw == same
+    assert decode_delta(one, same, 3, base, ref).mat.tolist() == [[20, 50, 20]]
+
+
+# ---- the decoder's bounds on what it unpacks, and the encoder's mode thresholds -----------------
+
+ONE = Schema([Int("v", "i4")])
+MAX_SLOTS = 1 << 24  # gamesync.core.delta.MAX_SLOTS, checked below
+
+
+def _one_body(**parts):
+    """A one-field full snapshot of 3 entities, with some parts replaced."""
+    body = {"n": 3, "removed": b"", "created": _u("<u4", 0, 1, 2), "ids": _u("<u4", 1, 2, 3),
+            "values": [_u("<i4", 5, 6, 7)], "fields": [[MODE_SAME]], "changed": None}
+    body.update(parts)
+    return msgpack.packb(list(body.values()), use_bin_type=True)
+
+
+def test_the_one_field_fixture_decodes():
+    assert decode_delta(ONE, _one_body(), 1).mat.tolist() == [[5, 6, 7]]
+
+
+@pytest.mark.parametrize(("parts", "message"), [
+    # nf + 4 arrays at most: top, created values, fields, one per field, changed
+    ({"fields": [[MODE_DENSE, ["<i1"], b""]], "changed": ["<u1", b""]}, "^undecodable payload: more arrays than a payload holds$"),
+    ({"changed": ["<u1", [b""]]}, "^undecodable payload: more arrays than a payload holds$"),
+    ({"fields": [{"mode": 0}]}, "^undecodable payload: .*max_map_len"),
+    ({"fields": [[MODE_DENSE, "<i1", msgpack.ExtType(1, b"\x00")]]}, "^undecodable payload: .*max_ext_len"),
+    ({"fields": [[MODE_DENSE, "<i1" + " " * 14, b""]]}, "^undecodable payload: .*max_str_len"),  # 17 characters
+    ({"fields": [[MODE_SAME] * 8]}, "^undecodable payload: .*max_array_len"),  # max(7, nf) = 7 items
+    ({"n": -1}, "^bad payload header$"), ({"n": MAX_SLOTS + 1}, "^bad payload header$"), ({"n": "3"}, "^bad payload header$"),
+    ({"n": 3.0}, "^bad payload header$"), ({"fields": []}, "^bad payload header$"), ({"fields": b"\x00"}, "^bad payload header$"),
+    ({"values": []}, "^bad payload header$"), ({"values": b""}, "^bad payload header$"),
+    ({"fields": [[MODE_DENSE]]}, "^malformed payload: IndexError: "),
+])
+def test_what_no_payload_holds_is_refused_while_unpacking_or_by_the_header_check(parts, message):
+    with pytest.raises(PayloadError, match=message):
+        decode_delta(ONE, _one_body(**parts), 1)
+
+
+def test_a_string_of_16_characters_and_an_array_of_7_items_are_within_the_bounds():
+    ok = decode_delta(ONE, _one_body(fields=[[MODE_DENSE, "<i1", b""]], changed=["<u1", b""]), 1)  # nf + 4 arrays
+    assert ok.mat.tolist() == [[5, 6, 7]]
+    with pytest.raises(PayloadError, match="^bad dtype '<i1 {13}'$"):  # unpacked, then refused by name
+        decode_delta(ONE, _one_body(fields=[[MODE_DENSE, "<i1" + " " * 13, b""]]), 1)
+    with pytest.raises(PayloadError, match="^unknown field mode 7$"):  # 7 items unpack
+        decode_delta(ONE, _one_body(fields=[[7] * 7]), 1)
+
+
+def test_the_largest_entity_count_a_decoder_accepts_is_max_slots():
+    from gamesync.core import delta
+
+    assert delta.MAX_SLOTS == MAX_SLOTS
+    body = [MAX_SLOTS, b"", b"", b"", [b""], [[MODE_SAME]], None]  # all dead: the arrays stay untouched
+    assert decode_delta(ONE, msgpack.packb(body, use_bin_type=True), 1).n == MAX_SLOTS
+
+
+def test_a_schema_without_fields_still_encodes_its_entities():
+    none = Schema([])
+    alive, ids = np.ones(3, dtype=bool), np.array([1, 2, 3], dtype="<u4")
+    a, b = State(1, 3, alive, ids, np.zeros((0, 3), dtype=np.int32)), State(2, 3, alive, ids, np.zeros((0, 3), dtype=np.int32))
+    assert _body(encode_delta(none, b, a)) == [3, b"", b"", b"", [], [], None]
+    assert decode_delta(none, encode_delta(none, b, a), 2, decode_delta(none, encode_delta(none, a), 1)).same_as(b)
+
+
+def test_a_single_field_lists_the_few_entities_that_changed():
+    n = 10
+    alive, ids = np.ones(n, dtype=bool), np.arange(1, n + 1, dtype="<u4")
+    base = State(1, n, alive, ids, np.zeros((1, n), dtype=np.int32))
+    cur = State(2, n, alive, ids, np.array([[0, 0, 0, 4, 0, 0, 0, 0, 0, 0]], dtype=np.int32))
+    raw = encode_delta(ONE, cur, base)
+    assert _changed(raw) == [3] and _body(raw)[5] == [[MODE_DENSE, "<i1", b"\x04"]]
+
+
+@pytest.mark.parametrize(("k", "nnz", "sparse"), [(97, 8, True), (96, 8, False), (25, 2, True), (24, 2, False)])
+def test_sparse_is_chosen_only_when_it_is_more_than_sparse_ratio_times_smaller(k, nnz, sparse):
+    """Sparse costs (1 + 2) bytes per non-zero with <u2 positions against 1 per entity dense:
+    chosen when nnz * 3 * SPARSE_RATIO < k."""
+    from gamesync.core.delta import SPARSE_RATIO, _encode_row
+
+    assert SPARSE_RATIO == 4
+    r = np.zeros(k, dtype=np.int32)
+    r[:nnz] = 1
+    assert (_encode_row(Int("v", "i4"), r, r)[0] == MODE_SPARSE) is sparse
+
+
+@pytest.mark.parametrize(("k", "outliers", "mode"), [(16, 2, MODE_DENSE_OUTLIERS), (15, 2, MODE_DENSE), (8, 1, MODE_DENSE_OUTLIERS)])
+def test_int8_plus_outliers_is_chosen_with_at_most_one_outlier_in_outlier_ratio(k, outliers, mode):
+    from gamesync.core.delta import OUTLIER_RATIO, _encode_row
+
+    assert OUTLIER_RATIO == 8
+    r = np.ones(k, dtype=np.int32)
+    r[:outliers] = 1000
+    assert _encode_row(Int("v", "i4"), r, r)[0] == mode
+
+
+SLOT_BAD = {
+    "n below the baseline": "^entity count shrank below the baseline$",
+    "removed beyond baseline": "^slot out of range$",  # slot 40 = the baseline's n
+    "removed already dead": "^slot out of range$",
+    "created beyond n": "^slot out of range$",  # slot 41 = n
+    "created still alive": "^created slot is still alive$",
+    "created ids short": "^expected 4 values, got 3$",
+    "created values short": "^expected 4 values, got 3$",
+    "created values list short": "^bad payload header$",
+    "n negative": "^bad payload header$",
+    "n not an int": "^bad payload header$",
+}
+
+
+@pytest.mark.parametrize("case", sorted(SLOT_BAD))
+def test_slot_lists_that_do_not_fit_the_baseline_are_refused_by_their_own_check(case):
+    ref, base, cur, body = _pair()
+    with pytest.raises(PayloadError, match=SLOT_BAD[case]):
+        _decode_body(BAD_BODIES[case](body), base, ref)
+
+
+@pytest.mark.parametrize("created", [[2, 1], [1, 1], [1, 5, 2], [40, 1, 2, 5]])
+def test_created_slots_must_strictly_ascend(created):
+    ref, base, cur, body = _pair()
+    b = _set(body, [2], _u("<u4", *created))
+    b = _set(b, [3], _u("<u4", *range(100, 100 + len(created))))
+    b = _set(b, [4], [bytes(len(created) * np.dtype(f.wire_dtype).itemsize) for f in SCHEMA])
+    with pytest.raises(PayloadError, match="^created slots must ascend$"):
+        _decode_body(b, base, ref)
+
+
+def test_one_created_value_is_not_spread_over_several_created_slots():
+    ref, base, cur, body = _pair()
+    with pytest.raises(PayloadError, match="^expected 4 values, got 1$"):
+        _decode_body(_set(body, [4, FIELD_X], body[4][FIELD_X][:2]), base, ref)  # one <u2 value
+    with pytest.raises(PayloadError, match="^expected 4 values, got 1$"):
+        _decode_body(_set(body, [3], _u("<u4", 7)), base, ref)
+
+
+def test_a_decoded_state_keeps_the_layout_facts_of_its_baseline_or_drops_them():
+    """Without a spawn or despawn the decoded state shares the baseline's alive and ids and
+    its layout version (and its cached dense/live); otherwise its layout is unknown (-1),
+    its ids are uint32 like every State's."""
+    w = _world(6, x=1.0)
+    s1 = State.capture(w, 1)
+    w["x"][:6] += 1 / 64
+    s2 = State.capture(w, 2, s1)
+    c1 = decode_delta(SCHEMA, encode_delta(SCHEMA, s1), 1)
+    assert c1.layout == -1 and c1.ids.dtype == np.dtype("<u4")
+    c1b = State(1, c1.n, c1.alive, c1.ids, c1.mat, layout=7)
+    c2 = decode_delta(SCHEMA, encode_delta(SCHEMA, s2, s1), 2, c1b)
+    assert c2.alive is c1b.alive and c2.layout == 7 and c2.dense is True and c2.live == slice(0, 6)
+    w.despawn([2])
+    s3 = State.capture(w, 3, s2)
+    c3 = decode_delta(SCHEMA, encode_delta(SCHEMA, s3, s2), 3, c2)
+    assert c3.layout == -1 and c3.ids.dtype == np.dtype("<u4") and c3.dense is False and c3.same_as(s3)

@@ -143,3 +143,64 @@ def test_a_room_of_lossy_lagging_clients_never_desyncs_and_nobody_starves(seed, 
                     if rng.random() >= ack_loss:
                         acks[i].append((cur.tick + int(rng.integers(0, max_delay + 1)), got.tick,
                                         mirrors[i].ack_bits()))
+
+
+def test_past_the_cap_a_client_rides_the_newest_chosen_pair_it_can_decode():
+    crowd = [tracker(19, 0b1) for _ in range(3)]  # want (19, 18)
+    few = [tracker(17, 0b1) for _ in range(2)]  # want (17, 16)
+    odd = tracker(20, 0b1111)  # wants (20, 19); holds 19, 18, 17 and 16 as well
+    odd.base = 15
+    counts = PlanCounts()
+    keys = plan_payloads(21, [odd, *crowd, *few], HIST, cap=2, counts=counts)
+    assert keys[1:] == [(19, 18)] * 3 + [(17, 16)] * 2
+    assert keys[0] == (19, 18) and odd.base == 19  # both fit; the newer is the better baseline
+    assert counts.cap_rides == 1
+
+
+def test_a_waiting_client_keeps_the_baseline_it_had_and_can_ride_down_to_it_next_tick():
+    """A client that waits is sent nothing, so it may still drop nothing older than its old
+    baseline: the floor stays where it was, and a pair on a baseline between that floor and
+    the one it wanted stays usable."""
+    a, b = tracker(20, 0b1), tracker(15, 0)  # want (20, 19) and (15, 14)
+    lone = tracker(17, 0)  # wants (17, 16); holds neither 20 nor 15
+    lone.base = 15
+    counts = PlanCounts()
+    tick = 21
+    at = (tick + 2) % 3  # last in line, so its pair misses the cap of 2
+    order = [a, b]
+    order.insert(at, lone)
+    assert plan_payloads(tick, order, HIST, cap=2, counts=counts)[at] is None
+    assert lone.base == 15 and lone.waits == 1 and counts.cap_waits == 1
+    lone.on_ack(17, 0b10)  # the ack for 17 again, now saying it holds 15 too
+    tick = 22
+    at = (tick + 2) % 3
+    order = [a, b]
+    order.insert(at, lone)
+    assert plan_payloads(tick, order, HIST, cap=2, counts=counts)[at] == (15, 14)
+    assert lone.base == 15 and lone.waits == 0 and counts.cap_rides == 1
+
+
+def test_the_full_snapshot_never_takes_one_of_the_caps_places():
+    """Three newcomers want the full snapshot, more than want any pair: the cap of one still
+    goes to a pair, and the full snapshot is built besides."""
+    fresh = [sent(AckTracker(32, 1), range(0)) for _ in range(3)]
+    a, b = tracker(9, 0b1), tracker(7, 0b1)  # want (9, 8) and (7, 6)
+    keys = plan_payloads(10, [*fresh, a, b], HIST, cap=1)
+    assert keys[:3] == [(NO_TICK, NO_TICK)] * 3
+    assert len({k for k in keys[3:] if k is not None} - {(NO_TICK, NO_TICK)}) == 1
+
+
+def test_counts_add_up_over_clients_and_ticks():
+    counts = PlanCounts()
+    plan_payloads(10, [AckTracker(32, 1) for _ in range(3)], HIST, cap=2, counts=counts)  # three joins
+    assert counts.full_snapshots == 3
+    crowd = [tracker(19, 0b1) for _ in range(3)]  # want (19, 18), the one pair of cap 1
+    riders = [tracker(20, 0b11) for _ in range(2)]  # want (20, 19); hold 19 and 18: ride
+    loners = [tracker(17, 0) for _ in range(2)]  # want (17, 16); hold only 17: wait, then full
+    for tick in range(21, 21 + CAP_WAIT_TICKS + 1):
+        for t in riders:
+            t.base = 18
+        plan_payloads(tick, [*crowd, *riders, *loners], HIST, cap=1, counts=counts)
+    assert counts.cap_rides == 2 * (CAP_WAIT_TICKS + 1)
+    assert counts.cap_waits == 2 * CAP_WAIT_TICKS
+    assert counts.cap_fulls == 2 and counts.full_snapshots == 3 + 2

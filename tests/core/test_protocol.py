@@ -196,7 +196,8 @@ CLIENT_WRONG_TYPES = [
 ]
 
 
-@pytest.mark.parametrize("msg", CLIENT_WRONG_TYPES, ids=repr)
+# no escaped backslash in a test id: mutmut (tools/mutation.sh) cannot select a test whose id has one
+@pytest.mark.parametrize("msg", CLIENT_WRONG_TYPES, ids=lambda m: repr(m).replace("\\", "/"))
 def test_client_message_with_wrong_field_types_is_a_protocol_violation(msg):
     violation(p.parse_client, pk(msg))
 
@@ -397,3 +398,323 @@ def test_game_data_nested_up_to_the_limit_is_accepted():
     for _ in range(p.MAX_DEPTH - 1):  # the input's own array is one level more
         data = [data]
     assert p.parse_client(msgpack.packb([3, 1, data])).data == data
+
+
+# ---- the inline input path: [3, seq, data, ack, bits] ---------------------------------------------
+# parse_client checks the common input shape inline and falls back to the general path
+# (protocol._input) for anything it does not accept; both must judge every message alike.
+
+
+def _deep(levels: int, leaf=1) -> list:
+    v = [leaf]
+    for _ in range(levels - 1):
+        v = [v]
+    return v
+
+
+OK5 = [p.Msg.INPUT, 1, [1, -2, 3], 0, 0]  # the fast-path shape, accepted
+
+FAST_SHAPE_REJECTED = [
+    # seq: 0, negative, past MAX_INT, not an integer
+    [3, 0, [1], 0, 0], [3, -1, [1], 0, 0], [3, p.MAX_INT + 1, [1], 0, 0], [3, 2**64 - 1, [1], 0, 0],
+    [3, 1.0, [1], 0, 0], [3, True, [1], 0, 0], [3, "1", [1], 0, 0], [3, None, [1], 0, 0],
+    # ack: negative, past MAX_INT, not an integer
+    [3, 1, [1], -1, 0], [3, 1, [1], p.MAX_INT + 1, 0], [3, 1, [1], -(2**63), 0], [3, 1, [1], 5.0, 0],
+    [3, 1, [1], True, 0], [3, 1, [1], "5", 0],
+    # bits: negative, 33 bits, not an integer
+    [3, 1, [1], 5, -1], [3, 1, [1], 5, 1 << p.ACK_BITS], [3, 1, [1], 5, 1.0], [3, 1, [1], 5, True],
+    [3, 1, [1], 5, "0"], [3, 1, [1], 5, [0]],
+    # data: extension types and nesting past MAX_DEPTH, at the top or inside the list
+    [3, 1, [msgpack.Timestamp(1, 0)], 0, 0], [3, 1, [1, msgpack.Timestamp(0, 5)], 0, 0],
+    [3, 1, msgpack.Timestamp(1, 0), 0, 0], [3, 1, [msgpack.ExtType(5, b"x")], 0, 0],
+    [3, 1, [{"at": msgpack.Timestamp(0, 5)}], 0, 0],
+    [3, 1, _deep(200), 0, 0], [3, 1, [1, _deep(p.MAX_DEPTH)], 0, 0], [3, 1, [{"a": _deep(p.MAX_DEPTH)}], 0, 0],
+]
+
+
+@pytest.mark.parametrize("msg", FAST_SHAPE_REJECTED, ids=repr)
+def test_every_input_rejection_also_holds_on_the_five_element_shape(msg):
+    violation(p.parse_client, pk(msg))
+
+
+@pytest.mark.parametrize(("seq", "ack", "bits"), [(1, 0, 0), (p.MAX_INT, p.MAX_INT, (1 << p.ACK_BITS) - 1)])
+def test_the_five_element_shape_accepts_its_integer_limits_inclusive(seq, ack, bits):
+    assert p.parse_client(pk([3, seq, [0, -1, 2**63 - 1], ack, bits])) == p.InputFrame(seq, [0, -1, 2**63 - 1], ack, bits)
+
+
+def test_game_data_nested_exactly_max_depth_passes_on_both_shapes_and_one_more_level_does_not():
+    ok, too_deep = _deep(p.MAX_DEPTH), _deep(p.MAX_DEPTH + 1)
+    for tail in ([], [0], [0, 0]):
+        assert p.parse_client(pk([3, 1, ok, *tail])).data == ok
+        violation(p.parse_client, pk([3, 1, too_deep, *tail]))
+
+
+def _outcome(fn, arg):
+    """(event, its fields' types) or the class of the error raised."""
+    try:
+        ev = fn(arg)
+    except Exception as e:  # noqa: BLE001 - the class is what is compared
+        return type(e)
+    return ev, [type(v) for v in (ev.seq, ev.data, ev.ack, ev.ack_bits)]
+
+
+edge_ints = st.sampled_from([-1, 0, 1, p.MAX_INT, p.MAX_INT + 1, (1 << p.ACK_BITS) - 1, 1 << p.ACK_BITS])
+field_values = edge_ints | edge_ints | (st.sampled_from([2**63 - 1, -(2**63), 2**64 - 1]) | st.integers(-(2**63), 2**64 - 1) | st.none() | st.booleans() | st.floats(allow_nan=False)
+                            | st.text(max_size=3) | st.binary(max_size=3) | st.just(msgpack.Timestamp(1, 0))
+                            | st.lists(edge_ints, max_size=2))  # two times in three one of the edges
+data_leaves = (st.integers(-(2**63), 2**64 - 1) | edge_ints | st.booleans() | st.none() | st.floats(allow_nan=False)
+               | st.text(max_size=3) | st.just(msgpack.Timestamp(0, 5)) | st.just(msgpack.ExtType(1, b"")))
+input_data = st.one_of(
+    st.lists(st.integers(-(2**63), 2**64 - 1), max_size=5),  # the fast path's own shape
+    st.recursive(data_leaves, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=3), kids, max_size=2),
+                 max_leaves=8),
+    st.builds(_deep, st.integers(p.MAX_DEPTH - 2, p.MAX_DEPTH + 2)),
+    st.builds(lambda d, x: [1, _deep(d, x)], st.integers(p.MAX_DEPTH - 2, p.MAX_DEPTH + 1), data_leaves),
+)
+
+
+@st.composite
+def input_messages(draw) -> list:
+    """An input message of 3 to 5 elements: a valid one with none, one or two of its fields
+    replaced, half the time by an edge value, so that every check of the inline path is reached."""
+    msg = [p.Msg.INPUT, draw(st.sampled_from([1, p.MAX_INT]) | st.integers(1, p.MAX_INT)),
+           draw(st.lists(st.integers(-(2**63), 2**64 - 1), max_size=5)),
+           draw(st.sampled_from([0, p.MAX_INT]) | st.integers(0, p.MAX_INT)),
+           draw(st.sampled_from([0, (1 << p.ACK_BITS) - 1]) | bits)]
+    for i in draw(st.sampled_from([(1,), (2,), (3,), (4,)]) | st.sampled_from([(), (1, 2), (2, 3), (3, 4), (1, 4)])):
+        if i == 2:
+            msg[i] = draw(input_data)
+        else:
+            msg[i] = draw(edge_ints) if draw(st.booleans()) else draw(field_values)
+    return msg[:5 if draw(st.integers(0, 3)) else draw(st.sampled_from([3, 4]))]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(msg=input_messages())
+def test_the_inline_input_path_and_the_general_one_agree_on_every_input(msg):
+    """Same event (field types included) or the same error class, whatever the fields hold."""
+    raw = pk(msg)
+    assert _outcome(p.parse_client, raw) == _outcome(lambda r: p._input(p.unpack(r)), raw)
+
+
+EDGES = [-1, 0, 1, p.MAX_INT, p.MAX_INT + 1, (1 << p.ACK_BITS) - 1, 1 << p.ACK_BITS, -(2**63), 2**64 - 1,
+         None, True, False, 1.0, "1", b"1", [1], {"a": 1}, msgpack.Timestamp(1, 0)]
+EDGE_DATA = [[], [0], [2**64 - 1, -(2**63)], [True], [1.5], [None], ["a"], [[1]], [{"a": 1}], {"a": 1}, 7, None,
+             [msgpack.Timestamp(0, 5)], [1, msgpack.ExtType(3, b"")], _deep(p.MAX_DEPTH), _deep(p.MAX_DEPTH + 1), _deep(200)]
+
+
+@pytest.mark.parametrize("arity", [3, 4, 5])
+def test_the_inline_input_path_and_the_general_one_agree_on_every_edge_of_every_field(arity):
+    valid = [p.Msg.INPUT, 1, [1], 0, 0]
+    cases = [valid[:i] + [v] + valid[i + 1:] for i in (1, 3, 4) for v in EDGES]
+    cases += [valid[:2] + [d] + valid[3:] for d in EDGE_DATA]
+    for msg in cases:
+        raw = pk(msg[:arity])
+        assert _outcome(p.parse_client, raw) == _outcome(lambda r: p._input(p.unpack(r)), raw), msg[:arity]
+
+
+# ---- every refusal says why: the reason a peer gets, case by case -----------------------------
+# The reason travels: in the error message and the close frame a client gets, and in the
+# exception a bot reports. Each case names one check; the table holds the reason it gives.
+
+REDIR = [p.Msg.REDIRECT, "ws://h:1/", "room", 500]
+CLIENT_REASONS = [
+    ([p.Msg.INPUT], 'input takes 2..4 fields, got 0'),
+    ([p.Msg.INPUT, 1], 'input takes 2..4 fields, got 1'),
+    ([p.Msg.INPUT, 1, None, 2, 0, 9], 'input takes 2..4 fields, got 5'),
+    ([p.Msg.ACK], 'ack takes 1..2 fields, got 0'),
+    ([p.Msg.ACK, 1, 0, 0], 'ack takes 1..2 fields, got 3'),
+    ([p.Msg.PING], 'ping takes 1..1 fields, got 0'),
+    ([p.Msg.PING, 1.0, 2.0], 'ping takes 1..1 fields, got 2'),
+    ([p.Msg.MESSAGE], 'message takes 1..2 fields, got 0'),
+    ([p.Msg.MESSAGE, 'x', 1, 2], 'message takes 1..2 fields, got 3'),
+    ([p.Msg.MESSAGE_ACK], 'message ack takes 1..1 fields, got 0'),
+    ([p.Msg.MESSAGE_ACK, 1, 2], 'message ack takes 1..1 fields, got 2'),
+    ([p.Msg.JOIN], 'join takes 3..6 fields, got 0'),
+    ([p.Msg.JOIN, 1, 'room'], 'join takes 3..6 fields, got 2'),
+    ([p.Msg.JOIN, 1, 'room', 'name', 'game', 'token', 'resume', 'extra'], 'join takes 3..6 fields, got 7'),
+    ([p.Msg.LEAVE, 0], 'leave takes 0..0 fields, got 1'),
+    ([p.Msg.INPUT, '1', None], 'input seq must be an integer >= 1'),
+    ([p.Msg.INPUT, 1.0, None], 'input seq must be an integer >= 1'),
+    ([p.Msg.INPUT, True, None], 'input seq must be an integer >= 1'),
+    ([p.Msg.INPUT, None, None], 'input seq must be an integer >= 1'),
+    ([p.Msg.INPUT, 1, None, '5'], 'ack tick must be an integer >= 0'),
+    ([p.Msg.INPUT, 1, None, 5.0], 'ack tick must be an integer >= 0'),
+    ([p.Msg.INPUT, 1, None, 5, '0'], 'ack bits must be an unsigned 32-bit integer'),
+    ([p.Msg.INPUT, 1, None, 5, 1.0], 'ack bits must be an unsigned 32-bit integer'),
+    ([p.Msg.INPUT, 1, None, 5, True], 'ack bits must be an unsigned 32-bit integer'),
+    ([p.Msg.ACK, '1'], 'ack tick must be an integer >= 0'),
+    ([p.Msg.ACK, None], 'ack tick must be an integer >= 0'),
+    ([p.Msg.ACK, 1.5], 'ack tick must be an integer >= 0'),
+    ([p.Msg.ACK, False], 'ack tick must be an integer >= 0'),
+    ([p.Msg.ACK, 1, '0'], 'ack bits must be an unsigned 32-bit integer'),
+    ([p.Msg.ACK, 1, [0]], 'ack bits must be an unsigned 32-bit integer'),
+    ([p.Msg.PING, 'now'], 'ping time must be a number'),
+    ([p.Msg.PING, None], 'ping time must be a number'),
+    ([p.Msg.PING, True], 'ping time must be a number'),
+    ([p.Msg.PING, [1.0]], 'ping time must be a number'),
+    ([p.Msg.PING, b'\x01'], 'ping time must be a number'),
+    ([p.Msg.MESSAGE, 'x', '1'], 'ack id must be an integer >= 0'),
+    ([p.Msg.MESSAGE, 'x', 1.0], 'ack id must be an integer >= 0'),
+    ([p.Msg.MESSAGE, 'x', True], 'ack id must be an integer >= 0'),
+    ([p.Msg.MESSAGE_ACK, '1'], 'ack id must be an integer >= 0'),
+    ([p.Msg.MESSAGE_ACK, None], 'ack id must be an integer >= 0'),
+    ([p.Msg.MESSAGE_ACK, 2.0], 'ack id must be an integer >= 0'),
+    ([p.Msg.JOIN, '1', 'room', 'name'], 'version must be an integer >= 0'),
+    ([p.Msg.JOIN, 1.0, 'room', 'name'], 'version must be an integer >= 0'),
+    ([p.Msg.JOIN, 1, b'room', 'name'], 'room must be a string of 1..64 characters'),
+    ([p.Msg.JOIN, 1, 'room', 5], 'name must be a string of 1..64 characters'),
+    ([p.Msg.JOIN, 1, 'room', 'name', 7], 'game must be a string of 1..64 characters'),
+    ([p.Msg.JOIN, 1, None, 'name'], 'room must be a string of 1..64 characters'),
+    ([p.Msg.JOIN, 1, ['room'], 'name'], 'room must be a string of 1..64 characters'),
+    ([p.Msg.INPUT, 0, None], 'input seq must be an integer >= 1'),
+    ([p.Msg.INPUT, -1, None], 'input seq must be an integer >= 1'),
+    ([p.Msg.INPUT, 1, None, -1], 'ack tick must be an integer >= 0'),
+    ([p.Msg.INPUT, 1, None, 5, -1], 'ack bits must be an unsigned 32-bit integer'),
+    ([p.Msg.INPUT, 9007199254740992, None], 'input seq must be an integer >= 1'),
+    ([p.Msg.INPUT, 18446744073709551615, None], 'input seq must be an integer >= 1'),
+    ([p.Msg.INPUT, 1, None, 5, 4294967296], 'ack bits must be an unsigned 32-bit integer'),
+    ([p.Msg.ACK, -1], 'ack tick must be an integer >= 0'),
+    ([p.Msg.ACK, -9223372036854775808], 'ack tick must be an integer >= 0'),
+    ([p.Msg.ACK, 9007199254740992], 'ack tick must be an integer >= 0'),
+    ([p.Msg.ACK, 1, -1], 'ack bits must be an unsigned 32-bit integer'),
+    ([p.Msg.ACK, 1, 4294967296], 'ack bits must be an unsigned 32-bit integer'),
+    ([p.Msg.MESSAGE, 'x', -1], 'ack id must be an integer >= 0'),
+    ([p.Msg.MESSAGE, 'x', 9007199254740992], 'ack id must be an integer >= 0'),
+    ([p.Msg.MESSAGE_ACK, -1], 'ack id must be an integer >= 0'),
+    ([p.Msg.MESSAGE_ACK, 18446744073709551615], 'ack id must be an integer >= 0'),
+    ([p.Msg.JOIN, -1, 'room', 'name'], 'version must be an integer >= 0'),
+    ([3, 0, [1], 0, 0], 'input seq must be an integer >= 1'),
+    ([3, -1, [1], 0, 0], 'input seq must be an integer >= 1'),
+    ([3, 9007199254740992, [1], 0, 0], 'input seq must be an integer >= 1'),
+    ([3, 18446744073709551615, [1], 0, 0], 'input seq must be an integer >= 1'),
+    ([3, 1.0, [1], 0, 0], 'input seq must be an integer >= 1'),
+    ([3, True, [1], 0, 0], 'input seq must be an integer >= 1'),
+    ([3, '1', [1], 0, 0], 'input seq must be an integer >= 1'),
+    ([3, None, [1], 0, 0], 'input seq must be an integer >= 1'),
+    ([3, 1, [1], -1, 0], 'ack tick must be an integer >= 0'),
+    ([3, 1, [1], 9007199254740992, 0], 'ack tick must be an integer >= 0'),
+    ([3, 1, [1], -9223372036854775808, 0], 'ack tick must be an integer >= 0'),
+    ([3, 1, [1], 5.0, 0], 'ack tick must be an integer >= 0'),
+    ([3, 1, [1], True, 0], 'ack tick must be an integer >= 0'),
+    ([3, 1, [1], '5', 0], 'ack tick must be an integer >= 0'),
+    ([3, 1, [1], 5, -1], 'ack bits must be an unsigned 32-bit integer'),
+    ([3, 1, [1], 5, 4294967296], 'ack bits must be an unsigned 32-bit integer'),
+    ([3, 1, [1], 5, 1.0], 'ack bits must be an unsigned 32-bit integer'),
+    ([3, 1, [1], 5, True], 'ack bits must be an unsigned 32-bit integer'),
+    ([3, 1, [1], 5, '0'], 'ack bits must be an unsigned 32-bit integer'),
+    ([3, 1, [1], 5, [0]], 'ack bits must be an unsigned 32-bit integer'),
+    ([8, 1, [1], 0, 0], 'ping takes 1..1 fields, got 4'),
+    ([4, 1, [1], 0, 0], 'unknown message type 4'),
+    ([1, 1, [1], 0, 0], 'room must be a string of 1..64 characters'),
+    ([p.Msg.MESSAGE, msgpack.ExtType(code=1, data=b'x')], 'msgpack extension types are not accepted'),
+    ([p.Msg.INPUT, 1, [msgpack.Timestamp(seconds=1, nanoseconds=0)], 0, 0], 'msgpack extension types are not accepted'),
+    ([p.Msg.JOIN, 1, 'r', 'n', 'g' * 65], 'game must be a string of 1..64 characters'),
+    ([p.Msg.JOIN, 1, 'r', 'n', 'g', 't' * 2049], 'token must be a string of 1..2048 characters'),
+    ([p.Msg.JOIN, 1, 'r', 'n', 'g', 't', ''], 'resume token must be a string of 1..2048 characters'),
+    ([p.Msg.JOIN, 1, '', 'n'], 'room must be a string of 1..64 characters'),
+    ([p.Msg.JOIN, 1, 'r', ''], 'name must be a string of 1..64 characters'),
+    ([99], 'unknown message type 99'),
+    ([p.Msg.INPUT, 1, _deep(40)], 'game data nested deeper than 32 levels'),
+]
+SERVER_REASONS = [
+    ([p.Msg.SNAPSHOT, 5, 3, 2, 7, 0, b'payload'], 'snapshot takes 7..7 fields, got 6'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 30.0, 100, []], 'welcome takes 8..63 fields, got 7'),
+    ([p.Msg.ERROR], 'error takes 2..2 fields, got 0'),
+    ([p.Msg.ERROR, 'code'], 'error takes 2..2 fields, got 1'),
+    ([p.Msg.SNAPSHOT, '5', 3, 2, 7, 0, b'payload', []], 'tick must be an integer >= 0'),
+    ([p.Msg.SNAPSHOT, -5, 3, 2, 7, 0, b'payload', []], 'tick must be an integer >= 0'),
+    ([p.Msg.SNAPSHOT, 5, -2, 2, 7, 0, b'payload', []], 'snapshot baseline must be -1 or an earlier tick'),
+    ([p.Msg.SNAPSHOT, 5, 3, 2.0, 7, 0, b'payload', []], 'snapshot reference must be -1 or a tick before the baseline'),
+    ([p.Msg.SNAPSHOT, 5, 3, 2, -1, 0, b'payload', []], 'input ack must be an integer >= 0'),
+    ([p.Msg.SNAPSHOT, 5, 3, 2, 7, 'deflate', b'payload', []], 'flags must be an integer >= 0'),
+    ([p.Msg.SNAPSHOT, 5, 3, 2, 7, 0, 'payload', []], 'snapshot payload must be bin and events an array'),
+    ([p.Msg.SNAPSHOT, 5, 3, 2, 7, 0, b'payload', 5], 'snapshot payload must be bin and events an array'),
+    ([p.Msg.WELCOME, 1, '7', 'room', 'arena', 30.0, 100, [], 60], 'client id must be an integer >= 1'),
+    ([p.Msg.WELCOME, 1, 7, 1, 'arena', 30.0, 100, [], 60], 'room must be a string of 1..64 characters'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', '30', 100, [], 60], 'tick rate must be a positive number'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 30.0, 100, {'x': 1}, 60], 'schema must be an array of maps'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 30.0, 100, [], -60], 'history must be an integer >= 1'),
+    ([p.Msg.SNAPSHOT, 5, 3, 2, 7, 0, b'payload', [], 0], 'snapshot takes 7..7 fields, got 8'),
+    (WELCOME + [None, False] + [0] * 54, 'welcome takes 8..63 fields, got 64'),
+    ([p.Msg.ERROR, 'code', 'reason', 'x'], 'error takes 2..2 fields, got 3'),
+    ([p.Msg.REDIRECT, 'ws://h:1/', 'room', 500] + [0] * 61, 'redirect takes 3..63 fields, got 64'),
+    ([p.Msg.SNAPSHOT, -1, 3, 2, 7, 0, b'payload', []], 'tick must be an integer >= 0'),
+    ([p.Msg.SNAPSHOT, 9007199254740992, 3, 2, 7, 0, b'payload', []], 'tick must be an integer >= 0'),
+    ([p.Msg.SNAPSHOT, 5, 5, 2, 7, 0, b'payload', []], 'snapshot baseline must be -1 or an earlier tick'),
+    ([p.Msg.SNAPSHOT, 5, 3, 3, 7, 0, b'payload', []], 'snapshot reference must be -1 or a tick before the baseline'),
+    ([p.Msg.SNAPSHOT, 5, '3', 2, 7, 0, b'payload', []], 'snapshot baseline must be -1 or an earlier tick'),
+    ([p.Msg.SNAPSHOT, 5, 3, '2', 7, 0, b'payload', []], 'snapshot reference must be -1 or a tick before the baseline'),
+    ([p.Msg.SNAPSHOT, 5, 3, 2, 7, 0, b'payload', {}], 'snapshot payload must be bin and events an array'),
+    ([p.Msg.SNAPSHOT, 5, 3, 2, '7', 0, b'payload', []], 'input ack must be an integer >= 0'),
+    ([p.Msg.SNAPSHOT, 5, 3, 2, 7, -1, b'payload', []], 'flags must be an integer >= 0'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 30.0, 100, [], 60, ''], 'resume token must be a string'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 30.0, 100, [], 60, 't' * 2049], 'resume token must be a string'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 30.0, 100, [], 60, 7], 'resume token must be a string'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 30.0, 100, [], 60, None, 1], 'resumed must be a boolean'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 30.0, 100, [], 60, None, None], 'resumed must be a boolean'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 0, 100, [], 60], 'tick rate must be a positive number'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', -1.5, 100, [], 60], 'tick rate must be a positive number'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 30.0, 100, [1], 60], 'schema must be an array of maps'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 30.0, 100, [{}, 1], 60], 'schema must be an array of maps'),
+    ([p.Msg.WELCOME, '2', 7, 'room', 'arena', 30.0, 100, [], 60], 'version must be an integer >= 0'),
+    ([p.Msg.WELCOME, 1, 0, 'room', 'arena', 30.0, 100, [], 60], 'client id must be an integer >= 1'),
+    ([p.Msg.WELCOME, 1, 7, 'room', '', 30.0, 100, [], 60], 'game must be a string of 1..64 characters'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 5, 30.0, 100, [], 60], 'game must be a string of 1..64 characters'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 30.0, -1, [], 60], 'tick must be an integer >= 0'),
+    ([p.Msg.WELCOME, 1, 7, 'room', 'arena', 30.0, 100, [], 0], 'history must be an integer >= 1'),
+    ([p.Msg.ERROR, 'c', 5], 'error code and reason must be strings'),
+    ([p.Msg.ERROR, 5, 'r'], 'error code and reason must be strings'),
+    ([p.Msg.REDIRECT, 'http://h/', 'room', 5], 'redirect url must be ws:// or wss://'),
+    ([p.Msg.REDIRECT, '', 'room', 5], 'redirect url must be a string of 1..2048 characters'),
+    ([p.Msg.REDIRECT, 'ws://h/', '', 5], 'room must be a string of 1..64 characters'),
+    ([p.Msg.REDIRECT, 'ws://h/', 'room', -1], 'redirect ttl must be an integer >= 0'),
+    ([p.Msg.REDIRECT, 'ws://h/', 'room'], 'redirect takes 3..63 fields, got 2'),
+    ([99, 1], 'unknown message type 99'),
+]
+
+
+@pytest.mark.parametrize(("msg", "reason"), CLIENT_REASONS, ids=lambda v: repr(v).replace("\\", "/")[:60])
+def test_each_refused_client_message_gives_its_reason(msg, reason):
+    assert violation(p.parse_client, pk(msg)).reason == reason
+
+
+@pytest.mark.parametrize(("msg", "reason"), SERVER_REASONS, ids=lambda v: repr(v).replace("\\", "/")[:60])
+def test_each_refused_server_message_gives_its_reason(msg, reason):
+    assert violation(p.parse_server, pk(msg)).reason == reason
+
+
+def test_the_largest_tick_and_the_oldest_references_a_snapshot_may_carry():
+    snap = p.parse_server(pk(_with(_with(_with(SNAP, 1, p.MAX_INT), 2, p.MAX_INT - 1), 3, p.MAX_INT - 2)))
+    assert (snap.tick, snap.base, snap.ref) == (p.MAX_INT, p.MAX_INT - 1, p.MAX_INT - 2)
+    assert p.parse_server(pk(_with(_with(SNAP, 2, 0), 3, -1))).base == 0
+
+
+@pytest.mark.parametrize(("built", "obj"), [
+    (lambda: p.pack_input(4, [1], 9), [3, 4, [1], 9]),  # no bits: four elements
+    (lambda: p.pack_input(4, [1], 9, 0), [3, 4, [1], 9]),
+    (lambda: p.pack_input(4, [1]), [3, 4, [1]]),
+    (lambda: p.pack_message("hi"), [6, "hi"]),
+    (lambda: p.pack_message("hi", 0), [6, "hi", 0]),
+    (lambda: p.pack_join("r", "n", resume="tok"), [1, p.PROTOCOL_VERSION, "r", "n", None, None, "tok"]),
+    (lambda: p.pack_join("r", "n", token="t"), [1, p.PROTOCOL_VERSION, "r", "n", None, "t"]),
+    (lambda: p.pack_join("r", "n", "g", resume=""), [1, p.PROTOCOL_VERSION, "r", "n", "g"]),
+])
+def test_builders_leave_out_only_trailing_optional_fields(built, obj):
+    assert built() == pk(obj)
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"\xc1", "malformed msgpack: FormatError"), (b"", "malformed msgpack: ValueError"),
+    (pk(5), "a message is an array whose first element is its integer type"),
+    (pk([1.0]), "a message is an array whose first element is its integer type"),
+])
+def test_undecodable_or_untyped_bytes_give_their_reason(data, reason):
+    assert violation(p.parse_client, data).reason == reason
+    assert violation(p.parse_server, data).reason == reason
+
+
+@pytest.mark.parametrize("token", ["t", "t" * p.MAX_TOKEN])
+def test_resume_tokens_of_one_to_max_token_characters_are_read_both_ways(token):
+    assert p.parse_client(p.pack_join("r", "n", resume=token)).resume == token
+    assert p.parse_server(pk(WELCOME + [token, True])).resume_token == token

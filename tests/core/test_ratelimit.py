@@ -24,7 +24,7 @@ def test_starts_full():
 
 def test_invalid_parameters_rejected():
     for rate, burst in ((-1, 10), (1, 0), (1, -5)):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"^rate must be >= 0 and burst > 0$"):
             TokenBucket(rate, burst)
     assert TokenBucket(0, 1).rate == 0.0
 
@@ -132,3 +132,26 @@ def test_long_run_throughput_never_exceeds_burst_plus_rate_times_time(rate, burs
         while b.take(1.0, now):
             taken += 1.0
     assert taken <= burst + rate * now + 1e-6 * (burst + rate * now)
+
+
+@pytest.mark.parametrize("n", [-1, -1e-9, -100.0, float("-inf")])
+def test_a_negative_cost_is_refused_and_mints_nothing(n):
+    b = TokenBucket(rate=1, burst=10)
+    assert b.take(4, 0.0)
+    with pytest.raises(ValueError, match=r"^cannot take a negative number of tokens$"):
+        b.take(n, 0.0)
+    assert b.tokens == 6  # nothing added, nothing taken
+    assert not b.take_oversize(n, 0.0) and b.tokens == 6  # the oversize take refuses it too
+    assert b.take(0, 0.0) and b.tokens == 6  # zero, the boundary, is a free take
+
+
+@FAST
+@given(rate=rates, burst=bursts, n=st.floats(-1e6, -1e-12), now=st.floats(0.0, 10.0))
+def test_no_negative_cost_ever_lifts_the_tokens(rate, burst, n, now):
+    b = TokenBucket(rate, burst)
+    b.take(burst / 2, 0.0)
+    before = b.refill(now)
+    with pytest.raises(ValueError):
+        b.take(n, now)
+    b.take_oversize(n, now)
+    assert b.tokens == before <= burst

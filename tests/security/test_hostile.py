@@ -9,15 +9,22 @@ snapshot and timing its arrival. Each test then checks that:
   documented code and a reason (after an ``error`` message) once a WebSocket existed; an
   HTTP 4xx answer or a closed TCP connection before that;
 - the server process is alive and a new client joins and gets a snapshot;
-- the observer never went ``MAX_GAP_MS`` without a snapshot and got every tick in order;
+- the room kept its tick rate, judged by ``judge_observer``: the observer got every tick in
+  order, never went ``STALL_S`` (gs_testkit: longer than scheduling noise on a loaded
+  2-core machine, 160 ms, and shorter than any timeout a hostile client could hold the tick
+  loop for) without a snapshot, its p99 gap stayed under ``P99_GAP_MS``, and the deadlines
+  the room skipped (from its stats) cost it at most ``STALL_S`` plus ``LOST_SHARE`` of the
+  window. The worst gap is reported, not held to a tick-scale bound: one descheduling of the
+  observer or the server on a busy machine reaches 100-160 ms with nothing wrong;
 - the server's resident memory (``/proc/<pid>/status``) is back within ``RSS_SLACK_MIB`` of
   where it was before the case, with no connection left over.
 
 ``gamesync serve`` has no flags for its timeouts, so the server runs with the defaults
 (handshake 5 s, join 5 s, unwritable 3 s) and the slowloris and slow-consumer cases take
 that long. It runs 5000 arena NPCs so that a never-acking client's full snapshots (~44 KB)
-fill the socket buffers in about 2 s. ``pytest -s`` prints one line per case and a table at
-the end (``test_zz_summary``).
+fill the socket buffers in about 2 s, and the room is created and warmed up with the server
+(so the first RSS sample is taken at its working size). ``pytest -s`` prints one line per
+case and, when the module's server stops, a table of every case that ran (in any order).
 """
 
 from __future__ import annotations
@@ -41,14 +48,17 @@ import trio
 
 from gamesync.core import protocol as p
 from gamesync.wsframe import binary_frame, masked_binary_frame
-from gs_testkit import Closed, WireClient, pk, raw_client
+from gs_testkit import LOST_SHARE, STALL_S, Closed, WireClient, pk, raw_client, running_server
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 HOST = "127.0.0.1"
 ROOM = "hostile"
 NPCS = 5000
-MAX_GAP_MS = 100.0
+TICK_RATE = 30.0  # gamesync serve's default
+#: 99th percentile of the observer's gaps (about the 2nd-worst of 90): three periods at
+#: most; a tick loop held up again and again fails it, one noisy gap does not
+P99_GAP_MS = 3 * 1e3 / TICK_RATE + 100.0
 RSS_SLACK_MIB = 20.0
 #: defaults of gamesync.server.config.ServerConfig (the CLI cannot change them)
 HANDSHAKE_TIMEOUT_S = 5.0
@@ -114,7 +124,9 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         while not stats_file.exists():
             assert time.monotonic() < deadline, "no stats file"
             time.sleep(0.05)
+        trio.run(warm_up, srv)
         yield srv
+        print_summary()
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # closes every client with 1001, exits within 2 s
@@ -324,6 +336,32 @@ async def fresh_client_gets_a_snapshot(server: ServerProc) -> None:
             assert snap.tick >= 0 and snap.payload
 
 
+def room_skipped(stats: dict[str, Any]) -> int:
+    """Tick deadlines the hostile room has skipped since it opened (0: no such room)."""
+    return next((r["skipped_ticks"] for r in stats["rooms"] if r["room"] == ROOM), 0)
+
+
+def judge_observer(o: dict[str, Any], skipped: int, tick_rate: float = TICK_RATE) -> list[str]:
+    """What went wrong for the well-behaved observer (empty: nothing), from its record and the
+    tick deadlines its room skipped meanwhile: a missed tick, a stall (a gap over STALL_S), a
+    loop held up repeatedly (p99 gap over P99_GAP_MS), or a room running below its rate."""
+    bad = []
+    if o["closed"] is not None:
+        bad.append(f"the observer was closed ({o['closed']})")
+    if o["snapshots"] < 20:
+        bad.append(f"only {o['snapshots']} snapshots")
+    if not o["tick_continuity"]:
+        bad.append(f"the observer missed {o['missing_ticks']} ticks")
+    if o["worst_gap_ms"] is None or o["worst_gap_ms"] > STALL_S * 1e3:
+        bad.append(f"a stall: {o['worst_gap_ms']} ms without a snapshot (bound {STALL_S * 1e3:.0f} ms)")
+    if o["gaps_ms_p99"] > P99_GAP_MS:
+        bad.append(f"p99 gap {o['gaps_ms_p99']} ms (bound {P99_GAP_MS:.0f} ms)")
+    lost = skipped / tick_rate
+    if lost > STALL_S + LOST_SHARE * o["window_s"]:
+        bad.append(f"the room skipped {skipped} deadlines ({lost:.2f} s) in {o['window_s']} s")
+    return bad
+
+
 async def run_case(server: ServerProc, case: str, abuse: Callable[[ServerProc], Awaitable[dict[str, str]]], *,
                    budget_s: float, hold_s: float = 2.5) -> dict[str, Any]:
     """Observer up, abuse (within ``budget_s``), a few more ticks, observer down; then the
@@ -331,6 +369,7 @@ async def run_case(server: ServerProc, case: str, abuse: Callable[[ServerProc], 
     assert server.alive()
     await wait_idle(server)
     rss0 = server.rss_mib()
+    skipped0 = room_skipped(server.stats())
     obs = Observer(server.url)
     rec: dict[str, Any] = {"case": case}
     try:
@@ -345,36 +384,46 @@ async def run_case(server: ServerProc, case: str, abuse: Callable[[ServerProc], 
         obs.kill()
     rec["observer"] = o
     assert server.alive(), f"the server died:\n{server.log()[-3000:]}"
+    skipped1 = room_skipped(server.stats())  # the stats file is at most 0.5 s old
+    skipped = skipped1 - skipped0 if skipped1 >= skipped0 else skipped1
     await fresh_client_gets_a_snapshot(server)
     await wait_idle(server)
     rss1 = server.rss_mib()
     rec.update(worst_gap_ms=o["worst_gap_ms"], p99_gap_ms=o.get("gaps_ms_p99"), snapshots=o["snapshots"],
-               tick_continuity=o["tick_continuity"], rss_before_mib=round(rss0, 1), rss_after_mib=round(rss1, 1),
-               rss_change_mib=round(rss1 - rss0, 1))
+               tick_continuity=o["tick_continuity"], skipped_ticks=skipped, rss_before_mib=round(rss0, 1),
+               rss_after_mib=round(rss1, 1), rss_change_mib=round(rss1 - rss0, 1))
     RESULTS.append(rec)
     print(f"\n[hostile] {case}: worst gap {o['worst_gap_ms']} ms (p99 {o.get('gaps_ms_p99')} ms, "
-          f"{o['snapshots']} snapshots, continuity {o['tick_continuity']}), RSS {rss0:.1f} -> {rss1:.1f} MiB "
+          f"{o['snapshots']} snapshots, continuity {o['tick_continuity']}, {skipped} deadlines skipped), RSS {rss0:.1f} -> {rss1:.1f} MiB "
           f"({rss1 - rss0:+.1f}), abuse {rec['abuse_s']} s; outcomes: {rec['outcomes']}")
-    assert o["closed"] is None, f"the observer was closed: {o}"
-    assert o["snapshots"] >= 20, o
-    assert o["tick_continuity"], f"the observer missed ticks: {o}"
-    assert o["worst_gap_ms"] < MAX_GAP_MS, f"the observer went {o['worst_gap_ms']} ms without a snapshot: {o}"
+    assert not (bad := judge_observer(o, skipped)), f"{case}: {'; '.join(bad)}: {o}"
     assert rss1 - rss0 < RSS_SLACK_MIB, f"server RSS grew from {rss0:.1f} to {rss1:.1f} MiB"
     return rec
 
 
-# ---- the cases -----------------------------------------------------------------------------
-
-
-async def test_warm_up(server):
-    """Not a case: creates the room and lets the server reach its working size before the
-    first RSS sample."""
+async def warm_up(server: ServerProc) -> None:
+    """Creates the room and lets the server reach its working size before the first RSS
+    sample (part of the fixture: not a case)."""
     for _ in range(2):
         with trio.fail_after(15):
             async with raw_client(server.url) as c:
                 await c.join(ROOM, "warm-up")
                 await c.follow(1.0)
     await wait_idle(server)
+
+
+def print_summary() -> None:
+    """Every case's figures (run with -s to see them), whichever ran, in the order they ran."""
+    lines = [f"{'case':30} {'worst gap ms':>12} {'p99 gap ms':>10} {'snaps':>6} {'skipped':>7} {'RSS before':>10} "
+             f"{'RSS after':>9} {'change':>7}"]
+    for r in RESULTS:
+        lines.append(f"{r['case']:30} {r['worst_gap_ms']:>12} {r['p99_gap_ms']:>10} {r['snapshots']:>6} "
+                     f"{r['skipped_ticks']:>7} {r['rss_before_mib']:>10} {r['rss_after_mib']:>9} "
+                     f"{r['rss_change_mib']:>+7}")
+    print("\n[hostile] summary (MiB, ms)\n" + "\n".join(lines))
+
+
+# ---- the cases -----------------------------------------------------------------------------
 
 
 async def test_handshake_garbage(server):
@@ -770,13 +819,40 @@ async def test_msgpack_junk(server):
     await run_case(server, "msgpack junk", abuse, budget_s=20, hold_s=3)
 
 
-async def test_zz_summary(server):
-    """Prints every case's figures (run with -s to see them); the server is still up."""
-    assert server.alive()
-    lines = [f"{'case':30} {'worst gap ms':>12} {'p99 gap ms':>10} {'snaps':>6} {'RSS before':>10} "
-             f"{'RSS after':>9} {'change':>7}"]
-    for r in RESULTS:
-        lines.append(f"{r['case']:30} {r['worst_gap_ms']:>12} {r['p99_gap_ms']:>10} {r['snapshots']:>6} "
-                     f"{r['rss_before_mib']:>10} {r['rss_after_mib']:>9} {r['rss_change_mib']:>+7}")
-    print("\n[hostile] summary (MiB, ms)\n" + "\n".join(lines))
-    assert len(RESULTS) == 9, [r["case"] for r in RESULTS]
+# ---- the judge itself, against a tick loop stalled on purpose ------------------------------
+
+
+@pytest.mark.parametrize(("block_s", "every_tick", "want"), [
+    (0.6, False, "a stall"),  # one tick held 600 ms, as a write to a hostile client's full socket would
+    (0.25, True, "p99 gap"),  # every tick held 250 ms: no single gap is a stall, every one is late
+    (0.1, True, "deadlines"),  # every tick held 100 ms: gaps look tame, the room runs at a third of its rate
+], ids=["one-600ms-tick", "every-tick-250ms", "every-tick-100ms"])
+async def test_the_observer_judge_catches_a_stalled_tick_loop(block_s, every_tick, want):
+    """The same observer and judge as every case, on an in-process server whose game step
+    blocks the tick loop (time.sleep, as the bystander checks in tests/server do)."""
+    with trio.fail_after(40):
+        async with running_server() as (srv, url):
+            obs = Observer(url)
+            try:
+                await obs.start(seconds=15)
+                room = srv.rooms[ROOM]
+                skipped0 = room.tick_stats.skipped
+                step, blocked = room.game.step, []
+
+                def slow(tick, inputs, dt):
+                    if every_tick or not blocked:
+                        blocked.append(tick)
+                        time.sleep(block_s)
+                    step(tick, inputs, dt)
+
+                await trio.sleep(0.5)
+                room.game.step = slow
+                await trio.sleep(2.0)
+                room.game.step = step
+                await trio.sleep(0.3)
+                o = await obs.stop()
+            finally:
+                obs.kill()
+            bad = judge_observer(o, room.tick_stats.skipped - skipped0, srv.config.tick_rate)
+    print(f"\n[hostile] judge, {block_s * 1e3:.0f} ms blocks: {bad}")
+    assert blocked and any(want in b for b in bad), (bad, o)
