@@ -419,8 +419,9 @@ def _unpack(payload: bytes, nf: int) -> list[Any]:
 def _slot_changes(base: State, n: int, rm_b: Any, cr_b: Any,
                   ids_b: Any) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.uint32]]:
     """(removed, created, ids of the created) slots, each checked against ``base`` and ``n``."""
-    removed = _frombuf(rm_b, "<u4").astype(np.intp) if rm_b else _EMPTY
-    created = _frombuf(cr_b, "<u4").astype(np.intp) if cr_b else _EMPTY
+    # an empty list is an empty bin, like every other (nil, false or an array are refused)
+    removed = _EMPTY if rm_b == b"" else _frombuf(rm_b, "<u4").astype(np.intp)
+    created = _EMPTY if cr_b == b"" else _frombuf(cr_b, "<u4").astype(np.intp)
     if (removed.size and (removed.max() >= base.n or not base.alive[removed].all())) or (
         created.size and created.max() >= n
     ):

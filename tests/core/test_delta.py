@@ -571,6 +571,22 @@ def test_created_removed_and_kept_lists():
     assert decode_delta(SCHEMA, encode_delta(SCHEMA, cur, base), 2, base).same_as(cur)
 
 
+@pytest.mark.parametrize("item", [1, 2], ids=["removed", "created"])
+@pytest.mark.parametrize("value", [None, False, 0, []], ids=["nil", "false", "zero", "empty-array"])
+def test_removed_and_created_lists_are_bin_or_refused(item, value):
+    """An empty list is an empty bin (what the encoder sends); nothing else stands in for it."""
+    w = _world(5, x=10.0)
+    base = State.capture(w, 1)
+    w["x"][:5] += 1
+    cur = State.capture(w, 2, base)
+    body = _body(encode_delta(SCHEMA, cur, base))
+    assert body[item] == b""
+    assert decode_delta(SCHEMA, msgpack.packb(body, use_bin_type=True), 2, base).same_as(cur)
+    body[item] = value
+    with pytest.raises(PayloadError):
+        decode_delta(SCHEMA, msgpack.packb(body, use_bin_type=True), 2, base)
+
+
 def test_reference_must_be_older_than_the_baseline():
     w = _world(4, x=1.0)
     s1 = State.capture(w, 1)
