@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,11 +110,15 @@ def test_the_pages_prediction_moves_a_player_exactly_as_the_arena_does(node_modu
               f"const out = {{}}; for (const r of {json.dumps(rates)}) for (const [dx, dy] of {json.dumps(dirs)})\n"
               "  out[`${r} ${dx} ${dy}`] = moveFor(dx, dy, r);\n"
               "console.log(JSON.stringify(out));")
+    assert _node_json(script) == want
+
+
+def _node_json(script: str) -> Any:
+    """What an ES module ``script`` (run by node in the repository) prints, as JSON."""
     r = subprocess.run([_tool("node"), "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True,
                        timeout=60, check=False)
     assert r.returncode == 0, r.stderr
-    got = json.loads(r.stdout)
-    assert got == want
+    return json.loads(r.stdout)
 
 
 def test_the_js_error_table_is_the_python_one():
@@ -126,10 +131,7 @@ def test_the_js_error_table_is_the_python_one():
               "console.log(JSON.stringify({errors: E.ERRORS, errorClose: E.ERROR_CLOSE, closeRetry: E.CLOSE_RETRY,\n"
               "  retry: Object.fromEntries(codes.map((c) => [c, E.shouldRetry(c)])),\n"
               "  desync: new E.DesyncError('x').closeCode, protocol: new E.ProtocolViolation('x').closeCode}));")
-    r = subprocess.run([_tool("node"), "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True,
-                       timeout=60, check=False)
-    assert r.returncode == 0, r.stderr
-    js = json.loads(r.stdout)
+    js = _node_json(script)
     assert {code: (e["close"], e["retry"]) for code, e in js["errors"].items()} == ERRORS
     assert list(js["errors"]) == list(ERRORS)  # in the same order (by close code), as docs/protocol.md lists them
     assert js["errorClose"] == {code: close for code, (close, _) in ERRORS.items()}
