@@ -169,6 +169,20 @@ def test_stream_acks_follow_the_clients_retention_rule():
     assert a.holds(60) and not a.holds(59)
 
 
+def test_stream_acks_at_the_edges_of_the_ack_window_and_after_a_full_snapshot():
+    a = AckTracker(30, 1, stream=True)
+    a.on_sent(10, NO_TICK)
+    a.on_sent(42, 10)  # 32 ticks later: tick 10 is the last one the bits can name (bit 31)
+    assert a.ack_bits == 1 << 31
+    a.on_sent(75, 42)  # 33 later: none of the old ones fits
+    assert a.ack_bits == 0
+    b = AckTracker(8, 1, stream=True)
+    b.on_sent(10, NO_TICK)
+    b.on_sent(11, 10)
+    b.on_sent(25, NO_TICK)  # a full snapshot: the client keeps ticks >= 25 - 8 only
+    assert b.ack_bits == 0 and not b.holds(11) and not b.holds(10)
+
+
 def test_protocol_2_trackers_still_wait_for_acks():
     a = AckTracker(30, 1)
     a.on_sent(0, NO_TICK)
