@@ -45,33 +45,20 @@ def mint(secret: bytes, player: str, room: str, ttl_s: float, now: float, name: 
         raise ValueError(f"player id must be 1..{MAX_NAME} characters")
     if not room or len(room) > MAX_ROOM:
         raise ValueError(f"room must be 1..{MAX_ROOM} characters")
-    if ttl_s <= 0:
-        raise ValueError("ttl must be positive")
-    claims = {"sub": player, "name": name or player, "room": room, "iat": int(now), "exp": int(now + ttl_s)}
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return _encode(secret, {"sub": player, "name": name or player, "room": room}, ttl_s, now)
 
 
 def verify(secret: bytes, token: object, room: str, now: float) -> Grant:
     """The grant in ``token`` for a join to ``room`` at ``now``; Unauthorized otherwise."""
     if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN:
         raise Unauthorized("a join token is required" if token is None else "malformed join token")
-    try:
-        # the expiry is checked below against ``now``, not PyJWT's own clock
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
-                            options={"require": ["sub", "room", "exp"], "verify_exp": False, "verify_iat": False})
-    except jwt.InvalidSignatureError:
-        raise Unauthorized("join token signature does not verify") from None
-    except jwt.PyJWTError as e:
-        raise Unauthorized(f"invalid join token: {e}") from None
-    exp = claims.get("exp")
-    if not isinstance(exp, (int, float)) or exp + LEEWAY_S < now:
-        raise Unauthorized("join token expired")
+    claims, exp = _decode(secret, token, ["sub", "room", "exp"], now, "join token")
     player = _text_claim(claims, "sub", MAX_NAME)
     name = _text_claim(claims, "name", MAX_NAME, default=player)
     granted = _text_claim(claims, "room", MAX_ROOM)
     if granted not in (room, ANY_ROOM):
         raise Unauthorized(f"join token is for room {granted!r}, not {room!r}")
-    return Grant(player, name, granted, float(exp))
+    return Grant(player, name, granted, exp)
 
 
 def mint_operator(secret: bytes, ttl_s: float, now: float, who: str = "operator") -> str:
@@ -80,10 +67,7 @@ def mint_operator(secret: bytes, ttl_s: float, now: float, who: str = "operator"
     check_secret(secret)
     if not who or len(who) > MAX_NAME:
         raise ValueError(f"operator name must be 1..{MAX_NAME} characters")
-    if ttl_s <= 0:
-        raise ValueError("ttl must be positive")
-    claims = {"sub": who, "scope": OPERATOR_SCOPE, "iat": int(now), "exp": int(now + ttl_s)}
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return _encode(secret, {"sub": who, "scope": OPERATOR_SCOPE}, ttl_s, now)
 
 
 def verify_operator(secret: bytes, token: str, now: float) -> str:
@@ -91,17 +75,35 @@ def verify_operator(secret: bytes, token: str, now: float) -> str:
     an operator token: it has no ``scope``)."""
     if not 0 < len(token) <= MAX_TOKEN:
         raise Unauthorized("malformed operator token")
-    try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
-                            options={"require": ["sub", "scope", "exp"], "verify_exp": False, "verify_iat": False})
-    except jwt.PyJWTError as e:
-        raise Unauthorized(f"invalid operator token: {e}") from None
-    exp = claims.get("exp")
-    if not isinstance(exp, (int, float)) or exp + LEEWAY_S < now:
-        raise Unauthorized("operator token expired")
+    claims, _ = _decode(secret, token, ["sub", "scope", "exp"], now, "operator token")
     if claims.get("scope") != OPERATOR_SCOPE:
         raise Unauthorized("not an operator token")
     return _text_claim(claims, "sub", MAX_NAME)
+
+
+def _encode(secret: bytes, claims: dict[str, object], ttl_s: float, now: float) -> str:
+    """``claims`` signed, issued at ``now`` and valid for ``ttl_s`` seconds."""
+    if ttl_s <= 0:
+        raise ValueError("ttl must be positive")
+    return jwt.encode({**claims, "iat": int(now), "exp": int(now + ttl_s)}, secret, algorithm=ALGORITHM)
+
+
+def _decode(secret: bytes, token: str, require: list[str], now: float, what: str) -> tuple[dict[str, object], float]:
+    """The claims of ``token`` and its expiry (``what`` names it in refusals): HS256 only, signed with
+    ``secret``, with the ``require``d claims, unexpired at ``now`` give or take LEEWAY_S
+    (checked here, not against PyJWT's own clock)."""
+    try:
+        claims: dict[str, object] = jwt.decode(
+            token, secret, algorithms=[ALGORITHM],
+            options={"require": require, "verify_exp": False, "verify_iat": False})
+    except jwt.InvalidSignatureError:
+        raise Unauthorized(f"{what} signature does not verify") from None
+    except jwt.PyJWTError as e:
+        raise Unauthorized(f"invalid {what}: {e}") from None
+    exp = claims.get("exp")
+    if not isinstance(exp, (int, float)) or exp + LEEWAY_S < now:
+        raise Unauthorized(f"{what} expired")
+    return claims, float(exp)
 
 
 def _text_claim(claims: dict[str, object], key: str, limit: int, default: str | None = None) -> str:
