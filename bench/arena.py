@@ -120,6 +120,11 @@ def parse_rtts(spec: str) -> list[tuple[float, ...]]:
     return [tuple(float(x) for x in item.split("+")) for item in spec.split(",") if item]
 
 
+def rtt_label(rtts: tuple[float, ...]) -> str:
+    """The ``rtt_ms`` field of a run: its groups as ``parse_rtts`` reads them (``"0+100"``)."""
+    return "+".join(f"{r:g}" for r in rtts)
+
+
 def start_proxy(tmp: Path, port: int, rtt_ms: float, jitter_ms: float, tag: str) -> tuple[subprocess.Popen[bytes], int]:
     """bench/delayproxy.py in front of ``port``; (process, the port bots connect to)."""
     port_file = tmp / f"proxy-{tag}.port"
@@ -192,7 +197,7 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
         client = merge_clients(groups)
         result: dict[str, Any] = {
             "system": system, "P": players, "E": npcs, "seconds": seconds,
-            "rtt_ms": "+".join(f"{r:g}" for r in rtts), "jitter_ms": jitter_ms,
+            "rtt_ms": rtt_label(rtts), "jitter_ms": jitter_ms,
             "server_cpu": round((c1 - c0) / (t1 - t0), 3),
             "server_rss_mib": round(rss, 1),
             "wire_bytes_per_client_s": round(sent_between(w0, w1) / (t1 - t0) / players, 1),
@@ -244,7 +249,7 @@ def ratio(a: Any, b: Any) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     systems = list(dict.fromkeys(r["system"] for r in rows))
     cases = sorted({(r["P"], r.get("rtt_ms", "0")) for r in rows},
-                   key=lambda c: (c[0], [float(x) for x in str(c[1]).split("+")]))
+                   key=lambda c: (c[0], *((len(g), g) for g in parse_rtts(str(c[1])))))  # mixed RTTs last
     by = {(r["system"], r["P"], r.get("rtt_ms", "0")): r for r in rows}
     out = []
     for p, rtt in cases:
@@ -319,7 +324,7 @@ def main() -> int:
         try:
             res = run_one(system, p, args.seconds, args.warmup, args.npcs, rtts, args.jitter)
         except (TimeoutError, subprocess.TimeoutExpired, json.JSONDecodeError, RuntimeError) as e:
-            res = {"system": system, "P": p, "E": args.npcs, "rtt_ms": "+".join(f"{r:g}" for r in rtts),
+            res = {"system": system, "P": p, "E": args.npcs, "rtt_ms": rtt_label(rtts),
                    "error": f"{type(e).__name__}: {e}"}
         rows.append(res)
         line = json.dumps(res)
