@@ -154,34 +154,38 @@ def build_app(server: ServerView, demo_dir: Path | None) -> Starlette:
                             status_code=503 if server.stopping else 200)
 
     cfg = server.config
+    Handler = Callable[[Request], Awaitable[Response]]
 
-    def refusal(request: Request, operator_only: bool = True) -> str | None:
-        return operator_refusal(request, cfg.token_secret) if operator_only else None
+    def operators(handler: Handler, only: bool = True) -> Handler:
+        """``handler`` behind the operator check (``only``: else it answers anyone)."""
+        if not only:
+            return handler
+
+        async def guarded(request: Request) -> Response:
+            why = operator_refusal(request, cfg.token_secret)
+            return _refused(why) if why is not None else await handler(request)
+
+        return guarded
 
     async def metrics(request: Request) -> Response:
-        if (why := refusal(request, not cfg.public_lobby)) is not None:
-            return _refused(why)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def stats(request: Request) -> JSONResponse:
-        if (why := refusal(request)) is not None:
-            return _refused(why)
         return JSONResponse(server.stats())
 
     async def rooms(request: Request) -> JSONResponse:
-        if (why := refusal(request, not cfg.public_lobby)) is not None:
-            return _refused(why)
         return JSONResponse(await server.lobby())  # in a cluster: every node's rooms, from Redis
 
     async def cluster(request: Request) -> JSONResponse:
-        if (why := refusal(request)) is not None:
-            return _refused(why)
         return JSONResponse(await server.cluster_view(request.url.path.strip("/")))
 
     endpoint = _endpoint(server)
-    routes: list[Any] = [Route("/health", health), Route("/metrics", metrics), Route("/stats", stats),
-                         Route("/rooms", rooms), Route("/api/server", endpoint),
-                         Route("/presence", cluster), Route("/nodes", cluster)]
+    lobby_only = not cfg.public_lobby
+    routes: list[Any] = [Route("/health", health), Route("/api/server", endpoint),
+                         Route("/metrics", operators(metrics, lobby_only)),
+                         Route("/rooms", operators(rooms, lobby_only)),
+                         Route("/stats", operators(stats)), Route("/presence", operators(cluster)),
+                         Route("/nodes", operators(cluster))]
     if demo_dir is not None and demo_dir.is_dir():
         routes.append(Mount("/", app=StaticFiles(directory=demo_dir, html=True), name="demo"))
     return Starlette(routes=routes)
