@@ -22,7 +22,6 @@ from .config import ServerConfig
 from .hosting import RoomHosting
 from .joining import read_join
 from .listener import REJECT_SLACK, Listener
-from .netaddr import is_loopback
 from .room import Room
 from .seats import Seat
 from .session import Session
@@ -263,4 +262,4 @@ async def serve(config: ServerConfig | None = None, task_status: Any = trio.TASK
     await Server(config).serve(task_status=task_status)
 
 
-__all__ = ["REJECT_SLACK", "Server", "is_loopback", "serve"]
+__all__ = ["REJECT_SLACK", "Server", "serve"]
