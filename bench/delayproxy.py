@@ -23,7 +23,6 @@ import signal
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 
 #: bytes read per receive; a chunk is released whole
@@ -65,8 +64,9 @@ class Proxy:
         self.order = 0
         self.masks: dict[socket.socket, int] = {}
 
-    def run(self, stop: Callable[[], bool]) -> None:
-        while not stop():
+    def run(self) -> None:
+        """Until interrupted (SIGINT, or SIGTERM as main() maps it)."""
+        while True:
             timeout = max(0.0, self.due[0][0] - time.monotonic()) if self.due else 0.5
             for key, mask in self.sel.select(min(timeout, 0.5)):
                 if key.data is None:
@@ -188,8 +188,8 @@ class Proxy:
 
 
 def serve(port: int, target: tuple[str, int], rtt_ms: float, jitter_ms: float, port_file: str | None,
-          seed: int = 1, stop: Callable[[], bool] = lambda: False) -> None:
-    """Listen on 127.0.0.1:``port`` and relay to ``target`` until ``stop()`` is true."""
+          seed: int = 1) -> None:
+    """Listen on 127.0.0.1:``port`` and relay to ``target`` until interrupted."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
@@ -198,7 +198,7 @@ def serve(port: int, target: tuple[str, int], rtt_ms: float, jitter_ms: float, p
     if port_file:
         Path(port_file).write_text(f"{listener.getsockname()[1]}\n")
     # half the round trip each way; the jitter likewise split over the two directions
-    Proxy(listener, target, rtt_ms / 2000.0, jitter_ms / 2000.0, seed).run(stop)
+    Proxy(listener, target, rtt_ms / 2000.0, jitter_ms / 2000.0, seed).run()
 
 
 def main() -> int:
