@@ -151,10 +151,15 @@ def merge_clients(groups: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
 
 
 def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
-            rtts: tuple[float, ...] = (0.0,), jitter_ms: float = 0.0) -> dict[str, Any]:
+            rtts: tuple[float, ...] = (0.0,), jitter_ms: float = 0.0, *,
+            make_commands: Any = commands, window: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One measured run of ``system``. ``make_commands`` is ``commands`` or one with its signature
+    (another scenario's servers and bots); a ``window`` dict gets the raw material of the
+    measured window: the server's stats file at its start and end (``stats0``, ``stats1``),
+    its length in seconds, and each bot process's own result (``clients``)."""
     tmp = Path(tempfile.mkdtemp(prefix=f"gs-arena-{system}-"))
     port_file, stats_file = tmp / "port", tmp / "stats.json"
-    server_cmd, bots_cmd = commands(system, port_file, stats_file, npcs)
+    server_cmd, bots_cmd = make_commands(system, port_file, stats_file, npcs)
     with open(tmp / "server.log", "w") as log:  # the child has its own copy of the descriptor
         server = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=log)
     procs: list[subprocess.Popen[Any]] = []
@@ -195,6 +200,8 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
                 raise RuntimeError(f"the {system} bot process printed no result (bots.log: {log_tail})")
             groups.append((n, json.loads(out.strip().splitlines()[-1])))
         client = merge_clients(groups)
+        if window is not None:
+            window.update(stats0=s0, stats1=s1, seconds=t1 - t0, clients=[c for _, c in groups])
         result: dict[str, Any] = {
             "system": system, "P": players, "E": npcs, "seconds": seconds,
             "rtt_ms": rtt_label(rtts), "jitter_ms": jitter_ms,

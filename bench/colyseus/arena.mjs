@@ -98,6 +98,12 @@ export class ArenaRoom extends Room {
     }
     for (let i = 0; i < nNpcs; i++) this.npcPhase[i] = rng() * CYCLE_S;
 
+    // Optional (the big world's --dormant): NPC i's schema fields are written only while
+    // npcLive(i) holds; otherwise npcStale[i] is set and the arrays alone move on.
+    this.npcLive = null;
+    this.npcStale = null;
+    this.npcHeading = null;   // with npcLive: every NPC's current heading
+
     /** sessionId -> { e, x, y, queue: [{seq,dx,dy}], maxSeq } */
     this.players = new Map();
 
@@ -180,19 +186,22 @@ export class ArenaRoom extends Room {
     const n = this.npcs.length, time = this.time, rng = this.rng;
     const phase = this.npcPhase, dxs = this.npcDirX, dys = this.npcDirY, xs = this.npcX, ys = this.npcY;
     const stepLen = NPC_SPEED * DT;
+    const live = this.npcLive, stale = this.npcStale, headings = this.npcHeading;
     for (let i = 0; i < n; i++) {
       const before = (phase[i] + time) % CYCLE_S;
       const after = (phase[i] + time + DT) % CYCLE_S;
+      const write = live === null || live(i);
       const e = this.npcs[i];
       if (after < before) {            // wrapped into a new cycle: a new walk begins
         const h = rng() * TWO_PI;
         dxs[i] = Math.cos(h); dys[i] = Math.sin(h);
-        e.heading = h;
+        if (headings !== null) headings[i] = h;
+        if (write) e.heading = h; else stale[i] = 1;
       }
       if (after < WALK_S) {
         const x = clamp(xs[i] + dxs[i] * stepLen), y = clamp(ys[i] + dys[i] * stepLen);
         xs[i] = x; ys[i] = y;
-        e.x = x; e.y = y;
+        if (write) { e.x = x; e.y = y; } else stale[i] = 1;
       }
     }
     this.time += DT;

@@ -31,7 +31,7 @@ const INTEREST_STATS = {
   interest_leaked: 0,      // ... in the view but farther than 2R (must stay 0)
 };
 
-/** Room options: the arena's, plus radius, cell, hysteresis and checkInterest. */
+/** Room options: the arena's, plus radius, cell, hysteresis, dormant and checkInterest. */
 export class BigWorldRoom extends ArenaRoom {
   createState() { return new BigState(); }
 
@@ -43,21 +43,33 @@ export class BigWorldRoom extends ArenaRoom {
     const npcs = Number(options.npcs ?? 100000);
     super.onCreate({ ...options, npcs, size: Math.sqrt(npcs * AREA_PER_NPC) });
     this.radius = Number(options.radius ?? RADIUS);
+    this.dormant = Boolean(options.dormant);
     this.grid = new InterestGrid(this.size, {
       cell: Number(options.cell ?? CELL),
       radius: this.radius,
       hysteresis: Number(options.hysteresis ?? HYSTERESIS),
+      refresh: this.dormant ? (id) => this._refresh(id) : null,
     });
     if (this.grid.maxSeen >= 2 * this.radius) {
       throw new Error(`interest grid sees up to ${this.grid.maxSeen.toFixed(0)} > 2R: use a smaller cell or hysteresis`);
     }
     for (let i = 0; i < npcs; i++) this.grid.insert(i, this.npcs[i], this.npcX[i], this.npcY[i]);
+    if (this.dormant) {
+      // NPCs in cells nobody watches move in the typed arrays only; their schema fields are
+      // written again once a client may see them (refresh, before view.add).
+      const grid = this.grid;   // (its cellOf grows as players join: read it each time)
+      this.npcLive = (i) => grid.watched[grid.cellOf[i]] > 0;
+      this.npcStale = new Uint8Array(npcs);
+      this.npcHeading = new Float64Array(npcs);
+      for (let i = 0; i < npcs; i++) this.npcHeading[i] = this.npcs[i].heading;
+    }
     this.checkInterest = Boolean(options.checkInterest);
     this.nextId = npcs;          // grid ids: NPC i is i; players get npcs, npcs + 1, ...
     this.freeIds = [];
     this.viewers = new Map();    // sessionId -> { p, id, viewer, view }
     log(`big world: side ${this.size.toFixed(0)}, R ${this.radius}, cell ${this.grid.cell}, ` +
-        `hysteresis ${this.grid.hysteresis} (a view holds nothing beyond ${this.grid.maxSeen.toFixed(0)})`);
+        `hysteresis ${this.grid.hysteresis} (a view holds nothing beyond ${this.grid.maxSeen.toFixed(0)})` +
+        (this.dormant ? ", dormant NPCs outside every view" : ""));
   }
 
   onJoin(client) {
@@ -101,6 +113,14 @@ export class BigWorldRoom extends ArenaRoom {
       if (this.checkInterest) this._check();
     }
     stats.interest_ms_total += performance.now() - t0;
+  }
+
+  /** --dormant: bring NPC `id`'s schema fields up to date before a view shows it. */
+  _refresh(id) {
+    if (id >= this.npcs.length || this.npcStale[id] === 0) return;
+    this.npcStale[id] = 0;
+    const e = this.npcs[id];
+    e.x = this.npcX[id]; e.y = this.npcY[id]; e.heading = this.npcHeading[id];
   }
 
   _count() {

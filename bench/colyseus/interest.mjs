@@ -11,14 +11,15 @@
 // is shown to the viewers of its new cell that do not watch its old one, and hidden from
 // those of its old cell that do not watch the new one; a viewer that starts (stops)
 // watching a cell is shown (hidden) that cell's entities. Showing and hiding are the view's
-// own `add(obj)` and `remove(obj)`, i.e. StateView's.
+// own `add(obj)` and `remove(obj)`, i.e. StateView's. An optional `refresh(id)` runs before
+// entity `id` is shown to anyone (the big world's --dormant brings its fields up to date).
 
 export class InterestGrid {
   /**
    * @param {number} size side of the square world (units)
-   * @param {{cell?: number, radius?: number, hysteresis?: number}} opts
+   * @param {{cell?: number, radius?: number, hysteresis?: number, refresh?: (id: number) => void}} opts
    */
-  constructor(size, { cell = 100, radius = 500, hysteresis = 50 } = {}) {
+  constructor(size, { cell = 100, radius = 500, hysteresis = 50, refresh = null } = {}) {
     this.cell = cell;
     this.radius = radius;
     this.hysteresis = hysteresis;
@@ -26,6 +27,8 @@ export class InterestGrid {
     const cells = this.n * this.n;
     this.members = Array.from({ length: cells }, () => []);   // cell -> entity ids
     this.watchers = Array.from({ length: cells }, () => []);  // cell -> viewers
+    this.watched = new Uint16Array(cells);               // cell -> number of viewers
+    this.refresh = refresh;
     this.objs = [];                                     // id -> the object views add/remove
     this.cellOf = new Int32Array(1024).fill(-1);        // id -> cell (-1: not placed)
     this.slot = new Int32Array(1024);                   // id -> index in members[cell]
@@ -52,6 +55,7 @@ export class InterestGrid {
     this.objs[id] = obj;
     const c = this.cellAt(x, y);
     this._place(id, c);
+    if (this.watched[c] > 0 && this.refresh !== null) this.refresh(id);
     for (const v of this.watchers[c]) { v.view.add(obj); this.shown++; }
   }
 
@@ -64,6 +68,7 @@ export class InterestGrid {
     this._place(id, c);
     const obj = this.objs[id];
     for (const v of this.watchers[old]) if (!v.cells.has(c)) { v.view.remove(obj); this.hidden++; }
+    if (this.watched[c] > 0 && this.refresh !== null) this.refresh(id);
     for (const v of this.watchers[c]) if (!v.cells.has(old)) { v.view.add(obj); this.shown++; }
   }
 
@@ -145,8 +150,13 @@ export class InterestGrid {
   _watch(v, c) {
     v.cells.add(c);
     this.watchers[c].push(v);
-    const objs = this.objs;
-    for (const id of this.members[c]) { v.view.add(objs[id]); this.shown++; }
+    this.watched[c]++;
+    const objs = this.objs, refresh = this.refresh;
+    for (const id of this.members[c]) {
+      if (refresh !== null) refresh(id);
+      v.view.add(objs[id]);
+      this.shown++;
+    }
   }
 
   _unwatch(v, c) {
@@ -158,6 +168,7 @@ export class InterestGrid {
 
   _dropWatcher(v, c) {
     const w = this.watchers[c];
+    this.watched[c]--;
     const i = w.indexOf(v), last = w.pop();
     if (last !== v) w[i] = last;
   }

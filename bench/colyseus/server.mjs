@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     room: { type: "string" },                      // default: "arena", or "big" for bigworld
     npcs: { type: "string" },                      // default: 1000, or 100000 for bigworld
     "stats-file": { type: "string" },
+    "stats-interval": { type: "string", default: "1" },   // seconds between stats file rewrites
     // "timer" (default, the idiomatic Colyseus setup): setPatchRate(1000/30), a patch timer
     // independent of the simulation timer. "after-tick": no patch timer; broadcastPatch()
     // runs at the end of every simulation tick (removes the drifting sim->patch phase).
@@ -41,6 +42,9 @@ const { values: args } = parseArgs({
     radius: { type: "string", default: String(RADIUS) },
     cell: { type: "string", default: String(CELL) },
     hysteresis: { type: "string", default: String(HYSTERESIS) },
+    // bigworld only: NPCs outside every view are not written to the schema state until a
+    // client may see them again (an optimisation on top of the plain StateView setup)
+    dormant: { type: "boolean", default: false },
     // bigworld only: once a second, check every view against every entity (slow; for tests)
     "check-interest": { type: "boolean", default: false },
     quiet: { type: "boolean", default: false },
@@ -109,7 +113,7 @@ await gameServer.listen(Number(args.port), "127.0.0.1");
 const port = httpServer.address().port;
 await matchMaker.createRoom(roomName, {
   npcs, patchMode: args["patch-mode"], radius: Number(args.radius), cell: Number(args.cell),
-  hysteresis: Number(args.hysteresis), checkInterest: args["check-interest"],
+  hysteresis: Number(args.hysteresis), dormant: args.dormant, checkInterest: args["check-interest"],
 });
 if (args["port-file"]) {
   writeFileSync(args["port-file"] + ".tmp", String(port));
@@ -120,7 +124,7 @@ log(`listening on 127.0.0.1:${port} (node ${process.version}, pid ${process.pid}
 let prev = snapshot();
 const statsTimer = setInterval(() => {
   writeStats();
-}, 1000);
+}, Number(args["stats-interval"]) * 1000);
 const logTimer = setInterval(() => {
   const s = snapshot();
   const dt = s.time - prev.time;
