@@ -10,7 +10,9 @@ Systems:
   ``gamesync-all``   the same server with ``--no-interest``: every client gets every entity;
   ``colyseus-view``  bench/colyseus ``server.mjs --game bigworld``: Colyseus 0.18 with a
                      ``.view()`` entity map, one ``StateView`` per client kept by a grid
-                     (bench/colyseus/bigworld.mjs); installed by bench/colyseus/setup.sh.
+                     (bench/colyseus/bigworld.mjs); installed by bench/colyseus/setup.sh;
+  ``colyseus-view-dormant`` (only when asked for) the same with ``--dormant``: NPCs that no
+                     client may see are not written to the Colyseus state until one may.
 
 Each run is measured as bench/arena.py measures (its ``run_one``): server CPU and peak RSS
 from /proc, wire bytes from the kernel's TCP counters of the server's sockets, the client
@@ -36,11 +38,15 @@ from arena import FIELDS, NODE, RESULTS, ratio, run_one
 
 HERE = Path(__file__).resolve().parent
 SYSTEMS = ("gamesync", "gamesync-all", "colyseus-view")
-PEERS = ("gamesync-all", "colyseus-view")
+#: not run by default: Colyseus with --dormant (NPCs outside every view are not written to its state)
+EXTRA_SYSTEMS = ("colyseus-view-dormant",)
 BIG_FIELDS = (*FIELDS, "visible_entities_mean")
 #: the server's own figures, per system, shown in the table after the ARENA fields
 SERVER_FIELDS = ("ticks_per_s", "server_ms_per_tick", "states_per_s_server")
 NODE_HEAP_MIB = 8192  # E = 1,000,000 needs more than Node's default heap limit
+#: seconds the bots get to join: a Colyseus join encodes the whole state (E entities) once
+#: more, and at P = 300 a patch takes seconds, so the last joins come long after the first
+JOIN_TIMEOUT_S = 180
 
 
 def commands(system: str, port_file: Path, stats_file: Path, npcs: int) -> tuple[list[str], Any]:
@@ -52,13 +58,14 @@ def commands(system: str, port_file: Path, stats_file: Path, npcs: int) -> tuple
                   "--stats-interval", "0.5", *(["--no-interest"] if system == "gamesync-all" else [])]
         bots = [py, "-m", "gamesync", "bots"]
         extra = ["--room", "big", "--game", "bigworld", "--json", "--no-progress"]
-    elif system == "colyseus-view":
+    elif system in ("colyseus-view", "colyseus-view-dormant"):
         node = str(NODE)
         server = [node, f"--max-old-space-size={NODE_HEAP_MIB}", str(HERE / "colyseus" / "server.mjs"),
                   "--game", "bigworld", "--npcs", str(npcs), "--port", "0", "--port-file", str(port_file),
-                  "--stats-file", str(stats_file), "--stats-interval", "0.5"]
+                  "--stats-file", str(stats_file), "--stats-interval", "0.5",
+                  *(["--dormant"] if system.endswith("-dormant") else [])]
         bots = [node, str(HERE / "colyseus" / "bots.mjs")]
-        extra = ["--game", "bigworld"]
+        extra = ["--game", "bigworld", "--connect-timeout", str(JOIN_TIMEOUT_S)]
     else:
         raise SystemExit(f"unknown system {system!r} (one of {', '.join(SYSTEMS)})")
 
@@ -116,7 +123,8 @@ def colyseus_window(s0: dict[str, Any], s1: dict[str, Any]) -> dict[str, Any]:
 def run(system: str, players: int, seconds: float, warmup: float, npcs: int) -> dict[str, Any]:
     """One measured run: bench/arena.py's fields plus the big world's."""
     window: dict[str, Any] = {}
-    res = run_one(system, players, seconds, warmup, npcs, make_commands=commands, window=window)
+    res = run_one(system, players, seconds, warmup, npcs, make_commands=commands, window=window,
+                  join_timeout=JOIN_TIMEOUT_S)
     for key in ("rtt_ms", "jitter_ms"):
         res.pop(key, None)
     res["scenario"] = "bigworld"
@@ -127,7 +135,7 @@ def run(system: str, players: int, seconds: float, warmup: float, npcs: int) -> 
         if key in clients[0]:
             res[key] = clients[0][key]
     s0, s1 = window.get("stats0", {}), window.get("stats1", {})
-    if system == "colyseus-view":
+    if system.startswith("colyseus"):
         res.update(colyseus_window(s0, s1))
     else:
         res.update(gamesync_window(s0, s1, window.get("seconds", seconds)))
@@ -239,7 +247,7 @@ def main() -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     systems = [s for s in args.systems.split(",") if s]
-    if unknown := set(systems) - set(SYSTEMS):
+    if unknown := set(systems) - {*SYSTEMS, *EXTRA_SYSTEMS}:
         ap.error(f"unknown system(s) {', '.join(sorted(unknown))}")
     if args.scale:
         cases = [(p, args.scale_e) for p in _ints(args.scale_players)]
@@ -249,7 +257,7 @@ def main() -> int:
         cases = [(p, e) for e in _ints(args.npcs) for p in _ints(args.players)]
         name = "bigworld"
     runs = [(s, p, e) for p, e in cases for s in systems]
-    if "colyseus-view" in systems:  # npm ci of the pinned Colyseus, once; idempotent
+    if any(s.startswith("colyseus") for s in systems):  # npm ci of the pinned Colyseus, once; idempotent
         subprocess.run(["bash", str(HERE / "colyseus" / "setup.sh")], check=True, stdout=subprocess.DEVNULL)
     rows = []
     for system, p, e in tqdm(runs, desc=name, file=sys.stderr, disable=args.no_progress):
