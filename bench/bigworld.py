@@ -45,12 +45,13 @@ BIG_FIELDS = (*FIELDS, "visible_entities_mean")
 SERVER_FIELDS = ("ticks_per_s", "server_ms_per_tick", "states_per_s_server")
 NODE_HEAP_MIB = 8192  # E = 1,000,000 needs more than Node's default heap limit
 #: seconds the bots get to join: a Colyseus join encodes the whole state (E entities) once
-#: more, and at P = 300 a patch takes seconds, so the last joins come long after the first
-JOIN_TIMEOUT_S = 180
+#: more, and at P = 300 a patch takes seconds: Colyseus then admits about one client a second
+JOIN_TIMEOUT_S = 600
 
 
-def commands(system: str, port_file: Path, stats_file: Path, npcs: int) -> tuple[list[str], Any]:
-    """(server command, function url, P, seconds, warmup, ramp -> bots command), as arena.commands."""
+def commands(system: str, port_file: Path, stats_file: Path, npcs: int, check: bool = False) -> tuple[list[str], Any]:
+    """(server command, function url, P, seconds, warmup, ramp -> bots command), as arena.commands;
+    ``check``: the Colyseus server checks its views against every entity once a second."""
     py = sys.executable
     if system in ("gamesync", "gamesync-all"):
         server = [py, "-m", "gamesync", "serve", "--game", "bigworld", "--npcs", str(npcs), "--port", "0",
@@ -63,7 +64,7 @@ def commands(system: str, port_file: Path, stats_file: Path, npcs: int) -> tuple
         server = [node, f"--max-old-space-size={NODE_HEAP_MIB}", str(HERE / "colyseus" / "server.mjs"),
                   "--game", "bigworld", "--npcs", str(npcs), "--port", "0", "--port-file", str(port_file),
                   "--stats-file", str(stats_file), "--stats-interval", "0.5",
-                  *(["--dormant"] if system.endswith("-dormant") else [])]
+                  *(["--dormant"] if system.endswith("-dormant") else []), *(["--check-interest"] if check else [])]
         bots = [node, str(HERE / "colyseus" / "bots.mjs")]
         extra = ["--game", "bigworld", "--connect-timeout", str(JOIN_TIMEOUT_S)]
     else:
@@ -117,14 +118,17 @@ def colyseus_window(s0: dict[str, Any], s1: dict[str, Any]) -> dict[str, Any]:
         "patch_ms_per_patch": round(patch / max(1, patches), 3),
         "tick_overrun_pct": round(100 * (s1["tick_overruns"] - s0["tick_overruns"]) / ticks, 2),
         "view_entities_mean_server": s1.get("view_entities_mean"),
+        # --check-interest: totals since the server started, joins included
+        **({f"interest_{k}": s1[f"interest_{k}"] for k in ("checks", "missing", "leaked")}
+           if s1.get("interest_checks") else {}),
     }
 
 
-def run(system: str, players: int, seconds: float, warmup: float, npcs: int) -> dict[str, Any]:
+def run(system: str, players: int, seconds: float, warmup: float, npcs: int, check: bool = False) -> dict[str, Any]:
     """One measured run: bench/arena.py's fields plus the big world's."""
     window: dict[str, Any] = {}
-    res = run_one(system, players, seconds, warmup, npcs, make_commands=commands, window=window,
-                  join_timeout=JOIN_TIMEOUT_S)
+    res = run_one(system, players, seconds, warmup, npcs, make_commands=lambda *a: commands(*a, check=check),
+                  window=window, join_timeout=JOIN_TIMEOUT_S)
     for key in ("rtt_ms", "jitter_ms"):
         res.pop(key, None)
     res["scenario"] = "bigworld"
@@ -238,6 +242,9 @@ def main() -> int:
                     help="E sweep of --scale (default 10000,100000,1000000)")
     ap.add_argument("--scale-p", type=int, default=300, help="P of the E sweep (default 300)")
     ap.add_argument("--scale-e", type=int, default=100000, help="E of the P sweep (default 100000)")
+    ap.add_argument("--check-interest", action="store_true", help="the Colyseus server checks every view against "
+                    "every entity once a second (within R: must be in it; beyond 2R: must not); the run reports "
+                    "interest_checks, interest_missing and interest_leaked (slow at large P x E)")
     ap.add_argument("--no-plot", action="store_true", help="skip the plot")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSONL and PNG (default bench/results)")
@@ -262,7 +269,7 @@ def main() -> int:
     rows = []
     for system, p, e in tqdm(runs, desc=name, file=sys.stderr, disable=args.no_progress):
         try:
-            res = run(system, p, args.seconds, args.warmup, e)
+            res = run(system, p, args.seconds, args.warmup, e, args.check_interest)
         except (TimeoutError, subprocess.TimeoutExpired, json.JSONDecodeError, RuntimeError) as err:
             res = {"system": system, "scenario": "bigworld", "P": p, "E": e, "error": f"{type(err).__name__}: {err}"}
         rows.append(res)

@@ -15,8 +15,8 @@ export const RADIUS = 500;
 export const CELL = 100;
 export const HYSTERESIS = 50;
 const AREA_PER_NPC = 1000;       // ARENA.md: one NPC per 1,000 square units
-const CHECK_EVERY_TICKS = 30;
-const SEAT_RESERVATION_S = 180;    // --check-interest: brute-force check once a second
+const CHECK_EVERY_TICKS = 30;    // --check-interest: brute-force check once a second
+const SEAT_RESERVATION_S = 600;  // instead of Colyseus's 15 s (see onCreate)
 
 export const BigState = schema({
   entities: t.map(Entity).view(),   // NPCs keyed "n<i>", players by sessionId; per-client views
@@ -42,7 +42,8 @@ export class BigWorldRoom extends ArenaRoom {
     Encoder.BUFFER_SIZE = 256 * 1024;
     Object.assign(stats, INTEREST_STATS);
     // Every join encodes the whole state once more (E entities), and a patch to P views takes
-    // seconds at P = 300: the default 15 s seat reservation expires before the last joins.
+    // seconds at P = 300, when the room admits about one client a second: with the default
+    // 15 s seat reservation, most joins expire before their turn.
     this.seatReservationTimeout = SEAT_RESERVATION_S;
     const npcs = Number(options.npcs ?? 100000);
     super.onCreate({ ...options, npcs, size: Math.sqrt(npcs * AREA_PER_NPC) });
