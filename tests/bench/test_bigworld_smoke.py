@@ -30,8 +30,9 @@ def test_colyseus_view_keeps_each_bot_to_its_surroundings(tmp_path):
     assert x["all_connected"] is True
     assert x["states_per_client_s"] > 5 and x["payload_bytes_per_client_s"] > 0
     assert 0 < x["ack_latency_ms_p50"] <= x["ack_latency_ms_p99"]
-    # about pi * 500^2 / 1000 = 785 NPCs lie within R; the grid adds a margin; far fewer than E
-    assert 700 < x["visible_entities_mean"] < 2000
+    # about pi * 500^2 / 1000 = 785 NPCs lie within R of a bot away from the edges, and the grid
+    # adds a margin; a bot near an edge or a corner holds fewer. Either way: far from all E.
+    assert 300 < x["visible_entities_mean"] < 2500
     assert x["visible_distance_max"] < 1000  # nothing farther than 2R reached a bot
     assert x["interest_checks"] > 0 and x["interest_missing"] == 0 and x["interest_leaked"] == 0
     assert "| visible_entities_mean |" in r.stdout
