@@ -158,7 +158,8 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
     (another scenario's servers and bots); a ``window`` dict gets the raw material of the
     measured window: the server's stats file at its start and end (``stats0``, ``stats1``),
     its length in seconds, and each bot process's own result (``clients``). The bots get
-    ramp + ``join_timeout`` seconds to connect and join."""
+    ramp + ``join_timeout`` seconds to connect and join; bots that may not all get in can say
+    when they are done trying by creating ``bots.ready`` beside the port file."""
     tmp = Path(tempfile.mkdtemp(prefix=f"gs-arena-{system}-"))
     port_file, stats_file = tmp / "port", tmp / "stats.json"
     server_cmd, bots_cmd = make_commands(system, port_file, stats_file, npcs)
@@ -186,10 +187,12 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
             bots.append((n, rtt, proc))
         wait_for(lambda: len(tcp_out(port)) >= players, ramp + join_timeout, f"{players} {system} bots to connect")
         # a server that counts its clients in its stats file: the window opens once they have all
-        # joined, not only connected (a join can take long after its connect)
+        # joined, not only connected (a join can take long after its connect), or once the bots
+        # say they are done trying (and start their own warm-up)
+        ready = port_file.with_name("bots.ready")
         try:
-            wait_for(lambda: read_json(stats_file).get("clients", players) >= players, ramp + join_timeout,
-                     f"{players} {system} bots to join")
+            wait_for(lambda: ready.exists() or read_json(stats_file).get("clients", players) >= players,
+                     ramp + join_timeout, f"{players} {system} bots to join")
         except TimeoutError:
             pass  # measured anyway: the bots report those that never joined (all_connected)
         time.sleep(warmup + max(rtts) / 1000)

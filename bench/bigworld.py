@@ -66,7 +66,8 @@ def commands(system: str, port_file: Path, stats_file: Path, npcs: int, check: b
                   "--stats-file", str(stats_file), "--stats-interval", "0.5",
                   *(["--dormant"] if system.endswith("-dormant") else []), *(["--check-interest"] if check else [])]
         bots = [node, str(HERE / "colyseus" / "bots.mjs")]
-        extra = ["--game", "bigworld", "--connect-timeout", str(JOIN_TIMEOUT_S)]
+        extra = ["--game", "bigworld", "--connect-timeout", str(JOIN_TIMEOUT_S),
+                 "--ready-file", str(port_file.with_name("bots.ready"))]
     else:
         raise SystemExit(f"unknown system {system!r} (one of {', '.join(SYSTEMS)})")
 
@@ -139,6 +140,11 @@ def run(system: str, players: int, seconds: float, warmup: float, npcs: int, che
         if key in clients[0]:
             res[key] = clients[0][key]
     s0, s1 = window.get("stats0", {}), window.get("stats1", {})
+    joined = s1.get("clients")
+    if joined is not None:
+        res["clients_joined"] = joined
+        if 0 < joined < players:  # run_one divides by P: per client means per client that got in
+            res["wire_bytes_per_client_s"] = round(res["wire_bytes_per_client_s"] * players / joined, 1)
     if system.startswith("colyseus"):
         res.update(colyseus_window(s0, s1))
     else:

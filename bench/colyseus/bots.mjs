@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { mulberry32 } from "./rng.mjs";
 import { performance } from "node:perf_hooks";
-import { readFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 
 const { values: args, positionals } = parseArgs({
@@ -44,6 +44,8 @@ const { values: args, positionals } = parseArgs({
     "verify-shared-decode": { type: "boolean", default: false },
     // optional: read the server's CPU (utime+stime from /proc) and peak RSS over the window
     "server-pid": { type: "string" },
+    // optional: a file written once every bot has joined or failed to (its warm-up starts then)
+    "ready-file": { type: "string" },
     quiet: { type: "boolean", default: false },
   },
 });
@@ -387,6 +389,11 @@ for (const b of bots) {
   if (gap > 0) await sleep(gap);
 }
 await Promise.all(joins);
+if (args["ready-file"]) {
+  const f = args["ready-file"];
+  writeFileSync(f + ".tmp", JSON.stringify({ joined: bots.filter((b) => b.joined).length, count: COUNT }) + "\n");
+  renameSync(f + ".tmp", f);
+}
 const roomIds = new Set(bots.filter((b) => b.room).map((b) => b.room.roomId));
 log(`${bots.filter((b) => b.joined).length}/${COUNT} joined (${roomIds.size} room(s)); warm-up ${WARMUP}s`);
 
@@ -422,22 +429,25 @@ const median = (xs) => {
 };
 const lat = bots.flatMap((b) => b.latencies).sort((a, b) => a - b);
 const pct = (q) => (lat.length ? +(lat[Math.min(lat.length - 1, Math.floor(q * lat.length))] * 1e3).toFixed(2) : null);
-const perBotStates = bots.map((b) => b.states / secs);
-const perBotBytes = bots.map((b) => b.bytes / secs);
+// per-client figures describe the bots that joined (all of them, normally; see all_connected)
+const joined = bots.filter((b) => b.joined);
+const perBotStates = joined.map((b) => b.states / secs);
+const perBotBytes = joined.map((b) => b.bytes / secs);
 const round = (x, d) => +x.toFixed(d);
 const result = {
   bots: COUNT,
   seconds: round(secs, 2),
   payload_bytes_per_client_s: round(median(perBotBytes), 1),
   states_per_client_s: round(median(perBotStates), 2),
-  states_per_client_s_min: round(Math.min(...perBotStates), 2),
+  states_per_client_s_min: perBotStates.length ? round(Math.min(...perBotStates), 2) : 0,
   ack_latency_ms_p50: pct(0.5),
   ack_latency_ms_p99: pct(0.99),
   ack_samples: lat.length,
   all_connected: bots.every((b) => b.live),
   disconnected: bots.filter((b) => !b.live).length,
+  joined: joined.length,
   rooms: roomIds.size,
-  inputs_per_client_s: round(median(bots.map((b) => b.inputs / secs)), 2),
+  inputs_per_client_s: round(median(joined.map((b) => b.inputs / secs)), 2),
   bot_process_cpu: round((cpu1.user + cpu1.system) / 1e6 / secs, 3),
 };
 {
