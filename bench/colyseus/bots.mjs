@@ -344,7 +344,7 @@ class Bot {
   fail(why) {
     if (this.lost === null && !finished) {
       this.lost = why;
-      log(`bot ${this.idx}: ${why}`);
+      log(`bot ${this.idx}: ${why} (at ${now().toFixed(1)} s)`);
     }
   }
 
