@@ -199,7 +199,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot_scale(rows: list[dict[str, Any]], path: Path, p_fixed: int, e_fixed: int) -> None:
-    """Server time per tick and CPU against P (at E = e_fixed) and against E (at P = p_fixed)."""
+    """Server time per tick (gamesync: also by phase) and CPU against P (at E = e_fixed) and against E
+    (at P = p_fixed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -216,7 +217,12 @@ def plot_scale(rows: list[dict[str, Any]], path: Path, p_fixed: int, e_fixed: in
                              if r["system"] == s and r[fixed] == value and r.get(f) is not None)
                 if pts:
                     ax.plot([a for a, _ in pts], [b for _, b in pts], "o-", label=s)
-            if row == 0:
+            if row == 0:  # gamesync's tick by phase (its stats file times each one)
+                for phase in ("read", "step", "encode", "send"):
+                    pts = sorted((r[x], r[f"{phase}_ms_per_tick"]) for r in rows if r["system"] == "gamesync"
+                                 and r[fixed] == value and r.get(f"{phase}_ms_per_tick") is not None)
+                    if pts:
+                        ax.plot([a for a, _ in pts], [b for _, b in pts], ":", lw=1, label=f"gamesync {phase}")
                 ax.axhline(1000 / 30, color="grey", ls="--", lw=0.8, label="tick period (33.3 ms)")
             ax.set_xscale("log")
             ax.set_yscale("log")
