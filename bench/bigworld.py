@@ -42,7 +42,7 @@ SYSTEMS = ("gamesync", "gamesync-all", "colyseus-view")
 EXTRA_SYSTEMS = ("colyseus-view-dormant",)
 BIG_FIELDS = (*FIELDS, "visible_entities_mean")
 #: the server's own figures, per system, shown in the table after the ARENA fields
-SERVER_FIELDS = ("ticks_per_s", "server_ms_per_tick", "states_per_s_server")
+SERVER_FIELDS = ("clients_joined", "ticks_per_s", "server_ms_per_tick", "states_per_s_server")
 NODE_HEAP_MIB = 8192  # E = 1,000,000 needs more than Node's default heap limit
 #: seconds the bots get to join: a Colyseus join encodes the whole state (E entities) once
 #: more, and at P = 300 a patch takes seconds: Colyseus then admits about one client a second
