@@ -173,15 +173,16 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Server CPU, wire bytes per client, ack p99 and entities held, against P, per system."""
+    """Server CPU, wire bytes per client, states/s, ack p99 and entities held, against P, per system."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fields = [("server_cpu", "server CPU (s/s)"), ("wire_bytes_per_client_s", "wire bytes per client per s"),
-              ("ack_latency_ms_p99", "ack latency p99 (ms)"), ("visible_entities_mean", "entities a bot holds")]
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4))
+              ("states_per_client_s", "states per client per s"), ("ack_latency_ms_p99", "ack latency p99 (ms)"),
+              ("visible_entities_mean", "entities a bot holds")]
+    fig, axes = plt.subplots(1, 5, figsize=(21, 4))
     for ax, (f, label) in zip(axes, fields, strict=True):
         for s in dict.fromkeys(r["system"] for r in rows):
             for e in sorted({r["E"] for r in rows}):
