@@ -42,7 +42,8 @@ SYSTEMS = ("gamesync", "gamesync-all", "colyseus-view")
 EXTRA_SYSTEMS = ("colyseus-view-dormant",)
 BIG_FIELDS = (*FIELDS, "visible_entities_mean")
 #: the server's own figures, per system, shown in the table after the ARENA fields
-SERVER_FIELDS = ("clients_joined", "ticks_per_s", "server_ms_per_tick", "states_per_s_server")
+SERVER_FIELDS = ("clients_joined", "ticks_per_s", "server_ms_per_tick", "states_per_s_server",
+                 "server_cpu_us_per_client_state")
 NODE_HEAP_MIB = 8192  # E = 1,000,000 needs more than Node's default heap limit
 #: seconds the bots get to join: a Colyseus join encodes the whole state (E entities) once
 #: more, and at P = 300 a patch takes seconds: Colyseus then admits about one client a second
@@ -149,6 +150,11 @@ def run(system: str, players: int, seconds: float, warmup: float, npcs: int, che
         res.update(colyseus_window(s0, s1))
     else:
         res.update(gamesync_window(s0, s1, window.get("seconds", seconds)))
+    # a server that cannot keep up sends fewer states for its (at most one core of) CPU: the
+    # CPU per state a client received compares such a server with one that keeps 30 Hz
+    states = (joined or players) * (res.get("states_per_client_s") or 0)
+    if states > 0 and res.get("server_cpu") is not None:
+        res["server_cpu_us_per_client_state"] = round(res["server_cpu"] / states * 1e6, 1)
     return res
 
 
