@@ -185,13 +185,25 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
                 proc = subprocess.Popen(bots_cmd(f"ws://127.0.0.1:{via}", n, seconds + 3, warmup, ramp),
                                         stdout=subprocess.PIPE, stderr=log, text=True)
             bots.append((n, rtt, proc))
-        wait_for(lambda: len(tcp_out(port)) >= players, ramp + join_timeout, f"{players} {system} bots to connect")
+        def unless_bots_died(cond: Any) -> Any:
+            """``cond``, but a bot process that has already exited ends the wait (a bad option, a crash)."""
+            def check() -> bool:
+                for i, (_, _, proc) in enumerate(bots):
+                    if proc.poll() is not None:
+                        log_tail = (tmp / f"bots-{i}.log").read_text().strip().splitlines()[-1:]
+                        raise RuntimeError(f"the {system} bot process exited early (bots.log: {log_tail})")
+                return bool(cond())
+            return check
+
+        wait_for(unless_bots_died(lambda: len(tcp_out(port)) >= players), ramp + join_timeout,
+                 f"{players} {system} bots to connect")
         # a server that counts its clients in its stats file: the window opens once they have all
         # joined, not only connected (a join can take long after its connect), or once the bots
         # say they are done trying (and start their own warm-up)
         ready = port_file.with_name("bots.ready")
         try:
-            wait_for(lambda: ready.exists() or read_json(stats_file).get("clients", players) >= players,
+            wait_for(unless_bots_died(lambda: ready.exists()
+                                      or read_json(stats_file).get("clients", players) >= players),
                      ramp + join_timeout, f"{players} {system} bots to join")
         except TimeoutError:
             pass  # measured anyway: the bots report those that never joined (all_connected)

@@ -130,7 +130,7 @@ def run(system: str, players: int, seconds: float, warmup: float, npcs: int, che
     """One measured run: bench/arena.py's fields plus the big world's."""
     window: dict[str, Any] = {}
     res = run_one(system, players, seconds, warmup, npcs, make_commands=lambda *a: commands(*a, check=check),
-                  window=window, join_timeout=JOIN_TIMEOUT_S)
+                  window=window, join_timeout=JOIN_TIMEOUT_S if system.startswith("colyseus") else 60.0)
     for key in ("rtt_ms", "jitter_ms"):
         res.pop(key, None)
     res["scenario"] = "bigworld"
