@@ -55,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     cfg = ServerConfig(host=args.host, port=args.port, tick_rate=args.tick_rate, games=builtin_games(),
                        default_game=args.game,
-                       game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval,
+                       game_options=_game_options(args), stats_interval_s=args.stats_interval,
                        stats_file=args.stats_file, token_secret=secret, insecure_dev=args.insecure_dev,
                        public_hosts=tuple(args.public_host) if args.public_host else None,
                        public_lobby=not args.private_lobby,
@@ -67,6 +67,16 @@ def _serve(args: argparse.Namespace) -> int:
                        drain_timeout_s=args.drain_timeout)
     trio.run(_run_until_signal, Server(cfg), args.port_file)
     return 0
+
+
+def _game_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Options every game instance gets: NPC count (each game has its default) and interest."""
+    opts: dict[str, Any] = {}
+    if args.npcs is not None:
+        opts["npcs"] = args.npcs
+    if args.no_interest:
+        opts["interest"] = False
+    return opts
 
 
 async def _run_until_signal(server: Any, port_file: str | None) -> None:
@@ -146,7 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8765, help="port to bind, 0 for any free one (default 8765)")
     s.add_argument("--game", default="arena", help="game for rooms whose join names none (default arena)")
     s.add_argument("--tick-rate", type=float, default=30.0, help="ticks per second (default 30)")
-    s.add_argument("--npcs", type=int, default=1000, help="NPCs per arena room (default 1000)")
+    s.add_argument("--npcs", type=int, default=None,
+                   help="NPCs per room (default: the game's, 1000 for arena, 100000 for bigworld)")
+    s.add_argument("--no-interest", action="store_true",
+                   help="bigworld: send every client every entity (no interest management), for comparison")
     s.add_argument("--stats-interval", type=float, default=5.0, help="seconds between stats log lines")
     s.add_argument("--port-file", help="write the bound port to this file once listening")
     s.add_argument("--stats-file", help="rewrite this file with the server's stats (JSON) every stats interval "
@@ -224,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run N arena bots in one process and report the client-side arena fields.")
     b.add_argument("url", help="server URL, e.g. ws://127.0.0.1:8765")
     b.add_argument("--room", default="arena", help="room to join (default arena)")
+    b.add_argument("--game", help="game to ask for when the join creates the room (e.g. bigworld)")
     b.add_argument("--count", type=int, default=10, help="number of bots (default 10)")
     b.add_argument("--duration", type=float, default=10.0, help="seconds to run after all bots joined")
     b.add_argument("--warmup", type=float, default=5.0,
@@ -238,8 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reconnect", action="store_true",
                    help="bring lost bots back (backoff, from URL) to resume their seats, e.g. across a cluster "
                    "failover (default: a lost bot stays lost)")
-    b.add_argument("--protocol", type=int, choices=(2, 3), default=3,
-                   help="protocol version the bots speak (default 3: baselines from the stream; 2: from acks)")
+    b.add_argument("--protocol", type=int, choices=(2, 3, 4), default=4,
+                   help="protocol version the bots speak (default 4: 3 plus view rooms; 3: baselines from the "
+                        "stream; 2: from acks)")
     b.add_argument("--json", action="store_true", help="print one JSON line of results")
     b.add_argument("--no-progress", action="store_true", help="no progress display")
     b.set_defaults(func=_bots)

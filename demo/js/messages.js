@@ -1,4 +1,4 @@
-// The messages of the gamesync wire protocol, version 3 (docs/protocol.md sections 5 to 7):
+// The messages of the gamesync wire protocol, version 4 (docs/protocol.md sections 5 to 7):
 // builders for everything a client sends, validating parsers for everything the server
 // sends, and their constants. The JavaScript twin of gamesync/core/protocol.py (pack_join ->
 // packJoin, parse_server -> parseServer, ...); tests/vectors/snapshots.json holds what the
@@ -7,7 +7,7 @@
 import { isBits, isInt, isMap, isStr, need, pack, unpackValue } from "./codec.js";
 import { ERROR_CLOSE, ProtocolViolation } from "./errors.js";
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 export const NO_TICK = -1; // baseline / reference "none" in a snapshot header
 export const MAX_NAME = 64; // room, name and game: 1..64 code points
 export const MAX_ROOM = 64;

@@ -1,0 +1,179 @@
+"""Each client's view payload, sans I/O: what it watched at its previous snapshot, what it watches
+now, and the shared chunks and cell listings that take it from one to the other.
+
+Per tick the room builds the cell map of the new state once; per distinct (previous snapshot,
+the one before) of its clients it builds every cell's chunk once (one ``encode_chunks``); per
+(cell, previous snapshot) it builds a cell listing once. A client's payload is then those
+shared bytes, sliced and framed, plus its own records of the entities that walked into its
+view from cells it did not watch. Nothing about a cell a client does not watch reaches it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+from numpy.typing import NDArray
+
+from .delta import COMPRESS_MIN
+from .protocol import NO_TICK
+from .schema import Schema
+from .state import State
+from .viewcodec import CellMap, ChunkSet, encode_chunks, entity_records
+from .viewwire import record_dtype
+
+LISTING_LEVEL = 6  # deflate level of cell listings (each is built once and shared)
+
+
+@dataclass
+class ClientView:
+    """The server's record of one client's view at its newest *written* snapshot."""
+
+    held: list[int] = field(default_factory=list)  # cells watched, ascending
+    tick: int = NO_TICK  # its newest snapshot
+    prev: int = NO_TICK  # the one before
+
+    def commit(self, frame: ViewFrame) -> None:
+        """The frame went into the client's stream: the client will hold what it describes."""
+        self.held, self.prev, self.tick = frame.cells, self.tick if frame.base != NO_TICK else NO_TICK, frame.tick
+
+    def reset(self) -> None:
+        self.held, self.tick, self.prev = [], NO_TICK, NO_TICK
+
+
+@dataclass(frozen=True)
+class ViewFrame:
+    """One client's payload for ``tick``, and the view it leaves the client with once sent."""
+
+    tick: int
+    base: int
+    ref: int
+    payload: bytes
+    cells: list[int]
+    entities: int  # entities the client holds after it
+
+
+def _bin_head(n: int) -> bytes:
+    """msgpack's header of a bin of ``n`` bytes."""
+    if n < 0x100:
+        return b"\xc4" + n.to_bytes(1, "big")
+    if n < 0x10000:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
+class ViewPlanner:
+    """A view room's per-tick encoder (one per room)."""
+
+    def __init__(self, schema: Schema, history: int) -> None:
+        self.schema = schema
+        self.dtype = record_dtype(schema)
+        self.history = history
+        self.maps: dict[int, CellMap] = {}
+        self.ncells = 0
+        self.tick = NO_TICK
+        self._chunks: dict[tuple[int, int], ChunkSet] = {}
+        self._listings: dict[tuple[int, int], list[Any]] = {}
+        self._counts: list[int] = []  # members per cell at the newest tick
+        self._mark = np.zeros(0, dtype=np.uint8)  # scratch: a client's kept (1) and held (2) cells
+        self.chunk_sets_built = 0
+        self.listings_built = 0
+
+    def push(self, state: State, cells: NDArray[np.int32], ncells: int) -> CellMap:
+        """The new tick's state with every slot's cell (scopes applied)."""
+        self.ncells = max(self.ncells, ncells)
+        cm = CellMap.build(state, cells, self.ncells)
+        self.maps[state.tick] = cm
+        for t in [t for t in self.maps if t <= state.tick - self.history]:
+            del self.maps[t]
+        self.tick = state.tick
+        self._counts = cm.k(self.ncells).tolist()
+        if self._mark.size < self.ncells:
+            self._mark = np.zeros(self.ncells, dtype=np.uint8)
+        self._chunks.clear()
+        self._listings.clear()
+        return cm
+
+    def frame(self, view: ClientView, cells: list[int]) -> ViewFrame:
+        """The payload taking ``view`` to ``cells`` (ascending cell ids) at the newest tick."""
+        cur = self.maps[self.tick]
+        count = sum(self._counts[c] for c in cells)
+        base = view.tick if view.tick in self.maps and view.tick < self.tick else NO_TICK
+        if base == NO_TICK:
+            body = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cells], b""]
+            return ViewFrame(self.tick, NO_TICK, NO_TICK, msgpack.packb(body), cells, count)
+        ref = view.prev if view.prev in self.maps else NO_TICK
+        held = view.held
+        now, was = set(cells), set(held)
+        kept = [c for c in held if c in now]
+        dropped = [c for c in held if c not in now]
+        added = [c for c in cells if c not in was]
+        cs = self._chunkset(base, ref)
+        chunks = _slices(cs, kept)
+        parts = [b"\x94", msgpack.packb(np.array(dropped, dtype="<u4").tobytes()),
+                 _bin_head(sum(map(len, chunks))), *chunks]
+        parts.append(msgpack.packb([self._listing(cur, c, base) for c in added]))
+        parts.append(msgpack.packb(self._enter(cur, base, cs, kept, held)))
+        return ViewFrame(self.tick, base, ref, b"".join(parts), cells, count)
+
+    def _chunkset(self, base: int, ref: int) -> ChunkSet:
+        cs = self._chunks.get((base, ref))
+        if cs is None:
+            r = self.maps[ref].state if ref != NO_TICK else None
+            cs = encode_chunks(self.schema, self.dtype, self.maps[self.tick], self.maps[base], r, self.ncells)
+            self._chunks[(base, ref)] = cs
+            self.chunk_sets_built += 1
+        return cs
+
+    def _listing(self, cur: CellMap, c: int, base: int) -> list[Any]:
+        """[cell, count, flags, records] of cell ``c``'s members, for clients whose previous
+        snapshot is ``base``."""
+        item = self._listings.get((c, base))
+        if item is None:
+            prev = self.maps[base].state if base != NO_TICK else None
+            members = cur.members(c)
+            raw = entity_records(self.schema, self.dtype, cur.state, prev, members)
+            flags = 0
+            if len(raw) >= COMPRESS_MIN:
+                z = zlib.compress(raw, LISTING_LEVEL)
+                if len(z) < len(raw):
+                    flags, raw = 1, z
+            item = self._listings[(c, base)] = [c, int(members.size), flags, raw]
+            self.listings_built += 1
+        return item
+
+    def _enter(self, cur: CellMap, base: int, cs: ChunkSet, kept: list[int], held: list[int]) -> bytes:
+        """Records of the entities that moved into a kept cell from a cell the client did not watch."""
+        if cs.moved_slot.size == 0 or not kept:
+            return b""
+        mark = self._mark
+        mark[kept] = 1
+        mark[held] |= 2
+        sel = (mark[cs.moved_cell] & 1) > 0  # it arrived in a kept cell,
+        sel &= (mark[cs.moved_from] & 2) == 0  # from a cell the client did not hold
+        mark[held] = 0
+        mark[kept] = 0
+        if not sel.any():
+            return b""
+        rec = cs.moved_records
+        if rec is None:  # once per chunk set: every moved entity's record, against the baseline
+            raw = entity_records(self.schema, self.dtype, cur.state, self.maps[base].state, cs.moved_slot)
+            rec = cs.moved_records = np.frombuffer(raw, dtype=self.dtype)
+        return bytes(rec[sel].tobytes())
+
+
+def _slices(cs: ChunkSet, kept: list[int]) -> list[bytes]:
+    """The chunks of the kept cells, one slice of the shared bytes per run of consecutive cells."""
+    out = []
+    st, blob = cs.starts, cs.blob
+    i, n = 0, len(kept)
+    while i < n:
+        j = i
+        while j + 1 < n and kept[j + 1] == kept[j] + 1:
+            j += 1
+        out.append(blob[st[kept[i]]:st[kept[j] + 1]])
+        i = j + 1
+    return out
