@@ -139,10 +139,19 @@ class ViewMirror:
         gone = set(dropped.tolist())
         kept_ids = sorted(c for c in self.cells if c not in gone)
         kept = split_chunks(self.splitter, _bin(kept), [(c, self.cells[c].k) for c in kept_ids])
-        enter = Records(self.schema, self.dtype, _bin(enter_b)) if enter_b != b"" else self._no_records
+        enter = self._enter(enter_b)
         new = self._kept(kept_ids, kept, gone, enter, steps)
         self._added(new, added)
         self.cells, self.prev, self.tick = new, (base if base != NO_TICK else NO_TICK), tick
+
+    def _enter(self, item: Any) -> Records:
+        """The enter records: [flags, records], deflated when flags is 1."""
+        if not isinstance(item, list) or len(item) != 2 or item[0] not in (0, 1):
+            raise PayloadError("enter records are [flags, records]")
+        raw = _bin(item[1])
+        if not raw:
+            return self._no_records
+        return Records(self.schema, self.dtype, decompress_payload(item[0], raw, MAX_RECORD_BYTES))
 
     def _kept(self, kept_ids: list[int], chunks: list[Any], gone: set[int], enter: Records,
               steps: tuple[int, int]) -> dict[int, CellState]:

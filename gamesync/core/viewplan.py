@@ -56,6 +56,15 @@ class ViewFrame:
     entities: int  # entities the client holds after it
 
 
+def _squeezed(raw: bytes) -> list[Any]:
+    """[flags, records]: deflated (flags 1) when that is worth it, else as they are (flags 0)."""
+    if len(raw) >= COMPRESS_MIN:
+        z = zlib.compress(raw, LISTING_LEVEL)
+        if len(z) < len(raw):
+            return [1, z]
+    return [0, raw]
+
+
 def _bin_head(n: int) -> bytes:
     """msgpack's header of a bin of ``n`` bytes."""
     if n < 0x100:
@@ -103,7 +112,7 @@ class ViewPlanner:
         count = sum(self._counts[c] for c in cells)
         base = view.tick if view.tick in self.maps and view.tick < self.tick else NO_TICK
         if base == NO_TICK:
-            body = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cells], b""]
+            body = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cells], [0, b""]]
             return ViewFrame(self.tick, NO_TICK, NO_TICK, msgpack.packb(body), cells, count)
         ref = view.prev if view.prev in self.maps else NO_TICK
         held = view.held
@@ -116,7 +125,7 @@ class ViewPlanner:
         parts = [b"\x94", msgpack.packb(np.array(dropped, dtype="<u4").tobytes()),
                  _bin_head(sum(map(len, chunks))), *chunks]
         parts.append(msgpack.packb([self._listing(cur, c, base) for c in added]))
-        parts.append(msgpack.packb(self._enter(cur, base, cs, kept, held)))
+        parts.append(msgpack.packb(_squeezed(self._enter(cur, base, cs, kept, held))))
         return ViewFrame(self.tick, base, ref, b"".join(parts), cells, count)
 
     def _chunkset(self, base: int, ref: int) -> ChunkSet:
@@ -136,12 +145,7 @@ class ViewPlanner:
             prev = self.maps[base].state if base != NO_TICK else None
             members = cur.members(c)
             raw = entity_records(self.schema, self.dtype, cur.state, prev, members)
-            flags = 0
-            if len(raw) >= COMPRESS_MIN:
-                z = zlib.compress(raw, LISTING_LEVEL)
-                if len(z) < len(raw):
-                    flags, raw = 1, z
-            item = self._listings[(c, base)] = [c, int(members.size), flags, raw]
+            item = self._listings[(c, base)] = [c, int(members.size), *_squeezed(raw)]
             self.listings_built += 1
         return item
 
