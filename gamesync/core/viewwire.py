@@ -147,7 +147,7 @@ class Pieces:
 def as_bytes_matrix(values: NDArray[Any], itemsize: int) -> NDArray[np.uint8]:
     """Each value's low ``itemsize`` bytes, little-endian, as rows."""
     v = np.ascontiguousarray(values.astype("<i8") if values.dtype.kind in "iub" else values)
-    return v.view(np.uint8).reshape(v.size, -1)[:, :itemsize]
+    return v.view(np.uint8).reshape(v.size, v.dtype.itemsize)[:, :itemsize]
 
 
 def varint_pieces(pieces: Pieces, cells: NDArray[np.int64], sec: int, counts: NDArray[np.int64]) -> None:
