@@ -136,18 +136,26 @@ function predictor(base, ref, kept, tick) {
   const tb = tick - base.tick, br = ref ? base.tick - ref.tick : 1;
   if (ref && br <= 0) throw new DesyncError("the reference must be older than the baseline");
   return (f, i) => {
-    const { M, red } = f, b = base.cols[i], r = ref ? ref.cols[i] : null;
+    const b = base.cols[i], r = ref ? ref.cols[i] : null;
     const v = new Float64Array(k);
     for (let j = 0; j < k; j++) {
       const bv = b[kept[j]];
-      if (f.hold || !useRef[j]) { v[j] = bv; continue; } // hold field, or nothing to go by
-      let d = bv - r[kept[j]];
-      if (M) d = wrap(d, M); // 2**32: the int32 difference
-      const p = bv + floorDiv(d * tb, br); // scaled before any reduction
-      v[j] = red ? red(p) : p;
+      v[j] = f.hold || !useRef[j] ? bv : predictValue(f, bv, r[kept[j]], tb, br); // hold, or nothing to go by
     }
     return v;
   };
+}
+
+/**
+ * Section 10's prediction of one `linear` value: `b` (at the baseline, tick Bt) carried on
+ * at the rate it changed from `r` (at the reference, tick Rt) to tick T, with tb = T - Bt
+ * and br = Bt - Rt; reduced modulo M for a field with a modulus.
+ */
+export function predictValue(f, b, r, tb, br) {
+  let d = b - r;
+  if (f.M) d = wrap(d, f.M); // 2**32: the int32 difference
+  const p = b + floorDiv(d * tb, br); // scaled before any reduction
+  return f.red ? f.red(p) : p;
 }
 
 // field i's values for the kept entities: the prediction plus its encoding (section 9.4)

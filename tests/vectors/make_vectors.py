@@ -13,6 +13,9 @@ live entity), the ack bits, the held ticks and the replies the client sends, or 
 error (desync) it must raise. Further sections hold client messages as the Python
 builders pack them, and server messages, welcomes and events the client must refuse.
 
+View rooms (docs/protocol.md section 18) have their own sequences, built in
+tests/vectors/view_vectors.py and added as `view_sequences` and `view_coverage`.
+
     .venv/bin/python tests/vectors/make_vectors.py [--out tests/vectors/snapshots.json]
 
 The output is deterministic (seeded, no clock); tests/demo/test_js_client.py checks that
@@ -47,6 +50,9 @@ from gamesync.core.schema import TAU, Angle, Float, Int, Schema  # noqa: E402
 from gamesync.core.state import History, State  # noqa: E402
 from gamesync.core.world import World  # noqa: E402
 from gamesync.games.arena import Arena  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from view_vectors import view_sections  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "snapshots.json"
 NO = p.NO_TICK
@@ -843,6 +849,7 @@ def build() -> dict[str, Any]:
         "client_messages": client_messages(),
         **refusals(),
         "sequences": seqs,
+        **view_sections(),
     }
 
 
