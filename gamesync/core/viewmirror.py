@@ -64,6 +64,8 @@ class Records:
         if self.slots.size > 1 and not (self.slots[1:] > self.slots[:-1]).all():
             raise PayloadError("record slots must ascend")
         self.ids = rec["id"].astype(np.uint32)
+        if rec.size and rec["ref"].max() > 1:
+            raise PayloadError("a record's reference flag is 0 or 1")
         nf = len(schema)
         self.val = np.zeros((nf, rec.size), dtype=np.int32)
         self.ref = np.zeros((nf, rec.size), dtype=np.int32)
@@ -142,6 +144,9 @@ class ViewMirror:
         enter = self._enter(enter_b)
         new = self._kept(kept_ids, kept, gone, enter, steps)
         self._added(new, added)
+        held = [c.slots for c in new.values() if c.k]
+        if len(held) > 1 and np.unique(np.concatenate(held)).size != sum(h.size for h in held):
+            raise PayloadError("a slot is held in two cells")
         self.cells, self.prev, self.tick = new, (base if base != NO_TICK else NO_TICK), tick
 
     def _enter(self, item: Any) -> Records:
@@ -270,7 +275,7 @@ class ViewMirror:
                     or not all(type(v) is int and v >= 0 for v in item[:3])):
                 raise PayloadError("an added cell is [cell, count, flags, records]")
             c, count, flags, data = item
-            if not last < c < MAX_CELLS or c in new:
+            if not last < c < MAX_CELLS or c in new or c in self.cells:  # neither kept nor dropped
                 raise PayloadError("added cells must ascend and be new")
             last = c
             raw = _bin(data)

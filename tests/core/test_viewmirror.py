@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import math
 
+import msgpack
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gamesync.core.errors import PayloadError
 from gamesync.core.interest import Grid, Interest
 from gamesync.core.protocol import NO_TICK
 from gamesync.core.schema import Angle, Float, Int, Schema
@@ -127,3 +130,32 @@ def test_the_mirror_holds_the_server_world_of_its_cells_whatever_moves(seed: int
         send = t == 0 or rng.random() < 0.8
         room.tick(t, (float(focus[0]), float(focus[1])), radius, send)
     assert room.mirror.tick != NO_TICK
+
+
+def test_a_slot_in_two_cells_a_bad_reference_flag_and_a_dropped_cell_added_back_are_refused() -> None:
+    room = Room()
+    room.world.spawn(2, x=[10.0, 150.0], y=10.0)  # cells 0 and 1
+    room.tick(0, (10.0, 10.0), 150.0)
+    m = room.mirror
+    cells = sorted(m.cells)
+    assert m.cells[0].k == 1 and m.cells[1].k == 1
+    rec = np.zeros(1, dtype=m.dtype)
+    rec["slot"], rec["id"], rec["ref"] = 1, 2, 1  # slot 1 (cell 1's member) entering cell 0
+    nothing = b"\x00" * len(cells)
+    u4 = np.asarray([1], "<u4").tobytes()
+    bad = {
+        "held in two cells": [b"", b"\x02\x01" + u4 + nothing[1:], [], [0, rec.tobytes()]],
+        "reference flag": [b"", b"\x04\x01" + _flag2(rec) + nothing[1:], [], [0, b""]],
+        "must ascend and be new": [np.asarray([0], "<u4").tobytes(), nothing[1:], [[0, 0, 0, b""]], [0, b""]],
+    }
+    for why, body in bad.items():
+        before = (m.tick, m.prev, dict(m.cells))
+        with pytest.raises(PayloadError, match=why):
+            m.apply(1, 0, NO_TICK, msgpack.packb(body))
+        assert (m.tick, m.prev, dict(m.cells)) == before
+
+
+def _flag2(rec: np.ndarray) -> bytes:
+    r = rec.copy()
+    r["slot"], r["ref"] = 40, 2
+    return r.tobytes()

@@ -495,6 +495,7 @@ def seq_refusals() -> dict[str, Any]:
 
     slot0 = int(v.cells[busy].slots[0])
     free = int(max(int(c.slots.max()) for c in v.cells.values() if c.k)) + 50
+    other = int(next(v.cells[c].slots[0] for c in cells if c != busy and v.cells[c].k))  # held elsewhere
     link.desync("baseline is not the newest snapshot held", body(), base=v.tick - 1, ref=NO)
     link.desync("reference is not the snapshot before the baseline", body(), ref=v.tick - 3)
     link.desync("snapshot flags are not 2", body(), flags=0)
@@ -511,6 +512,9 @@ def seq_refusals() -> dict[str, Any]:
     link.desync("an arrival neither held nor in the enter records", body(kept_bin=kept(b"\x02\x01" + u4(free))))
     link.desync("arrived slots do not ascend", body(kept_bin=kept(b"\x03\x01\x00\x02" + u4(slot0 + 1, slot0)),
                                                    enter=(0, record(slot0, 9999, 1) + record(slot0 + 1, 9998, 1))))
+    link.desync("a record's reference flag is 2", body(kept_bin=kept(b"\x04\x01" + record(free, 5000, 2))))
+    link.desync("an entering slot still held in another cell",
+                body(kept_bin=kept(b"\x02\x01" + u4(other)), enter=(0, record(other, 4242, 1))))
     link.desync("spawned records cut short", body(**last(b"\x04\x01" + record(free, 5000)[:-1])))
     link.desync("a spawned slot already in the cell", body(kept_bin=kept(b"\x04\x01" + record(slot0, 5000))))
     link.desync("spawned record slots do not ascend",
@@ -523,6 +527,7 @@ def seq_refusals() -> dict[str, Any]:
     link.desync("left positions cut short", body(**last(bytes([1, 3, 0, 1]))))
     link.desync("a count longer than 5 bytes", body(kept_bin=kept(b"\x08\x80\x80\x80\x80\x80\x00")))
     link.desync("an added cell already watched", body(added=[[busy, 0, 0, b""]]))
+    link.desync("a dropped cell added back", body(dropped=u4(busy), kept_bin=nothing[:-1], added=[[busy, 0, 0, b""]]))
     link.desync("added cells do not ascend", body(added=[[max(cells) + 20, 0, 0, b""], [max(cells) + 10, 0, 0, b""]]))
     link.desync("an added cell's count does not match its records",
                 body(added=[[max(cells) + 10, 2, 0, record(free, 7000)]]))
