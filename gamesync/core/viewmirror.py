@@ -258,8 +258,8 @@ class ViewMirror:
             val[i, pos] += res
         if at != len(data):
             raise PayloadError("chunk has trailing bytes")
-        for i, mask, _ in self.schema.wrap_info:  # an angle narrower than its wire type: modulo 2**bits
-            val[i] &= mask
+        for i, mod_mask, _ in self.schema.wrap_info:  # an angle narrower than its wire type: modulo 2**bits
+            val[i] &= mod_mask
         newval = _to_wire_rows(self.schema, val)
         if skip:  # entities whose record carries their values: residuals do not apply
             fix = np.isin(st.slots, np.fromiter(skip, dtype=np.int64))
