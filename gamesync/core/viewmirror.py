@@ -253,6 +253,8 @@ class ViewMirror:
             val[i, pos] += res
         if at != len(data):
             raise PayloadError("chunk has trailing bytes")
+        for i, mask_m, _ in self.schema.wrap_info:  # an angle wraps at 2**bits, not at its wire width
+            val[i] &= mask_m
         newval = _to_wire_rows(self.schema, val)
         if skip:  # entities whose record carries their values: residuals do not apply
             fix = np.isin(st.slots, np.fromiter(skip, dtype=np.int64))

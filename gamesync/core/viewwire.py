@@ -146,6 +146,8 @@ class Pieces:
 
 def as_bytes_matrix(values: NDArray[Any], itemsize: int) -> NDArray[np.uint8]:
     """Each value's low ``itemsize`` bytes, little-endian, as rows."""
+    if values.size == 0:
+        return np.zeros((0, itemsize), dtype=np.uint8)
     v = np.ascontiguousarray(values.astype("<i8") if values.dtype.kind in "iub" else values)
     return v.view(np.uint8).reshape(v.size, -1)[:, :itemsize]
 
