@@ -28,11 +28,14 @@ class Interest:
       the grid).
     - ``cell``: side of a grid cell in world units.
     - ``radius``: the default view radius (each client's can be changed at run time).
+    - ``private``: fields only an entity's owner receives (``room.views.own``); every other
+      client holds 0 in them.
     """
 
     position: tuple[str, str] = ("x", "y")
     cell: float = 250.0
     radius: float = 500.0
+    private: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not (self.cell > 0 and self.radius > 0):
@@ -58,11 +61,17 @@ class Grid:
         self.count = self.cols * self.rows
         #: cell id of the "everyone" scope
         self.everyone = self.count
+        for name in interest.private:
+            if name not in schema.by_name or name in interest.position:
+                raise ValueError(f"interest: private field {name!r} is not a field, or is a position")
+        #: rows of the private fields, in schema order
+        self.private_rows = tuple(i for i, f in enumerate(schema) if f.name in interest.private)
 
     def to_wire(self) -> dict[str, Any]:
         """The grid as `welcome` describes it to clients (docs/protocol.md, section 18)."""
         return {"cell": self.cell, "cols": self.cols, "rows": self.rows, "x0": self.x0, "y0": self.y0,
-                "radius": float(self.interest.radius), "everyone": self.everyone}
+                "radius": float(self.interest.radius), "everyone": self.everyone,
+                "private": [f for f in self.interest.private]}
 
     def cells_of(self, mat: NDArray[np.int32]) -> NDArray[np.int32]:
         """Cell id of every slot of a state matrix, from its quantised positions."""

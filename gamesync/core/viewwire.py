@@ -49,6 +49,12 @@ def record_dtype(schema: Schema) -> np.dtype[Any]:
     return np.dtype(parts)
 
 
+def private_dtype(schema: Schema, names: tuple[str, ...] | list[str]) -> np.dtype[Any]:
+    """One owned entity's private fields: slot, then each private field in its wire dtype
+    (schema order)."""
+    return np.dtype([("slot", "<u4")] + [("v_" + f.name, f.wire_dtype.str) for f in schema if f.name in names])
+
+
 def width_for(k: int) -> int:
     """Bytes of a position in a member list of ``k`` entries: 1, 2 or 4."""
     return 1 if k <= 0x100 else 2 if k <= 0x10000 else 4

@@ -23,6 +23,7 @@ from ..core.protocol import NO_TICK
 from ..core.schema import Schema
 from ..core.state import State
 from ..core.viewplan import ViewFrame, ViewPlanner
+from ..core.viewwire import private_dtype
 from ..core.world import World
 from .roomstats import RoomStats
 from .session import Outgoing, Session
@@ -49,6 +50,7 @@ class Views:
     def __init__(self, world: World, schema: Schema, interest: Interest, history: int) -> None:
         self.world = world
         self.grid = Grid(schema, interest)
+        self.grid_schema = schema
         self.planner = ViewPlanner(schema, history)
         self._focus: dict[int, tuple[int, int] | tuple[float, float]] = {}  # cid -> (slot, id) or (x, y)
         self._point: dict[int, tuple[float, float]] = {}  # cid -> focus given as a point / last known
@@ -61,6 +63,9 @@ class Views:
         self._scope_id = np.zeros(64, dtype=np.uint32)
         self._next_cell = self.grid.everyone + 1
         self._natural: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+        self._owned: dict[int, dict[int, int]] = {}  # client id -> {slot: entity id} whose private fields it gets
+        self._private = private_dtype(schema, interest.private) if interest.private else None
+        self._real: State | None = None  # the newest state, private fields included
 
     @classmethod
     def of(cls, world: World, game: Any, history: int) -> Views | None:
@@ -113,6 +118,17 @@ class Views:
         self._scope_cell[idx] = cell
         self._scope_id[idx] = self.world.ids[idx]
 
+    def own(self, slots: ArrayLike, client_id: int | None) -> None:
+        """``client_id`` (None: no one) receives the private fields of these entities."""
+        idx = np.atleast_1d(np.asarray(slots, dtype=np.intp)).tolist()
+        for book in self._owned.values():
+            for s in idx:
+                book.pop(s, None)
+        if client_id is not None:
+            book = self._owned.setdefault(client_id, {})
+            for s in idx:
+                book[s] = int(self.world.ids[s])
+
     def show(self, client_id: int, slots: ArrayLike) -> None:
         """``client_id`` sees these entities wherever they are (until ``unset``)."""
         for s in np.atleast_1d(np.asarray(slots, dtype=np.intp)).tolist():
@@ -137,7 +153,7 @@ class Views:
 
     def forget(self, client_id: int) -> None:
         """A client left: drop its settings."""
-        for book in (self._focus, self._point, self._radius, self._team):
+        for book in (self._focus, self._point, self._radius, self._team, self._owned):
             book.pop(client_id, None)
         for solo in self._solo.values():
             solo.shown.discard(client_id)
@@ -179,6 +195,12 @@ class Views:
                 del self._solo[s]  # the entity is gone
             else:
                 cells[s] = solo.cell
+        self._real = state
+        if self._private is not None:  # what every client is sent holds 0 in the private fields
+            mat = state.mat.copy()
+            mat[list(self.grid.private_rows)] = 0
+            mat.flags.writeable = False
+            state = State(state.tick, state.n, state.alive, state.ids, mat, state.layout)
         self.planner.push(state, cells, self._next_cell)
 
     def cells_for(self, cid: int) -> list[int]:
@@ -225,12 +247,32 @@ class Views:
         """Every live session's view snapshot of the newest state."""
         out = []
         for s in live:
-            frame = self.planner.frame(s.view, self.cells_for(s.id))
+            cells = self.cells_for(s.id)
+            frame = self.planner.frame(s.view, cells, self._private_rows(s.id, cells))
             head, mid = p.snapshot_parts(frame.tick, frame.base, frame.ref, FLAG_VIEW, frame.payload)
             out.append((s, Outgoing(frame.tick, frame.base, frame.ref, FLAG_VIEW, frame.payload, head, mid, frame)))
             stats.payload_bytes += len(frame.payload)
         stats.payloads_built += len(out)
         return out
+
+
+    def _private_rows(self, cid: int, cells: list[int]) -> bytes | None:
+        """The private fields of the entities ``cid`` owns and holds (None: the room has none)."""
+        if self._private is None:
+            return None
+        book = self._owned.get(cid)
+        st = self._real
+        if not book or st is None:
+            return b""
+        where = self.planner.maps[st.tick].cell
+        mine = [s for s, eid in sorted(book.items())
+                if s < st.n and st.alive[s] and int(st.ids[s]) == eid and int(where[s]) in cells]
+        rec = np.zeros(len(mine), dtype=self._private)
+        rec["slot"] = mine
+        for i in self.grid.private_rows:
+            f = self.grid_schema.fields[i]
+            rec["v_" + f.name] = st.mat[i, mine].astype(f.wire_dtype)
+        return rec.tobytes()
 
 
 def visible_entities(frame: ViewFrame | None) -> int:

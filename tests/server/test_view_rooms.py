@@ -95,6 +95,12 @@ async def test_two_players_far_apart_see_neither_each_other_nor_around_each_othe
             xa, ya, _ = me(a, a.state)
             xb, yb, _ = me(b, b.state)
             assert math.hypot(xa - xb, ya - yb) <= REACH
+            # a player's ack is private: its own client has it, the other holds 0 in it
+            for c, other in ((a, id_b), (b, id_a)):
+                st = c.state
+                ack = st.wire(c.schema, "ack").astype(np.int64)
+                mine = me(c, st)[2]
+                assert ack[mine] > 0 and ack[int(np.flatnonzero(st.ids == other)[0])] == 0
 
 
 async def test_a_protocol_3_join_to_a_view_room_is_refused_and_says_which_version_it_needs():
@@ -154,7 +160,7 @@ class ViewsRig:
         self.world = World(self.game.schema)
         self.views = Views(self.world, self.game.schema, self.game.interest, 32)
         self.sessions = [FakeSession(i + 1) for i in range(clients)]
-        self.mirrors = {s.id: ViewMirror(self.game.schema) for s in self.sessions}
+        self.mirrors = {s.id: ViewMirror(self.game.schema, private=["ack"]) for s in self.sessions}
         self.tick = 0
 
     def spawn(self, x: float, y: float) -> int:
@@ -235,3 +241,31 @@ def test_a_view_radius_must_be_positive(r):
 
 def test_protocol_version_4_is_what_a_view_room_needs():
     assert p.VIEW_VERSION == 4 and p.VIEW_VERSION in p.SUPPORTED_VERSIONS
+
+
+def test_private_fields_reach_only_their_owner_not_even_as_bytes_in_anyone_elses_payload():
+    rig = ViewsRig(2)
+    v = rig.views
+    v.focus(1, point=(1000.0, 1000.0))
+    v.focus(2, point=(1000.0, 1000.0))
+    a, b = rig.spawn(1010.0, 1000.0), rig.spawn(990.0, 1000.0)
+    v.own([a], 1)
+    v.own([b], 2)
+    secret_a, secret_b = 0xDEADBEEF, 0xC0FFEE42
+    sent: dict[int, list[bytes]] = {1: [], 2: []}
+    for t in range(6):
+        rig.world["ack"][a], rig.world["ack"][b] = secret_a + t, secret_b + t  # changes every tick
+        st = State.capture(rig.world, rig.tick)
+        v.push(st)
+        for s, out in v.encode(rig.sessions, RoomStats()):
+            s.view.commit(out.view)
+            sent[s.id].append(out.payload)
+            rig.mirrors[s.id].apply(out.tick, out.base, out.ref, out.payload)
+        rig.tick += 1
+        for cid, mine, other, secret in ((1, a, b, secret_a), (2, b, a, secret_b)):
+            got = rig.mirrors[cid].state()
+            ack = got.wire(rig.game.schema, "ack")
+            assert int(ack[mine]) == secret + t and int(ack[other]) == 0
+    for cid, other_secret in ((1, secret_b), (2, secret_a)):
+        for t, payload in enumerate(sent[cid]):
+            assert (other_secret + t).to_bytes(4, "little") not in payload
