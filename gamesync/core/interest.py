@@ -90,6 +90,44 @@ class Grid:
         np.clip(out, 0, top - 1, out=out)
         return out
 
+    def spans(self, x: NDArray[np.float64], y: NDArray[np.float64],
+              radius: NDArray[np.float64]) -> NDArray[np.int64]:
+        """For many views at once: one row per view, ``[r0, c0_0, c1_0, c0_1, c1_1, ...]``, the first
+        grid row the view touches and, row after row, the first and last column it touches there
+        (``c0 > c1``: none). Equal rows mean equal cell sets (``cells_near`` of the same view)."""
+        c = self.cell
+        lx, ly = x - self.x0, y - self.y0
+        r0 = np.maximum(0, np.floor((ly - radius) / c)).astype(np.int64)
+        r1 = np.minimum(self.rows - 1, np.floor((ly + radius) / c)).astype(np.int64)
+        k = int((r1 - r0).max()) + 1 if r0.size else 1
+        row = r0[:, None] + np.arange(max(k, 1))[None, :]
+        top, bottom = row * c, (row + 1) * c
+        lyc = ly[:, None]
+        dy = np.where((top <= lyc) & (lyc <= bottom), 0.0, np.minimum(np.abs(lyc - top), np.abs(lyc - bottom)))
+        rc = radius[:, None]
+        ok = (row <= r1[:, None]) & (dy <= rc)
+        half = np.sqrt(np.maximum(rc * rc - dy * dy, 0.0))
+        lxc = lx[:, None]
+        c0 = np.maximum(0, np.floor((lxc - half) / c)).astype(np.int64)
+        c1 = np.minimum(self.cols - 1, np.floor((lxc + half) / c)).astype(np.int64)
+        c0[~ok], c1[~ok] = 1, 0
+        out = np.empty((x.size, 1 + 2 * row.shape[1]), dtype=np.int64)
+        out[:, 0] = r0
+        out[:, 1::2], out[:, 2::2] = c0, c1
+        return out
+
+    def cells_of_span(self, span: NDArray[np.int64]) -> list[int]:
+        """The cell ids one row of ``spans`` stands for, ascending."""
+        out: list[int] = []
+        r0, cols = int(span[0]), self.cols
+        pairs = span[1:].tolist()
+        for k in range(0, len(pairs), 2):
+            c0, c1 = pairs[k], pairs[k + 1]
+            if c1 >= c0:
+                base = (r0 + k // 2) * cols
+                out.extend(range(base + c0, base + c1 + 1))
+        return out
+
     def cells_near(self, x: float, y: float, radius: float) -> list[int]:
         """Ids of the cells whose square comes within ``radius`` of (x, y), ascending."""
         c = self.cell

@@ -206,7 +206,10 @@ class Views:
     def cells_for(self, cid: int) -> list[int]:
         """The cells client ``cid`` watches now, ascending."""
         x, y = self._where(cid)
-        near = self.grid.cells_near(x, y, self.radius(cid))
+        return self._with_scopes(cid, self.grid.cells_near(x, y, self.radius(cid)))
+
+    def _with_scopes(self, cid: int, near: list[int]) -> list[int]:
+        """``near`` (grid cells, ascending) and the scope cells the client watches."""
         extra = [self.grid.everyone]
         team = self._team.get(cid)
         if team is not None and team in self._team_cell:
@@ -243,11 +246,31 @@ class Views:
             del self._focus[cid]  # its entity is gone: stay where it was last
         return self._point.get(cid, (self.grid.x0, self.grid.y0))
 
+    def _all_cells(self, live: Sequence[Session]) -> list[list[int]]:
+        """Every session's watched cells, computed for all at once; a session whose cells did not
+        change gets the very list it watches already (core.viewplan's fast path)."""
+        pts = [self._where(s.id) for s in live]
+        radius = self.grid.interest.radius
+        spans = self.grid.spans(np.array([q[0] for q in pts], dtype=np.float64),
+                                np.array([q[1] for q in pts], dtype=np.float64),
+                                np.array([self._radius.get(s.id, radius) for s in live], dtype=np.float64))
+        out = []
+        for s, span in zip(live, spans, strict=True):
+            key = (span.tobytes(), self._scope_key(s.id))
+            if key != s.view.key:
+                s.view.key, s.view.want = key, self._with_scopes(s.id, self.grid.cells_of_span(span))
+            out.append(s.view.want)
+        return out
+
+    def _scope_key(self, cid: int) -> Any:
+        if not self._solo:  # the scope cells depend only on the client's team and its own cell
+            return (self._team_cell.get(self._team.get(cid, -1)), self._owner_cell.get(cid))
+        return object()  # per-entity exceptions: a key equal to no other, so recomputed every tick
+
     def encode(self, live: Sequence[Session], stats: RoomStats) -> list[tuple[Session, Outgoing]]:
         """Every live session's view snapshot of the newest state."""
         out = []
-        for s in live:
-            cells = self.cells_for(s.id)
+        for s, cells in zip(live, self._all_cells(live), strict=True):
             frame = self.planner.frame(s.view, cells, self._private_rows(s.id, cells))
             head, mid = p.snapshot_parts(frame.tick, frame.base, frame.ref, FLAG_VIEW, frame.payload)
             out.append((s, Outgoing(frame.tick, frame.base, frame.ref, FLAG_VIEW, frame.payload, head, mid, frame)))
@@ -267,6 +290,8 @@ class Views:
         where = self.planner.maps[st.tick].cell
         mine = [s for s, eid in sorted(book.items())
                 if s < st.n and st.alive[s] and int(st.ids[s]) == eid and int(where[s]) in cells]
+        if not mine:
+            return b""
         rec = np.zeros(len(mine), dtype=self._private)
         rec["slot"] = mine
         for i in self.grid.private_rows:
