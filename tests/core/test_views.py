@@ -235,3 +235,23 @@ def test_records_carry_back_differences_that_wrap_in_the_wire_width():
     assert [n for n in names if n.startswith("d_")] == ["d_x", "d_y", "d_ack", "d_level"]
     # x and y are <u4 on a 2000-unit side at 1/64 (128,000 steps), heading <u2, hp <u1, ack <u4, level <i2
     assert dt.itemsize == 9 + (4 + 4 + 2 + 1 + 4 + 2) + (4 + 4 + 4 + 2)
+
+
+@settings(max_examples=50, deadline=None)
+@given(pts=st.lists(st.tuples(st.floats(-100, SIDE + 100), st.floats(-100, SIDE + 100),
+                              st.floats(1.0, 1500.0)), min_size=1, max_size=20),
+       cell=st.sampled_from([100.0, 250.0, 333.0]))
+def test_a_view_watches_exactly_the_cells_within_its_radius_alone_or_many_at_once(pts, cell):
+    grid = Grid(schema(), Interest(cell=cell, radius=500.0))
+    xs, ys, rs = (np.array(v, dtype=np.float64) for v in zip(*pts, strict=True))
+    spans = grid.spans(xs, ys, rs)
+    for (x, y, r), span in zip(pts, spans, strict=True):
+        want = grid.cells_near(x, y, r)
+        assert grid.cells_of_span(span) == want
+        chosen = set(want)
+        for c in range(grid.count):  # exactly the cells whose square comes within r of the point
+            cx, cy = (c % grid.cols) * cell, (c // grid.cols) * cell
+            dx = max(cx - x, 0.0, x - cx - cell)
+            dy = max(cy - y, 0.0, y - cy - cell)
+            d = math.hypot(dx, dy)
+            assert (c in chosen) == (d <= r) or abs(d - r) < 1e-6
