@@ -4,8 +4,8 @@ A game that sets ``Game.interest`` to an ``Interest`` gets a *view room*: each c
 only the entities in the cells its view touches (plus the entities whose scope is everyone,
 its team or itself). The world is cut into square cells of side ``cell``; a client's cells are
 those whose square comes within its radius of its focus. Every entity within the radius is
-therefore sent, and none farther than radius + the cell's diagonal (at most 2 x radius when
-``cell <= radius / sqrt(2)``).
+therefore sent, and none farther than radius + ``keep`` + the cell's diagonal (at most
+2 x radius when ``cell <= radius / sqrt(2)`` and ``keep`` is left to its default).
 """
 
 from __future__ import annotations
@@ -30,16 +30,29 @@ class Interest:
     - ``radius``: the default view radius (each client's can be changed at run time).
     - ``private``: fields only an entity's owner receives (``room.views.own``); every other
       client holds 0 in them.
+    - ``keep``: a watched cell stays watched until its square is farther than radius + keep
+      (hysteresis: a client walking back and forth over a border does not get the same cell
+      again and again). None: a quarter of a cell, but no more than keeps ``2 x radius`` as the bound.
     """
 
     position: tuple[str, str] = ("x", "y")
     cell: float = 250.0
     radius: float = 500.0
     private: tuple[str, ...] = ()
+    keep: float | None = None
 
     def __post_init__(self) -> None:
         if not (self.cell > 0 and self.radius > 0):
             raise ValueError("interest: cell and radius must be positive")
+        if self.keep is not None and not self.keep >= 0:
+            raise ValueError("interest: keep must be >= 0")
+
+    @property
+    def margin(self) -> float:
+        """How much farther than the radius a watched cell is kept (``keep``, or its default)."""
+        if self.keep is not None:
+            return float(self.keep)
+        return max(0.0, min(self.cell / 4, self.radius - self.cell * math.sqrt(2)))
 
 
 class Grid:

@@ -37,6 +37,7 @@ class ClientView:
     held: list[int] = field(default_factory=list)  # cells watched, ascending
     tick: int = NO_TICK  # its newest snapshot
     prev: int = NO_TICK  # the one before
+    entities: int = 0  # entities it holds
     runs: list[tuple[int, int]] = field(default_factory=list)  # held as runs of consecutive ids
     held_set: set[int] = field(default_factory=set)  # held, as a set
     #: the room's cache of what it wants the client to watch: (its key, the cells)
@@ -48,6 +49,7 @@ class ClientView:
         if frame.cells is not self.held:
             self.runs, self.held_set = _runs(frame.cells), set(frame.cells)
         self.held, self.prev, self.tick = frame.cells, self.tick if frame.base != NO_TICK else NO_TICK, frame.tick
+        self.entities = frame.entities
 
     def reset(self) -> None:
         self.held, self.tick, self.prev, self.runs, self.held_set = [], NO_TICK, NO_TICK, [], set()

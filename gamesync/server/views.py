@@ -250,16 +250,25 @@ class Views:
         """Every session's watched cells, computed for all at once; a session whose cells did not
         change gets the very list it watches already (core.viewplan's fast path)."""
         pts = [self._where(s.id) for s in live]
-        radius = self.grid.interest.radius
-        spans = self.grid.spans(np.array([q[0] for q in pts], dtype=np.float64),
-                                np.array([q[1] for q in pts], dtype=np.float64),
-                                np.array([self._radius.get(s.id, radius) for s in live], dtype=np.float64))
+        grid, radius = self.grid, self.grid.interest.radius
+        xs = np.array([q[0] for q in pts], dtype=np.float64)
+        ys = np.array([q[1] for q in pts], dtype=np.float64)
+        rs = np.array([self._radius.get(s.id, radius) for s in live], dtype=np.float64)
+        must, may = grid.spans(xs, ys, rs), grid.spans(xs, ys, rs + grid.interest.margin)
         out = []
-        for s, span in zip(live, spans, strict=True):
-            key = (span.tobytes(), self._scope_key(s.id))
-            if key != s.view.key:
-                s.view.key, s.view.want = key, self._with_scopes(s.id, self.grid.cells_of_span(span))
-            out.append(s.view.want)
+        for s, a, b in zip(live, must, may, strict=True):
+            key = (a.tobytes(), b.tobytes(), self._scope_key(s.id))
+            v = s.view
+            if key != v.key:
+                need = self._with_scopes(s.id, grid.cells_of_span(a))
+                held = v.held_set
+                if held and held.issuperset(need):  # keep what is still within the margin
+                    keep = set(grid.cells_of_span(b)) | set(need)
+                    want = v.held if held <= keep else sorted(held & keep)
+                else:
+                    want = sorted(set(need) | (held & set(grid.cells_of_span(b)))) if held else need
+                v.key, v.want = key, want
+            out.append(v.want)
         return out
 
     def _scope_key(self, cid: int) -> Any:
