@@ -269,3 +269,22 @@ def test_private_fields_reach_only_their_owner_not_even_as_bytes_in_anyone_elses
     for cid, other_secret in ((1, secret_b), (2, secret_a)):
         for t, payload in enumerate(sent[cid]):
             assert (other_secret + t).to_bytes(4, "little") not in payload
+
+
+def test_a_pacing_client_holds_everything_within_r_nothing_beyond_2r_and_keeps_its_cells():
+    rig = ViewsRig(1)
+    v = rig.views
+    xs, ys = np.meshgrid(np.arange(3000.0, 5000.0, 37.0), np.arange(3000.0, 5000.0, 41.0))
+    slots = rig.world.spawn(xs.size, x=xs.ravel(), y=ys.ravel(), hp=1)
+    listings = []
+    for t in range(120):
+        x = 4000.0 + (40.0 if t % 2 else -40.0)  # back and forth over x = 4000 (and 3500, 4500): cell borders
+        v.focus(1, point=(x, 4100.0))
+        built = v.planner.listings_built
+        held = rig.step()[1]
+        listings.append(v.planner.listings_built - built)
+        d = np.hypot(xs.ravel() - x, ys.ravel() - 4100.0)
+        ids = rig.world.ids[slots]
+        assert {int(i) for i in ids[d <= R]} <= held
+        assert not held & {int(i) for i in ids[d > REACH]}
+    assert sum(listings[10:]) < 10  # pacing within the margin adds no cell again
