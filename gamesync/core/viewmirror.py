@@ -430,9 +430,9 @@ class ViewCounts:
         counts = {} if base == NO_TICK else self.counts
         for c in _cells(dropped_b).tolist():
             del counts[c]
-        at, data = 0, _bin(kept)
+        at, data, split = 0, _bin(kept), self.splitter.split
         for c in sorted(counts):
-            at, counts[c] = self.splitter.split(data, at, counts[c])
+            at, counts[c] = split(data, at, counts[c])
         if at != len(data):
             raise PayloadError("kept-cells bin has trailing bytes")
         for item in added:

@@ -203,6 +203,8 @@ class ChunkReader:
 
 def read_varint(data: bytes, at: int) -> tuple[int, int]:
     """(value, offset after it) of the LEB128 integer at ``at`` (at most 5 bytes)."""
+    if at < len(data) and data[at] < 0x80:  # one byte: the usual case
+        return data[at], at + 1
     v = 0
     for j in range(5):
         if at >= len(data):
@@ -230,6 +232,7 @@ class ChunkSplitter:
         self.rec_size = record_dtype(schema).itemsize
         self.nfields = len(schema)
         self.mask_len = mask_bytes(self.nfields)
+        self._rows: dict[bytes, int] = {}  # field mask -> bytes of residuals per changed member
 
     def split(self, data: bytes, at: int, k: int) -> tuple[int, int]:
         """(end offset, members after) of the chunk starting at ``at`` for a cell of ``k`` members."""
@@ -237,6 +240,8 @@ class ChunkSplitter:
             raise PayloadError("kept-cells bin ends early")
         flags = data[at]
         at += 1
+        if flags == EMPTY:
+            return at, k
         if flags & ~0xF:
             raise PayloadError(f"bad chunk flags {flags}")
         if flags & F_LEFT:
@@ -253,12 +258,14 @@ class ChunkSplitter:
             k += n
         if flags & F_CHANGED:
             m, at = read_varint(data, at)
-            at += m * width_for(k)
-            if at + self.mask_len > len(data):
-                raise PayloadError("chunk ends inside its field mask")
-            row = 0
-            for i in range(self.nfields):
-                row += int(CODE_BYTES[(data[at + i // 4] >> (2 * (i % 4))) & 3])
+            at += m * (1 if k <= 0x100 else width_for(k))
+            mask = data[at:at + self.mask_len]
+            row = self._rows.get(mask)
+            if row is None:
+                if len(mask) < self.mask_len:
+                    raise PayloadError("chunk ends inside its field mask")
+                row = self._rows[mask] = sum(int(CODE_BYTES[(mask[i // 4] >> (2 * (i % 4))) & 3])
+                                             for i in range(self.nfields))
             at += self.mask_len + m * row
         if k < 0 or at > len(data):
             raise PayloadError("chunk runs past its bin")
