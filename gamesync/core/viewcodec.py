@@ -84,7 +84,7 @@ class ChunkSet:
     moved_slot: NDArray[np.intp]
     moved_cell: NDArray[np.int32]
     moved_from: NDArray[np.int32]
-    moved_records: NDArray[Any] | None = None  # their records, built when a client first needs some
+    moved_records: list[bytes] | None = None  # their records, built when a client first needs some
 
     def __post_init__(self) -> None:
         self.starts: list[int] = self.start.tolist()  # for slicing by plain ints

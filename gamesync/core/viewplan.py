@@ -179,9 +179,10 @@ class ViewPlanner:
         rec = cs.moved_records
         if rec is None:  # once per chunk set: every moved entity's record, against the baseline
             raw = entity_records(self.schema, self.dtype, cur.state, self.maps[base].state, cs.moved_slot)
-            rec = cs.moved_records = np.frombuffer(raw, dtype=self.dtype)
+            size = self.dtype.itemsize
+            rec = cs.moved_records = [raw[j:j + size] for j in range(0, len(raw), size)]
         sel.sort()  # records ascend by slot, as the moved entities do
-        return bytes(rec[sel].tobytes())
+        return b"".join([rec[i] for i in sel])
 
 
 def _runs(cells: list[int]) -> list[tuple[int, int]]:

@@ -10,6 +10,7 @@ shares everything that can be shared.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,12 @@ class Views:
         self._natural: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
         self._owned: dict[int, dict[int, int]] = {}  # client id -> {slot: entity id} whose private fields it gets
         self._private = private_dtype(schema, interest.private) if interest.private else None
+        # a private row packed by hand (a few per client per tick): slot, then each private field
+        fmt = {"<u1": "B", "<u2": "H", "<u4": "I", "<i1": "b", "<i2": "h", "<i4": "i", "|u1": "B", "|i1": "b"}
+        priv = [f for f in schema if f.name in interest.private]
+        self._row = struct.Struct("<I" + "".join(fmt[f.wire_dtype.str] for f in priv))
+        # int32 bit patterns to the wire value: unsigned fields masked, signed ones sign-extended by struct
+        self._masks = [(1 << (8 * f.wire_dtype.itemsize)) - 1 if f.wire_dtype.kind == "u" else -1 for f in priv]
         self._real: State | None = None  # the newest state, private fields included
 
     @classmethod
@@ -301,12 +308,10 @@ class Views:
                 if s < st.n and st.alive[s] and int(st.ids[s]) == eid and int(where[s]) in cells]
         if not mine:
             return b""
-        rec = np.zeros(len(mine), dtype=self._private)
-        rec["slot"] = mine
-        for i in self.grid.private_rows:
-            f = self.grid_schema.fields[i]
-            rec["v_" + f.name] = st.mat[i, mine].astype(f.wire_dtype)
-        return rec.tobytes()
+        rows = self.grid.private_rows
+        mat = st.mat
+        return b"".join(self._row.pack(s, *(int(mat[i, s]) & m for i, m in zip(rows, self._masks, strict=True)))
+                        for s in mine)
 
 
 def visible_entities(frame: ViewFrame | None) -> int:
