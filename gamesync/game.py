@@ -45,6 +45,9 @@ class ViewsAPI(Protocol):
         """Who sees these entities: "spatial" (clients near them), "everyone", "team" (team
         ``who``) or "owner" (client ``who`` only)."""
 
+    def own(self, slots: Any, client_id: int | None) -> None:
+        """A client (None: no one) receives these entities' private fields (``Interest.private``)."""
+
     def show(self, client_id: int, slots: Any) -> None:
         """A client sees these entities wherever they are."""
 

@@ -221,7 +221,8 @@ class ClientProtocol:
             self.schema = _schema(msg.schema)
             self.welcome = msg
             if msg.view is not None:  # a view room (docs/protocol.md 18)
-                self.mirror = ViewStates(self.schema, self.view_cache, self.materialise)
+                private = msg.view.get("private") or []
+                self.mirror = ViewStates(self.schema, self.view_cache, self.materialise, list(private))
             else:
                 self.mirror = Mirror(self.schema, msg.history, self.cache)
             return [Welcomed(msg)]

@@ -84,10 +84,20 @@ class ChunkSet:
     moved_slot: NDArray[np.intp]
     moved_cell: NDArray[np.int32]
     moved_from: NDArray[np.int32]
-    moved_records: NDArray[Any] | None = None  # their records, built when a client first needs some
+    moved_records: list[bytes] | None = None  # their records, built when a client first needs some
 
     def __post_init__(self) -> None:
         self.starts: list[int] = self.start.tolist()  # for slicing by plain ints
+        self._by_cell: dict[int, list[tuple[int, int]]] | None = None
+
+    def arrivals(self) -> dict[int, list[tuple[int, int]]]:
+        """The moved entities by the cell they moved into: (index in moved_*, cell they came from)."""
+        if self._by_cell is None:
+            by: dict[int, list[tuple[int, int]]] = {}
+            for i, (c, src) in enumerate(zip(self.moved_cell.tolist(), self.moved_from.tolist(), strict=True)):
+                by.setdefault(c, []).append((i, src))
+            self._by_cell = by
+        return self._by_cell
 
 
 def entity_records(schema: Schema, dtype: np.dtype[Any], cur: State, prev: State | None,

@@ -27,6 +27,7 @@ from .viewwire import (
     ChunkReader,
     ChunkSplitter,
     mask_bytes,
+    private_dtype,
     read_varint,
     record_dtype,
     width_for,
@@ -97,9 +98,12 @@ def _to_wire_rows(schema: Schema, vals: NDArray[np.int64]) -> NDArray[np.int32]:
 class ViewMirror:
     """What one client holds of a view room, applied snapshot by snapshot."""
 
-    def __init__(self, schema: Schema, cache: ChunkCache | None = None) -> None:
+    def __init__(self, schema: Schema, cache: ChunkCache | None = None, private: list[str] | None = None) -> None:
         self.schema = schema
         self.dtype = record_dtype(schema)
+        #: a room with private fields sends the client's own values of them (docs/protocol.md 18.4)
+        self.private_dtype = private_dtype(schema, private) if private else None
+        self.private: NDArray[Any] = np.zeros(0, dtype=self.private_dtype or np.dtype([("slot", "<u4")]))
         self.reader = ChunkReader(schema, self.dtype)
         self.splitter = ChunkSplitter(schema)
         self.cells: dict[int, CellState] = {}
@@ -125,9 +129,10 @@ class ViewMirror:
 
     def _apply(self, tick: int, base: int, ref: int, payload: bytes) -> None:
         top = msgpack.unpackb(payload, raw=False, use_list=True, max_map_len=0, max_ext_len=0, max_str_len=0)
-        if not isinstance(top, list) or len(top) != 4:
-            raise PayloadError("a view payload is an array of 4")
-        dropped_b, kept, added, enter_b = top
+        want = 5 if self.private_dtype is not None else 4
+        if not isinstance(top, list) or len(top) != want:
+            raise PayloadError(f"a view payload of this room is an array of {want}")
+        dropped_b, kept, added, enter_b = top[:4]
         if base == NO_TICK:
             self.cells, self.tick, self.prev = {}, NO_TICK, NO_TICK
         elif base != self.tick or tick <= base:
@@ -147,7 +152,24 @@ class ViewMirror:
         held = [c.slots for c in new.values() if c.k]
         if len(held) > 1 and np.unique(np.concatenate(held)).size != sum(h.size for h in held):
             raise PayloadError("a slot is held in two cells")
+        private = self._own(top[4], new) if self.private_dtype is not None else self.private
         self.cells, self.prev, self.tick = new, (base if base != NO_TICK else NO_TICK), tick
+        self.private = private
+
+    def _own(self, data: Any, cells: dict[int, CellState]) -> NDArray[Any]:
+        """This client's private field values of entities it owns, each one it holds."""
+        assert self.private_dtype is not None
+        raw = _bin(data)
+        if len(raw) % self.private_dtype.itemsize:
+            raise PayloadError("private rows do not fill whole entries")
+        rows = np.frombuffer(raw, dtype=self.private_dtype)
+        slots = rows["slot"].astype(np.int64)
+        if slots.size > 1 and not (slots[1:] > slots[:-1]).all():
+            raise PayloadError("private rows must ascend by slot")
+        held = np.concatenate([c.slots for c in cells.values()]) if cells else np.zeros(0, dtype=np.int64)
+        if not np.isin(slots, held).all():
+            raise PayloadError("private values for an entity not held")
+        return rows
 
     def _enter(self, item: Any) -> Records:
         """The enter records: [flags, records], deflated when flags is 1."""
@@ -258,8 +280,8 @@ class ViewMirror:
             val[i, pos] += res
         if at != len(data):
             raise PayloadError("chunk has trailing bytes")
-        for i, mod_mask, _ in self.schema.wrap_info:  # an angle narrower than its wire type: modulo 2**bits
-            val[i] &= mod_mask
+        for i, mask_m, _ in self.schema.wrap_info:  # an angle wraps at 2**bits, not at its wire width
+            val[i] &= mask_m
         newval = _to_wire_rows(self.schema, val)
         if skip:  # entities whose record carries their values: residuals do not apply
             fix = np.isin(st.slots, np.fromiter(skip, dtype=np.int64))
@@ -306,6 +328,13 @@ class ViewMirror:
         alive[slots] = True
         ids[slots] = all_.ids[order]
         mat[:, slots] = all_.val[:, order]
+        if self.private_dtype is not None and self.private.size:
+            mine = self.private["slot"].astype(np.int64)
+            for i, f in enumerate(self.schema):
+                name = "v_" + f.name
+                if name in (self.private_dtype.names or ()):
+                    v = self.private[name]
+                    mat[i, mine] = v.view(np.int32) if v.dtype.itemsize == 4 else v
         return State(self.tick if tick is None else tick, n, alive, ids, mat)
 
 
@@ -401,14 +430,14 @@ class ViewCounts:
         return sum(self.counts.values())
 
     def apply(self, tick: int, base: int, ref: int, payload: bytes) -> None:
-        dropped_b, kept, added, _ = msgpack.unpackb(payload, raw=False, use_list=True, max_map_len=0,
-                                                    max_ext_len=0, max_str_len=0)
+        dropped_b, kept, added = msgpack.unpackb(payload, raw=False, use_list=True, max_map_len=0,
+                                                 max_ext_len=0, max_str_len=0)[:3]
         counts = {} if base == NO_TICK else self.counts
         for c in _cells(dropped_b).tolist():
             del counts[c]
-        at, data = 0, _bin(kept)
+        at, data, split = 0, _bin(kept), self.splitter.split
         for c in sorted(counts):
-            at, counts[c] = self.splitter.split(data, at, counts[c])
+            at, counts[c] = split(data, at, counts[c])
         if at != len(data):
             raise PayloadError("kept-cells bin has trailing bytes")
         for item in added:
@@ -435,9 +464,11 @@ class ViewStates:
     (a bot swarm) decodes no values, only counts what is held (``ViewCounts``); ``apply`` then
     returns an empty State with the tick."""
 
-    def __init__(self, schema: Schema, cache: ChunkCache | None = None, materialise: bool = True) -> None:
+    def __init__(self, schema: Schema, cache: ChunkCache | None = None, materialise: bool = True,
+                 private: list[str] | None = None) -> None:
         self.schema = schema
-        self.view: ViewMirror | ViewCounts = ViewMirror(schema, cache) if materialise else ViewCounts(schema)
+        self.view: ViewMirror | ViewCounts = (ViewMirror(schema, cache, private) if materialise
+                                              else ViewCounts(schema))
         self.materialise = materialise
         self.latest: State | None = None
 

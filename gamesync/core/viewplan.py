@@ -25,7 +25,9 @@ from .state import State
 from .viewcodec import CellMap, ChunkSet, encode_chunks, entity_records
 from .viewwire import record_dtype
 
-LISTING_LEVEL = 6  # deflate level of cell listings (each is built once and shared)
+LISTING_LEVEL = 3  # deflate level of cell listings (each is built once and shared)
+ENTER_LEVEL = 1  # deflate level of a client's own enter records (built for that client alone)
+ENTER_MIN = 160  # and only from this size on: a deflate per client per tick costs more than it saves below
 
 
 @dataclass
@@ -35,13 +37,22 @@ class ClientView:
     held: list[int] = field(default_factory=list)  # cells watched, ascending
     tick: int = NO_TICK  # its newest snapshot
     prev: int = NO_TICK  # the one before
+    entities: int = 0  # entities it holds
+    runs: list[tuple[int, int]] = field(default_factory=list)  # held as runs of consecutive ids
+    held_set: set[int] = field(default_factory=set)  # held, as a set
+    #: the room's cache of what it wants the client to watch: (its key, the cells)
+    key: Any = None
+    want: list[int] = field(default_factory=list)
 
     def commit(self, frame: ViewFrame) -> None:
         """The frame went into the client's stream: the client will hold what it describes."""
+        if frame.cells is not self.held:
+            self.runs, self.held_set = _runs(frame.cells), set(frame.cells)
         self.held, self.prev, self.tick = frame.cells, self.tick if frame.base != NO_TICK else NO_TICK, frame.tick
+        self.entities = frame.entities
 
     def reset(self) -> None:
-        self.held, self.tick, self.prev = [], NO_TICK, NO_TICK
+        self.held, self.tick, self.prev, self.runs, self.held_set = [], NO_TICK, NO_TICK, [], set()
 
 
 @dataclass(frozen=True)
@@ -56,10 +67,10 @@ class ViewFrame:
     entities: int  # entities the client holds after it
 
 
-def _squeezed(raw: bytes) -> list[Any]:
+def _squeezed(raw: bytes, level: int = LISTING_LEVEL, least: int = COMPRESS_MIN) -> list[Any]:
     """[flags, records]: deflated (flags 1) when that is worth it, else as they are (flags 0)."""
-    if len(raw) >= COMPRESS_MIN:
-        z = zlib.compress(raw, LISTING_LEVEL)
+    if len(raw) >= least:
+        z = zlib.compress(raw, level)
         if len(z) < len(raw):
             return [1, z]
     return [0, raw]
@@ -87,7 +98,6 @@ class ViewPlanner:
         self._chunks: dict[tuple[int, int], ChunkSet] = {}
         self._listings: dict[tuple[int, int], list[Any]] = {}
         self._counts: list[int] = []  # members per cell at the newest tick
-        self._mark = np.zeros(0, dtype=np.uint8)  # scratch: a client's kept (1) and held (2) cells
         self.chunk_sets_built = 0
         self.listings_built = 0
 
@@ -100,32 +110,41 @@ class ViewPlanner:
             del self.maps[t]
         self.tick = state.tick
         self._counts = cm.k(self.ncells).tolist()
-        if self._mark.size < self.ncells:
-            self._mark = np.zeros(self.ncells, dtype=np.uint8)
         self._chunks.clear()
         self._listings.clear()
         return cm
 
-    def frame(self, view: ClientView, cells: list[int]) -> ViewFrame:
-        """The payload taking ``view`` to ``cells`` (ascending cell ids) at the newest tick."""
+    def frame(self, view: ClientView, cells: list[int], private: bytes | None = None) -> ViewFrame:
+        """The payload taking ``view`` to ``cells`` (ascending cell ids) at the newest tick; a room
+        with private fields adds the client's own values of them (``private``)."""
+        tail = [msgpack.packb(private)] if private is not None else []
         cur = self.maps[self.tick]
-        count = sum(self._counts[c] for c in cells)
+        count = sum(map(self._counts.__getitem__, cells))
         base = view.tick if view.tick in self.maps and view.tick < self.tick else NO_TICK
         if base == NO_TICK:
-            body = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cells], [0, b""]]
+            body: list[Any] = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cells], [0, b""]]
+            if private is not None:
+                body.append(private)
             return ViewFrame(self.tick, NO_TICK, NO_TICK, msgpack.packb(body), cells, count)
         ref = view.prev if view.prev in self.maps else NO_TICK
         held = view.held
-        now, was = set(cells), set(held)
-        kept = [c for c in held if c in now]
-        dropped = [c for c in held if c not in now]
-        added = [c for c in cells if c not in was]
         cs = self._chunkset(base, ref)
-        chunks = _slices(cs, kept)
-        parts = [b"\x94", msgpack.packb(np.array(dropped, dtype="<u4").tobytes()),
+        st, blob = cs.starts, cs.blob
+        was = view.held_set
+        if cells is held:  # the same cells as before (the usual case): no set arithmetic
+            kept, dropped, added, runs, kept_set = held, [], [], view.runs, was
+        else:
+            now = set(cells)
+            kept = [c for c in held if c in now]
+            dropped = [c for c in held if c not in now]
+            added = [c for c in cells if c not in was]
+            runs, kept_set = _runs(kept), was & now
+        chunks = [blob[st[a]:st[b + 1]] for a, b in runs]
+        parts = [b"\x95" if tail else b"\x94", msgpack.packb(np.array(dropped, dtype="<u4").tobytes()),
                  _bin_head(sum(map(len, chunks))), *chunks]
         parts.append(msgpack.packb([self._listing(cur, c, base) for c in added]))
-        parts.append(msgpack.packb(_squeezed(self._enter(cur, base, cs, kept, held))))
+        parts.append(msgpack.packb(_squeezed(self._enter(cur, base, cs, kept_set, was), ENTER_LEVEL, ENTER_MIN)))
+        parts.extend(tail)
         return ViewFrame(self.tick, base, ref, b"".join(parts), cells, count)
 
     def _chunkset(self, base: int, ref: int) -> ChunkSet:
@@ -149,35 +168,29 @@ class ViewPlanner:
             self.listings_built += 1
         return item
 
-    def _enter(self, cur: CellMap, base: int, cs: ChunkSet, kept: list[int], held: list[int]) -> bytes:
+    def _enter(self, cur: CellMap, base: int, cs: ChunkSet, kept: set[int], was: set[int]) -> bytes:
         """Records of the entities that moved into a kept cell from a cell the client did not watch."""
-        if cs.moved_slot.size == 0 or not kept:
+        by_cell = cs.arrivals()
+        if not by_cell:
             return b""
-        mark = self._mark
-        mark[kept] = 1
-        mark[held] |= 2
-        sel = (mark[cs.moved_cell] & 1) > 0  # it arrived in a kept cell,
-        sel &= (mark[cs.moved_from] & 2) == 0  # from a cell the client did not hold
-        mark[held] = 0
-        mark[kept] = 0
-        if not sel.any():
+        sel = [i for c in by_cell.keys() & kept for i, src in by_cell[c] if src not in was]
+        if not sel:
             return b""
         rec = cs.moved_records
         if rec is None:  # once per chunk set: every moved entity's record, against the baseline
             raw = entity_records(self.schema, self.dtype, cur.state, self.maps[base].state, cs.moved_slot)
-            rec = cs.moved_records = np.frombuffer(raw, dtype=self.dtype)
-        return bytes(rec[sel].tobytes())
+            size = self.dtype.itemsize
+            rec = cs.moved_records = [raw[j:j + size] for j in range(0, len(raw), size)]
+        sel.sort()  # records ascend by slot, as the moved entities do
+        return b"".join([rec[i] for i in sel])
 
 
-def _slices(cs: ChunkSet, kept: list[int]) -> list[bytes]:
-    """The chunks of the kept cells, one slice of the shared bytes per run of consecutive cells."""
-    out = []
-    st, blob = cs.starts, cs.blob
-    i, n = 0, len(kept)
-    while i < n:
-        j = i
-        while j + 1 < n and kept[j + 1] == kept[j] + 1:
-            j += 1
-        out.append(blob[st[kept[i]]:st[kept[j] + 1]])
-        i = j + 1
+def _runs(cells: list[int]) -> list[tuple[int, int]]:
+    """Ascending cell ids as runs of consecutive ids: (first, last) each."""
+    out: list[tuple[int, int]] = []
+    for c in cells:
+        if out and out[-1][1] == c - 1:
+            out[-1] = (out[-1][0], c)
+        else:
+            out.append((c, c))
     return out

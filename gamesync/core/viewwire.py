@@ -49,6 +49,12 @@ def record_dtype(schema: Schema) -> np.dtype[Any]:
     return np.dtype(parts)
 
 
+def private_dtype(schema: Schema, names: tuple[str, ...] | list[str]) -> np.dtype[Any]:
+    """One owned entity's private fields: slot, then each private field in its wire dtype
+    (schema order)."""
+    return np.dtype([("slot", "<u4")] + [("v_" + f.name, f.wire_dtype.str) for f in schema if f.name in names])
+
+
 def width_for(k: int) -> int:
     """Bytes of a position in a member list of ``k`` entries: 1, 2 or 4."""
     return 1 if k <= 0x100 else 2 if k <= 0x10000 else 4
@@ -146,8 +152,10 @@ class Pieces:
 
 def as_bytes_matrix(values: NDArray[Any], itemsize: int) -> NDArray[np.uint8]:
     """Each value's low ``itemsize`` bytes, little-endian, as rows."""
+    if values.size == 0:
+        return np.zeros((0, itemsize), dtype=np.uint8)
     v = np.ascontiguousarray(values.astype("<i8") if values.dtype.kind in "iub" else values)
-    return v.view(np.uint8).reshape(v.size, v.dtype.itemsize)[:, :itemsize]
+    return v.view(np.uint8).reshape(v.size, -1)[:, :itemsize]
 
 
 def varint_pieces(pieces: Pieces, cells: NDArray[np.int64], sec: int, counts: NDArray[np.int64]) -> None:
@@ -195,6 +203,8 @@ class ChunkReader:
 
 def read_varint(data: bytes, at: int) -> tuple[int, int]:
     """(value, offset after it) of the LEB128 integer at ``at`` (at most 5 bytes)."""
+    if at < len(data) and data[at] < 0x80:  # one byte: the usual case
+        return data[at], at + 1
     v = 0
     for j in range(5):
         if at >= len(data):
@@ -222,6 +232,7 @@ class ChunkSplitter:
         self.rec_size = record_dtype(schema).itemsize
         self.nfields = len(schema)
         self.mask_len = mask_bytes(self.nfields)
+        self._rows: dict[bytes, int] = {}  # field mask -> bytes of residuals per changed member
 
     def split(self, data: bytes, at: int, k: int) -> tuple[int, int]:
         """(end offset, members after) of the chunk starting at ``at`` for a cell of ``k`` members."""
@@ -229,6 +240,8 @@ class ChunkSplitter:
             raise PayloadError("kept-cells bin ends early")
         flags = data[at]
         at += 1
+        if flags == EMPTY:
+            return at, k
         if flags & ~0xF:
             raise PayloadError(f"bad chunk flags {flags}")
         if flags & F_LEFT:
@@ -245,12 +258,14 @@ class ChunkSplitter:
             k += n
         if flags & F_CHANGED:
             m, at = read_varint(data, at)
-            at += m * width_for(k)
-            if at + self.mask_len > len(data):
-                raise PayloadError("chunk ends inside its field mask")
-            row = 0
-            for i in range(self.nfields):
-                row += int(CODE_BYTES[(data[at + i // 4] >> (2 * (i % 4))) & 3])
+            at += m * (1 if k <= 0x100 else width_for(k))
+            mask = data[at:at + self.mask_len]
+            row = self._rows.get(mask)
+            if row is None:
+                if len(mask) < self.mask_len:
+                    raise PayloadError("chunk ends inside its field mask")
+                row = self._rows[mask] = sum(int(CODE_BYTES[(mask[i // 4] >> (2 * (i % 4))) & 3])
+                                             for i in range(self.nfields))
             at += self.mask_len + m * row
         if k < 0 or at > len(data):
             raise PayloadError("chunk runs past its bin")

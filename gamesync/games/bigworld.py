@@ -3,7 +3,8 @@
 The side is ``sqrt(E * 1000)`` units (E = 100,000 NPCs on 10,000 x 10,000 by default), so the
 density is the arena's. Each client receives what is within ``R = 500`` of its player, through
 the room's interest management: 250-unit cells, so nothing farther than 500 + 250 * sqrt(2),
-about 854 units, ever reaches it (``interest=False`` sends everything, for comparison).
+about 854 units, ever reaches it (``interest=False`` sends everything, for comparison). A
+player's ``ack`` field is private: only its own client receives it.
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ class BigWorld(Arena):
 
     def __init__(self, npcs: int = NPCS, seed: int = SEED, interest: bool = True, **options: Any) -> None:
         super().__init__(npcs=npcs, seed=seed, size=side_for(npcs), **options)
-        self.interest = Interest(position=("x", "y"), cell=CELL, radius=RADIUS) if interest else None
+        # a player's ack (its last applied input) is its own business: only its client gets it
+        self.interest = Interest(position=("x", "y"), cell=CELL, radius=RADIUS, private=("ack",)) if interest else None
 
     def on_join(self, client_id: int, name: str) -> None:
         super().on_join(client_id, name)
         views = self.room.views
         if views is not None:
             views.focus(client_id, slot=self.players[client_id])
+            views.own([self.players[client_id]], client_id)
 
     def restore_state(self, data: dict[str, Any]) -> None:
         super().restore_state(data)
@@ -44,3 +47,4 @@ class BigWorld(Arena):
         if views is not None:
             for cid, slot in self.players.items():
                 views.focus(cid, slot=slot)
+                views.own([slot], cid)

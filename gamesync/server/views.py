@@ -10,6 +10,7 @@ shares everything that can be shared.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from ..core.protocol import NO_TICK
 from ..core.schema import Schema
 from ..core.state import State
 from ..core.viewplan import ViewFrame, ViewPlanner
+from ..core.viewwire import private_dtype
 from ..core.world import World
 from .roomstats import RoomStats
 from .session import Outgoing, Session
@@ -49,6 +51,7 @@ class Views:
     def __init__(self, world: World, schema: Schema, interest: Interest, history: int) -> None:
         self.world = world
         self.grid = Grid(schema, interest)
+        self.grid_schema = schema
         self.planner = ViewPlanner(schema, history)
         self._focus: dict[int, tuple[int, int] | tuple[float, float]] = {}  # cid -> (slot, id) or (x, y)
         self._point: dict[int, tuple[float, float]] = {}  # cid -> focus given as a point / last known
@@ -61,6 +64,15 @@ class Views:
         self._scope_id = np.zeros(64, dtype=np.uint32)
         self._next_cell = self.grid.everyone + 1
         self._natural: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+        self._owned: dict[int, dict[int, int]] = {}  # client id -> {slot: entity id} whose private fields it gets
+        self._private = private_dtype(schema, interest.private) if interest.private else None
+        # a private row packed by hand (a few per client per tick): slot, then each private field
+        fmt = {"<u1": "B", "<u2": "H", "<u4": "I", "<i1": "b", "<i2": "h", "<i4": "i", "|u1": "B", "|i1": "b"}
+        priv = [f for f in schema if f.name in interest.private]
+        self._row = struct.Struct("<I" + "".join(fmt[f.wire_dtype.str] for f in priv))
+        # int32 bit patterns to the wire value: unsigned fields masked, signed ones sign-extended by struct
+        self._masks = [(1 << (8 * f.wire_dtype.itemsize)) - 1 if f.wire_dtype.kind == "u" else -1 for f in priv]
+        self._real: State | None = None  # the newest state, private fields included
 
     @classmethod
     def of(cls, world: World, game: Any, history: int) -> Views | None:
@@ -113,6 +125,17 @@ class Views:
         self._scope_cell[idx] = cell
         self._scope_id[idx] = self.world.ids[idx]
 
+    def own(self, slots: ArrayLike, client_id: int | None) -> None:
+        """``client_id`` (None: no one) receives the private fields of these entities."""
+        idx = np.atleast_1d(np.asarray(slots, dtype=np.intp)).tolist()
+        for book in self._owned.values():
+            for s in idx:
+                book.pop(s, None)
+        if client_id is not None:
+            book = self._owned.setdefault(client_id, {})
+            for s in idx:
+                book[s] = int(self.world.ids[s])
+
     def show(self, client_id: int, slots: ArrayLike) -> None:
         """``client_id`` sees these entities wherever they are (until ``unset``)."""
         for s in np.atleast_1d(np.asarray(slots, dtype=np.intp)).tolist():
@@ -137,7 +160,7 @@ class Views:
 
     def forget(self, client_id: int) -> None:
         """A client left: drop its settings."""
-        for book in (self._focus, self._point, self._radius, self._team):
+        for book in (self._focus, self._point, self._radius, self._team, self._owned):
             book.pop(client_id, None)
         for solo in self._solo.values():
             solo.shown.discard(client_id)
@@ -179,12 +202,21 @@ class Views:
                 del self._solo[s]  # the entity is gone
             else:
                 cells[s] = solo.cell
+        self._real = state
+        if self._private is not None:  # what every client is sent holds 0 in the private fields
+            mat = state.mat.copy()
+            mat[list(self.grid.private_rows)] = 0
+            mat.flags.writeable = False
+            state = State(state.tick, state.n, state.alive, state.ids, mat, state.layout)
         self.planner.push(state, cells, self._next_cell)
 
     def cells_for(self, cid: int) -> list[int]:
         """The cells client ``cid`` watches now, ascending."""
         x, y = self._where(cid)
-        near = self.grid.cells_near(x, y, self.radius(cid))
+        return self._with_scopes(cid, self.grid.cells_near(x, y, self.radius(cid)))
+
+    def _with_scopes(self, cid: int, near: list[int]) -> list[int]:
+        """``near`` (grid cells, ascending) and the scope cells the client watches."""
         extra = [self.grid.everyone]
         team = self._team.get(cid)
         if team is not None and team in self._team_cell:
@@ -221,16 +253,65 @@ class Views:
             del self._focus[cid]  # its entity is gone: stay where it was last
         return self._point.get(cid, (self.grid.x0, self.grid.y0))
 
+    def _all_cells(self, live: Sequence[Session]) -> list[list[int]]:
+        """Every session's watched cells, computed for all at once; a session whose cells did not
+        change gets the very list it watches already (core.viewplan's fast path)."""
+        pts = [self._where(s.id) for s in live]
+        grid, radius = self.grid, self.grid.interest.radius
+        xs = np.array([q[0] for q in pts], dtype=np.float64)
+        ys = np.array([q[1] for q in pts], dtype=np.float64)
+        rs = np.array([self._radius.get(s.id, radius) for s in live], dtype=np.float64)
+        must, may = grid.spans(xs, ys, rs), grid.spans(xs, ys, rs + grid.interest.margin)
+        out = []
+        for s, a, b in zip(live, must, may, strict=True):
+            key = (a.tobytes(), b.tobytes(), self._scope_key(s.id))
+            v = s.view
+            if key != v.key:
+                need = self._with_scopes(s.id, grid.cells_of_span(a))
+                held = v.held_set
+                if held and held.issuperset(need):  # keep what is still within the margin
+                    keep = set(grid.cells_of_span(b)) | set(need)
+                    want = v.held if held <= keep else sorted(held & keep)
+                else:
+                    want = sorted(set(need) | (held & set(grid.cells_of_span(b)))) if held else need
+                v.key, v.want = key, want
+            out.append(v.want)
+        return out
+
+    def _scope_key(self, cid: int) -> Any:
+        if not self._solo:  # the scope cells depend only on the client's team and its own cell
+            return (self._team_cell.get(self._team.get(cid, -1)), self._owner_cell.get(cid))
+        return object()  # per-entity exceptions: a key equal to no other, so recomputed every tick
+
     def encode(self, live: Sequence[Session], stats: RoomStats) -> list[tuple[Session, Outgoing]]:
         """Every live session's view snapshot of the newest state."""
         out = []
-        for s in live:
-            frame = self.planner.frame(s.view, self.cells_for(s.id))
+        for s, cells in zip(live, self._all_cells(live), strict=True):
+            frame = self.planner.frame(s.view, cells, self._private_rows(s.id, cells))
             head, mid = p.snapshot_parts(frame.tick, frame.base, frame.ref, FLAG_VIEW, frame.payload)
             out.append((s, Outgoing(frame.tick, frame.base, frame.ref, FLAG_VIEW, frame.payload, head, mid, frame)))
             stats.payload_bytes += len(frame.payload)
         stats.payloads_built += len(out)
         return out
+
+
+    def _private_rows(self, cid: int, cells: list[int]) -> bytes | None:
+        """The private fields of the entities ``cid`` owns and holds (None: the room has none)."""
+        if self._private is None:
+            return None
+        book = self._owned.get(cid)
+        st = self._real
+        if not book or st is None:
+            return b""
+        where = self.planner.maps[st.tick].cell
+        mine = [s for s, eid in sorted(book.items())
+                if s < st.n and st.alive[s] and int(st.ids[s]) == eid and int(where[s]) in cells]
+        if not mine:
+            return b""
+        rows = self.grid.private_rows
+        mat = st.mat
+        return b"".join(self._row.pack(s, *(int(mat[i, s]) & m for i, m in zip(rows, self._masks, strict=True)))
+                        for s in mine)
 
 
 def visible_entities(frame: ViewFrame | None) -> int:
