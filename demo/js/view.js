@@ -12,7 +12,7 @@ import { predictValue } from "./delta.js";
 import { DesyncError } from "./errors.js";
 import { NO_TICK } from "./messages.js";
 import { Entities } from "./mirror.js";
-import { emptyMembers, readChunk, readRecords, recordLayout, viewOf } from "./viewwire.js";
+import { emptyMembers, GET_WIRE, readChunk, readRecords, recordLayout, viewOf } from "./viewwire.js";
 
 export const VIEW_FLAGS = 2; // a view room's snapshot flags: bit 1, never deflated as a whole
 export const MAX_CELLS = 1 << 24; // cell ids a client accepts
@@ -77,17 +77,22 @@ function addResiduals(schema, m, changed, fresh) {
 
 // ---- one payload -------------------------------------------------------------------------------
 
-/** [dropped, kept, added, enter] of a view payload, their shapes checked. */
-export function unpackView(payload) {
+/**
+ * [dropped, kept, added, enter] of a view payload, their shapes checked, and `private` (a bin)
+ * in a room with private fields (`withPrivate`: the payload then has a fifth element), else null.
+ */
+export function unpackView(payload, withPrivate = false) {
   let top;
   try {
     top = payloadDecoder.decode(payload);
   } catch (e) {
     throw new DesyncError(`undecodable view payload: ${e.message}`);
   }
-  if (!Array.isArray(top) || top.length !== 4) throw new DesyncError("a view payload is an array of 4");
-  const [dropped, kept, added, enter] = top;
+  const want = withPrivate ? 5 : 4;
+  if (!Array.isArray(top) || top.length !== want) throw new DesyncError(`a view payload of this room is an array of ${want}`);
+  const [dropped, kept, added, enter, own = null] = top;
   const isBin = (b) => b instanceof Uint8Array;
+  if (withPrivate && !isBin(own)) throw new DesyncError("private rows must be a bin");
   if (!isBin(dropped) || !isBin(kept)) throw new DesyncError("dropped and kept must be bins");
   if (!Array.isArray(added)) throw new DesyncError("added cells must be an array");
   for (const a of added) {
@@ -97,7 +102,7 @@ export function unpackView(payload) {
   }
   if (!Array.isArray(enter) || enter.length !== 2 || (enter[0] !== 0 && enter[0] !== 1) || !isBin(enter[1]))
     throw new DesyncError("enter records are [flags, records]");
-  return { dropped, kept, added, enter };
+  return { dropped, kept, added, enter, own };
 }
 
 /** The payload's record lists inflated where their flags say so (with `inflate`). */
@@ -197,8 +202,11 @@ function searchSlot(slots, s) {
   return lo < slots.length && slots[lo] === s ? lo : -1;
 }
 
-/** The watched cells as one state {tick, n, alive, ids, cols} over the slots (a slot not held is dead). */
-export function viewState(schema, cells, tick) {
+/**
+ * The watched cells as one state {tick, n, alive, ids, cols} over the slots (a slot not held is
+ * dead), with the client's own private field values (`own`, readPrivate's rows) laid over them.
+ */
+export function viewState(schema, cells, tick, own = null) {
   let n = 0;
   for (const m of cells.values()) if (m.k) n = Math.max(n, m.slots[m.k - 1] + 1);
   const alive = new Uint8Array(n), ids = new Uint32Array(n), cols = schema.map(() => new Float64Array(n));
@@ -211,7 +219,35 @@ export function viewState(schema, cells, tick) {
       for (let i = 0; i < cols.length; i++) cols[i][s] = m.val[i][j];
     }
   }
+  if (own) for (const { slot, values } of own.rows) own.fields.forEach((i, j) => { cols[i][slot] = values[j]; });
   return { tick, n, alive, ids, cols };
+}
+
+/**
+ * Where a private row's parts sit (section 18.4): slot <u4, then each private field in its wire
+ * dtype, schema order. `names`: the welcome's view.private; each must be a schema field.
+ */
+export function privateLayout(schema, names) {
+  for (const name of names) need(schema.some((f) => f.name === name), `view: private field ${JSON.stringify(name)} is not a field`);
+  const fields = schema.flatMap((f, i) => (names.includes(f.name) ? [i] : []));
+  let at = 4;
+  const offsets = fields.map((i) => { const o = at; at += schema[i].size; return o; });
+  return { fields, offsets, size: at };
+}
+
+/** The private rows of a payload: {fields, rows: [{slot, values}]}, each row's slot held in `cells`. */
+export function readPrivate(schema, layout, bin, cells) {
+  if (bin.byteLength % layout.size) throw new DesyncError("private rows do not fill whole entries");
+  const v = viewOf(bin), rows = [];
+  const held = new Set();
+  for (const m of cells.values()) for (let j = 0; j < m.k; j++) held.add(m.slots[j]);
+  for (let o = 0; o < bin.byteLength; o += layout.size) {
+    const slot = v.getUint32(o, true);
+    if (rows.length && slot <= rows[rows.length - 1].slot) throw new DesyncError("private rows must ascend by slot");
+    if (!held.has(slot)) throw new DesyncError("private values for an entity not held");
+    rows.push({ slot, values: layout.fields.map((i, j) => GET_WIRE[schema[i].wire](v, o + layout.offsets[j])) });
+  }
+  return { fields: layout.fields, rows };
 }
 
 // ---- the grid (section 18.1) -------------------------------------------------------------------
@@ -225,7 +261,9 @@ export function parseGrid(view) {
   need(isInt(cols, 1) && isInt(rows, 1) && cols * rows <= MAX_CELLS, "view: cols and rows must be integers >= 1");
   need(num(x0) && num(y0), "view: x0 and y0 must be numbers");
   need(isInt(everyone, cols * rows), "view: everyone must be a scope cell id (>= cols * rows)");
-  return { cell, cols, rows, x0, y0, radius, everyone, count: cols * rows };
+  const priv = view.private ?? [];
+  need(Array.isArray(priv) && priv.every((n) => typeof n === "string"), "view: private must be a list of field names");
+  return { cell, cols, rows, x0, y0, radius, everyone, count: cols * rows, private: priv };
 }
 
 // ---- the mirror ----------------------------------------------------------------------------------
@@ -240,6 +278,8 @@ export class ViewMirror extends Entities {
     super(prepareSchema(schema));
     this.grid = parseGrid(view);
     this.layout = recordLayout(this.schema);
+    // a room with private fields sends the client's own values of them (section 18.4)
+    this.own = this.grid.private.length ? privateLayout(this.schema, this.grid.private) : null;
     this.inflate = inflate;
     this.cells = new Map(); // cell id -> its members
     this.prev = NO_TICK; // the tick before the newest (the next snapshot's reference)
@@ -288,11 +328,12 @@ export class ViewMirror extends Entities {
   async _apply(tick, base, ref, flags, payload) {
     if (tick <= this.tick) return null;
     if (flags !== VIEW_FLAGS) throw new DesyncError(`a view room's snapshot has flags ${VIEW_FLAGS}, not ${flags}`);
-    const body = await inflateRecords(unpackView(payload), this.inflate);
+    const body = await inflateRecords(unpackView(payload, this.own !== null), this.inflate);
     let cells, st;
     try {
       cells = decodeView(this.schema, this.layout, { cells: this.cells, tick: this.tick, prev: this.prev }, tick, base, ref, body);
-      st = viewState(this.schema, cells, tick);
+      const own = this.own ? readPrivate(this.schema, this.own, body.own, cells) : null;
+      st = viewState(this.schema, cells, tick, own);
     } catch (e) {
       if (e instanceof DesyncError) throw e;
       throw new DesyncError(`malformed view payload: ${e.name}: ${e.message}`);

@@ -12,7 +12,8 @@ import { DesyncError } from "./errors.js";
 export const F_LEFT = 1, F_ARRIVED = 2, F_SPAWNED = 4, F_CHANGED = 8; // a chunk's flags
 const CODE_BYTES = [0, 1, 2, 4]; // a field mask's 2-bit code -> residual width
 
-const GET = {
+/** Wire dtype code -> (DataView, offset) -> its little-endian value. */
+export const GET_WIRE = {
   "<i1": (v, o) => v.getInt8(o), "<i2": (v, o) => v.getInt16(o, true), "<i4": (v, o) => v.getInt32(o, true),
   "<u1": (v, o) => v.getUint8(o), "<u2": (v, o) => v.getUint16(o, true), "<u4": (v, o) => v.getUint32(o, true),
 };
@@ -46,7 +47,7 @@ export function recordLayout(schema) {
     at += f.size;
     return o;
   });
-  return { size: at, value, back, get: schema.map((f) => GET[f.wire]), getBack: schema.map((f) => GET[SIGNED[f.size]]),
+  return { size: at, value, back, get: schema.map((f) => GET_WIRE[f.wire]), getBack: schema.map((f) => GET_WIRE[SIGNED[f.size]]),
            cast: schema.map((f) => wrapInto(f.wire)) };
 }
 
@@ -90,7 +91,7 @@ export function readVarint(bytes, at, end = bytes.byteLength) {
 function readList(bytes, v, at, end, n, code, top, what) {
   const w = DTYPES[code].BYTES_PER_ELEMENT;
   if (at + n * w > end) throw new DesyncError(`chunk ends inside its ${what}`);
-  const out = new Float64Array(n), get = GET[code];
+  const out = new Float64Array(n), get = GET_WIRE[code];
   for (let j = 0; j < n; j++) {
     const x = get(v, at + j * w);
     if ((j && x <= out[j - 1]) || x >= top) throw new DesyncError(`${what} must ascend within the cell`);
@@ -155,7 +156,7 @@ function readChanged(schema, bytes, v, at, end, k) {
     if (!size) return null;
     if (size > f.size) throw new DesyncError(`field ${f.name}: residuals wider than its wire type`);
     if (at + m * size > end) throw new DesyncError("chunk ends inside its residuals");
-    const get = GET[SIGNED[size]], col = new Float64Array(m);
+    const get = GET_WIRE[SIGNED[size]], col = new Float64Array(m);
     for (let j = 0; j < m; j++) col[j] = get(v, at + j * size);
     at += m * size;
     return col;

@@ -32,7 +32,7 @@ from gamesync.core.schema import TAU, Angle, Float, Int, Schema
 from gamesync.core.state import State
 from gamesync.core.viewmirror import VIEW_FLAGS, split_chunks
 from gamesync.core.viewplan import ClientView, ViewPlanner
-from gamesync.core.viewwire import ChunkReader, read_varint, record_dtype, width_for
+from gamesync.core.viewwire import ChunkReader, private_dtype, read_varint, record_dtype, width_for
 from gamesync.core.world import World
 from gamesync.games.arena import Arena
 
@@ -58,13 +58,29 @@ def state_digest(schema: Schema, st: State) -> dict[str, Any]:
     return {"tick": st.tick, "n": st.n, "count": int(live.size), "sha256": h.hexdigest()}
 
 
-def restricted(st: State, cells: np.ndarray, watched: list[int]) -> State:
-    """The server's state with only the entities of the watched cells alive (what the client holds)."""
+def restricted(st: State, cells: np.ndarray, watched: list[int], private: tuple[int, ...] = (),
+               own: list[int] = ()) -> State:
+    """The server's state with only the entities of the watched cells alive (what the client
+    holds), their private fields (rows ``private``) 0 but in the client's own entities (``own``)."""
     keep = st.alive & np.isin(cells, watched)
     n = int(np.flatnonzero(keep)[-1]) + 1 if keep.any() else 0
     mat = st.mat[:, :n].copy()
     mat[:, ~keep[:n]] = 0
+    for i in private:
+        mine = mat[i, own].copy()
+        mat[i] = 0
+        mat[i, own] = mine
     return State(st.tick, n, keep[:n].copy(), np.where(keep[:n], st.ids[:n], 0).astype("<u4"), mat)
+
+
+def without_private(st: State, rows: tuple[int, ...]) -> State:
+    """What every client is sent: the state with 0 in the private fields (gamesync/server/views.py)."""
+    if not rows:
+        return st
+    mat = st.mat.copy()
+    mat[list(rows)] = 0
+    mat.flags.writeable = False  # states are immutable: the codec reuses their arrays
+    return State(st.tick, st.n, st.alive, st.ids, mat, st.layout)
 
 
 class ViewLink:
@@ -72,6 +88,8 @@ class ViewLink:
 
     Scope cells after the grid's: ``everyone`` (watched by all), ``mine`` (this client's own,
     watched) and ``theirs`` (another client's, never watched: nothing in it may reach this one).
+    The entities ``owned`` by the client get their private fields (``interest.private``) in
+    the payload's private rows while it holds them, as gamesync/server/views.py sends them.
     """
 
     def __init__(self, name: str, about: str, schema: Schema, world: World, interest: Interest, *,
@@ -83,6 +101,8 @@ class ViewLink:
         self.view = ClientView()
         self.client = ClientProtocol("big", "alice", "bigworld", version=4)
         self.scope: dict[int, tuple[int, int]] = {}  # slot -> (entity id, scope cell)
+        self.owned: dict[int, int] = {}  # slot -> entity id, whose private fields this client gets
+        self.private = private_dtype(schema, interest.private) if interest.private else None
         self.steps: list[dict[str, Any]] = []
         self.sent: dict[int, bytes] = {}
         self.prev: State | None = None
@@ -92,6 +112,23 @@ class ViewLink:
         w = p.Welcome(4, 1, "big", "bigworld", 30.0, 0, schema.to_wire(), history, "V1ewR00mT0kenAbCdEfGhIjK", False,
                       self.grid.to_wire())
         self.deliver(p.pack_welcome(w))
+
+    def own(self, slots: Any) -> None:
+        for s in np.atleast_1d(slots).tolist():
+            self.owned[int(s)] = int(self.world.ids[s])
+
+    def _own_rows(self, st: State, cells: np.ndarray, watched: list[int]) -> tuple[bytes | None, list[int]]:
+        """The private rows of the owned entities the client holds (None: the room has no private fields)."""
+        if self.private is None:
+            return None, []
+        mine = [s for s, eid in sorted(self.owned.items())
+                if s < st.n and st.alive[s] and int(st.ids[s]) == eid and int(cells[s]) in watched]
+        rec = np.zeros(len(mine), dtype=self.private)
+        rec["slot"] = mine
+        for i in self.grid.private_rows:
+            f = self.schema.fields[i]
+            rec["v_" + f.name] = st.mat[i, mine].astype(f.wire_dtype)
+        return rec.tobytes(), mine
 
     def scoped(self, slots: Any, cell: int) -> None:
         for s in np.atleast_1d(slots).tolist():
@@ -112,15 +149,16 @@ class ViewLink:
         st = State.capture(self.world, t, self.prev)
         self.prev = st
         cells = self.cells_of(st)
-        self.planner.push(st, cells, self.grid.count + 3)
+        self.planner.push(without_private(st, self.grid.private_rows), cells, self.grid.count + 3)
         if not send:
             return
         watched = [*self.grid.cells_near(focus[0], focus[1], radius), self.everyone, self.mine]
-        fr = self.planner.frame(self.view, watched)
+        rows, mine = self._own_rows(st, cells, watched)
+        fr = self.planner.frame(self.view, watched, rows)
         self.view.commit(fr)
         msg = p.pack_snapshot(t, fr.base, fr.ref, self.input_ack, VIEW_FLAGS, fr.payload, list(events))
         self.sent[t] = msg
-        self.deliver(msg, want=restricted(st, cells, watched))
+        self.deliver(msg, want=restricted(st, cells, watched, self.grid.private_rows, mine))
         self._no_leak(st, cells, watched, focus, radius)
         self.watched = watched
 
@@ -165,8 +203,10 @@ class ViewLink:
         step["expect"] = {
             "snapshot": {"tick": m.tick, "base": m.base, "ref": m.ref, "input_ack": m.input_ack, "flags": m.flags},
             "state": state_digest(self.schema, upd[0].state) if upd else None,
-            "cells": sorted(v.cells), "events": m.events,
+            "cells": sorted(v.cells),
         }
+        if m.events:  # left out when empty (most steps), to keep the file small
+            step["expect"]["events"] = m.events
 
     def _chunk_stats(self, body: list[Any]) -> None:
         """Count what the kept cells' chunks of a payload hold, against what the client holds now."""
@@ -242,10 +282,12 @@ def seq_bigworld() -> dict[str, Any]:
                     "on a 4000-unit square with 320 NPCs that start and stop walking across cells; the client's "
                     "player walks (its focus moves: cells dropped and added), is teleported once (a focus jump), "
                     "its radius changes; a second player walks into view and leaves, a third takes its slot; one "
-                    "NPC is seen by everyone; two frames never reach the socket", game.schema, w,
-                    Interest(cell=250.0, radius=500.0))
+                    "NPC is seen by everyone; two frames never reach the socket; ack is private (as in bigworld: "
+                    "only the player's own client gets it, in the payload's private rows)", game.schema, w,
+                    Interest(cell=250.0, radius=500.0, private=("ack",)))
     game.on_join(1, "alice")
     me = game.players[1]
+    link.own(me)  # as bigworld does: a player's ack reaches its own client only
     w["x"][me], w["y"][me] = 1400.0, 2000.0
     link.scoped(game.npc_slots[7], link.everyone)  # a boss everyone sees
     radius = 500.0
@@ -371,12 +413,15 @@ def seq_wraps() -> dict[str, Any]:
                     "wrapping under constant velocity and jumping by more than 2**31); fast movers crossing "
                     "100-unit cells, teleports out of and into the view (enter records), spawns, despawns and "
                     "slot reuse, entities in the everyone cell, the client's own cell and another client's cell "
-                    "(never sent); the focus drifts, jumps, and the radius changes; frames skipped (T - B up to 3)",
-                    MIXED, sim.w, Interest(cell=100.0, radius=160.0))
+                    "(never sent); the focus drifts, jumps, and the radius changes; frames skipped (T - B up to 3); "
+                    "field s is private: the client gets it for the entities it owns while it holds them",
+                    MIXED, sim.w, Interest(cell=100.0, radius=160.0, private=("s",)))
     r = sim.rng
     link.scoped(sim.live()[:2], link.everyone)
     link.scoped(sim.live()[2:4], link.mine)
     link.scoped(sim.live()[4:7], link.theirs)
+    link.own(sim.live()[2:3])  # in the client's own cell
+    link.own(sim.live()[7:40])  # some of them in view now and then
     focus, radius = np.array([500.0, 500.0]), 160.0
     for t in range(36):
         if t:
@@ -386,6 +431,7 @@ def seq_wraps() -> dict[str, Any]:
                 slots = sim.spawn(int(r.integers(1, 4)), at=(float(focus[0]), float(focus[1])) if u < 0.07 else None)
                 if u < 0.03:
                     link.scoped(slots[:1], link.mine)
+                link.own(slots[:1])
             elif u < 0.27:
                 sim.w.despawn(r.choice(sim.live(), 3, replace=False))
             elif u < 0.35:  # despawn and spawn in one tick: slots reused by new entities
@@ -430,8 +476,9 @@ def seq_crowd() -> dict[str, Any]:
     link = ViewLink("view_crowd", "a crowd of 270 in one 100-unit cell (member positions of 2 bytes in left and "
                     "changed), deflated cell listings and enter records (a dozen entities teleported into a watched "
                     "cell from cells not watched), a history of 6 outrun by 8 skipped frames: a full snapshot in "
-                    "mid-stream, then a delta without a reference; a snapshot delivered twice (ignored)",
-                    SMALL, w, Interest(cell=100.0, radius=120.0), history=6)
+                    "mid-stream, then a delta without a reference; a snapshot delivered twice (ignored); hp is "
+                    "private and the client owns nothing: it holds 0 in every hp, every private bin is empty",
+                    SMALL, w, Interest(cell=100.0, radius=120.0, private=("hp",)), history=6)
     for t in range(26):
         if t == 2:  # a few of the crowd walk out of its cell, some across it
             who = np.arange(0, n, 7)
@@ -465,8 +512,9 @@ def seq_refusals() -> dict[str, Any]:
     w.spawn(40, x=r.uniform(0, 300, 40), y=r.uniform(0, 300, 40), hp=100)
     link = ViewLink("view_desync", "view snapshots the client must refuse with a desync, leaving what it holds "
                     "as it was: a baseline or reference that is not the previous snapshot, wrong flags, and "
-                    "payloads that break each rule of section 18; the valid stream then goes on",
-                    SMALL, w, Interest(cell=100.0, radius=120.0))
+                    "payloads that break each rule of section 18 (tag is a private field); the valid stream then "
+                    "goes on", SMALL, w, Interest(cell=100.0, radius=120.0, private=("tag",)))
+    link.own(np.arange(40))
     for t in range(4):
         w["x"][: w.n] = np.clip(w["x"][: w.n] + 0.5, 0, 500)
         link.tick(t, (150.0, 150.0), 120.0)
@@ -490,10 +538,14 @@ def seq_refusals() -> dict[str, Any]:
         rec["slot"], rec["id"], rec["ref"], rec["v_x"], rec["v_y"] = slot, eid, ref, 1000, 1000
         return rec.tobytes()
 
-    def body(dropped: bytes = b"", kept_bin: bytes = nothing, added: Any = (), enter: Any = (0, b"")) -> bytes:
-        return pk([dropped, kept_bin, list(added), list(enter)])
+    def body(dropped: bytes = b"", kept_bin: bytes = nothing, added: Any = (), enter: Any = (0, b""),
+             own: bytes = b"") -> bytes:
+        return pk([dropped, kept_bin, list(added), list(enter), own])
 
-    slot0 = int(v.cells[busy].slots[0])
+    def own_rows(*slots: int) -> bytes:
+        return b"".join(np.asarray([s], "<u4").tobytes() + np.asarray([7], "<u2").tobytes() for s in slots)
+
+    slot0, slot1 = (int(x) for x in v.cells[busy].slots[:2])
     free = int(max(int(c.slots.max()) for c in v.cells.values() if c.k)) + 50
     other = int(next(v.cells[c].slots[0] for c in cells if c != busy and v.cells[c].k))  # held elsewhere
     link.desync("baseline is not the newest snapshot held", body(), base=v.tick - 1, ref=NO)
@@ -501,7 +553,10 @@ def seq_refusals() -> dict[str, Any]:
     link.desync("snapshot flags are not 2", body(), flags=0)
     link.desync("snapshot flags 3 (deflated as a whole)", body(), flags=3)
     link.desync("truncated payload", body()[:-2])
-    link.desync("payload is not an array of 4", pk([b"", nothing, []]))
+    link.desync("payload is not an array of 5 (a room with private fields)", pk([b"", nothing, [], [0, b""]]))
+    link.desync("private rows for an entity not held", body(own=own_rows(free)))
+    link.desync("private rows do not ascend", body(own=own_rows(slot1, slot0)))
+    link.desync("private rows that are not whole", body(own=own_rows(slot0)[:-1]))
     link.desync("a dropped cell is not held", body(dropped=u4(max(cells) + 1000)))
     link.desync("dropped cells do not ascend", body(dropped=u4(cells[1], cells[0]), kept_bin=nothing[2:]))
     link.desync("kept-cells bin too short", body(kept_bin=nothing[1:]))
@@ -565,7 +620,9 @@ def coverage(seqs: list[dict[str, Any]]) -> dict[str, Any]:
                 c["ignored (stale)"] += 1
                 continue
             body = msgpack.unpackb(msgpack.unpackb(base64.b64decode(step["msg"]), raw=False)[6], raw=False)
-            dropped, _, added, enter = body
+            dropped, _, added, enter = body[:4]
+            c["payloads with private rows"] += len(body) > 4 and len(body[4]) > 0
+            c["payloads of a private room without rows"] += len(body) > 4 and not body[4]
             if sn["base"] == NO:
                 c["full"] += 1
             elif sn["ref"] == NO:
@@ -582,7 +639,8 @@ def coverage(seqs: list[dict[str, Any]]) -> dict[str, Any]:
     need = {"full", "with reference", "delta without reference", "cells dropped", "cells added", "deflated listings",
             "enter records deflated", "enter bytes", "desync cases", "ignored (stale)", "chunks: nothing happened",
             "chunks: left", "chunks: arrived", "chunks: spawned", "chunks: changed", "left positions <u2",
-            "changed positions <u2", "residuals <i1", "residuals <i2", "residuals <i4"}
+            "changed positions <u2", "residuals <i1", "residuals <i2", "residuals <i4", "payloads with private rows",
+            "payloads of a private room without rows"}
     missing = need - {k for k, v in c.items() if v}
     assert not missing, f"the view vectors miss {sorted(missing)}"
     assert {(1, 1), (2, 1), (3, 1), (1, 2), (1, 3)} <= pairs, sorted(pairs)
