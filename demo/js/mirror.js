@@ -12,12 +12,16 @@ import { decodeDelta } from "./delta.js";
 import { DesyncError } from "./errors.js";
 import { ACK_BITS, NO_TICK } from "./messages.js";
 
-/** The entities of the newest state a mirror holds, by id (shared by Mirror and view.js's ViewMirror). */
+/**
+ * The entities of the newest state a mirror holds, by id (shared by Mirror and view.js's
+ * ViewMirror). A state with `live` (a ViewState) is read through its compact form: slot
+ * `live[j]` holds entity `liveIds[j]` with values `liveCols[i][j]`.
+ */
 export class Entities {
   constructor(schema) {
     this.schema = schema;
     this.latest = null; // newest state, or null before the first snapshot
-    this._index = null; // entity id -> slot in `latest`, built on first lookup
+    this._index = null; // entity id -> [slot, where its values are in the columns], built on first lookup
   }
 
   _setLatest(st) {
@@ -25,15 +29,21 @@ export class Entities {
     this._index = null;
   }
 
-  /** Slot of the live entity `id` in the newest state, or -1. */
-  slotOf(id) {
+  _lookup(id) {
     const st = this.latest;
-    if (!st) return -1;
+    if (!st) return null;
     if (!this._index) {
       this._index = new Map();
-      for (let s = 0; s < st.n; s++) if (st.alive[s]) this._index.set(st.ids[s], s);
+      if (st.live) st.live.forEach((s, j) => this._index.set(st.liveIds[j], [s, j]));
+      else for (let s = 0; s < st.n; s++) if (st.alive[s]) this._index.set(st.ids[s], [s, s]);
     }
-    return this._index.get(id) ?? -1;
+    return this._index.get(id) ?? null;
+  }
+
+  /** Slot of the live entity `id` in the newest state, or -1. */
+  slotOf(id) {
+    const hit = this._lookup(id);
+    return hit ? hit[0] : -1;
   }
 
   /**
@@ -41,11 +51,12 @@ export class Entities {
    * {id, slot, q: {field: quantised value}, v: {field: game value}}.
    */
   entity(id) {
-    const slot = this.slotOf(id);
-    if (slot < 0) return null;
+    const hit = this._lookup(id);
+    if (!hit) return null;
+    const [slot, at] = hit, cols = this.latest.live ? this.latest.liveCols : this.latest.cols;
     const q = {}, v = {};
     this.schema.forEach((f, i) => {
-      q[f.name] = this.latest.cols[i][slot];
+      q[f.name] = cols[i][at];
       v[f.name] = dequantise(f, q[f.name]);
     });
     return { id, slot, q, v };
@@ -54,6 +65,7 @@ export class Entities {
   /** Ids of the live entities in the newest state, in slot order. */
   ids() {
     const st = this.latest, out = [];
+    if (st && st.live) return [...st.liveIds];
     if (st) for (let s = 0; s < st.n; s++) if (st.alive[s]) out.push(st.ids[s]);
     return out;
   }

@@ -3,79 +3,25 @@
 // one before, turned by each view payload into the next snapshot's. The JavaScript twin of
 // gamesync/core/viewmirror.py (ViewMirror, ViewStates): the same states, bit for bit.
 //
-// `decodeView` is the pure step (held cells + an inflated payload -> the next cells);
-// `ViewMirror` holds them behind the interface of mirror.js's Mirror (apply, latest, entity,
-// ids...), so a page handles a view room's snapshots as it does any other room's.
+// viewdecode.js's `decodeView` is the pure step (held cells + an inflated payload -> the
+// next cells); `ViewMirror` holds them behind the interface of mirror.js's Mirror (apply,
+// latest, entity, ids...), so a page handles a view room's snapshots as any other room's.
 
 import { boundedDecoder, inflate as defaultInflate, isInt, isMap, need, prepareSchema } from "./codec.js";
-import { predictValue } from "./delta.js";
 import { DesyncError } from "./errors.js";
 import { NO_TICK } from "./messages.js";
 import { Entities } from "./mirror.js";
-import { emptyMembers, GET_WIRE, readChunk, readRecords, recordLayout, viewOf } from "./viewwire.js";
+import { decodeView, MAX_CELLS, searchSlot } from "./viewdecode.js";
+import { GET_WIRE, recordLayout, viewOf } from "./viewwire.js";
+
+export { decodeView, MAX_CELLS };
 
 export const VIEW_FLAGS = 2; // a view room's snapshot flags: bit 1, never deflated as a whole
-export const MAX_CELLS = 1 << 24; // cell ids a client accepts
 export const MAX_RECORD_BYTES = 64 << 20; // a deflated record list inflates to at most this
 
 const payloadDecoder = boundedDecoder(MAX_CELLS);
 
-// ---- member lists ------------------------------------------------------------------------------
-
-// the members at `idx` (positions) of `m`
-function pick(m, idx) {
-  const k = idx.length;
-  const take = (a, T) => { const o = new T(k); for (let j = 0; j < k; j++) o[j] = a[idx[j]]; return o; };
-  return { k, slots: take(m.slots, Uint32Array), ids: take(m.ids, Uint32Array), hasRef: take(m.hasRef, Uint8Array),
-           val: m.val.map((c) => take(c, Float64Array)), ref: m.ref.map((c) => take(c, Float64Array)) };
-}
-
-// member lists merged by ascending slot (stable: equal slots keep their order)
-function join(parts, nf) {
-  const busy = parts.filter((p) => p.k);
-  if (busy.length <= 1) return busy[0] ?? parts[0] ?? emptyMembers(nf);
-  const all = { k: 0, slots: [], ids: [], hasRef: [], val: Array.from({ length: nf }, () => []),
-                ref: Array.from({ length: nf }, () => []) };
-  for (const p of busy) {
-    for (let j = 0; j < p.k; j++) {
-      all.slots.push(p.slots[j]); all.ids.push(p.ids[j]); all.hasRef.push(p.hasRef[j]);
-      for (let i = 0; i < nf; i++) { all.val[i].push(p.val[i][j]); all.ref[i].push(p.ref[i][j]); }
-    }
-  }
-  all.k = all.slots.length;
-  const order = Array.from({ length: all.k }, (_, j) => j).sort((a, b) => all.slots[a] - all.slots[b] || a - b);
-  return pick(all, order);
-}
-
-// predicted values at the new snapshot (section 10; `steps` [T - B, B - R], or null without
-// a reference); the old values become the reference, of every member
-function advance(schema, m, steps) {
-  let val = m.val;
-  if (steps && m.k && m.hasRef.some((x) => x)) {
-    const [tb, br] = steps;
-    val = schema.map((f, i) => {
-      const b = m.val[i], r = m.ref[i], out = new Float64Array(m.k);
-      for (let j = 0; j < m.k; j++) out[j] = f.hold || !m.hasRef[j] ? b[j] : predictValue(f, b[j], r[j], tb, br);
-      return out;
-    });
-  }
-  return { k: m.k, slots: m.slots, ids: m.ids, val, ref: m.val, hasRef: new Uint8Array(m.k).fill(1) };
-}
-
-// a chunk's residuals on the merged members; members whose record came in this snapshot
-// (`fresh`, by slot) keep their record's values
-function addResiduals(schema, m, changed, fresh) {
-  const { pos, res } = changed;
-  const val = schema.map((f, i) => {
-    const v = Float64Array.from(m.val[i]);
-    if (res[i]) for (let j = 0; j < pos.length; j++) v[pos[j]] += res[i][j];
-    for (let j = 0; j < m.k; j++) v[j] = fresh.has(m.slots[j]) ? m.val[i][j] : f.fit(v[j]);
-    return v;
-  });
-  return { ...m, val };
-}
-
-// ---- one payload -------------------------------------------------------------------------------
+// ---- a payload's parts -------------------------------------------------------------------------
 
 /**
  * [dropped, kept, added, enter] of a view payload, their shapes checked, and `private` (a bin)
@@ -113,114 +59,63 @@ export async function inflateRecords(body, inflate) {
   return { ...body, added, enter: await raw(body.enter[0], body.enter[1]) };
 }
 
-function readCells(bin) {
-  if (bin.byteLength % 4) throw new DesyncError("cell list is not whole <u4 values");
-  const v = viewOf(bin), out = [];
-  for (let o = 0; o < bin.byteLength; o += 4) {
-    const c = v.getUint32(o, true);
-    if (out.length && c <= out[out.length - 1]) throw new DesyncError("cell lists must ascend");
-    out.push(c);
-  }
-  return out;
-}
+// ---- the state ---------------------------------------------------------------------------------
 
 /**
- * One view payload (unpacked, record lists inflated) applied to `held` ({cells: Map cell ->
- * members, tick, prev: the tick before it}) -> the new Map of watched cells (section 18.6).
- * `held` is not changed. DesyncError for anything that does not fit.
+ * A view room's state at a tick: the entities held, by ascending slot (`live`: their slots,
+ * `liveIds`, `liveCols`: one Float64Array per field), and section 8's dense form over the
+ * slots 0..n-1 (`alive`, `ids`, `cols`, as Mirror's states; a slot not held is dead), built
+ * on first use: in a big world n is the whole world's slot count, and a page that reads
+ * `live` never pays for it.
  */
-export function decodeView(schema, layout, held, tick, base, ref, body) {
-  const nf = schema.length;
-  let old = held.cells;
-  if (base === NO_TICK) old = new Map(); // a full snapshot starts from nothing
-  else if (base !== held.tick || tick <= base) throw new DesyncError(`snapshot ${tick} is built on ${base}, but the newest held is ${held.tick}`);
-  else if (ref !== NO_TICK && ref !== held.prev) throw new DesyncError(`reference ${ref} is not the snapshot before ${base}`);
-  const steps = ref !== NO_TICK ? [tick - base, base - ref] : null;
-  const dropped = readCells(body.dropped);
-  for (const c of dropped) if (!old.has(c)) throw new DesyncError("dropped a cell not held");
-  const gone = new Set(dropped);
-  const keptIds = [...old.keys()].filter((c) => !gone.has(c)).sort((a, b) => a - b);
-  // the chunks, back to back, one per kept cell; every byte used
-  const chunks = [];
-  let at = 0;
-  for (const c of keptIds) {
-    const ch = readChunk(schema, layout, body.kept, at, old.get(c).k);
-    chunks.push(ch);
-    at = ch.end;
+export class ViewState {
+  constructor(tick, n, live, liveIds, liveCols) {
+    Object.assign(this, { tick, n, live, liveIds, liveCols });
+    this._dense = null;
   }
-  if (at !== body.kept.byteLength) throw new DesyncError("kept-cells bin has trailing bytes");
-  const enter = readRecords(schema, layout, body.enter);
-  // where each departed member was held: left members of kept cells, members of dropped ones
-  const pool = new Map();
-  keptIds.forEach((c, n) => { const m = old.get(c); for (const p of chunks[n].left ?? []) pool.set(m.slots[p], [m, p]); });
-  for (const c of dropped) { const m = old.get(c); for (let p = 0; p < m.k; p++) pool.set(m.slots[p], [m, p]); }
-  const cells = new Map();
-  keptIds.forEach((c, n) => {
-    const ch = chunks[n], m = old.get(c);
-    cells.set(c, ch.nothing ? advance(schema, m, steps) : keptCell(schema, layout, m, ch, pool, enter, steps));
-  });
-  let last = -1;
-  for (const [c, count, records] of body.added) {
-    if (c <= last || c >= MAX_CELLS || old.has(c)) throw new DesyncError("added cells must ascend and be new");
-    last = c;
-    const m = readRecords(schema, layout, records);
-    if (m.k !== count) throw new DesyncError(`cell ${c} lists ${m.k} entities, not ${count}`);
-    cells.set(c, m);
-  }
-  return cells;
-}
 
-// a kept cell after its chunk: the members that stayed, arrivals, spawns, residuals
-function keptCell(schema, layout, m, ch, pool, enter, steps) {
-  const nf = schema.length;
-  const leaving = new Set(ch.left);
-  const stay = [];
-  for (let p = 0; p < m.k; p++) if (!leaving.has(p)) stay.push(p);
-  const came = [], fresh = [];
-  for (const s of ch.arrived) {
-    const src = pool.get(s);
-    if (src) { // held before, in another cell
-      pool.delete(s);
-      came.push(pick(src[0], [src[1]]));
-      continue;
+  get alive() { return this._build().alive; }
+  get ids() { return this._build().ids; }
+  get cols() { return this._build().cols; }
+
+  _build() {
+    if (!this._dense) {
+      const { n, live } = this, k = live.length;
+      const alive = new Uint8Array(n), ids = new Uint32Array(n);
+      const cols = this.liveCols.map((v) => { const c = new Float64Array(n); for (let j = 0; j < k; j++) c[live[j]] = v[j]; return c; });
+      for (let j = 0; j < k; j++) { alive[live[j]] = 1; ids[live[j]] = this.liveIds[j]; }
+      this._dense = { alive, ids, cols };
     }
-    const j = searchSlot(enter.slots, s);
-    if (j < 0) throw new DesyncError(`slot ${s} arrived, but it was neither held nor in the enter records`);
-    fresh.push(pick(enter, [j]));
+    return this._dense;
   }
-  if (ch.spawned) fresh.push(readRecords(schema, layout, ch.spawned));
-  const merged = join([advance(schema, join([pick(m, stay), ...came], nf), steps), ...fresh], nf);
-  for (let j = 1; j < merged.k; j++) if (merged.slots[j] === merged.slots[j - 1]) throw new DesyncError("a slot appears twice in one cell");
-  if (!ch.changed) return merged;
-  const freshSlots = new Set(fresh.flatMap((f) => [...f.slots]));
-  return addResiduals(schema, merged, ch.changed, freshSlots);
-}
-
-function searchSlot(slots, s) {
-  let lo = 0, hi = slots.length;
-  while (lo < hi) { const mid = (lo + hi) >> 1; if (slots[mid] < s) lo = mid + 1; else hi = mid; }
-  return lo < slots.length && slots[lo] === s ? lo : -1;
 }
 
 /**
- * The watched cells as one state {tick, n, alive, ids, cols} over the slots (a slot not held is
- * dead), with the client's own private field values (`own`, readPrivate's rows) laid over them.
+ * The watched cells as one ViewState (a slot held in two cells is a desync), with the client's
+ * own private field values (`own`, readPrivate's rows) laid over them.
  */
 export function viewState(schema, cells, tick, own = null) {
-  let n = 0;
-  for (const m of cells.values()) if (m.k) n = Math.max(n, m.slots[m.k - 1] + 1);
-  const alive = new Uint8Array(n), ids = new Uint32Array(n), cols = schema.map(() => new Float64Array(n));
-  for (const m of cells.values()) {
-    for (let j = 0; j < m.k; j++) {
-      const s = m.slots[j];
-      if (alive[s]) throw new DesyncError(`slot ${s} is held in two cells`);
-      alive[s] = 1;
-      ids[s] = m.ids[j];
-      for (let i = 0; i < cols.length; i++) cols[i][s] = m.val[i][j];
-    }
+  const parts = [...cells.values()].filter((m) => m.k);
+  let k = 0;
+  for (const m of parts) k += m.k;
+  const from = new Uint32Array(k), at = new Uint32Array(k), slots = new Float64Array(k);
+  let j = 0;
+  parts.forEach((m, c) => { for (let p = 0; p < m.k; p++, j++) { from[j] = c; at[j] = p; slots[j] = m.slots[p]; } });
+  const order = Array.from({ length: k }, (_, i) => i).sort((a, b) => slots[a] - slots[b]);
+  const live = new Uint32Array(k), liveIds = new Uint32Array(k), liveCols = schema.map(() => new Float64Array(k));
+  order.forEach((o, i) => {
+    const m = parts[from[o]], p = at[o];
+    live[i] = m.slots[p];
+    if (i && live[i] === live[i - 1]) throw new DesyncError(`slot ${live[i]} is held in two cells`);
+    liveIds[i] = m.ids[p];
+    for (let f = 0; f < liveCols.length; f++) liveCols[f][i] = m.val[f][p];
+  });
+  for (const { slot, values } of own ? own.rows : []) {
+    const j = searchSlot(live, slot);
+    if (j < 0) throw new DesyncError("private values for an entity not held");
+    own.fields.forEach((f, v) => { liveCols[f][j] = values[v]; });
   }
-  if (own) for (const { slot, values } of own.rows) own.fields.forEach((i, j) => { cols[i][slot] = values[j]; });
-  return { tick, n, alive, ids, cols };
+  return new ViewState(tick, k ? live[k - 1] + 1 : 0, live, liveIds, liveCols);
 }
 
 /**
@@ -235,16 +130,13 @@ export function privateLayout(schema, names) {
   return { fields, offsets, size: at };
 }
 
-/** The private rows of a payload: {fields, rows: [{slot, values}]}, each row's slot held in `cells`. */
-export function readPrivate(schema, layout, bin, cells) {
+/** The private rows of a payload: {fields, rows: [{slot, values}]} (viewState checks each slot is held). */
+export function readPrivate(schema, layout, bin) {
   if (bin.byteLength % layout.size) throw new DesyncError("private rows do not fill whole entries");
   const v = viewOf(bin), rows = [];
-  const held = new Set();
-  for (const m of cells.values()) for (let j = 0; j < m.k; j++) held.add(m.slots[j]);
   for (let o = 0; o < bin.byteLength; o += layout.size) {
     const slot = v.getUint32(o, true);
     if (rows.length && slot <= rows[rows.length - 1].slot) throw new DesyncError("private rows must ascend by slot");
-    if (!held.has(slot)) throw new DesyncError("private values for an entity not held");
     rows.push({ slot, values: layout.fields.map((i, j) => GET_WIRE[schema[i].wire](v, o + layout.offsets[j])) });
   }
   return { fields: layout.fields, rows };
@@ -332,7 +224,7 @@ export class ViewMirror extends Entities {
     let cells, st;
     try {
       cells = decodeView(this.schema, this.layout, { cells: this.cells, tick: this.tick, prev: this.prev }, tick, base, ref, body);
-      const own = this.own ? readPrivate(this.schema, this.own, body.own, cells) : null;
+      const own = this.own ? readPrivate(this.schema, this.own, body.own) : null;
       st = viewState(this.schema, cells, tick, own);
     } catch (e) {
       if (e instanceof DesyncError) throw e;

@@ -28,12 +28,6 @@ export const widthFor = (k) => (k <= 0x100 ? 1 : k <= 0x10000 ? 2 : 4);
 /** Bytes of a field mask: two bits per field. */
 export const maskBytes = (nf) => Math.ceil(nf / 4);
 
-/** An empty member list. */
-export const emptyMembers = (nf) => ({
-  k: 0, slots: new Uint32Array(0), ids: new Uint32Array(0), hasRef: new Uint8Array(0),
-  val: Array.from({ length: nf }, () => new Float64Array(0)), ref: Array.from({ length: nf }, () => new Float64Array(0)),
-});
-
 /**
  * Where each part of a record sits (section 18.3): slot <u4, id <u4, ref <u1, every field's
  * value in its wire dtype, then every linear field's back-difference, signed, as wide.

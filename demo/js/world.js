@@ -9,6 +9,11 @@ const DRAWN = ["x", "y", "heading", "kind", "owner"];
 /** Live entities of a state (slot order) as game values: {ids, x, y, heading, kind, owner}. */
 export function liveColumns(schema, st) {
   const at = Object.fromEntries(DRAWN.map((n) => [n, schema.findIndex((f) => f.name === n)]));
+  if (st.live) { // a view room's state: only the entities held, without its dense form
+    const out = { ids: [...st.liveIds] };
+    for (const n of DRAWN) out[n] = at[n] >= 0 ? st.liveCols[at[n]].map((q) => dequantise(schema[at[n]], q)) : new Float64Array(st.live.length);
+    return out;
+  }
   let live = 0;
   for (let s = 0; s < st.n; s++) live += st.alive[s];
   const out = { ids: new Array(live) };
