@@ -41,8 +41,10 @@ from .netaddr import is_loopback, proxied
 
 logger = logging.getLogger(__name__)
 
-#: the browser demo, when running from a checkout of the repository
-DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+#: the browser demo: in an installed package, the copy its build put there (setup.py: the
+#: pages and their JavaScript dependency); else, from a checkout (an editable install), demo/
+_PACKAGED_DEMO = Path(__file__).resolve().parents[1] / "demo"
+DEMO_DIR = _PACKAGED_DEMO if _PACKAGED_DEMO.is_dir() else Path(__file__).resolve().parents[2] / "demo"
 
 
 class ServerView(Protocol):
