@@ -139,8 +139,9 @@ def _cluster(args: argparse.Namespace) -> int:
 def _bots(args: argparse.Namespace) -> int:
     from .client.swarm import run_swarm
 
+    secret = _secret("bots", args.secret_file)
     usage.check_bots(args)
-    return run_swarm(args, _secret("bots", args.secret_file))
+    return run_swarm(args, secret)
 
 
 def build_parser() -> argparse.ArgumentParser:
