@@ -94,7 +94,7 @@ SERVE_USAGE_ERRORS = [
     (["--allow-origin", "https://Game.example/"], ["--allow-origin https://Game.example/", "https://game.example"]),
     (["--allow-origin", "https://*.game.example"], ["no wildcard"]),
     (["--public-url", "http://game.example"], ["--public-url", "ws://"]),
-    (["--game", "chess"], ["--game chess", "arena, notes"]),
+    (["--game", "chess"], ["--game chess: no such game; the built-in ones are arena"]),
     (["--npcs", "-1"], ["--npcs -1"]),
     (["--stats-interval", "0"], ["--stats-interval 0", "above 0"]),
     (["--drain-timeout", "-1"], ["--drain-timeout -1", "0 or more"]),
