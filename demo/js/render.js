@@ -16,18 +16,22 @@ export function fitCanvas(canvas) {
   return dpr;
 }
 
+/** CSS pixels kept clear around the world, so that its border and a player at a wall show whole. */
+export const MARGIN_PX = 12;
+
 /**
- * Draw one frame.
+ * Draw one frame, the world as large as fits the canvas (centred, MARGIN_PX clear around it).
  * @param world  the interpolated world ({ids, x, y, heading, kind, owner}), or null
  * @param me     {entity, x, y, name} the own player at its predicted position, or null
  * @param names  Map client id -> name
  * @param size   world size in units
+ * @returns      where the world went: {left, top, side} in CSS pixels of the canvas
  */
 export function draw(canvas, world, me, names, size) {
   const dpr = fitCanvas(canvas);
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height;
-  const scale = Math.min(W, H) / size;
+  const scale = Math.max(1, Math.min(W, H) - 2 * MARGIN_PX * dpr) / size;
   const ox = (W - size * scale) / 2, oy = (H - size * scale) / 2;
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.fillStyle = "#0d1117";
@@ -85,6 +89,7 @@ export function draw(canvas, world, me, names, size) {
     ctx.fillStyle = colour;
     ctx.fillText(text, sx, sy); // canvas text is never parsed as HTML
   }
+  return { left: ox / dpr, top: oy / dpr, side: (size * scale) / dpr };
 }
 
 function dot(ctx, x, y, heading, r, colour, mine) {
