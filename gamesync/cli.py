@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from . import __version__
+from . import __version__, usage
 
 
 def _secret(cmd: str, path: str | None) -> bytes | None:
@@ -35,24 +35,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("gamesync")
     keep_freed_memory()
+    usage.check_serve(args, builtin_games())
     secret = _secret("serve", args.secret_file)
-    if secret is None:
-        if not (args.insecure_dev or is_loopback_host(args.host)):
-            log.error("refusing to serve %s without join tokens: set %s or --secret-file, or pass "
-                      "--insecure-dev to allow anonymous joins", args.host, SECRET_ENV)
-            return 2
-        log.warning("INSECURE DEV MODE: anyone who can reach %s may join any room without a token "
-                    "(set %s or --secret-file to require join tokens)%s", args.host, SECRET_ENV,
-                    "" if args.insecure_dev else "; connections through a reverse proxy are refused")
-    ssl_context = None
-    if args.certfile:
-        import ssl
-
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(args.certfile, args.keyfile)
-    elif args.keyfile:
-        log.error("--keyfile needs --certfile")
-        return 2
+    ssl_context = usage.ssl_context(args.certfile, args.keyfile)
+    if secret is None and not (args.insecure_dev or is_loopback_host(args.host)):
+        raise usage.UsageError(f"refusing to serve {args.host} without join tokens: set {SECRET_ENV} or --secret-file, "
+                         "or pass --insecure-dev to allow anonymous joins")
     cfg = ServerConfig(host=args.host, port=args.port, tick_rate=args.tick_rate, games=builtin_games(),
                        default_game=args.game,
                        game_options=_game_options(args), stats_interval_s=args.stats_interval,
@@ -65,6 +53,10 @@ def _serve(args: argparse.Namespace) -> int:
                        redis_url=args.redis, node_id=args.node_id, public_url=args.public_url,
                        redis_prefix=args.redis_prefix, save_interval_s=args.save_interval,
                        drain_timeout_s=args.drain_timeout)
+    if secret is None:
+        log.warning("INSECURE DEV MODE: anyone who can reach %s may join any room without a token "
+                    "(set %s or --secret-file to require join tokens)%s", args.host, SECRET_ENV,
+                    "" if args.insecure_dev else "; connections through a reverse proxy are refused")
     trio.run(_run_until_signal, Server(cfg), args.port_file)
     return 0
 
@@ -80,22 +72,34 @@ def _game_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _run_until_signal(server: Any, port_file: str | None) -> None:
-    """Serve until SIGINT or SIGTERM; then shut down (SIGTERM in a cluster: drain first)."""
+    """Serve until SIGINT or SIGTERM; then shut down (SIGTERM in a cluster: drain first). A
+    second signal while it does stops it at once (Interrupted)."""
     log = logging.getLogger("gamesync")
-    async with trio.open_nursery() as n:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            await n.start(server.serve)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as n:
+
+            async def serve(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                await server.serve(task_status=task_status)
+                n.cancel_scope.cancel()  # stopped: no signal left to wait for
+
+            await n.start(serve)
             if port_file:
                 with open(port_file, "w") as f:
                     f.write(f"{server.port}\n")
+            stopping = None
             async for sig in signals:
+                if stopping is not None:
+                    raise usage.Interrupted(f"{signal.Signals(sig).name} again while {stopping}")
                 if sig == signal.SIGTERM and server.config.redis_url:
                     log.info("SIGTERM: draining (rooms go to other nodes), then exiting")
-                    await server.drain()
+                    stopping = "draining: stopped at once (rooms not handed over yet come back on other nodes from " \
+                               "their last save)"
+                    n.start_soon(server.drain)
                 else:
                     log.info("signal %s: shutting down", signal.Signals(sig).name)
-                    await server.shutdown()
-                break
+                    stopping = "shutting down: stopped at once (clients not closed yet lose their connection " \
+                               "without a close code)"
+                    n.start_soon(server.shutdown)
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -103,6 +107,7 @@ def _token(args: argparse.Namespace) -> int:
 
     from .tokens import SECRET_ENV, mint, mint_operator
 
+    usage.check_token(args)
     secret = _secret("token", args.secret_file)
     if secret is None:
         print(f"gamesync token: no secret: set {SECRET_ENV} or pass --secret-file", file=sys.stderr)
@@ -123,6 +128,7 @@ def _publish(args: argparse.Namespace) -> int:
 
     from .cluster.publish import publish_sync
 
+    usage.check_publish(args)
     try:
         data = json.loads(args.data)
     except ValueError as e:
@@ -136,17 +142,20 @@ def _publish(args: argparse.Namespace) -> int:
 def _cluster(args: argparse.Namespace) -> int:
     from .cluster.local import run_local_cluster
 
+    usage.check_cluster(args)
     return run_local_cluster(args)
 
 
 def _bots(args: argparse.Namespace) -> int:
     from .client.swarm import run_swarm
 
-    return run_swarm(args, _secret("bots", args.secret_file))
+    secret = _secret("bots", args.secret_file)
+    usage.check_bots(args)
+    return run_swarm(args, secret)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="gamesync", description="Realtime authoritative game-state sync server.")
+    ap = usage.Parser(prog="gamesync", description="Realtime authoritative game-state sync server.")
     ap.add_argument("--version", action="version", version=f"gamesync {__version__}")
     ap.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for per-tick debug)")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -267,4 +276,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         level = logging.DEBUG if args.verbose > 1 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return int(args.func(args) or 0)
+    if not args.verbose:  # its every retry of a Redis that is away: our own log says so once
+        logging.getLogger("coredis").setLevel(logging.WARNING)
+    return usage.run(args.cmd, args.func, args)

@@ -83,6 +83,7 @@ async function main() {
   // drawing, every animation frame
   const canvas = $("#arena");
   let lastFrame = performance.now();
+  let drawn = null; // where the last frame put the world on the canvas
   const frame = () => {
     const now = performance.now();
     const world = interp ? interp.sample(now) : null;
@@ -92,7 +93,7 @@ async function main() {
       mine = { entity: me, x, y, heading: steering.heading, name: params.name, clientId: conn.clientId };
     }
     lastFrame = now;
-    draw(canvas, world, mine, names, ARENA.size);
+    drawn = draw(canvas, world, mine, names, ARENA.size);
     requestAnimationFrame(frame);
   };
   requestAnimationFrame(frame);
@@ -113,6 +114,8 @@ async function main() {
     get me() { return me; },
     get predictor() { return predictor; },
     get players() { return players; },
+    /** The world's square on the canvas in the last frame: {left, top, side}, CSS pixels. */
+    get drawn() { return drawn; },
     /** Own entity as the server last sent it, or null. */
     serverSelf() { const e = me !== null && conn.mirror ? conn.mirror.entity(me) : null; return e && e.v; },
     /** A player's entity by client id, as the server last sent it (or null). */

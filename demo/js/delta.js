@@ -88,6 +88,7 @@ function unpackPayload(payload, nf) {
 function layout(base, n, rmB, crB, idsB) {
   const removed = readArray(rmB, "<u4"), created = readArray(crB, "<u4");
   const cids = readArray(idsB, "<u4", created.length);
+  if (!ascending(removed) || !ascending(created)) throw new DesyncError("removed and created slots must ascend");
   const gone = new Uint8Array(base.n);
   for (const s of removed) {
     if (s >= base.n || !base.alive[s]) throw new DesyncError("bad removed slot");
@@ -103,6 +104,12 @@ function layout(base, n, rmB, crB, idsB) {
     ids[s] = cids[i];
   });
   return { kept, alive, ids, created };
+}
+
+/** Whether `a` strictly increases (so holds no value twice). */
+function ascending(a) {
+  for (let i = 1; i < a.length; i++) if (a[i] <= a[i - 1]) return false;
+  return true;
 }
 
 // changed list -> kept positions of the changed entities (section 9.3); null: all k of them
@@ -165,10 +172,13 @@ function keptValues(f, i, enc, predict, at) {
   const kpos = at ? (j) => at[j] : (j) => j;
   if (!Array.isArray(enc) || !enc.length) throw new DesyncError("bad field encoding");
   const add = (res) => res.forEach((x, j) => { v[kpos(j)] += x; }); // m residuals
-  const addAt = (pos, res) => pos.forEach((j, x) => { // at positions of the changed list
-    if (j >= m) throw new DesyncError("position out of range");
-    v[kpos(j)] += res[x];
-  });
+  const addAt = (pos, res) => { // at positions of the changed list, ascending (section 9.4)
+    if (!ascending(pos)) throw new DesyncError("positions must ascend");
+    pos.forEach((j, x) => {
+      if (j >= m) throw new DesyncError("position out of range");
+      v[kpos(j)] += res[x];
+    });
+  };
   switch (enc[0]) {
     case 0: break; // same: every residual is zero
     case 1: add(readArray(enc[2], dtype(enc[1], RESIDUAL), m)); break; // dense

@@ -18,8 +18,12 @@ export function fitCanvas(canvas) {
   return dpr;
 }
 
+/** CSS pixels kept clear around the world, so that its border and a player at a wall show whole. */
+export const MARGIN_PX = 12;
+
 /**
- * Draw one frame.
+ * Draw one frame: without a camera, the world as large as fits the canvas (centred, MARGIN_PX
+ * clear around it).
  * @param world  the interpolated world ({ids, x, y, heading, kind, owner}), or null
  * @param me     {entity, x, y, name} the own player at its predicted position, or null
  * @param names  Map client id -> name
@@ -27,12 +31,13 @@ export function fitCanvas(canvas) {
  * @param camera null: the whole world fits the canvas; else {x, y, span, grid, radius}: centred
  *               on (x, y), `span` units across the canvas's shorter side, grid lines every
  *               `grid` units (default 100), and a ring of `radius` units around `me` (the view)
+ * @returns      where the world went: {left, top, side} in CSS pixels of the canvas
  */
 export function draw(canvas, world, me, names, size, camera = null) {
   const dpr = fitCanvas(canvas);
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height;
-  const scale = Math.min(W, H) / (camera ? camera.span : size);
+  const scale = camera ? Math.min(W, H) / camera.span : Math.max(1, Math.min(W, H) - 2 * MARGIN_PX * dpr) / size;
   const ox = camera ? W / 2 - camera.x * scale : (W - size * scale) / 2;
   const oy = camera ? H / 2 - camera.y * scale : (H - size * scale) / 2;
   ctx.setTransform(1, 0, 0, 1, 0, 0);
@@ -104,6 +109,7 @@ export function draw(canvas, world, me, names, size, camera = null) {
     ctx.fillStyle = colour;
     ctx.fillText(text, sx, sy); // canvas text is never parsed as HTML
   }
+  return { left: ox / dpr, top: oy / dpr, side: (size * scale) / dpr };
 }
 
 function dot(ctx, x, y, heading, r, colour, mine) {

@@ -12,7 +12,7 @@ import { DesyncError } from "./errors.js";
 import { NO_TICK } from "./messages.js";
 import { Entities } from "./mirror.js";
 import { decodeView, MAX_CELLS, searchSlot } from "./viewdecode.js";
-import { GET_WIRE, recordLayout, viewOf } from "./viewwire.js";
+import { GET_WIRE, MAX_VIEW_FIELDS, recordLayout, viewOf } from "./viewwire.js";
 
 export { decodeView, MAX_CELLS };
 
@@ -168,6 +168,7 @@ export class ViewMirror extends Entities {
    */
   constructor(schema, view, { inflate = defaultInflate } = {}) {
     super(prepareSchema(schema));
+    need(this.schema.length <= MAX_VIEW_FIELDS, `a view room's schema has at most ${MAX_VIEW_FIELDS} fields`);
     this.grid = parseGrid(view);
     this.layout = recordLayout(this.schema);
     // a room with private fields sends the client's own values of them (section 18.4)

@@ -25,8 +25,29 @@ export const viewOf = (bin) => new DataView(bin.buffer, bin.byteOffset, bin.byte
 /** Bytes of a position in a member list of `k` entries: 1, 2 or 4. */
 export const widthFor = (k) => (k <= 0x100 ? 1 : k <= 0x10000 ? 2 : 4);
 
-/** Bytes of a field mask: two bits per field. */
-export const maskBytes = (nf) => Math.ceil(nf / 4);
+export const MASK_VARINT = 9; // bytes a chunk's field mask (a varint) may take
+export const MAX_VIEW_FIELDS = 31; // two bits per field in at most 63 bits
+
+/**
+ * The field mask at `at` (a varint of two bits per field, field i in bits 2i and 2i + 1,
+ * section 18.5) -> [each field's residual width code (0 none, 1 <i1, 2 <i2, 3 <i4), offset
+ * after it]. Read bit by bit from its 7-bit groups: it may hold more bits than a Number can.
+ */
+export function readMask(bytes, at, end, nf) {
+  const groups = [];
+  for (;;) {
+    if (groups.length === MASK_VARINT) throw new DesyncError(`field mask longer than ${MASK_VARINT} bytes`);
+    if (at >= end) throw new DesyncError("chunk ends inside its field mask");
+    const b = bytes[at++];
+    groups.push(b & 0x7f);
+    if (!(b & 0x80)) break;
+  }
+  const bit = (i) => (i < 7 * groups.length ? (groups[Math.floor(i / 7)] >> (i % 7)) & 1 : 0);
+  for (let i = 2 * nf; i < 7 * groups.length; i++) {
+    if (bit(i)) throw new DesyncError("field mask names a field the schema does not have");
+  }
+  return [Array.from({ length: nf }, (_, i) => bit(2 * i) | (bit(2 * i + 1) << 1)), at];
+}
 
 /**
  * Where each part of a record sits (section 18.3): slot <u4, id <u4, ref <u1, every field's
@@ -141,12 +162,10 @@ function readChanged(schema, bytes, v, at, end, k) {
   [m, at] = readVarint(bytes, at, end);
   const pos = readList(bytes, v, at, end, m, POS[widthFor(k)], k, "changed positions");
   at += m * widthFor(k);
-  const nb = maskBytes(schema.length);
-  if (at + nb > end) throw new DesyncError("chunk ends inside its field mask");
-  const mask = bytes.subarray(at, at + nb);
-  at += nb;
+  let codes;
+  [codes, at] = readMask(bytes, at, end, schema.length);
   const res = schema.map((f, i) => {
-    const size = CODE_BYTES[(mask[i >> 2] >> (2 * (i & 3))) & 3];
+    const size = CODE_BYTES[codes[i]];
     if (!size) return null;
     if (size > f.size) throw new DesyncError(`field ${f.name}: residuals wider than its wire type`);
     if (at + m * size > end) throw new DesyncError("chunk ends inside its residuals");

@@ -18,7 +18,7 @@ import { dequantise, inflateNode, inflateStream, prepareSchema } from "../js/cod
 import { DesyncError, ProtocolViolation } from "../js/errors.js";
 import { Msg, NO_TICK, parseServer } from "../js/messages.js";
 import { decodeView, parseGrid, unpackView, VIEW_FLAGS, ViewMirror } from "../js/view.js";
-import { readVarint, recordLayout, widthFor } from "../js/viewwire.js";
+import { readMask, readVarint, recordLayout, widthFor } from "../js/viewwire.js";
 
 const path = process.env.GAMESYNC_VECTORS
   || fileURLToPath(new URL("../../tests/vectors/snapshots.json", import.meta.url));
@@ -235,6 +235,20 @@ test("positions are 1, 2 or 4 bytes by list length; counts are LEB128 up to 35 b
   assert.deepEqual(readVarint(Uint8Array.of(0xac, 0x02), 0), [300, 2]);
   assert.deepEqual(readVarint(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0x7f), 0), [2 ** 35 - 1, 5]);
   assert.throws(() => readVarint(Uint8Array.of(0x80, 0x80), 0), DesyncError);
+});
+
+test("a field mask is a varint of two bits per field, up to 62 bits (more than a Number holds exactly)", () => {
+  const mask = (...b) => Uint8Array.of(...b);
+  assert.deepEqual(readMask(mask(0b1010), 0, 1, 3), [[2, 2, 0], 1]); // x and y as <i2
+  assert.deepEqual(readMask(mask(0x80, 0x01), 0, 2, 5), [[0, 0, 0, 2, 0], 2]); // field 3 <i2: bit 7
+  // 31 fields, the last one <i4 (bits 60 and 61) and the first <i1: nine bytes
+  const far = [0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x30];
+  const [codes, at] = readMask(Uint8Array.from(far), 0, 9, 31);
+  assert.equal(at, 9);
+  assert.deepEqual([codes[0], codes[30], codes.slice(1, 30).every((c) => c === 0)], [1, 3, true]);
+  assert.throws(() => readMask(Uint8Array.from(far), 0, 9, 30), /does not have/); // bit 60 of 30 fields
+  assert.throws(() => readMask(Uint8Array.from([...far.slice(0, 8).map((b) => b | 0x80), 0x80, 0]), 0, 10, 31), /longer than 9/);
+  assert.throws(() => readMask(mask(0x80), 0, 1, 3), /ends inside/);
 });
 
 test("a chunk with 4-byte positions (a cell of more than 65536 members)", async () => {

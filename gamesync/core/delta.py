@@ -351,6 +351,8 @@ def _decode_row(f: Field, enc: Any, m: int) -> tuple[bool, NDArray[Any]] | None:
         pos = _frombuf(enc[2], _check_dtype(enc[1], ("<u2", "<u4")))
         if pos.size and pos.max() >= m:
             raise PayloadError("sparse position out of range")
+        if not _ascending(pos):  # a position twice would add its residuals once here, twice elsewhere
+            raise PayloadError("sparse positions must ascend")
         row = np.zeros(m, dtype=np.int32)
         row[pos] += _frombuf(enc[4], _check_dtype(enc[3], ("<i1", "<i2", "<i4")), pos.size)
         return False, row
@@ -359,6 +361,8 @@ def _decode_row(f: Field, enc: Any, m: int) -> tuple[bool, NDArray[Any]] | None:
         pos = _frombuf(enc[3], _check_dtype(enc[2], ("<u2", "<u4")))
         if pos.size and pos.max() >= m:
             raise PayloadError("outlier position out of range")
+        if not _ascending(pos):
+            raise PayloadError("outlier positions must ascend")
         row[pos] += _frombuf(enc[4], "<i4", pos.size)
         return False, row
     raise PayloadError(f"unknown field mode {mode!r}")
@@ -434,9 +438,15 @@ def _slot_changes(base: State, n: int, rm_b: Any, cr_b: Any,
     ):
         raise PayloadError("slot out of range")
     cids = _frombuf(ids_b, "<u4", created.size)
-    if created.size > 1 and not (created[1:] > created[:-1]).all():  # ascending, so none twice
-        raise PayloadError("created slots must ascend")
+    for what, slots in (("removed", removed), ("created", created)):
+        if not _ascending(slots):  # so none twice
+            raise PayloadError(f"{what} slots must ascend")
     return removed, created, cids
+
+
+def _ascending(a: NDArray[Any]) -> bool:
+    """Whether ``a`` strictly increases (so holds no value twice)."""
+    return a.size < 2 or bool((a[1:] > a[:-1]).all())
 
 
 def _layout(base: State, n: int, removed: NDArray[np.intp], created: NDArray[np.intp],

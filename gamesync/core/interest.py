@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .schema import Schema
+from .viewwire import MAX_VIEW_FIELDS
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class Grid:
     owners, single entities), which no position maps to."""
 
     def __init__(self, schema: Schema, interest: Interest) -> None:
+        if len(schema) > MAX_VIEW_FIELDS:
+            raise ValueError(f"interest: a view room's schema has at most {MAX_VIEW_FIELDS} fields")
         fx, fy = (schema.by_name[n] for n in interest.position)
         if fx.kind != "float" or fy.kind != "float":
             raise ValueError("interest: the position fields must be float fields")

@@ -24,7 +24,6 @@ from .viewwire import (
     _widths,
     as_bytes_matrix,
     make_records,
-    mask_bytes,
     varint_pieces,
 )
 
@@ -169,7 +168,7 @@ def _changes(schema: Schema, pieces: Pieces, cur: CellMap, kept: NDArray[np.intp
     cells = cur.cell[slots].astype(np.int64)
     _section(pieces, cur.cell[slots], S_CH_N, S_CH, slots, _positions(cur.rank[slots], cur.k(ncells)[cells]))
     uc = np.unique(cells)
-    mask = np.zeros((uc.size, mask_bytes(len(schema))), dtype=np.uint8)
+    mask = np.zeros(uc.size, dtype=np.int64)
     where = np.searchsorted(uc, cells)
     for i, f in enumerate(schema):
         r = res[i, idx]
@@ -184,11 +183,11 @@ def _changes(schema: Schema, pieces: Pieces, cur: CellMap, kept: NDArray[np.intp
             code += hit
         if not code.any():
             continue
-        mask[:, i // 4] |= (code << (2 * (i % 4))).astype(np.uint8)
+        mask |= code << (2 * i)
         rows = code[where] > 0
         size = CODE_BYTES[code[where[rows]]]
         pieces.add(cells[rows], S_RES + i, slots[rows], as_bytes_matrix(r[rows], 4), size)
-    pieces.add(uc, S_MASK, None, mask)
+    varint_pieces(pieces, uc, S_MASK, mask)
 
 
 def _finish(pieces: Pieces, ncells: int) -> tuple[bytes, NDArray[np.int64]]:

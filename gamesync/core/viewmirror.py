@@ -24,9 +24,10 @@ from .state import State
 from .viewwire import (
     CODE_BYTES,
     EMPTY,
+    MASK_VARINT,
     ChunkReader,
     ChunkSplitter,
-    mask_bytes,
+    mask_codes,
     private_dtype,
     read_varint,
     record_dtype,
@@ -260,14 +261,9 @@ class ViewMirror:
         at += m * w
         if m and (pos.max() >= st.k or (m > 1 and not (pos[1:] > pos[:-1]).all())):
             raise PayloadError("changed positions must ascend within the cell")
-        nb = mask_bytes(len(self.schema))
-        if at + nb > len(data):
-            raise PayloadError("chunk ends inside its field mask")
-        mask = data[at:at + nb]
-        at += nb
+        mask, at = read_varint(data, at, MASK_VARINT)
         val = st.val.astype(np.int64)
-        for i, f in enumerate(self.schema):
-            code = (mask[i // 4] >> (2 * (i % 4))) & 3
+        for (i, f), code in zip(enumerate(self.schema), mask_codes(mask, len(self.schema)), strict=True):
             if not code:
                 continue
             size = int(CODE_BYTES[code])

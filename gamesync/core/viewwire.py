@@ -31,9 +31,15 @@ CODE_BYTES = np.array([0, 1, 2, 4], dtype=np.int64)
 WIDTH_CODE = {1: 1, 2: 2, 4: 3}  # wire dtype size -> the widest code a field needs
 
 
-def mask_bytes(nfields: int) -> int:
-    """Bytes of a chunk's field mask: two bits per field."""
-    return (nfields + 3) // 4
+MASK_VARINT = 9  # bytes a field mask's varint may take
+MAX_VIEW_FIELDS = 31  # a chunk's field mask is a varint of two bits per field: at most 62 bits
+
+
+def mask_codes(mask: int, nfields: int) -> list[int]:
+    """Each field's residual width code (0 none, 1 i1, 2 i2, 3 i4) from a chunk's field mask."""
+    if mask >> (2 * nfields):
+        raise PayloadError("field mask names a field the schema does not have")
+    return [(mask >> (2 * i)) & 3 for i in range(nfields)]
 
 
 def record_dtype(schema: Schema) -> np.dtype[Any]:
@@ -75,12 +81,12 @@ def varint(v: int) -> bytes:
 
 
 def _varints(v: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
-    """(byte count, bytes padded to 5 columns) of the LEB128 form of each value (< 2**35)."""
+    """(byte count, bytes padded to 9 columns) of the LEB128 form of each value (< 2**63)."""
     n = np.ones(v.shape, dtype=np.int64)
-    for s in (7, 14, 21, 28):
+    for s in range(7, 63, 7):
         n += v >= (1 << s)
-    b = np.zeros((v.size, 5), dtype=np.uint8)
-    for j in range(5):
+    b = np.zeros((v.size, 9), dtype=np.uint8)
+    for j in range(9):
         b[:, j] = ((v >> (7 * j)) & 0x7F) | np.where(n > j + 1, 0x80, 0)
     return n, b
 
@@ -201,12 +207,12 @@ class ChunkReader:
         return left, arrived, spawned, (at if flags & F_CHANGED else -1), at
 
 
-def read_varint(data: bytes, at: int) -> tuple[int, int]:
-    """(value, offset after it) of the LEB128 integer at ``at`` (at most 5 bytes)."""
+def read_varint(data: bytes, at: int, most: int = 5) -> tuple[int, int]:
+    """(value, offset after it) of the LEB128 integer at ``at`` (at most ``most`` bytes)."""
     if at < len(data) and data[at] < 0x80:  # one byte: the usual case
         return data[at], at + 1
     v = 0
-    for j in range(5):
+    for j in range(most):
         if at >= len(data):
             raise PayloadError("chunk ends inside a count")
         b = data[at]
@@ -214,7 +220,7 @@ def read_varint(data: bytes, at: int) -> tuple[int, int]:
         v |= (b & 0x7F) << (7 * j)
         if not b & 0x80:
             return v, at
-    raise PayloadError("count longer than 5 bytes")
+    raise PayloadError(f"varint longer than {most} bytes")
 
 
 def _take(data: bytes, at: int, n: int, dtype: str) -> NDArray[Any]:
@@ -231,8 +237,7 @@ class ChunkSplitter:
     def __init__(self, schema: Schema) -> None:
         self.rec_size = record_dtype(schema).itemsize
         self.nfields = len(schema)
-        self.mask_len = mask_bytes(self.nfields)
-        self._rows: dict[bytes, int] = {}  # field mask -> bytes of residuals per changed member
+        self._rows: dict[int, int] = {}  # field mask -> bytes of residuals per changed member
 
     def split(self, data: bytes, at: int, k: int) -> tuple[int, int]:
         """(end offset, members after) of the chunk starting at ``at`` for a cell of ``k`` members."""
@@ -259,14 +264,11 @@ class ChunkSplitter:
         if flags & F_CHANGED:
             m, at = read_varint(data, at)
             at += m * (1 if k <= 0x100 else width_for(k))
-            mask = data[at:at + self.mask_len]
+            mask, at = read_varint(data, at, MASK_VARINT)
             row = self._rows.get(mask)
             if row is None:
-                if len(mask) < self.mask_len:
-                    raise PayloadError("chunk ends inside its field mask")
-                row = self._rows[mask] = sum(int(CODE_BYTES[(mask[i // 4] >> (2 * (i % 4))) & 3])
-                                             for i in range(self.nfields))
-            at += self.mask_len + m * row
+                row = self._rows[mask] = sum(int(CODE_BYTES[c]) for c in mask_codes(mask, self.nfields))
+            at += m * row
         if k < 0 or at > len(data):
             raise PayloadError("chunk runs past its bin")
         return at, k

@@ -22,6 +22,7 @@ from .config import ServerConfig
 from .hosting import RoomHosting
 from .joining import read_join
 from .listener import REJECT_SLACK, Listener
+from .netaddr import bind_failure
 from .room import Room
 from .seats import Seat
 from .session import Session
@@ -56,7 +57,11 @@ class Server:
         cfg = self.config
         lsock = socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET, socket.SOCK_STREAM)
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lsock.bind((cfg.host, cfg.port))
+        try:
+            lsock.bind((cfg.host, cfg.port))
+        except OSError as e:
+            lsock.close()
+            raise bind_failure(e, cfg.host, cfg.port, "WebSocket", "port") from None
         lsock.listen(cfg.backlog)
         lsock.setblocking(False)
         self.port = lsock.getsockname()[1]

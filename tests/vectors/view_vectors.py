@@ -32,7 +32,15 @@ from gamesync.core.schema import TAU, Angle, Float, Int, Schema
 from gamesync.core.state import State
 from gamesync.core.viewmirror import VIEW_FLAGS, split_chunks
 from gamesync.core.viewplan import ClientView, ViewPlanner
-from gamesync.core.viewwire import ChunkReader, private_dtype, read_varint, record_dtype, width_for
+from gamesync.core.viewwire import (
+    MASK_VARINT,
+    ChunkReader,
+    mask_codes,
+    private_dtype,
+    read_varint,
+    record_dtype,
+    width_for,
+)
 from gamesync.core.world import World
 from gamesync.games.arena import Arena
 
@@ -229,9 +237,9 @@ class ViewLink:
             m, at = read_varint(chunk, ch_at)
             st["chunks: changed"] += 1
             st["changed positions <u2"] += width_for(after) == 2
-            at += m * width_for(after)
-            for i in range(len(self.schema)):
-                code = (chunk[at + i // 4] >> (2 * (i % 4))) & 3
+            mask, after_mask = read_varint(chunk, at + m * width_for(after), MASK_VARINT)
+            st["field masks of 2 bytes or more"] += after_mask - (at + m * width_for(after)) > 1
+            for code in mask_codes(mask, len(self.schema)):
                 if code:
                     st[f"residuals {['', '<i1', '<i2', '<i4'][code]}"] += 1
 
@@ -574,11 +582,15 @@ def seq_refusals() -> dict[str, Any]:
     link.desync("a spawned slot already in the cell", body(kept_bin=kept(b"\x04\x01" + record(slot0, 5000))))
     link.desync("spawned record slots do not ascend",
                 body(kept_bin=kept(b"\x04\x02" + record(free + 1, 5000) + record(free, 5001))))
-    link.desync("a changed position past the cell's members", body(kept_bin=kept(bytes([8, 1, k[busy], 0, 0]))))
-    link.desync("changed positions do not ascend", body(kept_bin=kept(bytes([8, 2, 1, 1, 0, 0]))))
-    link.desync("residuals wider than the field's wire type (hp: <i2)",
-                body(kept_bin=kept(bytes([8, 1, 0, 0x80, 0, 5, 0]))))
-    link.desync("residuals cut short", body(**last(bytes([8, 1, 0, 0x01, 0]))))
+    link.desync("a changed position past the cell's members", body(kept_bin=kept(bytes([8, 1, k[busy], 0]))))
+    link.desync("changed positions do not ascend", body(kept_bin=kept(bytes([8, 2, 1, 1, 0]))))
+    link.desync("residuals wider than the field's wire type (hp: <i2, field mask 0x80 as a varint)",
+                body(kept_bin=kept(bytes([8, 1, 0, 0x80, 0x01, 5, 0]))))
+    link.desync("residuals cut short", body(**last(bytes([8, 1, 0, 0x01]))))
+    link.desync("a field mask naming a field the schema does not have (bit 10 of 5 fields)",
+                body(kept_bin=kept(bytes([8, 1, 0, 0x80, 0x08]))))
+    link.desync("a field mask longer than 9 bytes", body(kept_bin=kept(bytes([8, 1, 0, *[0x80] * 9, 0]))))
+    link.desync("a chunk that ends inside its field mask", body(**last(bytes([8, 1, 0, 0x81]))))
     link.desync("left positions cut short", body(**last(bytes([1, 3, 0, 1]))))
     link.desync("a count longer than 5 bytes", body(kept_bin=kept(b"\x08\x80\x80\x80\x80\x80\x00")))
     link.desync("an added cell already watched", body(added=[[busy, 0, 0, b""]]))
@@ -640,6 +652,7 @@ def coverage(seqs: list[dict[str, Any]]) -> dict[str, Any]:
             "enter records deflated", "enter bytes", "desync cases", "ignored (stale)", "chunks: nothing happened",
             "chunks: left", "chunks: arrived", "chunks: spawned", "chunks: changed", "left positions <u2",
             "changed positions <u2", "residuals <i1", "residuals <i2", "residuals <i4", "payloads with private rows",
+            "field masks of 2 bytes or more",
             "payloads of a private room without rows"}
     missing = need - {k for k, v in c.items() if v}
     assert not missing, f"the view vectors miss {sorted(missing)}"
