@@ -53,7 +53,9 @@ def near(entities: list[list[float]], x: float, y: float, r: float) -> list[list
 def test_far_pages_see_nothing_of_each_other_then_walk_into_view_and_nothing_leaks(big_server: ServerProcess,
                                                                                    context: Any) -> None:
     start = time.monotonic()
-    errors: list[str] = []
+    errors: list[str] = []  # page errors, console errors, requests answered 4xx/5xx
+    context.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    context.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     a = open_big(context, big_server.url + "/big.html?room=big&name=ann", errors)
     b = open_big(context, big_server.url + "/big.html?room=big&name=bob", errors)
     ca, cb = a.evaluate("window.demo.conn.clientId"), b.evaluate("window.demo.conn.clientId")
@@ -99,5 +101,5 @@ def test_far_pages_see_nothing_of_each_other_then_walk_into_view_and_nothing_lea
     ARTIFACTS.mkdir(exist_ok=True)
     a.screenshot(path=str(ARTIFACTS / "big-a.png"))
     b.screenshot(path=str(ARTIFACTS / "big-b.png"))
-    assert not errors
+    assert not errors, errors
     assert time.monotonic() - start < 30

@@ -98,7 +98,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
 def test_the_wheel_holds_the_demo_and_its_javascript_dependency(installed: tuple[str, Path, Path]) -> None:
     _, wheel, package = installed
     names = set(zipfile.ZipFile(wheel).namelist())
-    for page in ("index.html", "notes.html", "favicon.svg", "css/style.css", "js/arena.js", "js/connection.js",
+    for page in ("index.html", "notes.html", "big.html", "favicon.svg", "css/style.css", "js/arena.js",
+                 "js/big.js", "js/connection.js", "js/view.js", "js/viewdecode.js", "js/viewwire.js",
                  "node_modules/@msgpack/msgpack/dist.esm/index.mjs", "node_modules/@msgpack/msgpack/LICENSE"):
         assert f"gamesync/demo/{page}" in names, page
     assert not any(n.startswith("gamesync/demo/test/") for n in names), "the demo's own tests stay out"
