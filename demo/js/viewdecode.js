@@ -98,7 +98,6 @@ function readCells(bin) {
  * `held` is not changed. DesyncError for anything that does not fit.
  */
 export function decodeView(schema, layout, held, tick, base, ref, body) {
-  const nf = schema.length;
   let old = held.cells;
   if (base === NO_TICK) old = new Map(); // a full snapshot starts from nothing
   else if (base !== held.tick || tick <= base) throw new DesyncError(`snapshot ${tick} is built on ${base}, but the newest held is ${held.tick}`);
