@@ -103,6 +103,8 @@ class ViewPlanner:
 
     def push(self, state: State, cells: NDArray[np.int32], ncells: int) -> CellMap:
         """The new tick's state with every slot's cell (scopes applied)."""
+        if state.mat.flags.writeable or state.alive.flags.writeable:
+            raise ValueError("a view room's states must be read-only (the codec computes in place on views)")
         self.ncells = max(self.ncells, ncells)
         cm = CellMap.build(state, cells, self.ncells)
         self.maps[state.tick] = cm
