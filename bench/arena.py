@@ -151,10 +151,18 @@ def merge_clients(groups: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
 
 
 def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
-            rtts: tuple[float, ...] = (0.0,), jitter_ms: float = 0.0) -> dict[str, Any]:
+            rtts: tuple[float, ...] = (0.0,), jitter_ms: float = 0.0, *,
+            make_commands: Any = commands, window: dict[str, Any] | None = None,
+            join_timeout: float = 60.0) -> dict[str, Any]:
+    """One measured run of ``system``. ``make_commands`` is ``commands`` or one with its signature
+    (another scenario's servers and bots); a ``window`` dict gets the raw material of the
+    measured window: the server's stats file at its start and end (``stats0``, ``stats1``),
+    its length in seconds, and each bot process's own result (``clients``). The bots get
+    ramp + ``join_timeout`` seconds to connect and join; bots that may not all get in can say
+    when they are done trying by creating ``bots.ready`` beside the port file."""
     tmp = Path(tempfile.mkdtemp(prefix=f"gs-arena-{system}-"))
     port_file, stats_file = tmp / "port", tmp / "stats.json"
-    server_cmd, bots_cmd = commands(system, port_file, stats_file, npcs)
+    server_cmd, bots_cmd = make_commands(system, port_file, stats_file, npcs)
     with open(tmp / "server.log", "w") as log:  # the child has its own copy of the descriptor
         server = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=log)
     procs: list[subprocess.Popen[Any]] = []
@@ -177,7 +185,16 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
                 proc = subprocess.Popen(bots_cmd(f"ws://127.0.0.1:{via}", n, seconds + 3, warmup, ramp),
                                         stdout=subprocess.PIPE, stderr=log, text=True)
             bots.append((n, rtt, proc))
-        wait_for(lambda: len(tcp_out(port)) >= players, ramp + 60, f"{players} {system} bots to connect")
+        wait_for(lambda: len(tcp_out(port)) >= players, ramp + join_timeout, f"{players} {system} bots to connect")
+        # a server that counts its clients in its stats file: the window opens once they have all
+        # joined, not only connected (a join can take long after its connect), or once the bots
+        # say they are done trying (and start their own warm-up)
+        ready = port_file.with_name("bots.ready")
+        try:
+            wait_for(lambda: ready.exists() or read_json(stats_file).get("clients", players) >= players,
+                     ramp + join_timeout, f"{players} {system} bots to join")
+        except TimeoutError:
+            pass  # measured anyway: the bots report those that never joined (all_connected)
         time.sleep(warmup + max(rtts) / 1000)
         w0, c0, t0 = tcp_out(port), cpu_seconds(server.pid), time.monotonic()
         p0 = {i: cpu_seconds(pr.pid) for i, pr in proxies.items()}
@@ -195,6 +212,8 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
                 raise RuntimeError(f"the {system} bot process printed no result (bots.log: {log_tail})")
             groups.append((n, json.loads(out.strip().splitlines()[-1])))
         client = merge_clients(groups)
+        if window is not None:
+            window.update(stats0=s0, stats1=s1, seconds=t1 - t0, clients=[c for _, c in groups])
         result: dict[str, Any] = {
             "system": system, "P": players, "E": npcs, "seconds": seconds,
             "rtt_ms": rtt_label(rtts), "jitter_ms": jitter_ms,

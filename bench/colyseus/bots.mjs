@@ -1,7 +1,8 @@
 // Arena bot swarm for the Colyseus 0.18 baseline: N bots in ONE process, each a real
-// @colyseus/sdk 0.18 client that joins the "arena" room with joinOrCreate.
+// @colyseus/sdk 0.18 client that joins the "arena" room (or, with --game bigworld, the
+// "big" room) with joinOrCreate.
 //
-//   node bots.mjs ws://127.0.0.1:PORT --count N --duration S --warmup W --ramp R
+//   node bots.mjs ws://127.0.0.1:PORT --count N --duration S --warmup W --ramp R [--game bigworld]
 //
 // Each bot follows ARENA.md: a new random direction every 1 s, its current input
 // {seq, dx, dy} sent 30 times a second (seq +1 per input, random phase per bot). Measured
@@ -12,12 +13,13 @@
 //   ack latency         time from sending input N to the first state in which the bot's
 //                       own entity has ack >= N (inputs sent before the window count when
 //                       acknowledged inside it, as in swarm.py)
+//   visible entities    entities in the bot's state, sampled twice a second in the window
 // One JSON line goes to stdout at the end; everything else goes to stderr.
 
 import { parseArgs } from "node:util";
 import { mulberry32 } from "./rng.mjs";
 import { performance } from "node:perf_hooks";
-import { readFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 
 const { values: args, positionals } = parseArgs({
@@ -29,7 +31,10 @@ const { values: args, positionals } = parseArgs({
     ramp: { type: "string", default: "2" },
     rate: { type: "string", default: "30" },
     seed: { type: "string", default: "1" },
-    room: { type: "string", default: "arena" },
+    // arena: every bot receives the same patches (shared decode applies). bigworld: each
+    // bot's patches are its own (StateView), so every bot decodes for itself.
+    game: { type: "string", default: "arena" },
+    room: { type: "string" },                      // default: "arena", or "big" for bigworld
     // Which WebSocket class the SDK uses. The SDK takes globalThis.WebSocket when present
     // (Node >= 22: the built-in undici client) and falls back to the `ws` package.
     "ws-impl": { type: "string", default: "native" },
@@ -39,6 +44,8 @@ const { values: args, positionals } = parseArgs({
     "verify-shared-decode": { type: "boolean", default: false },
     // optional: read the server's CPU (utime+stime from /proc) and peak RSS over the window
     "server-pid": { type: "string" },
+    // optional: a file written once every bot has joined or failed to (its warm-up starts then)
+    "ready-file": { type: "string" },
     quiet: { type: "boolean", default: false },
   },
 });
@@ -52,7 +59,10 @@ const RATE = Number(args.rate);
 const CONNECT_TIMEOUT_S = Number(args["connect-timeout"]);
 const SEND_SLOTS = 8;              // input sends per period are spread over this many slots
 const MAX_PENDING_INPUTS = 256;    // inputs awaiting their ack, per bot (older count as lost)
-const SHARED = !args["no-shared-decode"];
+if (args.game !== "arena" && args.game !== "bigworld") throw new Error("--game is arena or bigworld");
+const ROOM = args.room ?? (args.game === "bigworld" ? "big" : "arena");
+const SHARED = !args["no-shared-decode"] && args.game === "arena";
+const SAMPLE_S = 0.5;              // visible entities are sampled this often in the window
 const VERIFY = args["verify-shared-decode"];
 const ROOM_STATE = 14, ROOM_STATE_PATCH = 15, PROTOCOL_CODE_MASK = 31;
 
@@ -195,6 +205,9 @@ class Bot {
     this.bytes = 0;
     this.inputs = 0;
     this.latencies = [];
+    this.visible = 0;           // sum of sampled entity counts, and the number of samples
+    this.samples = 0;
+    this.farthest = 0;          // the largest distance from its own entity to one it holds
     this.joined = false;
     this.lost = null;
   }
@@ -205,7 +218,7 @@ class Bot {
       timer = setTimeout(() => rej(new Error("connect timeout")), CONNECT_TIMEOUT_S * 1000);
     });
     try {
-      const room = await Promise.race([client.joinOrCreate(args.room, { name: `bot${this.idx}` }), timeout]);
+      const room = await Promise.race([client.joinOrCreate(ROOM, { name: `bot${this.idx}` }), timeout]);
       this.room = room;
       botOfRoom.set(room, this);
       room.onLeave((code) => this.fail(`left (code ${code})`));
@@ -227,6 +240,26 @@ class Bot {
       this.self = self;
     }
     return self.ack;
+  }
+
+  /** Count the entities this bot holds, and how far from its own the farthest one is. */
+  sample() {
+    const entities = this.room?.state?.entities;
+    if (SHARED) {   // the bots on the shared decode hold what the shared state holds
+      if (chain.entities !== null && this.version >= 0) { this.visible += chain.entities.size; this.samples++; }
+      return;
+    }
+    if (entities === undefined) return;
+    this.visible += entities.size;
+    this.samples++;
+    const self = entities.get(this.room.sessionId);
+    if (self === undefined) return;
+    let far2 = this.farthest * this.farthest;
+    entities.forEach((e) => {
+      const d2 = (e.x - self.x) ** 2 + (e.y - self.y) ** 2;
+      if (d2 > far2) far2 = d2;
+    });
+    this.farthest = Math.sqrt(far2);
   }
 
   sharedPatch(room, bytes, event) {
@@ -311,7 +344,7 @@ class Bot {
   fail(why) {
     if (this.lost === null && !finished) {
       this.lost = why;
-      log(`bot ${this.idx}: ${why}`);
+      log(`bot ${this.idx}: ${why} (at ${now().toFixed(1)} s)`);
     }
   }
 
@@ -356,6 +389,11 @@ for (const b of bots) {
   if (gap > 0) await sleep(gap);
 }
 await Promise.all(joins);
+if (args["ready-file"]) {
+  const f = args["ready-file"];
+  writeFileSync(f + ".tmp", JSON.stringify({ joined: bots.filter((b) => b.joined).length, count: COUNT }) + "\n");
+  renameSync(f + ".tmp", f);
+}
 const roomIds = new Set(bots.filter((b) => b.room).map((b) => b.room.roomId));
 log(`${bots.filter((b) => b.joined).length}/${COUNT} joined (${roomIds.size} room(s)); warm-up ${WARMUP}s`);
 
@@ -369,12 +407,14 @@ if (SHARED) {
   chain.hits = chain.decodes = chain.own = 0;   // the hit rate covers the window only
 }
 for (const b of bots) { b.measuring = true; b.states = 0; b.bytes = 0; b.inputs = 0; b.latencies = []; }
+const sampler = setInterval(() => { for (const b of bots) if (b.live) b.sample(); }, SAMPLE_S * 1000);
 for (let s = 0; s < DURATION; s += 5) {
   await sleep(Math.min(5, DURATION - s));
   log(`t=${Math.round(s + Math.min(5, DURATION - s))}s connected ${bots.filter((b) => b.live).length}/${COUNT}`);
 }
 const t1 = now();
 for (const b of bots) b.measuring = false;
+clearInterval(sampler);
 const cpu1 = process.cpuUsage(cpu0);
 const srvCpu1 = SERVER_PID ? serverCpuSeconds() : 0;
 log(`measuring ended at unix ${(Date.now() / 1000).toFixed(3)}`);
@@ -389,24 +429,33 @@ const median = (xs) => {
 };
 const lat = bots.flatMap((b) => b.latencies).sort((a, b) => a - b);
 const pct = (q) => (lat.length ? +(lat[Math.min(lat.length - 1, Math.floor(q * lat.length))] * 1e3).toFixed(2) : null);
-const perBotStates = bots.map((b) => b.states / secs);
-const perBotBytes = bots.map((b) => b.bytes / secs);
+// per-client figures describe the bots that joined (all of them, normally; see all_connected)
+const joined = bots.filter((b) => b.joined);
+const perBotStates = joined.map((b) => b.states / secs);
+const perBotBytes = joined.map((b) => b.bytes / secs);
 const round = (x, d) => +x.toFixed(d);
 const result = {
   bots: COUNT,
   seconds: round(secs, 2),
   payload_bytes_per_client_s: round(median(perBotBytes), 1),
   states_per_client_s: round(median(perBotStates), 2),
-  states_per_client_s_min: round(Math.min(...perBotStates), 2),
+  states_per_client_s_min: perBotStates.length ? round(Math.min(...perBotStates), 2) : 0,
   ack_latency_ms_p50: pct(0.5),
   ack_latency_ms_p99: pct(0.99),
   ack_samples: lat.length,
   all_connected: bots.every((b) => b.live),
   disconnected: bots.filter((b) => !b.live).length,
+  joined: joined.length,
   rooms: roomIds.size,
-  inputs_per_client_s: round(median(bots.map((b) => b.inputs / secs)), 2),
+  inputs_per_client_s: round(median(joined.map((b) => b.inputs / secs)), 2),
   bot_process_cpu: round((cpu1.user + cpu1.system) / 1e6 / secs, 3),
 };
+{
+  const sampled = bots.filter((b) => b.samples > 0);
+  result.visible_entities_mean = sampled.length
+    ? round(sampled.reduce((a, b) => a + b.visible / b.samples, 0) / sampled.length, 1) : null;
+  if (!SHARED) result.visible_distance_max = round(Math.max(0, ...bots.map((b) => b.farthest)), 1);
+}
 if (SHARED) {
   const total = chain.hits + chain.decodes + chain.own;
   result.shared_decode_hit_rate = total ? round(chain.hits / total, 3) : 0;
