@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from . import __version__
+from . import __version__, usage
 
 
 def _secret(cmd: str, path: str | None) -> bytes | None:
@@ -35,27 +35,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("gamesync")
     keep_freed_memory()
+    usage.check_serve(args, builtin_games())
     secret = _secret("serve", args.secret_file)
-    if secret is None:
-        if not (args.insecure_dev or is_loopback_host(args.host)):
-            log.error("refusing to serve %s without join tokens: set %s or --secret-file, or pass "
-                      "--insecure-dev to allow anonymous joins", args.host, SECRET_ENV)
-            return 2
-        log.warning("INSECURE DEV MODE: anyone who can reach %s may join any room without a token "
-                    "(set %s or --secret-file to require join tokens)%s", args.host, SECRET_ENV,
-                    "" if args.insecure_dev else "; connections through a reverse proxy are refused")
-    ssl_context = None
-    if args.certfile:
-        import ssl
-
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(args.certfile, args.keyfile)
-    elif args.keyfile:
-        log.error("--keyfile needs --certfile")
-        return 2
+    ssl_context = usage.ssl_context(args.certfile, args.keyfile)
+    if secret is None and not (args.insecure_dev or is_loopback_host(args.host)):
+        raise usage.UsageError(f"refusing to serve {args.host} without join tokens: set {SECRET_ENV} or --secret-file, "
+                         "or pass --insecure-dev to allow anonymous joins")
     cfg = ServerConfig(host=args.host, port=args.port, tick_rate=args.tick_rate, games=builtin_games(),
                        default_game=args.game,
-                       game_options={"npcs": args.npcs}, stats_interval_s=args.stats_interval,
+                       game_options=_game_options(args), stats_interval_s=args.stats_interval,
                        stats_file=args.stats_file, token_secret=secret, insecure_dev=args.insecure_dev,
                        public_hosts=tuple(args.public_host) if args.public_host else None,
                        public_lobby=not args.private_lobby,
@@ -65,27 +53,53 @@ def _serve(args: argparse.Namespace) -> int:
                        redis_url=args.redis, node_id=args.node_id, public_url=args.public_url,
                        redis_prefix=args.redis_prefix, save_interval_s=args.save_interval,
                        drain_timeout_s=args.drain_timeout)
+    if secret is None:
+        log.warning("INSECURE DEV MODE: anyone who can reach %s may join any room without a token "
+                    "(set %s or --secret-file to require join tokens)%s", args.host, SECRET_ENV,
+                    "" if args.insecure_dev else "; connections through a reverse proxy are refused")
     trio.run(_run_until_signal, Server(cfg), args.port_file)
     return 0
 
 
+def _game_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Options every game instance gets: NPC count (each game has its default) and interest."""
+    opts: dict[str, Any] = {}
+    if args.npcs is not None:
+        opts["npcs"] = args.npcs
+    if args.no_interest:
+        opts["interest"] = False
+    return opts
+
+
 async def _run_until_signal(server: Any, port_file: str | None) -> None:
-    """Serve until SIGINT or SIGTERM; then shut down (SIGTERM in a cluster: drain first)."""
+    """Serve until SIGINT or SIGTERM; then shut down (SIGTERM in a cluster: drain first). A
+    second signal while it does stops it at once (Interrupted)."""
     log = logging.getLogger("gamesync")
-    async with trio.open_nursery() as n:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            await n.start(server.serve)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as n:
+
+            async def serve(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                await server.serve(task_status=task_status)
+                n.cancel_scope.cancel()  # stopped: no signal left to wait for
+
+            await n.start(serve)
             if port_file:
                 with open(port_file, "w") as f:
                     f.write(f"{server.port}\n")
+            stopping = None
             async for sig in signals:
+                if stopping is not None:
+                    raise usage.Interrupted(f"{signal.Signals(sig).name} again while {stopping}")
                 if sig == signal.SIGTERM and server.config.redis_url:
                     log.info("SIGTERM: draining (rooms go to other nodes), then exiting")
-                    await server.drain()
+                    stopping = "draining: stopped at once (rooms not handed over yet come back on other nodes from " \
+                               "their last save)"
+                    n.start_soon(server.drain)
                 else:
                     log.info("signal %s: shutting down", signal.Signals(sig).name)
-                    await server.shutdown()
-                break
+                    stopping = "shutting down: stopped at once (clients not closed yet lose their connection " \
+                               "without a close code)"
+                    n.start_soon(server.shutdown)
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -93,6 +107,7 @@ def _token(args: argparse.Namespace) -> int:
 
     from .tokens import SECRET_ENV, mint, mint_operator
 
+    usage.check_token(args)
     secret = _secret("token", args.secret_file)
     if secret is None:
         print(f"gamesync token: no secret: set {SECRET_ENV} or pass --secret-file", file=sys.stderr)
@@ -113,6 +128,7 @@ def _publish(args: argparse.Namespace) -> int:
 
     from .cluster.publish import publish_sync
 
+    usage.check_publish(args)
     try:
         data = json.loads(args.data)
     except ValueError as e:
@@ -126,17 +142,20 @@ def _publish(args: argparse.Namespace) -> int:
 def _cluster(args: argparse.Namespace) -> int:
     from .cluster.local import run_local_cluster
 
+    usage.check_cluster(args)
     return run_local_cluster(args)
 
 
 def _bots(args: argparse.Namespace) -> int:
     from .client.swarm import run_swarm
 
-    return run_swarm(args, _secret("bots", args.secret_file))
+    secret = _secret("bots", args.secret_file)
+    usage.check_bots(args)
+    return run_swarm(args, secret)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="gamesync", description="Realtime authoritative game-state sync server.")
+    ap = usage.Parser(prog="gamesync", description="Realtime authoritative game-state sync server.")
     ap.add_argument("--version", action="version", version=f"gamesync {__version__}")
     ap.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for per-tick debug)")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -146,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8765, help="port to bind, 0 for any free one (default 8765)")
     s.add_argument("--game", default="arena", help="game for rooms whose join names none (default arena)")
     s.add_argument("--tick-rate", type=float, default=30.0, help="ticks per second (default 30)")
-    s.add_argument("--npcs", type=int, default=1000, help="NPCs per arena room (default 1000)")
+    s.add_argument("--npcs", type=int, default=None,
+                   help="NPCs per room (default: the game's, 1000 for arena, 100000 for bigworld)")
+    s.add_argument("--no-interest", action="store_true",
+                   help="bigworld: send every client every entity (no interest management), for comparison")
     s.add_argument("--stats-interval", type=float, default=5.0, help="seconds between stats log lines")
     s.add_argument("--port-file", help="write the bound port to this file once listening")
     s.add_argument("--stats-file", help="rewrite this file with the server's stats (JSON) every stats interval "
@@ -224,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run N arena bots in one process and report the client-side arena fields.")
     b.add_argument("url", help="server URL, e.g. ws://127.0.0.1:8765")
     b.add_argument("--room", default="arena", help="room to join (default arena)")
+    b.add_argument("--game", help="game to ask for when the join creates the room (e.g. bigworld)")
     b.add_argument("--count", type=int, default=10, help="number of bots (default 10)")
     b.add_argument("--duration", type=float, default=10.0, help="seconds to run after all bots joined")
     b.add_argument("--warmup", type=float, default=5.0,
@@ -238,8 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reconnect", action="store_true",
                    help="bring lost bots back (backoff, from URL) to resume their seats, e.g. across a cluster "
                    "failover (default: a lost bot stays lost)")
-    b.add_argument("--protocol", type=int, choices=(2, 3), default=3,
-                   help="protocol version the bots speak (default 3: baselines from the stream; 2: from acks)")
+    b.add_argument("--protocol", type=int, choices=(2, 3, 4), default=4,
+                   help="protocol version the bots speak (default 4: 3 plus view rooms; 3: baselines from the "
+                        "stream; 2: from acks)")
     b.add_argument("--json", action="store_true", help="print one JSON line of results")
     b.add_argument("--no-progress", action="store_true", help="no progress display")
     b.set_defaults(func=_bots)
@@ -252,4 +276,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         level = logging.DEBUG if args.verbose > 1 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return int(args.func(args) or 0)
+    if not args.verbose:  # its every retry of a Redis that is away: our own log says so once
+        logging.getLogger("coredis").setLevel(logging.WARNING)
+    return usage.run(args.cmd, args.func, args)

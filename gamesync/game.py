@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .core.errors import ProtocolViolation
+from .core.interest import Interest
 from .core.schema import Schema
 from .core.world import World
 
@@ -27,6 +28,36 @@ class ReliableHandle(Protocol):
     async def wait(self) -> bool: ...
 
 
+class ViewsAPI(Protocol):
+    """Who sees what, in a room whose game declares ``interest`` (docs/games.md, "Interest
+    management"). Entities are named by slot, as in the world."""
+
+    def focus(self, client_id: int, slot: int | None = None, point: tuple[float, float] | None = None) -> None:
+        """Centre a client's view on the entity at ``slot`` (it follows it) or on ``point``."""
+
+    def radius(self, client_id: int, r: float | None = None) -> float:
+        """Set (with ``r``) and return a client's view radius."""
+
+    def team(self, client_id: int, team: int | None) -> None:
+        """Put a client in a team (None: in none)."""
+
+    def scope(self, slots: Any, scope: str = "spatial", who: int | None = None) -> None:
+        """Who sees these entities: "spatial" (clients near them), "everyone", "team" (team
+        ``who``) or "owner" (client ``who`` only)."""
+
+    def own(self, slots: Any, client_id: int | None) -> None:
+        """A client (None: no one) receives these entities' private fields (``Interest.private``)."""
+
+    def show(self, client_id: int, slots: Any) -> None:
+        """A client sees these entities wherever they are."""
+
+    def hide(self, client_id: int, slots: Any) -> None:
+        """A client never sees these entities, even near them."""
+
+    def unset(self, client_id: int, slots: Any) -> None:
+        """Drop a client's show/hide exceptions for these entities."""
+
+
 class RoomAPI(Protocol):
     """What a game may do with its room (the server's rooms implement it)."""
 
@@ -34,6 +65,10 @@ class RoomAPI(Protocol):
     world: World
     tick: int
     tick_rate: float
+
+    @property
+    def views(self) -> ViewsAPI | None:
+        """Who sees what; None unless the game declares ``interest``."""
 
     @property
     def client_ids(self) -> list[int]: ...
@@ -82,6 +117,9 @@ class Game:
     schema: Schema
     #: players per room; a join beyond it is refused with ``room_full``
     max_players: int = 1024
+    #: interest management: set it and each client receives only what is near its focus (and
+    #: what ``room.views`` scopes to it); None: every client receives every entity
+    interest: Interest | None = None
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -122,4 +160,4 @@ def require(cond: bool, reason: str) -> None:
         raise ProtocolViolation(reason)
 
 
-__all__ = ["Game", "ReliableHandle", "RoomAPI", "require", "np"]
+__all__ = ["Game", "Interest", "ReliableHandle", "RoomAPI", "ViewsAPI", "require", "np"]

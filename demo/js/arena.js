@@ -2,37 +2,14 @@
 // chats, and shows the connection and the net figures. The pieces live in their own modules;
 // this one wires them together.
 
-import { dequantise } from "./codec.js";
 import { Connection } from "./connection.js";
 import { Predictor, ARENA } from "./prediction.js";
 import { Interpolator } from "./interpolation.js";
 import { draw } from "./render.js";
 import { ChatPanel } from "./chat.js";
 import { bindRoomForm, bindStatus, pageParams, pollLobby, renderOverlay, serverUrl } from "./ui.js";
-
-const KIND_PLAYER = 1;
-const KEYS = {
-  KeyW: [0, -1], ArrowUp: [0, -1], KeyS: [0, 1], ArrowDown: [0, 1],
-  KeyA: [-1, 0], ArrowLeft: [-1, 0], KeyD: [1, 0], ArrowRight: [1, 0],
-};
-
-/** Live entities of a state as game values: {ids, x, y, heading, kind, owner}. */
-function liveColumns(schema, st) {
-  const want = ["x", "y", "heading", "kind", "owner"];
-  const at = Object.fromEntries(want.map((n) => [n, schema.findIndex((f) => f.name === n)]));
-  let live = 0;
-  for (let s = 0; s < st.n; s++) live += st.alive[s];
-  const out = { ids: new Array(live) };
-  for (const n of want) out[n] = new Float64Array(live);
-  let i = 0;
-  for (let s = 0; s < st.n; s++) {
-    if (!st.alive[s]) continue;
-    out.ids[i] = st.ids[s];
-    for (const n of want) if (at[n] >= 0) out[n][i] = dequantise(schema[at[n]], st.cols[at[n]][s]);
-    i++;
-  }
-  return out;
-}
+import { Steering } from "./steering.js";
+import { KIND_PLAYER, liveColumns, playerIn } from "./world.js";
 
 async function main() {
   const params = pageParams("arena");
@@ -50,7 +27,7 @@ async function main() {
   let predictor = null, interp = null, me = null; // me: our entity id
   let lastWorld = null, players = 0;
   let rosterComing = true; // the first snapshot after a welcome lists who is already here: no notices
-  const held = new Set(); // keys down
+  const steering = new Steering(conn, () => predictor);
 
   bindStatus(conn, $("#status"), $("#retry"));
 
@@ -101,44 +78,22 @@ async function main() {
     }
   });
 
-  // input: one per tick while a direction is held (the server moves a player per input)
-  const keydown = (e) => {
-    if (!(e.code in KEYS) || e.target.closest("input, textarea")) return;
-    e.preventDefault();
-    held.add(e.code);
-  };
-  window.addEventListener("keydown", keydown);
-  window.addEventListener("keyup", (e) => held.delete(e.code));
-  window.addEventListener("blur", () => held.clear());
-  let heading = 0;
-  const sendInput = () => {
-    let dx = 0, dy = 0;
-    for (const k of held) { dx += KEYS[k][0]; dy += KEYS[k][1]; }
-    dx = Math.sign(dx); dy = Math.sign(dy);
-    if (dx === 0 && dy === 0) return;
-    heading = Math.atan2(dy, dx);
-    const seq = conn.sendInput([dx, dy]);
-    if (seq !== null && predictor) predictor.input(seq, dx, dy);
-  };
-  let inputTimer = null;
-  conn.on("welcome", (w) => {
-    clearInterval(inputTimer);
-    inputTimer = setInterval(sendInput, 1000 / w.tickRate);
-  });
+  conn.on("welcome", (w) => steering.start(w.tickRate)); // one input per tick while a direction is held
 
   // drawing, every animation frame
   const canvas = $("#arena");
   let lastFrame = performance.now();
+  let drawn = null; // where the last frame put the world on the canvas
   const frame = () => {
     const now = performance.now();
     const world = interp ? interp.sample(now) : null;
     let mine = null;
     if (predictor && predictor.x !== null) {
       const [x, y] = predictor.drawn(now - lastFrame);
-      mine = { entity: me, x, y, heading, name: params.name, clientId: conn.clientId };
+      mine = { entity: me, x, y, heading: steering.heading, name: params.name, clientId: conn.clientId };
     }
     lastFrame = now;
-    draw(canvas, world, mine, names, ARENA.size);
+    drawn = draw(canvas, world, mine, names, ARENA.size);
     requestAnimationFrame(frame);
   };
   requestAnimationFrame(frame);
@@ -159,17 +114,12 @@ async function main() {
     get me() { return me; },
     get predictor() { return predictor; },
     get players() { return players; },
+    /** The world's square on the canvas in the last frame: {left, top, side}, CSS pixels. */
+    get drawn() { return drawn; },
     /** Own entity as the server last sent it, or null. */
     serverSelf() { const e = me !== null && conn.mirror ? conn.mirror.entity(me) : null; return e && e.v; },
     /** A player's entity by client id, as the server last sent it (or null). */
-    playerOf(clientId) {
-      const w = lastWorld;
-      if (!w) return null;
-      for (let i = 0; i < w.ids.length; i++) {
-        if (w.kind[i] === KIND_PLAYER && w.owner[i] === clientId) return { id: w.ids[i], x: w.x[i], y: w.y[i] };
-      }
-      return null;
-    },
+    playerOf(clientId) { return playerIn(lastWorld, clientId); },
   };
   conn.start();
 }

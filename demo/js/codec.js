@@ -136,7 +136,16 @@ function prepareField(f, names) {
   const red = !M ? null
     : M < 2 ** 32 ? (x) => mod(x, M) // an angle narrower than 32 bits
       : wire === "<i4" ? (x) => x | 0 : (x) => x >>> 0; // modulo 2**32, as int32 / uint32
-  return { ...f, predict, wire, M, red, hold: predict === "hold" };
+  const size = DTYPES[wire].BYTES_PER_ELEMENT;
+  const cast = wrapInto(wire);
+  return { ...f, predict, wire, M, red, hold: predict === "hold", size, cast, fit: red ?? cast };
+}
+
+/** x (an integer) wrapped into the range of wire dtype `code`, as a cast to it wraps. */
+export function wrapInto(code) {
+  const span = 2 ** (8 * DTYPES[code].BYTES_PER_ELEMENT);
+  if (span === 2 ** 32) return code === "<i4" ? (x) => x | 0 : (x) => x >>> 0;
+  return code[1] === "i" ? (x) => wrap(x, span) : (x) => mod(x, span);
 }
 
 /**
@@ -144,7 +153,9 @@ function prepareField(f, names) {
  *   M: the modulus of the codec's arithmetic (section 10: 2**bits for angles, 2**32 for the
  *      other <u4/<i4 fields, else 0),
  *   red: reduces modulo M into the wire dtype's range (null without a modulus),
- *   hold: the field is predicted as its baseline value.
+ *   hold: the field is predicted as its baseline value,
+ *   size: bytes of the wire dtype, cast: wraps an integer into the wire dtype's range,
+ *   fit: red, or cast for a field without a modulus (a view payload's sums, section 18.5).
  * A float's or angle's `wire` must be the one its range implies (the Python client derives
  * it rather than reading it).
  */

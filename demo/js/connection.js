@@ -1,7 +1,8 @@
 // One player's connection to a gamesync room: join, snapshots into a Mirror, acks, inputs,
 // messages with delivery acks, RTT, traffic figures, and reconnecting by itself.
 //
-// Speaks exactly docs/protocol.md (version 3) through messages.js and mirror.js:
+// Speaks exactly docs/protocol.md (version 4) through messages.js and mirror.js (view.js in a
+// view room, whose welcome has a `view`):
 // - every snapshot is decoded, in order (mirror.js queues them): under version 3 the server builds
 //   on what it wrote to this connection, so no snapshot is acknowledged (section 12.1);
 // - inputs are numbered from 1;
@@ -26,6 +27,7 @@
 //   "redirect" {url, room, ttlMs} the room lives elsewhere: the next connection goes there
 
 import { Mirror } from "./mirror.js";
+import { ViewMirror } from "./view.js";
 import { DesyncError, ERRORS, shouldRetry } from "./errors.js";
 import {
   Ev, Msg, NO_TICK, packInput, packJoin, packLeave, packMessage, packMessageAck, packPing, parseEvent,
@@ -280,7 +282,8 @@ export class Connection {
     this.welcome = m;
     this.clientId = m.clientId;
     this.resumeToken = m.resumeToken;
-    this.mirror = new Mirror(m.schema, m.history);
+    // a view room (section 18) holds the cells it watches, any other room the whole world
+    this.mirror = m.view ? new ViewMirror(m.schema, m.view) : new Mirror(m.schema, m.history);
     this.attempt = 0;
     this._hops = 0;
     this._closeOrphans(); // the seat is on this connection now (or was given up)

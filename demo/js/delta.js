@@ -88,6 +88,7 @@ function unpackPayload(payload, nf) {
 function layout(base, n, rmB, crB, idsB) {
   const removed = readArray(rmB, "<u4"), created = readArray(crB, "<u4");
   const cids = readArray(idsB, "<u4", created.length);
+  if (!ascending(removed) || !ascending(created)) throw new DesyncError("removed and created slots must ascend");
   const gone = new Uint8Array(base.n);
   for (const s of removed) {
     if (s >= base.n || !base.alive[s]) throw new DesyncError("bad removed slot");
@@ -103,6 +104,12 @@ function layout(base, n, rmB, crB, idsB) {
     ids[s] = cids[i];
   });
   return { kept, alive, ids, created };
+}
+
+/** Whether `a` strictly increases (so holds no value twice). */
+function ascending(a) {
+  for (let i = 1; i < a.length; i++) if (a[i] <= a[i - 1]) return false;
+  return true;
 }
 
 // changed list -> kept positions of the changed entities (section 9.3); null: all k of them
@@ -136,18 +143,26 @@ function predictor(base, ref, kept, tick) {
   const tb = tick - base.tick, br = ref ? base.tick - ref.tick : 1;
   if (ref && br <= 0) throw new DesyncError("the reference must be older than the baseline");
   return (f, i) => {
-    const { M, red } = f, b = base.cols[i], r = ref ? ref.cols[i] : null;
+    const b = base.cols[i], r = ref ? ref.cols[i] : null;
     const v = new Float64Array(k);
     for (let j = 0; j < k; j++) {
       const bv = b[kept[j]];
-      if (f.hold || !useRef[j]) { v[j] = bv; continue; } // hold field, or nothing to go by
-      let d = bv - r[kept[j]];
-      if (M) d = wrap(d, M); // 2**32: the int32 difference
-      const p = bv + floorDiv(d * tb, br); // scaled before any reduction
-      v[j] = red ? red(p) : p;
+      v[j] = f.hold || !useRef[j] ? bv : predictValue(f, bv, r[kept[j]], tb, br); // hold, or nothing to go by
     }
     return v;
   };
+}
+
+/**
+ * Section 10's prediction of one `linear` value: `b` (at the baseline, tick Bt) carried on
+ * at the rate it changed from `r` (at the reference, tick Rt) to tick T, with tb = T - Bt
+ * and br = Bt - Rt; reduced modulo M for a field with a modulus.
+ */
+export function predictValue(f, b, r, tb, br) {
+  let d = b - r;
+  if (f.M) d = wrap(d, f.M); // 2**32: the int32 difference
+  const p = b + floorDiv(d * tb, br); // scaled before any reduction
+  return f.red ? f.red(p) : p;
 }
 
 // field i's values for the kept entities: the prediction plus its encoding (section 9.4)
@@ -157,10 +172,13 @@ function keptValues(f, i, enc, predict, at) {
   const kpos = at ? (j) => at[j] : (j) => j;
   if (!Array.isArray(enc) || !enc.length) throw new DesyncError("bad field encoding");
   const add = (res) => res.forEach((x, j) => { v[kpos(j)] += x; }); // m residuals
-  const addAt = (pos, res) => pos.forEach((j, x) => { // at positions of the changed list
-    if (j >= m) throw new DesyncError("position out of range");
-    v[kpos(j)] += res[x];
-  });
+  const addAt = (pos, res) => { // at positions of the changed list, ascending (section 9.4)
+    if (!ascending(pos)) throw new DesyncError("positions must ascend");
+    pos.forEach((j, x) => {
+      if (j >= m) throw new DesyncError("position out of range");
+      v[kpos(j)] += res[x];
+    });
+  };
   switch (enc[0]) {
     case 0: break; // same: every residual is zero
     case 1: add(readArray(enc[2], dtype(enc[1], RESIDUAL), m)); break; // dense

@@ -12,20 +12,77 @@ import { decodeDelta } from "./delta.js";
 import { DesyncError } from "./errors.js";
 import { ACK_BITS, NO_TICK } from "./messages.js";
 
-export class Mirror {
+/**
+ * The entities of the newest state a mirror holds, by id (shared by Mirror and view.js's
+ * ViewMirror). A state with `live` (a ViewState) is read through its compact form: slot
+ * `live[j]` holds entity `liveIds[j]` with values `liveCols[i][j]`.
+ */
+export class Entities {
+  constructor(schema) {
+    this.schema = schema;
+    this.latest = null; // newest state, or null before the first snapshot
+    this._index = null; // entity id -> [slot, where its values are in the columns], built on first lookup
+  }
+
+  _setLatest(st) {
+    this.latest = st;
+    this._index = null;
+  }
+
+  _lookup(id) {
+    const st = this.latest;
+    if (!st) return null;
+    if (!this._index) {
+      this._index = new Map();
+      if (st.live) st.live.forEach((s, j) => this._index.set(st.liveIds[j], [s, j]));
+      else for (let s = 0; s < st.n; s++) if (st.alive[s]) this._index.set(st.ids[s], [s, s]);
+    }
+    return this._index.get(id) ?? null;
+  }
+
+  /** Slot of the live entity `id` in the newest state, or -1. */
+  slotOf(id) {
+    const hit = this._lookup(id);
+    return hit ? hit[0] : -1;
+  }
+
+  /**
+   * The live entity `id` in the newest state, or null:
+   * {id, slot, q: {field: quantised value}, v: {field: game value}}.
+   */
+  entity(id) {
+    const hit = this._lookup(id);
+    if (!hit) return null;
+    const [slot, at] = hit, cols = this.latest.live ? this.latest.liveCols : this.latest.cols;
+    const q = {}, v = {};
+    this.schema.forEach((f, i) => {
+      q[f.name] = cols[i][at];
+      v[f.name] = dequantise(f, q[f.name]);
+    });
+    return { id, slot, q, v };
+  }
+
+  /** Ids of the live entities in the newest state, in slot order. */
+  ids() {
+    const st = this.latest, out = [];
+    if (st && st.live) return [...st.liveIds];
+    if (st) for (let s = 0; s < st.n; s++) if (st.alive[s]) out.push(st.ids[s]);
+    return out;
+  }
+}
+
+export class Mirror extends Entities {
   /**
    * @param schema  the welcome's schema (wire entries, or prepareSchema's result)
    * @param history the welcome's `history`: what a full snapshot keeps behind it
    * @param options.inflate  zlib inflater for compressed payloads (default: codec.inflate)
    */
   constructor(schema, history, { inflate = defaultInflate } = {}) {
-    this.schema = prepareSchema(schema);
+    super(prepareSchema(schema));
     this.history = history;
     this.inflate = inflate;
-    this.latest = null; // newest state, or null before the first snapshot
     this._states = new Map(); // tick -> {state, base: the tick it was decoded from}
     this._chain = Promise.resolve(); // applies run strictly one after another
-    this._index = null; // entity id -> slot in `latest`, built on first lookup
   }
 
   /** Newest tick held (-1 before the first snapshot): the one to acknowledge. */
@@ -79,8 +136,7 @@ export class Mirror {
     const raw = flags & 1 ? await this.inflate(payload) : payload;
     const st = decodeDelta(this.schema, raw, tick, b, r);
     this._states.set(tick, { state: st, base });
-    this.latest = st;
-    this._index = null;
+    this._setLatest(st);
     this._prune(base !== NO_TICK ? base - 1 : tick - this.history);
     return st;
   }
@@ -114,40 +170,5 @@ export class Mirror {
       if (d >= 0 && d < ACK_BITS) bits |= 1 << d;
     }
     return bits >>> 0; // 1 << 31 is negative in JavaScript
-  }
-
-  // ---- entities of the newest state ----------------------------------------------------------
-
-  /** Slot of the live entity `id` in the newest state, or -1. */
-  slotOf(id) {
-    const st = this.latest;
-    if (!st) return -1;
-    if (!this._index) {
-      this._index = new Map();
-      for (let s = 0; s < st.n; s++) if (st.alive[s]) this._index.set(st.ids[s], s);
-    }
-    return this._index.get(id) ?? -1;
-  }
-
-  /**
-   * The live entity `id` in the newest state, or null:
-   * {id, slot, q: {field: quantised value}, v: {field: game value}}.
-   */
-  entity(id) {
-    const slot = this.slotOf(id);
-    if (slot < 0) return null;
-    const q = {}, v = {};
-    this.schema.forEach((f, i) => {
-      q[f.name] = this.latest.cols[i][slot];
-      v[f.name] = dequantise(f, q[f.name]);
-    });
-    return { id, slot, q, v };
-  }
-
-  /** Ids of the live entities in the newest state, in slot order. */
-  ids() {
-    const st = this.latest, out = [];
-    if (st) for (let s = 0; s < st.n; s++) if (st.alive[s]) out.push(st.ids[s]);
-    return out;
   }
 }

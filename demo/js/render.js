@@ -1,5 +1,7 @@
 // Drawing the arena on a canvas: the world border, NPCs, players with their names, and the
-// player's own dot (at its predicted position) highlighted. Pure drawing: no state of its own.
+// player's own dot (at its predicted position) highlighted; for a world too big for one
+// screen, a camera that follows the player and a minimap of the whole world with the cells
+// the client receives. Pure drawing: no state of its own.
 
 export const KIND_NPC = 0;
 
@@ -16,31 +18,44 @@ export function fitCanvas(canvas) {
   return dpr;
 }
 
+/** CSS pixels kept clear around the world, so that its border and a player at a wall show whole. */
+export const MARGIN_PX = 12;
+
 /**
- * Draw one frame.
+ * Draw one frame: without a camera, the world as large as fits the canvas (centred, MARGIN_PX
+ * clear around it).
  * @param world  the interpolated world ({ids, x, y, heading, kind, owner}), or null
  * @param me     {entity, x, y, name} the own player at its predicted position, or null
  * @param names  Map client id -> name
  * @param size   world size in units
+ * @param camera null: the whole world fits the canvas; else {x, y, span, grid, radius}: centred
+ *               on (x, y), `span` units across the canvas's shorter side, grid lines every
+ *               `grid` units (default 100), and a ring of `radius` units around `me` (the view)
+ * @returns      where the world went: {left, top, side} in CSS pixels of the canvas
  */
-export function draw(canvas, world, me, names, size) {
+export function draw(canvas, world, me, names, size, camera = null) {
   const dpr = fitCanvas(canvas);
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height;
-  const scale = Math.min(W, H) / size;
-  const ox = (W - size * scale) / 2, oy = (H - size * scale) / 2;
+  const scale = camera ? Math.min(W, H) / camera.span : Math.max(1, Math.min(W, H) - 2 * MARGIN_PX * dpr) / size;
+  const ox = camera ? W / 2 - camera.x * scale : (W - size * scale) / 2;
+  const oy = camera ? H / 2 - camera.y * scale : (H - size * scale) / 2;
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.fillStyle = "#0d1117";
   ctx.fillRect(0, 0, W, H);
   ctx.setTransform(scale, 0, 0, scale, ox, oy);
 
-  // the world: floor, grid every 100 units, border
+  // the world: floor, grid lines (only those on screen), border
   ctx.fillStyle = "#161b22";
   ctx.fillRect(0, 0, size, size);
   ctx.strokeStyle = "#21262d";
   ctx.lineWidth = 1 / scale;
   ctx.beginPath();
-  for (let g = 100; g < size; g += 100) { ctx.moveTo(g, 0); ctx.lineTo(g, size); ctx.moveTo(0, g); ctx.lineTo(size, g); }
+  const step = camera?.grid ?? 100;
+  const [x0, x1] = [Math.max(0, -ox / scale), Math.min(size, (W - ox) / scale)];
+  const [y0, y1] = [Math.max(0, -oy / scale), Math.min(size, (H - oy) / scale)];
+  for (let g = Math.ceil(x0 / step) * step || step; g < x1; g += step) { ctx.moveTo(g, y0); ctx.lineTo(g, y1); }
+  for (let g = Math.ceil(y0 / step) * step || step; g < y1; g += step) { ctx.moveTo(x0, g); ctx.lineTo(x1, g); }
   ctx.stroke();
   ctx.strokeStyle = "#f0883e";
   ctx.lineWidth = 3 / scale;
@@ -69,6 +84,15 @@ export function draw(canvas, world, me, names, size) {
       labels.push([world.x[i], world.y[i], names.get(owner) ?? `player ${owner}`, "#c9d1d9"]);
     }
   }
+  if (me && me.x !== null && camera?.radius) { // what the server sends for sure: everything within the radius
+    ctx.strokeStyle = "rgba(88,166,255,0.35)";
+    ctx.lineWidth = 1.5 * px * dpr;
+    ctx.setLineDash([6 * px * dpr, 6 * px * dpr]);
+    ctx.beginPath();
+    ctx.arc(me.x, me.y, camera.radius, 0, 2 * Math.PI);
+    ctx.stroke();
+    ctx.setLineDash([]);
+  }
   if (me && me.x !== null) {
     dot(ctx, me.x, me.y, me.heading ?? 0, 9 * px * dpr, colourFor(me.clientId), true);
     labels.push([me.x, me.y, `${me.name} (you)`, "#ffffff"]);
@@ -85,6 +109,7 @@ export function draw(canvas, world, me, names, size) {
     ctx.fillStyle = colour;
     ctx.fillText(text, sx, sy); // canvas text is never parsed as HTML
   }
+  return { left: ox / dpr, top: oy / dpr, side: (size * scale) / dpr };
 }
 
 function dot(ctx, x, y, heading, r, colour, mine) {
@@ -99,4 +124,49 @@ function dot(ctx, x, y, heading, r, colour, mine) {
   ctx.moveTo(x, y);
   ctx.lineTo(x + Math.cos(heading) * r * 1.5, y + Math.sin(heading) * r * 1.5);
   ctx.stroke();
+}
+
+/**
+ * The minimap: the whole world, the grid cells this client receives (`cells`, ids below
+ * grid.count), the own player (`me` {x, y}) with its view radius, and the other players in
+ * view (`others` [{x, y, owner}]).
+ * @param grid  the welcome's grid ({cell, cols, rows, x0, y0, count}, view.js parseGrid)
+ */
+export function drawMinimap(canvas, { size, grid, cells, me, radius, others = [] }) {
+  const dpr = fitCanvas(canvas);
+  const ctx = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height;
+  const scale = Math.min(W, H) / size;
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.clearRect(0, 0, W, H);
+  ctx.setTransform(scale, 0, 0, scale, 0, 0);
+  ctx.fillStyle = "#161b22";
+  ctx.fillRect(0, 0, size, size);
+  if (grid) {
+    ctx.fillStyle = "rgba(88,166,255,0.45)";
+    for (const c of cells) {
+      if (c >= grid.count) continue; // a scope cell: no place on the map
+      const col = c % grid.cols, row = Math.floor(c / grid.cols);
+      ctx.fillRect(grid.x0 + col * grid.cell, grid.y0 + row * grid.cell, grid.cell, grid.cell);
+    }
+  }
+  const px = 1 / scale;
+  for (const o of others) {
+    ctx.fillStyle = colourFor(o.owner);
+    ctx.fillRect(o.x - 2 * px * dpr, o.y - 2 * px * dpr, 4 * px * dpr, 4 * px * dpr);
+  }
+  if (me) {
+    ctx.strokeStyle = "#ffffff";
+    ctx.lineWidth = px * dpr;
+    ctx.beginPath();
+    ctx.arc(me.x, me.y, radius, 0, 2 * Math.PI);
+    ctx.stroke();
+    ctx.fillStyle = "#ffffff";
+    ctx.beginPath();
+    ctx.arc(me.x, me.y, 3 * px * dpr, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+  ctx.strokeStyle = "#f0883e";
+  ctx.lineWidth = 2 * px * dpr;
+  ctx.strokeRect(0, 0, size, size);
 }

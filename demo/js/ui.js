@@ -93,9 +93,10 @@ export function pollLobby(list, game, current, everyMs = 3000) {
 
 const fmtBytes = (b) => (b >= 1024 ? `${(b / 1024).toFixed(1)} KB/s` : `${b} B/s`);
 
-/** The net overlay's rows from the figures the page collects. */
-export function renderOverlay(el, f) {
+/** The net overlay's rows from the figures the page collects (`extra`: [label, value] rows first). */
+export function renderOverlay(el, f, extra = []) {
   const rows = [
+    ...extra,
     ["RTT", f.rtt === null ? "–" : `${f.rtt.toFixed(0)} ms`],
     ["snapshots", `${f.snapshotsPerS}/s`],
     ["down", fmtBytes(f.bytesDownPerS)],

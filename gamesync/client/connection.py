@@ -29,10 +29,12 @@ from ..core.errors import Redirect, should_retry
 from ..core.protocol import PROTOCOL_VERSION, pack_leave
 from ..core.schema import Schema
 from ..core.state import State
+from .entities import EntityReads
 from .eventqueue import EventQueue
 from .reconnect import ClientClosed, Retries, backoff_delay
 from .reconnect import outcome as _outcome
 from .session import join, ping_every, read_messages, take_seat
+from .status import MAX_ATTEMPTS, ClientEvents, Status, lost_reason
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +42,13 @@ EVENT_BUFFER = 1024  # game events kept for a consumer that is behind (oldest dr
 PING_INTERVAL_S = 1.0
 
 
-class Client:
+class Client(EntityReads, ClientEvents):
     """One player's connection. Create it with ``open_client``."""
 
     def __init__(self, url: str | Sequence[str], room: str, name: str, game: str | None = None, *,
                  reconnect: bool = True, backoff_initial: float = 0.2, backoff_max: float = 5.0, auto_ack: bool = True,
-                 token: str | None = None, ssl_context: Any = None, protocol: int = PROTOCOL_VERSION) -> None:
+                 token: str | None = None, ssl_context: Any = None, protocol: int = PROTOCOL_VERSION,
+                 max_attempts: int | None = MAX_ATTEMPTS) -> None:
         #: the nodes to (re)connect through, in turn; a redirect goes elsewhere for one connection
         self.urls = [url] if isinstance(url, str) else list(url)
         if not self.urls:
@@ -62,6 +65,7 @@ class Client:
         if not (backoff_initial >= 0 and backoff_max >= 0):
             raise ValueError("backoff_initial and backoff_max must be >= 0")
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
+        self.max_attempts = max_attempts  # failed reconnects in a row before giving up (None: never)
         self.auto_ack = auto_ack
         self.protocol = protocol  # the protocol version spoken (docs/protocol.md: 3, or 2 for acks)
         self.proto: cp.ClientProtocol | None = None
@@ -116,7 +120,7 @@ class Client:
             if st is not None and st.tick > newer_than:
                 return st
             if self._closed and self._done.is_set():
-                raise ClientClosed("the client is closed")
+                raise self._closed_error()
             await self._state_ready.wait()
 
     async def wait_connected(self) -> None:
@@ -128,7 +132,7 @@ class Client:
         """The live connection; waits through a reconnect, raises ClientClosed once closed for good."""
         while self._ws is None or self.proto is None:
             if self._closed:
-                raise ClientClosed("the client is closed")
+                raise self._closed_error()
             await self._connected.wait()
         return self._ws, self.proto
 
@@ -182,15 +186,6 @@ class Client:
 
     # -- receiving -------------------------------------------------------------------------
 
-    def events(self) -> AsyncIterator[cp.ClientSideEvent]:
-        """Game events, joins/leaves, reliable messages, errors, (re)welcomes; not state updates."""
-        return self._events.drain(lambda: self._closed)
-
-    @property
-    def events_dropped(self) -> int:
-        """Events dropped because the consumer of ``events()`` was more than EVENT_BUFFER behind."""
-        return self._events.dropped
-
     def _handle(self, ev: cp.ClientSideEvent, proto: cp.ClientProtocol | None = None) -> None:
         """One event from ``proto``'s connection (acks need to know which connection)."""
         if isinstance(ev, cp.StateUpdated):
@@ -212,7 +207,9 @@ class Client:
     async def _run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, then reconnect (after a backoff) or follow redirects, until closed."""
         retries = Retries(self.name, self.room, self.urls, trio.current_time())
+        self._set_status(Status.CONNECTING)
         target: str | None = None  # a redirect's URL for the next connection
+        lost: BaseException | None = None  # what ended the last connection
         try:
             while not self._closed:
                 connects = self.connects
@@ -220,7 +217,7 @@ class Client:
                 try:
                     await self._session(task_status, url)
                 except BaseException as exc:
-                    e = _outcome(exc)
+                    e = lost = _outcome(exc)
                     self.redirects += isinstance(e, Redirect)
                     target, self.url, give_up = retries.after_loss(e, self.url, self._started, trio.current_time())
                     self._closed = self._closed or give_up
@@ -228,6 +225,7 @@ class Client:
                     self._ws = None
                     self._connected = trio.Event()
                 if target is not None:
+                    self._following(target)
                     continue
                 err = self.last_error
                 if err is not None and not should_retry(err.code):  # a bug or a configuration error
@@ -235,12 +233,16 @@ class Client:
                 if self._closed or not self.reconnect:
                     break
                 attempt = retries.next_attempt(joined=self.connects > connects)  # a good join resets it
-                await trio.sleep(backoff_delay(attempt, self.backoff_initial, self.backoff_max, random))
+                delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max, random)
+                if not self._reconnecting(attempt, delay, lost_reason(lost, self.last_error)):
+                    break  # max_attempts failed in a row: offline, with ReconnectFailed
+                await trio.sleep(delay)
         finally:
             self._closed = True
             self._events.wake()
             self._state_ready.set()
             self._connected.set()  # wake anyone waiting to send: they get ClientClosed
+            self._offline(lost)
             self._done.set()
             if not self._started:
                 self._started = True
@@ -265,6 +267,7 @@ class Client:
             self.host_url = url
             self.connects += 1
             self._connected.set()
+            self._set_status(Status.CONNECTED)
             self._events.push(welcome)
             attempt_ok = not self._started
             self._started = True
@@ -276,7 +279,7 @@ class Client:
 
     async def aclose(self) -> None:
         """Leave the room: the server closes the connection at its next tick; wait up to 1 s."""
-        self._closed = True
+        self._closed = self._leaving = True
         ws = self._ws
         if ws is not None:
             try:

@@ -33,6 +33,7 @@ from ..core import clientproto as cp
 from ..core.errors import GamesyncError, Redirect
 from ..core.mirror import DecodeCache
 from ..core.protocol import PROTOCOL_VERSION
+from ..core.viewmirror import ChunkCache
 from ..wsframe import masked_binary_frame
 from .botsocket import BotSocket
 
@@ -49,6 +50,7 @@ class BotStats:
     decoded: int = 0  # of those, decoded (the rest came in one read with a newer one)
     payload_bytes: int = 0
     latencies: list[float] = field(default_factory=list)
+    visible_sum: int = 0  # entities held, summed over the states received
 
 
 MAX_REDIRECTS = 5  # redirects a bot follows in a row while joining
@@ -62,13 +64,15 @@ class Bot:
     bytes move through a ``BotSocket`` and the shared client protocol."""
 
     def __init__(self, idx: int, host: str, port: int, path: str, room: str, cache: DecodeCache | None,
-                 rng: random.Random, token: str | None = None, version: int = PROTOCOL_VERSION) -> None:
+                 rng: random.Random, token: str | None = None, version: int = PROTOCOL_VERSION,
+                 game: str | None = None, view_cache: ChunkCache | None = None) -> None:
         self.idx = idx
         self.host, self.port, self.path = host, port, path
         self.home = (host, port, path)  # where a reconnect starts (a redirect goes elsewhere)
         self.reconnects = 0
         self.resumes = 0
-        self.proto = cp.ClientProtocol(room, f"bot{idx}", auto_ack=False, cache=cache, token=token, version=version)
+        self.proto = cp.ClientProtocol(room, f"bot{idx}", game, auto_ack=False, cache=cache, token=token,
+                                       version=version, view_cache=view_cache, materialise=False)
         self.link: BotSocket | None = None  # the current connection (None before the first)
         self.rng = rng
         self.direction = (0, 0)
@@ -169,6 +173,7 @@ class Bot:
             if type(ev) is cp.StateUpdated:
                 self.stats.decoded += 1
             self.stats.payload_bytes += ev.size
+            self.stats.visible_sum += self.proto.visible
             while pend and pend[0][0] <= ev.input_ack:
                 self.stats.latencies.append(now - pend.popleft()[1])
         else:
@@ -202,16 +207,18 @@ class Swarm:
 
     def __init__(self, url: str, count: int, room: str = "arena", input_rate: float = 30.0,
                  shared_decode: bool = True, seed: int = 1, token_secret: bytes | None = None,
-                 token_ttl_s: float = 3600.0, reconnect: bool = False, version: int = PROTOCOL_VERSION) -> None:
+                 token_ttl_s: float = 3600.0, reconnect: bool = False, version: int = PROTOCOL_VERSION,
+                 game: str | None = None) -> None:
         u = urlparse(url)
         if u.scheme not in ("ws", "") or not u.hostname:
             raise ValueError(f"need a ws:// URL, got {url!r}")
         self.cache = DecodeCache() if shared_decode else None
+        self.view_cache = ChunkCache() if shared_decode else None
         rng = random.Random(seed)
         now = time.time()
         self.bots = [Bot(i, u.hostname, u.port or 80, u.path or "/", room, self.cache, random.Random(rng.random()),
                          None if token_secret is None else tokens.mint(token_secret, f"bot{i}", room, token_ttl_s, now),
-                         version)
+                         version, game, self.view_cache)
                      for i in range(count)]
         self.input_rate = input_rate
         #: bots whose connection was lost come back (with backoff, from the URL they started
@@ -323,10 +330,15 @@ class Swarm:
             "redirects": sum(b.redirects for b in self.bots),
             "reconnects": sum(b.reconnects for b in self.bots),
             "resumes": sum(b.resumes for b in self.bots),
+            # mean entities a bot holds (all of them, unless the room has interest management)
+            "visible_entities_mean": round(statistics.mean(b.stats.visible_sum / max(1, b.stats.states)
+                                                           for b in self.bots), 1) if self.bots else 0.0,
         }
-        if self.cache is not None:
-            total = self.cache.hits + self.cache.misses
-            out["shared_decode_hit_rate"] = round(self.cache.hits / total, 3) if total else 0.0
+        view = self.view_cache is not None and (self.view_cache.hits + self.view_cache.misses) > 0
+        cache = self.view_cache if view else self.cache
+        if cache is not None:
+            total = cache.hits + cache.misses
+            out["shared_decode_hit_rate"] = round(cache.hits / total, 3) if total else 0.0
         return out
 
     def close(self) -> None:
@@ -338,12 +350,13 @@ class Swarm:
 async def swarm_main(url: str, count: int, duration: float, *, room: str = "arena", warmup: float = 0.0,
                      input_rate: float = 30.0, ramp: float = 2.0, shared_decode: bool = True, seed: int = 1,
                      progress: bool = False, token_secret: bytes | None = None,
-                     reconnect: bool = False, version: int = PROTOCOL_VERSION) -> dict[str, Any]:
+                     reconnect: bool = False, version: int = PROTOCOL_VERSION,
+                     game: str | None = None) -> dict[str, Any]:
     """Connect ``count`` bots, run ``warmup`` + ``duration`` seconds, return the results dict.
     With ``token_secret`` each bot joins with its own token (player ``bot<i>``); ``version``
     is the protocol they speak."""
     swarm = Swarm(url, count, room, input_rate, shared_decode, seed, token_secret,
-                  token_ttl_s=warmup + duration + ramp + 3600, reconnect=reconnect, version=version)
+                  token_ttl_s=warmup + duration + ramp + 3600, reconnect=reconnect, version=version, game=game)
     bar = None
     try:
         async with trio.open_nursery() as n:
@@ -387,7 +400,7 @@ def run_swarm(args: argparse.Namespace, token_secret: bytes | None = None) -> in
         args.url, args.count, args.duration, room=args.room, warmup=args.warmup, input_rate=args.input_rate,
         ramp=args.ramp, shared_decode=not args.no_shared_decode, seed=args.seed,
         progress=(not args.no_progress and sys.stderr.isatty()) or (not args.no_progress and not args.json),
-        token_secret=token_secret, reconnect=args.reconnect, version=args.protocol))
+        token_secret=token_secret, reconnect=args.reconnect, version=args.protocol, game=args.game))
     if args.json:
         print(json.dumps(result))
     else:

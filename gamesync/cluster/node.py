@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from ..core.errors import Unavailable
+from ..core.errors import StartupError, Unavailable
 from ..core.saved import SavedRoom
 from ..ports import HostedRoom, RoomHost, lobby_entries
 from . import keys as k
@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: leases renewed, node and lobby entries refreshed, presence written
 HEARTBEAT_S = 1.0
+#: seconds a starting node tries to reach its Redis before it gives up
+REDIS_STARTUP_S = 5.0
 
 
 class ClusterNode:
@@ -94,10 +96,7 @@ class ClusterNode:
     async def _main(self, stop: trio.Event, task_status: Any) -> None:
         async with AsyncExitStack() as stack:
             await self.ctx.redis.connect(stack)
-            try:
-                await self.heartbeat()
-            except RedisDown:
-                pass
+            await self._register()
             logger.info("node %s: in the cluster at %s (Redis %s)", self.id, self.url, self.ctx.redis.url)
             async with trio.open_nursery() as n:
                 n.start_soon(self._heartbeat_loop)
@@ -113,6 +112,19 @@ class ClusterNode:
                     await self.leases.leave()
                 except RedisDown:
                     logger.warning("node %s: could not deregister: Redis unreachable", self.id)
+
+    async def _register(self) -> None:
+        """The first heartbeat, retried for up to REDIS_STARTUP_S: a node that cannot reach its
+        Redis when it starts does not start (StartupError); once running, it rides outages out."""
+        deadline = trio.current_time() + REDIS_STARTUP_S
+        while True:
+            try:
+                return await self.heartbeat()
+            except RedisDown:
+                if trio.current_time() >= deadline:
+                    raise StartupError(f"cannot reach Redis at {self.ctx.redis.url} ({self.ctx.redis.last_error}; "
+                                       f"tried for {REDIS_STARTUP_S:g} s)", "redis_url") from None
+                await trio.sleep(REDIS_TIMEOUT_S / 2)
 
     async def _heartbeat_loop(self) -> None:
         while True:

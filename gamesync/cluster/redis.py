@@ -59,6 +59,7 @@ class RedisLink:
         self.up = False  # Redis answered the last call
         self.commands = 0  # Redis commands sent (pipelined ones counted one by one)
         self.outages = 0
+        self.last_error = ""  # what the last failed call failed with
         self.raw: Any = None  # coredis client, text replies
         self.raw_bytes: Any = None  # coredis client, bytes replies (saved states)
         self.r: Any = None  # the text client, counted
@@ -88,6 +89,8 @@ class RedisLink:
             with trio.fail_after(REDIS_TIMEOUT_S):
                 res = await fn()
         except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as e:
+            self.last_error = str(e) or (f"no answer within {REDIS_TIMEOUT_S:g} s" if isinstance(e, trio.TooSlowError)
+                                         else type(e).__name__)
             if self.up or self._down_since is None:
                 self.outages += 1
                 self._down_since = time.monotonic()

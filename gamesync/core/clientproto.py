@@ -15,6 +15,7 @@ from .errors import DesyncError, ProtocolViolation, Redirect
 from .mirror import DecodeCache, Mirror
 from .schema import Schema
 from .state import State
+from .viewmirror import ChunkCache, ViewStates
 
 #: snapshots read together that are all decoded; past this many, only the newest is
 BACKLOG = 3
@@ -93,7 +94,8 @@ class ClientProtocol:
 
     def __init__(self, room: str, name: str, game: str | None = None, *, auto_ack: bool = True,
                  cache: DecodeCache | None = None, token: str | None = None, resume: str | None = None,
-                 version: int = p.PROTOCOL_VERSION) -> None:
+                 version: int = p.PROTOCOL_VERSION, view_cache: ChunkCache | None = None,
+                 materialise: bool = True) -> None:
         if version not in p.SUPPORTED_VERSIONS:
             raise ValueError(f"protocol version {version} is not one of {p.SUPPORTED_VERSIONS}")
         self.version = version
@@ -109,10 +111,12 @@ class ClientProtocol:
         self.unacked: deque[tuple[int, Any]] = deque(maxlen=UNACKED_INPUTS)
         self.auto_ack = auto_ack
         self.cache = cache
+        self.view_cache = view_cache  # decoded cells shared by a swarm's clients of one view room
+        self.materialise = materialise  # False: a view room's snapshots give no whole State (a swarm)
         self.outbox: list[bytes] = []
         self.welcome: p.Welcome | None = None
         self.schema: Schema | None = None
-        self.mirror: Mirror | None = None
+        self.mirror: Mirror | ViewStates | None = None
         self.input_seq = 0
         self.input_ack = 0
         self._next_ack_id = 1
@@ -127,7 +131,8 @@ class ClientProtocol:
         room, name, game, token, settings and version, continuing the input numbering, with
         ``resume`` as the seat to take back."""
         nxt = ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, cache=self.cache,
-                             token=self.token, resume=resume, version=self.version)
+                             token=self.token, resume=resume, version=self.version, view_cache=self.view_cache,
+                             materialise=self.materialise)
         nxt.carry_over(self)
         return nxt
 
@@ -142,6 +147,14 @@ class ClientProtocol:
         """The inputs the server had not applied when the connection dropped, to send again
         after a resume; the server applies each seq at most once."""
         return [p.pack_input(seq, data) for seq, data in self.unacked]
+
+    @property
+    def visible(self) -> int:
+        """Entities held (in a view room, those this client may see; else the whole world's)."""
+        m = self.mirror
+        if isinstance(m, ViewStates):
+            return m.view.count
+        return int(m.latest.alive.sum()) if m is not None and m.latest is not None else 0
 
     @property
     def tick(self) -> int:
@@ -207,7 +220,11 @@ class ClientProtocol:
                 raise ProtocolViolation(f"welcome speaks protocol {msg.version}, the join asked for {self.version}")
             self.schema = _schema(msg.schema)
             self.welcome = msg
-            self.mirror = Mirror(self.schema, msg.history, self.cache)
+            if msg.view is not None:  # a view room (docs/protocol.md 18)
+                private = msg.view.get("private") or []
+                self.mirror = ViewStates(self.schema, self.view_cache, self.materialise, list(private))
+            else:
+                self.mirror = Mirror(self.schema, msg.history, self.cache)
             return [Welcomed(msg)]
         if isinstance(msg, Redirect):  # the room lives on another node; close 4012 follows
             return [msg]

@@ -116,10 +116,16 @@ def _predict(schema: Schema, base: State, ref: State | None, kept: slice | NDArr
     if sel is None or ref is None:
         return b
     ridx, ok = sel
-    dt_tb, dt_br = tick - base.tick, base.tick - ref.tick
+    return predict_values(schema, b, ref.mat[:, ridx], ok, tick - base.tick, base.tick - ref.tick)
+
+
+def predict_values(schema: Schema, b: NDArray[np.int32], r: NDArray[np.int32], ok: NDArray[np.bool_] | None,
+                   dt_tb: int, dt_br: int) -> NDArray[np.int32]:
+    """``b + ((b - r) * dt_tb) // dt_br`` per linear row (``b`` for hold rows, and for the
+    columns where ``ok`` is False), with each field's wrap-around (docs/protocol.md 10)."""
     if dt_br <= 0:
         raise PayloadError("the reference must be older than the baseline")
-    d = np.subtract(b, ref.mat[:, ridx])  # the one allocation: every step below is in place
+    d = np.subtract(b, r)  # the one allocation: every step below is in place
     for i in schema.hold_rows:
         d[i] = 0
     _wrap(schema, d)
@@ -176,6 +182,7 @@ class Diff:
     """What changed from a baseline to ``cur``: the numbers, before any byte is written."""
 
     cur: State
+    kept: slice | NDArray[np.intp]  # slots of the entities alive in both states (the same ones)
     removed: NDArray[np.intp]
     created: NDArray[np.intp]
     kept_values: NDArray[np.int32]  # one row per field: the values at T of the kept entities
@@ -193,7 +200,7 @@ def diff_states(schema: Schema, cur: State, base: State | None = None, ref: Stat
         pred = _predict(schema, base, ref, kept, cur.tick)
         res = np.subtract(c, pred, out=pred) if pred.flags.writeable else c - pred
     _wrap(schema, res)
-    return Diff(cur, removed, created, c, res)
+    return Diff(cur, kept, removed, created, c, res)
 
 
 def _residuals_one_step(schema: Schema, c: NDArray[np.int32], base: State, ref: State | None,
@@ -344,6 +351,8 @@ def _decode_row(f: Field, enc: Any, m: int) -> tuple[bool, NDArray[Any]] | None:
         pos = _frombuf(enc[2], _check_dtype(enc[1], ("<u2", "<u4")))
         if pos.size and pos.max() >= m:
             raise PayloadError("sparse position out of range")
+        if not _ascending(pos):  # a position twice would add its residuals once here, twice elsewhere
+            raise PayloadError("sparse positions must ascend")
         row = np.zeros(m, dtype=np.int32)
         row[pos] += _frombuf(enc[4], _check_dtype(enc[3], ("<i1", "<i2", "<i4")), pos.size)
         return False, row
@@ -352,6 +361,8 @@ def _decode_row(f: Field, enc: Any, m: int) -> tuple[bool, NDArray[Any]] | None:
         pos = _frombuf(enc[3], _check_dtype(enc[2], ("<u2", "<u4")))
         if pos.size and pos.max() >= m:
             raise PayloadError("outlier position out of range")
+        if not _ascending(pos):
+            raise PayloadError("outlier positions must ascend")
         row[pos] += _frombuf(enc[4], "<i4", pos.size)
         return False, row
     raise PayloadError(f"unknown field mode {mode!r}")
@@ -427,9 +438,15 @@ def _slot_changes(base: State, n: int, rm_b: Any, cr_b: Any,
     ):
         raise PayloadError("slot out of range")
     cids = _frombuf(ids_b, "<u4", created.size)
-    if created.size > 1 and not (created[1:] > created[:-1]).all():  # ascending, so none twice
-        raise PayloadError("created slots must ascend")
+    for what, slots in (("removed", removed), ("created", created)):
+        if not _ascending(slots):  # so none twice
+            raise PayloadError(f"{what} slots must ascend")
     return removed, created, cids
+
+
+def _ascending(a: NDArray[Any]) -> bool:
+    """Whether ``a`` strictly increases (so holds no value twice)."""
+    return a.size < 2 or bool((a[1:] > a[:-1]).all())
 
 
 def _layout(base: State, n: int, removed: NDArray[np.intp], created: NDArray[np.intp],

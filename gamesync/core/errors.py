@@ -199,6 +199,24 @@ class RedisDown(Exception):
     """A Redis call failed or timed out (already logged)."""
 
 
+class ConfigError(ValueError):
+    """A setting the server cannot run with: ``setting`` names it (a ServerConfig field),
+    ``value`` is what it was given, ``problem`` says what it must be instead."""
+
+    def __init__(self, setting: str, value: object, problem: str) -> None:
+        super().__init__(f"{setting}={value!r}: {problem}")
+        self.setting, self.value, self.problem = setting, value, problem
+
+
+class StartupError(Exception):
+    """The server could not start as configured (a port in use, a Redis that does not answer);
+    ``setting`` names the ServerConfig field to change."""
+
+    def __init__(self, reason: str, setting: str) -> None:
+        super().__init__(reason)
+        self.reason, self.setting = reason, setting
+
+
 # -- the table ------------------------------------------------------------------------------------
 
 

@@ -16,10 +16,13 @@ import msgpack
 
 from .errors import GamesyncError, ProtocolViolation, Redirect
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 #: the versions a server speaks: 3 takes baselines from the stream (docs/protocol.md 12.1),
-#: 2 from the client's acks; a welcome names the version of the join it answers
-SUPPORTED_VERSIONS = (2, 3)
+#: 2 from the client's acks, 4 is 3 plus view rooms (section 18); a welcome names the version
+#: of the join it answers
+SUPPORTED_VERSIONS = (2, 3, 4)
+#: the first version whose clients can join a view room (interest management)
+VIEW_VERSION = 4
 #: the first version whose clients decode every snapshot of their stream, in order
 STREAM_VERSION = 3
 NO_TICK = -1  # baseline / reference "none" in a snapshot header
@@ -124,6 +127,8 @@ class Welcome:
     resume_token: str | None = None
     #: this welcome continues an earlier connection's seat (same client id, same entity)
     resumed: bool = False
+    #: a view room's grid (docs/protocol.md 18.1); None in a room where everyone sees everything
+    view: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,9 @@ def parse_server(data: bytes) -> ServerEvent:
         _, version, cid, room, game, rate, tick, schema, history = msg[:9]
         resume_token = msg[9] if len(msg) > 9 else None
         resumed = msg[10] if len(msg) > 10 else False
+        view = msg[11] if len(msg) > 11 and version == VIEW_VERSION else None  # older: ignore the rest
+        if view is not None and not isinstance(view, dict):
+            raise ProtocolViolation("view must be a map or nil")
         if resume_token is not None and not (isinstance(resume_token, str) and 0 < len(resume_token) <= MAX_TOKEN):
             raise ProtocolViolation("resume token must be a string")
         if type(resumed) is not bool:
@@ -285,7 +293,7 @@ def parse_server(data: bytes) -> ServerEvent:
             raise ProtocolViolation("schema must be an array of maps")
         return Welcome(_int(version, "version"), _int(cid, "client id", lo=1), _str(room, "room", MAX_ROOM),
                        _str(game, "game", MAX_ROOM), float(rate), _tick(tick, "tick"), schema,
-                       _int(history, "history", lo=1), resume_token, resumed)
+                       _int(history, "history", lo=1), resume_token, resumed, view)
     if t == Msg.ERROR:
         _arity(msg, 3, 3, "error")
         if not isinstance(msg[1], str) or not isinstance(msg[2], str):
@@ -361,8 +369,10 @@ def pack_leave() -> bytes:
 
 
 def pack_welcome(w: Welcome) -> bytes:
+    """The welcome; position 11 (``view``) only in a view room, so other rooms' bytes stay as they were."""
+    tail = [w.view] if w.view is not None else []
     return _pack([Msg.WELCOME, w.version, w.client_id, w.room, w.game, w.tick_rate, w.tick, w.schema, w.history,
-                  w.resume_token, w.resumed])
+                  w.resume_token, w.resumed, *tail])
 
 
 def pack_snapshot(tick: int, base: int, ref: int, input_ack: int, flags: int, payload: bytes,

@@ -9,11 +9,12 @@ from ..game import Game
 
 
 def builtin_games() -> dict[str, Callable[..., Game]]:
-    """The games ``gamesync serve`` runs: ``arena`` (the default) and ``notes``."""
+    """The games ``gamesync serve`` runs: ``arena`` (the default), ``bigworld`` and ``notes``."""
     from .arena import Arena
+    from .bigworld import BigWorld
     from .notes import Notes
 
-    return {"arena": Arena, "notes": Notes}
+    return {"arena": Arena, "bigworld": BigWorld, "notes": Notes}
 
 
 __all__ = ["builtin_games"]

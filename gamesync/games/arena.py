@@ -34,15 +34,22 @@ SEED = 20261125
 KIND_NPC = 0
 KIND_PLAYER = 1
 
-SCHEMA = Schema([
-    Float("x", 0.0, SIZE, 1 / 64),
-    Float("y", 0.0, SIZE, 1 / 64),
-    Angle("heading", bits=12, predict="hold"),  # jumps when a walk starts or a key changes
-    Int("hp", "u1", predict="hold"),
-    Int("ack", "u4"),  # one more every tick while a player's inputs stream in
-    Int("kind", "u1", predict="hold"),
-    Int("owner", "u4", predict="hold"),  # the client id driving a player (0: an NPC), for names
-])
+
+
+def arena_schema(size: float = SIZE) -> Schema:
+    """The arena's entity fields on a square world of side ``size``."""
+    return Schema([
+        Float("x", 0.0, size, 1 / 64),
+        Float("y", 0.0, size, 1 / 64),
+        Angle("heading", bits=12, predict="hold"),  # jumps when a walk starts or a key changes
+        Int("hp", "u1", predict="hold"),
+        Int("ack", "u4"),  # one more every tick while a player's inputs stream in
+        Int("kind", "u1", predict="hold"),
+        Int("owner", "u4", predict="hold"),  # the client id driving a player (0: an NPC), for names
+    ])
+
+
+SCHEMA = arena_schema()
 
 _DIAG = 1 / math.sqrt(2)
 _GRID = SCHEMA.by_name["x"]  # x and y share one grid
@@ -54,8 +61,11 @@ class Arena(Game):
 
     schema = SCHEMA
 
-    def __init__(self, npcs: int = 1000, seed: int = SEED, **options: Any) -> None:
+    def __init__(self, npcs: int = 1000, seed: int = SEED, size: float = SIZE, **options: Any) -> None:
         super().__init__(npcs=npcs, seed=seed, **options)
+        self.size = float(size)
+        if self.size != SIZE:
+            self.schema = arena_schema(self.size)
         self.n_npcs = int(npcs)
         self.rng = np.random.default_rng(seed)
         self.players: dict[int, int] = {}  # client id -> slot
@@ -67,8 +77,8 @@ class Arena(Game):
         n, rng = self.n_npcs, self.rng
         self.npc_slots = self.world.spawn(
             n,
-            x=_GRID.snap(rng.uniform(0, SIZE, n)).astype(np.float32),
-            y=_GRID.snap(rng.uniform(0, SIZE, n)).astype(np.float32),
+            x=_GRID.snap(rng.uniform(0, self.size, n)).astype(np.float32),
+            y=_GRID.snap(rng.uniform(0, self.size, n)).astype(np.float32),
             heading=_HEADING.snap(rng.uniform(0, 2 * math.pi, n)).astype(np.float32),
             hp=100,
             kind=KIND_NPC,
@@ -89,8 +99,8 @@ class Arena(Game):
     # -- players ---------------------------------------------------------------------------
 
     def on_join(self, client_id: int, name: str) -> None:
-        slot = self.world.spawn(1, x=_GRID.snap(self.rng.uniform(0, SIZE)), y=_GRID.snap(self.rng.uniform(0, SIZE)),
-                                hp=100, kind=KIND_PLAYER, owner=client_id)
+        x, y = _GRID.snap(self.rng.uniform(0, self.size, 2))
+        slot = self.world.spawn(1, x=x, y=y, hp=100, kind=KIND_PLAYER, owner=client_id)
         self.players[client_id] = int(slot[0])
         self.room.send(client_id, {"you": int(self.world.ids[slot[0]])})
         self.chat.join(client_id, name)
@@ -152,8 +162,8 @@ class Arena(Game):
         for r in range(rounds):
             m = slice(None) if rk is None else (rk == r)
             s = sl[m]
-            x[s] = np.clip(x[s] + move[m, 0], 0, SIZE)
-            y[s] = np.clip(y[s] + move[m, 1], 0, SIZE)
+            x[s] = np.clip(x[s] + move[m, 0], 0, self.size)
+            y[s] = np.clip(y[s] + move[m, 1], 0, self.size)
             heading[s] = np.where(moving[m], ang[m], heading[s])
             ack[s] = sq[m]
 
@@ -193,10 +203,10 @@ class Arena(Game):
         if isinstance(s, slice):  # contiguous NPCs: update the columns in place
             for col, v in ((w["x"][s], self.npc_vel[0]), (w["y"][s], self.npc_vel[1])):
                 col += v
-                np.clip(col, 0, SIZE, out=col)
+                np.clip(col, 0, self.size, out=col)
         else:
-            w["x"][s] = np.clip(w["x"][s] + self.npc_vel[0], 0, SIZE)
-            w["y"][s] = np.clip(w["y"][s] + self.npc_vel[1], 0, SIZE)
+            w["x"][s] = np.clip(w["x"][s] + self.npc_vel[0], 0, self.size)
+            w["y"][s] = np.clip(w["y"][s] + self.npc_vel[1], 0, self.size)
 
     # -- saved state (gamesync.core.saved: a cluster node saves it every few seconds) --------
 

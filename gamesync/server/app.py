@@ -12,7 +12,7 @@ from typing import Any
 import trio
 
 from ..core import protocol as p
-from ..core.errors import GamesyncError, GoingAway, InternalError, PeerClosed
+from ..core.errors import GamesyncError, GoingAway, InternalError, PeerClosed, VersionMismatch
 from ..core.ratelimit import TokenBucket
 from ..core.saved import SavedRoom
 from ..core.serverproto import ServerSession
@@ -22,6 +22,7 @@ from .config import ServerConfig
 from .hosting import RoomHosting
 from .joining import read_join
 from .listener import REJECT_SLACK, Listener
+from .netaddr import bind_failure
 from .room import Room
 from .seats import Seat
 from .session import Session
@@ -56,7 +57,11 @@ class Server:
         cfg = self.config
         lsock = socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET, socket.SOCK_STREAM)
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lsock.bind((cfg.host, cfg.port))
+        try:
+            lsock.bind((cfg.host, cfg.port))
+        except OSError as e:
+            lsock.close()
+            raise bind_failure(e, cfg.host, cfg.port, "WebSocket", "port") from None
         lsock.listen(cfg.backlog)
         lsock.setblocking(False)
         self.port = lsock.getsockname()[1]
@@ -217,6 +222,9 @@ class Server:
         cfg = self.config
         if self._stopping:
             raise GoingAway("server shutting down")
+        if room.views is not None and proto.version < p.VIEW_VERSION:
+            raise VersionMismatch(f"room {room.name!r} runs {room.game_name!r} with interest management, which "
+                                  f"needs protocol {p.VIEW_VERSION}; the join asked for {proto.version}")
         resume_token = secrets.token_urlsafe(18)  # a fresh one per connection
         old = room.take_seat(join.resume, player) if join.resume else None
         if old is not None:  # the same seat: client id, name, applied inputs, undelivered events
@@ -228,7 +236,8 @@ class Server:
         room.admit(session)
         cid = session.id
         welcome = p.Welcome(proto.version, cid, room.name, room.game_name, room.tick_rate, room.tick,
-                            room.game.schema.to_wire(), cfg.history_ticks, session.resume_token, old is not None)
+                            room.game.schema.to_wire(), cfg.history_ticks, session.resume_token, old is not None,
+                            room.views.welcome() if room.views is not None else None)
         session.write(conn.frame(p.pack_welcome(welcome)))
         try:
             async with trio.open_nursery() as n:

@@ -8,9 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.errors import ConfigError
 from ..game import Game
 from ..tokens import check_secret
-from .netaddr import LOOPBACK_NAMES, WILDCARD_HOSTS, is_loopback_host
+from .netaddr import LOOPBACK_NAMES, WILDCARD_HOSTS, is_loopback_host, origin_problem, url_problem
+
+#: the highest tick rate a server accepts (ticks per second)
+MAX_TICK_RATE = 1000.0
 
 
 @dataclass
@@ -143,8 +147,32 @@ class ServerConfig:
                              "insecure_dev=True to allow anonymous joins there")
         if self.max_payloads_per_tick < 1:
             raise ValueError("max_payloads_per_tick must be at least 1")
+        self._check_settings()
         if self.history_ticks <= 0:
             self.history_ticks = max(8, math.ceil(self.tick_rate) + 2)
+
+    def _check_settings(self) -> None:
+        """ConfigError for the first setting an operator could get wrong that is unusable."""
+        for name in ("port", "http_port"):
+            port = getattr(self, name)
+            if not (port is None and name == "http_port") and not (type(port) is int and 0 <= port <= 65535):
+                raise ConfigError(name, port, "a port is 0..65535 (0: any free one)")
+        if not (math.isfinite(self.tick_rate) and 0 < self.tick_rate <= MAX_TICK_RATE):
+            raise ConfigError("tick_rate", self.tick_rate,
+                              f"ticks per second must be above 0 and at most {MAX_TICK_RATE:g} (default 30)")
+        for name, zero in (("stats_interval_s", False), ("save_interval_s", False), ("drain_timeout_s", True)):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+                raise ConfigError(name, value, f"must be a number of seconds {'0 or more' if zero else 'above 0'}")
+        for name, schemes in (("redis_url", ("redis", "rediss", "unix")), ("public_url", ("ws", "wss"))):
+            url = getattr(self, name)
+            problem = None if url is None else url_problem(url, schemes)
+            if problem is not None:
+                raise ConfigError(name, url, problem)
+        for origin in self.allowed_origins or ():
+            problem = origin_problem(origin)
+            if problem is not None:
+                raise ConfigError("allowed_origins", origin, problem)
 
     @property
     def dev_mode(self) -> bool:

@@ -37,12 +37,14 @@ from .. import tokens
 from ..core.errors import Unauthorized
 from ..core.protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS
 from .config import ServerConfig
-from .netaddr import is_loopback, proxied
+from .netaddr import check_bindable, is_loopback, proxied
 
 logger = logging.getLogger(__name__)
 
-#: the browser demo, when running from a checkout of the repository
-DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+#: the browser demo: in an installed package, the copy its build put there (setup.py: the
+#: pages and their JavaScript dependency); else, from a checkout (an editable install), demo/
+_PACKAGED_DEMO = Path(__file__).resolve().parents[1] / "demo"
+DEMO_DIR = _PACKAGED_DEMO if _PACKAGED_DEMO.is_dir() else Path(__file__).resolve().parents[2] / "demo"
 
 
 class ServerView(Protocol):
@@ -200,6 +202,7 @@ async def serve_http(server: ServerView, host: str, port: int, demo_dir: Path | 
     cfg.errorlog = logger
     cfg.graceful_timeout = 0.5
     app = build_app(server, demo_dir)
+    check_bindable(host, port, "HTTP", "http_port")  # Hypercorn's own bind error would not say which port
     async with trio.open_nursery() as n:
         binds = await n.start(hypercorn_serve, app, cfg)
         url = binds[0]

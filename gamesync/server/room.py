@@ -32,9 +32,10 @@ from .payloads import encode_payloads
 from .reliable import ReliableBook, ReliableSend
 from .roomstats import RoomStats, room_stats
 from .roster import Roster
-from .seats import KeptSeats, Seat
+from .seats import Seat
 from .session import Outgoing, Session
 from .tick import TickStats, run_ticks
+from .views import Views
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,15 @@ class Room:
         self.game = game
         self.world = World(game.schema)
         self.history = History(config.history_ticks)
+        #: interest management, when the game declares it (None: everyone sees everything)
+        self.views = Views.of(self.world, game, config.history_ticks)
         self.tick = 0
         self.tick_rate = config.tick_rate
         self._reliable = ReliableBook()
         self.stats = RoomStats()
         self.roster = Roster(name, game, config, self.stats, self._reliable)
         self.sessions = self.roster.sessions  # the same dict, read on every tick
+        self.roster.on_gone = self.views.forget if self.views is not None else None
         self.tick_stats = TickStats()
         self.plan_counts = PlanCounts()  # who got which payload past the per-tick cap
         #: seconds spent in each phase of the tick, summed over ticks
@@ -92,14 +96,6 @@ class Room:
             return None
         seats = [seat.to_saved() for seat in self.roster.seated() if seat.resume_token]
         return SavedRoom(self.game_name, self.tick, save_world(self.world), state, seats)
-
-    @property
-    def _seats(self) -> KeptSeats:
-        return self.roster.seats
-
-    @property
-    def _joining(self) -> list[Session]:
-        return self.roster.joining
 
     @property
     def players(self) -> list[tuple[int, str, str | None]]:
@@ -216,6 +212,8 @@ class Room:
         t2 = clock()
         state = State.capture(self.world, tick, self.history.get(tick - 1))
         self.history.push(state)
+        if self.views is not None:
+            self.views.push(state)
         if self._reliable:
             self._reliable.expire(now)
         if self.roster.seats:
@@ -250,9 +248,11 @@ class Room:
 
     def _encode(self, state: State) -> list[tuple[Session, Outgoing]]:
         """Every live session's snapshot of ``state``, each distinct payload built once."""
-        return encode_payloads(self.game.schema, state, self.history,
-                               [s for s in self.sessions.values() if not s.closing],
-                               self.config.max_payloads_per_tick, self.plan_counts, self.stats)
+        live = [s for s in self.sessions.values() if not s.closing]
+        if self.views is not None:
+            return self.views.encode(live, self.stats)
+        return encode_payloads(self.game.schema, state, self.history, live, self.config.max_payloads_per_tick,
+                               self.plan_counts, self.stats)
 
     def _send(self, plan: list[tuple[Session, Outgoing]], now: float) -> None:
         for s, out in plan:

@@ -51,7 +51,21 @@ def room_stats(room: Any) -> dict[str, Any]:
         **dataclasses.asdict(room.plan_counts),
         "joins": st.joins,
         "leaves": st.leaves,
+        **_view_stats(room),
     }
+
+
+def _view_stats(room: Any) -> dict[str, Any]:
+    """A view room's sharing: chunk sets (one per distinct baseline pair a tick) and cell
+    listings built, and the entities its clients hold."""
+    views = getattr(room, "views", None)
+    if views is None:
+        return {}
+    live = list(room.sessions.values())
+    plan = views.planner
+    return {"view_chunk_sets": plan.chunk_sets_built, "view_listings": plan.listings_built,
+            "view_cells": views.grid.count,
+            "visible_entities_mean": sum(s.view.entities for s in live) / len(live) if live else 0.0}
 
 
 def add_departed(stats: RoomStats, s: Any) -> None:

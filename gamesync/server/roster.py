@@ -6,6 +6,7 @@ the room decides when (``enter_joining``, ``drop_closing``)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..core import protocol as p
@@ -41,6 +42,8 @@ class Roster:
         self.to_drop: list[Session] = []  # sessions that started closing since the last drop
         self.seats = KeptSeats()  # seats of dropped players, for their resumes
         self.inbox = Inbox()
+        #: called with a client id once that player has left for good (the room's views forget it)
+        self.on_gone: Callable[[int], None] | None = None
 
     def seated(self) -> list[Seat]:
         """Everyone with a seat: the sessions, then the seats kept for a resume."""
@@ -164,6 +167,8 @@ class Roster:
         except Exception:
             logger.exception("room %s: game failed in on_leave for client %d", self.room, seat.id)
         self.reliable.drop_client(seat.id)
+        if self.on_gone is not None:
+            self.on_gone(seat.id)
         left = [p.Ev.LEFT, seat.id]
         for other in self.sessions.values():
             other.queue_event(left)

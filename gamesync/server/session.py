@@ -19,6 +19,7 @@ from ..core.errors import GamesyncError, PeerClosed, SlowConsumer
 from ..core.protocol import NO_EVENTS, pack
 from ..core.ratelimit import TokenBucket
 from ..core.serverproto import ServerSession
+from ..core.viewplan import ClientView
 from ..wsframe import binary_header
 from .config import ServerConfig
 from .seats import Seat
@@ -39,6 +40,8 @@ class Outgoing(NamedTuple):
     payload: bytes
     head: bytes
     mid: bytes
+    #: in a view room, the view this snapshot leaves the client with (core.viewplan.ViewFrame)
+    view: Any = None
 
 
 class Session:
@@ -64,6 +67,7 @@ class Session:
         self.bytes_out = 0
         self.frames_out = 0
         self.skipped = 0
+        self.view = ClientView()  # what it watches, in a view room
         # lifecycle
         self.done = trio.Event()
         self._wake = trio.Event()
@@ -117,6 +121,9 @@ class Session:
         self._send_snapshot(snap, now)
 
     def _send_snapshot(self, snap: Outgoing, now: float) -> None:
+        if snap.view is not None and snap.base != self.view.tick:
+            self.skipped += 1  # built on a view the client no longer has: the next tick's will do
+            return
         ack = pack(self.proto.last_applied)
         events = pack(self.events) if self.events else NO_EVENTS
         size = len(snap.head) + len(ack) + len(snap.mid) + len(events)
@@ -126,6 +133,8 @@ class Session:
             return
         self.events = []
         self.proto.acks.on_sent(snap.tick, snap.base)
+        if snap.view is not None:
+            self.view.commit(snap.view)
         self.frames_out += 1
         self.write(b"".join((head, snap.head, ack, snap.mid, events)))
 

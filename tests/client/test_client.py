@@ -7,6 +7,7 @@ import trio
 
 import gamesync.client.connection as connection
 from gamesync.client.connection import ClientClosed, open_client
+from gamesync.client.status import Status, StatusChanged
 from gamesync.core import clientproto as cp
 from gamesync.core.errors import ProtocolViolation, Timeout
 from gamesync.core.protocol import ClientMessage, parse_client
@@ -53,7 +54,8 @@ async def test_open_client_joins_and_mirrors_the_arena():
                 st2 = await c.wait_state(newer_than=st.tick)
                 assert st2.tick > st.tick
                 evs = await _events_until(c, lambda e: isinstance(e, cp.GameEvent))
-    assert isinstance(evs[0], cp.Welcomed) and evs[0].welcome.client_id == c.client_id
+    welcomes = [e for e in evs if isinstance(e, cp.Welcomed)]
+    assert len(welcomes) == 1 and welcomes[0].welcome.client_id == c.client_id
     assert set(evs[-1].data) == {"you"}
 
 
@@ -299,7 +301,8 @@ async def test_fatal_error_stops_reconnecting_and_ends_events():
                 _drop(server, c.client_id, ProtocolViolation("dropped by the test"))
                 evs = [ev async for ev in c.events()]  # ends once the client is closed
                 assert c.last_error is not None and c.last_error.code == "protocol"
-                assert isinstance(evs[-1], cp.ErrorReceived)
+                assert isinstance(evs[-2], cp.ErrorReceived)
+                assert evs[-1] == StatusChanged(Status.OFFLINE, reason="gave up: protocol: dropped by the test")
                 await trio.sleep(0.2)
                 assert c.connects == 1 and server.connections == 0
                 with pytest.raises(ClientClosed):

@@ -64,9 +64,10 @@ async def test_kill_9_moves_the_rooms_within_5_s_and_players_resume_from_the_las
         cluster: LocalCluster) -> None:
     a, b, c = cluster.nodes["a"], cluster.nodes["b"], cluster.nodes["c"]
     with trio.fail_after(60):
-        # p1 creates the room on a; p2 comes in through b and is sent to a
-        async with open_client([a.url, b.url], room="fo", name="p1", backoff_max=0.5) as p1, \
-                open_client([b.url, c.url], room="fo", name="p2", backoff_max=0.5) as p2, \
+        # p1 creates the room on a; p2 comes in through b and is sent to a; both retry quickly, for
+        # as long as the failover takes (8 tries of at most 0.5 s could end before it)
+        async with open_client([a.url, b.url], room="fo", name="p1", backoff_max=0.5, max_attempts=None) as p1, \
+                open_client([b.url, c.url], room="fo", name="p2", backoff_max=0.5, max_attempts=None) as p2, \
                 open_client(a.url, room="fo2", name="p3") as p3, trio.open_nursery() as n:
             for cl in (p1, p2, p3):
                 await cl.wait_state()

@@ -1286,6 +1286,27 @@ def test_created_slots_must_strictly_ascend(created):
         _decode_body(b, base, ref)
 
 
+@pytest.mark.parametrize("order", [[1, 0], [0, 0], [0, 2, 1]])
+def test_removed_slots_must_strictly_ascend(order):
+    ref, base, cur, body = _pair()
+    alive = np.flatnonzero(base.alive)
+    with pytest.raises(PayloadError, match="^removed slots must ascend$"):
+        _decode_body(_set(body, [1], _u("<u4", *(alive[i] for i in order))), base, ref)
+
+
+@pytest.mark.parametrize(("mode", "positions"), [(2, [0, 0]), (2, [1, 0]), (4, [0, 0]), (4, [2, 1])])
+def test_sparse_and_outlier_positions_must_strictly_ascend(mode, positions):
+    """A position twice would add its residuals once (numpy's fancy +=) or twice (a loop):
+    implementations would disagree, so the format has each position once, ascending."""
+    ref, base, cur, body = _pair()
+    pos, res = _u("<u2", *positions), np.full(len(positions), 3, "<i4")
+    enc = ([2, "<u2", pos, "<i1", res.astype("<i1").tobytes()] if mode == 2
+           else [4, bytes(K), "<u2", pos, res.tobytes()])
+    b = _set(_set(body, [5, FIELD_X], enc), [6], None)
+    with pytest.raises(PayloadError, match=f"^{'sparse' if mode == 2 else 'outlier'} positions must ascend$"):
+        _decode_body(b, base, ref)
+
+
 def test_one_created_value_is_not_spread_over_several_created_slots():
     ref, base, cur, body = _pair()
     with pytest.raises(PayloadError, match="^expected 4 values, got 1$"):

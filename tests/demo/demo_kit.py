@@ -30,11 +30,14 @@ def npm_ci_once() -> None:
 
 
 class ServerProcess:
-    """`gamesync serve` on 127.0.0.1 with its HTTP side; anonymous joins (loopback, no secret)."""
+    """`gamesync serve` on 127.0.0.1 with its HTTP side; anonymous joins (loopback, no secret).
+    ``launcher``: the command before ``serve`` (default ``python -m gamesync``), e.g. a script
+    that registers its own games first."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, launcher: list[str] | None = None) -> None:
         self.ws_port, self.http_port = free_port(), free_port()
         self.args = args
+        self.launcher = launcher or [sys.executable, "-m", "gamesync"]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,7 +46,7 @@ class ServerProcess:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != "GAMESYNC_SECRET"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "gamesync", "serve", "--host", "127.0.0.1",
+        self.proc = subprocess.Popen([*self.launcher, "serve", "--host", "127.0.0.1",
                                       "--port", str(self.ws_port), "--http-port", str(self.http_port), *self.args],
                                      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20

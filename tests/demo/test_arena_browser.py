@@ -12,6 +12,7 @@ from demo_kit import ARTIFACTS, ServerProcess, open_arena, walk_and_watch
 from playwright.sync_api import Page
 
 WAIT_MS = 15_000  # every wait for the page is bounded by this
+MARGIN_PX = 12  # demo/js/render.js: CSS pixels kept clear around the world
 
 
 def _status(page: Page) -> str:
@@ -157,3 +158,69 @@ def test_a_frozen_server_is_noticed_and_the_page_takes_its_seat_back_when_it_wak
     assert (a.evaluate("window.demo.conn.clientId"), a.evaluate("window.demo.me")) == (cid, entity)
     a.wait_for_function("window.demo.serverSelf() !== null", timeout=WAIT_MS)
     assert not errors
+
+
+def test_the_pages_log_no_console_error_and_fetch_nothing_missing(demo_server: ServerProcess, browser: Any) -> None:
+    """The arena page and the notes pad, loaded and played a little: no console error, no
+    page error, no request answered 4xx/5xx (a favicon included)."""
+    ctx = browser.new_context(viewport={"width": 1200, "height": 800})
+    problems: list[str] = []
+    ctx.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    ctx.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    try:
+        a = open_arena(ctx, demo_server.url + "/?room=quiet&name=ann", problems)
+        a.focus("#arena")
+        a.keyboard.down("d")
+        a.wait_for_function("window.demo.conn.inputAck > 0", timeout=WAIT_MS)
+        a.keyboard.up("d")
+        notes = ctx.new_page()
+        notes.on("pageerror", lambda e: problems.append(str(e)))
+        notes.goto(demo_server.url + "/notes.html?room=quiet-notes&name=bob")
+        notes.wait_for_function("document.getElementById('sync').dataset.state === 'synchronized'", timeout=WAIT_MS)
+        for page in (a, notes):  # a favicon the page names, fetched
+            assert page.evaluate("document.querySelector('link[rel=icon]').getAttribute('href')") == "favicon.svg"
+        a.wait_for_timeout(500)  # the favicon and the lobby's first fetch are in
+    finally:
+        ctx.close()
+    assert not problems, problems
+
+
+def _fit(page: Page) -> dict[str, Any]:
+    return page.evaluate("""() => {
+        const c = document.getElementById('arena').getBoundingClientRect(), d = window.demo.drawn;
+        return {canvas: [c.left, c.top, c.right, c.bottom], world: [d.left, d.top, d.side],
+                window: [innerWidth, innerHeight],
+                scroll: [document.documentElement.scrollWidth, document.documentElement.scrollHeight]};
+    }""")
+
+
+def test_the_arena_fits_a_1200_by_800_window_and_scales_with_it(demo_server: ServerProcess, browser: Any) -> None:
+    """The canvas lies inside the window (nothing scrolls), the world's square lies inside the
+    canvas with room for its border and a player at a wall, and it is as large as the canvas
+    allows; resizing the window resizes both."""
+    ctx = browser.new_context(viewport={"width": 1200, "height": 800})
+    try:
+        page = open_arena(ctx, demo_server.url + "/?room=fit&name=ann", [])
+        sides = []
+        for w, h in [(1200, 800), (900, 600), (1600, 1000), (1200, 800)]:
+            page.set_viewport_size({"width": w, "height": h})
+            page.wait_for_function(f"innerWidth === {w} && window.demo.drawn && "
+                                   f"Math.abs(document.getElementById('arena').getBoundingClientRect().bottom - {h}) < 1"
+                                   " && window.demo.drawn.top + window.demo.drawn.side "
+                                   "<= document.getElementById('arena').clientHeight", timeout=WAIT_MS)
+            page.wait_for_timeout(100)  # a frame or two at the new size
+            fit = _fit(page)
+            left, top, right, bottom = fit["canvas"]
+            wl, wt, side = fit["world"]
+            assert fit["scroll"] == [w, h], fit  # no scroll bars
+            assert 0 <= left and 0 <= top and right <= w and bottom <= h, fit
+            cw, ch = right - left, bottom - top
+            assert wl >= MARGIN_PX - 1 and wt >= MARGIN_PX - 1, fit
+            assert wl + side <= cw - MARGIN_PX + 1 and wt + side <= ch - MARGIN_PX + 1, fit
+            assert side >= min(cw, ch) - 2 * MARGIN_PX - 1, fit  # as large as fits
+            sides.append(side)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "arena-1200x800.png"))
+    finally:
+        ctx.close()
+    assert sides[1] < sides[0] < sides[2] and abs(sides[3] - sides[0]) < 1, sides

@@ -506,7 +506,7 @@ async def bystander(server: Server, url: str, room: str = "r", max_gap_s: float 
         assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), "the well-behaved client missed ticks"
         await wait_for(lambda: server.connections == 1, 3.0, "the server to be back to one connection")
         assert server.rooms.get(room) is r, "the watcher's room was replaced"
-        await wait_for(lambda: list(r.sessions) == [w.client_id] and not r._joining, 3.0,
+        await wait_for(lambda: list(r.sessions) == [w.client_id] and not r.roster.joining, 3.0,
                        "the room to be back to the watcher alone")
         assert len(r.roster.inbox) == 1, "a departed client is still registered with the room's selector"
         assert not r._reliable

@@ -533,9 +533,9 @@ async def test_client_vanishing_without_a_close_frame_is_dropped_and_reported_le
                 room = server.rooms["r"]
                 await trio.sleep(0.2)
                 assert gone not in room.sessions
-                assert room.stats.leaves == 0 and len(room._seats) == 1  # dropped, seat kept
+                assert room.stats.leaves == 0 and len(room.roster.seats) == 1  # dropped, seat kept
                 await wait_for(lambda: room.stats.leaves == 1, 3.0, "the seat to be freed")
-                assert not room._seats
+                assert not room.roster.seats
             assert room.stats.leaves == 1
 
 

@@ -53,7 +53,7 @@ async def test_a_dropped_player_resumes_the_same_seat_and_every_input_is_applied
                 await wc.send([3, 6, 0], [3, 7, 0])  # may or may not be applied before the drop
                 _vanish(wc)
                 room = server.rooms["r"]
-                await wait_for(lambda: w.client_id not in room.sessions and len(room._seats) == 1, 3.0,
+                await wait_for(lambda: w.client_id not in room.sessions and len(room.roster.seats) == 1, 3.0,
                                "the seat to be kept")
 
                 back = await WireClient.open(port)
@@ -71,7 +71,7 @@ async def test_a_dropped_player_resumes_the_same_seat_and_every_input_is_applied
                 assert game.applied(w.client_id) == list(range(1, 10))  # each once, none lost
                 assert game.joined.count(w.client_id) == 1 and w.client_id not in game.left
                 assert room.sessions[w.client_id].name == "ann"  # the seat's name, not the new join's
-                assert not room._seats
+                assert not room.roster.seats
                 assert other.closed is None
 
 
@@ -85,7 +85,7 @@ async def test_a_seat_not_resumed_within_the_grace_time_is_freed_and_the_room_to
                 _vanish(wc)
                 room = server.rooms["r"]
                 await wait_for(lambda: room.game.left == [w.client_id], 3.0, "the game to see it leave")
-                assert not room._seats and room.stats.leaves == 1
+                assert not room.roster.seats and room.stats.leaves == 1
                 late = await WireClient.open(port)
                 await late.send([1, V, "r", "bob", None, None, w.resume_token])
                 w2 = await late.recv()
@@ -106,7 +106,7 @@ async def test_a_player_who_closes_properly_or_is_refused_keeps_no_seat():
             await b.closed()
             room = server.rooms["r"]
             await wait_for(lambda: sorted(room.game.left) == sorted([wa.client_id, wb.client_id]), 3.0, "both gone")
-            assert not room._seats
+            assert not room.roster.seats
 
 
 async def test_with_join_tokens_a_seat_goes_back_only_to_its_own_player():
@@ -122,12 +122,12 @@ async def test_with_join_tokens_a_seat_goes_back_only_to_its_own_player():
             assert isinstance(w, p.Welcome)
             _vanish(wc)
             room = server.rooms["r"]
-            await wait_for(lambda: len(room._seats) == 1, 3.0, "the seat to be kept")
+            await wait_for(lambda: len(room.roster.seats) == 1, 3.0, "the seat to be kept")
             thief = await WireClient.open(port)
             await thief.send([1, V, "r", "x", None, theirs, w.resume_token])
             closed = await thief.closed()
             assert closed.code == 4011 and "another player" in closed.reason
-            assert len(room._seats) == 1  # still there for its owner
+            assert len(room.roster.seats) == 1  # still there for its owner
             owner = await WireClient.open(port)
             await owner.send([1, V, "r", "x", None, mine, w.resume_token])
             w2 = await owner.recv()
@@ -151,7 +151,7 @@ async def test_the_client_library_resumes_its_seat_after_a_lost_connection_and_r
                     await c.send_input(0)
                 await wait_for(lambda: room.game.applied(cid) == [1, 2, 3, 4, 5], 3.0,
                                lambda: f"inputs 4 and 5 (applied: {room.game.applied(cid)}, sessions: {list(room.sessions)}, "
-                                       f"seats: {len(room._seats)}, client id now {c.client_id}, resumes {c.resumes})")
+                                       f"seats: {len(room.roster.seats)}, client id now {c.client_id}, resumes {c.resumes})")
                 assert room.game.joined.count(cid) == 1 and not room.game.left
 
 
@@ -177,7 +177,7 @@ async def test_a_resume_while_the_old_connection_is_still_open_retires_it_and_ta
             await _until_applied(new, 2)
             assert room.stats.bytes_out >= sent_to_old  # the retired connection's counters are kept
             assert list(room.sessions) == [w.client_id] and room.sessions[w.client_id].conn is not None
-            assert room.game.applied(w.client_id) == [1, 2] and not room.game.left and not room._seats
+            assert room.game.applied(w.client_id) == [1, 2] and not room.game.left and not room.roster.seats
 
 
 def test_a_resumes_resend_fits_the_servers_inbound_limits():
@@ -200,7 +200,7 @@ async def test_a_full_resend_after_a_resume_is_applied_not_refused():
             w = await wc.join(name="eve")
             _vanish(wc)
             room = server.rooms["r"]
-            await wait_for(lambda: len(room._seats) == 1, 3.0, "the seat to be kept")
+            await wait_for(lambda: len(room.roster.seats) == 1, 3.0, "the seat to be kept")
             back = await WireClient.open(port)
             await back.send([1, V, "r", "eve", None, None, w.resume_token])
             assert (await back.recv()).resumed

@@ -13,6 +13,9 @@ live entity), the ack bits, the held ticks and the replies the client sends, or 
 error (desync) it must raise. Further sections hold client messages as the Python
 builders pack them, and server messages, welcomes and events the client must refuse.
 
+View rooms (docs/protocol.md section 18) have their own sequences, built in
+tests/vectors/view_vectors.py and added as `view_sequences` and `view_coverage`.
+
     .venv/bin/python tests/vectors/make_vectors.py [--out tests/vectors/snapshots.json]
 
 The output is deterministic (seeded, no clock); tests/demo/test_js_client.py checks that
@@ -47,6 +50,9 @@ from gamesync.core.schema import TAU, Angle, Float, Int, Schema  # noqa: E402
 from gamesync.core.state import History, State  # noqa: E402
 from gamesync.core.world import World  # noqa: E402
 from gamesync.games.arena import Arena  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from view_vectors import view_sections  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "snapshots.json"
 NO = p.NO_TICK
@@ -512,6 +518,16 @@ def seq_desync() -> dict[str, Any]:
     link.desync("changed position out of range", t, L, NO, 0, pk(body(_6=["<u1", bytes([k])])))
     link.desync("changed positions not increasing", t, L, NO, 0, pk(body(_6=["<u1", bytes([0, 0])])))
     link.desync("bad changed dtype", t, L, NO, 0, pk(body(_6=["<i1", bytes([0])])))
+    alive = np.flatnonzero(latest.alive)
+    link.desync("removed slots not ascending", t, L, NO, 0, pk(body(_1=u4(alive[1], alive[0]))))
+    link.desync("removed slot listed twice", t, L, NO, 0, pk(body(_1=u4(alive[0], alive[0]))))
+    link.desync("created slots not ascending", t, L, NO, 0,
+                pk(body(_0=latest.n + 2, _2=u4(latest.n + 1, latest.n), _3=u4(998, 999),
+                        _4=[np.zeros(2, f.wire_dtype).tobytes() for f in SMALL])))
+    link.desync("sparse position listed twice", t, L, NO, 0,
+                pk(body(_5=fields([2, "<u2", u2(0, 0), "<i1", i1(1, 1)]))))
+    link.desync("outlier positions not ascending", t, L, NO, 0,
+                pk(body(_5=fields([4, bytes(k), "<u2", u2(1, 0), np.asarray([500, 500], "<i4").tobytes()]))))
     for t in range(6, 10):
         sim.move()
         link.tick(t)
@@ -843,6 +859,7 @@ def build() -> dict[str, Any]:
         "client_messages": client_messages(),
         **refusals(),
         "sequences": seqs,
+        **view_sections(),
     }
 
 

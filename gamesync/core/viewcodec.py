@@ -1,0 +1,207 @@
+"""Server side of view payloads: where every entity sits at a tick, and the chunks of every cell
+between two ticks, built once and shared by every client watching the cell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .delta import diff_states
+from .schema import Schema
+from .state import State
+from .viewwire import (
+    CODE_BYTES,
+    EMPTY,
+    F_ARRIVED,
+    F_CHANGED,
+    F_LEFT,
+    F_SPAWNED,
+    WIDTH_CODE,
+    Pieces,
+    _widths,
+    as_bytes_matrix,
+    make_records,
+    varint_pieces,
+)
+
+# sections of a chunk, in the order their bytes appear
+S_FLAGS, S_LEFT_N, S_LEFT, S_ARR_N, S_ARR, S_SPAWN_N, S_SPAWN, S_CH_N, S_CH, S_MASK, S_RES = range(11)
+
+
+@dataclass(frozen=True)
+class CellMap:
+    """One state's entities by cell: ``cell[slot]`` (-1: dead), ``rank[slot]`` (position in its
+    cell's member list, which is in slot order), members per cell, and the members of cell c
+    as ``order[start[c]:start[c + 1]]``."""
+
+    state: State
+    cell: NDArray[np.int32]
+    rank: NDArray[np.int64]
+    count: NDArray[np.int64]
+    order: NDArray[np.intp]
+    start: NDArray[np.int64]
+
+    @classmethod
+    def build(cls, state: State, cell: NDArray[np.int32], ncells: int) -> CellMap:
+        cell = np.where(state.alive, cell, -1).astype(np.int32)
+        live = np.flatnonzero(state.alive)
+        lc = cell[live]
+        key = lc.astype(np.uint16) if ncells <= 0x10000 else lc  # radix sort for 16-bit keys
+        srt = np.argsort(key, kind="stable")
+        order = live[srt]
+        count = np.bincount(lc, minlength=ncells).astype(np.int64)
+        start = np.zeros(count.size + 1, dtype=np.int64)
+        np.cumsum(count, out=start[1:])
+        rank = np.zeros(state.n, dtype=np.int64)
+        rank[order] = np.arange(order.size) - start[cell[order]]
+        return cls(state, cell, rank, count, order, start)
+
+    def members(self, c: int) -> NDArray[np.intp]:
+        if c >= self.count.size:
+            return np.zeros(0, dtype=np.intp)
+        return self.order[self.start[c]:self.start[c + 1]]
+
+    def k(self, ncells: int) -> NDArray[np.int64]:
+        """Members per cell, padded to ``ncells``."""
+        if self.count.size >= ncells:
+            return self.count[:ncells]
+        return np.concatenate([self.count, np.zeros(ncells - self.count.size, dtype=np.int64)])
+
+
+@dataclass
+class ChunkSet:
+    """Every cell's chunk between two ticks, laid out cell after cell: cell c's chunk is
+    ``blob[start[c]:start[c + 1]]``. Also the
+    entities that moved between cells (``moved``: slot, new cell, old cell), for the clients
+    that did not watch where they came from."""
+
+    blob: bytes
+    start: NDArray[np.int64]
+    moved_slot: NDArray[np.intp]
+    moved_cell: NDArray[np.int32]
+    moved_from: NDArray[np.int32]
+    moved_records: list[bytes] | None = None  # their records, built when a client first needs some
+
+    def __post_init__(self) -> None:
+        self.starts: list[int] = self.start.tolist()  # for slicing by plain ints
+        self._by_cell: dict[int, list[tuple[int, int]]] | None = None
+
+    def arrivals(self) -> dict[int, list[tuple[int, int]]]:
+        """The moved entities by the cell they moved into: (index in moved_*, cell they came from)."""
+        if self._by_cell is None:
+            by: dict[int, list[tuple[int, int]]] = {}
+            for i, (c, src) in enumerate(zip(self.moved_cell.tolist(), self.moved_from.tolist(), strict=True)):
+                by.setdefault(c, []).append((i, src))
+            self._by_cell = by
+        return self._by_cell
+
+
+def entity_records(schema: Schema, dtype: np.dtype[Any], cur: State, prev: State | None,
+                   slots: NDArray[np.intp]) -> bytes:
+    """Records (docs/protocol.md 18.3) of the entities at ``slots`` of ``cur``, with their
+    back-differences to ``prev`` (the client's previous snapshot; None: no reference)."""
+    vals = cur.mat[:, slots]
+    if prev is None or slots.size == 0:
+        return make_records(schema, dtype, slots, cur.ids[slots], vals, None, None)
+    inside = slots < prev.n
+    at = np.where(inside, slots, 0)
+    same = inside & prev.alive[at] & (prev.ids[at] == cur.ids[slots])
+    back = vals.astype(np.int64) - prev.mat[:, at]
+    back *= same
+    return make_records(schema, dtype, slots, cur.ids[slots], vals, back, same)
+
+
+def encode_chunks(schema: Schema, dtype: np.dtype[Any], cur: CellMap, base: CellMap, ref: State | None,
+                  ncells: int) -> ChunkSet:
+    """The chunk of every cell 0..ncells-1 for a client that holds ``base`` (and ``ref``) and gets
+    ``cur``: fixed numpy passes over the entities, none per cell."""
+    d = diff_states(schema, cur.state, base.state, ref)
+    kept = d.kept if not isinstance(d.kept, slice) else np.arange(d.kept.start or 0, d.kept.stop)
+    pieces = Pieces()
+    moved = cur.cell[kept] != base.cell[kept]
+    mv = kept[moved]
+    left = np.sort(np.concatenate([mv, d.removed]))
+    _section(pieces, base.cell[left], S_LEFT_N, S_LEFT, left,
+             _positions(base.rank[left], base.k(ncells)[base.cell[left]]))
+    _section(pieces, cur.cell[mv], S_ARR_N, S_ARR, mv, as_bytes_matrix(mv, 4))
+    cr = d.created
+    if cr.size:
+        rec = np.frombuffer(entity_records(schema, dtype, cur.state, None, cr), dtype=np.uint8)
+        _section(pieces, cur.cell[cr], S_SPAWN_N, S_SPAWN, cr, rec.reshape(cr.size, dtype.itemsize))
+    _changes(schema, pieces, cur, kept, d.residuals, ncells)
+    blob, start = _finish(pieces, ncells)
+    return ChunkSet(blob, start, mv, cur.cell[mv], base.cell[mv])
+
+
+def _positions(rank: NDArray[np.int64], k: NDArray[np.int64]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    return as_bytes_matrix(rank, 4), _widths(k)
+
+
+def _section(pieces: Pieces, cells: NDArray[np.int32], sec_n: int, sec: int, order: NDArray[Any],
+             mat: NDArray[np.uint8] | tuple[NDArray[np.uint8], NDArray[np.int64]]) -> None:
+    """A counted section: per cell the number of entries (a varint), then the entries."""
+    if cells.size == 0:
+        return
+    c = cells.astype(np.int64)
+    uc, counts = np.unique(c, return_counts=True)
+    varint_pieces(pieces, uc, sec_n, counts.astype(np.int64))
+    if isinstance(mat, tuple):
+        pieces.add(c, sec, order, mat[0], mat[1])
+    else:
+        pieces.add(c, sec, order, mat)
+
+
+def _changes(schema: Schema, pieces: Pieces, cur: CellMap, kept: NDArray[np.intp], res: NDArray[np.int32],
+             ncells: int) -> None:
+    """The changed section of every cell: member positions, the field mask, the residuals."""
+    if kept.size == 0:
+        return
+    nz = res != 0
+    anyc = nz.any(axis=0)
+    idx = np.flatnonzero(anyc)
+    if idx.size == 0:
+        return
+    slots = kept[idx]
+    cells = cur.cell[slots].astype(np.int64)
+    _section(pieces, cur.cell[slots], S_CH_N, S_CH, slots, _positions(cur.rank[slots], cur.k(ncells)[cells]))
+    uc = np.unique(cells)
+    mask = np.zeros(uc.size, dtype=np.int64)
+    where = np.searchsorted(uc, cells)
+    for i, f in enumerate(schema):
+        r = res[i, idx]
+        need = np.where((r >= -0x8000) & (r < 0x8000), 2, 3)
+        need[(r >= -0x80) & (r < 0x80)] = 1
+        need[r == 0] = 0
+        np.minimum(need, WIDTH_CODE[f.wire_dtype.itemsize], out=need)  # a wire-wide residual wraps
+        code = np.zeros(uc.size, dtype=np.int64)
+        for level in (1, 2, 3):  # per cell, the widest residual's code
+            hit = np.zeros(uc.size, dtype=bool)
+            hit[where[need >= level]] = True
+            code += hit
+        if not code.any():
+            continue
+        mask |= code << (2 * i)
+        rows = code[where] > 0
+        size = CODE_BYTES[code[where[rows]]]
+        pieces.add(cells[rows], S_RES + i, slots[rows], as_bytes_matrix(r[rows], 4), size)
+    varint_pieces(pieces, uc, S_MASK, mask)
+
+
+def _finish(pieces: Pieces, ncells: int) -> tuple[bytes, NDArray[np.int64]]:
+    """Add each cell's flags byte (alone, 0, for a cell where nothing happened), lay out."""
+    flags = np.zeros(ncells, dtype=np.uint8)
+    for key in pieces.keys:
+        c = key >> 40
+        sec = (key >> 32) & 0xFF
+        for s, bit in ((S_LEFT_N, F_LEFT), (S_ARR_N, F_ARRIVED), (S_SPAWN_N, F_SPAWNED), (S_CH_N, F_CHANGED)):
+            hit = c[sec == s]
+            flags[hit] |= np.uint8(bit)
+    busy = np.flatnonzero(flags)
+    pieces.add(busy, S_FLAGS, None, flags[busy].reshape(-1, 1))
+    idle = np.flatnonzero(flags == 0)
+    pieces.add(idle, S_FLAGS, None, np.full((idle.size, 1), EMPTY, dtype=np.uint8))
+    blob, start = pieces.layout(ncells)
+    return blob.tobytes(), start

@@ -1,0 +1,242 @@
+"""Who sees what in a view room (interest management): the rules a game sets through
+``room.views``, and the cells each client watches because of them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..core.interest import Grid, Interest
+from ..core.schema import Schema
+from ..core.state import State
+from ..core.world import World
+from .session import Session
+
+SCOPES = ("spatial", "everyone", "team", "owner")
+
+
+@dataclass
+class _Solo:
+    """An entity with per-client exceptions: its own cell, who sees it regardless, who never does."""
+
+    cell: int
+    eid: int
+    shown: set[int] = field(default_factory=set)
+    hidden: set[int] = field(default_factory=set)
+
+class ViewRules:
+    """Who sees what in a view room: the game's side of gamesync.game.ViewsAPI (focus, radius,
+    teams, scopes, private fields' owners, per-client exceptions), and the cells each client
+    watches, from them."""
+
+    def __init__(self, world: World, schema: Schema, interest: Interest) -> None:
+        self.world = world
+        self.grid = Grid(schema, interest)
+        self._focus: dict[int, tuple[int, int] | tuple[float, float]] = {}  # cid -> (slot, id) or (x, y)
+        self._point: dict[int, tuple[float, float]] = {}  # cid -> focus given as a point / last known
+        self._radius: dict[int, float] = {}
+        self._team: dict[int, int] = {}
+        self._team_cell: dict[int, int] = {}
+        self._owner_cell: dict[int, int] = {}
+        self._solo: dict[int, _Solo] = {}  # slot -> its exceptions
+        self._scope_cell = np.full(64, -1, dtype=np.int64)
+        self._scope_id = np.zeros(64, dtype=np.uint32)
+        self._next_cell = self.grid.everyone + 1
+        self._natural: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+        self._owned: dict[int, dict[int, int]] = {}  # client id -> {slot: entity id} whose private fields it gets
+
+    # -- the game's side (gamesync.game.ViewsAPI) -------------------------------------------
+
+    def focus(self, client_id: int, slot: int | None = None, point: tuple[float, float] | None = None) -> None:
+        """Centre ``client_id``'s view on the entity at ``slot`` (it follows it) or on ``point``."""
+        if slot is not None:
+            self._focus[client_id] = (int(slot), int(self.world.ids[int(slot)]))
+        elif point is not None:
+            self._focus.pop(client_id, None)
+            self._point[client_id] = (float(point[0]), float(point[1]))
+
+    def radius(self, client_id: int, r: float | None = None) -> float:
+        """Set (with ``r``) and return ``client_id``'s view radius (default: the game's)."""
+        if r is not None:
+            if not r > 0:
+                raise ValueError("a view radius must be positive")
+            self._radius[client_id] = float(r)
+        return self._radius.get(client_id, self.grid.interest.radius)
+
+    def team(self, client_id: int, team: int | None) -> None:
+        """Put a client in a team (None: in none); it sees the entities scoped to its team."""
+        if team is None:
+            self._team.pop(client_id, None)
+        else:
+            self._team[client_id] = int(team)
+
+    def scope(self, slots: ArrayLike, scope: str = "spatial", who: int | None = None) -> None:
+        """Who sees the entities at ``slots``: ``spatial`` (clients near them, the default),
+        ``everyone``, ``team`` (the clients of team ``who``) or ``owner`` (client ``who`` only)."""
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}")
+        idx = np.atleast_1d(np.asarray(slots, dtype=np.intp))
+        self._grow(int(idx.max()) + 1 if idx.size else 0)
+        cell = -1
+        if scope == "everyone":
+            cell = self.grid.everyone
+        elif scope in ("team", "owner"):
+            if who is None:
+                raise ValueError(f"scope {scope!r} needs who (a team or a client id)")
+            book = self._team_cell if scope == "team" else self._owner_cell
+            cell = book.get(who, -1)
+            if cell < 0:
+                cell = book[who] = self._new_cell()
+        self._scope_cell[idx] = cell
+        self._scope_id[idx] = self.world.ids[idx]
+
+    def own(self, slots: ArrayLike, client_id: int | None) -> None:
+        """``client_id`` (None: no one) receives the private fields of these entities."""
+        idx = np.atleast_1d(np.asarray(slots, dtype=np.intp)).tolist()
+        for book in self._owned.values():
+            for s in idx:
+                book.pop(s, None)
+        if client_id is not None:
+            book = self._owned.setdefault(client_id, {})
+            for s in idx:
+                book[s] = int(self.world.ids[s])
+
+    def show(self, client_id: int, slots: ArrayLike) -> None:
+        """``client_id`` sees these entities wherever they are (until ``unset``)."""
+        for s in np.atleast_1d(np.asarray(slots, dtype=np.intp)).tolist():
+            solo = self._solo_of(s)
+            solo.hidden.discard(client_id)
+            solo.shown.add(client_id)
+
+    def hide(self, client_id: int, slots: ArrayLike) -> None:
+        """``client_id`` never sees these entities, even near them (until ``unset``)."""
+        for s in np.atleast_1d(np.asarray(slots, dtype=np.intp)).tolist():
+            solo = self._solo_of(s)
+            solo.shown.discard(client_id)
+            solo.hidden.add(client_id)
+
+    def unset(self, client_id: int, slots: ArrayLike) -> None:
+        """Drop ``client_id``'s show/hide exceptions for these entities."""
+        for s in np.atleast_1d(np.asarray(slots, dtype=np.intp)).tolist():
+            solo = self._solo.get(s)
+            if solo is not None:
+                solo.shown.discard(client_id)
+                solo.hidden.discard(client_id)
+
+    def forget(self, client_id: int) -> None:
+        """A client left: drop its settings."""
+        for book in (self._focus, self._point, self._radius, self._team, self._owned):
+            book.pop(client_id, None)
+        for solo in self._solo.values():
+            solo.shown.discard(client_id)
+            solo.hidden.discard(client_id)
+
+    def _solo_of(self, slot: int) -> _Solo:
+        eid = int(self.world.ids[slot])
+        solo = self._solo.get(slot)
+        if solo is None or solo.eid != eid:
+            solo = self._solo[slot] = _Solo(self._new_cell(), eid)
+        return solo
+
+    def _new_cell(self) -> int:
+        c = self._next_cell
+        self._next_cell += 1
+        return c
+
+    def _grow(self, need: int) -> None:
+        if need > self._scope_cell.size:
+            size = max(need, 2 * self._scope_cell.size)
+            self._scope_cell = np.concatenate([self._scope_cell, np.full(size - self._scope_cell.size, -1)])
+            self._scope_id = np.concatenate([self._scope_id, np.zeros(size - self._scope_id.size, dtype=np.uint32)])
+
+    def cells_of(self, state: State) -> NDArray[np.int32]:
+        """Every slot's cell in ``state``: its grid cell, or its scope's (scopes and exceptions applied)."""
+        cells = self.grid.cells_of(state.mat)
+        self._natural = cells.copy()
+        n = min(state.n, self._scope_cell.size)
+        if n:
+            mine = (self._scope_cell[:n] >= 0) & (self._scope_id[:n] == state.ids[:n]) & state.alive[:n]
+            cells[:n][mine] = self._scope_cell[:n][mine]
+        for s, solo in list(self._solo.items()):
+            if s >= state.n or not state.alive[s] or state.ids[s] != solo.eid:
+                del self._solo[s]  # the entity is gone
+            else:
+                cells[s] = solo.cell
+        return cells
+
+    def cells_for(self, cid: int) -> list[int]:
+        """The cells client ``cid`` watches now, ascending."""
+        x, y = self._where(cid)
+        return self._with_scopes(cid, self.grid.cells_near(x, y, self.radius(cid)))
+
+    def _with_scopes(self, cid: int, near: list[int]) -> list[int]:
+        """``near`` (grid cells, ascending) and the scope cells the client watches."""
+        extra = [self.grid.everyone]
+        team = self._team.get(cid)
+        if team is not None and team in self._team_cell:
+            extra.append(self._team_cell[team])
+        if cid in self._owner_cell:
+            extra.append(self._owner_cell[cid])
+        if self._solo:
+            extra.extend(self._solo_cells(cid, set(near)))
+        return near + sorted(set(extra))  # the scope cells' ids all come after the grid's
+
+    def _solo_cells(self, cid: int, near: set[int]) -> list[int]:
+        out = []
+        for s, solo in self._solo.items():
+            if cid in solo.shown or (cid not in solo.hidden and s < self._natural.size
+                                     and int(self._natural[s]) in near and self._scope_cell_of(s) < 0):
+                out.append(solo.cell)
+        return out
+
+    def _scope_cell_of(self, s: int) -> int:
+        if s < self._scope_cell.size and self._scope_id[s] == self.world.ids[s]:
+            return int(self._scope_cell[s])
+        return -1
+
+    def _where(self, cid: int) -> tuple[float, float]:
+        f = self._focus.get(cid)
+        if f is not None:
+            slot, eid = f
+            w = self.world
+            if int(slot) < w.n and w.alive[int(slot)] and int(w.ids[int(slot)]) == eid:
+                fx, fy = self.grid.interest.position
+                pt = (float(w[fx][int(slot)]), float(w[fy][int(slot)]))
+                self._point[cid] = pt
+                return pt
+            del self._focus[cid]  # its entity is gone: stay where it was last
+        return self._point.get(cid, (self.grid.x0, self.grid.y0))
+
+    def _all_cells(self, live: Sequence[Session]) -> list[list[int]]:
+        """Every session's watched cells, computed for all at once; a session whose cells did not
+        change gets the very list it watches already (core.viewplan's fast path)."""
+        pts = [self._where(s.id) for s in live]
+        grid, radius = self.grid, self.grid.interest.radius
+        xs = np.array([q[0] for q in pts], dtype=np.float64)
+        ys = np.array([q[1] for q in pts], dtype=np.float64)
+        rs = np.array([self._radius.get(s.id, radius) for s in live], dtype=np.float64)
+        must, may = grid.spans(xs, ys, rs), grid.spans(xs, ys, rs + grid.interest.margin)
+        out = []
+        for s, a, b in zip(live, must, may, strict=True):
+            key = (a.tobytes(), b.tobytes(), self._scope_key(s.id))
+            v = s.view
+            if key != v.key:
+                need = self._with_scopes(s.id, grid.cells_of_span(a))
+                held = v.held_set
+                if held and held.issuperset(need):  # keep what is still within the margin
+                    keep = set(grid.cells_of_span(b)) | set(need)
+                    want = v.held if held <= keep else sorted(held & keep)
+                else:
+                    want = sorted(set(need) | (held & set(grid.cells_of_span(b)))) if held else need
+                v.key, v.want = key, want
+            out.append(v.want)
+        return out
+
+    def _scope_key(self, cid: int) -> Any:
+        if not self._solo:  # the scope cells depend only on the client's team and its own cell
+            return (self._team_cell.get(self._team.get(cid, -1)), self._owner_cell.get(cid))
+        return object()  # per-entity exceptions: a key equal to no other, so recomputed every tick
