@@ -175,7 +175,7 @@ class ViewPlanner:
         by_cell = cs.arrivals()
         if not by_cell:
             return b""
-        sel = [i for c in by_cell.keys() & kept for i, src in by_cell[c] if src not in was]
+        sel = [i for c in kept if c in by_cell for i, src in by_cell[c] if src not in was]
         if not sel:
             return b""
         rec = cs.moved_records
