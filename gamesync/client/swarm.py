@@ -336,9 +336,8 @@ class Swarm:
         }
         view = self.view_cache is not None and (self.view_cache.hits + self.view_cache.misses) > 0
         cache = self.view_cache if view else self.cache
-        if cache is not None:
-            total = cache.hits + cache.misses
-            out["shared_decode_hit_rate"] = round(cache.hits / total, 3) if total else 0.0
+        if cache is not None and cache.hits + cache.misses:  # (none in a view room: its bots only count)
+            out["shared_decode_hit_rate"] = round(cache.hits / (cache.hits + cache.misses), 3)
         return out
 
     def close(self) -> None:
