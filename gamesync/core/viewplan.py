@@ -26,6 +26,7 @@ from .viewcodec import CellMap, ChunkSet, encode_chunks, entity_records
 from .viewwire import record_dtype
 
 LISTING_LEVEL = 3  # deflate level of cell listings (each is built once and shared)
+EMPTY_BIN, EMPTY_ARRAY, NO_ENTER = msgpack.packb(b""), msgpack.packb([]), msgpack.packb([0, b""])
 ENTER_LEVEL = 1  # deflate level of a client's own enter records (built for that client alone)
 ENTER_MIN = 160  # and only from this size on: a deflate per client per tick costs more than it saves below
 
@@ -142,10 +143,12 @@ class ViewPlanner:
             added = [c for c in cells if c not in was]
             runs, kept_set = _runs(kept), was & now
         chunks = [blob[st[a]:st[b + 1]] for a, b in runs]
-        parts = [b"\x95" if tail else b"\x94", msgpack.packb(np.array(dropped, dtype="<u4").tobytes()),
-                 _bin_head(sum(map(len, chunks))), *chunks]
-        parts.append(msgpack.packb([self._listing(cur, c, base) for c in added]))
-        parts.append(msgpack.packb(_squeezed(self._enter(cur, base, cs, kept_set, was), ENTER_LEVEL, ENTER_MIN)))
+        parts = [b"\x95" if tail else b"\x94",
+                 msgpack.packb(np.array(dropped, dtype="<u4").tobytes()) if dropped else EMPTY_BIN,
+                 _bin_head(sum(map(len, chunks))), *chunks,
+                 msgpack.packb([self._listing(cur, c, base) for c in added]) if added else EMPTY_ARRAY]
+        enter = self._enter(cur, base, cs, kept_set, was)
+        parts.append(msgpack.packb(_squeezed(enter, ENTER_LEVEL, ENTER_MIN)) if enter else NO_ENTER)
         parts.extend(tail)
         return ViewFrame(self.tick, base, ref, b"".join(parts), cells, count)
 
