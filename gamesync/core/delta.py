@@ -277,10 +277,13 @@ def encode_delta(schema: Schema, cur: State, base: State | None = None, ref: Sta
     return pack_diff(schema, diff_states(schema, cur, base, ref))
 
 
-def compress_payload(raw: bytes) -> tuple[int, bytes]:
-    """(flags, bytes): deflate the payload once when that makes it smaller."""
-    if len(raw) >= COMPRESS_MIN:
-        z = zlib.compress(raw, COMPRESS_LEVEL if len(raw) <= COMPRESS_FAST_ABOVE else 1)
+def compress_payload(raw: bytes, level: int | None = None, least: int = COMPRESS_MIN) -> tuple[int, bytes]:
+    """(flags, bytes): deflate the payload once, from ``least`` bytes on, when that makes it
+    smaller; at ``level`` (None: COMPRESS_LEVEL, the fastest level for big payloads)."""
+    if len(raw) >= least:
+        if level is None:
+            level = COMPRESS_LEVEL if len(raw) <= COMPRESS_FAST_ABOVE else 1
+        z = zlib.compress(raw, level)
         if len(z) < len(raw):
             return FLAG_DEFLATE, z
     return 0, raw

@@ -146,20 +146,5 @@ class Grid:
 
     def cells_near(self, x: float, y: float, radius: float) -> list[int]:
         """Ids of the cells whose square comes within ``radius`` of (x, y), ascending."""
-        c = self.cell
-        lx, ly = x - self.x0, y - self.y0
-        r0 = max(0, math.floor((ly - radius) / c))
-        r1 = min(self.rows - 1, math.floor((ly + radius) / c))
-        out: list[int] = []
-        cols = self.cols
-        for r in range(r0, r1 + 1):
-            # nearest y of this row's band to the focus, then the half-width left at that y
-            top, bottom = r * c, (r + 1) * c
-            dy = 0.0 if top <= ly <= bottom else min(abs(ly - top), abs(ly - bottom))
-            if dy > radius:
-                continue
-            half = math.sqrt(radius * radius - dy * dy)
-            c0 = max(0, math.floor((lx - half) / c))
-            c1 = min(cols - 1, math.floor((lx + half) / c))
-            out.extend(range(r * cols + c0, r * cols + c1 + 1))
-        return out
+        one = np.array([x], dtype=np.float64), np.array([y], dtype=np.float64), np.array([radius], dtype=np.float64)
+        return self.cells_of_span(self.spans(*one)[0])

@@ -10,7 +10,6 @@ view from cells it did not watch. Nothing about a cell a client does not watch r
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,7 @@ import msgpack
 import numpy as np
 from numpy.typing import NDArray
 
-from .delta import COMPRESS_MIN
+from .delta import COMPRESS_MIN, compress_payload
 from .protocol import NO_TICK
 from .schema import Schema
 from .state import State
@@ -52,9 +51,6 @@ class ClientView:
         self.held, self.prev, self.tick = frame.cells, self.tick if frame.base != NO_TICK else NO_TICK, frame.tick
         self.entities = frame.entities
 
-    def reset(self) -> None:
-        self.held, self.tick, self.prev, self.runs, self.held_set = [], NO_TICK, NO_TICK, [], set()
-
 
 @dataclass(frozen=True)
 class ViewFrame:
@@ -70,11 +66,7 @@ class ViewFrame:
 
 def _squeezed(raw: bytes, level: int = LISTING_LEVEL, least: int = COMPRESS_MIN) -> list[Any]:
     """[flags, records]: deflated (flags 1) when that is worth it, else as they are (flags 0)."""
-    if len(raw) >= least:
-        z = zlib.compress(raw, level)
-        if len(z) < len(raw):
-            return [1, z]
-    return [0, raw]
+    return list(compress_payload(raw, level, least))
 
 
 def _bin_head(n: int) -> bytes:

@@ -168,11 +168,6 @@ class ViewRules:
                 cells[s] = solo.cell
         return cells
 
-    def cells_for(self, cid: int) -> list[int]:
-        """The cells client ``cid`` watches now, ascending."""
-        x, y = self._where(cid)
-        return self._with_scopes(cid, self.grid.cells_near(x, y, self.radius(cid)))
-
     def _with_scopes(self, cid: int, near: list[int]) -> list[int]:
         """``near`` (grid cells, ascending) and the scope cells the client watches."""
         extra = [self.grid.everyone]

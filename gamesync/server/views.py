@@ -17,10 +17,9 @@ import numpy as np
 
 from ..core import protocol as p
 from ..core.interest import Interest
-from ..core.protocol import NO_TICK
 from ..core.schema import Schema
 from ..core.state import State
-from ..core.viewplan import ViewFrame, ViewPlanner
+from ..core.viewplan import ViewPlanner
 from ..core.viewwire import private_dtype
 from ..core.world import World
 from .roomstats import RoomStats
@@ -108,8 +107,4 @@ class Views(ViewRules):
         return out
 
 
-def visible_entities(frame: ViewFrame | None) -> int:
-    return frame.entities if frame is not None else 0
-
-
-__all__ = ["FLAG_VIEW", "NO_TICK", "Views"]
+__all__ = ["FLAG_VIEW", "Views"]
