@@ -15,7 +15,6 @@ numpy passes (no loop over cells or entities) into one buffer, cell after cell.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -169,41 +168,24 @@ def varint_pieces(pieces: Pieces, cells: NDArray[np.int64], sec: int, counts: ND
     pieces.add(cells, sec, None, b, n)
 
 
-@dataclass
 class ChunkReader:
     """Parses one cell's chunk (client side), given the cell's member count at the baseline."""
 
-    schema: Schema
-    rec_dtype: np.dtype[Any]
+    def __init__(self, schema: Schema, rec_dtype: np.dtype[Any]) -> None:
+        self.rec_dtype = rec_dtype
+        self.splitter = ChunkSplitter(schema)
 
     def read(self, data: bytes, k_base: int) -> tuple[NDArray[np.intp], NDArray[np.uint32], bytes, int, int]:
         """(left positions, arrived slots, spawned records, offset of the changed section or -1,
-        end offset)."""
-        if not data:
+        end offset of the membership sections)."""
+        if not data or data[0] == EMPTY:
             raise PayloadError("empty chunk")
-        flags = data[0]
-        if flags & ~0xF or flags == EMPTY:
-            raise PayloadError(f"bad chunk flags {flags}")
-        at = 1
-        left = np.zeros(0, dtype=np.intp)
-        arrived = np.zeros(0, dtype=np.uint32)
-        spawned = b""
-        if flags & F_LEFT:
-            n, at = read_varint(data, at)
-            w = width_for(k_base)
-            left = _take(data, at, n, f"<u{w}").astype(np.intp)
-            at += n * w
-        if flags & F_ARRIVED:
-            n, at = read_varint(data, at)
-            arrived = _take(data, at, n, "<u4").astype(np.uint32)
-            at += n * 4
-        if flags & F_SPAWNED:
-            n, at = read_varint(data, at)
-            size = n * self.rec_dtype.itemsize
-            if at + size > len(data):
-                raise PayloadError("chunk ends inside its spawned records")
-            spawned = data[at:at + size]
-            at += size
+        flags, (left_at, nl), (arr_at, na), (sp_at, ns), at, _ = self.splitter.members(data, 0, k_base)
+        if at > len(data):
+            raise PayloadError("chunk ends early")
+        left = np.frombuffer(data, dtype=f"<u{width_for(k_base)}", count=nl, offset=left_at).astype(np.intp)
+        arrived = np.frombuffer(data, dtype="<u4", count=na, offset=arr_at).astype(np.uint32)
+        spawned = data[sp_at:sp_at + ns * self.rec_dtype.itemsize]
         return left, arrived, spawned, (at if flags & F_CHANGED else -1), at
 
 
@@ -223,13 +205,6 @@ def read_varint(data: bytes, at: int, most: int = 5) -> tuple[int, int]:
     raise PayloadError(f"varint longer than {most} bytes")
 
 
-def _take(data: bytes, at: int, n: int, dtype: str) -> NDArray[Any]:
-    size = n * np.dtype(dtype).itemsize
-    if at + size > len(data):
-        raise PayloadError("chunk ends early")
-    return np.frombuffer(data, dtype=dtype, count=n, offset=at)
-
-
 class ChunkSplitter:
     """Finds where each chunk ends in a kept-cells bin (plain Python: no value is decoded), and
     how many members its cell has after it."""
@@ -239,28 +214,39 @@ class ChunkSplitter:
         self.nfields = len(schema)
         self._rows: dict[int, int] = {}  # field mask -> bytes of residuals per changed member
 
-    def split(self, data: bytes, at: int, k: int) -> tuple[int, int]:
-        """(end offset, members after) of the chunk starting at ``at`` for a cell of ``k`` members."""
+    def members(self, data: bytes, at: int, k: int) -> tuple[int, tuple[int, int], tuple[int, int],
+                                                             tuple[int, int], int, int]:
+        """The membership sections of the chunk at ``at`` for a cell of ``k`` members: (flags,
+        then (offset, count) of left, arrived and spawned, the offset after them, members after)."""
         if at >= len(data):
             raise PayloadError("kept-cells bin ends early")
         flags = data[at]
         at += 1
-        if flags == EMPTY:
-            return at, k
         if flags & ~0xF:
             raise PayloadError(f"bad chunk flags {flags}")
+        left = arrived = spawned = (at, 0)
         if flags & F_LEFT:
             n, at = read_varint(data, at)
+            left = (at, n)
             at += n * width_for(k)
             k -= n
         if flags & F_ARRIVED:
             n, at = read_varint(data, at)
+            arrived = (at, n)
             at += 4 * n
             k += n
         if flags & F_SPAWNED:
             n, at = read_varint(data, at)
+            spawned = (at, n)
             at += n * self.rec_size
             k += n
+        return flags, left, arrived, spawned, at, k
+
+    def split(self, data: bytes, at: int, k: int) -> tuple[int, int]:
+        """(end offset, members after) of the chunk starting at ``at`` for a cell of ``k`` members."""
+        if at < len(data) and data[at] == EMPTY:
+            return at + 1, k
+        flags, _, _, _, at, k = self.members(data, at, k)
         if flags & F_CHANGED:
             m, at = read_varint(data, at)
             at += m * (1 if k <= 0x100 else width_for(k))
