@@ -28,6 +28,7 @@ from ..core.world import World
 from ..game import Game
 from ..ports import RoomLinks
 from .config import ServerConfig
+from .outbound import send_frames
 from .payloads import encode_payloads
 from .reliable import ReliableBook, ReliableSend
 from .roomstats import RoomStats, room_stats
@@ -255,8 +256,7 @@ class Room:
                                self.plan_counts, self.stats)
 
     def _send(self, plan: list[tuple[Session, Outgoing]], now: float) -> None:
-        for s, out in plan:
-            s.offer(out, now)
+        send_frames(plan, now)
 
     def snapshot_stats(self) -> dict[str, Any]:
         """Counters for monitoring and benchmarks (totals since the room opened)."""
