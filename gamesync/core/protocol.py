@@ -203,8 +203,9 @@ def parse_client(data: bytes) -> ClientEvent:
     """One client message to its event (any type; the session decides what is allowed when)."""
     msg = unpack(data)
     t = msg[0]
-    if t == 3 and len(msg) == 5:  # the common input [3, seq, data, ack, bits]: checked inline
-        _, seq, d, ack, bits = msg
+    if t == 3 and 4 <= len(msg) <= 5:  # the common input [3, seq, data, ack(, bits)]: checked inline
+        seq, d, ack = msg[1], msg[2], msg[3]
+        bits = msg[4] if len(msg) == 5 else 0
         if (type(seq) is int and 1 <= seq <= MAX_INT and type(ack) is int and 0 <= ack <= MAX_INT
                 and type(bits) is int and 0 <= bits < _BITS_END and type(d) is list and all(type(x) is int for x in d)):
             return InputFrame(seq, d, ack, bits)

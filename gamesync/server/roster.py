@@ -29,6 +29,9 @@ from .session import Session
 
 logger = logging.getLogger(__name__)
 
+#: joins that enter the game per tick; the rest wait for the next tick (30 Hz: 600 per second)
+ENTRIES_PER_TICK = 20
+
 
 class Roster:
     def __init__(self, room: str, game: Game, config: ServerConfig, stats: RoomStats, reliable: ReliableBook) -> None:
@@ -93,8 +96,11 @@ class Roster:
     # -- in the tick ---------------------------------------------------------------------------
 
     def enter_joining(self) -> None:
+        """Let the waiting joins into the game, at most ENTRIES_PER_TICK of them (in order): a
+        burst of joins is spread over ticks, so that its first snapshots (full ones) and its
+        join hooks never stall the tick for the clients already playing."""
         if self.joining:
-            joining, self.joining = self.joining, []
+            joining, self.joining = self.joining[:ENTRIES_PER_TICK], self.joining[ENTRIES_PER_TICK:]
             for s in joining:
                 self._enter(s)
 

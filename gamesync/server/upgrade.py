@@ -12,6 +12,21 @@ from ..core.errors import Forbidden, PeerClosed, ProtocolViolation
 from ..wsframe import header_end
 from .wsconn import WsConn
 
+#: handshakes whose CPU work (parsing the request, answering it) runs in one scheduler round:
+#: a burst of hundreds is spread over rounds, between which the room's tick gets its turn
+HANDSHAKES_AT_ONCE = 8
+_turns: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("gamesync_handshake_turns")
+
+
+def _handshake_turns() -> trio.CapacityLimiter:
+    """This trio run's limiter of handshakes at once."""
+    try:
+        return _turns.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(HANDSHAKES_AT_ONCE)
+        _turns.set(limiter)
+        return limiter
+
 
 async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | None = None) -> Request:
     """Read the HTTP upgrade request and accept it, unless ``check(request)`` returns a
@@ -21,14 +36,17 @@ async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | 
     while True:
         data = await conn.recv_some()
         head += data
-        try:
-            conn.ws.receive_data(data)
-            for ev in conn.ws.events():
-                if isinstance(ev, Request):
-                    refusal = check(ev) if check is not None else None
-                    if refusal is not None:
-                        await refuse_upgrade(conn, 403, refusal)
-                        raise Forbidden(refusal)
+        bad: RemoteProtocolError | None = None
+        async with _handshake_turns():  # the work, in turns; never the waits for the peer
+            try:
+                request = _request(conn, data)
+            except RemoteProtocolError as e:
+                bad = e
+            else:
+                if request is None:
+                    continue
+                refusal = check(request) if check is not None else None
+                if refusal is None:
                     await conn.send_all(conn.ws.send(AcceptConnection()))
                     # wsproto's server handshake does not hand bytes that came right
                     # behind the request to its Connection: the fast path takes them
@@ -36,14 +54,26 @@ async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | 
                     end = header_end(head)
                     if 0 < end < len(head):
                         conn.pending = conn.ingest(head[end:], trio.current_time())
-                    return ev
-        except RemoteProtocolError as e:
-            if isinstance(e.event_hint, RejectConnection):
+                    return request
+        if bad is not None:
+            if isinstance(bad.event_hint, RejectConnection):
                 try:
-                    await conn.send_all(conn.ws.send(e.event_hint))
+                    await conn.send_all(conn.ws.send(bad.event_hint))
                 except Exception:
                     pass
-            raise ProtocolViolation(f"bad WebSocket handshake: {e}") from None
+            raise ProtocolViolation(f"bad WebSocket handshake: {bad}") from None
+        assert refusal is not None
+        await refuse_upgrade(conn, 403, refusal)
+        raise Forbidden(refusal)
+
+
+def _request(conn: WsConn, data: bytes) -> Request | None:
+    """The upgrade request, once ``data`` completes it (RemoteProtocolError if it is not one)."""
+    conn.ws.receive_data(data)
+    for ev in conn.ws.events():
+        if isinstance(ev, Request):
+            return ev
+    return None
 
 
 async def refuse_upgrade(conn: WsConn, status: int, reason: str) -> None:

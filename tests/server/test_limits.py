@@ -587,3 +587,36 @@ async def test_bystander_check_catches_a_room_held_to_half_its_rate():
                     blocked = _slow_step(room, 1.5 * period(server), times=None)
                     await trio.sleep(2.5)
                     assert len(blocked) < 0.6 * 2.5 / period(server)  # it did run at about half its rate
+
+
+# ---- a burst of joins ----------------------------------------------------------------------------
+
+
+async def test_a_burst_of_handshakes_and_joins_is_spread_over_ticks_and_players_keep_their_ticks():
+    """120 clients send their upgrade request and join in one write each, all at once: they
+    enter the game at most ENTRIES_PER_TICK a tick, and the player already there keeps getting
+    every tick (the bystander's checks)."""
+    from gamesync.server.roster import ENTRIES_PER_TICK
+
+    count = 120
+    with trio.fail_after(30):
+        async with running_server() as (server, url):
+            async with bystander(server, url):
+                port = port_of(url)
+                clients = [await WireClient.open(port, handshake=False) for _ in range(count)]
+                room = server.rooms["r"]
+                seen: list[tuple[int, int]] = [(room.tick, room.clients)]
+                async with trio.open_nursery() as n:
+                    for i, c in enumerate(clients):
+                        join = masked_binary_frame(pk([1, p.PROTOCOL_VERSION, "r", f"b{i}"]))
+                        first = c.upgrade_request(port) + join
+                        n.start_soon(c.send_bytes, first)
+                while room.clients < count + 1:
+                    await trio.sleep(0.002)
+                    if room.tick != seen[-1][0]:
+                        seen.append((room.tick, room.clients))
+                for c in clients:
+                    await c.aclose()
+    steps = [(t1 - t0, n1 - n0) for (t0, n0), (t1, n1) in zip(seen, seen[1:])]
+    assert all(entered <= ENTRIES_PER_TICK * ticks for ticks, entered in steps), steps
+    assert len(steps) >= count // ENTRIES_PER_TICK
