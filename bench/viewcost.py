@@ -91,7 +91,7 @@ def run(players: int, npcs: int, ticks: int, warmup: int, seed: int, profile: bo
         t0 = cpu()
         game.step(tick, batch, 1 / 30)
         t1 = cpu()
-        state = State.capture(room.world, tick, history.get(tick - 1))
+        state = State.capture(room.world, tick, history.get(tick - 1), views.blank_rows)
         history.push(state)
         views.push(state)
         t2 = cpu()

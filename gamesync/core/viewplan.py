@@ -11,7 +11,7 @@ view from cells it did not watch. Nothing about a cell a client does not watch r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import numpy as np
@@ -22,7 +22,7 @@ from .protocol import NO_TICK
 from .schema import Schema
 from .state import State
 from .viewcodec import CellMap, ChunkSet, encode_chunks, entity_records
-from .viewwire import record_dtype
+from .viewwire import bin_head, record_dtype
 
 LISTING_LEVEL = 3  # deflate level of cell listings (each is built once and shared)
 EMPTY_BIN, EMPTY_ARRAY, NO_ENTER = msgpack.packb(b""), msgpack.packb([]), msgpack.packb([0, b""])
@@ -54,8 +54,7 @@ class ClientView:
         self.entities = frame.entities
 
 
-@dataclass(frozen=True)
-class ViewFrame:
+class ViewFrame(NamedTuple):
     """One client's payload for ``tick``, and the view it leaves the client with once sent."""
 
     tick: int
@@ -71,15 +70,6 @@ def _squeezed(raw: bytes, level: int = LISTING_LEVEL, least: int = COMPRESS_MIN)
     return list(compress_payload(raw, level, least))
 
 
-def _bin_head(n: int) -> bytes:
-    """msgpack's header of a bin of ``n`` bytes."""
-    if n < 0x100:
-        return b"\xc4" + n.to_bytes(1, "big")
-    if n < 0x10000:
-        return b"\xc5" + n.to_bytes(2, "big")
-    return b"\xc6" + n.to_bytes(4, "big")
-
-
 class ViewPlanner:
     """A view room's per-tick encoder (one per room)."""
 
@@ -92,7 +82,7 @@ class ViewPlanner:
         self.tick = NO_TICK
         self._chunks: dict[tuple[int, int], ChunkSet] = {}
         self._listings: dict[tuple[int, int], list[Any]] = {}
-        self._counts: list[int] = []  # members per cell at the newest tick
+        self._count_arr = np.zeros(0, dtype=np.int64)  # members per cell at the newest tick
         self.chunk_sets_built = 0
         self.listings_built = 0
 
@@ -106,7 +96,7 @@ class ViewPlanner:
         for t in [t for t in self.maps if t <= state.tick - self.history]:
             del self.maps[t]
         self.tick = state.tick
-        self._counts = cm.k(self.ncells).tolist()
+        self._count_arr = cm.k(self.ncells)
         self._chunks.clear()
         self._listings.clear()
         return cm
@@ -119,50 +109,54 @@ class ViewPlanner:
     def frames(self, views: list[ClientView], cells: list[list[int]],
                private: list[bytes] | None = None) -> list[ViewFrame]:
         """``frame`` for many clients at once: the work shared by clients (chunk sets, cell
-        listings, who needs which entering entity) is done once for all of them."""
-        cur = self.maps[self.tick]
-        out: list[ViewFrame | None] = [None] * len(views)
+        listings, who needs which entering entity, what each holds) is done once for all."""
+        cur, tick = self.maps[self.tick], self.tick
+        n = len(views)
+        out: list[Any] = [None] * n
         groups: dict[tuple[int, int], list[int]] = {}
         fresh: list[int] = []
         for i, v in enumerate(views):
-            if v.tick in self.maps and v.tick < self.tick:
+            if v.tick in self.maps and v.tick < tick:
                 groups.setdefault((v.tick, v.prev if v.prev in self.maps else NO_TICK), []).append(i)
             else:
                 fresh.append(i)
         self._prepare_listings(cur, [(c, NO_TICK) for i in fresh for c in cells[i]]
                                + [(c, v.tick) for v, cs in zip(views, cells, strict=True)
-                                  if cs is not v.held and v.tick in self.maps and v.tick < self.tick
+                                  if cs is not v.held and v.tick in self.maps and v.tick < tick
                                   for c in cs if c not in v.held_set])
-        counts = self._counts
+        now = [v.held_arr if cs is v.held else np.asarray(cs, dtype=np.int64)
+               for v, cs in zip(views, cells, strict=True)]
+        held = _sums(self._count_arr, now)  # entities each client holds after its frame
+        head = b"\x94" if private is None else b"\x95"
         for i in fresh:
             cs = cells[i]
             body: list[Any] = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cs], [0, b""]]
             if private is not None:
                 body.append(private[i])
-            out[i] = ViewFrame(self.tick, NO_TICK, NO_TICK, msgpack.packb(body), cs, sum(map(counts.__getitem__, cs)))
+            out[i] = ViewFrame(tick, NO_TICK, NO_TICK, msgpack.packb(body), cs, held[i])
         for (base, ref), idx in groups.items():
             chunkset = self._chunkset(base, ref)
             st, blob = chunkset.starts, chunkset.blob
-            enters = self._enters(cur, base, chunkset, [views[i] for i in idx], [cells[i] for i in idx])
+            enters = self._enters(cur, base, chunkset, [views[i] for i in idx], [now[i] for i in idx],
+                                  [cells[i] is not views[i].held for i in idx])
             for i, enter in zip(idx, enters, strict=True):
                 v, cs = views[i], cells[i]
                 if cs is v.held:  # the same cells as before (the usual case): no set arithmetic
                     runs, dropped, added = v.runs, EMPTY_BIN, EMPTY_ARRAY
                 else:
-                    now = set(cs)
-                    gone = [c for c in v.held if c not in now]
-                    runs = _runs([c for c in v.held if c in now])
+                    keep = set(cs)
+                    gone = [c for c in v.held if c not in keep]
+                    runs = _runs([c for c in v.held if c in keep])
                     dropped = msgpack.packb(np.array(gone, dtype="<u4").tobytes()) if gone else EMPTY_BIN
                     new = [c for c in cs if c not in v.held_set]
                     added = msgpack.packb([self._listing(cur, c, base) for c in new]) if new else EMPTY_ARRAY
-                chunks = [blob[st[a]:st[b + 1]] for a, b in runs]
-                parts = [b"\x94" if private is None else b"\x95", dropped,
-                         _bin_head(sum(map(len, chunks))), *chunks, added,
+                parts = [head, dropped, bin_head(sum([st[b + 1] - st[a] for a, b in runs])),
+                         *[blob[st[a]:st[b + 1]] for a, b in runs], added,
                          msgpack.packb(_squeezed(enter, ENTER_LEVEL, ENTER_MIN)) if enter else NO_ENTER]
                 if private is not None:
                     parts.append(msgpack.packb(private[i]))
-                out[i] = ViewFrame(self.tick, base, ref, b"".join(parts), cs, sum(map(counts.__getitem__, cs)))
-        return out  # type: ignore[return-value]
+                out[i] = ViewFrame(tick, base, ref, b"".join(parts), cs, held[i])
+        return out
 
     def _chunkset(self, base: int, ref: int) -> ChunkSet:
         cs = self._chunks.get((base, ref))
@@ -204,25 +198,16 @@ class ViewPlanner:
         return item
 
     def _enters(self, cur: CellMap, base: int, cs: ChunkSet, views: list[ClientView],
-                cells: list[list[int]]) -> list[bytes]:
+                now: list[NDArray[np.int64]], moving: list[bool]) -> list[bytes]:
         """Per client, the records of the entities that moved into a cell it keeps from a cell it
         did not watch; for all the clients of one chunk set in a few array passes."""
         n = len(views)
         if cs.moved_slot.size == 0 or n == 0:
             return [b""] * n
-        ncells = self.ncells
-        lens = [v.held_arr.size for v in views]
-        was = np.zeros((n, ncells + 1), dtype=bool)
-        if sum(lens):
-            was[np.repeat(np.arange(n), lens), np.concatenate([v.held_arr for v in views])] = True
+        was = _matrix([v.held_arr for v in views], self.ncells + 1)
         kept = was
-        moving = [i for i, (v, c) in enumerate(zip(views, cells, strict=True)) if c is not v.held]
-        if moving:  # a client that changes cells keeps only those it watches still
-            now = np.zeros((len(moving), ncells + 1), dtype=bool)
-            now[np.repeat(np.arange(len(moving)), [len(cells[i]) for i in moving]),
-                np.concatenate([np.asarray(cells[i], dtype=np.int64) for i in moving])] = True
-            kept = was.copy()
-            kept[moving] &= now
+        if any(moving):  # a client that changes cells keeps only those it watches still
+            kept = was & _matrix(now, self.ncells + 1)
         who, which = np.nonzero(kept[:, cs.moved_cell] & ~was[:, cs.moved_from])
         if who.size == 0:
             return [b""] * n
@@ -232,6 +217,27 @@ class ViewPlanner:
         blob = cs.moved_records[which].tobytes()  # client by client, ascending slots within each
         ends = (np.cumsum(np.bincount(who, minlength=n)) * self.dtype.itemsize).tolist()
         return [blob[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def _matrix(rows: list[NDArray[np.int64]], width: int) -> NDArray[np.bool_]:
+    """One boolean row per list of cell ids: True at those ids."""
+    out = np.zeros((len(rows), width), dtype=bool)
+    lens = [r.size for r in rows]
+    if sum(lens):
+        out[np.repeat(np.arange(len(rows)), lens), np.concatenate(rows)] = True
+    return out
+
+
+def _sums(values: NDArray[np.int64], rows: list[NDArray[np.int64]]) -> list[int]:
+    """For each list of indices, the sum of ``values`` at them."""
+    if not rows:
+        return []
+    lens = np.array([r.size for r in rows], dtype=np.int64)
+    flat = values[np.concatenate(rows)] if lens.sum() else np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lens)
+    total = np.concatenate([[0], np.cumsum(flat)])
+    sums: list[int] = (total[ends] - total[ends - lens]).tolist()
+    return sums
 
 
 def _runs(cells: list[int]) -> list[tuple[int, int]]:

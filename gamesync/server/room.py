@@ -210,7 +210,8 @@ class Room:
         t1 = clock()
         self._step(tick)
         t2 = clock()
-        state = State.capture(self.world, tick, self.history.get(tick - 1))
+        state = State.capture(self.world, tick, self.history.get(tick - 1),
+                              self.views.blank_rows if self.views is not None else ())
         self.history.push(state)
         if self.views is not None:
             self.views.push(state)

@@ -48,6 +48,8 @@ class ViewRules:
         self._next_cell = self.grid.everyone + 1
         self._natural: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
         self._owned: dict[int, dict[int, int]] = {}  # client id -> {slot: entity id} whose private fields it gets
+        #: the sessions of the last ``_all_cells`` and their views' spans, to find who moved
+        self._last: tuple[list[Any], NDArray[np.int64]] = ([], np.zeros((0, 0), dtype=np.int64))
 
     # -- the game's side (gamesync.game.ViewsAPI) -------------------------------------------
 
@@ -213,13 +215,20 @@ class ViewRules:
         grid, radius = self.grid, self.grid.interest.radius
         xs = np.array([q[0] for q in pts], dtype=np.float64)
         ys = np.array([q[1] for q in pts], dtype=np.float64)
-        rs = np.array([self._radius.get(s.id, radius) for s in live], dtype=np.float64)
+        rs = np.array([self._radius.get(s.id, radius) for s in live], dtype=np.float64) if self._radius \
+            else np.full(len(live), radius)
         must, may = grid.spans(xs, ys, rs), grid.spans(xs, ys, rs + grid.interest.margin)
+        spans = np.hstack([must, may])
+        last, self._last = self._last, (list(live), spans)
+        if last[0] == self._last[0] and last[1].shape == spans.shape:  # the same sessions: compare rows
+            moved = (spans != last[1]).any(axis=1).tolist()
+        else:
+            moved = [True] * len(live)
         out = []
-        for s, a, b in zip(live, must, may, strict=True):
-            key = (a.tobytes(), b.tobytes(), self._scope_key(s.id))
+        for s, a, b, m in zip(live, must, may, moved, strict=True):
             v = s.view
-            if key != v.key:
+            key = self._scope_key(s.id)
+            if m or key != v.key:
                 need = self._with_scopes(s.id, grid.cells_of_span(a))
                 held = v.held_set
                 if held and held.issuperset(need):  # keep what is still within the margin
