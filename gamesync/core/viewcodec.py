@@ -86,9 +86,6 @@ class ChunkSet:
     #: their records (one row each), built when a client first needs some
     moved_records: NDArray[np.uint8] | None = None
 
-    def __post_init__(self) -> None:
-        self.starts: list[int] = self.start.tolist()  # for slicing by plain ints
-
 
 def entity_records(schema: Schema, dtype: np.dtype[Any], cur: State, prev: State | None,
                    slots: NDArray[np.intp]) -> bytes:

@@ -38,7 +38,8 @@ class ClientView:
     tick: int = NO_TICK  # its newest snapshot
     prev: int = NO_TICK  # the one before
     entities: int = 0  # entities it holds
-    runs: list[tuple[int, int]] = field(default_factory=list)  # held as runs of consecutive ids
+    #: held as runs of consecutive ids: first ids, and last ids + 1
+    runs: tuple[NDArray[np.int64], NDArray[np.int64]] = field(default_factory=lambda: _runs([]))
     held_set: set[int] = field(default_factory=set)  # held, as a set
     held_arr: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # held, as an array
     #: the room's cache of what it wants the client to watch: (its key, the cells)
@@ -136,22 +137,24 @@ class ViewPlanner:
             out[i] = ViewFrame(tick, NO_TICK, NO_TICK, msgpack.packb(body), cs, held[i])
         for (base, ref), idx in groups.items():
             chunkset = self._chunkset(base, ref)
-            st, blob = chunkset.starts, chunkset.blob
+            blob = chunkset.blob
             enters = self._enters(cur, base, chunkset, [views[i] for i in idx], [now[i] for i in idx],
                                   [cells[i] is not views[i].held for i in idx])
-            for i, enter in zip(idx, enters, strict=True):
-                v, cs = views[i], cells[i]
+            g = [views[i] for i in idx]
+            runs = [v.runs if cells[i] is v.held else _runs([c for c in v.held if c in set(cells[i])])
+                    for i, v in zip(idx, g, strict=True)]
+            kept = _gather(blob, chunkset.start, runs)
+            for i, v, enter, k in zip(idx, g, enters, kept, strict=True):
+                cs = cells[i]
                 if cs is v.held:  # the same cells as before (the usual case): no set arithmetic
-                    runs, dropped, added = v.runs, EMPTY_BIN, EMPTY_ARRAY
+                    dropped, added = EMPTY_BIN, EMPTY_ARRAY
                 else:
                     keep = set(cs)
                     gone = [c for c in v.held if c not in keep]
-                    runs = _runs([c for c in v.held if c in keep])
                     dropped = msgpack.packb(np.array(gone, dtype="<u4").tobytes()) if gone else EMPTY_BIN
                     new = [c for c in cs if c not in v.held_set]
                     added = msgpack.packb([self._listing(cur, c, base) for c in new]) if new else EMPTY_ARRAY
-                parts = [head, dropped, bin_head(sum([st[b + 1] - st[a] for a, b in runs])),
-                         *[blob[st[a]:st[b + 1]] for a, b in runs], added,
+                parts = [head, dropped, bin_head(len(k)), k, added,
                          msgpack.packb(_squeezed(enter, ENTER_LEVEL, ENTER_MIN)) if enter else NO_ENTER]
                 if private is not None:
                     parts.append(msgpack.packb(private[i]))
@@ -240,12 +243,31 @@ def _sums(values: NDArray[np.int64], rows: list[NDArray[np.int64]]) -> list[int]
     return sums
 
 
-def _runs(cells: list[int]) -> list[tuple[int, int]]:
-    """Ascending cell ids as runs of consecutive ids: (first, last) each."""
-    out: list[tuple[int, int]] = []
-    for c in cells:
-        if out and out[-1][1] == c - 1:
-            out[-1] = (out[-1][0], c)
-        else:
-            out.append((c, c))
-    return out
+def _runs(cells: list[int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Ascending cell ids as runs of consecutive ids: (first ids, last ids + 1)."""
+    c = np.asarray(cells, dtype=np.int64)
+    if c.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    cut = np.flatnonzero(np.diff(c) != 1) + 1
+    return c[np.concatenate([[0], cut])], c[np.concatenate([cut - 1, [c.size - 1]])] + 1
+
+
+Runs = tuple[NDArray[np.int64], NDArray[np.int64]]
+
+
+def _gather(blob: bytes, start: NDArray[np.int64], runs: list[Runs]) -> list[bytes]:
+    """Per client, the bytes of its runs of cells (``blob[start[a]:start[b]]`` for each run a..b),
+    joined: one gather for all clients."""
+    if not runs:
+        return []
+    lo = start[np.concatenate([r[0] for r in runs])]
+    length = start[np.concatenate([r[1] for r in runs])] - lo
+    total = int(length.sum())
+    if total == 0:
+        return [b""] * len(runs)
+    ends = np.cumsum(length)
+    idx = np.repeat(lo - (ends - length), length) + np.arange(total)
+    data = np.frombuffer(blob, dtype=np.uint8)[idx].tobytes()
+    per = np.cumsum([r[0].size for r in runs])  # runs per client, cumulated
+    stop = np.concatenate([[0], ends])[per].tolist()
+    return [data[a:b] for a, b in zip([0, *stop[:-1]], stop, strict=True)]

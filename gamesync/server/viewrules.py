@@ -195,26 +195,40 @@ class ViewRules:
             return int(self._scope_cell[s])
         return -1
 
-    def _where(self, cid: int) -> tuple[float, float]:
-        f = self._focus.get(cid)
-        if f is not None:
-            slot, eid = f
+    def _points(self, cids: list[int]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Each client's focus: its entity's position (vectorised over clients), or its point; a
+        client whose entity is gone stays where it was last."""
+        n = len(cids)
+        xs, ys = np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64)
+        focus, point, home = self._focus, self._point, (self.grid.x0, self.grid.y0)
+        found = [focus.get(c) for c in cids]
+        follow = [i for i, f in enumerate(found) if f is not None]
+        for i, (c, f) in enumerate(zip(cids, found, strict=True)):
+            if f is None:
+                xs[i], ys[i] = point.get(c, home)
+        if follow:
             w = self.world
-            if int(slot) < w.n and w.alive[int(slot)] and int(w.ids[int(slot)]) == eid:
-                fx, fy = self.grid.interest.position
-                pt = (float(w[fx][int(slot)]), float(w[fy][int(slot)]))
-                self._point[cid] = pt
-                return pt
-            del self._focus[cid]  # its entity is gone: stay where it was last
-        return self._point.get(cid, (self.grid.x0, self.grid.y0))
+            sl = np.array([found[i][0] for i in follow], dtype=np.intp)  # type: ignore[index]
+            eid = np.array([found[i][1] for i in follow], dtype=np.uint32)  # type: ignore[index]
+            at = np.minimum(sl, max(w.n - 1, 0))
+            ok = (sl < w.n) & w.alive[at] & (w.ids[at] == eid) if w.n else np.zeros(sl.size, dtype=bool)
+            fx, fy = self.grid.interest.position
+            px, py = w[fx][at].astype(np.float64), w[fy][at].astype(np.float64)
+            rows = np.asarray(follow, dtype=np.intp)
+            xs[rows[ok]], ys[rows[ok]] = px[ok], py[ok]
+            live = [cids[i] for i, good in zip(follow, ok.tolist(), strict=True) if good]
+            point.update(zip(live, zip(px[ok].tolist(), py[ok].tolist(), strict=True), strict=True))
+            for j in np.flatnonzero(~ok).tolist():  # its entity is gone: stay where it was last
+                c = cids[follow[j]]
+                del focus[c]
+                xs[follow[j]], ys[follow[j]] = point.get(c, home)
+        return xs, ys
 
     def _all_cells(self, live: Sequence[Session]) -> list[list[int]]:
         """Every session's watched cells, computed for all at once; a session whose cells did not
         change gets the very list it watches already (core.viewplan's fast path)."""
-        pts = [self._where(s.id) for s in live]
         grid, radius = self.grid, self.grid.interest.radius
-        xs = np.array([q[0] for q in pts], dtype=np.float64)
-        ys = np.array([q[1] for q in pts], dtype=np.float64)
+        xs, ys = self._points([s.id for s in live])
         rs = np.array([self._radius.get(s.id, radius) for s in live], dtype=np.float64) if self._radius \
             else np.full(len(live), radius)
         must, may = grid.spans(xs, ys, rs), grid.spans(xs, ys, rs + grid.interest.margin)
