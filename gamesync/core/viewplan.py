@@ -30,6 +30,9 @@ ENTER_LEVEL = 1  # deflate level of a client's own enter records (built for that
 ENTER_MIN = 160  # and only from this size on: a deflate per client per tick costs more than it saves below
 
 
+_NO_RUNS: tuple[NDArray[np.int64], NDArray[np.int64]] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+
 @dataclass
 class ClientView:
     """The server's record of one client's view at its newest *written* snapshot."""
@@ -39,7 +42,7 @@ class ClientView:
     prev: int = NO_TICK  # the one before
     entities: int = 0  # entities it holds
     #: held as runs of consecutive ids: first ids, and last ids + 1
-    runs: tuple[NDArray[np.int64], NDArray[np.int64]] = field(default_factory=lambda: _runs([]))
+    runs: tuple[NDArray[np.int64], NDArray[np.int64]] = field(default_factory=lambda: _NO_RUNS)
     held_set: set[int] = field(default_factory=set)  # held, as a set
     held_arr: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # held, as an array
     #: the room's cache of what it wants the client to watch: (its key, the cells)
@@ -141,7 +144,7 @@ class ViewPlanner:
             enters = self._enters(cur, base, chunkset, [views[i] for i in idx], [now[i] for i in idx],
                                   [cells[i] is not views[i].held for i in idx])
             g = [views[i] for i in idx]
-            runs = [v.runs if cells[i] is v.held else _runs([c for c in v.held if c in set(cells[i])])
+            runs = [v.runs if cells[i] is v.held else _runs(sorted(v.held_set.intersection(cells[i])))
                     for i, v in zip(idx, g, strict=True)]
             kept = _gather(blob, chunkset.start, runs)
             for i, v, enter, k in zip(idx, g, enters, kept, strict=True):
@@ -245,11 +248,17 @@ def _sums(values: NDArray[np.int64], rows: list[NDArray[np.int64]]) -> list[int]
 
 def _runs(cells: list[int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Ascending cell ids as runs of consecutive ids: (first ids, last ids + 1)."""
-    c = np.asarray(cells, dtype=np.int64)
-    if c.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    cut = np.flatnonzero(np.diff(c) != 1) + 1
-    return c[np.concatenate([[0], cut])], c[np.concatenate([cut - 1, [c.size - 1]])] + 1
+    if not cells:
+        return _NO_RUNS
+    firsts, ends = [cells[0]], []
+    last = cells[0]
+    for c in cells:
+        if c > last + 1:
+            ends.append(last + 1)
+            firsts.append(c)
+        last = c
+    ends.append(last + 1)
+    return np.array(firsts, dtype=np.int64), np.array(ends, dtype=np.int64)
 
 
 Runs = tuple[NDArray[np.int64], NDArray[np.int64]]
