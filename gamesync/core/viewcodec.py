@@ -83,20 +83,11 @@ class ChunkSet:
     moved_slot: NDArray[np.intp]
     moved_cell: NDArray[np.int32]
     moved_from: NDArray[np.int32]
-    moved_records: list[bytes] | None = None  # their records, built when a client first needs some
+    #: their records (one row each), built when a client first needs some
+    moved_records: NDArray[np.uint8] | None = None
 
     def __post_init__(self) -> None:
         self.starts: list[int] = self.start.tolist()  # for slicing by plain ints
-        self._by_cell: dict[int, list[tuple[int, int]]] | None = None
-
-    def arrivals(self) -> dict[int, list[tuple[int, int]]]:
-        """The moved entities by the cell they moved into: (index in moved_*, cell they came from)."""
-        if self._by_cell is None:
-            by: dict[int, list[tuple[int, int]]] = {}
-            for i, (c, src) in enumerate(zip(self.moved_cell.tolist(), self.moved_from.tolist(), strict=True)):
-                by.setdefault(c, []).append((i, src))
-            self._by_cell = by
-        return self._by_cell
 
 
 def entity_records(schema: Schema, dtype: np.dtype[Any], cur: State, prev: State | None,
@@ -104,7 +95,7 @@ def entity_records(schema: Schema, dtype: np.dtype[Any], cur: State, prev: State
     """Records (docs/protocol.md 18.3) of the entities at ``slots`` of ``cur``, with their
     back-differences to ``prev`` (the client's previous snapshot; None: no reference)."""
     vals = cur.mat[:, slots]
-    if prev is None or slots.size == 0:
+    if prev is None or slots.size == 0 or prev.n == 0:  # no reference for any of them
         return make_records(schema, dtype, slots, cur.ids[slots], vals, None, None)
     inside = slots < prev.n
     at = np.where(inside, slots, 0)

@@ -24,6 +24,7 @@ from .state import State
 from .viewwire import (
     CODE_BYTES,
     EMPTY,
+    F_ARRIVED,
     MASK_VARINT,
     ChunkReader,
     ChunkSplitter,
@@ -188,8 +189,10 @@ class ViewMirror:
         cache = self.cache
         for c, chunk in zip(kept_ids, chunks, strict=True):
             st = self.cells[c]
-            key = (c, st, chunk, steps)
-            hit = cache.get(key) if cache is not None else None
+            # a cell's next state depends on its state, its chunk and the steps, except for the
+            # entities arriving in it: their values come from other cells or the enter records
+            key = (c, st, chunk, steps) if cache is not None and not (chunk and chunk[0] & F_ARRIVED) else None
+            hit = cache.get(key) if key is not None and cache is not None else None
             if hit is None:
                 misses.append((c, st, chunk, key))
             else:
@@ -202,7 +205,7 @@ class ViewMirror:
         for c, st, chunk, key in misses:
             got = (parsed[c], chunk) if chunk is not None else None
             new = self._cell(st, got, pool, enter, steps)
-            if cache is not None:
+            if cache is not None and key is not None:
                 cache.put(key, new)
             out[c] = new
         return out

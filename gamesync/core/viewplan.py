@@ -40,6 +40,7 @@ class ClientView:
     entities: int = 0  # entities it holds
     runs: list[tuple[int, int]] = field(default_factory=list)  # held as runs of consecutive ids
     held_set: set[int] = field(default_factory=set)  # held, as a set
+    held_arr: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # held, as an array
     #: the room's cache of what it wants the client to watch: (its key, the cells)
     key: Any = None
     want: list[int] = field(default_factory=list)
@@ -48,6 +49,7 @@ class ClientView:
         """The frame went into the client's stream: the client will hold what it describes."""
         if frame.cells is not self.held:
             self.runs, self.held_set = _runs(frame.cells), set(frame.cells)
+            self.held_arr = np.array(frame.cells, dtype=np.int64)
         self.held, self.prev, self.tick = frame.cells, self.tick if frame.base != NO_TICK else NO_TICK, frame.tick
         self.entities = frame.entities
 
@@ -112,37 +114,55 @@ class ViewPlanner:
     def frame(self, view: ClientView, cells: list[int], private: bytes | None = None) -> ViewFrame:
         """The payload taking ``view`` to ``cells`` (ascending cell ids) at the newest tick; a room
         with private fields adds the client's own values of them (``private``)."""
-        tail = [msgpack.packb(private)] if private is not None else []
+        return self.frames([view], [cells], None if private is None else [private])[0]
+
+    def frames(self, views: list[ClientView], cells: list[list[int]],
+               private: list[bytes] | None = None) -> list[ViewFrame]:
+        """``frame`` for many clients at once: the work shared by clients (chunk sets, cell
+        listings, who needs which entering entity) is done once for all of them."""
         cur = self.maps[self.tick]
-        count = sum(map(self._counts.__getitem__, cells))
-        base = view.tick if view.tick in self.maps and view.tick < self.tick else NO_TICK
-        if base == NO_TICK:
-            body: list[Any] = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cells], [0, b""]]
+        out: list[ViewFrame | None] = [None] * len(views)
+        groups: dict[tuple[int, int], list[int]] = {}
+        fresh: list[int] = []
+        for i, v in enumerate(views):
+            if v.tick in self.maps and v.tick < self.tick:
+                groups.setdefault((v.tick, v.prev if v.prev in self.maps else NO_TICK), []).append(i)
+            else:
+                fresh.append(i)
+        self._prepare_listings(cur, [(c, NO_TICK) for i in fresh for c in cells[i]]
+                               + [(c, v.tick) for v, cs in zip(views, cells, strict=True)
+                                  if cs is not v.held and v.tick in self.maps and v.tick < self.tick
+                                  for c in cs if c not in v.held_set])
+        counts = self._counts
+        for i in fresh:
+            cs = cells[i]
+            body: list[Any] = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cs], [0, b""]]
             if private is not None:
-                body.append(private)
-            return ViewFrame(self.tick, NO_TICK, NO_TICK, msgpack.packb(body), cells, count)
-        ref = view.prev if view.prev in self.maps else NO_TICK
-        held = view.held
-        cs = self._chunkset(base, ref)
-        st, blob = cs.starts, cs.blob
-        was = view.held_set
-        if cells is held:  # the same cells as before (the usual case): no set arithmetic
-            kept, dropped, added, runs, kept_set = held, [], [], view.runs, was
-        else:
-            now = set(cells)
-            kept = [c for c in held if c in now]
-            dropped = [c for c in held if c not in now]
-            added = [c for c in cells if c not in was]
-            runs, kept_set = _runs(kept), was & now
-        chunks = [blob[st[a]:st[b + 1]] for a, b in runs]
-        parts = [b"\x95" if tail else b"\x94",
-                 msgpack.packb(np.array(dropped, dtype="<u4").tobytes()) if dropped else EMPTY_BIN,
-                 _bin_head(sum(map(len, chunks))), *chunks,
-                 msgpack.packb([self._listing(cur, c, base) for c in added]) if added else EMPTY_ARRAY]
-        enter = self._enter(cur, base, cs, kept_set, was)
-        parts.append(msgpack.packb(_squeezed(enter, ENTER_LEVEL, ENTER_MIN)) if enter else NO_ENTER)
-        parts.extend(tail)
-        return ViewFrame(self.tick, base, ref, b"".join(parts), cells, count)
+                body.append(private[i])
+            out[i] = ViewFrame(self.tick, NO_TICK, NO_TICK, msgpack.packb(body), cs, sum(map(counts.__getitem__, cs)))
+        for (base, ref), idx in groups.items():
+            chunkset = self._chunkset(base, ref)
+            st, blob = chunkset.starts, chunkset.blob
+            enters = self._enters(cur, base, chunkset, [views[i] for i in idx], [cells[i] for i in idx])
+            for i, enter in zip(idx, enters, strict=True):
+                v, cs = views[i], cells[i]
+                if cs is v.held:  # the same cells as before (the usual case): no set arithmetic
+                    runs, dropped, added = v.runs, EMPTY_BIN, EMPTY_ARRAY
+                else:
+                    now = set(cs)
+                    gone = [c for c in v.held if c not in now]
+                    runs = _runs([c for c in v.held if c in now])
+                    dropped = msgpack.packb(np.array(gone, dtype="<u4").tobytes()) if gone else EMPTY_BIN
+                    new = [c for c in cs if c not in v.held_set]
+                    added = msgpack.packb([self._listing(cur, c, base) for c in new]) if new else EMPTY_ARRAY
+                chunks = [blob[st[a]:st[b + 1]] for a, b in runs]
+                parts = [b"\x94" if private is None else b"\x95", dropped,
+                         _bin_head(sum(map(len, chunks))), *chunks, added,
+                         msgpack.packb(_squeezed(enter, ENTER_LEVEL, ENTER_MIN)) if enter else NO_ENTER]
+                if private is not None:
+                    parts.append(msgpack.packb(private[i]))
+                out[i] = ViewFrame(self.tick, base, ref, b"".join(parts), cs, sum(map(counts.__getitem__, cs)))
+        return out  # type: ignore[return-value]
 
     def _chunkset(self, base: int, ref: int) -> ChunkSet:
         cs = self._chunks.get((base, ref))
@@ -153,33 +173,65 @@ class ViewPlanner:
             self.chunk_sets_built += 1
         return cs
 
+    def _prepare_listings(self, cur: CellMap, want: list[tuple[int, int]]) -> None:
+        """Build the listings in ``want`` that are not built yet: the records of each base's
+        cells in one pass, then each listing deflated on its own."""
+        need: dict[int, list[int]] = {}
+        for c, base in want:
+            if (c, base) not in self._listings:
+                need.setdefault(base, [])
+                if c not in need[base]:
+                    need[base].append(c)
+        size = self.dtype.itemsize
+        for base, cs in need.items():
+            members = [cur.members(c) for c in cs]
+            prev = self.maps[base].state if base != NO_TICK else None
+            raw = entity_records(self.schema, self.dtype, cur.state, prev, np.concatenate(members))
+            at = 0
+            for c, m in zip(cs, members, strict=True):
+                end = at + m.size * size
+                self._listings[(c, base)] = [c, int(m.size), *_squeezed(raw[at:end])]
+                at = end
+            self.listings_built += len(cs)
+
     def _listing(self, cur: CellMap, c: int, base: int) -> list[Any]:
         """[cell, count, flags, records] of cell ``c``'s members, for clients whose previous
         snapshot is ``base``."""
         item = self._listings.get((c, base))
         if item is None:
-            prev = self.maps[base].state if base != NO_TICK else None
-            members = cur.members(c)
-            raw = entity_records(self.schema, self.dtype, cur.state, prev, members)
-            item = self._listings[(c, base)] = [c, int(members.size), *_squeezed(raw)]
-            self.listings_built += 1
+            self._prepare_listings(cur, [(c, base)])
+            item = self._listings[(c, base)]
         return item
 
-    def _enter(self, cur: CellMap, base: int, cs: ChunkSet, kept: set[int], was: set[int]) -> bytes:
-        """Records of the entities that moved into a kept cell from a cell the client did not watch."""
-        by_cell = cs.arrivals()
-        if not by_cell:
-            return b""
-        sel = [i for c in kept if c in by_cell for i, src in by_cell[c] if src not in was]
-        if not sel:
-            return b""
-        rec = cs.moved_records
-        if rec is None:  # once per chunk set: every moved entity's record, against the baseline
+    def _enters(self, cur: CellMap, base: int, cs: ChunkSet, views: list[ClientView],
+                cells: list[list[int]]) -> list[bytes]:
+        """Per client, the records of the entities that moved into a cell it keeps from a cell it
+        did not watch; for all the clients of one chunk set in a few array passes."""
+        n = len(views)
+        if cs.moved_slot.size == 0 or n == 0:
+            return [b""] * n
+        ncells = self.ncells
+        lens = [v.held_arr.size for v in views]
+        was = np.zeros((n, ncells + 1), dtype=bool)
+        if sum(lens):
+            was[np.repeat(np.arange(n), lens), np.concatenate([v.held_arr for v in views])] = True
+        kept = was
+        moving = [i for i, (v, c) in enumerate(zip(views, cells, strict=True)) if c is not v.held]
+        if moving:  # a client that changes cells keeps only those it watches still
+            now = np.zeros((len(moving), ncells + 1), dtype=bool)
+            now[np.repeat(np.arange(len(moving)), [len(cells[i]) for i in moving]),
+                np.concatenate([np.asarray(cells[i], dtype=np.int64) for i in moving])] = True
+            kept = was.copy()
+            kept[moving] &= now
+        who, which = np.nonzero(kept[:, cs.moved_cell] & ~was[:, cs.moved_from])
+        if who.size == 0:
+            return [b""] * n
+        if cs.moved_records is None:  # once per chunk set: every moved entity's record, against the baseline
             raw = entity_records(self.schema, self.dtype, cur.state, self.maps[base].state, cs.moved_slot)
-            size = self.dtype.itemsize
-            rec = cs.moved_records = [raw[j:j + size] for j in range(0, len(raw), size)]
-        sel.sort()  # records ascend by slot, as the moved entities do
-        return b"".join([rec[i] for i in sel])
+            cs.moved_records = np.frombuffer(raw, dtype=np.uint8).reshape(cs.moved_slot.size, self.dtype.itemsize)
+        blob = cs.moved_records[which].tobytes()  # client by client, ascending slots within each
+        ends = (np.cumsum(np.bincount(who, minlength=n)) * self.dtype.itemsize).tolist()
+        return [blob[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _runs(cells: list[int]) -> list[tuple[int, int]]:

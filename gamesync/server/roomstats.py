@@ -44,6 +44,7 @@ def room_stats(room: Any) -> dict[str, Any]:
         "ticks": ts.ticks,
         "overruns": ts.overruns,
         "skipped_ticks": ts.skipped,
+        "late_ticks": ts.late,
         "tick_ms_mean": ts.mean_s * 1e3,
         "tick_ms_p99": recent[int(0.99 * (len(recent) - 1))] * 1e3 if recent else 0.0,
         "tick_ms_max": ts.max_s * 1e3,

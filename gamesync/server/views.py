@@ -63,17 +63,26 @@ class Views(ViewRules):
         self.planner.push(state, cells, self._next_cell)
     def encode(self, live: Sequence[Session], stats: RoomStats) -> list[tuple[Session, Outgoing]]:
         """Every live session's view snapshot of the newest state."""
-        out = []
-        owned = self._owned_rows() if self._private is not None else None
-        for s, cells in zip(live, self._all_cells(live), strict=True):
-            private = None
-            if owned is not None:
+        cells = self._all_cells(live)
+        private = None
+        if self._private is not None:
+            owned = self._owned_rows()
+            private = []
+            for s, cs in zip(live, cells, strict=True):
                 mine = owned.get(s.id)
-                private = b"".join([row for cell, row in mine if cell in cells]) if mine else b""
-            frame = self.planner.frame(s.view, cells, private)
-            head, mid = p.snapshot_parts(frame.tick, frame.base, frame.ref, FLAG_VIEW, frame.payload)
+                if not mine:
+                    private.append(b"")
+                    continue
+                have = s.view.held_set if cs is s.view.held else set(cs)
+                private.append(b"".join([row for cell, row in mine if cell in have]))
+        frames = self.planner.frames([s.view for s in live], cells, private)
+        out = []
+        parts, nbytes = p.snapshot_parts, 0
+        for s, frame in zip(live, frames, strict=True):
+            head, mid = parts(frame.tick, frame.base, frame.ref, FLAG_VIEW, frame.payload)
             out.append((s, Outgoing(frame.tick, frame.base, frame.ref, FLAG_VIEW, frame.payload, head, mid, frame)))
-            stats.payload_bytes += len(frame.payload)
+            nbytes += len(frame.payload)
+        stats.payload_bytes += nbytes
         stats.payloads_built += len(out)
         return out
 
