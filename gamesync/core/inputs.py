@@ -11,9 +11,9 @@ oldest waiting input, one, and more only past a small backlog:
 - a tick takes one input, plus as many more as leave at most ``backlog`` waiting, and
   never more than ``max_per_tick``; so an input waits at most ``backlog`` ticks longer than
   under "everything at the next tick" (``backlog`` 0 is that rule);
-- a backlog that stays waiting (never empty after a tick) for ``drain_ticks`` ticks in a
-  row loses one input to the next tick: a client whose inputs came in a burst once does
-  not keep that extra delay for good;
+- when inputs were left waiting after ``drain_ticks`` ticks in a row, that last tick
+  applies one more: a client whose inputs came in a burst once does not keep the extra
+  tick of delay for good;
 - more than ``max_waiting`` inputs waiting at once is a flood (``RateLimited``).
 
 The input ack (``last_applied``) is the seq of the newest input handed to the game.
@@ -28,8 +28,8 @@ from .protocol import InputFrame
 
 #: inputs left waiting after a tick before the tick catches up (0: every input at the next tick)
 INPUT_BACKLOG = 1
-#: ticks a backlog may stand before one of its inputs goes early (about a second at 30 Hz)
-DRAIN_TICKS = 30
+#: ticks a backlog may stand before one of its inputs goes early (a third of a second at 30 Hz)
+DRAIN_TICKS = 10
 
 
 class InputQueue:
