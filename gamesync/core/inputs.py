@@ -74,11 +74,14 @@ class InputQueue:
         """This tick's inputs, in seq order: the oldest one, and more only past the backlog."""
         self.arrived = 0
         waiting = self._waiting
-        if not waiting:
+        if len(waiting) <= 1:  # the usual case: one input per tick (already checked newer), or none
             self._standing = 0
-            return []
-        if len(waiting) > 1:
-            waiting = sorted({f.seq: f for f in waiting if f.seq > self.last_applied}.values(), key=lambda f: f.seq)
+            if not waiting:
+                return []
+            self._waiting = []
+            self.last_applied = waiting[0].seq
+            return waiting
+        waiting = sorted({f.seq: f for f in waiting if f.seq > self.last_applied}.values(), key=lambda f: f.seq)
         n = min(self.max_per_tick, max(1, len(waiting) - self.backlog))
         if n >= len(waiting):
             self._standing = 0
