@@ -131,7 +131,6 @@ class ViewPlanner:
         now = [v.held_arr if cs is v.held else np.asarray(cs, dtype=np.int64)
                for v, cs in zip(views, cells, strict=True)]
         held = _sums(self._count_arr, now)  # entities each client holds after its frame
-        head = b"\x94" if private is None else b"\x95"
         for i in fresh:
             cs = cells[i]
             body: list[Any] = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cs], [0, b""]]
@@ -139,29 +138,36 @@ class ViewPlanner:
                 body.append(private[i])
             out[i] = ViewFrame(tick, NO_TICK, NO_TICK, msgpack.packb(body), cs, held[i])
         for (base, ref), idx in groups.items():
-            chunkset = self._chunkset(base, ref)
-            blob = chunkset.blob
-            enters = self._enters(cur, base, chunkset, [views[i] for i in idx], [now[i] for i in idx],
-                                  [cells[i] is not views[i].held for i in idx])
-            g = [views[i] for i in idx]
-            runs = [v.runs if cells[i] is v.held else _runs(sorted(v.held_set.intersection(cells[i])))
-                    for i, v in zip(idx, g, strict=True)]
-            kept = _gather(blob, chunkset.start, runs)
-            for i, v, enter, k in zip(idx, g, enters, kept, strict=True):
-                cs = cells[i]
-                if cs is v.held:  # the same cells as before (the usual case): no set arithmetic
-                    dropped, added = EMPTY_BIN, EMPTY_ARRAY
-                else:
-                    keep = set(cs)
-                    gone = [c for c in v.held if c not in keep]
-                    dropped = msgpack.packb(np.array(gone, dtype="<u4").tobytes()) if gone else EMPTY_BIN
-                    new = [c for c in cs if c not in v.held_set]
-                    added = msgpack.packb([self._listing(cur, c, base) for c in new]) if new else EMPTY_ARRAY
-                parts = [head, dropped, bin_head(len(k)), k, added,
-                         msgpack.packb(_squeezed(enter, ENTER_LEVEL, ENTER_MIN)) if enter else NO_ENTER]
-                if private is not None:
-                    parts.append(msgpack.packb(private[i]))
-                out[i] = ViewFrame(tick, base, ref, b"".join(parts), cs, held[i])
+            frames = self._on(base, ref, cur, [views[i] for i in idx], [cells[i] for i in idx], [now[i] for i in idx],
+                              [held[i] for i in idx], None if private is None else [private[i] for i in idx])
+            for i, fr in zip(idx, frames, strict=True):
+                out[i] = fr
+        return out
+
+    def _on(self, base: int, ref: int, cur: CellMap, views: list[ClientView], cells: list[list[int]],
+            now: list[NDArray[np.int64]], held: list[int], private: list[bytes] | None) -> list[ViewFrame]:
+        """The frames of clients whose previous snapshot is ``base`` (and the one before ``ref``)."""
+        chunkset = self._chunkset(base, ref)
+        enters = self._enters(cur, base, chunkset, views, cells, now)
+        runs = [v.runs if cs is v.held else _runs(sorted(v.held_set.intersection(cs)))
+                for v, cs in zip(views, cells, strict=True)]
+        kept = _gather(chunkset.blob, chunkset.start, runs)
+        head = b"\x94" if private is None else b"\x95"
+        out = []
+        for j, (v, cs, enter, k) in enumerate(zip(views, cells, enters, kept, strict=True)):
+            if cs is v.held:  # the same cells as before (the usual case): no set arithmetic
+                dropped, added = EMPTY_BIN, EMPTY_ARRAY
+            else:
+                keep = set(cs)
+                gone = [c for c in v.held if c not in keep]
+                dropped = msgpack.packb(np.array(gone, dtype="<u4").tobytes()) if gone else EMPTY_BIN
+                new = [c for c in cs if c not in v.held_set]
+                added = msgpack.packb([self._listing(cur, c, base) for c in new]) if new else EMPTY_ARRAY
+            parts = [head, dropped, bin_head(len(k)), k, added,
+                     msgpack.packb(_squeezed(enter, ENTER_LEVEL, ENTER_MIN)) if enter else NO_ENTER]
+            if private is not None:
+                parts.append(msgpack.packb(private[j]))
+            out.append(ViewFrame(self.tick, base, ref, b"".join(parts), cs, held[j]))
         return out
 
     def _chunkset(self, base: int, ref: int) -> ChunkSet:
@@ -203,8 +209,8 @@ class ViewPlanner:
             item = self._listings[(c, base)]
         return item
 
-    def _enters(self, cur: CellMap, base: int, cs: ChunkSet, views: list[ClientView],
-                now: list[NDArray[np.int64]], moving: list[bool]) -> list[bytes]:
+    def _enters(self, cur: CellMap, base: int, cs: ChunkSet, views: list[ClientView], cells: list[list[int]],
+                now: list[NDArray[np.int64]]) -> list[bytes]:
         """Per client, the records of the entities that moved into a cell it keeps from a cell it
         did not watch; for all the clients of one chunk set in a few array passes."""
         n = len(views)
@@ -212,7 +218,7 @@ class ViewPlanner:
             return [b""] * n
         was = _matrix([v.held_arr for v in views], self.ncells + 1)
         kept = was
-        if any(moving):  # a client that changes cells keeps only those it watches still
+        if any(c is not v.held for v, c in zip(views, cells, strict=True)):  # keeps only those it still watches
             kept = was & _matrix(now, self.ncells + 1)
         who, which = np.nonzero(kept[:, cs.moved_cell] & ~was[:, cs.moved_from])
         if who.size == 0:
