@@ -28,6 +28,9 @@ class _Solo:
     shown: set[int] = field(default_factory=set)
     hidden: set[int] = field(default_factory=set)
 
+PLAIN_KEY = (None, None)  # the scope key of a client with no team and no owner cell, when no entity has exceptions
+
+
 class ViewRules:
     """Who sees what in a view room: the game's side of gamesync.game.ViewsAPI (focus, radius,
     teams, scopes, private fields' owners, per-client exceptions), and the cells each client
@@ -239,9 +242,13 @@ class ViewRules:
         else:
             moved = [True] * len(live)
         out = []
+        plain = not (self._solo or self._team_cell or self._owner_cell)  # every client's scope key is the same
         for s, a, b, m in zip(live, must, may, moved, strict=True):
             v = s.view
-            key = self._scope_key(s.id)
+            if plain and not m and v.key == PLAIN_KEY:
+                out.append(v.want)
+                continue
+            key = PLAIN_KEY if plain else self._scope_key(s.id)
             if m or key != v.key:
                 need = self._with_scopes(s.id, grid.cells_of_span(a))
                 held = v.held_set
@@ -255,6 +262,7 @@ class ViewRules:
         return out
 
     def _scope_key(self, cid: int) -> Any:
+        """What a client's scope cells depend on, beyond its view's spans."""
         if not self._solo:  # the scope cells depend only on the client's team and its own cell
             return (self._team_cell.get(self._team.get(cid, -1)), self._owner_cell.get(cid))
         return object()  # per-entity exceptions: a key equal to no other, so recomputed every tick
