@@ -23,6 +23,7 @@ the bots share its cores with the server; say so beside any figure.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -42,14 +43,17 @@ FIELDS = ("server_cpu", "server_us_per_client_tick", "bots_cpu", "server_rss_mib
           "states_per_client_s", "ack_latency_ms_p50", "ack_latency_ms_p99", "tick_overrun_pct", "all_connected")
 
 
-def commands(system: str, port_file: Path, stats_file: Path, npcs: int) -> tuple[list[str], Any]:
-    """(server command, function url, P, seconds, warmup, ramp -> bots command)."""
+def commands(system: str, port_file: Path, stats_file: Path, npcs: int,
+             input_backlog: int | None = None) -> tuple[list[str], Any]:
+    """(server command, function url, P, seconds, warmup, ramp -> bots command). ``input_backlog``:
+    gamesync's ``serve --input-backlog`` (None: its default)."""
     py = sys.executable
     if system in ("gamesync", "gamesync@2", "gamesync-pure"):  # @2: the bots speak protocol 2 (baselines from acks)
         # -pure: server and bots on the pure-Python wire path (GAMESYNC_PURE=1), not the native one
         py_env = ["env", "GAMESYNC_PURE=1", py] if system == "gamesync-pure" else [py]
         server = [*py_env, "-m", "gamesync", "serve", "--port", "0", "--http-port", "-1", "--npcs", str(npcs),
-                  "--port-file", str(port_file), "--stats-file", str(stats_file), "--stats-interval", "0.5"]
+                  "--port-file", str(port_file), "--stats-file", str(stats_file), "--stats-interval", "0.5",
+                  *([] if input_backlog is None else ["--input-backlog", str(input_backlog)])]
         bots = [*py_env, "-m", "gamesync", "bots"]
         extra = ["--json", "--no-progress", *(["--protocol", "2"] if system.endswith("@2") else [])]
     elif system == "naive":
@@ -263,6 +267,10 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
             result["server_bytes_per_client_s"] = round((r1["bytes_out"] - r0["bytes_out"]) / (t1 - t0) / players, 1)
             result["payloads_per_tick"] = round((r1["payloads_built"] - r0["payloads_built"])
                                                 / max(1, r1["ticks"] - r0["ticks"]), 2)
+            for what in ("arrived", "applied"):  # inputs per client per tick: shares of 0, 1, 2, 3, 4+
+                key = f"inputs_{what}_per_tick"
+                if key in r0 and key in r1:
+                    result[key] = input_shares(r0[key], r1[key])
         return result
     finally:
         for proc in [b for _, _, b in bots] + procs + [server]:
@@ -273,6 +281,13 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def input_shares(h0: list[int], h1: list[int]) -> list[float]:
+    """A room's histogram of inputs per client per tick over the window (two samples of its
+    running counts), as shares of client-ticks with 0, 1, 2, 3 and 4 or more inputs."""
+    d = [b - a for a, b in zip(h0, h1, strict=True)]
+    return [round(x / max(1, sum(d)), 4) for x in d]
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -349,6 +364,9 @@ def main() -> int:
     ap.add_argument("--rtt", default="0", help="comma-separated round-trip times in ms added by bench/delayproxy.py "
                     "between bots and server; A+B splits the bots between A and B (default 0: loopback)")
     ap.add_argument("--jitter", type=float, default=0.0, help="extra random round-trip delay 0..J ms (default 0)")
+    ap.add_argument("--input-backlog", type=int, default=None, metavar="N",
+                    help="gamesync serve --input-backlog N (default: the server's own; 0: every waiting input at "
+                    "the next tick, the rule before the input jitter buffer)")
     ap.add_argument("--no-plot", action="store_true", help="skip the plots")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--out", type=Path, default=RESULTS,
@@ -365,7 +383,10 @@ def main() -> int:
     rows = []
     for system, p, rtts in tqdm(runs, desc="arena", file=sys.stderr, disable=args.no_progress):
         try:
-            res = run_one(system, p, args.seconds, args.warmup, args.npcs, rtts, args.jitter)
+            res = run_one(system, p, args.seconds, args.warmup, args.npcs, rtts, args.jitter,
+                          make_commands=functools.partial(commands, input_backlog=args.input_backlog))
+            if args.input_backlog is not None and system.startswith("gamesync"):
+                res["input_backlog"] = args.input_backlog
         except (TimeoutError, subprocess.TimeoutExpired, json.JSONDecodeError, RuntimeError) as e:
             res = {"system": system, "P": p, "E": args.npcs, "rtt_ms": rtt_label(rtts),
                    "error": f"{type(e).__name__}: {e}"}

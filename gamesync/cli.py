@@ -52,7 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
                        ssl_context=ssl_context, http_port=None if args.http_port < 0 else args.http_port,
                        redis_url=args.redis, node_id=args.node_id, public_url=args.public_url,
                        redis_prefix=args.redis_prefix, save_interval_s=args.save_interval,
-                       drain_timeout_s=args.drain_timeout)
+                       drain_timeout_s=args.drain_timeout, input_backlog=args.input_backlog)
     if secret is None:
         log.warning("INSECURE DEV MODE: anyone who can reach %s may join any room without a token "
                     "(set %s or --secret-file to require join tokens)%s", args.host, SECRET_ENV,
@@ -155,6 +155,8 @@ def _bots(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .core.inputs import INPUT_BACKLOG
+
     ap = usage.Parser(prog="gamesync", description="Realtime authoritative game-state sync server.")
     ap.add_argument("--version", action="version", version=f"gamesync {__version__}")
     ap.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for per-tick debug)")
@@ -169,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NPCs per room (default: the game's, 1000 for arena, 100000 for bigworld)")
     s.add_argument("--no-interest", action="store_true",
                    help="bigworld: send every client every entity (no interest management), for comparison")
+    s.add_argument("--input-backlog", type=int, default=INPUT_BACKLOG, metavar="N",
+                   help="inputs a client may have waiting after a tick before the tick applies more than one "
+                   f"of them (default {INPUT_BACKLOG}; 0: every waiting input at the next tick)")
     s.add_argument("--stats-interval", type=float, default=5.0, help="seconds between stats log lines")
     s.add_argument("--port-file", help="write the bound port to this file once listening")
     s.add_argument("--stats-file", help="rewrite this file with the server's stats (JSON) every stats interval "

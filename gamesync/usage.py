@@ -143,6 +143,7 @@ def check_serve(args: argparse.Namespace, games: dict[str, Any]) -> None:
         raise UsageError(f"--game {args.game}: no such game; the built-in ones are {', '.join(sorted(games))}")
     if args.npcs is not None:  # None: each game its own default
         _number("--npcs", args.npcs, 0, inclusive=True, what="a whole number")
+    _number("--input-backlog", args.input_backlog, 0, inclusive=True, what="a whole number")
     if args.http_port < -1:
         raise UsageError(f"--http-port {args.http_port}: a port is 0..65535 (0: any free one; -1: no HTTP side)")
     _writable("--port-file", args.port_file)
@@ -227,6 +228,7 @@ def check_cluster(args: argparse.Namespace) -> None:
     _number("--nodes", args.nodes, 1, inclusive=True, what="a whole number")
     if args.npcs is not None:  # None: each game its own default
         _number("--npcs", args.npcs, 0, inclusive=True, what="a whole number")
+    _number("--input-backlog", args.input_backlog, 0, inclusive=True, what="a whole number")
     for option, first in (("--port", args.port), ("--http-port", args.http_port)):
         if first < 1 and not (option == "--http-port" and first == -1):
             raise UsageError(f"{option} {first}: a port is 1..65535")

@@ -18,7 +18,8 @@ from typing import Any
 
 from . import protocol as p
 from .acks import AckTracker
-from .errors import GamesyncError, ProtocolViolation, RateLimited, Timeout, VersionMismatch
+from .errors import GamesyncError, ProtocolViolation, Timeout, VersionMismatch
+from .inputs import DRAIN_TICKS, INPUT_BACKLOG, InputQueue
 
 
 class SessionState(enum.Enum):
@@ -88,19 +89,19 @@ class Heartbeat(enum.Enum):
 class ServerSession:
     """One client as its room sees it: the join gate, inputs, acks, leave, the lifecycle."""
 
-    __slots__ = ("state", "version", "error", "keep_seat", "why", "acks", "inputs", "last_applied",
-                 "max_inputs_per_tick", "last_recv", "pinged", "inputs_in", "messages_in")
+    __slots__ = ("state", "version", "error", "keep_seat", "why", "acks", "inputs", "last_recv", "pinged",
+                 "inputs_in", "messages_in")
 
-    def __init__(self, history_ticks: int, baseline_lag: int, max_inputs_per_tick: int, now: float) -> None:
+    def __init__(self, history_ticks: int, baseline_lag: int, max_inputs_per_tick: int, now: float,
+                 input_backlog: int = INPUT_BACKLOG, input_drain_ticks: int = DRAIN_TICKS) -> None:
         self.state = SessionState.AWAITING_JOIN
         self.version = p.PROTOCOL_VERSION  # the join's, once it came
         self.error: GamesyncError | None = None  # what the connection is closed with (None: 1000)
         self.keep_seat = False  # closed in a way that keeps the player's seat for a resume
         self.why = ""  # why it is closing, for the log
         self.acks = AckTracker(history_ticks, baseline_lag)
-        self.inputs: list[p.InputFrame] = []
-        self.last_applied = 0  # newest input seq handed to the game (the input ack)
-        self.max_inputs_per_tick = max_inputs_per_tick
+        #: waiting inputs, handed to the game evenly (core.inputs); its last_applied is the input ack
+        self.inputs = InputQueue(max_inputs_per_tick, input_backlog, input_drain_ticks)
         self.last_recv = now
         self.pinged = False
         self.inputs_in = 0
@@ -133,9 +134,14 @@ class ServerSession:
         self._move(SessionState.JOINING)
         return join
 
+    @property
+    def last_applied(self) -> int:
+        """The newest input seq handed to the game (the input ack; 0 before any)."""
+        return self.inputs.last_applied
+
     def resume(self, last_applied: int) -> None:
         """Continue a dropped session's seat: inputs up to ``last_applied`` were applied."""
-        self.last_applied = last_applied
+        self.inputs.last_applied = last_applied
 
     def enter(self) -> None:
         """The room let it into the game."""
@@ -148,7 +154,7 @@ class ServerSession:
             return False
         self._move(SessionState.CLOSING)
         self.error, self.why, self.keep_seat = err, why, keep_seat
-        self.inputs = []  # nothing more reaches the game
+        self.inputs.clear()  # nothing more reaches the game
         return True
 
     def closed(self) -> None:
@@ -168,7 +174,7 @@ class ServerSession:
             self.inputs_in += 1
             if ev.ack is not None:
                 self.acks.on_ack(ev.ack, ev.ack_bits)
-            self._add_input(ev.seq, validate(ev.data))
+            self.inputs.add(ev.seq, validate(ev.data))
             return None
         if isinstance(ev, p.SnapshotAck):
             self.acks.on_ack(ev.tick, ev.bits)
@@ -185,28 +191,9 @@ class ServerSession:
             return Left()
         raise ProtocolViolation("join after join")
 
-    def _add_input(self, seq: int, data: Any) -> None:
-        if seq <= self.last_applied:
-            return  # already applied: a duplicate or a late resend
-        self.inputs.append(p.InputFrame(seq, data))
-        if len(self.inputs) > 4 * self.max_inputs_per_tick:
-            raise RateLimited("too many inputs waiting to be applied")
-
     def take_inputs(self) -> list[p.InputFrame]:
-        """This tick's inputs in seq order, without duplicates; the excess waits for the next tick."""
-        inputs = self.inputs
-        if not inputs:
-            return []
-        if len(inputs) == 1:  # the usual case: one input per tick, already checked newer
-            self.inputs = []
-            self.last_applied = inputs[0].seq
-            return inputs
-        frames = sorted({f.seq: f for f in inputs if f.seq > self.last_applied}.values(), key=lambda f: f.seq)
-        cap = self.max_inputs_per_tick
-        now, self.inputs = frames[:cap], frames[cap:]
-        if now:
-            self.last_applied = now[-1].seq
-        return now
+        """This tick's inputs for the game, in seq order (``InputQueue.take``)."""
+        return self.inputs.take()
 
     # -- heartbeat -------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ view from cells it did not watch. Nothing about a cell a client does not watch r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import numpy as np
@@ -22,12 +22,15 @@ from .protocol import NO_TICK
 from .schema import Schema
 from .state import State
 from .viewcodec import CellMap, ChunkSet, encode_chunks, entity_records
-from .viewwire import record_dtype
+from .viewwire import bin_head, record_dtype
 
 LISTING_LEVEL = 3  # deflate level of cell listings (each is built once and shared)
 EMPTY_BIN, EMPTY_ARRAY, NO_ENTER = msgpack.packb(b""), msgpack.packb([]), msgpack.packb([0, b""])
 ENTER_LEVEL = 1  # deflate level of a client's own enter records (built for that client alone)
 ENTER_MIN = 160  # and only from this size on: a deflate per client per tick costs more than it saves below
+
+
+_NO_RUNS: tuple[NDArray[np.int64], NDArray[np.int64]] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
 
 @dataclass
@@ -38,8 +41,10 @@ class ClientView:
     tick: int = NO_TICK  # its newest snapshot
     prev: int = NO_TICK  # the one before
     entities: int = 0  # entities it holds
-    runs: list[tuple[int, int]] = field(default_factory=list)  # held as runs of consecutive ids
+    #: held as runs of consecutive ids: first ids, and last ids + 1
+    runs: tuple[NDArray[np.int64], NDArray[np.int64]] = field(default_factory=lambda: _NO_RUNS)
     held_set: set[int] = field(default_factory=set)  # held, as a set
+    held_arr: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # held, as an array
     #: the room's cache of what it wants the client to watch: (its key, the cells)
     key: Any = None
     want: list[int] = field(default_factory=list)
@@ -48,12 +53,12 @@ class ClientView:
         """The frame went into the client's stream: the client will hold what it describes."""
         if frame.cells is not self.held:
             self.runs, self.held_set = _runs(frame.cells), set(frame.cells)
+            self.held_arr = np.array(frame.cells, dtype=np.int64)
         self.held, self.prev, self.tick = frame.cells, self.tick if frame.base != NO_TICK else NO_TICK, frame.tick
         self.entities = frame.entities
 
 
-@dataclass(frozen=True)
-class ViewFrame:
+class ViewFrame(NamedTuple):
     """One client's payload for ``tick``, and the view it leaves the client with once sent."""
 
     tick: int
@@ -69,15 +74,6 @@ def _squeezed(raw: bytes, level: int = LISTING_LEVEL, least: int = COMPRESS_MIN)
     return list(compress_payload(raw, level, least))
 
 
-def _bin_head(n: int) -> bytes:
-    """msgpack's header of a bin of ``n`` bytes."""
-    if n < 0x100:
-        return b"\xc4" + n.to_bytes(1, "big")
-    if n < 0x10000:
-        return b"\xc5" + n.to_bytes(2, "big")
-    return b"\xc6" + n.to_bytes(4, "big")
-
-
 class ViewPlanner:
     """A view room's per-tick encoder (one per room)."""
 
@@ -90,7 +86,7 @@ class ViewPlanner:
         self.tick = NO_TICK
         self._chunks: dict[tuple[int, int], ChunkSet] = {}
         self._listings: dict[tuple[int, int], list[Any]] = {}
-        self._counts: list[int] = []  # members per cell at the newest tick
+        self._count_arr = np.zeros(0, dtype=np.int64)  # members per cell at the newest tick
         self.chunk_sets_built = 0
         self.listings_built = 0
 
@@ -104,7 +100,7 @@ class ViewPlanner:
         for t in [t for t in self.maps if t <= state.tick - self.history]:
             del self.maps[t]
         self.tick = state.tick
-        self._counts = cm.k(self.ncells).tolist()
+        self._count_arr = cm.k(self.ncells)
         self._chunks.clear()
         self._listings.clear()
         return cm
@@ -112,37 +108,67 @@ class ViewPlanner:
     def frame(self, view: ClientView, cells: list[int], private: bytes | None = None) -> ViewFrame:
         """The payload taking ``view`` to ``cells`` (ascending cell ids) at the newest tick; a room
         with private fields adds the client's own values of them (``private``)."""
-        tail = [msgpack.packb(private)] if private is not None else []
-        cur = self.maps[self.tick]
-        count = sum(map(self._counts.__getitem__, cells))
-        base = view.tick if view.tick in self.maps and view.tick < self.tick else NO_TICK
-        if base == NO_TICK:
-            body: list[Any] = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cells], [0, b""]]
+        return self.frames([view], [cells], None if private is None else [private])[0]
+
+    def frames(self, views: list[ClientView], cells: list[list[int]],
+               private: list[bytes] | None = None) -> list[ViewFrame]:
+        """``frame`` for many clients at once: the work shared by clients (chunk sets, cell
+        listings, who needs which entering entity, what each holds) is done once for all."""
+        cur, tick = self.maps[self.tick], self.tick
+        n = len(views)
+        out: list[Any] = [None] * n
+        groups: dict[tuple[int, int], list[int]] = {}
+        fresh: list[int] = []
+        for i, v in enumerate(views):
+            if v.tick in self.maps and v.tick < tick:
+                groups.setdefault((v.tick, v.prev if v.prev in self.maps else NO_TICK), []).append(i)
+            else:
+                fresh.append(i)
+        self._prepare_listings(cur, [(c, NO_TICK) for i in fresh for c in cells[i]]
+                               + [(c, v.tick) for v, cs in zip(views, cells, strict=True)
+                                  if cs is not v.held and v.tick in self.maps and v.tick < tick
+                                  for c in cs if c not in v.held_set])
+        now = [v.held_arr if cs is v.held else np.asarray(cs, dtype=np.int64)
+               for v, cs in zip(views, cells, strict=True)]
+        held = _sums(self._count_arr, now)  # entities each client holds after its frame
+        for i in fresh:
+            cs = cells[i]
+            body: list[Any] = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cs], [0, b""]]
             if private is not None:
-                body.append(private)
-            return ViewFrame(self.tick, NO_TICK, NO_TICK, msgpack.packb(body), cells, count)
-        ref = view.prev if view.prev in self.maps else NO_TICK
-        held = view.held
-        cs = self._chunkset(base, ref)
-        st, blob = cs.starts, cs.blob
-        was = view.held_set
-        if cells is held:  # the same cells as before (the usual case): no set arithmetic
-            kept, dropped, added, runs, kept_set = held, [], [], view.runs, was
-        else:
-            now = set(cells)
-            kept = [c for c in held if c in now]
-            dropped = [c for c in held if c not in now]
-            added = [c for c in cells if c not in was]
-            runs, kept_set = _runs(kept), was & now
-        chunks = [blob[st[a]:st[b + 1]] for a, b in runs]
-        parts = [b"\x95" if tail else b"\x94",
-                 msgpack.packb(np.array(dropped, dtype="<u4").tobytes()) if dropped else EMPTY_BIN,
-                 _bin_head(sum(map(len, chunks))), *chunks,
-                 msgpack.packb([self._listing(cur, c, base) for c in added]) if added else EMPTY_ARRAY]
-        enter = self._enter(cur, base, cs, kept_set, was)
-        parts.append(msgpack.packb(_squeezed(enter, ENTER_LEVEL, ENTER_MIN)) if enter else NO_ENTER)
-        parts.extend(tail)
-        return ViewFrame(self.tick, base, ref, b"".join(parts), cells, count)
+                body.append(private[i])
+            out[i] = ViewFrame(tick, NO_TICK, NO_TICK, msgpack.packb(body), cs, held[i])
+        for (base, ref), idx in groups.items():
+            frames = self._on(base, ref, cur, [views[i] for i in idx], [cells[i] for i in idx], [now[i] for i in idx],
+                              [held[i] for i in idx], None if private is None else [private[i] for i in idx])
+            for i, fr in zip(idx, frames, strict=True):
+                out[i] = fr
+        return out
+
+    def _on(self, base: int, ref: int, cur: CellMap, views: list[ClientView], cells: list[list[int]],
+            now: list[NDArray[np.int64]], held: list[int], private: list[bytes] | None) -> list[ViewFrame]:
+        """The frames of clients whose previous snapshot is ``base`` (and the one before ``ref``)."""
+        chunkset = self._chunkset(base, ref)
+        enters = self._enters(cur, base, chunkset, views, cells, now)
+        runs = [v.runs if cs is v.held else _runs(sorted(v.held_set.intersection(cs)))
+                for v, cs in zip(views, cells, strict=True)]
+        kept = _gather(chunkset.blob, chunkset.start, runs)
+        head = b"\x94" if private is None else b"\x95"
+        out = []
+        for j, (v, cs, enter, k) in enumerate(zip(views, cells, enters, kept, strict=True)):
+            if cs is v.held:  # the same cells as before (the usual case): no set arithmetic
+                dropped, added = EMPTY_BIN, EMPTY_ARRAY
+            else:
+                keep = set(cs)
+                gone = [c for c in v.held if c not in keep]
+                dropped = msgpack.packb(np.array(gone, dtype="<u4").tobytes()) if gone else EMPTY_BIN
+                new = [c for c in cs if c not in v.held_set]
+                added = msgpack.packb([self._listing(cur, c, base) for c in new]) if new else EMPTY_ARRAY
+            parts = [head, dropped, bin_head(len(k)), k, added,
+                     msgpack.packb(_squeezed(enter, ENTER_LEVEL, ENTER_MIN)) if enter else NO_ENTER]
+            if private is not None:
+                parts.append(msgpack.packb(private[j]))
+            out.append(ViewFrame(self.tick, base, ref, b"".join(parts), cs, held[j]))
+        return out
 
     def _chunkset(self, base: int, ref: int) -> ChunkSet:
         cs = self._chunks.get((base, ref))
@@ -153,41 +179,110 @@ class ViewPlanner:
             self.chunk_sets_built += 1
         return cs
 
+    def _prepare_listings(self, cur: CellMap, want: list[tuple[int, int]]) -> None:
+        """Build the listings in ``want`` that are not built yet: the records of each base's
+        cells in one pass, then each listing deflated on its own."""
+        need: dict[int, list[int]] = {}
+        for c, base in want:
+            if (c, base) not in self._listings:
+                need.setdefault(base, [])
+                if c not in need[base]:
+                    need[base].append(c)
+        size = self.dtype.itemsize
+        for base, cs in need.items():
+            members = [cur.members(c) for c in cs]
+            prev = self.maps[base].state if base != NO_TICK else None
+            raw = entity_records(self.schema, self.dtype, cur.state, prev, np.concatenate(members))
+            at = 0
+            for c, m in zip(cs, members, strict=True):
+                end = at + m.size * size
+                self._listings[(c, base)] = [c, int(m.size), *_squeezed(raw[at:end])]
+                at = end
+            self.listings_built += len(cs)
+
     def _listing(self, cur: CellMap, c: int, base: int) -> list[Any]:
         """[cell, count, flags, records] of cell ``c``'s members, for clients whose previous
         snapshot is ``base``."""
         item = self._listings.get((c, base))
         if item is None:
-            prev = self.maps[base].state if base != NO_TICK else None
-            members = cur.members(c)
-            raw = entity_records(self.schema, self.dtype, cur.state, prev, members)
-            item = self._listings[(c, base)] = [c, int(members.size), *_squeezed(raw)]
-            self.listings_built += 1
+            self._prepare_listings(cur, [(c, base)])
+            item = self._listings[(c, base)]
         return item
 
-    def _enter(self, cur: CellMap, base: int, cs: ChunkSet, kept: set[int], was: set[int]) -> bytes:
-        """Records of the entities that moved into a kept cell from a cell the client did not watch."""
-        by_cell = cs.arrivals()
-        if not by_cell:
-            return b""
-        sel = [i for c in kept if c in by_cell for i, src in by_cell[c] if src not in was]
-        if not sel:
-            return b""
-        rec = cs.moved_records
-        if rec is None:  # once per chunk set: every moved entity's record, against the baseline
+    def _enters(self, cur: CellMap, base: int, cs: ChunkSet, views: list[ClientView], cells: list[list[int]],
+                now: list[NDArray[np.int64]]) -> list[bytes]:
+        """Per client, the records of the entities that moved into a cell it keeps from a cell it
+        did not watch; for all the clients of one chunk set in a few array passes."""
+        n = len(views)
+        if cs.moved_slot.size == 0 or n == 0:
+            return [b""] * n
+        was = _matrix([v.held_arr for v in views], self.ncells + 1)
+        kept = was
+        if any(c is not v.held for v, c in zip(views, cells, strict=True)):  # keeps only those it still watches
+            kept = was & _matrix(now, self.ncells + 1)
+        who, which = np.nonzero(kept[:, cs.moved_cell] & ~was[:, cs.moved_from])
+        if who.size == 0:
+            return [b""] * n
+        if cs.moved_records is None:  # once per chunk set: every moved entity's record, against the baseline
             raw = entity_records(self.schema, self.dtype, cur.state, self.maps[base].state, cs.moved_slot)
-            size = self.dtype.itemsize
-            rec = cs.moved_records = [raw[j:j + size] for j in range(0, len(raw), size)]
-        sel.sort()  # records ascend by slot, as the moved entities do
-        return b"".join([rec[i] for i in sel])
+            cs.moved_records = np.frombuffer(raw, dtype=np.uint8).reshape(cs.moved_slot.size, self.dtype.itemsize)
+        blob = cs.moved_records[which].tobytes()  # client by client, ascending slots within each
+        ends = (np.cumsum(np.bincount(who, minlength=n)) * self.dtype.itemsize).tolist()
+        return [blob[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
-def _runs(cells: list[int]) -> list[tuple[int, int]]:
-    """Ascending cell ids as runs of consecutive ids: (first, last) each."""
-    out: list[tuple[int, int]] = []
-    for c in cells:
-        if out and out[-1][1] == c - 1:
-            out[-1] = (out[-1][0], c)
-        else:
-            out.append((c, c))
+def _matrix(rows: list[NDArray[np.int64]], width: int) -> NDArray[np.bool_]:
+    """One boolean row per list of cell ids: True at those ids."""
+    out = np.zeros((len(rows), width), dtype=bool)
+    lens = [r.size for r in rows]
+    if sum(lens):
+        out[np.repeat(np.arange(len(rows)), lens), np.concatenate(rows)] = True
     return out
+
+
+def _sums(values: NDArray[np.int64], rows: list[NDArray[np.int64]]) -> list[int]:
+    """For each list of indices, the sum of ``values`` at them."""
+    if not rows:
+        return []
+    lens = np.array([r.size for r in rows], dtype=np.int64)
+    flat = values[np.concatenate(rows)] if lens.sum() else np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lens)
+    total = np.concatenate([[0], np.cumsum(flat)])
+    sums: list[int] = (total[ends] - total[ends - lens]).tolist()
+    return sums
+
+
+def _runs(cells: list[int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Ascending cell ids as runs of consecutive ids: (first ids, last ids + 1)."""
+    if not cells:
+        return _NO_RUNS
+    firsts, ends = [cells[0]], []
+    last = cells[0]
+    for c in cells:
+        if c > last + 1:
+            ends.append(last + 1)
+            firsts.append(c)
+        last = c
+    ends.append(last + 1)
+    return np.array(firsts, dtype=np.int64), np.array(ends, dtype=np.int64)
+
+
+Runs = tuple[NDArray[np.int64], NDArray[np.int64]]
+
+
+def _gather(blob: bytes, start: NDArray[np.int64], runs: list[Runs]) -> list[bytes]:
+    """Per client, the bytes of its runs of cells (``blob[start[a]:start[b]]`` for each run a..b),
+    joined: one gather for all clients."""
+    if not runs:
+        return []
+    lo = start[np.concatenate([r[0] for r in runs])]
+    length = start[np.concatenate([r[1] for r in runs])] - lo
+    total = int(length.sum())
+    if total == 0:
+        return [b""] * len(runs)
+    ends = np.cumsum(length)
+    idx = np.repeat(lo - (ends - length), length) + np.arange(total)
+    data = np.frombuffer(blob, dtype=np.uint8)[idx].tobytes()
+    per = np.cumsum([r[0].size for r in runs])  # runs per client, cumulated
+    stop = np.concatenate([[0], ends])[per].tolist()
+    return [data[a:b] for a, b in zip([0, *stop[:-1]], stop, strict=True)]

@@ -171,7 +171,8 @@ class Server:
                       TokenBucket(cfg.in_msgs_per_s, cfg.in_msgs_burst, now))
         err: GamesyncError | None = None
         joined: tuple[Room, p.Join, str | None] | None = None
-        proto = ServerSession(cfg.history_ticks, cfg.baseline_lag, cfg.max_inputs_per_tick, now)
+        proto = ServerSession(cfg.history_ticks, cfg.baseline_lag, cfg.max_inputs_per_tick, now,
+                              cfg.input_backlog, cfg.input_drain_ticks)
         try:
             with trio.CancelScope() as prejoin:  # shutdown() cancels connections not yet in a room
                 self._prejoin.add(prejoin)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import ConfigError
+from ..core.inputs import DRAIN_TICKS, INPUT_BACKLOG
 from ..game import Game
 from ..tokens import check_secret
 from .netaddr import LOOPBACK_NAMES, WILDCARD_HOSTS, is_loopback_host, origin_problem, url_problem
@@ -90,9 +91,14 @@ class ServerConfig:
     in_msgs_burst: float = 240.0
     in_bytes_per_s: float = 64 * 1024
     in_bytes_burst: float = 128 * 1024
-    #: inputs applied per client per tick; more wait for the next tick, and a client with
-    #: more than 4x this many waiting is closed as flooding
+    #: inputs applied per client per tick at most; more wait for the next tick, and a client
+    #: with more than 4x this many waiting is closed as flooding
     max_inputs_per_tick: int = 32
+    #: the input jitter buffer (core.inputs): a tick applies one input per client, and more
+    #: only to leave at most this many waiting (0: every waiting input at the next tick)
+    input_backlog: int = INPUT_BACKLOG
+    #: a backlog that stood this many ticks in a row gives up one input early
+    input_drain_ticks: int = DRAIN_TICKS
 
     # outbound limits
     #: the kernel's send buffer per client (SO_SNDBUF; Linux doubles it); 0: the kernel's own,
@@ -147,6 +153,8 @@ class ServerConfig:
                              "insecure_dev=True to allow anonymous joins there")
         if self.max_payloads_per_tick < 1:
             raise ValueError("max_payloads_per_tick must be at least 1")
+        if self.max_inputs_per_tick < 1 or self.input_backlog < 0 or self.input_drain_ticks < 1:
+            raise ValueError("max_inputs_per_tick and input_drain_ticks must be at least 1, input_backlog at least 0")
         self._check_settings()
         if self.history_ticks <= 0:
             self.history_ticks = max(8, math.ceil(self.tick_rate) + 2)

@@ -211,7 +211,7 @@ class Room:
         t1 = clock()
         self._step(tick)
         t2 = clock()
-        state = State.capture(self.world, tick, self.history.get(tick - 1))
+        state = State.capture(self.world, tick, self.history.get(tick - 1), self.views.blank_rows if self.views else ())
         self.history.push(state)
         if self.views is not None:
             self.views.push(state)
@@ -241,8 +241,12 @@ class Room:
         self.roster.enter_joining()
         self._drop_closing()
         batch: dict[int, list[p.InputFrame]] = {}
+        arrived, applied = self.stats.inputs_arrived, self.stats.inputs_applied
+        top = len(applied) - 1
         for cid, s in self.sessions.items():
+            arrived[min(top, s.proto.inputs.arrived)] += 1
             frames = s.proto.take_inputs()
+            applied[min(top, len(frames))] += 1
             if frames:
                 batch[cid] = frames
         self.game.step(tick, batch, 1.0 / self.tick_rate)

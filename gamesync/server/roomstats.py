@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+#: the input histograms' bins: 0, 1, 2, 3 and 4 or more inputs per client per tick
+INPUT_HIST = 5
 
 
 @dataclass
@@ -21,6 +24,10 @@ class RoomStats:
     payload_bytes: int = 0
     joins: int = 0
     leaves: int = 0
+    #: client-ticks by the inputs that arrived in the tick's read (0, 1, 2, 3, 4 or more) ...
+    inputs_arrived: list[int] = field(default_factory=lambda: [0] * INPUT_HIST)
+    #: ... and by the inputs the tick handed the game
+    inputs_applied: list[int] = field(default_factory=lambda: [0] * INPUT_HIST)
 
 
 def room_stats(room: Any) -> dict[str, Any]:
@@ -37,6 +44,7 @@ def room_stats(room: Any) -> dict[str, Any]:
         "ticks": ts.ticks,
         "overruns": ts.overruns,
         "skipped_ticks": ts.skipped,
+        "late_ticks": ts.late,
         "tick_ms_mean": ts.mean_s * 1e3,
         "tick_ms_p99": recent[int(0.99 * (len(recent) - 1))] * 1e3 if recent else 0.0,
         "tick_ms_max": ts.max_s * 1e3,
@@ -46,6 +54,8 @@ def room_stats(room: Any) -> dict[str, Any]:
         **{f"{k}_ms_mean": v * 1e3 / max(1, ts.ticks) for k, v in room.phase_s.items()},
         "inputs_in": st.inputs_in + sum(s.proto.inputs_in for s in live),
         "messages_in": st.messages_in + sum(s.proto.messages_in for s in live),
+        "inputs_arrived_per_tick": list(st.inputs_arrived),
+        "inputs_applied_per_tick": list(st.inputs_applied),
         "payloads_built": st.payloads_built,
         "payload_bytes": st.payload_bytes,
         **dataclasses.asdict(room.plan_counts),

@@ -28,7 +28,8 @@ def same(x: Any) -> Any:
 
 
 def playing(**kw: Any) -> ServerSession:
-    s = ServerSession(history_ticks=32, baseline_lag=1, max_inputs_per_tick=kw.get("cap", 32), now=0.0)
+    s = ServerSession(history_ticks=32, baseline_lag=1, max_inputs_per_tick=kw.get("cap", 32), now=0.0,
+                      input_backlog=kw.get("backlog", 1))
     s.receive_join(p.pack_join("r", "ann"))
     s.enter()
     return s
@@ -63,13 +64,23 @@ def test_join_after_join_is_a_protocol_violation():
 
 
 def test_inputs_are_applied_once_in_seq_order():
-    s = playing()
+    s = playing(backlog=0)  # every waiting input at the next tick
     for seq in (3, 1, 2, 2, 1):
         assert s.receive(p.pack_input(seq, seq), same) is None
     assert [f.seq for f in s.take_inputs()] == [1, 2, 3]
     assert s.last_applied == 3
     s.receive(p.pack_input(2, "late resend"), same)
     assert s.take_inputs() == []
+
+
+def test_inputs_that_arrive_together_reach_the_game_one_per_tick():
+    s = playing()  # the default jitter buffer (core.inputs): a backlog of one may wait
+    for seq in (2, 1):
+        s.receive(p.pack_input(seq, seq), same)
+    assert [f.seq for f in s.take_inputs()] == [1]
+    assert s.last_applied == 1  # the input ack says which one was applied
+    assert [f.seq for f in s.take_inputs()] == [2]
+    assert s.last_applied == 2
 
 
 def test_inputs_past_the_per_tick_cap_wait_for_the_next_tick():

@@ -15,7 +15,7 @@ import math
 import msgpack
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gamesync.core.errors import PayloadError
@@ -42,14 +42,14 @@ class Client:
     def __init__(self, sch: Schema, focus: np.ndarray, radius: float, cache: ChunkCache | None = None) -> None:
         self.view = ClientView()
         self.mirror = ViewMirror(sch, cache)
-        self.counts = ViewCounts(sch)
+        self.counts = ViewCounts(sch, cache)
         self.focus = focus
         self.radius = radius
 
     def reconnect(self, sch: Schema) -> None:
         self.view = ClientView()
         self.mirror = ViewMirror(sch, self.mirror.cache)
-        self.counts = ViewCounts(sch)
+        self.counts = ViewCounts(sch, self.mirror.cache)
 
 
 def held_matches(client: Client, st: State, cells: np.ndarray, watched: list[int]) -> None:
@@ -135,6 +135,9 @@ def move_client(c: Client, rng: np.random.Generator, sch: Schema) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), cell=st.sampled_from([125.0, 250.0, 400.0]),
        shared=st.booleans())
+# two bots share a decoded empty cell; later one entity walks into it, with the same chunk bytes
+# a tick apart: the arrival's values come from outside the cell, so that must not be a cache hit
+@example(seed=1566, n=164, cell=125.0, shared=True)
 def test_every_client_holds_exactly_the_world_in_its_cells_bit_for_bit(seed, n, cell, shared):
     run_world(seed, n, 60, cell, 4, shared)
 

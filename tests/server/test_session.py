@@ -124,7 +124,7 @@ async def test_inputs_reach_the_game_once_per_tick_in_seq_order_without_duplicat
                 pass
             await wc.aclose()
     batches = [b[w.client_id] for _, b in game.steps if w.client_id in b]
-    assert batches == [[1, 2, 3], [4, 5]]
+    assert batches == [[1, 2], [3], [4], [5]]  # one left waiting after a tick (input_backlog 1)
     ticks = [t for t, b in game.steps]
     assert len(set(ticks)) == len(ticks)  # step() once per tick
 
@@ -161,9 +161,55 @@ async def test_inputs_beyond_the_per_tick_cap_wait_for_the_following_ticks():
             await wc.aclose()
             game = server.rooms["r"].game
     batches = [b[w.client_id] for _, b in game.steps if w.client_id in b]
-    assert [len(b) for b in batches] == [8, 8, 8, 6]
+    assert [len(b) for b in batches] == [8, 8, 8, 5, 1]  # the cap, then down to the backlog of one
     assert [s for b in batches for s in b] == list(range(1, 31))
-    assert 8 in acks and 16 in acks and 24 in acks  # input_ack moves one batch per tick
+    assert 8 in acks and 16 in acks and 24 in acks and 29 in acks  # input_ack moves one batch per tick
+
+
+async def _bunched(server, url, rounds: int, per_write: int) -> tuple[list[list[int]], list[int], int]:
+    """Send ``rounds`` writes of ``per_write`` inputs each (one write: one read, one tick),
+    each once the previous ones are acked; the client's batches in step() and the acks seen."""
+    wc = await WireClient.open(port_of(url))
+    w = await wc.join()
+    await wc.recv()
+    acks: list[int] = []
+    seq = 0
+    for _ in range(rounds):
+        await wc.send(*[pk([3, s, 0]) for s in range(seq + 1, seq + per_write + 1)])
+        seq += per_write
+        while not acks or acks[-1] < seq:
+            acks.append((await wc.recv()).input_ack)
+    await wc.aclose()
+    game = server.rooms["r"].game
+    return [b[w.client_id] for _, b in game.steps if w.client_id in b], acks, w.client_id
+
+
+async def test_inputs_that_arrive_together_reach_the_game_one_per_tick_with_exact_acks():
+    with trio.fail_after(10):
+        async with running_server(games={"rec": RecordingGame}, default_game="rec") as (server, url):
+            batches, acks, cid = await _bunched(server, url, rounds=5, per_write=2)
+            steps = [(t, b[cid]) for t, b in server.rooms["r"].game.steps if cid in b]
+    assert batches == [[s] for s in range(1, 11)]  # two in one write, one per tick
+    for (t0, _), (t1, _) in zip(steps[::2], steps[1::2], strict=True):
+        assert t1 == t0 + 1  # the second of a pair goes at the very next tick
+    # the input ack names each input as it is applied: it never jumps past one, never goes back
+    assert set(range(1, 11)) <= set(acks)
+    assert all(0 <= b - a <= 1 for a, b in zip(acks, acks[1:], strict=False))
+
+
+async def test_a_burst_past_the_backlog_is_caught_up_in_one_tick():
+    with trio.fail_after(10):
+        async with running_server(games={"rec": RecordingGame}, default_game="rec", input_backlog=1) as (server, url):
+            batches, acks, _ = await _bunched(server, url, rounds=1, per_write=6)
+    assert batches == [[1, 2, 3, 4, 5], [6]]  # all but the backlog of one at once, then the last
+    assert 5 in acks and acks[-1] == 6
+
+
+async def test_input_backlog_zero_applies_every_waiting_input_at_the_next_tick():
+    with trio.fail_after(10):
+        async with running_server(games={"rec": RecordingGame}, default_game="rec", input_backlog=0) as (server, url):
+            batches, _, _ = await _bunched(server, url, rounds=3, per_write=2)
+    assert batches == [[1, 2], [3, 4], [5, 6]]
 
 
 async def test_inputs_sent_right_behind_the_join_are_applied_when_the_client_enters():

@@ -54,32 +54,46 @@ async def test_work_shorter_than_the_period_causes_no_drift(autojump_clock):
     assert stats.max_s == pytest.approx(0.9 * PERIOD)
 
 
-async def test_overrun_skips_missed_deadlines_instead_of_bursting(autojump_clock):
-    # tick 3 takes 2.5 periods: it ends at 5.5 periods, so the deadlines at 4 and 5 are missed
+async def test_overrun_runs_the_newest_missed_deadline_at_once_and_skips_the_older(autojump_clock):
+    # tick 3 takes 2.5 periods: it ends at 5.5 periods, so the deadlines at 4 and 5 are missed;
+    # 5 runs at once, 4 is dropped, and the next tick is back on the grid at 6
     calls, stats, start = await _record(autojump_clock, 8, {3: 2.5 * PERIOD})
     times = [(now - start) / PERIOD for _, now in calls]
     assert [t for t, _ in calls] == list(range(8))  # tick numbers stay consecutive
-    assert times == pytest.approx([0, 1, 2, 3, 6, 7, 8, 9], abs=1e-6)  # back on the grid, no burst
+    assert times == pytest.approx([0, 1, 2, 3, 5.5, 6, 7, 8], abs=1e-6)  # no burst: one late tick
     assert stats.overruns == 1
-    assert stats.skipped == 2
+    assert stats.skipped == 1 and stats.late == 1
     assert stats.max_s == pytest.approx(2.5 * PERIOD)
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert min(gaps) == pytest.approx(1.0)  # never two ticks closer than a period
+
+
+async def test_ticks_a_little_over_the_period_lose_a_little_rate_not_half(autojump_clock):
+    """Every tick takes 1.13 periods: each starts as the one before ends (late, at once), so the
+    room runs at 1/1.13 of its rate, where a scheduler that waited for the next deadline on the
+    grid would run at half of it; and it never lags the grid by a period or more."""
+    n = 40
+    calls, stats, start = await _record(autojump_clock, n, {k: 1.13 * PERIOD for k in range(n)})
+    times = [(now - start) / PERIOD for _, now in calls]
+    assert times == pytest.approx([1.13 * k for k in range(n)], abs=1e-6)
+    assert stats.overruns == n and stats.late == n
+    # the last tick ran for grid deadline n - 1 + skipped, less than a period before it started
+    assert 0 <= times[-1] - (n - 1 + stats.skipped) < 1
+    assert stats.skipped == 5  # 40 ticks over 44 periods: 4-5 deadlines dropped, never a burst
 
 
 async def test_long_stall_skips_many_deadlines_and_resumes_on_the_grid(autojump_clock):
+    # tick 1 ends at 11.3 periods: deadline 11 runs at once, 2..10 are dropped
     calls, stats, start = await _record(autojump_clock, 5, {1: 10.3 * PERIOD})
     times = [(now - start) / PERIOD for _, now in calls]
-    assert times == pytest.approx([0, 1, 12, 13, 14], abs=1e-6)
-    assert stats.skipped == 10 and stats.overruns == 1
+    assert times == pytest.approx([0, 1, 11.3, 12, 13], abs=1e-6)
+    assert stats.skipped == 9 and stats.overruns == 1 and stats.late == 1
 
 
-async def test_overrun_shorter_than_a_deadline_skip_is_counted_but_skips_nothing(autojump_clock):
-    # 1.5 periods: ends at 2.5, the deadline at 2 is missed, next tick at 3
+async def test_overrun_shorter_than_a_period_runs_the_missed_deadline_late_and_skips_nothing(autojump_clock):
+    # 1.5 periods: ends at 1.5, the deadline at 1 runs then, the next tick at 2 is on the grid
     calls, stats, start = await _record(autojump_clock, 4, {0: 1.5 * PERIOD})
     times = [(now - start) / PERIOD for _, now in calls]
-    assert times == pytest.approx([0, 2, 3, 4], abs=1e-6)
-    assert stats.overruns == 1 and stats.skipped == 1
+    assert times == pytest.approx([0, 1.5, 2, 3], abs=1e-6)
+    assert stats.overruns == 1 and stats.skipped == 0 and stats.late == 1
 
 
 async def test_first_tick_sets_the_tick_numbers(autojump_clock):
