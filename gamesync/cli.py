@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--certfile", help="PEM certificate chain: serve wss:// (TLS) instead of ws://")
     s.add_argument("--keyfile", help="PEM private key for --certfile (default: in the certfile)")
     s.add_argument("--allow-origin", action="append", metavar="ORIGIN",
-                   help="browser Origin allowed to connect, e.g. https://game.example (repeatable; default: any)")
+                   help="browser Origin allowed to connect, and to read the JSON endpoints (CORS), e.g. "
+                        "https://game.example (repeatable; default: any)")
     s.add_argument("--public-host", action="append", metavar="HOST",
                    help="host name pages may reach this server by, for /api/server to answer with a WebSocket URL on "
                    "it (repeatable; default: --host when it is one address, plus localhost on loopback); other "

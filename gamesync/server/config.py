@@ -54,7 +54,8 @@ class ServerConfig:
     #: allow anonymous joins (no ``token_secret``) on a non-loopback ``host`` too, and through a
     #: reverse proxy; development only
     insecure_dev: bool = False
-    #: browser Origins allowed to connect (exact "scheme://host[:port]"); None: any.
+    #: browser Origins allowed to connect, and to read the JSON endpoints over CORS (exact
+    #: "scheme://host[:port]"); None: any.
     #: Requests without an Origin header (bots, native clients) are not affected.
     allowed_origins: tuple[str, ...] | None = None
     #: connections open at once from one remote address
