@@ -112,6 +112,12 @@ class Game:
       (``gamesync serve --redis``): return what the world's columns do not hold (msgpack
       values), and take it back in a room recreated on another node, after ``setup`` and
       after the world has been restored. Returning None (the default) opts out.
+    - ``keep_state()`` / ``restore_kept(data)``: what outlives the room itself (a chat's last
+      lines, a document): taken every save interval and when the room closes, kept by the
+      server (an SQLite file under ``--data-dir``; in a cluster, Redis), and handed to the
+      next room of that name, after ``setup``, when it does not continue from a save (a room
+      restored from ``save_state`` gets that instead, so include it there too). Returning
+      None (the default) keeps nothing. Data from an older run: check it.
     """
 
     schema: Schema
@@ -151,6 +157,12 @@ class Game:
         return None
 
     def restore_state(self, data: Any) -> None:
+        pass
+
+    def keep_state(self) -> Any:
+        return None
+
+    def restore_kept(self, data: Any) -> None:
         pass
 
 

@@ -71,6 +71,8 @@ class RoomLinks(Protocol):
 
     #: seconds between state saves of rooms whose game opts in (0: no saves)
     save_interval_s: float
+    #: seconds between takes of what a game keeps past its room (``Game.keep_state``; 0: none)
+    keep_interval_s: float
 
     def publish(self, room: str, data: Any) -> None:
         """An event to every client of ``room``, wherever it runs."""
@@ -86,6 +88,9 @@ class RoomLinks(Protocol):
 
     def offer_save(self, room: str, saved: SavedRoom) -> None:
         """The room's newest save (a newer one replaces one not yet written)."""
+
+    def offer_kept(self, room: str, blob: bytes) -> None:
+        """What the room's game keeps past the room (``core.saved.pack_kept``), latest only."""
 
     def add_busy(self, seconds: float) -> None:
         """CPU spent on cluster work in the room's tick (saving)."""
@@ -108,6 +113,12 @@ class Membership(Protocol):
         there for a ``new_player``)."""
 
     async def take_reservation(self, room: str, token: str) -> bool: ...
+
+    async def load_kept(self, room: str) -> bytes | None:
+        """What the last room of that name kept (``RoomLinks.offer_kept``), if anything."""
+
+    def close(self) -> None:
+        """Write what rooms kept and has not been written yet (every room has stopped)."""
 
     def room_opened(self, room: HostedRoom) -> None: ...
 

@@ -7,6 +7,7 @@ Every key starts with a prefix (default ``gs:``) so several clusters can share o
     {p}rooms              zset    room -> last update (ms): the lobby's index
     {p}resv:{room}        zset    reservation -> expiry (ms): seats held for redirected joins
     {p}state:{room}       string  the room's last save (gamesync.core.saved), binary
+    {p}kept:{room}        string  what its game keeps past the room (core.saved.pack_kept); PX KEPT_MS
     {p}node:{node}        hash    url, http, rooms, clients, draining; PX NODE_TTL_MS
     {p}nodes              zset    node -> last heartbeat (ms): live and dead nodes
     {p}noderooms:{node}   set     rooms the node hosts (what a failover takes over)
@@ -32,6 +33,8 @@ NODE_DEAD_MS = 3000
 ROOM_INFO_MS = 30_000
 #: a room's last save is kept this long after it was written
 STATE_MS = 120_000
+#: what a room's game keeps past the room (chat history, a document) is kept this long after it was written
+KEPT_MS = 30 * 86_400_000
 #: a reservation made for a redirect holds a seat this long
 RESERVATION_MS = 10_000
 
@@ -56,6 +59,9 @@ class Keys:
 
     def state(self, room: str) -> str:
         return f"{self.p}state:{room}"
+
+    def kept(self, room: str) -> str:
+        return f"{self.p}kept:{room}"
 
     def node(self, node: str) -> str:
         return f"{self.p}node:{node}"

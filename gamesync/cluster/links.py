@@ -24,6 +24,7 @@ class ClusterLinks:
         self.saves = saves
         self._closed = closed
         self.save_interval_s = save_interval_s
+        self.keep_interval_s = save_interval_s
 
     def publish(self, room: str, data: Any) -> None:
         local = self.rooms.get(room)
@@ -45,6 +46,9 @@ class ClusterLinks:
 
     def offer_save(self, room: str, saved: SavedRoom) -> None:
         self.saves.offer(room, saved)
+
+    def offer_kept(self, room: str, blob: bytes) -> None:
+        self.saves.offer_kept(room, blob)
 
     def add_busy(self, seconds: float) -> None:
         self.ctx.busy_s += seconds

@@ -109,6 +109,7 @@ class ClusterNode:
                 n.cancel_scope.cancel()
             with trio.move_on_after(REDIS_TIMEOUT_S):
                 try:
+                    await self.saves.flush_kept()
                     await self.leases.leave()
                 except RedisDown:
                     logger.warning("node %s: could not deregister: Redis unreachable", self.id)
@@ -151,6 +152,12 @@ class ClusterNode:
 
     async def take_reservation(self, room: str, token: str) -> bool:
         return await self.directory.take_reservation(room, token)
+
+    async def load_kept(self, room: str) -> bytes | None:
+        return await self.saves.load_kept(room)
+
+    def close(self) -> None:
+        pass  # kept data is written by ``Saves`` as the node runs, and as it drains or leaves
 
     def room_opened(self, room: HostedRoom) -> None:
         self.leases.room_opened(room)

@@ -9,6 +9,7 @@ import trio
 
 from ..core.saved import SavedRoom
 from ..ports import HostedRoom, lobby_entries
+from .storage import MemoryKept, SqliteKept
 
 
 class LocalLinks:
@@ -16,8 +17,11 @@ class LocalLinks:
 
     save_interval_s = 0.0  # nowhere to save to
 
-    def __init__(self, rooms: MutableMapping[str, Any]) -> None:
+    def __init__(self, rooms: MutableMapping[str, Any], kept: MemoryKept | SqliteKept,
+                 keep_interval_s: float) -> None:
         self.rooms = rooms
+        self.kept = kept
+        self.keep_interval_s = keep_interval_s
 
     def publish(self, room: str, data: Any) -> None:
         local = self.rooms.get(room)
@@ -38,6 +42,9 @@ class LocalLinks:
     def offer_save(self, room: str, saved: SavedRoom) -> None:
         pass
 
+    def offer_kept(self, room: str, blob: bytes) -> None:
+        self.kept.offer(room, blob)
+
     def add_busy(self, seconds: float) -> None:
         pass
 
@@ -47,14 +54,23 @@ class LocalLinks:
 
 
 class Alone:
-    """No cluster: every room runs here, the lobby is this server's rooms."""
+    """No cluster: every room runs here, the lobby is this server's rooms, kept data is in
+    an SQLite file under ``data_dir`` (None: in memory)."""
 
-    def __init__(self, rooms: MutableMapping[str, Any]) -> None:
+    def __init__(self, rooms: MutableMapping[str, Any], data_dir: str | None = None,
+                 keep_interval_s: float = 2.0) -> None:
         self.rooms = rooms
-        self.links = LocalLinks(rooms)
+        self.kept = SqliteKept(data_dir) if data_dir else MemoryKept()
+        self.links = LocalLinks(rooms, self.kept, keep_interval_s)
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
+        await self.kept.run(task_status)
+
+    async def load_kept(self, room: str) -> bytes | None:
+        return await self.kept.load(room)
+
+    def close(self) -> None:
+        self.kept.close()
 
     async def place(self, room: str, new_player: bool) -> SavedRoom | None:
         return None

@@ -47,7 +47,8 @@ class Server:
         self._prejoin: set[trio.CancelScope] = set()
         self.http_url: str | None = None
         #: this server's membership of a cluster (``config.redis_url``), or its standing alone
-        self.cluster: Membership = Alone(self.rooms)
+        self.cluster: Membership = Alone(self.rooms, None if self.config.redis_url else self.config.data_dir,
+                                         self.config.save_interval_s)
         self.hosting = RoomHosting(self.config, self.rooms, self.cluster, lambda: self._stopping)
 
     # -- public ------------------------------------------------------------------------------
@@ -86,6 +87,7 @@ class Server:
                 await self.listener.accept(lsock, nursery, self._connection, lambda: self._stopping)
         finally:
             lsock.close()
+            self.cluster.close()  # what the rooms kept as they stopped
             self._write_stats()
             logger.info("gamesync stopped")
 

@@ -122,6 +122,11 @@ class ServerConfig:
     #: operators (see ``docs/security.md``, "The HTTP side")
     public_lobby: bool = True
 
+    #: directory of the SQLite file holding what games keep past their rooms (chat history,
+    #: documents: ``Game.keep_state``) when the server runs alone; None: kept in memory, for
+    #: the life of the process. A cluster keeps it in Redis and ignores this.
+    data_dir: str | None = None
+
     # cluster (gamesync.cluster): several servers sharing rooms through one Redis
     #: redis://host:port of the cluster; None: this server runs alone
     redis_url: str | None = None

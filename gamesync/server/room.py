@@ -28,6 +28,7 @@ from ..core.world import World
 from ..game import Game
 from ..ports import RoomLinks
 from .config import ServerConfig
+from .keeper import Keeper
 from .payloads import encode_payloads
 from .reliable import ReliableBook, ReliableSend
 from .roomstats import RoomStats, room_stats
@@ -46,7 +47,7 @@ class Room:
     """Implements gamesync.game.RoomAPI for its game, and gamesync.ports.HostedRoom."""
 
     def __init__(self, links: RoomLinks, config: ServerConfig, name: str, game_name: str, game: Game,
-                 saved: SavedRoom | None = None) -> None:
+                 saved: SavedRoom | None = None, kept: Any = None) -> None:
         self.links = links
         self.config = config
         self.name = name
@@ -73,7 +74,9 @@ class Room:
         self._first_tick = 0
         #: ticks between state saves (games that opt in, where links save); 0: none
         self.save_every = max(1, round(links.save_interval_s * self.tick_rate)) if links.save_interval_s > 0 else 0
+        self.keeper = Keeper(links, name, game_name, game, self.tick_rate)  # what outlives the room
         game.setup(self)
+        self.keeper.restore(kept)  # None (nothing kept, or a room going on from a save): nothing
         if saved is not None:
             self._restore(saved)
 
@@ -167,9 +170,9 @@ class Room:
     # -- life of the room ------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop ticking now (the room is empty, or moves to another node); its sessions, if
-        any, stay until ``close_sessions``."""
+        """Stop ticking now (empty, or moving to another node); sessions stay until ``close_sessions``."""
         self.closed = True
+        self.keeper.take()  # before the next room of this name can load it
         self.links.room_closed(self)
         if self._scope is not None:
             self._scope.cancel()
@@ -192,6 +195,7 @@ class Room:
             self.close_sessions(InternalError("the room's game failed"))
         finally:
             self.closed = True
+            self.keeper.take()  # a server shutting down: written as it closes
             for s in self.roster.joining:  # admitted while the room was failing: let them go
                 s.close(InternalError(f"room {self.name!r} has closed"))
                 s.done.set()
@@ -226,6 +230,7 @@ class Room:
             self.roster.heartbeat(now)
         if self.save_every and tick % self.save_every == 0:
             self._save()
+        self.keeper.tick(tick)
         self._drop_closing()
         self._linger(now)
         t4 = clock()
