@@ -126,7 +126,7 @@ def _token(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     import json
 
-    from .cluster.publish import publish_sync
+    from .cluster.publish import ask_player_sync, publish_sync
 
     usage.check_publish(args)
     try:
@@ -134,8 +134,13 @@ def _publish(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"gamesync publish: DATA is not JSON: {e}", file=sys.stderr)
         return 2
-    nodes = publish_sync(args.redis, data, room=args.room, player=args.player, prefix=args.redis_prefix)
-    print(f"published to {nodes} node(s)")
+    if args.ack or args.reply:
+        out = ask_player_sync(args.redis, args.player, data, args.timeout, args.reply, args.redis_prefix)
+        print(json.dumps(out))
+        return 0 if out["ok"] else 1
+    rooms = args.room if args.room is None or len(args.room) > 1 else args.room[0]
+    reached = publish_sync(args.redis, data, room=rooms, player=args.player, prefix=args.redis_prefix)
+    print(f"published to {reached} {'hosted room(s)' if isinstance(rooms, list) else 'node(s)'}")
     return 0
 
 
@@ -232,10 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("data", help="the event, as JSON (e.g. '{\"notice\": \"server restarts at 5\"}')")
     pu.add_argument("--redis", required=True, metavar="URL", help="the cluster's Redis, e.g. redis://127.0.0.1:6379")
     where = pu.add_mutually_exclusive_group(required=True)
-    where.add_argument("--room", help="room to send it to")
+    where.add_argument("--room", action="append", help="room to send it to (repeatable: each of them)")
     where.add_argument("--player", help="player to send it to, in whichever room they are")
     where.add_argument("--all", action="store_true", help="every room of every node")
     pu.add_argument("--redis-prefix", default="gs:", help="prefix of the cluster's Redis keys (default gs:)")
+    pu.add_argument("--ack", action="store_true",
+                    help="with --player: send it reliably and wait until a client of the player acks it; print "
+                         "the outcome as JSON (exit status 1 if none did within --timeout)")
+    pu.add_argument("--reply", action="store_true",
+                    help="with --player: a request; wait for a client's reply (implies --ack) and print it")
+    pu.add_argument("--timeout", type=float, default=5.0, help="seconds --ack and --reply wait (default 5)")
     pu.set_defaults(func=_publish)
 
     cl = sub.add_parser("cluster", help="run a local cluster: a redis-server and N nodes on 127.0.0.1",

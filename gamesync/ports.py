@@ -14,11 +14,12 @@ classes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .core.errors import GamesyncError
 from .core.saved import SavedRoom
+from .sends import PlayerSend
 
 
 class HostedRoom(Protocol):
@@ -48,6 +49,11 @@ class HostedRoom(Protocol):
 
     def deliver(self, data: Any, player: str | None = None) -> int:
         """An event from outside to everyone, or to the clients of ``player``."""
+
+    def send_reliable(self, client_id: int, data: Any, timeout: float = 5.0,
+                      on_result: Callable[[bool], None] | None = None, expect_reply: bool = False,
+                      on_ack: Callable[[], None] | None = None) -> Any:
+        """A message a client must acknowledge (and, ``expect_reply``, answer): gamesync.game.RoomAPI."""
 
 
 class RoomHost(Protocol):
@@ -80,8 +86,16 @@ class RoomLinks(Protocol):
     def publish_all(self, data: Any) -> None:
         """An event to every client of every room (this one included)."""
 
+    def publish_to_rooms(self, rooms: list[str], data: Any) -> None:
+        """An event to every client of each of ``rooms`` (distinct), wherever they run."""
+
     def send_to_player(self, player: str, data: Any) -> None:
         """An event to the clients of ``player`` in any room."""
+
+    def send_to_player_reliable(self, player: str, data: Any, timeout: float, expect_reply: bool,
+                                on_result: Callable[[bool], None] | None) -> PlayerSend:
+        """A message to the clients of ``player`` in any room, acknowledged (and answered) by
+        one of them within ``timeout`` (gamesync.sends)."""
 
     def reserved(self, room: str) -> int:
         """Seats of ``room`` held for joins redirected here."""

@@ -243,6 +243,9 @@ def check_publish(args: argparse.Namespace) -> None:
     problem = url_problem(args.redis, ("redis", "rediss", "unix"))
     if problem is not None:
         raise UsageError(f"--redis {args.redis}: {problem}")
+    if (args.ack or args.reply) and args.player is None:
+        raise UsageError(f"--{'reply' if args.reply else 'ack'} needs --player: only a player's clients answer")
+    _number("--timeout", args.timeout, 0)
 
 
 def check_cluster(args: argparse.Namespace) -> None:

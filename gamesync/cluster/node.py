@@ -31,6 +31,7 @@ from .leases import Leases
 from .links import ClusterLinks
 from .redis import REDIS_TIMEOUT_S, RedisDown, RedisLink
 from .saves import Saves
+from .sends import ClusterSends
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,10 @@ class ClusterNode:
         self.saves = Saves(ctx)
         self.failover = Failover(ctx, self.directory)
         self.events = Events(ctx, self.failover.adopt, self.leases.kick.set)
+        self.events.sends = self.sends = ClusterSends(ctx, self.events.publish_raw)
         self.drainer = Drain(ctx, self.directory, self.leases, self.saves)
         self.links = ClusterLinks(ctx, rooms, self.directory, self.events, self.saves, self._room_closed,
-                                  save_interval_s)
+                                  save_interval_s, self.sends)
 
     def stats(self) -> dict[str, Any]:
         ctx, redis = self.ctx, self.ctx.redis
@@ -104,6 +106,7 @@ class ClusterNode:
                 n.start_soon(self.saves.loop)
                 n.start_soon(self.events.publish_loop)
                 n.start_soon(self.events.subscribe_loop)
+                n.start_soon(self.sends.loop)
                 task_status.started()
                 await stop.wait()
                 n.cancel_scope.cancel()

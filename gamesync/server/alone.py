@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
+from functools import partial
 from typing import Any
 
 import trio
 
 from ..core.saved import SavedRoom
 from ..ports import HostedRoom, lobby_entries
+from ..sends import RESEND_S, Deliveries, PlayerSend, PlayerSends
 from .storage import MemoryKept, SqliteKept
 
 
@@ -22,6 +24,8 @@ class LocalLinks:
         self.rooms = rooms
         self.kept = kept
         self.keep_interval_s = keep_interval_s
+        self.sends = PlayerSends("local")
+        self.deliveries = Deliveries()
 
     def publish(self, room: str, data: Any) -> None:
         local = self.rooms.get(room)
@@ -32,9 +36,32 @@ class LocalLinks:
         for room in list(self.rooms.values()):
             room.broadcast(data)
 
+    def publish_to_rooms(self, rooms: list[str], data: Any) -> None:
+        for room in rooms:
+            self.publish(room, data)
+
     def send_to_player(self, player: str, data: Any) -> None:
         for room in list(self.rooms.values()):
             room.deliver(data, player)
+
+    def send_to_player_reliable(self, player: str, data: Any, timeout: float, expect_reply: bool,
+                                on_result: Callable[[bool], None] | None) -> PlayerSend:
+        h = self.sends.open(player, data, timeout, expect_reply, on_result, trio.current_time())
+        self.offer_sends()
+        return h
+
+    def offer_sends(self) -> None:
+        """Time out pending player sends, and offer those due to the rooms here."""
+        now = trio.current_time()
+        for h in self.sends.due(now):
+            self.deliveries.deliver(self.rooms.values(), h.id, h.player, h.data, h.deadline - now, h.expect_reply,
+                                    partial(self.sends.answered, h.id), now)
+
+    async def resend_loop(self) -> None:
+        while True:
+            await trio.sleep(RESEND_S / 2)
+            if self.sends.pending:
+                self.offer_sends()
 
     def reserved(self, room: str) -> int:
         return 0
@@ -64,7 +91,10 @@ class Alone:
         self.links = LocalLinks(rooms, self.kept, keep_interval_s)
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        await self.kept.run(task_status)
+        async with trio.open_nursery() as n:
+            await n.start(self.kept.run)
+            n.start_soon(self.links.resend_loop)
+            task_status.started()
 
     async def load_kept(self, room: str) -> bytes | None:
         return await self.kept.load(room)

@@ -31,6 +31,7 @@ from .config import ServerConfig
 from .keeper import Keeper
 from .payloads import encode_payloads
 from .reliable import ReliableBook, ReliableSend
+from .roomsends import RoomSends
 from .roomstats import RoomStats, room_stats
 from .roster import Roster
 from .seats import Seat
@@ -43,8 +44,9 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY_TICKS = 10
 
 
-class Room:
-    """Implements gamesync.game.RoomAPI for its game, and gamesync.ports.HostedRoom."""
+class Room(RoomSends):
+    """Implements gamesync.game.RoomAPI for its game (what leaves the room: ``RoomSends``),
+    and gamesync.ports.HostedRoom."""
 
     def __init__(self, links: RoomLinks, config: ServerConfig, name: str, game_name: str, game: Game,
                  saved: SavedRoom | None = None, kept: Any = None) -> None:
@@ -135,18 +137,10 @@ class Room:
             if cid != exclude:
                 s.queue_event(entry)
 
-    def broadcast_all_rooms(self, data: Any) -> None:
-        self.links.publish_all(data)
-
-    def publish(self, room: str, data: Any) -> None:
-        self.links.publish(room, data)
-
-    def send_to_player(self, player: str, data: Any) -> None:
-        self.links.send_to_player(player, data)
-
     def send_reliable(self, client_id: int, data: Any, timeout: float = 5.0,
-                      on_result: Callable[[bool], None] | None = None) -> ReliableSend:
-        h = self._reliable.open(client_id, trio.current_time() + timeout, on_result)
+                      on_result: Callable[[bool], None] | None = None, expect_reply: bool = False,
+                      on_ack: Callable[[], None] | None = None) -> ReliableSend:
+        h = self._reliable.open(client_id, trio.current_time() + timeout, on_result, expect_reply, on_ack)
         s = self.sessions.get(client_id)
         if s is None or s.closing:
             h.resolve(False)

@@ -27,7 +27,8 @@ NODE_ARGS = ["--npcs", "50", "--save-interval", "0.5", "--drain-timeout", "2", "
 class LocalCluster:
     """A redis-server and named nodes; ``nodes[name]`` is a running node."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], launcher: list[str] | None = None) -> None:
+        self.launcher = launcher
         self.workdir = tempfile.mkdtemp(prefix="gamesync-test-cluster-")
         self.log = open(os.path.join(self.workdir, "nodes.log"), "wb")
         self.redis, self.redis_port = start_redis()
@@ -42,7 +43,7 @@ class LocalCluster:
 
     def start(self, name: str) -> Node:
         node = start_node(self.redis_url, name, http_port=free_port(), extra=NODE_ARGS, log=self.log.fileno(),
-                          workdir=self.workdir)
+                          workdir=self.workdir, launcher=self.launcher)
         wait_port(node.http_port or 0)
         self.nodes[name] = node
         return node
