@@ -52,7 +52,8 @@ def _serve(args: argparse.Namespace) -> int:
                        ssl_context=ssl_context, http_port=None if args.http_port < 0 else args.http_port,
                        redis_url=args.redis, node_id=args.node_id, public_url=args.public_url,
                        redis_prefix=args.redis_prefix, save_interval_s=args.save_interval,
-                       drain_timeout_s=args.drain_timeout, data_dir=usage.data_dir(args.data_dir, bool(args.redis)))
+                       drain_timeout_s=args.drain_timeout, placement=args.placement,
+                       data_dir=usage.data_dir(args.data_dir, bool(args.redis)))
     if secret is None:
         log.warning("INSECURE DEV MODE: anyone who can reach %s may join any room without a token "
                     "(set %s or --secret-file to require join tokens)%s", args.host, SECRET_ENV,
@@ -208,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--public-url", help="ws:// URL clients are redirected to for rooms hosted here "
                    "(default: from --host and the bound port)")
     s.add_argument("--redis-prefix", default="gs:", help="prefix of the cluster's Redis keys (default gs:)")
+    s.add_argument("--placement", choices=("load", "local"), default="load",
+                   help="in a cluster, where a new room goes: the least loaded live node, its first player "
+                        "redirected there (load, the default), or the node that player reached (local)")
     s.add_argument("--data-dir", metavar="DIR",
                    help="where a server on its own keeps chat history and documents past their rooms (an SQLite "
                         "file; default: $GAMESYNC_DATA_DIR, else ~/.local/share/gamesync; - : in memory only; "

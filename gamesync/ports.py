@@ -38,6 +38,10 @@ class HostedRoom(Protocol):
     @property
     def max_players(self) -> int: ...
 
+    @property
+    def tick_load(self) -> float:
+        """Share of one core its recent ticks took."""
+
     def stop(self) -> None:
         """Stop ticking now (empty, or moving to another node); its sessions stay until closed."""
 

@@ -8,7 +8,7 @@ Every key starts with a prefix (default ``gs:``) so several clusters can share o
     {p}resv:{room}        zset    reservation -> expiry (ms): seats held for redirected joins
     {p}state:{room}       string  the room's last save (gamesync.core.saved), binary
     {p}kept:{room}        string  what its game keeps past the room (core.saved.pack_kept); PX KEPT_MS
-    {p}node:{node}        hash    url, http, rooms, clients, draining; PX NODE_TTL_MS
+    {p}node:{node}        hash    url, http, rooms, clients, tick_load, draining; PX NODE_TTL_MS
     {p}nodes              zset    node -> last heartbeat (ms): live and dead nodes
     {p}noderooms:{node}   set     rooms the node hosts (what a failover takes over)
     {p}presence:{node}    hash    "{room}/{client}" -> JSON {room, client, name, player, node}; PX NODE_TTL_MS

@@ -46,8 +46,9 @@ class ClusterNode:
 
     def __init__(self, host: RoomHost, rooms: MutableMapping[str, Any], redis_url: str, node_id: str,
                  public_url: str, prefix: str = k.DEFAULT_PREFIX, http_url: str | None = None,
-                 save_interval_s: float = 2.0) -> None:
-        self.ctx = ctx = NodeContext(node_id, public_url, http_url, k.Keys(prefix), RedisLink(redis_url, node_id), host)
+                 save_interval_s: float = 2.0, placement: str = "load") -> None:
+        self.ctx = ctx = NodeContext(node_id, public_url, http_url, k.Keys(prefix), RedisLink(redis_url, node_id), host,
+                                     placement=placement)
         self.id = node_id
         self.url = public_url
         self.directory = Directory(ctx)

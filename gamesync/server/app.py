@@ -99,7 +99,7 @@ class Server:
         cfg = self.config
         public = cfg.public_url or f"{'wss' if cfg.ssl_context is not None else 'ws'}://{cfg.host}:{self.port}/"
         return ClusterNode(self, self.rooms, redis_url, cfg.node_id or f"{socket.gethostname()}-{self.port}", public,
-                           cfg.redis_prefix, self.http_url, cfg.save_interval_s)
+                           cfg.redis_prefix, self.http_url, cfg.save_interval_s, cfg.placement)
 
     async def shutdown(self) -> None:
         """Close every client with 1001 "going away", wait briefly for the closes, then stop."""

@@ -136,6 +136,9 @@ class ServerConfig:
     public_url: str | None = None
     #: prefix of every key and channel, so several clusters can share one Redis
     redis_prefix: str = "gs:"
+    #: where a new room goes: "load", the least loaded live node (rooms, clients, tick time),
+    #: its first player redirected there; "local", the node that player reached
+    placement: str = "load"
     #: seconds between state saves of rooms whose game opts in (Game.save_state)
     save_interval_s: float = 2.0
     #: on SIGTERM, rooms whose game does not save get this long to finish before being handed over
@@ -175,6 +178,8 @@ class ServerConfig:
             problem = None if url is None else url_problem(url, schemes)
             if problem is not None:
                 raise ConfigError(name, url, problem)
+        if self.placement not in ("load", "local"):
+            raise ConfigError("placement", self.placement, 'is "load" (the least loaded node) or "local"')
         for origin in self.allowed_origins or ():
             problem = origin_problem(origin)
             if problem is not None:

@@ -112,6 +112,12 @@ class Room(RoomSends):
         return len(self.sessions)
 
     @property
+    def tick_load(self) -> float:
+        """Share of one core its recent ticks took (their mean time times the tick rate)."""
+        recent = self.tick_stats.recent
+        return sum(recent) / len(recent) * self.tick_rate if recent else 0.0
+
+    @property
     def max_players(self) -> int:
         return self.game.max_players
 
