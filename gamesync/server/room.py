@@ -29,6 +29,7 @@ from ..game import Game
 from ..ports import RoomLinks
 from .config import ServerConfig
 from .keeper import Keeper
+from .outbound import send_frames
 from .payloads import encode_payloads
 from .reliable import ReliableBook, ReliableSend
 from .roomsends import RoomSends
@@ -260,8 +261,7 @@ class Room(RoomSends):
                                self.plan_counts, self.stats)
 
     def _send(self, plan: list[tuple[Session, Outgoing]], now: float) -> None:
-        for s, out in plan:
-            s.offer(out, now)
+        send_frames(plan, now)
 
     def snapshot_stats(self) -> dict[str, Any]:
         """Counters for monitoring and benchmarks (totals since the room opened)."""

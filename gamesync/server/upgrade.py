@@ -9,7 +9,7 @@ from wsproto.events import AcceptConnection, RejectConnection, RejectData, Reque
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ..core.errors import Forbidden, PeerClosed, ProtocolViolation
-from ..wsframe import FrameReader, header_end
+from ..wsframe import header_end
 from .wsconn import WsConn
 
 
@@ -32,7 +32,7 @@ async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | 
                     await conn.send_all(conn.ws.send(AcceptConnection()))
                     # wsproto's server handshake does not hand bytes that came right
                     # behind the request to its Connection: the fast path takes them
-                    conn.reader = FrameReader(masked=True, max_size=conn.max_message)
+                    conn.stream.start_fast()
                     end = header_end(head)
                     if 0 < end < len(head):
                         conn.pending = conn.ingest(head[end:], trio.current_time())

@@ -14,6 +14,8 @@ from gamesync.wsframe import masked_binary_frame
 from gs_testkit import (HOST, RecordingGame, WireClient, make_config, pk, port_of, raw_client, running_server,
                         wait_for)
 
+pytestmark = pytest.mark.usefixtures("wire_path")  # every test on both wire paths (tests/conftest.py)
+
 ARENA_FIELDS = ["x", "y", "heading", "hp", "ack", "kind", "owner"]
 
 
