@@ -53,6 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
                        redis_url=args.redis, node_id=args.node_id, public_url=args.public_url,
                        redis_prefix=args.redis_prefix, save_interval_s=args.save_interval,
                        drain_timeout_s=args.drain_timeout, placement=args.placement,
+                       deflate=args.deflate_threshold >= 0, deflate_threshold=max(0, args.deflate_threshold),
                        data_dir=usage.data_dir(args.data_dir, bool(args.redis)))
     if secret is None:
         log.warning("INSECURE DEV MODE: anyone who can reach %s may join any room without a token "
@@ -209,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--public-url", help="ws:// URL clients are redirected to for rooms hosted here "
                    "(default: from --host and the bound port)")
     s.add_argument("--redis-prefix", default="gs:", help="prefix of the cluster's Redis keys (default gs:)")
+    s.add_argument("--deflate-threshold", type=int, default=1024, metavar="BYTES",
+                   help="permessage-deflate with clients that offer it: compress a frame whose events reach this "
+                        "many bytes (default 1024; -1: never negotiate it)")
     s.add_argument("--placement", choices=("load", "local"), default="load",
                    help="in a cluster, where a new room goes: the least loaded live node, its first player "
                         "redirected there (load, the default), or the node that player reached (local)")

@@ -84,6 +84,12 @@ class ServerConfig:
     close_timeout_s: float = 1.0
     shutdown_timeout_s: float = 1.5
 
+    #: negotiate permessage-deflate (RFC 7692) with clients that offer it, without context
+    #: takeover; a frame is compressed when its events (what it carries besides the snapshot
+    #: payload, compressed already) reach ``deflate_threshold`` bytes (gamesync.server.deflate)
+    deflate: bool = True
+    deflate_threshold: int = 1024
+
     # inbound limits
     max_message_bytes: int = 16 * 1024
     recv_chunk_bytes: int = 64 * 1024
@@ -178,6 +184,8 @@ class ServerConfig:
             problem = None if url is None else url_problem(url, schemes)
             if problem is not None:
                 raise ConfigError(name, url, problem)
+        if not (type(self.deflate_threshold) is int and self.deflate_threshold >= 0):
+            raise ConfigError("deflate_threshold", self.deflate_threshold, "a number of bytes, 0 or more")
         if self.placement not in ("load", "local"):
             raise ConfigError("placement", self.placement, 'is "load" (the least loaded node) or "local"')
         for origin in self.allowed_origins or ():
