@@ -142,7 +142,11 @@ class Session:
         events = pack(self.events) if self.events else NO_EVENTS
         size = len(snap.head) + len(ack) + len(snap.mid) + len(events)
         head = binary_header(size)
+        parts = [head, snap.head, ack, snap.mid, events]
         total = len(head) + size
+        if self.conn.deflate is not None:  # permessage-deflate (server.deflate): big events compressed
+            parts = self.conn.deflate.parts(parts, events)
+            total = sum(map(len, parts))
         if not self.out_budget.take_oversize(total, now):
             self.skipped += 1  # over the byte budget: skip; events wait for the next frame
             return None
@@ -151,7 +155,7 @@ class Session:
         if snap.view is not None:
             self.view.commit(snap.view)
         self.frames_out += 1
-        return [head, snap.head, ack, snap.mid, events], total
+        return parts, total
 
     def wrote(self, parts: list[bytes], total: int, n: int) -> None:
         """The outcome of a batched send of a frame (``frame_parts``, on a connection without

@@ -10,6 +10,7 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ..core.errors import Forbidden, PeerClosed, ProtocolViolation
 from ..wsframe import header_end
+from .deflate import Deflating, SharedDeflate
 from .wsconn import WsConn
 
 #: handshakes whose CPU work (parsing the request, answering it) runs in one scheduler round:
@@ -28,10 +29,11 @@ def _handshake_turns() -> trio.CapacityLimiter:
         return limiter
 
 
-async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | None = None) -> Request:
+async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | None = None,
+                         deflate: SharedDeflate | None = None) -> Request:
     """Read the HTTP upgrade request and accept it, unless ``check(request)`` returns a
     reason to refuse it: then the client gets ``403 Forbidden`` with that reason and
-    Forbidden is raised."""
+    Forbidden is raised. With ``deflate``, permessage-deflate if the client offers it."""
     head = b""
     while True:
         data = await conn.recv_some()
@@ -47,7 +49,10 @@ async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | 
                     continue
                 refusal = check(request) if check is not None else None
                 if refusal is None:
-                    await conn.send_all(conn.ws.send(AcceptConnection()))
+                    ext = deflate.extension(conn.max_message) if deflate is not None else None
+                    await conn.send_all(conn.ws.send(AcceptConnection(extensions=[ext] if ext else [])))
+                    if deflate is not None and ext is not None and ext.enabled():
+                        conn.deflate = Deflating(deflate, conn.ws, ext)
                     # wsproto's server handshake does not hand bytes that came right
                     # behind the request to its Connection: the fast path takes them
                     conn.stream.start_fast()

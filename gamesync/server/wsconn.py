@@ -32,6 +32,7 @@ from ..core.ratelimit import TokenBucket
 from ..sockio import read_error, recv_some, send_all
 from ..wsframe import FrameTooBig, binary_frame
 from ..wsstream import WsStream
+from .deflate import Deflating
 from .tls import TlsLayer
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class WsConn:
         self.pending: list[bytes] = []  # messages received but not yet taken
         self.eof = False
         self.tls: TlsLayer | None = None
+        self.deflate: Deflating | None = None  # permessage-deflate, when negotiated (server.deflate)
 
     @property
     def ws(self) -> WSConnection:
