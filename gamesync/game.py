@@ -7,7 +7,7 @@ not block: it is synchronous on purpose.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,11 +19,14 @@ from .core.world import World
 
 
 class ReliableHandle(Protocol):
-    """A reliable message on its way: ``result`` is True (acked), False (timed out or the
-    client left) or None (pending); ``wait()`` from trio code returns the outcome."""
+    """A reliable message on its way: ``result`` is True (acked; for a request, answered),
+    False (timed out or the client left) or None (pending); ``wait()`` from trio code returns
+    the outcome. ``acked``: it arrived (a request can time out waiting for its reply after
+    that); ``reply``: the client's answer to a request."""
 
-    ack_id: int
     result: bool | None
+    acked: bool
+    reply: Any
 
     async def wait(self) -> bool: ...
 
@@ -87,14 +90,28 @@ class RoomAPI(Protocol):
         """Deliver an event to every client of ``room``, wherever it runs (this node or, in a
         cluster, another one)."""
 
+    def publish_to_rooms(self, rooms: Iterable[str], data: Any) -> None:
+        """Deliver an event to every client of each of ``rooms`` (each room once), wherever
+        they run."""
+
     def send_to_player(self, player: str, data: Any) -> None:
         """Deliver an event to a player (token player id, or name when anonymous) wherever they
-        are: this room, another room, another node."""
+        are: this room, another room, another node. At most once, unconfirmed."""
+
+    def send_to_player_reliable(self, player: str, data: Any, timeout: float = 5.0, expect_reply: bool = False,
+                                on_result: Callable[[bool], None] | None = None) -> ReliableHandle:
+        """Deliver a message to a player wherever they are, as ``send_reliable`` does to a
+        client here: resolved True when one of their clients acks it (``expect_reply``: answers
+        it; the answer is in ``handle.reply``), False after ``timeout`` seconds. Offered again
+        until then, so a player moving between rooms or nodes gets it where they arrive."""
 
     def send_reliable(self, client_id: int, data: Any, timeout: float = 5.0,
-                      on_result: Callable[[bool], None] | None = None) -> ReliableHandle:
+                      on_result: Callable[[bool], None] | None = None,
+                      expect_reply: bool = False) -> ReliableHandle:
         """Deliver a message the client must acknowledge; ``on_result(True)`` on ack, False on
-        timeout or disconnect. The handle can also be awaited from trio code."""
+        timeout or disconnect. With ``expect_reply`` it is a request: True once the client
+        answers it (``[7, ack_id, reply]``; the answer in ``handle.reply``), and an ack alone
+        only sets ``handle.acked``. The handle can also be awaited from trio code."""
 
 
 class Game:
@@ -112,6 +129,12 @@ class Game:
       (``gamesync serve --redis``): return what the world's columns do not hold (msgpack
       values), and take it back in a room recreated on another node, after ``setup`` and
       after the world has been restored. Returning None (the default) opts out.
+    - ``keep_state()`` / ``restore_kept(data)``: what outlives the room itself (a chat's last
+      lines, a document): taken every save interval and when the room closes, kept by the
+      server (an SQLite file under ``--data-dir``; in a cluster, Redis), and handed to the
+      next room of that name, after ``setup``, when it does not continue from a save (a room
+      restored from ``save_state`` gets that instead, so include it there too). Returning
+      None (the default) keeps nothing. Data from an older run: check it.
     """
 
     schema: Schema
@@ -151,6 +174,12 @@ class Game:
         return None
 
     def restore_state(self, data: Any) -> None:
+        pass
+
+    def keep_state(self) -> Any:
+        return None
+
+    def restore_kept(self, data: Any) -> None:
         pass
 
 

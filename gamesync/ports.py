@@ -14,11 +14,12 @@ classes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .core.errors import GamesyncError
 from .core.saved import SavedRoom
+from .sends import PlayerSend
 
 
 class HostedRoom(Protocol):
@@ -37,6 +38,10 @@ class HostedRoom(Protocol):
     @property
     def max_players(self) -> int: ...
 
+    @property
+    def tick_load(self) -> float:
+        """Share of one core its recent ticks took."""
+
     def stop(self) -> None:
         """Stop ticking now (empty, or moving to another node); its sessions stay until closed."""
 
@@ -48,6 +53,11 @@ class HostedRoom(Protocol):
 
     def deliver(self, data: Any, player: str | None = None) -> int:
         """An event from outside to everyone, or to the clients of ``player``."""
+
+    def send_reliable(self, client_id: int, data: Any, timeout: float = 5.0,
+                      on_result: Callable[[bool], None] | None = None, expect_reply: bool = False,
+                      on_ack: Callable[[], None] | None = None) -> Any:
+        """A message a client must acknowledge (and, ``expect_reply``, answer): gamesync.game.RoomAPI."""
 
 
 class RoomHost(Protocol):
@@ -71,6 +81,8 @@ class RoomLinks(Protocol):
 
     #: seconds between state saves of rooms whose game opts in (0: no saves)
     save_interval_s: float
+    #: seconds between takes of what a game keeps past its room (``Game.keep_state``; 0: none)
+    keep_interval_s: float
 
     def publish(self, room: str, data: Any) -> None:
         """An event to every client of ``room``, wherever it runs."""
@@ -78,14 +90,25 @@ class RoomLinks(Protocol):
     def publish_all(self, data: Any) -> None:
         """An event to every client of every room (this one included)."""
 
+    def publish_to_rooms(self, rooms: list[str], data: Any) -> None:
+        """An event to every client of each of ``rooms`` (distinct), wherever they run."""
+
     def send_to_player(self, player: str, data: Any) -> None:
         """An event to the clients of ``player`` in any room."""
+
+    def send_to_player_reliable(self, player: str, data: Any, timeout: float, expect_reply: bool,
+                                on_result: Callable[[bool], None] | None) -> PlayerSend:
+        """A message to the clients of ``player`` in any room, acknowledged (and answered) by
+        one of them within ``timeout`` (gamesync.sends)."""
 
     def reserved(self, room: str) -> int:
         """Seats of ``room`` held for joins redirected here."""
 
     def offer_save(self, room: str, saved: SavedRoom) -> None:
         """The room's newest save (a newer one replaces one not yet written)."""
+
+    def offer_kept(self, room: str, blob: bytes) -> None:
+        """What the room's game keeps past the room (``core.saved.pack_kept``), latest only."""
 
     def add_busy(self, seconds: float) -> None:
         """CPU spent on cluster work in the room's tick (saving)."""
@@ -108,6 +131,12 @@ class Membership(Protocol):
         there for a ``new_player``)."""
 
     async def take_reservation(self, room: str, token: str) -> bool: ...
+
+    async def load_kept(self, room: str) -> bytes | None:
+        """What the last room of that name kept (``RoomLinks.offer_kept``), if anything."""
+
+    def close(self) -> None:
+        """Write what rooms kept and has not been written yet (every room has stopped)."""
 
     def room_opened(self, room: HostedRoom) -> None: ...
 

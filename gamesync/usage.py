@@ -150,6 +150,29 @@ def check_serve(args: argparse.Namespace, games: dict[str, Any]) -> None:
     _writable("--stats-file", args.stats_file)
 
 
+#: where ``gamesync serve`` keeps kept data by default (one process; a cluster uses Redis)
+DATA_DIR_ENV = "GAMESYNC_DATA_DIR"
+
+
+def data_dir(option: str | None, clustered: bool) -> str | None:
+    """The directory of the server's kept data (None: none on disk): ``--data-dir``, ``-`` for
+    memory only; by default $GAMESYNC_DATA_DIR, else $XDG_DATA_HOME/gamesync (~/.local/share/
+    gamesync). None in a cluster, which keeps it in Redis. Made here if missing; UsageError when
+    it cannot be, or cannot be written."""
+    if clustered or option == "-":
+        return None
+    path = option or os.environ.get(DATA_DIR_ENV) or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share"), "gamesync")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--data-dir {path}: cannot be made ({e.strerror}); name another, or - to keep nothing "
+                         "on disk") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"--data-dir {path}: not writable; name another, or - to keep nothing on disk")
+    return path
+
+
 def ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
     """The server's TLS context from ``--certfile``/``--keyfile`` (None: plain ws://); each
     thing that can be wrong with them is a UsageError that names it."""
@@ -221,6 +244,9 @@ def check_publish(args: argparse.Namespace) -> None:
     problem = url_problem(args.redis, ("redis", "rediss", "unix"))
     if problem is not None:
         raise UsageError(f"--redis {args.redis}: {problem}")
+    if (args.ack or args.reply) and args.player is None:
+        raise UsageError(f"--{'reply' if args.reply else 'ack'} needs --player: only a player's clients answer")
+    _number("--timeout", args.timeout, 0)
 
 
 def check_cluster(args: argparse.Namespace) -> None:

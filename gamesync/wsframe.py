@@ -37,7 +37,7 @@ class FrameReader:
     (for rate limits) and ``ping`` keeps the payload of the newest ping, to be answered.
     """
 
-    __slots__ = ("masked", "max_size", "_buf", "done", "controls", "ping")
+    __slots__ = ("masked", "max_size", "_buf", "done", "controls", "ping", "too_big")
 
     def __init__(self, masked: bool, max_size: int) -> None:
         self.masked = masked  # frames from clients are masked, frames from servers are not
@@ -46,6 +46,7 @@ class FrameReader:
         self.done = False
         self.controls = 0
         self.ping: bytes | None = None
+        self.too_big = 0  # the size of a frame over the limit (set by sockio.recv_frames)
 
     def feed(self, data: bytes) -> tuple[list[bytes], bytes | None]:
         buf = self._buf + data if self._buf else data
@@ -129,8 +130,14 @@ def binary_header(n: int) -> bytes:
     return _HDR64.pack(0x82, 127, n)
 
 
-def masked_binary_frame(payload: bytes) -> bytes:
-    """One unfragmented binary frame masked with a fresh random key: what a client sends."""
+def frame_size(n: int, masked: bool = False) -> int:
+    """Bytes on the wire of a binary frame with an ``n``-byte payload."""
+    return n + (2 if n < 126 else 4 if n < 0x10000 else 10) + (4 if masked else 0)
+
+
+def masked_binary_frame(payload: bytes, mask: bytes | None = None) -> bytes:
+    """One unfragmented binary frame masked with ``mask`` (4 bytes; default a fresh random
+    key): what a client sends."""
     n = len(payload)
     if n < 126:
         head = bytes((0x82, 0x80 | n))
@@ -138,7 +145,8 @@ def masked_binary_frame(payload: bytes) -> bytes:
         head = _HDR16.pack(0x82, 0xFE, n)
     else:
         head = _HDR64.pack(0x82, 0xFF, n)
-    mask = os.urandom(4)
+    if mask is None:
+        mask = os.urandom(4)
     key = (mask * ((n >> 2) + 1))[:n]
     body = (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
     return head + mask + body

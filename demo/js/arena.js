@@ -61,6 +61,7 @@ async function main() {
   conn.on("event", (d) => {
     if (d === null || typeof d !== "object") return;
     if (typeof d.you === "number") { me = d.you; predictor?.reset(); }
+    if (d.chat_history) chat.history(d.chat_history);
     if (d.chat) chat.line(d.chat);
     if (d.chat_rejected) chat.rejected(d.chat_rejected);
     if (d.typing) chat.typing(d.typing);

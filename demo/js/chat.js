@@ -24,6 +24,7 @@ export class ChatPanel {
     this.nextRef = 1;
     this.mine = new Map(); // ref -> {el, text, state}
     this.typers = new Map(); // client id -> expiry (ms)
+    this.seen = new Set(); // ids of the lines shown (a rejoin's history repeats them)
     this._typingOn = false;
     this._typingSent = 0;
     this._idleTimer = null;
@@ -57,8 +58,22 @@ export class ChatPanel {
     });
   }
 
+  /** A `chat_history` event: the room's last lines, sent once as we join; older lines go
+   * first, before any line already shown, and a line already shown (a rejoin) is skipped. */
+  history(lines) {
+    if (!Array.isArray(lines)) return;
+    const first = this.log.firstElementChild;
+    for (const c of lines) {
+      if (this.seen.has(c.id)) continue;
+      this.seen.add(c.id);
+      const el = this._line(c, "past");
+      if (first) this.log.insertBefore(el, first);
+    }
+  }
+
   /** A `chat` event: a line posted to the room (maybe our own, coming back). */
   line(c) {
+    this.seen.add(c.id);
     if (c.from === this.conn.clientId && this.mine.has(c.ref)) {
       this._state(c.ref, "delivered"); // posted to the room, even if its ack timed out
       return;

@@ -311,7 +311,11 @@ export class Connection {
   _onEvent(ev) {
     switch (ev.kind) {
       case Ev.EVENT: this._emit("event", ev.data); break;
-      case Ev.RELIABLE: this._sendRaw(packMessageAck(ev.ackId)); this._emit("event", ev.data); break;
+      case Ev.RELIABLE:
+        this._sendRaw(packMessageAck(ev.ackId));
+        this._emit("event", ev.data);
+        this._emit("request", { data: ev.data, ackId: ev.ackId }); // answer with reply(ackId, ...)
+        break;
       case Ev.JOINED: this._emit("joined", { clientId: ev.clientId, name: ev.name }); break;
       case Ev.LEFT: this._emit("left", { clientId: ev.clientId }); break;
       case Ev.MESSAGE_ACK: {
@@ -340,6 +344,11 @@ export class Connection {
     this.unacked.push([seq, data]);
     this._sendRaw(packInput(seq, data));
     return seq;
+  }
+
+  /** Answer the game's request (a `request` event's `ackId`) with `data`. False when not connected. */
+  reply(ackId, data) {
+    return this.status === Status.CONNECTED && this._sendRaw(packMessageAck(ackId, data));
   }
 
   /** A message to the game, no confirmation. False when not connected. */

@@ -86,10 +86,13 @@ export function packMessage(data, ackId = null) {
   return pack(ackId == null ? [Msg.MESSAGE, data] : [Msg.MESSAGE, data, ackId]);
 }
 
-/** message_ack (7): confirms a reliable event `[1, data, ackId]`. */
-export function packMessageAck(ackId) {
+/** message_ack (7): confirms a reliable event `[1, data, ackId]`; with a `reply`, answers
+ * it (the game's request: docs/protocol.md, section 5.5). */
+export function packMessageAck(ackId, ...reply) {
   need(isInt(ackId), "ack id must be an integer >= 0");
-  return pack([Msg.MESSAGE_ACK, ackId]);
+  if (reply.length === 0) return pack([Msg.MESSAGE_ACK, ackId]);
+  checkData(reply[0]);
+  return pack([Msg.MESSAGE_ACK, ackId, reply[0]]);
 }
 
 /** ping (8): the server echoes `time` in a pong event. */

@@ -112,6 +112,7 @@ test("builders refuse what the server would refuse", () => {
     () => packAck(1, 1.5),
     () => packMessage("x", -1),
     () => packMessageAck("3"),
+    () => packMessageAck(3, new Date()),
     () => packPing(NaN),
     () => packPing("now"),
   ];
@@ -121,6 +122,10 @@ test("builders refuse what the server would refuse", () => {
   assert.ok(packMessage(nest(32)));
   assert.throws(() => packMessage(nest(33)), ProtocolViolation);
   assert.deepEqual([...packLeave()], [0x91, 0x0b]);
+  // a reply to the server's request: [7, ack_id, reply], nil included
+  assert.deepEqual([...packMessageAck(3)], [0x92, 0x07, 0x03]);
+  assert.deepEqual([...packMessageAck(3, 5)], [0x93, 0x07, 0x03, 0x05]);
+  assert.deepEqual([...packMessageAck(3, null)], [0x93, 0x07, 0x03, 0xc0]);
   assert.deepEqual([...packInput(1, new Uint8Array([1, 2]))], [0x93, 0x03, 0x01, 0xc4, 0x02, 0x01, 0x02]);
 });
 

@@ -1,8 +1,9 @@
 """A bot's WebSocket over a raw non-blocking socket: connect, the handshake, messages in and out.
 
-Reading takes the fast path for plain data frames (``wsframe.FrameReader``) and hands anything
-else to wsproto; sending never blocks (a bot's input is a few bytes; a socket that cannot take
-them is broken). What goes wrong is reported to the bot through ``on_fail`` and ``on_close``.
+Reading goes through the same engine as the server's (``wsstream.WsStream``: the fast path for
+plain data frames, wsproto for anything else), one socket at a time or batched by the swarm;
+sending never blocks (a bot's input is a few bytes; a socket that cannot take them is broken).
+What goes wrong is reported to the bot through ``on_fail`` and ``on_close``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from collections.abc import Callable
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RejectConnection, Request
+from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request
 from wsproto.utilities import LocalProtocolError
 
-from ..sockio import recv_some, send_all
-from ..wsframe import FrameReader, FrameTooBig, header_end, masked_binary_frame
+from ..core.errors import GamesyncError
+from ..sockio import read_error, recv_some, send_all
+from ..wsframe import header_end, masked_binary_frame
+from ..wsstream import WsStream
 
 RECV_CHUNK = 256 * 1024
 MAX_SNAPSHOT = 64 << 20  # largest snapshot message a bot accepts
@@ -30,10 +33,13 @@ class BotSocket:
         self.host, self.port, self.path = host, port, path
         self.on_fail = on_fail  # the connection is broken: why
         self.on_close = on_close  # the server closed it: code, reason (answered, then hung up)
-        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.stream = WsStream(WSConnection(ConnectionType.CLIENT), masked=False, max_message=MAX_SNAPSHOT)
         self.sock: socket.socket | None = None
-        self.reader: FrameReader | None = None
-        self._parts: list[bytes] = []
+
+    @property
+    def ws(self) -> WSConnection:
+        """wsproto's state of the connection (handshake, closes)."""
+        return self.stream.ws
 
     async def open(self) -> None:
         """Connect and complete the WebSocket handshake."""
@@ -63,7 +69,7 @@ class BotSocket:
                 continue
             break
         if header_end(head) == len(head):  # wsproto holds no bytes: the fast path takes over
-            self.reader = FrameReader(masked=False, max_size=MAX_SNAPSHOT)
+            self.stream.start_fast()
 
     async def recv_some(self) -> bytes:
         """Bytes from the socket, waiting for them (while joining)."""
@@ -92,49 +98,51 @@ class BotSocket:
             return []
         try:
             return self.ingest(data)
-        except FrameTooBig as e:
-            self.on_fail(f"snapshot of {e.size} bytes is over the bot's limit")
+        except GamesyncError as e:
+            self.on_fail(f"{e.code}: {e.reason}")
             return []
+
+    def absorb(self, result: tuple[int, list[bytes], bytes | None]) -> list[bytes]:
+        """The messages of this socket's ``gamesync.native.recv_frames`` result (fast path only)."""
+        n, msgs, rest = result
+        if n <= 0:
+            err = read_error(n) if n else OSError("connection closed by server")
+            if err is not None:
+                self.on_fail("connection closed by server" if n == 0 else f"recv failed: {err}")
+            return []
+        try:
+            return self._answered(self.stream.absorb(msgs, rest))
+        except GamesyncError as e:
+            self.on_fail(f"{e.code}: {e.reason}")
+            return []
+
+    @property
+    def batchable(self) -> bool:
+        """Whether the swarm may read it with ``gamesync.native.recv_frames``."""
+        return self.stream.fast and self.sock is not None
 
     def ingest(self, data: bytes) -> list[bytes]:
         """Complete messages in ``data``: fast path first, wsproto for anything else."""
-        r = self.reader
-        if r is not None and not r.done:
-            msgs, rest = r.feed(data)
-            ping = r.take_ping()
-            if ping is not None:
-                self.send_nowait(self.ws.send(Pong(ping)))
-            if rest is not None:
-                (self.ws.connection or self.ws).receive_data(rest)
-                msgs += self._messages()
-            return msgs
-        (self.ws.connection or self.ws).receive_data(data)
-        return self._messages()
+        if self.stream.peer_close is not None:
+            return []  # closed: what still comes is of no interest
+        return self._answered(self.stream.receive(data))
 
-    def _messages(self) -> list[bytes]:
-        out = []
-        for ev in self.ws.events():
-            if isinstance(ev, BytesMessage):
-                if ev.message_finished:
-                    if self._parts:
-                        self._parts.append(bytes(ev.data))
-                        out.append(b"".join(self._parts))
-                        self._parts.clear()
-                    else:
-                        out.append(bytes(ev.data))
-                else:
-                    self._parts.append(bytes(ev.data))
-            elif isinstance(ev, Ping):
-                self.send_nowait(self.ws.send(ev.response()))
-            elif isinstance(ev, CloseConnection):
-                self.on_close(ev.code, ev.reason)
-                try:  # answer the close, as a WebSocket peer must, then hang up
-                    self.send_nowait(self.ws.send(ev.response()))
-                except LocalProtocolError:
-                    pass
-                self.hang_up()
-                return out
-        return out
+    def _answered(self, msgs: list[bytes]) -> list[bytes]:
+        """``msgs``, once a due pong is sent and a close from the server answered."""
+        st = self.stream
+        st.controls = 0  # (a bot sets no rate limit on the server)
+        pong = st.take_pong()
+        if pong is not None:
+            self.send_nowait(pong)
+        if st.peer_close is not None:
+            code, reason = st.peer_close
+            self.on_close(code, reason)
+            try:  # answer the close, as a WebSocket peer must, then hang up
+                self.send_nowait(self.ws.send(CloseConnection(code=code, reason=reason)))
+            except LocalProtocolError:
+                pass
+            self.hang_up()
+        return msgs
 
     def send_message(self, msg: bytes) -> bool:
         """Send ``msg`` as one binary frame if the socket takes it now."""

@@ -181,6 +181,10 @@ class Client(EntityReads, ClientEvents):
                 if self._pending_acks.get(key) is acked:
                     del self._pending_acks[key]
 
+    async def reply(self, ack_id: int, data: Any) -> None:
+        """Answer a server's request (a ``ReliableMessage`` from ``events()``) with ``data``."""
+        await self._send_built(lambda proto: (proto.reply(ack_id, data), None))
+
     async def ping(self) -> None:
         await self._send_built(lambda proto: (proto.ping(trio.current_time()), None))
 

@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import random
 import selectors
 import socket
@@ -28,14 +29,14 @@ from urllib.parse import urlparse
 
 import trio
 
-from .. import tokens
+from .. import native, tokens
 from ..core import clientproto as cp
 from ..core.errors import GamesyncError, Redirect
 from ..core.mirror import DecodeCache
 from ..core.protocol import PROTOCOL_VERSION
 from ..core.viewmirror import ChunkCache
-from ..wsframe import masked_binary_frame
-from .botsocket import BotSocket
+from ..wsframe import frame_size, masked_binary_frame
+from .botsocket import RECV_CHUNK, BotSocket
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,10 @@ class Bot:
     def pump(self, now: float) -> None:
         """Read what arrived and apply it."""
         assert self.link is not None
-        msgs = self.link.receive()
+        self.apply(self.link.receive(), now)
+
+    def apply(self, msgs: list[bytes], now: float) -> None:
+        """Apply the messages read from the socket."""
         if not msgs:
             return
         try:
@@ -180,16 +184,24 @@ class Bot:
             while pend and pend[0][0] <= ev.input_ack:
                 pend.popleft()
 
-    def send_input(self, now: float) -> None:
+    def next_input(self, now: float) -> bytes:
+        """The input message to send now (a new random direction once a second)."""
         if now >= self.next_turn:
             self.direction = (self.rng.choice((-1, 0, 1)), self.rng.choice((-1, 0, 1)))
             self.next_turn = now + 1.0
-        msg = self.proto.send_input(self.direction)
+        return self.proto.send_input(self.direction)
+
+    def input_sent(self, now: float) -> None:
+        """The input from ``next_input`` went out: its ack latency is measured from now."""
+        self.pending.append((self.proto.input_seq, now))
+        if len(self.pending) > MAX_PENDING_INPUTS:
+            self.pending.popleft()
+
+    def send_input(self, now: float) -> None:
+        msg = self.next_input(now)
         assert self.link is not None
         if self.link.send_message(msg):
-            self.pending.append((self.proto.input_seq, now))
-            if len(self.pending) > MAX_PENDING_INPUTS:
-                self.pending.popleft()
+            self.input_sent(now)
 
     def fail(self, why: str) -> None:
         if self.lost is None:
@@ -246,17 +258,35 @@ class Swarm:
         self.sel.register(b.sock, selectors.EVENT_READ, b)
 
     async def reader(self) -> None:
-        """Drain every readable socket each time any is readable."""
+        """Drain every readable socket each time any is readable: the sockets on the fast path
+        in one ``gamesync.native.recv_frames`` call, the others one by one."""
         sel = self.sel
         while True:
             await trio.lowlevel.wait_readable(sel.fileno())
-            for key, _ in sel.select(0):
-                b: Bot = key.data
-                b.pump(trio.current_time())
+            ready: list[Bot] = [key.data for key, _ in sel.select(0)]
+            fast: list[tuple[Bot, BotSocket]] = []
+            for b in ready:
+                if b.link is not None and b.link.batchable:
+                    fast.append((b, b.link))
+                else:
+                    b.pump(trio.current_time())
+            if fast:
+                results = native.recv_frames([ln.sock for _, ln in fast], [ln.stream.reader for _, ln in fast],
+                                             RECV_CHUNK)
+                for (b, ln), res in zip(fast, results, strict=True):
+                    b.apply(ln.absorb(res), trio.current_time())
+            for b in ready:
                 if b.lost is not None:
-                    sel.unregister(key.fileobj)
-                    if self.reconnect:
-                        self._revive_send.send_nowait(b)
+                    self._lost(b)
+
+    def _lost(self, b: Bot) -> None:
+        """Stop reading a lost bot's socket (and bring it back, with ``reconnect``)."""
+        try:
+            self.sel.unregister(b.link.sock if b.link is not None else None)  # type: ignore[arg-type]
+        except (KeyError, ValueError):
+            return
+        if self.reconnect:
+            self._revive_send.send_nowait(b)
 
     async def reviver(self) -> None:
         """Bring lost bots back (``reconnect``): backoff with full jitter, then resume."""
@@ -289,14 +319,29 @@ class Swarm:
         k = 0
         while True:
             await trio.sleep_until(start + k * period / SEND_SLOTS)
-            now = trio.current_time()
-            for b in slots[k % SEND_SLOTS]:
-                if b.connected:
-                    b.send_input(now)
+            self._send_slot(slots[k % SEND_SLOTS], trio.current_time())
             k += 1
             behind = math.floor((trio.current_time() - start) / (period / SEND_SLOTS)) - k
             if behind > 0:
                 k += behind  # never burst to catch up
+
+    def _send_slot(self, bots: list[Bot], now: float) -> None:
+        """Every connected bot of a slot sends its input: one masked frame each, in one
+        ``gamesync.native.send_masked`` call."""
+        live = [b for b in bots if b.connected and b.link is not None and b.link.sock is not None]
+        if not live:
+            return
+        msgs = [b.next_input(now) for b in live]
+        socks = [b.link.sock for b in live if b.link is not None]
+        sent = native.send_masked(socks, msgs, os.urandom(4 * len(live)))
+        for b, msg, n in zip(live, msgs, sent, strict=True):
+            if n <= 0:
+                if n < 0:
+                    b.fail(f"send failed: {OSError(-n, os.strerror(-n))}")
+            elif n < frame_size(len(msg), masked=True):
+                b.fail("socket buffer full mid-frame")  # a bot that cannot send 20 bytes is broken
+            else:
+                b.input_sent(now)
 
     def start_measuring(self) -> None:
         self.t_measure = trio.current_time()
@@ -357,6 +402,7 @@ async def swarm_main(url: str, count: int, duration: float, *, room: str = "aren
     swarm = Swarm(url, count, room, input_rate, shared_decode, seed, token_secret,
                   token_ttl_s=warmup + duration + ramp + 3600, reconnect=reconnect, version=version, game=game)
     bar = None
+    native.log_path_once()
     try:
         async with trio.open_nursery() as n:
             n.start_soon(swarm.reader)

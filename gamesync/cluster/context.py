@@ -18,6 +18,9 @@ class NodeContext:
     redis: RedisLink
     host: RoomHost
     draining: bool = False
+    #: where a new room goes: "load" (the least loaded live node) or "local" (the node its
+    #: first join reached)
+    placement: str = "load"
     #: seconds this node's event loop spent on cluster work it can time (building the
     #: heartbeat, saving and packing room states, handling events): CPU, as it never waits
     #: inside; the Redis socket I/O itself is not in it

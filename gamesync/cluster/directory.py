@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import secrets
 from functools import partial
 from typing import Any
@@ -16,6 +15,7 @@ from ..core.errors import Redirect, RedisDown, RoomFull, Unavailable
 from ..core.saved import SavedRoom, unpack_saved
 from . import keys as k
 from .context import NodeContext
+from .placement import least_loaded
 from .redis import now_ms
 
 logger = logging.getLogger(__name__)
@@ -51,17 +51,20 @@ class Directory:
                 owner = await call("route", lambda: r.get(ks.lease(room)))
                 if owner == ctx.id:
                     return await self.load(room)
-                if owner is None and not ctx.draining:
-                    if await self.claim(room, "claim"):
-                        logger.info("node %s: room %s claimed", ctx.id, room)
-                        return await self.load(room)
-                    continue  # another node got there first: look again
                 target = owner
-                if target is None:  # draining: a new room goes to a live node
-                    target = await self.pick_node()
+                if target is None:  # a new room: to the least loaded live node (never this one while draining)
+                    target = ctx.id if ctx.placement == "local" and not ctx.draining else \
+                        await self.pick_node(include_me=not ctx.draining)
                     if target is None:
                         raise Unavailable("this node is draining and no other node is up")
+                    if target == ctx.id:
+                        if await self.claim(room, "claim"):
+                            logger.info("node %s: room %s claimed", ctx.id, room)
+                            return await self.load(room)
+                        continue  # another node got there first: look again
                 url = await self.node_url(target, "route")
+                if owner is None and url is not None and not await self.claim(room, "place", target):
+                    continue  # claimed meanwhile: look again
                 if url is None:
                     raise Unavailable(f"room {room!r} is moving (its host {target} is gone); retry")
                 raise Redirect(url, room, k.RESERVATION_MS)
@@ -69,13 +72,22 @@ class Directory:
                 raise Unavailable("the cluster directory (Redis) is unreachable; retry") from None
         raise Unavailable(f"room {room!r} is changing hosts; retry")
 
-    async def claim(self, room: str, what: str) -> bool:
-        """Take ``room``'s lease if nobody holds it (and list the room as ours)."""
+    async def claim(self, room: str, what: str, node: str | None = None) -> bool:
+        """Take ``room``'s lease if nobody holds it, for this node (listing the room as ours)
+        or for ``node``, to which the join is redirected (it lists the room once it hosts it;
+        the lease lapses if the client never gets there). The node counts one room more at
+        once, so that the next placement sees it before its next heartbeat."""
         ctx, ks, r = self.ctx, self.ctx.keys, self.ctx.redis.r
-        won = await ctx.redis.call(what, lambda: r.set(ks.lease(room), ctx.id, condition=coredis.PureToken.NX,
+        host = node or ctx.id
+        won = await ctx.redis.call(what, lambda: r.set(ks.lease(room), host, condition=coredis.PureToken.NX,
                                                        px=k.LEASE_MS))
         if won:
-            await ctx.redis.call(what, lambda: r.sadd(ks.node_rooms(ctx.id), [room]))
+            if node is None:
+                await ctx.redis.call(what, lambda: r.sadd(ks.node_rooms(ctx.id), [room]))
+            else:
+                logger.info("node %s: room %s placed on %s, the least loaded node", ctx.id, room, node)
+            await ctx.redis.pipeline(what, lambda pl: (pl.hincrby(ks.node(host), "rooms", 1),
+                                                       pl.pexpire(ks.node(host), k.NODE_TTL_MS)))
         return bool(won)
 
     async def release(self, room: str) -> None:
@@ -119,12 +131,10 @@ class Directory:
             return None
         return unpack_saved(data) if data else None
 
-    async def pick_node(self) -> str | None:
-        """The live node (not this one, not draining) with the fewest rooms."""
-        nodes = [n for n in await self.nodes() if n["node"] != self.ctx.id and not n["draining"]]
-        if not nodes:
-            return None
-        return min(nodes, key=lambda n: (n["rooms"], random.random()))["node"]
+    async def pick_node(self, include_me: bool = False) -> str | None:
+        """The least loaded live node that is not draining (``placement.least_loaded``), this
+        one among them if ``include_me``."""
+        return least_loaded(await self.nodes(), self.ctx.id, include_me)
 
     async def nodes(self) -> list[dict[str, Any]]:
         ks, r, call = self.ctx.keys, self.ctx.redis.r, self.ctx.redis.call
@@ -136,7 +146,7 @@ class Directory:
             if h:
                 out.append({"node": name, "url": h.get("url"), "http": h.get("http") or None,
                             "rooms": int(h.get("rooms", 0)), "clients": int(h.get("clients", 0)),
-                            "draining": h.get("draining") == "1"})
+                            "tick_load": float(h.get("tick_load", 0.0)), "draining": h.get("draining") == "1"})
         return out
 
     async def lobby(self) -> list[dict[str, Any]]:

@@ -44,6 +44,10 @@ class Drain:
         for room in list(rooms.values()):
             if not room.closed:
                 await self.hand_over(room, None)
+        try:
+            await self.saves.flush_kept()  # what the rooms kept as they stopped
+        except RedisDown:
+            pass
 
     async def hand_over(self, room: HostedRoom, saved: SavedRoom | None) -> None:
         ctx, ks, me = self.ctx, self.ctx.keys, self.ctx.id

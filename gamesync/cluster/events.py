@@ -16,6 +16,7 @@ from ..ports import HostedRoom
 from . import keys as k
 from .context import NodeContext
 from .redis import REDIS_TIMEOUT_S, RedisDown
+from .sends import ClusterSends
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +37,19 @@ class Events:
         self.subscribed: set[str] = set()
         self._ps: Any = None
         self.dropped = 0
+        #: reliable sends to players (set by the node: they publish through this outbox)
+        self.sends: ClusterSends | None = None
 
     def publish_nowait(self, room: str | None, data: Any, *, player: str | None = None,
                        others_only: bool = False) -> None:
         """Queue an event for ``room`` (None: every room, or the player's room) on any node."""
         ks = self.ctx.keys
         channel = ks.room_channel(room) if room is not None else ks.all_channel
-        msg = k.encode_event(data, room=room, player=player, origin=self.ctx.id if others_only else None)
+        self.publish_raw(channel, k.encode_event(data, room=room, player=player,
+                                                 origin=self.ctx.id if others_only else None))
+
+    def publish_raw(self, channel: str, msg: str) -> None:
+        """Queue ``msg`` for ``channel`` (dropped, and counted, when the outbox is full)."""
         try:
             self._out_send.send_nowait((channel, msg))
         except trio.WouldBlock:
@@ -95,6 +102,8 @@ class Events:
 
     async def _on_message(self, channel: str, raw: str) -> None:
         if channel == self.ctx.keys.ctl_channel(self.ctx.id):
+            if self.sends is not None and self.sends.answered(raw):
+                return
             try:
                 room = str(json.loads(raw)["adopt"])
             except (ValueError, KeyError, TypeError):
@@ -117,6 +126,10 @@ class Events:
             return  # broadcast_all_rooms already delivered it here
         target = self.ctx.keys.room_of_channel(channel)
         rooms = self.ctx.host.rooms
+        if "send" in ev:
+            if self.sends is not None:
+                self.sends.deliver([r for r in rooms.values() if not r.closed], ev)
+            return
         if target is None:
             chosen = list(rooms.values())
         else:

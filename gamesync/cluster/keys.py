@@ -7,13 +7,15 @@ Every key starts with a prefix (default ``gs:``) so several clusters can share o
     {p}rooms              zset    room -> last update (ms): the lobby's index
     {p}resv:{room}        zset    reservation -> expiry (ms): seats held for redirected joins
     {p}state:{room}       string  the room's last save (gamesync.core.saved), binary
-    {p}node:{node}        hash    url, http, rooms, clients, draining; PX NODE_TTL_MS
+    {p}kept:{room}        string  what its game keeps past the room (core.saved.pack_kept); PX KEPT_MS
+    {p}node:{node}        hash    url, http, rooms, clients, tick_load, draining; PX NODE_TTL_MS
     {p}nodes              zset    node -> last heartbeat (ms): live and dead nodes
     {p}noderooms:{node}   set     rooms the node hosts (what a failover takes over)
     {p}presence:{node}    hash    "{room}/{client}" -> JSON {room, client, name, player, node}; PX NODE_TTL_MS
 
     channels: {p}ev:room:{room} (events for one room), {p}ev:all (every room),
-              {p}ctl:{node} (commands to one node: adopt a handed-over room)
+              {p}ctl:{node} (commands to one node: adopt a handed-over room; answers to
+              its reliable sends), {p}ans:{id} (answers to a Publisher's reliable send)
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ NODE_DEAD_MS = 3000
 ROOM_INFO_MS = 30_000
 #: a room's last save is kept this long after it was written
 STATE_MS = 120_000
+#: what a room's game keeps past the room (chat history, a document) is kept this long after it was written
+KEPT_MS = 30 * 86_400_000
 #: a reservation made for a redirect holds a seat this long
 RESERVATION_MS = 10_000
 
@@ -57,6 +61,9 @@ class Keys:
     def state(self, room: str) -> str:
         return f"{self.p}state:{room}"
 
+    def kept(self, room: str) -> str:
+        return f"{self.p}kept:{room}"
+
     def node(self, node: str) -> str:
         return f"{self.p}node:{node}"
 
@@ -71,6 +78,9 @@ class Keys:
 
     def ctl_channel(self, node: str) -> str:
         return f"{self.p}ctl:{node}"
+
+    def answer_channel(self, name: str) -> str:
+        return f"{self.p}ans:{name}"
 
     def room_of_channel(self, channel: str) -> str | None:
         head = f"{self.p}ev:room:"
@@ -125,9 +135,14 @@ return 1
 """
 
 
-def encode_event(data: Any, *, room: str | None, player: str | None = None, origin: str | None = None) -> str:
-    """A cross-node event as published: JSON, so that any service can publish one."""
+def encode_event(data: Any, *, room: str | None, player: str | None = None, origin: str | None = None,
+                 send: dict[str, Any] | None = None) -> str:
+    """A cross-node event as published: JSON, so that any service can publish one. ``send``
+    makes it a reliable send to ``player`` (gamesync.sends): ``{"id": str, "to": channel for
+    the answers, "ms": time left, "reply": bool}``."""
     msg: dict[str, Any] = {"data": data}
+    if send is not None:
+        msg["send"] = send
     if room is not None:
         msg["room"] = room
     if player is not None:
@@ -148,4 +163,28 @@ def decode_event(raw: str | bytes) -> dict[str, Any] | None:
     for k in ("room", "player", "origin"):
         if k in msg and not isinstance(msg[k], str):
             return None
+    if "send" in msg:
+        s = msg["send"]
+        if not (isinstance(s, dict) and isinstance(s.get("id"), str) and isinstance(s.get("to"), str)
+                and type(s.get("ms")) in (int, float) and isinstance(s.get("reply"), bool)
+                and isinstance(msg.get("player"), str)):
+            return None
     return msg
+
+
+def encode_answer(send_id: str, acked: bool, replied: bool, reply: Any) -> str:
+    """A delivering node's answer to a reliable send, published on the send's ``to`` channel."""
+    return json.dumps({"answer": {"id": send_id, "acked": acked, "replied": replied, "reply": reply}},
+                      separators=(",", ":"))
+
+
+def decode_answer(raw: str | bytes) -> tuple[str, bool, bool, Any] | None:
+    """(id, acked, replied, reply) of an answer; None if it is not one."""
+    try:
+        a = json.loads(raw).get("answer")
+    except (ValueError, AttributeError):
+        return None
+    if not (isinstance(a, dict) and isinstance(a.get("id"), str) and isinstance(a.get("acked"), bool)
+            and isinstance(a.get("replied"), bool)):
+        return None
+    return a["id"], a["acked"], a["replied"], a.get("reply")

@@ -70,7 +70,8 @@ class Leases:
         ctx, ks, me, now = self.ctx, self.ctx.keys, self.ctx.id, now_ms()
         t0 = time.perf_counter()
         pl.hset(ks.node(me), {"url": ctx.url, "http": ctx.http_url or "", "rooms": len(rooms),
-                              "clients": sum(r.clients for r in rooms), "draining": int(ctx.draining), "seen": now})
+                              "clients": sum(r.clients for r in rooms), "draining": int(ctx.draining), "seen": now,
+                              "tick_load": round(sum(r.tick_load for r in rooms), 4)})
         pl.pexpire(ks.node(me), k.NODE_TTL_MS)
         pl.zadd(ks.nodes, {me: now})
         renewed = pl.script(ctx.redis.scripts["renew"], [ks.lease(r.name) for r in rooms], [me, k.LEASE_MS]) \

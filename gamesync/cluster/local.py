@@ -83,12 +83,14 @@ class Node:
 
 
 def start_node(redis_url: str, node_id: str, port: int = 0, http_port: int | None = None, *,
-               extra: list[str] | None = None, log: int | None = None, workdir: str | None = None) -> Node:
-    """A ``gamesync serve`` process in the cluster; returns once it listens."""
+               extra: list[str] | None = None, log: int | None = None, workdir: str | None = None,
+               launcher: list[str] | None = None) -> Node:
+    """A ``gamesync serve`` process in the cluster; returns once it listens. ``launcher``: the
+    command before ``serve`` (default ``python -m gamesync``), e.g. a script adding games."""
     port = port or free_port()
     workdir = workdir or tempfile.mkdtemp(prefix="gamesync-node-")
     stats = os.path.join(workdir, f"{node_id}.stats.json")
-    cmd = [sys.executable, "-m", "gamesync", "serve", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [*(launcher or [sys.executable, "-m", "gamesync"]), "serve", "--host", "127.0.0.1", "--port", str(port),
            "--http-port", str(http_port if http_port is not None else -1), "--redis", redis_url,
            "--node-id", node_id, "--stats-file", stats, *(extra or [])]
     proc = subprocess.Popen(cmd, stdout=log if log is not None else subprocess.DEVNULL,

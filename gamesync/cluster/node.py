@@ -31,6 +31,7 @@ from .leases import Leases
 from .links import ClusterLinks
 from .redis import REDIS_TIMEOUT_S, RedisDown, RedisLink
 from .saves import Saves
+from .sends import ClusterSends
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,9 @@ class ClusterNode:
 
     def __init__(self, host: RoomHost, rooms: MutableMapping[str, Any], redis_url: str, node_id: str,
                  public_url: str, prefix: str = k.DEFAULT_PREFIX, http_url: str | None = None,
-                 save_interval_s: float = 2.0) -> None:
-        self.ctx = ctx = NodeContext(node_id, public_url, http_url, k.Keys(prefix), RedisLink(redis_url, node_id), host)
+                 save_interval_s: float = 2.0, placement: str = "load") -> None:
+        self.ctx = ctx = NodeContext(node_id, public_url, http_url, k.Keys(prefix), RedisLink(redis_url, node_id), host,
+                                     placement=placement)
         self.id = node_id
         self.url = public_url
         self.directory = Directory(ctx)
@@ -54,9 +56,10 @@ class ClusterNode:
         self.saves = Saves(ctx)
         self.failover = Failover(ctx, self.directory)
         self.events = Events(ctx, self.failover.adopt, self.leases.kick.set)
+        self.events.sends = self.sends = ClusterSends(ctx, self.events.publish_raw)
         self.drainer = Drain(ctx, self.directory, self.leases, self.saves)
         self.links = ClusterLinks(ctx, rooms, self.directory, self.events, self.saves, self._room_closed,
-                                  save_interval_s)
+                                  save_interval_s, self.sends)
 
     def stats(self) -> dict[str, Any]:
         ctx, redis = self.ctx, self.ctx.redis
@@ -104,11 +107,13 @@ class ClusterNode:
                 n.start_soon(self.saves.loop)
                 n.start_soon(self.events.publish_loop)
                 n.start_soon(self.events.subscribe_loop)
+                n.start_soon(self.sends.loop)
                 task_status.started()
                 await stop.wait()
                 n.cancel_scope.cancel()
             with trio.move_on_after(REDIS_TIMEOUT_S):
                 try:
+                    await self.saves.flush_kept()
                     await self.leases.leave()
                 except RedisDown:
                     logger.warning("node %s: could not deregister: Redis unreachable", self.id)
@@ -151,6 +156,12 @@ class ClusterNode:
 
     async def take_reservation(self, room: str, token: str) -> bool:
         return await self.directory.take_reservation(room, token)
+
+    async def load_kept(self, room: str) -> bytes | None:
+        return await self.saves.load_kept(room)
+
+    def close(self) -> None:
+        pass  # kept data is written by ``Saves`` as the node runs, and as it drains or leaves
 
     def room_opened(self, room: HostedRoom) -> None:
         self.leases.room_opened(room)

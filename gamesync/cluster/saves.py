@@ -1,4 +1,5 @@
-"""Room saves: the newest save of each room, written to Redis every SAVE_FLUSH_S."""
+"""Room saves, and what rooms keep past themselves: the newest of each room, written to
+Redis every SAVE_FLUSH_S."""
 
 from __future__ import annotations
 
@@ -24,9 +25,25 @@ class Saves:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
         self.pending: dict[str, SavedRoom] = {}
+        self.kept: dict[str, bytes] = {}  # kept data not yet written (core.saved.pack_kept)
 
     def offer(self, room: str, saved: SavedRoom) -> None:
         self.pending[room] = saved  # latest only: a newer save replaces one not yet written
+
+    def offer_kept(self, room: str, blob: bytes) -> None:
+        self.kept[room] = blob  # latest only; written even once the room has closed
+
+    async def load_kept(self, room: str) -> bytes | None:
+        """What the last room ``room`` kept: not yet written, or from Redis (None when down)."""
+        blob = self.kept.get(room)
+        if blob is not None:
+            return blob
+        try:
+            data = await self.ctx.redis.call("kept", lambda: self.ctx.redis.rb.get(self.ctx.keys.kept(room)))
+        except RedisDown:
+            logger.warning("node %s: room %s starts without its kept data: Redis unreachable", self.ctx.id, room)
+            return None
+        return bytes(data) if data else None
 
     def forget(self, room: str) -> None:
         self.pending.pop(room, None)
@@ -34,6 +51,7 @@ class Saves:
     async def loop(self) -> None:
         while True:
             await trio.sleep(SAVE_FLUSH_S)
+            await self.flush_kept()
             if not self.pending:
                 continue
             saves, self.pending = self.pending, {}
@@ -47,6 +65,22 @@ class Saves:
                 pass
             except Exception:
                 logger.exception("node %s: saving room states failed", self.ctx.id)
+
+    async def flush_kept(self) -> None:
+        """Write the kept data offered since the last flush (kept for the next try if Redis is down)."""
+        if not self.kept:
+            return
+        kept, self.kept = self.kept, {}
+
+        def write(pl: Counted) -> None:
+            for name, blob in kept.items():
+                pl.set(self.ctx.keys.kept(name), blob, px=k.KEPT_MS)
+        try:
+            await self.ctx.redis.pipeline("kept", write, binary=True)
+        except Exception as e:
+            self.kept = {**kept, **self.kept}
+            if not isinstance(e, RedisDown):
+                logger.exception("node %s: writing kept data failed", self.ctx.id)
 
     async def write(self, blobs: dict[str, bytes]) -> None:
         def write(pl: Counted) -> None:

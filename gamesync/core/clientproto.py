@@ -179,6 +179,11 @@ class ClientProtocol:
             self._next_ack_id += 1
         return p.pack_message(data, ack_id), ack_id
 
+    def reply(self, ack_id: int, data: Any) -> bytes:
+        """The answer to the reliable message ``ack_id`` (a request: the server's game waits
+        for it). The message was acked on receipt already; this is the reply."""
+        return p.pack_message_ack(ack_id, data)
+
     def ping(self, now: float) -> bytes:
         return p.pack_ping(now)
 

@@ -96,6 +96,9 @@ class ClientMessage:
 @dataclass(frozen=True)
 class MessageAck:
     ack_id: int
+    #: the client answered the message with ``reply`` (``[7, ack_id, reply]``), not just acked it
+    replied: bool = False
+    reply: Any = None
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,9 @@ def parse_client(data: bytes) -> ClientEvent:
         ack_id = msg[2] if len(msg) > 2 else None
         return ClientMessage(_free_data(msg[1]), None if ack_id is None else _int(ack_id, "ack id"))
     if t == Msg.MESSAGE_ACK:
-        _arity(msg, 2, 2, "message ack")
+        _arity(msg, 2, 3, "message ack")
+        if len(msg) > 2:
+            return MessageAck(_int(msg[1], "ack id"), True, _free_data(msg[2]))
         return MessageAck(_int(msg[1], "ack id"))
     if t == Msg.JOIN:
         _arity(msg, 4, 7, "join")
@@ -356,8 +361,9 @@ def pack_message(data: Any, ack_id: int | None = None) -> bytes:
     return _pack([Msg.MESSAGE, data] if ack_id is None else [Msg.MESSAGE, data, ack_id])
 
 
-def pack_message_ack(ack_id: int) -> bytes:
-    return _pack([Msg.MESSAGE_ACK, ack_id])
+def pack_message_ack(ack_id: int, *reply: Any) -> bytes:
+    """``[7, ack_id]``, or with a reply (one value, any; nil too) ``[7, ack_id, reply]``."""
+    return _pack([Msg.MESSAGE_ACK, ack_id, *reply[:1]])
 
 
 def pack_ping(t: float) -> bytes:

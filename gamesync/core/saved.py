@@ -1,4 +1,5 @@
-"""A room's saved state as bytes: its world, its game's own state and its players' seats.
+"""A room's saved state as bytes: its world, its game's own state and its players' seats;
+and what a game keeps past its room (``pack_kept``).
 
 Written by a cluster node every few seconds for games that opt in (``Game.save_state``) and
 read back by the node that recreates the room after a failover or a hand-over. Pure: no
@@ -87,3 +88,20 @@ def unpack_saved(data: bytes) -> SavedRoom | None:
         return None
     return SavedRoom(d["game"], int(d["tick"]), d["world"], d["state"],
                      [SavedSeat(str(t), int(c), str(n), p, int(a)) for t, c, n, p, a in d["seats"]])
+
+
+def pack_kept(game: str, data: Any) -> bytes:
+    """What ``game`` keeps past its room (``Game.keep_state``), as stored by name of room."""
+    packed: bytes = msgpack.packb({"format": FORMAT, "game": game, "kept": data}, use_bin_type=True)
+    return packed
+
+
+def unpack_kept(blob: bytes, game: str) -> Any:
+    """The kept data in ``blob`` if a room of ``game`` wrote it in this format; else None."""
+    try:
+        d = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.ExtraData):
+        return None
+    if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("game") != game:
+        return None
+    return d.get("kept")

@@ -58,9 +58,12 @@ class MessageReceived:
 
 @dataclass(frozen=True, slots=True)
 class ReliableAcked:
-    """The client acknowledged the room's reliable message ``ack_id``."""
+    """The client acknowledged the room's reliable message ``ack_id`` (``replied``: and
+    answered it with ``reply``)."""
 
     ack_id: int
+    replied: bool = False
+    reply: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +188,7 @@ class ServerSession:
             self.messages_in += 1
             return MessageReceived(ev.data, ev.ack_id)
         if isinstance(ev, p.MessageAck):
-            return ReliableAcked(ev.ack_id)
+            return ReliableAcked(ev.ack_id, ev.replied, ev.reply)
         if isinstance(ev, p.Leave):
             self.close(None, "left")
             return Left()

@@ -38,8 +38,9 @@ class State:
                    np.zeros((len(schema), 0), dtype=np.int32))
 
     @classmethod
-    def capture(cls, world: World, tick: int, prev: State | None = None) -> State:
-        """Quantise the world's live entities (one vectorised pass per field).
+    def capture(cls, world: World, tick: int, prev: State | None = None, blank: tuple[int, ...] = ()) -> State:
+        """Quantise the world's live entities (one vectorised pass per field; the rows in
+        ``blank`` are left at 0).
 
         When ``prev`` was captured from the same world with no spawn or despawn since, the
         new state shares its (immutable) ``alive`` and ``ids`` arrays.
@@ -57,7 +58,10 @@ class State:
         mat = np.empty((len(world.schema), n), dtype=np.int32)
         scratch = np.empty(n, dtype=np.float64)
         for i, f in enumerate(world.schema):
-            f.quantise_into(world.columns[f.name][:n], mat[i], scratch)
+            if i in blank:
+                mat[i] = 0
+            else:
+                f.quantise_into(world.columns[f.name][:n], mat[i], scratch)
         if not dense:
             mat[:, ~alive] = 0
         for a in (alive, ids, mat):

@@ -33,31 +33,41 @@ S_FLAGS, S_LEFT_N, S_LEFT, S_ARR_N, S_ARR, S_SPAWN_N, S_SPAWN, S_CH_N, S_CH, S_M
 
 @dataclass(frozen=True)
 class CellMap:
-    """One state's entities by cell: ``cell[slot]`` (-1: dead), ``rank[slot]`` (position in its
-    cell's member list, which is in slot order), members per cell, and the members of cell c
-    as ``order[start[c]:start[c + 1]]``."""
+    """One state's entities by cell: ``cell[slot]`` (-1: dead), members per cell, the members
+    of cell c as ``order[start[c]:start[c + 1]]`` (in slot order), and ``inv[slot]``, a live
+    slot's index in ``order``."""
 
     state: State
     cell: NDArray[np.int32]
-    rank: NDArray[np.int64]
     count: NDArray[np.int64]
     order: NDArray[np.intp]
     start: NDArray[np.int64]
+    inv: NDArray[np.int32]
 
     @classmethod
     def build(cls, state: State, cell: NDArray[np.int32], ncells: int) -> CellMap:
-        cell = np.where(state.alive, cell, -1).astype(np.int32)
-        live = np.flatnonzero(state.alive)
-        lc = cell[live]
+        if state.dense:  # every slot is live: no masks
+            cell = cell.astype(np.int32, copy=False)
+            lc = cell
+            live: NDArray[np.intp] | None = None
+        else:
+            cell = np.where(state.alive, cell, -1).astype(np.int32)
+            live = np.flatnonzero(state.alive)
+            lc = cell[live]
         key = lc.astype(np.uint16) if ncells <= 0x10000 else lc  # radix sort for 16-bit keys
-        srt = np.argsort(key, kind="stable")
-        order = live[srt]
+        order = np.argsort(key, kind="stable")
+        if live is not None:
+            order = live[order]
         count = np.bincount(lc, minlength=ncells).astype(np.int64)
         start = np.zeros(count.size + 1, dtype=np.int64)
         np.cumsum(count, out=start[1:])
-        rank = np.zeros(state.n, dtype=np.int64)
-        rank[order] = np.arange(order.size) - start[cell[order]]
-        return cls(state, cell, rank, count, order, start)
+        inv = np.zeros(state.n, dtype=np.int32)
+        inv[order] = np.arange(order.size, dtype=np.int32)
+        return cls(state, cell, count, order, start, inv)
+
+    def rank(self, slots: NDArray[np.intp]) -> NDArray[np.int64]:
+        """Positions of live ``slots`` in their cells' member lists."""
+        return self.inv[slots].astype(np.int64) - self.start[self.cell[slots]]
 
     def members(self, c: int) -> NDArray[np.intp]:
         if c >= self.count.size:
@@ -86,9 +96,6 @@ class ChunkSet:
     #: their records (one row each), built when a client first needs some
     moved_records: NDArray[np.uint8] | None = None
 
-    def __post_init__(self) -> None:
-        self.starts: list[int] = self.start.tolist()  # for slicing by plain ints
-
 
 def entity_records(schema: Schema, dtype: np.dtype[Any], cur: State, prev: State | None,
                    slots: NDArray[np.intp]) -> bytes:
@@ -116,7 +123,7 @@ def encode_chunks(schema: Schema, dtype: np.dtype[Any], cur: CellMap, base: Cell
     mv = kept[moved]
     left = np.sort(np.concatenate([mv, d.removed]))
     _section(pieces, base.cell[left], S_LEFT_N, S_LEFT, left,
-             _positions(base.rank[left], base.k(ncells)[base.cell[left]]))
+             _positions(base.rank(left), base.k(ncells)[base.cell[left]]))
     _section(pieces, cur.cell[mv], S_ARR_N, S_ARR, mv, as_bytes_matrix(mv, 4))
     cr = d.created
     if cr.size:
@@ -157,7 +164,7 @@ def _changes(schema: Schema, pieces: Pieces, cur: CellMap, kept: NDArray[np.intp
         return
     slots = kept[idx]
     cells = cur.cell[slots].astype(np.int64)
-    _section(pieces, cur.cell[slots], S_CH_N, S_CH, slots, _positions(cur.rank[slots], cur.k(ncells)[cells]))
+    _section(pieces, cur.cell[slots], S_CH_N, S_CH, slots, _positions(cur.rank(slots), cur.k(ncells)[cells]))
     uc = np.unique(cells)
     mask = np.zeros(uc.size, dtype=np.int64)
     where = np.searchsorted(uc, cells)

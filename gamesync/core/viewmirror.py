@@ -392,16 +392,16 @@ def _cells(v: Any) -> NDArray[np.int64]:
 
 class ChunkCache:
     """Decoded cells shared by many mirrors (a bot swarm): the same cell state and the same
-    chunk bytes give the same next cell state."""
+    chunk bytes give the same next cell state; and for ``ViewCounts``, chunk lengths."""
 
     def __init__(self, limit: int = 1 << 16) -> None:
         self.limit = limit
-        self._d: dict[Any, CellState] = {}
+        self._d: dict[Any, Any] = {}
         self._keep: dict[int, CellState] = {}
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Any) -> CellState | None:
+    def get(self, key: Any) -> Any:
         st = self._d.get(key)
         if st is None:
             self.misses += 1
@@ -409,7 +409,7 @@ class ChunkCache:
             self.hits += 1
         return st
 
-    def put(self, key: Any, st: CellState) -> None:
+    def put(self, key: Any, st: Any) -> None:
         if len(self._d) >= self.limit:
             self._d.clear()
         self._d[key] = st
@@ -419,10 +419,13 @@ class ViewCounts:
     """How many entities a client of a view room holds, per cell, read from the payloads'
     membership sections without decoding any value (a bot swarm measuring, not verifying)."""
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, cache: ChunkCache | None = None) -> None:
         self.splitter = ChunkSplitter(schema)
         self.counts: dict[int, int] = {}
         self.tick = NO_TICK
+        #: shared by a swarm's clients: a cell's chunk is the same bytes for every client with
+        #: the same (tick, base, ref) that holds the same number of its members, so one parse serves all
+        self.cache = cache
 
     @property
     def count(self) -> int:
@@ -435,8 +438,22 @@ class ViewCounts:
         for c in _cells(dropped_b).tolist():
             del counts[c]
         at, data, split = 0, _bin(kept), self.splitter.split
-        for c in sorted(counts):
-            at, counts[c] = split(data, at, counts[c])
+        cache = self.cache
+        if cache is None:
+            for c in sorted(counts):
+                at, counts[c] = split(data, at, counts[c])
+        else:
+            for c in sorted(counts):
+                k = counts[c]
+                key = ("n", c, tick, base, ref, k)
+                hit = cache.get(key)
+                if hit is None:
+                    end, counts[c] = split(data, at, k)
+                    cache.put(key, (end - at, counts[c]))
+                    at = end
+                else:
+                    at += hit[0]
+                    counts[c] = hit[1]
         if at != len(data):
             raise PayloadError("kept-cells bin has trailing bytes")
         for item in added:
@@ -467,7 +484,7 @@ class ViewStates:
                  private: list[str] | None = None) -> None:
         self.schema = schema
         self.view: ViewMirror | ViewCounts = (ViewMirror(schema, cache, private) if materialise
-                                              else ViewCounts(schema))
+                                              else ViewCounts(schema, cache))
         self.materialise = materialise
         self.latest: State | None = None
 

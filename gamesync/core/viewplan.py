@@ -11,7 +11,7 @@ view from cells it did not watch. Nothing about a cell a client does not watch r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import numpy as np
@@ -22,12 +22,15 @@ from .protocol import NO_TICK
 from .schema import Schema
 from .state import State
 from .viewcodec import CellMap, ChunkSet, encode_chunks, entity_records
-from .viewwire import record_dtype
+from .viewwire import bin_head, record_dtype
 
 LISTING_LEVEL = 3  # deflate level of cell listings (each is built once and shared)
 EMPTY_BIN, EMPTY_ARRAY, NO_ENTER = msgpack.packb(b""), msgpack.packb([]), msgpack.packb([0, b""])
 ENTER_LEVEL = 1  # deflate level of a client's own enter records (built for that client alone)
 ENTER_MIN = 160  # and only from this size on: a deflate per client per tick costs more than it saves below
+
+
+_NO_RUNS: tuple[NDArray[np.int64], NDArray[np.int64]] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
 
 @dataclass
@@ -38,7 +41,8 @@ class ClientView:
     tick: int = NO_TICK  # its newest snapshot
     prev: int = NO_TICK  # the one before
     entities: int = 0  # entities it holds
-    runs: list[tuple[int, int]] = field(default_factory=list)  # held as runs of consecutive ids
+    #: held as runs of consecutive ids: first ids, and last ids + 1
+    runs: tuple[NDArray[np.int64], NDArray[np.int64]] = field(default_factory=lambda: _NO_RUNS)
     held_set: set[int] = field(default_factory=set)  # held, as a set
     held_arr: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # held, as an array
     #: the room's cache of what it wants the client to watch: (its key, the cells)
@@ -54,8 +58,7 @@ class ClientView:
         self.entities = frame.entities
 
 
-@dataclass(frozen=True)
-class ViewFrame:
+class ViewFrame(NamedTuple):
     """One client's payload for ``tick``, and the view it leaves the client with once sent."""
 
     tick: int
@@ -71,15 +74,6 @@ def _squeezed(raw: bytes, level: int = LISTING_LEVEL, least: int = COMPRESS_MIN)
     return list(compress_payload(raw, level, least))
 
 
-def _bin_head(n: int) -> bytes:
-    """msgpack's header of a bin of ``n`` bytes."""
-    if n < 0x100:
-        return b"\xc4" + n.to_bytes(1, "big")
-    if n < 0x10000:
-        return b"\xc5" + n.to_bytes(2, "big")
-    return b"\xc6" + n.to_bytes(4, "big")
-
-
 class ViewPlanner:
     """A view room's per-tick encoder (one per room)."""
 
@@ -92,7 +86,7 @@ class ViewPlanner:
         self.tick = NO_TICK
         self._chunks: dict[tuple[int, int], ChunkSet] = {}
         self._listings: dict[tuple[int, int], list[Any]] = {}
-        self._counts: list[int] = []  # members per cell at the newest tick
+        self._count_arr = np.zeros(0, dtype=np.int64)  # members per cell at the newest tick
         self.chunk_sets_built = 0
         self.listings_built = 0
 
@@ -106,7 +100,7 @@ class ViewPlanner:
         for t in [t for t in self.maps if t <= state.tick - self.history]:
             del self.maps[t]
         self.tick = state.tick
-        self._counts = cm.k(self.ncells).tolist()
+        self._count_arr = cm.k(self.ncells)
         self._chunks.clear()
         self._listings.clear()
         return cm
@@ -119,50 +113,62 @@ class ViewPlanner:
     def frames(self, views: list[ClientView], cells: list[list[int]],
                private: list[bytes] | None = None) -> list[ViewFrame]:
         """``frame`` for many clients at once: the work shared by clients (chunk sets, cell
-        listings, who needs which entering entity) is done once for all of them."""
-        cur = self.maps[self.tick]
-        out: list[ViewFrame | None] = [None] * len(views)
+        listings, who needs which entering entity, what each holds) is done once for all."""
+        cur, tick = self.maps[self.tick], self.tick
+        n = len(views)
+        out: list[Any] = [None] * n
         groups: dict[tuple[int, int], list[int]] = {}
         fresh: list[int] = []
         for i, v in enumerate(views):
-            if v.tick in self.maps and v.tick < self.tick:
+            if v.tick in self.maps and v.tick < tick:
                 groups.setdefault((v.tick, v.prev if v.prev in self.maps else NO_TICK), []).append(i)
             else:
                 fresh.append(i)
         self._prepare_listings(cur, [(c, NO_TICK) for i in fresh for c in cells[i]]
                                + [(c, v.tick) for v, cs in zip(views, cells, strict=True)
-                                  if cs is not v.held and v.tick in self.maps and v.tick < self.tick
+                                  if cs is not v.held and v.tick in self.maps and v.tick < tick
                                   for c in cs if c not in v.held_set])
-        counts = self._counts
+        now = [v.held_arr if cs is v.held else np.asarray(cs, dtype=np.int64)
+               for v, cs in zip(views, cells, strict=True)]
+        held = _sums(self._count_arr, now)  # entities each client holds after its frame
         for i in fresh:
             cs = cells[i]
             body: list[Any] = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cs], [0, b""]]
             if private is not None:
                 body.append(private[i])
-            out[i] = ViewFrame(self.tick, NO_TICK, NO_TICK, msgpack.packb(body), cs, sum(map(counts.__getitem__, cs)))
+            out[i] = ViewFrame(tick, NO_TICK, NO_TICK, msgpack.packb(body), cs, held[i])
         for (base, ref), idx in groups.items():
-            chunkset = self._chunkset(base, ref)
-            st, blob = chunkset.starts, chunkset.blob
-            enters = self._enters(cur, base, chunkset, [views[i] for i in idx], [cells[i] for i in idx])
-            for i, enter in zip(idx, enters, strict=True):
-                v, cs = views[i], cells[i]
-                if cs is v.held:  # the same cells as before (the usual case): no set arithmetic
-                    runs, dropped, added = v.runs, EMPTY_BIN, EMPTY_ARRAY
-                else:
-                    now = set(cs)
-                    gone = [c for c in v.held if c not in now]
-                    runs = _runs([c for c in v.held if c in now])
-                    dropped = msgpack.packb(np.array(gone, dtype="<u4").tobytes()) if gone else EMPTY_BIN
-                    new = [c for c in cs if c not in v.held_set]
-                    added = msgpack.packb([self._listing(cur, c, base) for c in new]) if new else EMPTY_ARRAY
-                chunks = [blob[st[a]:st[b + 1]] for a, b in runs]
-                parts = [b"\x94" if private is None else b"\x95", dropped,
-                         _bin_head(sum(map(len, chunks))), *chunks, added,
-                         msgpack.packb(_squeezed(enter, ENTER_LEVEL, ENTER_MIN)) if enter else NO_ENTER]
-                if private is not None:
-                    parts.append(msgpack.packb(private[i]))
-                out[i] = ViewFrame(self.tick, base, ref, b"".join(parts), cs, sum(map(counts.__getitem__, cs)))
-        return out  # type: ignore[return-value]
+            frames = self._on(base, ref, cur, [views[i] for i in idx], [cells[i] for i in idx], [now[i] for i in idx],
+                              [held[i] for i in idx], None if private is None else [private[i] for i in idx])
+            for i, fr in zip(idx, frames, strict=True):
+                out[i] = fr
+        return out
+
+    def _on(self, base: int, ref: int, cur: CellMap, views: list[ClientView], cells: list[list[int]],
+            now: list[NDArray[np.int64]], held: list[int], private: list[bytes] | None) -> list[ViewFrame]:
+        """The frames of clients whose previous snapshot is ``base`` (and the one before ``ref``)."""
+        chunkset = self._chunkset(base, ref)
+        enters = self._enters(cur, base, chunkset, views, cells, now)
+        runs = [v.runs if cs is v.held else _runs(sorted(v.held_set.intersection(cs)))
+                for v, cs in zip(views, cells, strict=True)]
+        kept = _gather(chunkset.blob, chunkset.start, runs)
+        head = b"\x94" if private is None else b"\x95"
+        out = []
+        for j, (v, cs, enter, k) in enumerate(zip(views, cells, enters, kept, strict=True)):
+            if cs is v.held:  # the same cells as before (the usual case): no set arithmetic
+                dropped, added = EMPTY_BIN, EMPTY_ARRAY
+            else:
+                keep = set(cs)
+                gone = [c for c in v.held if c not in keep]
+                dropped = msgpack.packb(np.array(gone, dtype="<u4").tobytes()) if gone else EMPTY_BIN
+                new = [c for c in cs if c not in v.held_set]
+                added = msgpack.packb([self._listing(cur, c, base) for c in new]) if new else EMPTY_ARRAY
+            parts = [head, dropped, bin_head(len(k)), k, added,
+                     msgpack.packb(_squeezed(enter, ENTER_LEVEL, ENTER_MIN)) if enter else NO_ENTER]
+            if private is not None:
+                parts.append(msgpack.packb(private[j]))
+            out.append(ViewFrame(self.tick, base, ref, b"".join(parts), cs, held[j]))
+        return out
 
     def _chunkset(self, base: int, ref: int) -> ChunkSet:
         cs = self._chunks.get((base, ref))
@@ -203,26 +209,17 @@ class ViewPlanner:
             item = self._listings[(c, base)]
         return item
 
-    def _enters(self, cur: CellMap, base: int, cs: ChunkSet, views: list[ClientView],
-                cells: list[list[int]]) -> list[bytes]:
+    def _enters(self, cur: CellMap, base: int, cs: ChunkSet, views: list[ClientView], cells: list[list[int]],
+                now: list[NDArray[np.int64]]) -> list[bytes]:
         """Per client, the records of the entities that moved into a cell it keeps from a cell it
         did not watch; for all the clients of one chunk set in a few array passes."""
         n = len(views)
         if cs.moved_slot.size == 0 or n == 0:
             return [b""] * n
-        ncells = self.ncells
-        lens = [v.held_arr.size for v in views]
-        was = np.zeros((n, ncells + 1), dtype=bool)
-        if sum(lens):
-            was[np.repeat(np.arange(n), lens), np.concatenate([v.held_arr for v in views])] = True
+        was = _matrix([v.held_arr for v in views], self.ncells + 1)
         kept = was
-        moving = [i for i, (v, c) in enumerate(zip(views, cells, strict=True)) if c is not v.held]
-        if moving:  # a client that changes cells keeps only those it watches still
-            now = np.zeros((len(moving), ncells + 1), dtype=bool)
-            now[np.repeat(np.arange(len(moving)), [len(cells[i]) for i in moving]),
-                np.concatenate([np.asarray(cells[i], dtype=np.int64) for i in moving])] = True
-            kept = was.copy()
-            kept[moving] &= now
+        if any(c is not v.held for v, c in zip(views, cells, strict=True)):  # keeps only those it still watches
+            kept = was & _matrix(now, self.ncells + 1)
         who, which = np.nonzero(kept[:, cs.moved_cell] & ~was[:, cs.moved_from])
         if who.size == 0:
             return [b""] * n
@@ -234,12 +231,58 @@ class ViewPlanner:
         return [blob[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
-def _runs(cells: list[int]) -> list[tuple[int, int]]:
-    """Ascending cell ids as runs of consecutive ids: (first, last) each."""
-    out: list[tuple[int, int]] = []
-    for c in cells:
-        if out and out[-1][1] == c - 1:
-            out[-1] = (out[-1][0], c)
-        else:
-            out.append((c, c))
+def _matrix(rows: list[NDArray[np.int64]], width: int) -> NDArray[np.bool_]:
+    """One boolean row per list of cell ids: True at those ids."""
+    out = np.zeros((len(rows), width), dtype=bool)
+    lens = [r.size for r in rows]
+    if sum(lens):
+        out[np.repeat(np.arange(len(rows)), lens), np.concatenate(rows)] = True
     return out
+
+
+def _sums(values: NDArray[np.int64], rows: list[NDArray[np.int64]]) -> list[int]:
+    """For each list of indices, the sum of ``values`` at them."""
+    if not rows:
+        return []
+    lens = np.array([r.size for r in rows], dtype=np.int64)
+    flat = values[np.concatenate(rows)] if lens.sum() else np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lens)
+    total = np.concatenate([[0], np.cumsum(flat)])
+    sums: list[int] = (total[ends] - total[ends - lens]).tolist()
+    return sums
+
+
+def _runs(cells: list[int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Ascending cell ids as runs of consecutive ids: (first ids, last ids + 1)."""
+    if not cells:
+        return _NO_RUNS
+    firsts, ends = [cells[0]], []
+    last = cells[0]
+    for c in cells:
+        if c > last + 1:
+            ends.append(last + 1)
+            firsts.append(c)
+        last = c
+    ends.append(last + 1)
+    return np.array(firsts, dtype=np.int64), np.array(ends, dtype=np.int64)
+
+
+Runs = tuple[NDArray[np.int64], NDArray[np.int64]]
+
+
+def _gather(blob: bytes, start: NDArray[np.int64], runs: list[Runs]) -> list[bytes]:
+    """Per client, the bytes of its runs of cells (``blob[start[a]:start[b]]`` for each run a..b),
+    joined: one gather for all clients."""
+    if not runs:
+        return []
+    lo = start[np.concatenate([r[0] for r in runs])]
+    length = start[np.concatenate([r[1] for r in runs])] - lo
+    total = int(length.sum())
+    if total == 0:
+        return [b""] * len(runs)
+    ends = np.cumsum(length)
+    idx = np.repeat(lo - (ends - length), length) + np.arange(total)
+    data = np.frombuffer(blob, dtype=np.uint8)[idx].tobytes()
+    per = np.cumsum([r[0].size for r in runs])  # runs per client, cumulated
+    stop = np.concatenate([[0], ends])[per].tolist()
+    return [data[a:b] for a, b in zip([0, *stop[:-1]], stop, strict=True)]

@@ -41,6 +41,15 @@ def mask_codes(mask: int, nfields: int) -> list[int]:
     return [(mask >> (2 * i)) & 3 for i in range(nfields)]
 
 
+def bin_head(n: int) -> bytes:
+    """msgpack's header of a bin of ``n`` bytes."""
+    if n < 0x100:
+        return b"\xc4" + n.to_bytes(1, "big")
+    if n < 0x10000:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
 def record_dtype(schema: Schema) -> np.dtype[Any]:
     """One entity in full: slot, id, has-reference flag, every field in its wire dtype, then
     the back-difference of every linear field in its wire width (signed, wrapping)."""

@@ -216,6 +216,7 @@ class Arena(Game):
         return {
             "players": [[cid, slot] for cid, slot in self.players.items()],
             "names": [[cid, name] for cid, name in self.chat.names.items()],
+            "chat": self.chat.kept(),
             "time": self.time,
             "rng": [bg["bit_generator"], str(bg["state"]["state"]), str(bg["state"]["inc"]),
                     bg["has_uint32"], bg["uinteger"]],
@@ -223,11 +224,20 @@ class Arena(Game):
             "npc_dir": self.npc_dir.astype("<f4").tobytes(),
         }
 
+    def keep_state(self) -> dict[str, Any]:
+        """What outlives the room (closed empty, a restart): the chat's history and line ids."""
+        return {"chat": self.chat.kept()}
+
+    def restore_kept(self, data: Any) -> None:
+        if isinstance(data, dict):
+            self.chat.restore(data.get("chat"))
+
     def restore_state(self, data: dict[str, Any]) -> None:
         """Continue from ``save_state``'s output (the room has restored the world already)."""
         self.players = {int(cid): int(slot) for cid, slot in data["players"]}
         for cid, name in data["names"]:
-            self.chat.join(int(cid), str(name))
+            self.chat.join(int(cid), str(name), welcome=False)
+        self.chat.restore(data.get("chat"))
         self.time = float(data["time"])
         kind, state, inc, has32, uint = data["rng"]
         self.rng.bit_generator.state = {"bit_generator": kind, "state": {"state": int(state), "inc": int(inc)},

@@ -9,11 +9,18 @@ messages (the protocol's ``message``, sent reliably so the client sees delivery)
   "why"}}`` (too long, empty, or over the rate); the sender shows it as failed.
 - ``{"typing": bool}``: the others get ``{"typing": {"from", "on"}}`` (the sender does not).
 
+The room keeps its last ``HISTORY_LINES`` lines: a client that joins gets them first, oldest
+first, as ``{"chat_history": [{"id", "name", "text"}, ...]}`` (not sent when there are none;
+a resumed seat does not get them again). ``kept()``/``restore()`` carry the history and the
+next line id across the room's life: its game keeps them (``Game.keep_state``), so they
+outlive an empty room closing, a server restart and a failover, and ids never restart.
+
 Text is sent as the client typed it: clients must escape it when they display it.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from ..core.ratelimit import TokenBucket
@@ -22,6 +29,8 @@ from ..game import RoomAPI
 MAX_CHAT = 280  # characters per line
 LINES_PER_S, LINES_BURST = 2.0, 5.0
 TYPING_PER_S, TYPING_BURST = 4.0, 8.0
+#: lines kept for clients that join later
+HISTORY_LINES = 50
 
 
 class Chat:
@@ -32,9 +41,14 @@ class Chat:
         self._lines: dict[int, TokenBucket] = {}
         self._typing: dict[int, TokenBucket] = {}
         self._next_id = 1
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_LINES)
 
-    def join(self, client_id: int, name: str) -> None:
+    def join(self, client_id: int, name: str, welcome: bool = True) -> None:
+        """A player arrives (``welcome``: send them the history; False for a seat restored
+        from a save, whose client has it)."""
         now = self.clock()
+        if welcome and self.history:
+            self.room.send(client_id, {"chat_history": list(self.history)})
         self.names[client_id] = name
         self._lines[client_id] = TokenBucket(LINES_PER_S, LINES_BURST, now)
         self._typing[client_id] = TokenBucket(TYPING_PER_S, TYPING_BURST, now)
@@ -71,4 +85,23 @@ class Chat:
             return
         line = {"id": self._next_id, "from": client_id, "name": self.names[client_id], "text": text, "ref": ref}
         self._next_id += 1
+        self.history.append({"id": line["id"], "name": line["name"], "text": text})
         self.room.broadcast({"chat": line})
+
+    def kept(self) -> dict[str, Any]:
+        """What outlives the room: the next line id and the history (msgpack values)."""
+        return {"next_id": self._next_id, "lines": list(self.history)}
+
+    def restore(self, data: Any) -> None:
+        """Continue from ``kept()``'s output (from a room of an older run: checked, not trusted)."""
+        if not isinstance(data, dict):
+            return
+        if type(data.get("next_id")) is int:
+            self._next_id = max(self._next_id, data["next_id"])
+        lines = data.get("lines")
+        if isinstance(lines, list):
+            self.history.clear()
+            for ln in lines[-HISTORY_LINES:]:
+                if (isinstance(ln, dict) and type(ln.get("id")) is int and isinstance(ln.get("name"), str)
+                        and isinstance(ln.get("text"), str)):
+                    self.history.append({"id": ln["id"], "name": ln["name"], "text": ln["text"]})

@@ -17,6 +17,12 @@ A client joining gets ``{"doc": {"text", "v"}}``, and so does one that asks agai
 state: a client sends ``{"cursor": [anchor, head]}`` and the server moves every cursor
 through each applied edit. Names come with the room's join events; chat works as in the
 arena (gamesync.games.chat).
+
+The document (text and version) and the chat's history and line ids are kept
+(``keep_state``): they outlive the room closing empty and a server restart. A cluster also
+saves the room (``save_state``: that, the recent edits and every seat and cursor), so a
+failover loses at most the last save interval and clients resume their seats and pending
+edits on the node that takes over.
 """
 
 from __future__ import annotations
@@ -96,6 +102,37 @@ class Notes(Game):
                     and client_id in self.cursors):
                 n = len(self.text)
                 self._set_cursor(client_id, min(max(c[0], 0), n), min(max(c[1], 0), n))
+
+    # -- kept and saved state (gamesync.game.Game: keep_state, save_state) --------------------
+
+    def keep_state(self) -> dict[str, Any]:
+        """What outlives the room: the document and its version, the chat's history and ids."""
+        return {"text": self.text, "v": self.version, "chat": self.chat.kept()}
+
+    def restore_kept(self, data: Any) -> None:
+        """Continue from ``keep_state``'s output (of an older room: checked, not trusted)."""
+        if not isinstance(data, dict):
+            return
+        if isinstance(data.get("text"), str) and len(data["text"]) <= MAX_DOC and type(data.get("v")) is int:
+            self.text, self.version, self.history = data["text"], max(0, data["v"]), []
+        self.chat.restore(data.get("chat"))
+
+    def save_state(self) -> dict[str, Any]:
+        """The kept state, the recent edits (to merge late ones) and who is here, for a failover."""
+        names = [[cid, self.chat.names.get(cid, "")] for cid in self.cursors]
+        return {**self.keep_state(), "history": self.history, "names": names}
+
+    def restore_state(self, data: dict[str, Any]) -> None:
+        """Continue from ``save_state``'s output (the room has restored the world: the cursors)."""
+        self.restore_kept(data)
+        self.history = [ot.check(op) for op in data.get("history", [])][-HISTORY:]
+        w = self.world
+        alive = w.alive[: w.n].nonzero()[0]
+        self.cursors = {int(w["owner"][s]): int(s) for s in alive}
+        for cid, name in data.get("names", []):
+            self._rate[int(cid)] = TokenBucket(OPS_PER_S, OPS_BURST, self.time)
+            self._syncs[int(cid)] = TokenBucket(SYNCS_PER_S, SYNCS_BURST, self.time)
+            self.chat.join(int(cid), str(name), welcome=False)
 
     def _edit(self, client_id: int, op: Any, base: Any, ref: Any) -> None:
         try:

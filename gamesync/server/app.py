@@ -19,6 +19,7 @@ from ..core.serverproto import ServerSession
 from ..ports import Membership
 from .alone import Alone
 from .config import ServerConfig
+from .deflate import SharedDeflate
 from .hosting import RoomHosting
 from .joining import read_join
 from .listener import REJECT_SLACK, Listener
@@ -47,7 +48,10 @@ class Server:
         self._prejoin: set[trio.CancelScope] = set()
         self.http_url: str | None = None
         #: this server's membership of a cluster (``config.redis_url``), or its standing alone
-        self.cluster: Membership = Alone(self.rooms)
+        self.cluster: Membership = Alone(self.rooms, None if self.config.redis_url else self.config.data_dir,
+                                         self.config.save_interval_s)
+        #: permessage-deflate with the clients that offer it (None: never negotiated)
+        self.deflate = SharedDeflate(self.config.deflate_threshold) if self.config.deflate else None
         self.hosting = RoomHosting(self.config, self.rooms, self.cluster, lambda: self._stopping)
 
     # -- public ------------------------------------------------------------------------------
@@ -86,6 +90,7 @@ class Server:
                 await self.listener.accept(lsock, nursery, self._connection, lambda: self._stopping)
         finally:
             lsock.close()
+            self.cluster.close()  # what the rooms kept as they stopped
             self._write_stats()
             logger.info("gamesync stopped")
 
@@ -97,7 +102,7 @@ class Server:
         cfg = self.config
         public = cfg.public_url or f"{'wss' if cfg.ssl_context is not None else 'ws'}://{cfg.host}:{self.port}/"
         return ClusterNode(self, self.rooms, redis_url, cfg.node_id or f"{socket.gethostname()}-{self.port}", public,
-                           cfg.redis_prefix, self.http_url, cfg.save_interval_s)
+                           cfg.redis_prefix, self.http_url, cfg.save_interval_s, cfg.placement)
 
     async def shutdown(self) -> None:
         """Close every client with 1001 "going away", wait briefly for the closes, then stop."""
@@ -149,6 +154,7 @@ class Server:
             "clients": sum(r["clients"] for r in rooms),
             "bytes_out": sum(r["bytes_out"] for r in rooms),
             "rooms": rooms,
+            **({"deflate": self.deflate.stats()} if self.deflate is not None else {}),
             **self.cluster.stats(),
         }
 
@@ -202,7 +208,7 @@ class Server:
 
     async def _join(self, conn: WsConn, proto: ServerSession) -> tuple[Room, p.Join, str | None] | None:
         """Handshake, then the join message; the room to enter, or None after a handshake timeout."""
-        req = await read_join(conn, proto, self.config, lambda: self.connections)
+        req = await read_join(conn, proto, self.config, lambda: self.connections, self.deflate)
         if req is None:
             return None
         return await self._room_for(req.join, req.reservation), req.join, req.player

@@ -55,7 +55,8 @@ class ServerConfig:
     #: allow anonymous joins (no ``token_secret``) on a non-loopback ``host`` too, and through a
     #: reverse proxy; development only
     insecure_dev: bool = False
-    #: browser Origins allowed to connect (exact "scheme://host[:port]"); None: any.
+    #: browser Origins allowed to connect, and to read the JSON endpoints over CORS (exact
+    #: "scheme://host[:port]"); None: any.
     #: Requests without an Origin header (bots, native clients) are not affected.
     allowed_origins: tuple[str, ...] | None = None
     #: connections open at once from one remote address
@@ -83,6 +84,12 @@ class ServerConfig:
     idle_timeout_s: float = 15.0
     close_timeout_s: float = 1.0
     shutdown_timeout_s: float = 1.5
+
+    #: negotiate permessage-deflate (RFC 7692) with clients that offer it, without context
+    #: takeover; a frame is compressed when its events (what it carries besides the snapshot
+    #: payload, compressed already) reach ``deflate_threshold`` bytes (gamesync.server.deflate)
+    deflate: bool = True
+    deflate_threshold: int = 1024
 
     # inbound limits
     max_message_bytes: int = 16 * 1024
@@ -127,6 +134,11 @@ class ServerConfig:
     #: operators (see ``docs/security.md``, "The HTTP side")
     public_lobby: bool = True
 
+    #: directory of the SQLite file holding what games keep past their rooms (chat history,
+    #: documents: ``Game.keep_state``) when the server runs alone; None: kept in memory, for
+    #: the life of the process. A cluster keeps it in Redis and ignores this.
+    data_dir: str | None = None
+
     # cluster (gamesync.cluster): several servers sharing rooms through one Redis
     #: redis://host:port of the cluster; None: this server runs alone
     redis_url: str | None = None
@@ -136,6 +148,9 @@ class ServerConfig:
     public_url: str | None = None
     #: prefix of every key and channel, so several clusters can share one Redis
     redis_prefix: str = "gs:"
+    #: where a new room goes: "load", the least loaded live node (rooms, clients, tick time),
+    #: its first player redirected there; "local", the node that player reached
+    placement: str = "load"
     #: seconds between state saves of rooms whose game opts in (Game.save_state)
     save_interval_s: float = 2.0
     #: on SIGTERM, rooms whose game does not save get this long to finish before being handed over
@@ -177,6 +192,10 @@ class ServerConfig:
             problem = None if url is None else url_problem(url, schemes)
             if problem is not None:
                 raise ConfigError(name, url, problem)
+        if not (type(self.deflate_threshold) is int and self.deflate_threshold >= 0):
+            raise ConfigError("deflate_threshold", self.deflate_threshold, "a number of bytes, 0 or more")
+        if self.placement not in ("load", "local"):
+            raise ConfigError("placement", self.placement, 'is "load" (the least loaded node) or "local"')
         for origin in self.allowed_origins or ():
             problem = origin_problem(origin)
             if problem is not None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import trio
 
 from ..core import protocol as p
 from ..core.errors import GoingAway, InternalError, ServerFull, UnknownGame
-from ..core.saved import SavedRoom
+from ..core.saved import SavedRoom, unpack_kept
 from ..ports import Membership
 from .config import ServerConfig
 from .room import Room
@@ -64,13 +65,23 @@ class RoomHosting:
                     raise GoingAway("server shutting down")
                 if saved is not None and game is not None and saved.game != game:
                     saved = None  # the join wants another game: the old room's state does not fit
-                return await self._create_room(name, saved.game if saved is not None else game or
-                                               self.config.default_game, saved)
+                game_name = saved.game if saved is not None else game or self.config.default_game
+                kept = None if saved is not None else await self._kept(name, game_name)
+                return await self._create_room(name, game_name, saved, kept)
         finally:
             if not lock.locked() and lock.statistics().tasks_waiting == 0:
                 self._placing.pop(name, None)
 
-    async def _create_room(self, name: str, game_name: str, saved: SavedRoom | None = None) -> Room:
+    async def _kept(self, name: str, game_name: str) -> Any:
+        """What the last room ``name`` of ``game_name`` kept, or None."""
+        try:
+            blob = await self.cluster.load_kept(name)
+        except Exception:  # a room that starts without its kept data beats no room at all
+            logger.exception("room %s: its kept data could not be read; starting without it", name)
+            return None
+        return unpack_kept(blob, game_name) if blob is not None else None
+
+    async def _create_room(self, name: str, game_name: str, saved: SavedRoom | None = None, kept: Any = None) -> Room:
         factory = self.config.games.get(game_name)
         if factory is None:
             raise UnknownGame(f"no game {game_name!r} here (have: {', '.join(sorted(self.config.games))})")
@@ -79,7 +90,7 @@ class RoomHosting:
         try:
             try:
                 room = Room(self.cluster.links, self.config, name, game_name, factory(**self.config.game_options),
-                            saved)
+                            saved, kept)
             except Exception:
                 if saved is None:
                     raise

@@ -37,6 +37,7 @@ from .. import tokens
 from ..core.errors import Unauthorized
 from ..core.protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS
 from .config import ServerConfig
+from .cors import CorsMiddleware, CorsPolicy
 from .netaddr import check_bindable, is_loopback, proxied
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,20 @@ def _endpoint(server: ServerView) -> Callable[[Request], Awaitable[JSONResponse]
     return endpoint
 
 
-def build_app(server: ServerView, demo_dir: Path | None) -> Starlette:
+#: the JSON endpoints anyone may read, and those for operators (see ``build_app``)
+PUBLIC_PATHS = ("/health", "/api/server")
+LOBBY_PATHS = ("/rooms", "/metrics")
+OPERATOR_PATHS = ("/stats", "/presence", "/nodes")
+
+
+def cors_policy(cfg: ServerConfig) -> CorsPolicy:
+    """CORS for the JSON endpoints, from the WebSocket's Origin allowlist (gamesync.server.cors)."""
+    lobby_public = cfg.public_lobby
+    return CorsPolicy(cfg.allowed_origins, PUBLIC_PATHS + (LOBBY_PATHS if lobby_public else ()),
+                      OPERATOR_PATHS + (() if lobby_public else LOBBY_PATHS), cfg.token_secret is not None)
+
+
+def build_app(server: ServerView, demo_dir: Path | None) -> Any:
     started = time.time()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(server))
@@ -190,7 +204,7 @@ def build_app(server: ServerView, demo_dir: Path | None) -> Starlette:
                          Route("/nodes", operators(cluster))]
     if demo_dir is not None and demo_dir.is_dir():
         routes.append(Mount("/", app=StaticFiles(directory=demo_dir, html=True), name="demo"))
-    return Starlette(routes=routes)
+    return CorsMiddleware(Starlette(routes=routes), cors_policy(cfg))
 
 
 async def serve_http(server: ServerView, host: str, port: int, demo_dir: Path | None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import selectors
 from collections.abc import Callable
 
+from .. import native
 from ..core.errors import GamesyncError, PeerClosed
 from .session import Session
 
@@ -32,22 +33,39 @@ class Inbox:
         self._selector.close()
 
     def read(self, now: float, handle: Callable[[Session, list[bytes]], None]) -> None:
-        """Read every readable socket once; ``handle`` gets each session's messages. A session
-        whose connection broke or broke the rules is closed (a vanished peer keeps its seat)."""
+        """Read every readable socket once (those on the fast path in one
+        ``gamesync.native.recv_frames`` call); ``handle`` gets each session's messages. A
+        session whose connection broke or broke the rules is closed (a vanished peer keeps
+        its seat)."""
+        fast: list[Session] = []
         for key, _ in self._selector.select(0):
             s: Session = key.data
             if s.closing:
                 continue
-            try:
-                msgs = s.conn.recv_messages(now)
-            except GamesyncError as e:
-                s.close(e)
-                continue
-            except PeerClosed as e:  # a close frame means it left; a vanished peer may come back
-                s.close(None, f"disconnected ({e})", keep_seat=not e.clean)
-                continue
-            s.proto.heard(now)
-            pong = s.conn.take_pong()
-            if pong is not None:
-                s.write(pong)  # queued behind a partly written frame, never inside it
-            handle(s, msgs)
+            if s.conn.batchable:
+                fast.append(s)
+            else:
+                _take(s, now, handle, None)
+        if fast:
+            results = native.recv_frames([s.sock for s in fast], [s.conn.stream.reader for s in fast],
+                                         fast[0].conn.recv_chunk)
+            for s, res in zip(fast, results, strict=True):
+                _take(s, now, handle, res)
+
+
+def _take(s: Session, now: float, handle: Callable[[Session, list[bytes]], None],
+          result: tuple[int, list[bytes], bytes | None] | None) -> None:
+    """One session's read: its own recv (``result`` None) or its share of a batched one."""
+    try:
+        msgs = s.conn.recv_messages(now) if result is None else s.conn.absorb(result, now)
+    except GamesyncError as e:
+        s.close(e)
+        return
+    except PeerClosed as e:  # a close frame means it left; a vanished peer may come back
+        s.close(None, f"disconnected ({e})", keep_seat=not e.clean)
+        return
+    s.proto.heard(now)
+    pong = s.conn.take_pong()
+    if pong is not None:
+        s.write(pong)  # queued behind a partly written frame, never inside it
+    handle(s, msgs)

@@ -16,6 +16,7 @@ from ..core import protocol as p
 from ..core.errors import ServerFull, Timeout
 from ..core.serverproto import ServerSession
 from .config import ServerConfig
+from .deflate import SharedDeflate
 from .netaddr import proxied
 from .upgrade import accept_upgrade
 from .wsconn import WsConn
@@ -31,12 +32,13 @@ class JoinRequest:
 
 
 async def read_join(conn: WsConn, proto: ServerSession, cfg: ServerConfig,
-                    connections: Callable[[], int]) -> JoinRequest | None:
-    """Handshake, then the join message; None after a handshake timeout."""
+                    connections: Callable[[], int], deflate: SharedDeflate | None = None) -> JoinRequest | None:
+    """Handshake (with permessage-deflate, given ``deflate``), then the join message; None
+    after a handshake timeout."""
     with trio.move_on_after(cfg.handshake_timeout_s) as cs:
         if cfg.ssl_context is not None:
             await conn.start_tls(cfg.ssl_context)
-        request = await accept_upgrade(conn, lambda r: check_request(cfg, r))
+        request = await accept_upgrade(conn, lambda r: check_request(cfg, r), deflate)
     if cs.cancelled_caught:
         return None
     reservation = query_param(request.target, "reservation")

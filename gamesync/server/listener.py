@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from .. import native
 from ..core.ratelimit import TokenBucket
 from .config import ServerConfig
 from .netaddr import is_loopback
@@ -32,6 +33,7 @@ class Listener:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        native.log_path_once()  # which wire path this server runs (native, or pure Python and why)
         self.connections = 0
         self.per_ip: dict[str, int] = {}  # open connections by remote address
         self._ip_rate: dict[str, TokenBucket] = {}  # connect attempts by remote address

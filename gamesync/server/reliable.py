@@ -1,24 +1,32 @@
-"""Reliable messages: sent to one client, resolved when it acknowledges them, when they time
-out, or when the client leaves."""
+"""Reliable messages: sent to one client, resolved when it acknowledges them (or, for a
+request, answers them), when they time out, or when the client leaves."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import trio
 
 
 class ReliableSend:
-    """A message a client must acknowledge: ``result`` is True (acked), False (timed out or the
-    client left) or None (pending)."""
+    """A message a client must acknowledge: ``result`` is True (acked; with ``expect_reply``:
+    answered, the answer in ``reply``), False (timed out or the client left) or None
+    (pending). ``acked`` tells a request that timed out waiting for its reply from one that
+    never arrived."""
 
-    def __init__(self, ack_id: int, client_id: int, deadline: float,
-                 on_result: Callable[[bool], None] | None) -> None:
+    def __init__(self, ack_id: int, client_id: int, deadline: float, on_result: Callable[[bool], None] | None,
+                 expect_reply: bool = False, on_ack: Callable[[], None] | None = None) -> None:
         self.ack_id = ack_id
         self.client_id = client_id
         self.deadline = deadline
         self.result: bool | None = None
+        self.expect_reply = expect_reply
+        self.acked = False
+        self.replied = False
+        self.reply: Any = None
         self._on_result = on_result
+        self._on_ack = on_ack
         self._done = trio.Event()
 
     def resolve(self, ok: bool) -> None:
@@ -27,6 +35,18 @@ class ReliableSend:
             self._done.set()
             if self._on_result is not None:
                 self._on_result(ok)
+
+    def acknowledge(self, replied: bool, reply: Any) -> bool:
+        """The client acked (``replied``: answered with ``reply``); True once that resolves it."""
+        first = not self.acked
+        self.acked = True
+        if replied or not self.expect_reply:
+            self.replied, self.reply = replied, reply
+            self.resolve(True)
+            return True
+        if first and self._on_ack is not None:
+            self._on_ack()
+        return False
 
     async def wait(self) -> bool:
         await self._done.wait()
@@ -40,21 +60,21 @@ class ReliableBook(dict[int, ReliableSend]):
         super().__init__()
         self._next_ack_id = 1
 
-    def open(self, client_id: int, deadline: float, on_result: Callable[[bool], None] | None) -> ReliableSend:
+    def open(self, client_id: int, deadline: float, on_result: Callable[[bool], None] | None,
+             expect_reply: bool = False, on_ack: Callable[[], None] | None = None) -> ReliableSend:
         """A new handle with the next ack id (not yet pending: see ``add``)."""
-        h = ReliableSend(self._next_ack_id, client_id, deadline, on_result)
+        h = ReliableSend(self._next_ack_id, client_id, deadline, on_result, expect_reply, on_ack)
         self._next_ack_id += 1
         return h
 
     def add(self, h: ReliableSend) -> None:
         self[h.ack_id] = h
 
-    def acked(self, ack_id: int, client_id: int) -> None:
-        """Only its addressee can acknowledge a message."""
+    def acked(self, ack_id: int, client_id: int, replied: bool = False, reply: Any = None) -> None:
+        """Only its addressee can acknowledge (or answer) a message."""
         h = self.get(ack_id)
-        if h is not None and h.client_id == client_id:
+        if h is not None and h.client_id == client_id and h.acknowledge(replied, reply):
             del self[ack_id]
-            h.resolve(True)
 
     def expire(self, now: float) -> None:
         for h in [h for h in self.values() if h.deadline <= now]:

@@ -28,8 +28,11 @@ from ..core.world import World
 from ..game import Game
 from ..ports import RoomLinks
 from .config import ServerConfig
+from .keeper import Keeper
+from .outbound import send_frames
 from .payloads import encode_payloads
 from .reliable import ReliableBook, ReliableSend
+from .roomsends import RoomSends
 from .roomstats import RoomStats, room_stats
 from .roster import Roster
 from .seats import Seat
@@ -42,11 +45,12 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY_TICKS = 10
 
 
-class Room:
-    """Implements gamesync.game.RoomAPI for its game, and gamesync.ports.HostedRoom."""
+class Room(RoomSends):
+    """Implements gamesync.game.RoomAPI for its game (what leaves the room: ``RoomSends``),
+    and gamesync.ports.HostedRoom."""
 
     def __init__(self, links: RoomLinks, config: ServerConfig, name: str, game_name: str, game: Game,
-                 saved: SavedRoom | None = None) -> None:
+                 saved: SavedRoom | None = None, kept: Any = None) -> None:
         self.links = links
         self.config = config
         self.name = name
@@ -73,7 +77,9 @@ class Room:
         self._first_tick = 0
         #: ticks between state saves (games that opt in, where links save); 0: none
         self.save_every = max(1, round(links.save_interval_s * self.tick_rate)) if links.save_interval_s > 0 else 0
+        self.keeper = Keeper(links, name, game_name, game, self.tick_rate)  # what outlives the room
         game.setup(self)
+        self.keeper.restore(kept)  # None (nothing kept, or a room going on from a save): nothing
         if saved is not None:
             self._restore(saved)
 
@@ -107,6 +113,12 @@ class Room:
         return len(self.sessions)
 
     @property
+    def tick_load(self) -> float:
+        """Share of one core its recent ticks took (their mean time times the tick rate)."""
+        recent = self.tick_stats.recent
+        return sum(recent) / len(recent) * self.tick_rate if recent else 0.0
+
+    @property
     def max_players(self) -> int:
         return self.game.max_players
 
@@ -132,18 +144,10 @@ class Room:
             if cid != exclude:
                 s.queue_event(entry)
 
-    def broadcast_all_rooms(self, data: Any) -> None:
-        self.links.publish_all(data)
-
-    def publish(self, room: str, data: Any) -> None:
-        self.links.publish(room, data)
-
-    def send_to_player(self, player: str, data: Any) -> None:
-        self.links.send_to_player(player, data)
-
     def send_reliable(self, client_id: int, data: Any, timeout: float = 5.0,
-                      on_result: Callable[[bool], None] | None = None) -> ReliableSend:
-        h = self._reliable.open(client_id, trio.current_time() + timeout, on_result)
+                      on_result: Callable[[bool], None] | None = None, expect_reply: bool = False,
+                      on_ack: Callable[[], None] | None = None) -> ReliableSend:
+        h = self._reliable.open(client_id, trio.current_time() + timeout, on_result, expect_reply, on_ack)
         s = self.sessions.get(client_id)
         if s is None or s.closing:
             h.resolve(False)
@@ -167,9 +171,9 @@ class Room:
     # -- life of the room ------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop ticking now (the room is empty, or moves to another node); its sessions, if
-        any, stay until ``close_sessions``."""
+        """Stop ticking now (empty, or moving to another node); sessions stay until ``close_sessions``."""
         self.closed = True
+        self.keeper.take()  # before the next room of this name can load it
         self.links.room_closed(self)
         if self._scope is not None:
             self._scope.cancel()
@@ -192,6 +196,7 @@ class Room:
             self.close_sessions(InternalError("the room's game failed"))
         finally:
             self.closed = True
+            self.keeper.take()  # a server shutting down: written as it closes
             for s in self.roster.joining:  # admitted while the room was failing: let them go
                 s.close(InternalError(f"room {self.name!r} has closed"))
                 s.done.set()
@@ -210,7 +215,7 @@ class Room:
         t1 = clock()
         self._step(tick)
         t2 = clock()
-        state = State.capture(self.world, tick, self.history.get(tick - 1))
+        state = State.capture(self.world, tick, self.history.get(tick - 1), self.views.blank_rows if self.views else ())
         self.history.push(state)
         if self.views is not None:
             self.views.push(state)
@@ -226,6 +231,7 @@ class Room:
             self.roster.heartbeat(now)
         if self.save_every and tick % self.save_every == 0:
             self._save()
+        self.keeper.tick(tick)
         self._drop_closing()
         self._linger(now)
         t4 = clock()
@@ -259,8 +265,7 @@ class Room:
                                self.plan_counts, self.stats)
 
     def _send(self, plan: list[tuple[Session, Outgoing]], now: float) -> None:
-        for s, out in plan:
-            s.offer(out, now)
+        send_frames(plan, now)
 
     def snapshot_stats(self) -> dict[str, Any]:
         """Counters for monitoring and benchmarks (totals since the room opened)."""

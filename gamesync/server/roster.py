@@ -196,7 +196,7 @@ class Roster:
         elif type(ev) is Reply:
             s.queue_event(ev.entry)
         elif type(ev) is ReliableAcked:
-            self.reliable.acked(ev.ack_id, s.id)
+            self.reliable.acked(ev.ack_id, s.id, ev.replied, ev.reply)
         elif type(ev) is Left:
             s.left()
 

@@ -10,6 +10,7 @@ nothing and gets fewer, newer snapshots; one that accepts nothing for too long i
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, NamedTuple
 
 import trio
@@ -111,32 +112,61 @@ class Session:
 
     def offer(self, snap: Outgoing, now: float) -> None:
         """Send this tick's snapshot now if the socket has room, else leave it in the mailbox."""
+        frame = self.frame_parts(snap, now)
+        if frame is not None:
+            self.write(b"".join(frame[0]))
+
+    def frame_parts(self, snap: Outgoing, now: float) -> tuple[list[bytes], int] | None:
+        """What ``offer`` writes, unwritten: the frame's byte strings and their total length,
+        or None when nothing is to be written now (the snapshot waits in the mailbox, or is
+        skipped). The caller writes them (``wrote``), in one batch for many sessions."""
         if self.closing:
-            return
+            return None
         if self.outbuf is not None:
             if self.mailbox is not None:
                 self.skipped += 1
             self.mailbox = snap
-            return
-        self._send_snapshot(snap, now)
+            return None
+        return self._snapshot_parts(snap, now)
 
     def _send_snapshot(self, snap: Outgoing, now: float) -> None:
+        frame = self._snapshot_parts(snap, now)
+        if frame is not None:
+            self.write(b"".join(frame[0]))
+
+    def _snapshot_parts(self, snap: Outgoing, now: float) -> tuple[list[bytes], int] | None:
         if snap.view is not None and snap.base != self.view.tick:
             self.skipped += 1  # built on a view the client no longer has: the next tick's will do
-            return
+            return None
         ack = pack(self.proto.last_applied)
         events = pack(self.events) if self.events else NO_EVENTS
         size = len(snap.head) + len(ack) + len(snap.mid) + len(events)
         head = binary_header(size)
-        if not self.out_budget.take_oversize(len(head) + size, now):
+        parts = [head, snap.head, ack, snap.mid, events]
+        total = len(head) + size
+        if self.conn.deflate is not None:  # permessage-deflate (server.deflate): big events compressed
+            parts = self.conn.deflate.parts(parts, events)
+            total = sum(map(len, parts))
+        if not self.out_budget.take_oversize(total, now):
             self.skipped += 1  # over the byte budget: skip; events wait for the next frame
-            return
+            return None
         self.events = []
         self.proto.acks.on_sent(snap.tick, snap.base)
         if snap.view is not None:
             self.view.commit(snap.view)
         self.frames_out += 1
-        self.write(b"".join((head, snap.head, ack, snap.mid, events)))
+        return parts, total
+
+    def wrote(self, parts: list[bytes], total: int, n: int) -> None:
+        """The outcome of a batched send of a frame (``frame_parts``, on a connection without
+        TLS): ``n`` bytes written (the rest goes to the writer task), or minus the errno."""
+        if n < 0:
+            self.close(None, f"send failed: {OSError(-n, os.strerror(-n))}", keep_seat=True)
+            return
+        self.bytes_out += n
+        if n < total:
+            self.outbuf = memoryview(b"".join(parts))[n:]
+            self._wake.set()
 
     def write(self, data: bytes) -> None:
         """Non-blocking write; what does not fit goes to the writer task."""

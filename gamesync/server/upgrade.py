@@ -9,14 +9,16 @@ from wsproto.events import AcceptConnection, RejectConnection, RejectData, Reque
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ..core.errors import Forbidden, PeerClosed, ProtocolViolation
-from ..wsframe import FrameReader, header_end
+from ..wsframe import header_end
+from .deflate import Deflating, SharedDeflate
 from .wsconn import WsConn
 
 
-async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | None = None) -> Request:
+async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | None = None,
+                         deflate: SharedDeflate | None = None) -> Request:
     """Read the HTTP upgrade request and accept it, unless ``check(request)`` returns a
     reason to refuse it: then the client gets ``403 Forbidden`` with that reason and
-    Forbidden is raised."""
+    Forbidden is raised. With ``deflate``, permessage-deflate if the client offers it."""
     head = b""
     while True:
         data = await conn.recv_some()
@@ -29,10 +31,13 @@ async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | 
                     if refusal is not None:
                         await refuse_upgrade(conn, 403, refusal)
                         raise Forbidden(refusal)
-                    await conn.send_all(conn.ws.send(AcceptConnection()))
+                    ext = deflate.extension(conn.max_message) if deflate is not None else None
+                    await conn.send_all(conn.ws.send(AcceptConnection(extensions=[ext] if ext else [])))
+                    if deflate is not None and ext is not None and ext.enabled():
+                        conn.deflate = Deflating(deflate, conn.ws, ext)
                     # wsproto's server handshake does not hand bytes that came right
                     # behind the request to its Connection: the fast path takes them
-                    conn.reader = FrameReader(masked=True, max_size=conn.max_message)
+                    conn.stream.start_fast()
                     end = header_end(head)
                     if 0 < end < len(head):
                         conn.pending = conn.ingest(head[end:], trio.current_time())

@@ -28,6 +28,9 @@ class _Solo:
     shown: set[int] = field(default_factory=set)
     hidden: set[int] = field(default_factory=set)
 
+PLAIN_KEY = (None, None)  # the scope key of a client with no team and no owner cell, when no entity has exceptions
+
+
 class ViewRules:
     """Who sees what in a view room: the game's side of gamesync.game.ViewsAPI (focus, radius,
     teams, scopes, private fields' owners, per-client exceptions), and the cells each client
@@ -48,6 +51,8 @@ class ViewRules:
         self._next_cell = self.grid.everyone + 1
         self._natural: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
         self._owned: dict[int, dict[int, int]] = {}  # client id -> {slot: entity id} whose private fields it gets
+        #: the sessions of the last ``_all_cells`` and their views' spans, to find who moved
+        self._last: tuple[list[Any], NDArray[np.int64]] = ([], np.zeros((0, 0), dtype=np.int64))
 
     # -- the game's side (gamesync.game.ViewsAPI) -------------------------------------------
 
@@ -193,33 +198,58 @@ class ViewRules:
             return int(self._scope_cell[s])
         return -1
 
-    def _where(self, cid: int) -> tuple[float, float]:
-        f = self._focus.get(cid)
-        if f is not None:
-            slot, eid = f
+    def _points(self, cids: list[int]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Each client's focus: its entity's position (vectorised over clients), or its point; a
+        client whose entity is gone stays where it was last."""
+        n = len(cids)
+        xs, ys = np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64)
+        focus, point, home = self._focus, self._point, (self.grid.x0, self.grid.y0)
+        found = [focus.get(c) for c in cids]
+        follow = [i for i, f in enumerate(found) if f is not None]
+        for i, (c, f) in enumerate(zip(cids, found, strict=True)):
+            if f is None:
+                xs[i], ys[i] = point.get(c, home)
+        if follow:
             w = self.world
-            if int(slot) < w.n and w.alive[int(slot)] and int(w.ids[int(slot)]) == eid:
-                fx, fy = self.grid.interest.position
-                pt = (float(w[fx][int(slot)]), float(w[fy][int(slot)]))
-                self._point[cid] = pt
-                return pt
-            del self._focus[cid]  # its entity is gone: stay where it was last
-        return self._point.get(cid, (self.grid.x0, self.grid.y0))
+            sl = np.array([found[i][0] for i in follow], dtype=np.intp)  # type: ignore[index]
+            eid = np.array([found[i][1] for i in follow], dtype=np.uint32)  # type: ignore[index]
+            at = np.minimum(sl, max(w.n - 1, 0))
+            ok = (sl < w.n) & w.alive[at] & (w.ids[at] == eid) if w.n else np.zeros(sl.size, dtype=bool)
+            fx, fy = self.grid.interest.position
+            px, py = w[fx][at].astype(np.float64), w[fy][at].astype(np.float64)
+            rows = np.asarray(follow, dtype=np.intp)
+            xs[rows[ok]], ys[rows[ok]] = px[ok], py[ok]
+            live = [cids[i] for i, good in zip(follow, ok.tolist(), strict=True) if good]
+            point.update(zip(live, zip(px[ok].tolist(), py[ok].tolist(), strict=True), strict=True))
+            for j in np.flatnonzero(~ok).tolist():  # its entity is gone: stay where it was last
+                c = cids[follow[j]]
+                del focus[c]
+                xs[follow[j]], ys[follow[j]] = point.get(c, home)
+        return xs, ys
 
     def _all_cells(self, live: Sequence[Session]) -> list[list[int]]:
         """Every session's watched cells, computed for all at once; a session whose cells did not
         change gets the very list it watches already (core.viewplan's fast path)."""
-        pts = [self._where(s.id) for s in live]
         grid, radius = self.grid, self.grid.interest.radius
-        xs = np.array([q[0] for q in pts], dtype=np.float64)
-        ys = np.array([q[1] for q in pts], dtype=np.float64)
-        rs = np.array([self._radius.get(s.id, radius) for s in live], dtype=np.float64)
+        xs, ys = self._points([s.id for s in live])
+        rs = np.array([self._radius.get(s.id, radius) for s in live], dtype=np.float64) if self._radius \
+            else np.full(len(live), radius)
         must, may = grid.spans(xs, ys, rs), grid.spans(xs, ys, rs + grid.interest.margin)
+        spans = np.hstack([must, may])
+        last, self._last = self._last, (list(live), spans)
+        if last[0] == self._last[0] and last[1].shape == spans.shape:  # the same sessions: compare rows
+            moved = (spans != last[1]).any(axis=1).tolist()
+        else:
+            moved = [True] * len(live)
         out = []
-        for s, a, b in zip(live, must, may, strict=True):
-            key = (a.tobytes(), b.tobytes(), self._scope_key(s.id))
+        plain = not (self._solo or self._team_cell or self._owner_cell)  # every client's scope key is the same
+        for s, a, b, m in zip(live, must, may, moved, strict=True):
             v = s.view
-            if key != v.key:
+            if plain and not m and v.key == PLAIN_KEY:
+                out.append(v.want)
+                continue
+            key = PLAIN_KEY if plain else self._scope_key(s.id)
+            if m or key != v.key:
                 need = self._with_scopes(s.id, grid.cells_of_span(a))
                 held = v.held_set
                 if held and held.issuperset(need):  # keep what is still within the margin
@@ -232,6 +262,7 @@ class ViewRules:
         return out
 
     def _scope_key(self, cid: int) -> Any:
+        """What a client's scope cells depend on, beyond its view's spans."""
         if not self._solo:  # the scope cells depend only on the client's team and its own cell
             return (self._team_cell.get(self._team.get(cid, -1)), self._owner_cell.get(cid))
         return object()  # per-entity exceptions: a key equal to no other, so recomputed every tick

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import msgpack
 import numpy as np
 
 from ..core import protocol as p
@@ -20,7 +21,7 @@ from ..core.interest import Interest
 from ..core.schema import Schema
 from ..core.state import State
 from ..core.viewplan import ViewPlanner
-from ..core.viewwire import private_dtype
+from ..core.viewwire import bin_head, private_dtype
 from ..core.world import World
 from .roomstats import RoomStats
 from .session import Outgoing, Session
@@ -29,6 +30,7 @@ from .viewrules import ViewRules
 logger = logging.getLogger(__name__)
 
 FLAG_VIEW = 2  # snapshot flags bit 1: the payload is a view payload (docs/protocol.md 18)
+MID_FLAGS = msgpack.packb(FLAG_VIEW)
 
 class Views(ViewRules):
     """Implements gamesync.game.ViewsAPI for a room (``ViewRules``), and builds its clients'
@@ -39,7 +41,8 @@ class Views(ViewRules):
         self.grid_schema = schema
         self.planner = ViewPlanner(schema, history)
         self._private = private_dtype(schema, interest.private) if interest.private else None
-        self._real: State | None = None  # the newest state, private fields included
+        #: per client, (cell, private row) of each entity it owns at the newest state
+        self._owned_now: dict[int, list[tuple[int, bytes]]] = {}
     @classmethod
     def of(cls, world: World, game: Any, history: int) -> Views | None:
         """A room's views when its game declares ``interest``, else None."""
@@ -51,22 +54,31 @@ class Views(ViewRules):
     def welcome(self) -> dict[str, Any]:
         return self.grid.to_wire()
 
+    @property
+    def blank_rows(self) -> tuple[int, ...]:
+        """State rows a view room's captures may leave at 0 (``State.capture(blank=...)``): the
+        private fields, which ``push`` takes from the world for their owners alone."""
+        return self.grid.private_rows
+
     def push(self, state: State) -> None:
-        """The tick's new state: every entity's cell, scopes and exceptions applied."""
+        """The tick's new state, just captured from the world: every entity's cell, scopes and
+        exceptions applied; the owners' private values read from the world."""
         cells = self.cells_of(state)
-        self._real = state
-        if self._private is not None:  # what every client is sent holds 0 in the private fields
+        rows = list(self.grid.private_rows)
+        if rows and state.mat[rows].any():  # what every client is sent holds 0 in the private fields
             mat = state.mat.copy()
-            mat[list(self.grid.private_rows)] = 0
+            mat[rows] = 0
             mat.flags.writeable = False
             state = State(state.tick, state.n, state.alive, state.ids, mat, state.layout)
         self.planner.push(state, cells, self._next_cell)
+        self._owned_now = self._owned_rows(state) if self._private is not None else {}
+
     def encode(self, live: Sequence[Session], stats: RoomStats) -> list[tuple[Session, Outgoing]]:
         """Every live session's view snapshot of the newest state."""
         cells = self._all_cells(live)
         private = None
         if self._private is not None:
-            owned = self._owned_rows()
+            owned = self._owned_now
             private = []
             for s, cs in zip(live, cells, strict=True):
                 mine = owned.get(s.id)
@@ -77,20 +89,25 @@ class Views(ViewRules):
                 private.append(b"".join([row for cell, row in mine if cell in have]))
         frames = self.planner.frames([s.view for s in live], cells, private)
         out = []
-        parts, nbytes = p.snapshot_parts, 0
+        heads: dict[tuple[int, int], bytes] = {}  # every client of one (base, ref) shares its head
+        flag, nbytes = MID_FLAGS, 0
         for s, frame in zip(live, frames, strict=True):
-            head, mid = parts(frame.tick, frame.base, frame.ref, FLAG_VIEW, frame.payload)
-            out.append((s, Outgoing(frame.tick, frame.base, frame.ref, FLAG_VIEW, frame.payload, head, mid, frame)))
-            nbytes += len(frame.payload)
+            tick, base, ref, payload = frame.tick, frame.base, frame.ref, frame.payload
+            head = heads.get((base, ref))
+            if head is None:
+                head = heads[base, ref] = p.snapshot_parts(tick, base, ref, FLAG_VIEW, b"")[0]
+            mid = b"".join((flag, bin_head(len(payload)), payload))  # protocol.snapshot_parts' mid
+            out.append((s, Outgoing(tick, base, ref, FLAG_VIEW, payload, head, mid, frame)))
+            nbytes += len(payload)
         stats.payload_bytes += nbytes
         stats.payloads_built += len(out)
         return out
 
-    def _owned_rows(self) -> dict[int, list[tuple[int, bytes]]]:
+    def _owned_rows(self, st: State) -> dict[int, list[tuple[int, bytes]]]:
         """Per client, (cell, private row) of each live entity it owns, ascending slots; one
-        vectorised pass for everyone."""
-        st = self._real
-        if st is None or self._private is None or not self._owned:
+        vectorised pass for everyone, its values quantised from the world (``st`` was just
+        captured from it)."""
+        if self._private is None or not self._owned:
             return {}
         cids, slots, eids = [], [], []
         for cid, book in self._owned.items():
@@ -105,7 +122,7 @@ class Views(ViewRules):
         rec["slot"] = sl
         for i in self.grid.private_rows:
             f = self.grid_schema.fields[i]
-            rec["v_" + f.name] = st.mat[i, at].astype(f.wire_dtype)
+            rec["v_" + f.name] = f.quantise(self.world.columns[f.name][at])
         raw = rec.tobytes()
         size = self._private.itemsize
         where = self.planner.maps[st.tick].cell[at].tolist()

@@ -1,7 +1,9 @@
 """One server-side WebSocket over a non-blocking socket, driven by wsproto.
 
-The hot path never awaits here: the room calls ``recv_messages()`` once per tick for the
-sockets that are readable, and writes pre-framed bytes with non-blocking ``send``. The
+The hot path never awaits here: once per tick the room reads every readable socket in one
+``gamesync.native.recv_frames`` call and hands each connection its result (``absorb``), or
+calls ``recv_messages()`` for one that is off the fast path (TLS, or a stream handed over to
+wsproto); it writes pre-framed bytes with non-blocking sends. The
 awaiting helpers (handshake, first message, close) run in the connection's own task.
 """
 
@@ -14,57 +16,58 @@ import ssl
 import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    Pong,
-    TextMessage,
-)
+from wsproto.events import CloseConnection, Ping
 from wsproto.utilities import RemoteProtocolError
 
 from ..core.errors import (
     GamesyncError,
     GoingAway,
-    MessageTooBig,
     PeerClosed,
     ProtocolViolation,
     RateLimited,
     Timeout,
-    UnsupportedData,
 )
 from ..core.protocol import pack_refusal
 from ..core.ratelimit import TokenBucket
-from ..sockio import recv_some, send_all
-from ..wsframe import FrameReader, FrameTooBig, binary_frame
+from ..sockio import read_error, recv_some, send_all
+from ..wsframe import FrameTooBig, binary_frame
+from ..wsstream import WsStream
+from .deflate import Deflating
 from .tls import TlsLayer
 
 logger = logging.getLogger(__name__)
 
 
 class WsConn:
-    """wsproto state plus the socket it speaks over, optionally through TLS (``start_tls``:
-    then ``tls.TlsLayer`` seals and unseals in memory, so the room still never awaits the
-    socket; everything the session queues for it, ``Session.outbuf``, is already sealed)."""
+    """A WebSocket stream (``wsstream.WsStream``: wsproto's state plus the fast path) and the
+    socket it speaks over, optionally through TLS (``start_tls``: then ``tls.TlsLayer`` seals
+    and unseals in memory, so the room still never awaits the socket; everything the session
+    queues for it, ``Session.outbuf``, is already sealed)."""
 
     def __init__(self, sock: socket.socket, max_message: int, recv_chunk: int, in_bytes: TokenBucket,
                  in_msgs: TokenBucket) -> None:
         self.sock = sock
-        self.ws = WSConnection(ConnectionType.SERVER)
+        self.stream = WsStream(WSConnection(ConnectionType.SERVER), masked=True, max_message=max_message)
         self.max_message = max_message
         self.recv_chunk = recv_chunk
         self.in_bytes = in_bytes
         self.in_msgs = in_msgs
-        self._parts: list[bytes] = []
-        self._size = 0
-        self.reader: FrameReader | None = None  # fast path once the handshake is done
         self.pending: list[bytes] = []  # messages received but not yet taken
         self.eof = False
-        self.pong_due: bytes | None = None  # payload of the newest ping not yet answered
         self.tls: TlsLayer | None = None
-        self._controls = 0  # control frames read via wsproto since the last rate check
+        self.deflate: Deflating | None = None  # permessage-deflate, when negotiated (server.deflate)
+
+    @property
+    def ws(self) -> WSConnection:
+        """wsproto's state of the connection (handshake, closes)."""
+        return self.stream.ws
 
     # -- non-blocking core -------------------------------------------------------------------
+
+    @property
+    def batchable(self) -> bool:
+        """Whether the room may read it with ``gamesync.native.recv_frames`` (fast path, no TLS)."""
+        return self.tls is None and self.stream.fast
 
     def recv_messages(self, now: float) -> list[bytes]:
         """Read what the socket has (one recv) and return the complete binary messages in it.
@@ -86,6 +89,22 @@ class WsConn:
             if not data:  # only part of a record, or TLS housekeeping
                 return []
         return self.ingest(data, now)
+
+    def absorb(self, result: tuple[int, list[bytes], bytes | None], now: float) -> list[bytes]:
+        """The messages of one ``recv_frames`` result for this connection (read on the fast
+        path), with the same limits and errors as ``recv_messages``."""
+        n, msgs, rest = result
+        if n <= 0:
+            if n == 0:
+                self.eof = True
+                raise PeerClosed("eof")
+            err = read_error(n)
+            if err is None:
+                return []
+            raise PeerClosed(str(err))
+        if not self.in_bytes.take(n, now):
+            raise RateLimited("inbound byte rate over the limit")
+        return self._checked(self.stream.absorb(msgs, rest), now)
 
     # -- TLS -------------------------------------------------------------------------------
 
@@ -123,25 +142,15 @@ class WsConn:
         """Complete messages in ``data`` (plus what came before it), limits applied."""
         if not self.in_bytes.take(len(data), now):
             raise RateLimited("inbound byte rate over the limit")
-        reader = self.reader
-        if reader is not None and not reader.done:
-            try:
-                msgs, rest = reader.feed(data)
-            except FrameTooBig as e:
-                raise MessageTooBig(f"message of {e.size} bytes, over the limit of {self.max_message}") from None
-            controls = reader.controls
-            if controls:
-                reader.controls = 0
-                ping = reader.take_ping()
-                if ping is not None:
-                    self.pong_due = ping
-            if rest is not None:
-                msgs += self.feed(rest)
-        else:
-            controls = 0
-            msgs = self.feed(data)
-        controls, self._controls = controls + self._controls, 0
+        return self._checked(self.stream.receive(data), now)
+
+    def _checked(self, msgs: list[bytes], now: float) -> list[bytes]:
+        """``msgs`` once the message rate allows them and the peer has not closed."""
+        stream = self.stream
+        if stream.peer_close is not None:
+            raise PeerClosed(f"close frame {stream.peer_close[0]}", clean=True)
         # every frame counts against the message rate, pings and pongs included
+        controls = stream.take_controls() if stream.controls else 0
         if (msgs or controls) and not self.in_msgs.take(len(msgs) + controls, now):
             raise RateLimited("inbound message rate over the limit")
         return msgs
@@ -149,59 +158,11 @@ class WsConn:
     def take_pong(self) -> bytes | None:
         """The pong frame answering the newest ping, if one is due (written by the caller, in
         order with everything else it writes)."""
-        if self.pong_due is None:
-            return None
-        payload, self.pong_due = self.pong_due, None
-        return self.ws.send(Pong(payload))
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Messages via wsproto (for everything the fast path does not handle)."""
-        try:
-            (self.ws.connection or self.ws).receive_data(data)
-        except RemoteProtocolError as e:
-            raise ProtocolViolation(f"bad WebSocket data: {e}") from None
-        return self._messages()
+        return self.stream.take_pong()
 
     def buffered(self) -> list[bytes]:
         """Complete messages already received but not yet taken."""
         out, self.pending = self.pending, []
-        return out
-
-    def _messages(self) -> list[bytes]:
-        """Complete messages from wsproto's buffer."""
-        out: list[bytes] = []
-        # after the handshake, talk to wsproto's Connection directly (one generator layer less)
-        for ev in (self.ws.connection or self.ws).events():
-            if isinstance(ev, BytesMessage):
-                self._size += len(ev.data)
-                if self._size > self.max_message:
-                    raise MessageTooBig(f"message over {self.max_message} bytes")
-                if not ev.message_finished:
-                    self._parts.append(bytes(ev.data))
-                    continue
-                if self._parts:
-                    self._parts.append(bytes(ev.data))
-                    msg = b"".join(self._parts)
-                    self._parts.clear()
-                else:
-                    msg = bytes(ev.data)
-                self._size = 0
-                out.append(msg)
-            elif isinstance(ev, TextMessage):
-                raise UnsupportedData("text frames are not part of the protocol; send binary msgpack")
-            elif isinstance(ev, Ping):
-                self._controls += 1
-                self.pong_due = bytes(ev.payload)
-            elif isinstance(ev, Pong):
-                self._controls += 1
-            elif isinstance(ev, CloseConnection):
-                if self.ws.state is ConnectionState.OPEN:
-                    # not a close frame from the peer: wsproto reports a frame it cannot
-                    # parse as a close event with the code to use, leaving the state OPEN
-                    err = ProtocolViolation(ev.reason or "bad WebSocket frame")
-                    err.close_code = ev.code
-                    raise err
-                raise PeerClosed(f"close frame {ev.code}", clean=True)
         return out
 
     def frame(self, payload: bytes) -> bytes:
@@ -275,15 +236,7 @@ class WsConn:
                     await self.send_all(self.ws.send(CloseConnection(code=1000, reason="bye")))
                     return
                 while not self.eof and self.ws.state is not ConnectionState.CLOSED:
-                    data = await self.recv_some()
-                    r = self.reader
-                    if r is not None and not r.done:
-                        # skip whole data frames; the close frame hands the rest to wsproto
-                        data = r.feed(data)[1] or b""
-                    if data:
-                        self.ws.receive_data(data)
-                        for _ in self.ws.events():
-                            pass
+                    self.stream.skip(await self.recv_some())
         except (PeerClosed, RemoteProtocolError, OSError, FrameTooBig):
             pass
         finally:

@@ -10,6 +10,8 @@ import trio
 from gamesync.client.swarm import swarm_main
 from gs_testkit import running_server, wait_for
 
+pytestmark = pytest.mark.usefixtures("wire_path")  # every test on both wire paths (tests/conftest.py)
+
 
 async def test_swarm_connects_every_bot_and_reports_rates_and_latency():
     with trio.fail_after(20):

@@ -20,14 +20,19 @@ import trio
 
 from gamesync.cluster.local import Node, free_port, start_node, start_redis, stop, wait_port
 
-#: node options that keep the tests short: small arena rooms, short seat grace and linger
-NODE_ARGS = ["--npcs", "50", "--save-interval", "0.5", "--drain-timeout", "2", "--stats-interval", "3600"]
+#: node options that keep the tests short: small arena rooms, short seat grace and linger; and
+#: rooms start where their first player joins, as these tests expect (tests/cluster/test_placement.py
+#: runs nodes that place new rooms by load, the default)
+NODE_ARGS = ["--npcs", "50", "--save-interval", "0.5", "--drain-timeout", "2", "--stats-interval", "3600",
+             "--placement", "local"]
 
 
 class LocalCluster:
     """A redis-server and named nodes; ``nodes[name]`` is a running node."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], launcher: list[str] | None = None, args: list[str] | None = None) -> None:
+        self.launcher = launcher
+        self.args = NODE_ARGS if args is None else args
         self.workdir = tempfile.mkdtemp(prefix="gamesync-test-cluster-")
         self.log = open(os.path.join(self.workdir, "nodes.log"), "wb")
         self.redis, self.redis_port = start_redis()
@@ -41,8 +46,8 @@ class LocalCluster:
             raise
 
     def start(self, name: str) -> Node:
-        node = start_node(self.redis_url, name, http_port=free_port(), extra=NODE_ARGS, log=self.log.fileno(),
-                          workdir=self.workdir)
+        node = start_node(self.redis_url, name, http_port=free_port(), extra=self.args, log=self.log.fileno(),
+                          workdir=self.workdir, launcher=self.launcher)
         wait_port(node.http_port or 0)
         self.nodes[name] = node
         return node

@@ -171,7 +171,7 @@ CLIENT_WRONG_ARITY = [
     [p.Msg.ACK], [p.Msg.ACK, 1, 0, 0],
     [p.Msg.PING], [p.Msg.PING, 1.0, 2.0],
     [p.Msg.MESSAGE], [p.Msg.MESSAGE, "x", 1, 2],
-    [p.Msg.MESSAGE_ACK], [p.Msg.MESSAGE_ACK, 1, 2],
+    [p.Msg.MESSAGE_ACK], [p.Msg.MESSAGE_ACK, 1, 2, 3],
     [p.Msg.JOIN], [p.Msg.JOIN, 1, "room"], [p.Msg.JOIN, 1, "room", "name", "game", "token", "resume", "extra"],
     [p.Msg.LEAVE, 0],
 ]
@@ -528,8 +528,8 @@ CLIENT_REASONS = [
     ([p.Msg.PING, 1.0, 2.0], 'ping takes 1..1 fields, got 2'),
     ([p.Msg.MESSAGE], 'message takes 1..2 fields, got 0'),
     ([p.Msg.MESSAGE, 'x', 1, 2], 'message takes 1..2 fields, got 3'),
-    ([p.Msg.MESSAGE_ACK], 'message ack takes 1..1 fields, got 0'),
-    ([p.Msg.MESSAGE_ACK, 1, 2], 'message ack takes 1..1 fields, got 2'),
+    ([p.Msg.MESSAGE_ACK], 'message ack takes 1..2 fields, got 0'),
+    ([p.Msg.MESSAGE_ACK, 1, 2, 3], 'message ack takes 1..2 fields, got 3'),
     ([p.Msg.JOIN], 'join takes 3..6 fields, got 0'),
     ([p.Msg.JOIN, 1, 'room'], 'join takes 3..6 fields, got 2'),
     ([p.Msg.JOIN, 1, 'room', 'name', 'game', 'token', 'resume', 'extra'], 'join takes 3..6 fields, got 7'),
@@ -718,3 +718,11 @@ def test_undecodable_or_untyped_bytes_give_their_reason(data, reason):
 def test_resume_tokens_of_one_to_max_token_characters_are_read_both_ways(token):
     assert p.parse_client(p.pack_join("r", "n", resume=token)).resume == token
     assert p.parse_server(pk(WELCOME + [token, True])).resume_token == token
+
+
+def test_a_message_ack_may_carry_a_reply_of_any_game_data():
+    assert p.parse_client(p.pack_message_ack(7)) == p.MessageAck(7)
+    assert p.parse_client(p.pack_message_ack(7, {"yes": [1, 2]})) == p.MessageAck(7, True, {"yes": [1, 2]})
+    assert p.parse_client(p.pack_message_ack(7, None)) == p.MessageAck(7, True, None)  # nil is a reply too
+    with pytest.raises(ProtocolViolation):
+        p.parse_client(p.pack_message_ack(7, msgpack.ExtType(5, b"x")))  # the limits of message data apply

@@ -42,14 +42,14 @@ class Client:
     def __init__(self, sch: Schema, focus: np.ndarray, radius: float, cache: ChunkCache | None = None) -> None:
         self.view = ClientView()
         self.mirror = ViewMirror(sch, cache)
-        self.counts = ViewCounts(sch)
+        self.counts = ViewCounts(sch, cache)
         self.focus = focus
         self.radius = radius
 
     def reconnect(self, sch: Schema) -> None:
         self.view = ClientView()
         self.mirror = ViewMirror(sch, self.mirror.cache)
-        self.counts = ViewCounts(sch)
+        self.counts = ViewCounts(sch, self.mirror.cache)
 
 
 def held_matches(client: Client, st: State, cells: np.ndarray, watched: list[int]) -> None:

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -39,6 +40,7 @@ class ServerProcess:
         self.args = args
         self.launcher = launcher or [sys.executable, "-m", "gamesync"]
         self.proc: subprocess.Popen[bytes] | None = None
+        self.data_dir: str | None = None
 
     @property
     def url(self) -> str:
@@ -46,7 +48,9 @@ class ServerProcess:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != "GAMESYNC_SECRET"}
-        self.proc = subprocess.Popen([*self.launcher, "serve", "--host", "127.0.0.1",
+        if self.data_dir is None:  # its own, kept across a stop and start in place (a restart)
+            self.data_dir = tempfile.mkdtemp(prefix="gamesync-demo-data-")
+        self.proc = subprocess.Popen([*self.launcher, "serve", "--host", "127.0.0.1", "--data-dir", self.data_dir,
                                       "--port", str(self.ws_port), "--http-port", str(self.http_port), *self.args],
                                      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20

@@ -224,3 +224,24 @@ def test_the_arena_fits_a_1200_by_800_window_and_scales_with_it(demo_server: Ser
     finally:
         ctx.close()
     assert sides[1] < sides[0] < sides[2] and abs(sides[3] - sides[0]) < 1, sides
+
+
+def test_a_page_that_joins_later_shows_the_chat_history_once(demo_server: ServerProcess, context: Any) -> None:
+    errors: list[str] = []
+    a = open_arena(context, demo_server.url + "/?room=backlog&name=ann", errors)
+    for text in ("first <i>line</i>", "second line"):
+        a.fill("#chat input", text)
+        a.press("#chat input", "Enter")
+        a.locator("#chat .chat-log li.mine", has_text=text).locator(
+            "xpath=self::*[@data-state='delivered']").wait_for(timeout=WAIT_MS)
+    b = open_arena(context, demo_server.url + "/?room=backlog&name=bob", errors)
+    past = b.locator("#chat .chat-log li.past")
+    past.nth(1).wait_for(timeout=WAIT_MS)
+    assert [t.replace("\u00a0", " ") for t in past.all_inner_texts()] == [
+        "ann: first <i>line</i>", "ann: second line"]
+    assert b.locator("#chat .chat-log i").count() == 0  # shown as typed, not as HTML
+    a.fill("#chat input", "third")
+    a.press("#chat input", "Enter")
+    b.wait_for_function("document.querySelector('#chat .chat-log').textContent.includes('third')", timeout=WAIT_MS)
+    assert b.inner_text("#chat .chat-log").count("second line") == 1
+    assert errors == []

@@ -179,3 +179,49 @@ def test_remote_edits_wait_for_an_ime_composition_and_typing_while_offline_is_se
            and a.page.evaluate("window.notesPad.conn.clientId") != first_id)
     assert _converged(a, b) == "a日本bXY!"
     assert not (a.errors or b.errors), a.errors + b.errors
+
+
+def _fill_document(ws_port: int, room: str, text: str) -> None:
+    """Type ``text`` into the notes room from the Python client, 10,000 characters an edit."""
+    import trio
+
+    from gamesync.client.connection import open_client
+    from gamesync.core.clientproto import GameEvent
+
+    async def fill() -> None:
+        with trio.fail_after(30):
+            async with open_client(f"ws://127.0.0.1:{ws_port}/", room=room, name="filler", game="notes") as c:
+                v, done = 0, 0
+                for i in range(0, len(text), 10_000):
+                    op = [text[i:i + 10_000]] if done == 0 else [done, text[i:i + 10_000]]
+                    assert await c.send_reliable({"op": op, "v": v, "ref": i})
+                    async for ev in c.events():
+                        if isinstance(ev, GameEvent) and isinstance(ev.data, dict) and "op" in ev.data:
+                            v = ev.data["op"]["v"]
+                            break
+                    done += len(text[i:i + 10_000])
+    trio.run(fill)
+
+
+def test_chromium_negotiates_permessage_deflate_and_gets_a_big_document_compressed(
+        demo_server: ServerProcess, context: BrowserContext) -> None:
+    import json
+    import urllib.request
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "design.md").read_text()[:40_000]
+    _fill_document(demo_server.ws_port, "bigdoc", text)
+
+    def deflate() -> dict[str, int]:
+        with urllib.request.urlopen(demo_server.url + "/stats", timeout=5) as r:
+            return json.loads(r.read())["deflate"]
+
+    before = deflate()
+    pad = Pad(context, demo_server.url, "bigdoc", "cara")
+    _until("the page to hold the document", lambda: pad.text == text)
+    after = deflate()
+    # the page's frame with the document went compressed: Chromium offered permessage-deflate
+    assert after["frames"] > before["frames"]
+    sent_in, sent_out = after["bytes_in"] - before["bytes_in"], after["bytes_out"] - before["bytes_out"]
+    assert sent_in >= len(text) and sent_out < sent_in / 2, (sent_in, sent_out)
+    assert pad.errors == []

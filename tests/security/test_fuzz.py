@@ -580,7 +580,7 @@ def _wsconn() -> tuple[WsConn, socket.socket]:
     conn.ws.receive_data(WSConnection(ConnectionType.CLIENT).send(Request(host="h", target="/")))
     assert any(isinstance(ev, Request) for ev in conn.ws.events())
     conn.ws.send(AcceptConnection())
-    conn.reader = FrameReader(masked=True, max_size=MAX_FRAME)
+    conn.stream.start_fast()
     return conn, b
 
 

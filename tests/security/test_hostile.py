@@ -789,7 +789,7 @@ def junk_messages() -> dict[str, tuple[bytes, bool, int, str]]:
         add(f"message_ack.id={v!r:.12}", pk([7, v]))
     for v in ["now", None, True, [1], {}]:
         add(f"ping.time={v!r:.12}", pk([8, v]))
-    for m in ([3], [5], [6], [7], [8], [11, 1], [3, 1, [0, 0], 0, 0, 0], [5, 0, 0, 0], [8, 1, 2], [7, 1, 2],
+    for m in ([3], [5], [6], [7], [8], [11, 1], [3, 1, [0, 0], 0, 0, 0], [5, 0, 0, 0], [8, 1, 2], [7, 1, 2, 3],
               [6, 1, 2, 3], [2], [4], [9], [10, "x", "y"], [12], [-5], [1.0], ["join"], [None], [True, 1]):
         add(f"arity/type {m!r:.16}", pk(m))
     return out

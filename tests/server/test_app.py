@@ -14,6 +14,8 @@ from gamesync.wsframe import masked_binary_frame
 from gs_testkit import (HOST, RecordingGame, WireClient, make_config, pk, port_of, raw_client, running_server,
                         wait_for)
 
+pytestmark = pytest.mark.usefixtures("wire_path")  # every test on both wire paths (tests/conftest.py)
+
 ARENA_FIELDS = ["x", "y", "heading", "hp", "ack", "kind", "owner"]
 
 
@@ -192,7 +194,8 @@ async def test_join_over_the_games_player_limit_gets_room_full_close():
 async def test_stats_count_connections_clients_rooms_and_bytes():
     with trio.fail_after(10):
         async with running_server() as (server, url):
-            assert server.stats() == {"connections": 0, "clients": 0, "bytes_out": 0, "rooms": []}
+            assert server.stats() == {"connections": 0, "clients": 0, "bytes_out": 0, "rooms": [],
+                                      "deflate": {"frames": 0, "compressed": 0, "bytes_in": 0, "bytes_out": 0}}
             async with raw_client(url) as a, raw_client(url) as b:
                 await a.join(room="x")
                 await b.join(room="y")

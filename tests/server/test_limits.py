@@ -27,6 +27,7 @@ from gamesync.wsframe import binary_frame, masked_binary_frame
 from gs_testkit import (STALL_S, TICK_WORK_S, WireClient, bystander, period, pk, port_of, raw_client, running_server,
                         wait_for)
 
+pytestmark = pytest.mark.usefixtures("wire_path")  # every test on both wire paths (tests/conftest.py)
 
 
 async def _joined_then(url: str, *msgs: object):

@@ -17,6 +17,8 @@ from typing import Any
 from gs_testkit import (STALL_S, RecordingGame, bystander, period, pk, player, raw_client, running_server, wait_for,
                         watched)
 
+pytestmark = pytest.mark.usefixtures("wire_path")  # every test on both wire paths (tests/conftest.py)
+
 
 def _joined(pl) -> list[tuple[int, str]]:
     return [(e.client_id, e.name) for e in pl.events if isinstance(e, cp.PlayerJoined)]

@@ -13,6 +13,8 @@ from gamesync.core import protocol as p
 from gamesync.games.arena import Arena
 from gs_testkit import (RecordingGame, WireClient, pk, player, port_of, raw_client, running_server, wait_for)
 
+pytestmark = pytest.mark.usefixtures("wire_path")  # every test on both wire paths (tests/conftest.py)
+
 STEP = 200.0 / 30.0  # arena: one input = one tick of movement at 200 units/s, 30 Hz
 Q = 1 / 64  # arena position quantum
 # the arena moves by whole quanta per axis: the nearest to STEP, and to STEP / sqrt(2) diagonally

@@ -1,0 +1,118 @@
+"""Which path the per-tick socket work takes: the native extension (``_wire``, Cython) or Python.
+
+Both paths offer the same three things with the same results, byte for byte:
+``frame_reader`` (the fast frame splitter behind ``wsstream.WsStream``), ``recv_frames``
+(one non-blocking read from each of many sockets, split into frames, in one call) and
+``send_parts`` (one scatter-gather ``sendmsg`` per socket, many sockets in one call). The
+native path is used when the extension was built (``pip install`` compiles it when a C
+compiler is present) and ``GAMESYNC_PURE`` is unset or ``0``; ``use_native`` switches at run
+time (the tests run both paths in one process).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from .. import sockio
+from ..wsframe import FrameReader
+
+logger = logging.getLogger(__name__)
+
+#: set to 1 to force the pure-Python path even where the extension is built
+PURE_ENV = "GAMESYNC_PURE"
+
+_ext: ModuleType | None
+try:
+    _ext = importlib.import_module(f"{__name__}._wire")
+    _import_error = ""
+except ImportError as e:  # no compiler at install time, or a source checkout never built
+    _ext = None
+    _import_error = str(e)
+
+_native = _ext is not None and os.environ.get(PURE_ENV, "") in ("", "0")
+_logged = False
+
+
+def available() -> bool:
+    """Whether the native extension is built and importable."""
+    return _ext is not None
+
+
+def active() -> bool:
+    """Whether the native path is the one in use."""
+    return _native
+
+
+def use_native(on: bool) -> bool:
+    """Switch paths (False: pure Python); returns the previous setting. The native path is
+    only taken when it is ``available``; readers made before the switch keep their path."""
+    global _native
+    was, _native = _native, on and _ext is not None
+    return was
+
+
+def describe() -> str:
+    """One line naming the path in use, and why when it is the Python one."""
+    if _native:
+        return "native wire path (gamesync.native._wire)"
+    if _ext is None:
+        return f"pure-Python wire path (the native extension is not built: {_import_error})"
+    return f"pure-Python wire path ({PURE_ENV} is set)"
+
+
+def log_path_once() -> None:
+    """Log which path runs, once per process (``gamesync serve`` and the bots call it)."""
+    global _logged
+    if not _logged:
+        _logged = True
+        logger.info("%s", describe())
+
+
+def frame_reader(masked: bool, max_size: int) -> FrameReader:
+    """A fast frame reader (``wsframe.FrameReader``'s interface) on the path in use."""
+    if _native:
+        assert _ext is not None
+        reader: FrameReader = _ext.FrameReader(masked, max_size)
+        return reader
+    return FrameReader(masked, max_size)
+
+
+def recv_frames(socks: Sequence[Any], readers: Sequence[Any], max_bytes: int) -> list[Any]:
+    """For each socket: one non-blocking read of up to ``max_bytes``, fed to its reader.
+
+    Each result is ``(n, messages, rest)`` with ``n`` the bytes read (0: end of stream,
+    negative: minus the errno; then the messages are empty and rest None), ``messages`` the
+    complete binary messages and ``rest`` what the reader handed over (see
+    ``FrameReader.feed``). A frame over the reader's limit stops it and sets its ``too_big``.
+    Native readers go with the native path, Python readers with the Python path.
+    """
+    if _native and readers and type(readers[0]) is not FrameReader:
+        assert _ext is not None
+        out: list[Any] = _ext.recv_frames(socks, readers, max_bytes)
+        return out
+    return sockio.recv_frames(socks, readers, max_bytes)
+
+
+def send_parts(socks: Sequence[Any], parts: Sequence[Sequence[bytes]]) -> list[int]:
+    """For each socket, one non-blocking ``sendmsg`` of its byte strings, in order: bytes
+    written (0 when the socket is full), or minus the errno of a failed send."""
+    if _native:
+        assert _ext is not None
+        out: list[int] = _ext.send_parts(socks, parts)
+        return out
+    return sockio.send_parts(socks, parts)
+
+
+def send_masked(socks: Sequence[Any], msgs: Sequence[bytes], keys: bytes) -> list[int]:
+    """For each socket, its message as one masked binary frame (masking key ``keys[4i:4i+4]``),
+    one non-blocking send each: the results as for ``send_parts``."""
+    if _native:
+        assert _ext is not None
+        out: list[int] = _ext.send_masked(socks, msgs, keys)
+        return out
+    return sockio.send_masked(socks, msgs, keys)

@@ -1,0 +1,264 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Native twin of gamesync.wsframe.FrameReader, and the tick's socket reads and writes in one call.
+
+Everything here has a pure-Python counterpart that gives the same results byte for byte
+(``gamesync.wsframe.FrameReader``, ``gamesync.sockio.recv_frames``, ``send_parts``,
+``send_masked``); gamesync/native/__init__.py picks the path and documents the interface.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.errno cimport EAGAIN, EINTR, errno
+from libc.stdlib cimport realloc
+from libc.string cimport memcpy, memset
+
+from gamesync.wsframe import FrameTooBig
+
+
+cdef extern from "<sys/uio.h>" nogil:
+    cdef struct iovec:
+        void *iov_base
+        size_t iov_len
+
+cdef extern from "<sys/socket.h>" nogil:
+    cdef struct msghdr:
+        void *msg_name
+        unsigned int msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    ssize_t c_recv "recv"(int fd, void *buf, size_t n, int flags)
+    ssize_t c_send "send"(int fd, const void *buf, size_t n, int flags)
+    ssize_t c_sendmsg "sendmsg"(int fd, const msghdr *msg, int flags)
+    int MSG_DONTWAIT
+    int MSG_NOSIGNAL
+
+cdef enum:
+    MAX_IOV = 16
+
+cdef char *_rbuf = NULL  # the receive buffer, shared by every read (grown on demand)
+cdef Py_ssize_t _rcap = 0
+cdef char *_sbuf = NULL  # the masked-frame buffer of send_masked
+cdef Py_ssize_t _scap = 0
+
+
+cdef char *_grow(char **buf, Py_ssize_t *cap, Py_ssize_t need) except NULL:
+    cdef char *p
+    if need > cap[0]:
+        p = <char *>realloc(buf[0], need)
+        if p == NULL:
+            raise MemoryError()
+        buf[0] = p
+        cap[0] = need
+    return buf[0]
+
+
+cdef class FrameReader:
+    """See gamesync.wsframe.FrameReader: the same interface, the same results."""
+
+    cdef public bint masked
+    cdef public Py_ssize_t max_size
+    cdef public bint done
+    cdef public Py_ssize_t controls
+    cdef public object ping
+    cdef public Py_ssize_t too_big
+    cdef bytes _buf
+
+    def __init__(self, bint masked, Py_ssize_t max_size):
+        self.masked = masked
+        self.max_size = max_size
+        self._buf = b""
+        self.done = False
+        self.controls = 0
+        self.ping = None
+        self.too_big = 0
+
+    def feed(self, data):
+        """``(messages, rest)``, as the Python reader's ``feed``; FrameTooBig over the limit."""
+        cdef bytes b = data if type(data) is bytes else bytes(data)
+        if PyBytes_GET_SIZE(self._buf):
+            b = self._buf + b
+        res = self._parse(<const unsigned char *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+        if self.too_big:
+            raise FrameTooBig(self.too_big)
+        return res
+
+    def take_ping(self):
+        """Payload of the newest unanswered ping."""
+        p = self.ping
+        self.ping = None
+        return p
+
+    cdef tuple _hand_over(self, list out, const unsigned char *buf, Py_ssize_t n):
+        self.done = True
+        self._buf = b""
+        return out, PyBytes_FromStringAndSize(<const char *>buf, n)
+
+    cdef tuple _parse(self, const unsigned char *buf, Py_ssize_t n):
+        cdef list out = []
+        cdef Py_ssize_t i = 0, h, end, k
+        cdef unsigned long long ln
+        cdef unsigned char b0, b1, want_mask = 0x80 if self.masked else 0
+        cdef bint control
+        cdef const unsigned char *m
+        cdef unsigned char *p
+        cdef bytes payload
+        while n - i >= 2:
+            b0 = buf[i]
+            b1 = buf[i + 1]
+            ln = b1 & 0x7F
+            control = b0 == 0x89 or b0 == 0x8A  # FIN + ping / pong
+            if (b0 != 0x82 and not (control and ln <= 125)) or (b1 & 0x80) != want_mask:
+                return self._hand_over(out, buf + i, n - i)
+            h = i + 2
+            if ln == 126:
+                if n - h < 2:
+                    break
+                ln = (<unsigned long long>buf[h] << 8) | buf[h + 1]
+                h += 2
+                if ln < 126:  # not the minimal encoding: wsproto refuses it
+                    return self._hand_over(out, buf + i, n - i)
+            elif ln == 127:
+                if n - h < 8:
+                    break
+                ln = 0
+                for k in range(8):
+                    ln = (ln << 8) | buf[h + k]
+                h += 8
+                if ln < 0x10000 or ln >> 63:
+                    return self._hand_over(out, buf + i, n - i)
+            if ln > <unsigned long long>self.max_size:
+                self.too_big = <Py_ssize_t>ln
+                self._buf = b""
+                return [], None
+            if want_mask:
+                end = h + 4 + <Py_ssize_t>ln
+                if end > n:
+                    break
+                payload = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>ln)
+                p = <unsigned char *>PyBytes_AS_STRING(payload)
+                m = buf + h
+                h += 4
+                for k in range(<Py_ssize_t>ln):
+                    p[k] = buf[h + k] ^ m[k & 3]
+            else:
+                end = h + <Py_ssize_t>ln
+                if end > n:
+                    break
+                payload = PyBytes_FromStringAndSize(<const char *>buf + h, <Py_ssize_t>ln)
+            if control:
+                self.controls += 1
+                if b0 == 0x89:
+                    self.ping = payload
+            else:
+                out.append(payload)
+            i = end
+        self._buf = PyBytes_FromStringAndSize(<const char *>buf + i, n - i) if i < n else b""
+        return out, None
+
+
+def recv_frames(socks, readers, Py_ssize_t max_bytes):
+    """See gamesync.native.recv_frames."""
+    global _rbuf, _rcap
+    cdef Py_ssize_t i, count = len(socks)
+    cdef ssize_t got
+    cdef int fd, err
+    cdef FrameReader r
+    cdef bytes joined
+    cdef list out = []
+    cdef tuple res
+    cdef char *buf = _grow(&_rbuf, &_rcap, max_bytes)
+    for i in range(count):
+        fd = socks[i].fileno()
+        r = <FrameReader>readers[i]
+        got = c_recv(fd, buf, max_bytes, MSG_DONTWAIT)
+        if got < 0:
+            err = errno
+            out.append((-err, [], None))
+            continue
+        if got == 0:
+            out.append((0, [], None))
+            continue
+        if PyBytes_GET_SIZE(r._buf):
+            joined = r._buf + PyBytes_FromStringAndSize(buf, got)
+            res = r._parse(<const unsigned char *>PyBytes_AS_STRING(joined), PyBytes_GET_SIZE(joined))
+        else:
+            res = r._parse(<const unsigned char *>buf, got)
+        out.append((got, res[0], res[1]))
+    return out
+
+
+def send_parts(socks, parts):
+    """See gamesync.native.send_parts."""
+    cdef iovec iov[MAX_IOV]
+    cdef msghdr msg
+    cdef Py_ssize_t i, j, count = len(socks), nparts
+    cdef ssize_t sent
+    cdef int err
+    cdef list out = []
+    cdef bytes part
+    for i in range(count):
+        seq = parts[i]
+        nparts = len(seq)
+        if nparts > MAX_IOV:
+            seq = [b"".join(seq)]
+            nparts = 1
+        for j in range(nparts):
+            part = seq[j]
+            iov[j].iov_base = PyBytes_AS_STRING(part)
+            iov[j].iov_len = PyBytes_GET_SIZE(part)
+        memset(&msg, 0, sizeof(msg))
+        msg.msg_iov = iov
+        msg.msg_iovlen = nparts
+        sent = c_sendmsg(socks[i].fileno(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
+        if sent < 0:
+            err = errno
+            out.append(0 if err == EAGAIN or err == EINTR else -err)
+        else:
+            out.append(sent)
+    return out
+
+
+def send_masked(socks, msgs, bytes keys):
+    """See gamesync.native.send_masked."""
+    global _sbuf, _scap
+    cdef Py_ssize_t i, k, n, h, count = len(socks)
+    cdef const unsigned char *key = <const unsigned char *>PyBytes_AS_STRING(keys)
+    cdef const unsigned char *src
+    cdef unsigned char *dst
+    cdef bytes msg
+    cdef ssize_t sent
+    cdef int err
+    cdef list out = []
+    if PyBytes_GET_SIZE(keys) < 4 * count:
+        raise ValueError("need 4 key bytes per message")
+    for i in range(count):
+        msg = msgs[i]
+        n = PyBytes_GET_SIZE(msg)
+        dst = <unsigned char *>_grow(&_sbuf, &_scap, n + 14)
+        dst[0] = 0x82
+        if n < 126:
+            dst[1] = 0x80 | n
+            h = 2
+        elif n < 0x10000:
+            dst[1] = 0xFE
+            dst[2] = (n >> 8) & 0xFF
+            dst[3] = n & 0xFF
+            h = 4
+        else:
+            dst[1] = 0xFF
+            for k in range(8):
+                dst[2 + k] = (n >> (8 * (7 - k))) & 0xFF
+            h = 10
+        memcpy(dst + h, key + 4 * i, 4)
+        src = <const unsigned char *>PyBytes_AS_STRING(msg)
+        for k in range(n):
+            dst[h + 4 + k] = src[k] ^ key[4 * i + (k & 3)]
+        sent = c_send(socks[i].fileno(), dst, h + 4 + n, MSG_DONTWAIT | MSG_NOSIGNAL)
+        if sent < 0:
+            err = errno
+            out.append(0 if err == EAGAIN or err == EINTR else -err)
+        else:
+            out.append(sent)
+    return out

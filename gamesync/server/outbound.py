@@ -1,0 +1,33 @@
+"""A tick's frames, written: every session's frame in one ``gamesync.native.send_parts`` call.
+
+Each frame goes out as its parts (header, the shared snapshot bytes around the client's input
+ack, its events) in one scatter-gather ``sendmsg``, never joined; only a frame the socket
+cannot take whole is joined, for the session's writer task to finish. Connections running
+TLS seal their frame and write it on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .. import native
+from .session import Outgoing, Session
+
+
+def send_frames(plan: Sequence[tuple[Session, Outgoing]], now: float) -> None:
+    """Offer every session its snapshot; write those that go out now, in one batch."""
+    owners: list[Session] = []
+    frames: list[tuple[list[bytes], int]] = []
+    for s, out in plan:
+        frame = s.frame_parts(out, now)
+        if frame is None:
+            continue
+        if s.conn.tls is None:
+            owners.append(s)
+            frames.append(frame)
+        else:
+            s.write(b"".join(frame[0]))
+    if owners:
+        sent = native.send_parts([s.sock for s in owners], [f[0] for f in frames])
+        for s, (parts, total), n in zip(owners, frames, sent, strict=True):
+            s.wrote(parts, total, n)

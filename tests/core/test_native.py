@@ -1,0 +1,269 @@
+"""The native wire path (gamesync/native/_wire.pyx) and the pure-Python one agree on everything:
+the same random byte streams, cut at the same random points, give the same messages, control
+state, hand-over bytes and errors; the batched reads give the same results and the batched
+writes put the same bytes on the wire."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request
+
+from gamesync import native, sockio
+from gamesync.core.errors import GamesyncError
+from gamesync.wsframe import FrameReader, FrameTooBig, binary_frame, frame_size, masked_binary_frame
+from gamesync.wsstream import WsStream
+
+needs_native = pytest.mark.skipif(not native.available(), reason="the native extension is not built here")
+MAX = 4096  # the readers' message limit in these tests
+
+
+def test_the_extension_is_built_wherever_a_compiler_is():
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler on this machine: the pure-Python path is the one that runs")
+    assert native.available(), native.describe()
+
+
+def test_gamesync_pure_forces_the_python_path():
+    code = "from gamesync import native; print(native.active()); print(native.describe())"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, native.PURE_ENV: "1"},
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "False" and "pure-Python" in out[1]
+
+
+# -- random streams --------------------------------------------------------------------------------
+
+
+def _frame(opcode: int, payload: bytes, masked: bool, key: bytes, fin: bool = True) -> bytes:
+    """Any frame, masked or not (what the generators below cannot get from wsframe)."""
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | opcode
+    m = 0x80 if masked else 0
+    head = bytes((b0, m | n)) if n < 126 else bytes((b0, m | 126)) + n.to_bytes(2, "big")
+    if not masked:
+        return head + payload
+    return head + key + bytes(c ^ key[i & 3] for i, c in enumerate(payload))
+
+
+@st.composite
+def pieces(draw: Any, masked: bool) -> bytes:
+    """One piece of a stream: mostly the common frames, sometimes anything else."""
+    key = draw(st.binary(min_size=4, max_size=4))
+    data = draw(st.binary(max_size=200))
+    kind = draw(st.sampled_from(["data"] * 6 + ["big", "ping", "pong", "text", "fragment", "close", "oversize",
+                                                "nonminimal", "garbage"]))
+    if kind == "data":
+        return masked_binary_frame(data, key) if masked else binary_frame(data)
+    if kind == "big":  # the 16-bit length form
+        big = data * (300 // max(1, len(data)) + 1) if data else b"\0" * 300
+        return masked_binary_frame(big, key) if masked else binary_frame(big)
+    if kind in ("ping", "pong"):
+        return _frame(0x9 if kind == "ping" else 0xA, data[:125], masked, key)
+    if kind == "text":
+        return _frame(0x1, b"hi", masked, key)
+    if kind == "fragment":
+        return _frame(0x2, data, masked, key, fin=False) + _frame(0x0, b"tail", masked, key)
+    if kind == "close":
+        return _frame(0x8, (1000).to_bytes(2, "big") + b"bye", masked, key)
+    if kind == "oversize":
+        return bytes((0x82, (0x80 if masked else 0) | 127)) + (MAX * 20).to_bytes(8, "big")
+    if kind == "nonminimal":
+        return bytes((0x82, (0x80 if masked else 0) | 126, 0, 5)) + (key if masked else b"") + b"hello"
+    return data
+
+
+def streams(masked: bool) -> st.SearchStrategy[tuple[bytes, list[int]]]:
+    return st.tuples(st.lists(pieces(masked), min_size=1, max_size=10).map(b"".join),
+                     st.lists(st.integers(0, 1 << 16), max_size=8))
+
+
+def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+
+
+def _outcome(f: Callable[[], Any]) -> Any:
+    try:
+        return ("ok", f())
+    except (GamesyncError, FrameTooBig) as e:
+        return ("error", type(e).__name__, str(e), getattr(e, "close_code", None))
+
+
+# -- the frame readers -------------------------------------------------------------------------------
+
+
+def _reader_trace(reader: Any, chunks: list[bytes]) -> list[Any]:
+    trace = []
+    for chunk in chunks:
+        out = _outcome(lambda c=chunk: reader.feed(c))
+        trace.append((out, reader.done, reader.controls, reader.ping))
+        if out[0] != "ok" or reader.done:
+            break
+    return trace
+
+
+@needs_native
+@settings(max_examples=150, deadline=None)
+@given(masked=st.booleans(), data=st.data())
+def test_both_frame_readers_give_the_same_results_however_the_stream_is_cut(masked, data):
+    stream, cuts = data.draw(streams(masked))
+    chunks = _chunks(stream, cuts)
+    py = _reader_trace(FrameReader(masked, MAX), chunks)
+    was = native.use_native(True)
+    try:
+        fast = _reader_trace(native.frame_reader(masked, MAX), chunks)
+    finally:
+        native.use_native(was)
+    assert fast == py
+
+
+# -- the whole stream engine, server side ------------------------------------------------------------
+
+
+def _server_stream() -> WsStream:
+    ws = WSConnection(ConnectionType.SERVER)
+    ws.receive_data(WSConnection(ConnectionType.CLIENT).send(Request(host="h", target="/")))
+    list(ws.events())
+    ws.send(AcceptConnection())
+    s = WsStream(ws, masked=True, max_message=MAX)
+    s.start_fast()
+    return s
+
+
+def _stream_trace(chunks: list[bytes]) -> list[Any]:
+    s = _server_stream()
+    trace = []
+    for chunk in chunks:
+        out = _outcome(lambda c=chunk: s.receive(c))
+        trace.append((out, s.take_controls(), s.take_pong(), s.peer_close, s.fast))
+        if out[0] != "ok" or s.peer_close is not None:
+            break
+    return trace
+
+
+@needs_native
+@settings(max_examples=150, deadline=None)
+@given(stream=streams(masked=True))
+def test_the_stream_engine_gives_the_same_events_and_bytes_on_both_paths(stream):
+    data, cuts = stream
+    chunks = _chunks(data, cuts)
+    was = native.use_native(False)
+    try:
+        py = _stream_trace(chunks)
+        native.use_native(True)
+        fast = _stream_trace(chunks)
+    finally:
+        native.use_native(was)
+    assert fast == py
+
+
+# -- batched reads and writes on real sockets ---------------------------------------------------------
+
+
+@contextmanager
+def socket_pairs(n: int) -> Iterator[list[tuple[socket.socket, socket.socket]]]:
+    """``n`` connected non-blocking socket pairs, closed afterwards."""
+    made = [socket.socketpair() for _ in range(n)]
+    for a, b in made:
+        a.setblocking(False)
+        b.setblocking(False)
+    try:
+        yield made
+    finally:
+        for a, b in made:
+            a.close()
+            b.close()
+
+
+def _drain(sock: socket.socket) -> bytes:
+    out = b""
+    while True:
+        try:
+            got = sock.recv(1 << 20)
+        except BlockingIOError:
+            return out
+        if not got:
+            return out
+        out += got
+
+
+@needs_native
+@settings(max_examples=40, deadline=None)
+@given(stream=streams(masked=True))
+def test_batched_reads_give_the_same_results_on_both_paths(stream):
+    data, cuts = stream
+    chunks = _chunks(data, cuts)
+    with socket_pairs(2) as [(a1, b1), (a2, b2)]:
+        r_py, r_fast = FrameReader(True, MAX), native._ext.FrameReader(True, MAX)  # type: ignore[union-attr]
+        for chunk in [*chunks, b""]:
+            if r_py.done or r_py.too_big:
+                break
+            if chunk:
+                b1.sendall(chunk)
+                b2.sendall(chunk)
+            py = sockio.recv_frames([a1], [r_py], 1 << 16)
+            fast = native._ext.recv_frames([a2], [r_fast], 1 << 16)  # type: ignore[union-attr]
+            assert fast == py
+            assert (r_fast.done, r_fast.controls, r_fast.ping, r_fast.too_big) == \
+                (r_py.done, r_py.controls, r_py.ping, r_py.too_big)
+
+
+@needs_native
+@settings(max_examples=40, deadline=None)
+@given(frames=st.lists(st.lists(st.binary(max_size=300), min_size=1, max_size=6), min_size=1, max_size=6))
+def test_batched_writes_put_the_same_bytes_on_the_wire_on_both_paths(frames):
+    n = len(frames)
+    with socket_pairs(2 * n) as pairs:
+        py = sockio.send_parts([a for a, _ in pairs[:n]], frames)
+        fast = native._ext.send_parts([a for a, _ in pairs[n:]], frames)  # type: ignore[union-attr]
+        assert fast == py == [sum(map(len, f)) for f in frames]
+        for i in range(n):
+            assert _drain(pairs[i][1]) == _drain(pairs[n + i][1]) == b"".join(frames[i])
+
+
+@needs_native
+@settings(max_examples=40, deadline=None)
+@given(msgs=st.lists(st.binary(max_size=70_000).filter(lambda m: len(m) < 200 or len(m) > 65_536) | st.binary(
+    max_size=300), min_size=1, max_size=3), keys=st.binary(min_size=12, max_size=12))
+def test_masked_writes_put_the_same_bytes_on_the_wire_on_both_paths(msgs, keys):
+    n = len(msgs)
+    with socket_pairs(2 * n) as pairs:
+        for a, _ in pairs:
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        py = sockio.send_masked([a for a, _ in pairs[:n]], msgs, keys)
+        fast = native._ext.send_masked([a for a, _ in pairs[n:]], msgs, keys)  # type: ignore[union-attr]
+        assert fast == py
+        for i, m in enumerate(msgs):
+            want = masked_binary_frame(m, keys[4 * i:4 * i + 4])
+            assert py[i] == frame_size(len(m), masked=True) == len(want)
+            assert _drain(pairs[i][1]) == _drain(pairs[n + i][1]) == want
+
+
+@pytest.mark.parametrize("path", ["python", "native"])
+def test_a_full_socket_takes_part_of_a_frame_and_the_result_says_how_much(path):
+    if path == "native" and not native.available():
+        pytest.skip("the native extension is not built here")
+    send_parts = native._ext.send_parts if path == "native" else sockio.send_parts  # type: ignore[union-attr]
+    recv_frames = native._ext.recv_frames if path == "native" else sockio.recv_frames  # type: ignore[union-attr]
+    reader = native._ext.FrameReader(True, MAX) if path == "native" else FrameReader(True, MAX)  # type: ignore
+    with socket_pairs(1) as [(a, b)]:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        big = [b"x" * 1_000_000, b"y" * 10]
+        sent = send_parts([a, a], [big, big])
+        assert 0 < sent[0] < 1_000_010 and sent[1] == 0  # part of the first, none of the second
+        assert recv_frames([a], [reader], 100)[0] == (-errno.EAGAIN, [], None)  # nothing to read
+        b.close()
+        assert send_parts([a], [big])[0] == -errno.EPIPE  # the peer is gone: minus the errno
+        assert recv_frames([a], [reader], 100)[0][0] in (0, -errno.ECONNRESET)  # end of stream
