@@ -115,8 +115,7 @@ class Room(RoomSends):
     @property
     def tick_load(self) -> float:
         """Share of one core its recent ticks took (their mean time times the tick rate)."""
-        recent = self.tick_stats.recent
-        return sum(recent) / len(recent) * self.tick_rate if recent else 0.0
+        return sum(r := self.tick_stats.recent) / len(r) * self.tick_rate if self.tick_stats.recent else 0.0
 
     @property
     def max_players(self) -> int:
@@ -246,8 +245,7 @@ class Room(RoomSends):
         self.roster.enter_joining()
         self._drop_closing()
         batch: dict[int, list[p.InputFrame]] = {}
-        arrived, applied = self.stats.inputs_arrived, self.stats.inputs_applied
-        top = len(applied) - 1
+        arrived, applied, top = self.stats.inputs_arrived, self.stats.inputs_applied, len(self.stats.inputs_applied) - 1
         for cid, s in self.sessions.items():
             arrived[min(top, s.proto.inputs.arrived)] += 1
             frames = s.proto.take_inputs()
