@@ -254,7 +254,6 @@ def check_cluster(args: argparse.Namespace) -> None:
     _number("--nodes", args.nodes, 1, inclusive=True, what="a whole number")
     if args.npcs is not None:  # None: each game its own default
         _number("--npcs", args.npcs, 0, inclusive=True, what="a whole number")
-    _number("--input-backlog", args.input_backlog, 0, inclusive=True, what="a whole number")
     for option, first in (("--port", args.port), ("--http-port", args.http_port)):
         if first < 1 and not (option == "--http-port" and first == -1):
             raise UsageError(f"{option} {first}: a port is 1..65535")

@@ -96,6 +96,7 @@ SERVE_USAGE_ERRORS = [
     (["--public-url", "http://game.example"], ["--public-url", "ws://"]),
     (["--game", "chess"], ["--game chess: no such game; the built-in ones are arena"]),
     (["--npcs", "-1"], ["--npcs -1"]),
+    (["--input-backlog", "-1"], ["--input-backlog -1", "at least 0"]),
     (["--stats-interval", "0"], ["--stats-interval 0", "above 0"]),
     (["--drain-timeout", "-1"], ["--drain-timeout -1", "0 or more"]),
     (["--port-file", "/nonexistent/dir/port"], ["--port-file /nonexistent/dir/port"]),
