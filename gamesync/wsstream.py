@@ -108,6 +108,8 @@ class WsStream:
         if self.pong_due is None:
             return None
         payload, self.pong_due = self.pong_due, None
+        if self.ws.state is not ConnectionState.OPEN:  # the peer's close came in the same read: no pong
+            return None
         return self.ws.send(Pong(payload))
 
     def feed_wsproto(self, data: bytes) -> list[bytes]:

@@ -267,3 +267,20 @@ def test_a_full_socket_takes_part_of_a_frame_and_the_result_says_how_much(path):
         b.close()
         assert send_parts([a], [big])[0] == -errno.EPIPE  # the peer is gone: minus the errno
         assert recv_frames([a], [reader], 100)[0][0] in (0, -errno.ECONNRESET)  # end of stream
+
+
+def test_a_ping_then_the_peers_close_in_one_read_owes_no_pong():
+    """wsproto refuses to send once the peer has closed: a ping answered in the same read as the
+    close is simply not answered (both paths), instead of raising."""
+    mask = b"\x01\x02\x03\x04"
+    ping = bytes([0x89, 0x82]) + mask + bytes(a ^ b for a, b in zip(b"hi", mask, strict=False))
+    close = bytes([0x88, 0x82]) + b"\x00\x00\x00\x00" + (1000).to_bytes(2, "big")
+    for use in (False, True):
+        was = native.use_native(use)
+        try:
+            s = _server_stream()
+            s.receive(ping + close)
+            assert s.take_pong() is None
+            assert s.peer_close is not None
+        finally:
+            native.use_native(was)
