@@ -67,10 +67,15 @@ async def test_new_rooms_go_to_the_least_loaded_node_and_their_players_are_redir
                     await p4.wait_state()
                     assert p4.redirects == 1 and "p1" in await hosted(a)
                     await trio.sleep(1.2)
-                    # now b is the less loaded (1 room, 1 client, against 1 room and 4 clients)
+                    # each node now has one room; which is the less loaded depends on their tick
+                    # times as much as on their clients (1 against 4), so only the redirect is
+                    # checked here: the player ends where the room was placed, redirected if that
+                    # is not the node it reached (the rule itself: the test above)
                     async with open_client(a.url, room="p3", name="z1") as r1:
                         await r1.wait_state()
-                        assert r1.redirects == 1 and await _lease(cluster, "p3") == "b"
+                        where = await _lease(cluster, "p3")
+                        assert where in ("a", "b") and r1.redirects == (1 if where == "b" else 0)
+                        assert "p3" in await hosted(cluster.nodes[where])
             nodes = {n["node"]: n for n in await http_json(a, "/nodes")}
             assert nodes["a"]["tick_load"] > 0 and "tick_load" in nodes["b"]
 
