@@ -27,32 +27,14 @@ RESEND_S = 0.5
 Answer = Callable[[bool, bool, Any], None]
 
 
-class PlayerSend:
-    """A reliable send to a player: ``result`` is True (a client of theirs acked it; with
-    ``expect_reply``: answered it, the answer in ``reply``), False (timed out: ``acked``
-    tells whether it arrived) or None (pending); ``wait()`` from trio code returns it."""
+class Outcome:
+    """A pending send's outcome: ``result`` True or False once ``resolve``d (the first call
+    wins; ``on_result`` hears it), None while pending; ``wait()`` from trio code returns it."""
 
-    def __init__(self, send_id: str, player: str, data: Any, deadline: float, expect_reply: bool,
-                 on_result: Callable[[bool], None] | None) -> None:
-        self.id = send_id
-        self.player = player
-        self.data = data
-        self.deadline = deadline
-        self.expect_reply = expect_reply
+    def __init__(self, on_result: Callable[[bool], None] | None) -> None:
         self.result: bool | None = None
-        self.acked = False
-        self.reply: Any = None
-        self.next_send = 0.0
         self._on_result = on_result
         self._done = trio.Event()
-
-    def answer(self, acked: bool, replied: bool, reply: Any) -> None:
-        if self.result is not None:
-            return
-        self.acked = self.acked or acked or replied
-        if replied or (acked and not self.expect_reply):
-            self.reply = reply if replied else None
-            self.resolve(True)
 
     def resolve(self, ok: bool) -> None:
         if self.result is None:
@@ -64,6 +46,32 @@ class PlayerSend:
     async def wait(self) -> bool:
         await self._done.wait()
         return bool(self.result)
+
+
+class PlayerSend(Outcome):
+    """A reliable send to a player: ``result`` is True (a client of theirs acked it; with
+    ``expect_reply``: answered it, the answer in ``reply``), False (timed out: ``acked``
+    tells whether it arrived) or None (pending); ``wait()`` from trio code returns it."""
+
+    def __init__(self, send_id: str, player: str, data: Any, deadline: float, expect_reply: bool,
+                 on_result: Callable[[bool], None] | None) -> None:
+        super().__init__(on_result)
+        self.id = send_id
+        self.player = player
+        self.data = data
+        self.deadline = deadline
+        self.expect_reply = expect_reply
+        self.acked = False
+        self.reply: Any = None
+        self.next_send = 0.0
+
+    def answer(self, acked: bool, replied: bool, reply: Any) -> None:
+        if self.result is not None:
+            return
+        self.acked = self.acked or acked or replied
+        if replied or (acked and not self.expect_reply):
+            self.reply = reply if replied else None
+            self.resolve(True)
 
 
 class PlayerSends:

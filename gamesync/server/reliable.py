@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import trio
+from ..sends import Outcome
 
 
-class ReliableSend:
+class ReliableSend(Outcome):
     """A message a client must acknowledge: ``result`` is True (acked; with ``expect_reply``:
     answered, the answer in ``reply``), False (timed out or the client left) or None
     (pending). ``acked`` tells a request that timed out waiting for its reply from one that
@@ -17,24 +17,15 @@ class ReliableSend:
 
     def __init__(self, ack_id: int, client_id: int, deadline: float, on_result: Callable[[bool], None] | None,
                  expect_reply: bool = False, on_ack: Callable[[], None] | None = None) -> None:
+        super().__init__(on_result)
         self.ack_id = ack_id
         self.client_id = client_id
         self.deadline = deadline
-        self.result: bool | None = None
         self.expect_reply = expect_reply
         self.acked = False
         self.replied = False
         self.reply: Any = None
-        self._on_result = on_result
         self._on_ack = on_ack
-        self._done = trio.Event()
-
-    def resolve(self, ok: bool) -> None:
-        if self.result is None:
-            self.result = ok
-            self._done.set()
-            if self._on_result is not None:
-                self._on_result(ok)
 
     def acknowledge(self, replied: bool, reply: Any) -> bool:
         """The client acked (``replied``: answered with ``reply``); True once that resolves it."""
@@ -47,10 +38,6 @@ class ReliableSend:
         if first and self._on_ack is not None:
             self._on_ack()
         return False
-
-    async def wait(self) -> bool:
-        await self._done.wait()
-        return bool(self.result)
 
 
 class ReliableBook(dict[int, ReliableSend]):
