@@ -255,6 +255,8 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
             "all_connected": client["all_connected"],
             "load_generator": "same machine (2 cores shared)",
         }
+        if "inputs_per_client_s" in client:  # inputs each bot sent per second (ARENA: 30)
+            result["inputs_per_client_s"] = client["inputs_per_client_s"]
         if proxies:
             result["proxy_cpu"] = round(sum(p1[i] - p0[i] for i in proxies) / (t1 - t0), 3)
         if len(groups) > 1:

@@ -46,6 +46,16 @@ MAX_PENDING_INPUTS = 256  # inputs awaiting their ack, per bot (older ones count
 VISIBLE_EVERY = 8  # a bot counts the entities it holds on every 8th state it receives
 
 
+def slots_due(k: int, elapsed: float, slot: float) -> range:
+    """The send slots to send now, ``k`` being the next one not sent, ``elapsed`` the time since
+    slot 0 and ``slot`` the time between slots. A slot whose time came while the process was
+    busy is sent late rather than skipped (a skipped slot is an input its bots never send); of a
+    stall longer than a whole period only the last period's slots are sent, so no bot sends two
+    inputs at once."""
+    due = math.floor(elapsed / slot + 1e-6) + 1  # slots whose time has come (k * slot / slot may read k - 1)
+    return range(max(k, due - SEND_SLOTS), due)
+
+
 @dataclass
 class BotStats:
     states: int = 0  # snapshots received
@@ -54,6 +64,7 @@ class BotStats:
     latencies: list[float] = field(default_factory=list)
     visible_sum: int = 0  # entities held, summed over the states sampled (every VISIBLE_EVERY-th)
     visible_samples: int = 0
+    inputs: int = 0  # inputs sent
 
 
 MAX_REDIRECTS = 5  # redirects a bot follows in a row while joining
@@ -198,6 +209,7 @@ class Bot:
     def input_sent(self, now: float) -> None:
         """The input from ``next_input`` went out: its ack latency is measured from now."""
         self.pending.append((self.proto.input_seq, now))
+        self.stats.inputs += 1
         if len(self.pending) > MAX_PENDING_INPUTS:
             self.pending.popleft()
 
@@ -314,20 +326,22 @@ class Swarm:
             return
 
     async def sender(self) -> None:
-        """Every bot sends at ``input_rate`` with its own random phase, in SEND_SLOTS groups."""
+        """Every bot sends at ``input_rate`` with its own random phase, in SEND_SLOTS groups.
+
+        Slots whose time came while the process was busy are sent late (``slots_due``)."""
         period = 1.0 / self.input_rate
+        slot = period / SEND_SLOTS
         slots: list[list[Bot]] = [[] for _ in range(SEND_SLOTS)]
         for b in self.bots:
             slots[b.rng.randrange(SEND_SLOTS)].append(b)
         start = trio.current_time()
         k = 0
         while True:
-            await trio.sleep_until(start + k * period / SEND_SLOTS)
-            self._send_slot(slots[k % SEND_SLOTS], trio.current_time())
-            k += 1
-            behind = math.floor((trio.current_time() - start) / (period / SEND_SLOTS)) - k
-            if behind > 0:
-                k += behind  # never burst to catch up
+            await trio.sleep_until(start + k * slot)
+            now = trio.current_time()
+            for j in slots_due(k, now - start, slot):
+                self._send_slot(slots[j % SEND_SLOTS], now)
+                k = j + 1
 
     def _send_slot(self, bots: list[Bot], now: float) -> None:
         """Every connected bot of a slot sends its input: one masked frame each, in one
@@ -368,6 +382,8 @@ class Swarm:
             "payload_bytes_per_client_s": round(statistics.median(per_bot_bytes), 1),
             "states_per_client_s": round(statistics.median(per_bot_states), 2),
             "states_per_client_s_min": round(min(per_bot_states), 2),
+            "inputs_per_client_s": round(statistics.median(b.stats.inputs / secs for b in self.bots), 2)
+            if secs > 0 and self.bots else 0.0,
             # snapshots each bot decoded, over those it received (1.0 while the process keeps up)
             "decoded_share": round(sum(b.stats.decoded for b in self.bots)
                                    / max(1, sum(b.stats.states for b in self.bots)), 3),

@@ -29,6 +29,7 @@ async def test_swarm_connects_every_bot_and_reports_rates_and_latency():
         assert math.isfinite(result[key]) and 0 < result[key] < 500, (key, result[key])
     assert result["ack_latency_ms_p50"] <= result["ack_latency_ms_p99"]
     assert result["ack_samples"] > 5 * 30  # ~30 inputs/s per bot, most acked
+    assert result["inputs_per_client_s"] == pytest.approx(30.0, rel=0.1)
     assert 0 < result["shared_decode_hit_rate"] <= 1  # five bots in one room share payloads
     assert room["joins"] == 5 and room["inputs_in"] > 5 * 30
 
