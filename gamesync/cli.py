@@ -28,13 +28,14 @@ def _secret(cmd: str, path: str | None) -> bytes | None:
 
 def _serve(args: argparse.Namespace) -> int:
     from .games import builtin_games
-    from .memtune import keep_freed_memory
+    from .memtune import calm_gc, keep_freed_memory
     from .server import Server, ServerConfig
     from .server.netaddr import is_loopback_host
     from .tokens import SECRET_ENV
 
     log = logging.getLogger("gamesync")
     keep_freed_memory()
+    calm_gc()
     usage.check_serve(args, builtin_games())
     secret = _secret("serve", args.secret_file)
     ssl_context = usage.ssl_context(args.certfile, args.keyfile)
@@ -155,7 +156,9 @@ def _cluster(args: argparse.Namespace) -> int:
 
 def _bots(args: argparse.Namespace) -> int:
     from .client.swarm import run_swarm
+    from .memtune import calm_gc
 
+    calm_gc()
     secret = _secret("bots", args.secret_file)
     usage.check_bots(args)
     return run_swarm(args, secret)
