@@ -17,16 +17,14 @@ import msgpack
 import numpy as np
 from numpy.typing import NDArray
 
-from .delta import COMPRESS_MIN, compress_payload
+from .delta import COMPRESS_MIN, compress_fast
 from .protocol import NO_TICK
 from .schema import Schema
 from .state import State
 from .viewcodec import CellMap, ChunkSet, encode_chunks, entity_records
 from .viewwire import bin_head, record_dtype
 
-LISTING_LEVEL = 3  # deflate level of cell listings (each is built once and shared)
 EMPTY_BIN, EMPTY_ARRAY, NO_ENTER = msgpack.packb(b""), msgpack.packb([]), msgpack.packb([0, b""])
-ENTER_LEVEL = 1  # deflate level of a client's own enter records (built for that client alone)
 ENTER_MIN = 160  # and only from this size on: a deflate per client per tick costs more than it saves below
 
 
@@ -69,9 +67,9 @@ class ViewFrame(NamedTuple):
     entities: int  # entities the client holds after it
 
 
-def _squeezed(raw: bytes, level: int = LISTING_LEVEL, least: int = COMPRESS_MIN) -> list[Any]:
+def _squeezed(raw: bytes, least: int = COMPRESS_MIN) -> list[Any]:
     """[flags, records]: deflated (flags 1) when that is worth it, else as they are (flags 0)."""
-    return list(compress_payload(raw, level, least))
+    return list(compress_fast(raw, least))
 
 
 class ViewPlanner:
@@ -164,7 +162,7 @@ class ViewPlanner:
                 new = [c for c in cs if c not in v.held_set]
                 added = msgpack.packb([self._listing(cur, c, base) for c in new]) if new else EMPTY_ARRAY
             parts = [head, dropped, bin_head(len(k)), k, added,
-                     msgpack.packb(_squeezed(enter, ENTER_LEVEL, ENTER_MIN)) if enter else NO_ENTER]
+                     msgpack.packb(_squeezed(enter, ENTER_MIN)) if enter else NO_ENTER]
             if private is not None:
                 parts.append(msgpack.packb(private[j]))
             out.append(ViewFrame(self.tick, base, ref, b"".join(parts), cs, held[j]))

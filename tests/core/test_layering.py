@@ -1,5 +1,6 @@
 """The core stays pure: importing all of ``gamesync.core`` pulls in only the standard library,
-numpy and msgpack (no trio, no sockets layer, no PyJWT), and never the server or client."""
+numpy, msgpack and isal (a deflate codec, as zlib is; no trio, no sockets layer, no PyJWT), and
+never the server or client."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 import gamesync.core
 
-ALLOWED = {"gamesync", "numpy", "msgpack", "cython_runtime"}  # the last: compiled extensions' helper
+ALLOWED = {"gamesync", "numpy", "msgpack", "isal", "cython_runtime"}  # the last: compiled extensions' helper
 
 PROBE = """
 import importlib, json, sys
@@ -21,7 +22,7 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 """
 
 
-def test_core_imports_only_the_standard_library_numpy_and_msgpack():
+def test_core_imports_only_the_standard_library_numpy_msgpack_and_isal():
     names = [f"gamesync.core.{m.name}" for m in pkgutil.iter_modules(gamesync.core.__path__)]
     assert len(names) >= 10
     out = subprocess.run([sys.executable, "-c", PROBE.format(names=names)], capture_output=True, text=True,
