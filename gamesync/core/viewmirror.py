@@ -394,10 +394,13 @@ class ChunkCache:
     """Decoded cells shared by many mirrors (a bot swarm): the same cell state and the same
     chunk bytes give the same next cell state; and for ``ViewCounts``, chunk lengths."""
 
-    def __init__(self, limit: int = 1 << 16) -> None:
+    def __init__(self, limit: int = 1 << 16, tables: int = 8) -> None:
         self.limit = limit
         self._d: dict[Any, Any] = {}
         self._keep: dict[int, CellState] = {}
+        #: ``ViewCounts``' entries, one table per (tick, base, ref), the newest ``tables`` of them
+        self._tables: dict[tuple[int, int, int], dict[int, tuple[int, int]]] = {}
+        self._max_tables = tables
         self.hits = 0
         self.misses = 0
 
@@ -413,6 +416,17 @@ class ChunkCache:
         if len(self._d) >= self.limit:
             self._d.clear()
         self._d[key] = st
+
+    def table(self, tick: int, base: int, ref: int) -> dict[int, tuple[int, int]]:
+        """The counts table of snapshots (tick, base, ref): cell ``c`` held with ``k`` members is
+        entry ``c << 32 | k``, whose value is (chunk length, members after it)."""
+        key = (tick, base, ref)
+        t = self._tables.get(key)
+        if t is None:
+            if len(self._tables) >= self._max_tables:
+                del self._tables[min(self._tables)]
+            t = self._tables[key] = {}
+        return t
 
 
 class ViewCounts:
@@ -443,17 +457,20 @@ class ViewCounts:
             for c in sorted(counts):
                 at, counts[c] = split(data, at, counts[c])
         else:
+            table, misses = cache.table(tick, base, ref), 0
             for c in sorted(counts):
                 k = counts[c]
-                key = ("n", c, tick, base, ref, k)
-                hit = cache.get(key)
+                hit = table.get(c << 32 | k)
                 if hit is None:
+                    misses += 1
                     end, counts[c] = split(data, at, k)
-                    cache.put(key, (end - at, counts[c]))
+                    table[c << 32 | k] = (end - at, counts[c])
                     at = end
                 else:
                     at += hit[0]
                     counts[c] = hit[1]
+            cache.misses += misses
+            cache.hits += len(counts) - misses
         if at != len(data):
             raise PayloadError("kept-cells bin has trailing bytes")
         for item in added:
