@@ -51,6 +51,7 @@ class ViewRules:
         self._next_cell = self.grid.everyone + 1
         self._natural: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
         self._owned: dict[int, dict[int, int]] = {}  # client id -> {slot: entity id} whose private fields it gets
+        self._owned_gen = 0  # counts the changes to ``_owned``
         #: the sessions of the last ``_all_cells`` and their views' spans, to find who moved
         self._last: tuple[list[Any], NDArray[np.int64]] = ([], np.zeros((0, 0), dtype=np.int64))
 
@@ -102,6 +103,7 @@ class ViewRules:
     def own(self, slots: ArrayLike, client_id: int | None) -> None:
         """``client_id`` (None: no one) receives the private fields of these entities."""
         idx = np.atleast_1d(np.asarray(slots, dtype=np.intp)).tolist()
+        self._owned_gen += 1
         for book in self._owned.values():
             for s in idx:
                 book.pop(s, None)
@@ -134,6 +136,7 @@ class ViewRules:
 
     def forget(self, client_id: int) -> None:
         """A client left: drop its settings."""
+        self._owned_gen += 1
         for book in (self._focus, self._point, self._radius, self._team, self._owned):
             book.pop(client_id, None)
         for solo in self._solo.values():

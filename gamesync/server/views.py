@@ -15,6 +15,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+from numpy.typing import NDArray
 
 from ..core import protocol as p
 from ..core.interest import Interest
@@ -43,6 +44,8 @@ class Views(ViewRules):
         self._private = private_dtype(schema, interest.private) if interest.private else None
         #: per client, (cell, private row) of each entity it owns at the newest state
         self._owned_now: dict[int, list[tuple[int, bytes]]] = {}
+        #: ``_owned`` flattened (client ids, slots, entity ids), and the ``_owned_gen`` it is of
+        self._owned_flat: tuple[int, list[int], NDArray[np.intp], NDArray[np.uint32]] | None = None
     @classmethod
     def of(cls, world: World, game: Any, history: int) -> Views | None:
         """A room's views when its game declares ``interest``, else None."""
@@ -109,15 +112,18 @@ class Views(ViewRules):
         captured from it)."""
         if self._private is None or not self._owned:
             return {}
-        cids, slots, eids = [], [], []
-        for cid, book in self._owned.items():
-            for slot, eid in sorted(book.items()):
-                cids.append(cid)
-                slots.append(slot)
-                eids.append(eid)
-        sl = np.asarray(slots, dtype=np.intp)
+        if self._owned_flat is None or self._owned_flat[0] != self._owned_gen:  # ownership changed
+            cids, slots, eids = [], [], []
+            for cid, book in self._owned.items():
+                for slot, e in sorted(book.items()):
+                    cids.append(cid)
+                    slots.append(slot)
+                    eids.append(e)
+            self._owned_flat = (self._owned_gen, cids, np.asarray(slots, dtype=np.intp),
+                                np.asarray(eids, dtype=np.uint32))
+        _, cids, sl, eid = self._owned_flat
         at = np.minimum(sl, max(st.n - 1, 0))
-        ok = (sl < st.n) & st.alive[at] & (st.ids[at] == np.asarray(eids, dtype=np.uint32))
+        ok = (sl < st.n) & st.alive[at] & (st.ids[at] == eid)
         rec = np.zeros(sl.size, dtype=self._private)
         rec["slot"] = sl
         for i in self.grid.private_rows:

@@ -271,6 +271,31 @@ def test_private_fields_reach_only_their_owner_not_even_as_bytes_in_anyone_elses
             assert (other_secret + t).to_bytes(4, "little") not in payload
 
 
+def test_private_fields_follow_a_change_of_owner_at_the_next_tick():
+    rig = ViewsRig(2)
+    v = rig.views
+    for cid in (1, 2):
+        v.focus(cid, point=(1000.0, 1000.0))
+    a = rig.spawn(1010.0, 1000.0)
+    v.own([a], 1)
+    for t in range(8):
+        if t == 3:
+            v.own([a], 2)  # handed over: from this tick on client 2 gets it, client 1 never again
+        if t == 6:
+            v.own([a], None)  # no one owns it
+        rig.world["ack"][a] = 1000 + t
+        v.push(State.capture(rig.world, rig.tick))
+        for s, out in v.encode(rig.sessions, RoomStats()):
+            s.view.commit(out.view)
+            rig.mirrors[s.id].apply(out.tick, out.base, out.ref, out.payload)
+            owner = 1 if t < 3 else 2 if t < 6 else None
+            seen = int(rig.mirrors[s.id].state().wire(rig.game.schema, "ack")[a])
+            assert seen == (1000 + t if s.id == owner else 0), (t, s.id, seen)
+            if s.id != owner:
+                assert (1000 + t).to_bytes(4, "little") not in out.payload
+        rig.tick += 1
+
+
 def test_a_pacing_client_holds_everything_within_r_nothing_beyond_2r_and_keeps_its_cells():
     rig = ViewsRig(1)
     v = rig.views
