@@ -30,4 +30,7 @@ def send_frames(plan: Sequence[tuple[Session, Outgoing]], now: float) -> None:
     if owners:
         sent = native.send_parts([s.sock for s in owners], [f[0] for f in frames])
         for s, (parts, total), n in zip(owners, frames, sent, strict=True):
-            s.wrote(parts, total, n)
+            if n == total:  # the usual outcome, as ``wrote`` would take it
+                s.bytes_out += n
+            else:
+                s.wrote(parts, total, n)
