@@ -81,6 +81,17 @@ class InputFrame:
     ack_bits: int = 0  # bit i set: the client also holds tick ack - 1 - i
 
 
+def input_frame(seq: int, data: Any, _new: Callable[[type], Any] = object.__new__) -> InputFrame:
+    """``InputFrame(seq, data)``, as a game gets it (no ack), built without the frozen
+    dataclass's ``__init__`` (a third of the cost; this runs for every input): the two
+    fields set in the instance, ``ack`` and ``ack_bits`` from the class defaults."""
+    f = _new(InputFrame)
+    d = f.__dict__
+    d["seq"] = seq
+    d["data"] = data
+    return f  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class SnapshotAck:
     tick: int

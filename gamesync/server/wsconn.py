@@ -106,6 +106,7 @@ class WsConn:
             raise RateLimited("inbound byte rate over the limit")
         stream = self.stream
         r = stream.reader
+        assert r is not None  # read on the fast path
         if rest is None and not r.controls and not r.too_big and not stream.controls:  # the usual read
             if msgs and not self.in_msgs.take(len(msgs), now):
                 raise RateLimited("inbound message rate over the limit")
