@@ -123,16 +123,21 @@ class AckTracker:
         the client holds it, else the baseline's own baseline. A baseline that left the
         history means a full snapshot (NO_TICK, NO_TICK).
         """
-        if self.acked == NO_TICK:
+        acked = self.acked
+        if acked == NO_TICK:
             return NO_TICK, NO_TICK
         target = tick - self.lag
-        b = target if target < self.acked and self.holds(target) else self.acked
+        b = target if target < acked and self.holds(target) else acked
         if b < self.base:
             b = self.base
         if b not in history:
             return self.restart()
         self.base = b
-        r = b - 1 if self.holds(b - 1) else self.sent_base(b)
+        r = b - 1
+        d = acked - b  # holds(r), inlined (this runs for every client on every tick)
+        if not (d == -1 or (0 <= d < ACK_BITS and (self.ack_bits >> d) & 1 and r >= 0
+                            and self._ticks[r % self._ring] == r)):
+            r = self.sent_base(b)
         if r != NO_TICK and r not in history:
             r = NO_TICK
         return b, r

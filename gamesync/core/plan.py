@@ -60,6 +60,12 @@ def plan_payloads(tick: int, clients: Sequence[AckTracker], history: _Ticks, cap
         score.pop(full, None)
         chosen = set(sorted(score, key=score.__getitem__, reverse=True)[:cap])
         newest_first = sorted(chosen, reverse=True)
+    if not newest_first:  # within the cap: every client gets the pair it chose
+        for a in clients:
+            if a.waits:
+                a.waits = 0
+        counts.full_snapshots += wanted.count(full)
+        return list(wanted)
     keys: list[Key | None] = list(wanted)
     for i, acks in enumerate(clients):
         key = wanted[i]
