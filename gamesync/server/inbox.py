@@ -2,65 +2,32 @@
 
 from __future__ import annotations
 
-import select
-import selectors
 from collections.abc import Callable
 
 from .. import native
 from ..core.errors import GamesyncError, PeerClosed
+from ..sockio import ReadySet
 from .session import Session
 
 
 class Inbox:
-    """Every joined session's socket; ``read`` takes what each readable one has sent.
-
-    On Linux an epoll object of its own, mapped by descriptor (the ``selectors`` layer costs
-    about half a microsecond per readable socket per tick); elsewhere ``selectors``."""
+    """Every joined session's socket; ``read`` takes what each readable one has sent."""
 
     def __init__(self) -> None:
-        self._epoll = select.epoll() if hasattr(select, "epoll") else None
-        self._by_fd: dict[int, Session] = {}
-        self._fds: dict[int, int] = {}  # id(session) -> its descriptor (the socket may close first)
-        self._selector = selectors.DefaultSelector() if self._epoll is None else None
+        self._ready = ReadySet()
 
     def __len__(self) -> int:
         """Sockets registered."""
-        return len(self._fds)
+        return len(self._ready)
 
     def add(self, s: Session) -> None:
-        fd = s.sock.fileno()
-        if self._epoll is not None:
-            self._epoll.register(fd, select.EPOLLIN)
-        else:
-            assert self._selector is not None
-            self._selector.register(fd, selectors.EVENT_READ)
-        self._by_fd[fd] = s
-        self._fds[id(s)] = fd
+        self._ready.add(s.sock, s)
 
     def remove(self, s: Session) -> None:
-        fd = self._fds.pop(id(s), None)
-        if fd is None or self._by_fd.get(fd) is not s:
-            return
-        del self._by_fd[fd]
-        try:
-            if self._epoll is not None:
-                self._epoll.unregister(fd)
-            elif self._selector is not None:
-                self._selector.unregister(fd)
-        except (KeyError, ValueError, OSError):  # closed already (epoll then forgot it by itself)
-            pass
+        self._ready.remove(s)
 
     def close(self) -> None:
-        if self._epoll is not None:
-            self._epoll.close()
-        elif self._selector is not None:
-            self._selector.close()
-
-    def _ready(self) -> list[int]:
-        if self._epoll is not None:
-            return [fd for fd, _ in self._epoll.poll(0)]
-        assert self._selector is not None
-        return [key.fd for key, _ in self._selector.select(0)]
+        self._ready.close()
 
     def read(self, now: float, handle: Callable[[Session, list[bytes]], None]) -> None:
         """Read every readable socket once (those on the fast path in one
@@ -68,10 +35,9 @@ class Inbox:
         session whose connection broke or broke the rules is closed (a vanished peer keeps
         its seat)."""
         fast: list[Session] = []
-        by_fd = self._by_fd
-        for fd in self._ready():
-            s = by_fd.get(fd)
-            if s is None or s.proto.closing:
+        s: Session
+        for s in self._ready.ready():
+            if s.proto.closing:
                 continue
             conn = s.conn
             if conn.tls is None and conn.stream.fast:  # conn.batchable
