@@ -127,14 +127,15 @@ class Session:
                 self.skipped += 1
             self.mailbox = snap
             return None
-        return self._snapshot_parts(snap, now)
+        return self.snapshot_parts(snap, now)
 
     def _send_snapshot(self, snap: Outgoing, now: float) -> None:
-        frame = self._snapshot_parts(snap, now)
+        frame = self.snapshot_parts(snap, now)
         if frame is not None:
             self.write(b"".join(frame[0]))
 
-    def _snapshot_parts(self, snap: Outgoing, now: float) -> tuple[list[bytes], int] | None:
+    def snapshot_parts(self, snap: Outgoing, now: float) -> tuple[list[bytes], int] | None:
+        """``frame_parts`` for a session that is not closing and has nothing waiting to be written."""
         if snap.view is not None and snap.base != self.view.tick:
             self.skipped += 1  # built on a view the client no longer has: the next tick's will do
             return None
