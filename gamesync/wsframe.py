@@ -121,10 +121,13 @@ def binary_frame(payload: bytes) -> bytes:
     return binary_header(len(payload)) + payload
 
 
+_SHORT_HEADERS = [bytes((0x82, n)) for n in range(126)]
+
+
 def binary_header(n: int) -> bytes:
     """The header of an unmasked binary frame whose payload is ``n`` bytes long."""
     if n < 126:
-        return bytes((0x82, n))
+        return _SHORT_HEADERS[n]
     if n < 0x10000:
         return _HDR16.pack(0x82, 126, n)
     return _HDR64.pack(0x82, 127, n)

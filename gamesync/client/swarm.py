@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import random
-import selectors
 import socket
 import statistics
 import sys
@@ -35,6 +34,7 @@ from ..core.errors import GamesyncError, Redirect
 from ..core.mirror import DecodeCache
 from ..core.protocol import PROTOCOL_VERSION
 from ..core.viewmirror import ChunkCache
+from ..sockio import ReadySet
 from ..wsframe import frame_size, masked_binary_frame
 from .botsocket import RECV_CHUNK, BotSocket
 
@@ -253,7 +253,7 @@ class Swarm:
         #: at) and resume their seats; without it a lost bot stays lost
         self.reconnect = reconnect
         self._revive_send, self._revive_recv = trio.open_memory_channel[Bot](max(1, count))
-        self.sel = selectors.DefaultSelector()
+        self.sel = ReadySet()
         self.t_measure: float | None = None
 
     async def connect_all(self, ramp: float) -> None:
@@ -271,7 +271,7 @@ class Swarm:
             b.fail(f"connect failed: {e!r}")
             return
         assert b.sock is not None
-        self.sel.register(b.sock, selectors.EVENT_READ, b)
+        self.sel.add(b.sock, b)
 
     async def reader(self) -> None:
         """Drain every readable socket each time any is readable: the sockets on the fast path
@@ -279,7 +279,7 @@ class Swarm:
         sel = self.sel
         while True:
             await trio.lowlevel.wait_readable(sel.fileno())
-            ready: list[Bot] = [key.data for key, _ in sel.select(0)]
+            ready: list[Bot] = sel.ready()
             fast: list[tuple[Bot, BotSocket]] = []
             for b in ready:
                 if b.link is not None and b.link.batchable:
@@ -297,9 +297,7 @@ class Swarm:
 
     def _lost(self, b: Bot) -> None:
         """Stop reading a lost bot's socket (and bring it back, with ``reconnect``)."""
-        try:
-            self.sel.unregister(b.link.sock if b.link is not None else None)  # type: ignore[arg-type]
-        except (KeyError, ValueError):
+        if b.link is None or not self.sel.remove(b):
             return
         if self.reconnect:
             self._revive_send.send_nowait(b)
@@ -322,7 +320,7 @@ class Swarm:
                 logger.info("bot %d: reconnect failed: %r", b.idx, e)
                 continue
             assert b.sock is not None
-            self.sel.register(b.sock, selectors.EVENT_READ, b)
+            self.sel.add(b.sock, b)
             return
 
     async def sender(self) -> None:

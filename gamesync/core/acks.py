@@ -53,22 +53,19 @@ class AckTracker:
         self._bases[i] = base
         self.newest_sent = tick
         if self.stream:
-            self._held_after(tick, base)
-
-    def _held_after(self, tick: int, base: int) -> None:
-        """Acknowledge ``tick`` as a client that decodes its whole stream would: it then holds
-        ``tick``, and of the earlier ticks it was sent those its retention rule keeps
-        (protocol 12.2: from ``base - 1`` on, or from ``tick - keep`` on after a full one)."""
-        bits = 0
-        if self.acked != NO_TICK:
-            d = tick - self.acked
-            if 0 < d <= ACK_BITS:
-                bits = ((self.ack_bits << 1) | 1) << (d - 1)
-        kept_from = base - 1 if base != NO_TICK else tick - self.keep
-        span = tick - kept_from  # bit i is tick - 1 - i: kept while i < span
-        if span < ACK_BITS:
-            bits &= (1 << span) - 1
-        self.acked, self.ack_bits = tick, bits & ACK_MASK
+            # acknowledge ``tick`` as a client that decodes its whole stream would: it then
+            # holds ``tick``, and of the earlier ticks it was sent those its retention rule
+            # keeps (protocol 12.2: from ``base - 1`` on, or from ``tick - keep`` on after a
+            # full one); bit i is tick - 1 - i, kept while i < span
+            bits = 0
+            if self.acked != NO_TICK:
+                d = tick - self.acked
+                if 0 < d <= ACK_BITS:
+                    bits = ((self.ack_bits << 1) | 1) << (d - 1)
+            span = tick - (base - 1 if base != NO_TICK else tick - self.keep)
+            if span < ACK_BITS:
+                bits &= (1 << span) - 1
+            self.acked, self.ack_bits = tick, bits & ACK_MASK
 
     def was_sent(self, tick: int) -> bool:
         """A snapshot for ``tick`` went to the client within the remembered window."""
@@ -126,16 +123,21 @@ class AckTracker:
         the client holds it, else the baseline's own baseline. A baseline that left the
         history means a full snapshot (NO_TICK, NO_TICK).
         """
-        if self.acked == NO_TICK:
+        acked = self.acked
+        if acked == NO_TICK:
             return NO_TICK, NO_TICK
         target = tick - self.lag
-        b = target if target < self.acked and self.holds(target) else self.acked
+        b = target if target < acked and self.holds(target) else acked
         if b < self.base:
             b = self.base
         if b not in history:
             return self.restart()
         self.base = b
-        r = b - 1 if self.holds(b - 1) else self.sent_base(b)
+        r = b - 1
+        d = acked - b  # holds(r), inlined (this runs for every client on every tick)
+        if not (d == -1 or (0 <= d < ACK_BITS and (self.ack_bits >> d) & 1 and r >= 0
+                            and self._ticks[r % self._ring] == r)):
+            r = self.sent_base(b)
         if r != NO_TICK and r not in history:
             r = NO_TICK
         return b, r

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import RateLimited
-from .protocol import InputFrame
+from .protocol import InputFrame, input_frame
 
 #: inputs left waiting after a tick before the tick catches up (0: every input at the next tick)
 INPUT_BACKLOG = 1
@@ -60,7 +60,7 @@ class InputQueue:
         ``max_waiting``."""
         if seq <= self.last_applied:
             return  # already applied: a duplicate or a late resend
-        self._waiting.append(InputFrame(seq, data))
+        self._waiting.append(input_frame(seq, data))
         self.arrived += 1
         if len(self._waiting) > self.max_waiting:
             raise RateLimited("too many inputs waiting to be applied")

@@ -107,7 +107,10 @@ class Mirror:
         return bits
 
     def _prune(self, floor: int) -> None:
-        keep = {t for t in self._states if t >= floor}
+        states = self._states
+        if not states or next(iter(states)) >= floor:  # ticks arrive in order: the first is the oldest
+            return
+        keep = {t for t in states if t >= floor}
         keep |= {self._states[t][1] for t in keep}
         if len(keep) != len(self._states):
             self._states = {t: v for t, v in self._states.items() if t in keep}

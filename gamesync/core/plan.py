@@ -60,6 +60,20 @@ def plan_payloads(tick: int, clients: Sequence[AckTracker], history: _Ticks, cap
         score.pop(full, None)
         chosen = set(sorted(score, key=score.__getitem__, reverse=True)[:cap])
         newest_first = sorted(chosen, reverse=True)
+    if not newest_first:  # within the cap: every client gets the pair it chose
+        for a in clients:
+            if a.waits:
+                a.waits = 0
+        counts.full_snapshots += wanted.count(full)
+        return list(wanted)
+    return _past_cap(clients, wanted, floors, chosen, newest_first, counts)
+
+
+def _past_cap(clients: Sequence[AckTracker], wanted: list[Key], floors: list[int], chosen: set[Key],
+              newest_first: list[Key], counts: PlanCounts) -> list[Key | None]:
+    """``plan_payloads`` over the cap: a client whose pair was not chosen rides the newest
+    chosen pair it can decode, waits for its turn, or after waiting gets the full snapshot."""
+    full = (NO_TICK, NO_TICK)
     keys: list[Key | None] = list(wanted)
     for i, acks in enumerate(clients):
         key = wanted[i]

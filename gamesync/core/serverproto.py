@@ -92,12 +92,15 @@ class Heartbeat(enum.Enum):
 class ServerSession:
     """One client as its room sees it: the join gate, inputs, acks, leave, the lifecycle."""
 
-    __slots__ = ("state", "version", "error", "keep_seat", "why", "acks", "inputs", "last_recv", "pinged",
+    __slots__ = ("state", "closing", "version", "error", "keep_seat", "why", "acks", "inputs", "last_recv", "pinged",
                  "inputs_in", "messages_in")
 
     def __init__(self, history_ticks: int, baseline_lag: int, max_inputs_per_tick: int, now: float,
                  input_backlog: int = INPUT_BACKLOG, input_drain_ticks: int = DRAIN_TICKS) -> None:
         self.state = SessionState.AWAITING_JOIN
+        #: past playing: closing or closed (kept with ``state`` by ``_move``; read for every
+        #: session on every tick, so a plain attribute)
+        self.closing = False
         self.version = p.PROTOCOL_VERSION  # the join's, once it came
         self.error: GamesyncError | None = None  # what the connection is closed with (None: 1000)
         self.keep_seat = False  # closed in a way that keeps the player's seat for a resume
@@ -116,11 +119,7 @@ class ServerSession:
         if to not in _TRANSITIONS[self.state]:
             raise IllegalTransition(f"session {self.state.value} -> {to.value}")
         self.state = to
-
-    @property
-    def closing(self) -> bool:
-        """Past playing: closing or closed."""
-        return self.state is SessionState.CLOSING or self.state is SessionState.CLOSED
+        self.closing = to is SessionState.CLOSING or to is SessionState.CLOSED
 
     def receive_join(self, data: bytes) -> p.Join:
         """The join gate: the first message must be a join in a protocol version we speak.
@@ -166,6 +165,17 @@ class ServerSession:
             self._move(SessionState.CLOSED)
 
     # -- incoming --------------------------------------------------------------------------
+
+    def receive_input(self, fields: p.InputFields, validate: Callable[[Any], Any]) -> None:
+        """Handle one input message already recognised by ``protocol.input_fields`` (the
+        common case, as ``receive`` would handle it)."""
+        if self.state is not SessionState.PLAYING:
+            return
+        self.inputs_in += 1
+        seq, data, ack, bits = fields
+        if ack is not None:
+            self.acks.on_ack(ack, bits)
+        self.inputs.add(seq, validate(data))
 
     def receive(self, data: bytes, validate: Callable[[Any], Any]) -> SessionEvent | None:
         """Handle one client message. ``validate`` is the game's ``validate_input``. Returns

@@ -1,9 +1,10 @@
 """Which path the per-tick socket work takes: the native extension (``_wire``, Cython) or Python.
 
-Both paths offer the same three things with the same results, byte for byte:
+Both paths offer the same four things with the same results, byte for byte:
 ``frame_reader`` (the fast frame splitter behind ``wsstream.WsStream``), ``recv_frames``
 (one non-blocking read from each of many sockets, split into frames, in one call) and
-``send_parts`` (one scatter-gather ``sendmsg`` per socket, many sockets in one call). The
+``send_parts`` (one scatter-gather ``sendmsg`` per socket, many sockets in one call), and
+``input_fields`` (the common input message recognised in its msgpack bytes). The
 native path is used when the extension was built (``pip install`` compiles it when a C
 compiler is present) and ``GAMESYNC_PURE`` is unset or ``0``; ``use_native`` switches at run
 time (the tests run both paths in one process).
@@ -19,6 +20,8 @@ from types import ModuleType
 from typing import Any
 
 from .. import sockio
+from ..core.protocol import InputFields
+from ..core.protocol import input_fields as _py_input_fields
 from ..wsframe import FrameReader
 
 logger = logging.getLogger(__name__)
@@ -116,3 +119,12 @@ def send_masked(socks: Sequence[Any], msgs: Sequence[bytes], keys: bytes) -> lis
         out: list[int] = _ext.send_masked(socks, msgs, keys)
         return out
     return sockio.send_masked(socks, msgs, keys)
+
+
+def input_fields(data: bytes) -> InputFields | None:
+    """``core.protocol.input_fields``: the common input message's fields, or None."""
+    if _native:
+        assert _ext is not None
+        out: InputFields | None = _ext.input_fields(data)
+        return out
+    return _py_input_fields(data)

@@ -262,3 +262,84 @@ def send_masked(socks, msgs, bytes keys):
         else:
             out.append(sent)
     return out
+
+
+cdef enum:
+    MAX_SAFE_BITS = 53  # protocol.MAX_INT is 2**53 - 1
+
+
+cdef inline Py_ssize_t _read_int(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, long long *v):
+    """A msgpack integer at ``b[i]``: its value in ``v`` and the index after it; -1 for
+    anything else (or a uint64 past int64, left to the Python path)."""
+    cdef unsigned char c
+    cdef unsigned long long u = 0
+    cdef Py_ssize_t k, w
+    if i >= n:
+        return -1
+    c = b[i]
+    if c <= 0x7F:
+        v[0] = c
+        return i + 1
+    if c >= 0xE0:
+        v[0] = <signed char>c
+        return i + 1
+    if 0xCC <= c <= 0xCF:
+        w = 1 << (c - 0xCC)
+    elif 0xD0 <= c <= 0xD3:
+        w = 1 << (c - 0xD0)
+    else:
+        return -1
+    if i + 1 + w > n:
+        return -1
+    for k in range(w):
+        u = (u << 8) | b[i + 1 + k]
+    if c <= 0xCF:
+        if u >> 63:
+            return -1
+        v[0] = <long long>u
+    elif w == 1:
+        v[0] = <signed char>u
+    elif w == 2:
+        v[0] = <short>u
+    elif w == 4:
+        v[0] = <int>u
+    else:
+        v[0] = <long long>u
+    return i + 1 + w
+
+
+def input_fields(data):
+    """See gamesync.core.protocol.input_fields: the same results, read from the bytes."""
+    if type(data) is not bytes:
+        return None
+    cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i, k, items, count
+    cdef long long seq, ack = 0, bits = 0, x
+    cdef list d
+    if n < 3 or b[0] < 0x93 or b[0] > 0x95 or b[1] != 3:
+        return None
+    items = b[0] - 0x90
+    i = _read_int(b, 2, n, &seq)
+    if i < 0 or seq < 1 or seq >> MAX_SAFE_BITS:
+        return None
+    if i >= n or b[i] < 0x90 or b[i] > 0x9F:
+        return None
+    count = b[i] - 0x90
+    i += 1
+    d = []
+    for k in range(count):
+        i = _read_int(b, i, n, &x)
+        if i < 0:
+            return None
+        d.append(x)
+    if items >= 4:
+        i = _read_int(b, i, n, &ack)
+        if i < 0 or ack < 0 or ack >> MAX_SAFE_BITS:
+            return None
+    if items == 5:
+        i = _read_int(b, i, n, &bits)
+        if i < 0 or bits < 0 or bits >> 32:
+            return None
+    if i != n:
+        return None
+    return seq, d, (ack if items >= 4 else None), bits

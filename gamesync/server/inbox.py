@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import selectors
 from collections.abc import Callable
 
 from .. import native
 from ..core.errors import GamesyncError, PeerClosed
+from ..sockio import ReadySet
 from .session import Session
 
 
@@ -14,23 +14,20 @@ class Inbox:
     """Every joined session's socket; ``read`` takes what each readable one has sent."""
 
     def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector()
+        self._ready = ReadySet()
 
     def __len__(self) -> int:
         """Sockets registered."""
-        return len(self._selector.get_map())
+        return len(self._ready)
 
     def add(self, s: Session) -> None:
-        self._selector.register(s.sock, selectors.EVENT_READ, s)
+        self._ready.add(s.sock, s)
 
     def remove(self, s: Session) -> None:
-        try:
-            self._selector.unregister(s.sock)
-        except (KeyError, ValueError):
-            pass
+        self._ready.remove(s)
 
     def close(self) -> None:
-        self._selector.close()
+        self._ready.close()
 
     def read(self, now: float, handle: Callable[[Session, list[bytes]], None]) -> None:
         """Read every readable socket once (those on the fast path in one
@@ -38,11 +35,12 @@ class Inbox:
         session whose connection broke or broke the rules is closed (a vanished peer keeps
         its seat)."""
         fast: list[Session] = []
-        for key, _ in self._selector.select(0):
-            s: Session = key.data
-            if s.closing:
+        s: Session
+        for s in self._ready.ready():
+            if s.proto.closing:
                 continue
-            if s.conn.batchable:
+            conn = s.conn
+            if conn.tls is None and conn.stream.fast:  # conn.batchable
                 fast.append(s)
             else:
                 _take(s, now, handle, None)
@@ -65,7 +63,9 @@ def _take(s: Session, now: float, handle: Callable[[Session, list[bytes]], None]
         s.close(None, f"disconnected ({e})", keep_seat=not e.clean)
         return
     s.proto.heard(now)
-    pong = s.conn.take_pong()
-    if pong is not None:
-        s.write(pong)  # queued behind a partly written frame, never inside it
-    handle(s, msgs)
+    if s.conn.stream.pong_due is not None:
+        pong = s.conn.take_pong()
+        if pong is not None:
+            s.write(pong)  # queued behind a partly written frame, never inside it
+    if msgs:
+        handle(s, msgs)

@@ -9,6 +9,7 @@ TLS seal their frame and write it on their own.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .. import native
 from .session import Outgoing, Session
@@ -17,17 +18,27 @@ from .session import Outgoing, Session
 def send_frames(plan: Sequence[tuple[Session, Outgoing]], now: float) -> None:
     """Offer every session its snapshot; write those that go out now, in one batch."""
     owners: list[Session] = []
-    frames: list[tuple[list[bytes], int]] = []
+    socks: list[Any] = []
+    frames: list[list[bytes]] = []
+    totals: list[int] = []
     for s, out in plan:
-        frame = s.frame_parts(out, now)
+        if s.outbuf is None and not s.proto.closing:  # Session.frame_parts, without the detour
+            frame = s.snapshot_parts(out, now)
+        else:
+            frame = s.frame_parts(out, now)
         if frame is None:
             continue
         if s.conn.tls is None:
             owners.append(s)
-            frames.append(frame)
+            socks.append(s.sock)
+            frames.append(frame[0])
+            totals.append(frame[1])
         else:
             s.write(b"".join(frame[0]))
     if owners:
-        sent = native.send_parts([s.sock for s in owners], [f[0] for f in frames])
-        for s, (parts, total), n in zip(owners, frames, sent, strict=True):
-            s.wrote(parts, total, n)
+        sent = native.send_parts(socks, frames)
+        for s, parts, total, n in zip(owners, frames, totals, sent, strict=True):
+            if n == total:  # the usual outcome, as ``wrote`` would take it
+                s.bytes_out += n
+            else:
+                s.wrote(parts, total, n)

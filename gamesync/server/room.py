@@ -247,8 +247,8 @@ class Room(RoomSends):
         batch: dict[int, list[p.InputFrame]] = {}
         arrived, applied, top = self.stats.inputs_arrived, self.stats.inputs_applied, len(self.stats.inputs_applied) - 1
         for cid, s in self.sessions.items():
-            arrived[min(top, s.proto.inputs.arrived)] += 1
-            frames = s.proto.take_inputs()
+            arrived[min(top, (q := s.proto.inputs).arrived)] += 1
+            frames = q.take()  # ServerSession.take_inputs, without the call
             applied[min(top, len(frames))] += 1
             if frames:
                 batch[cid] = frames
@@ -256,7 +256,7 @@ class Room(RoomSends):
 
     def _encode(self, state: State) -> list[tuple[Session, Outgoing]]:
         """Every live session's snapshot of ``state``, each distinct payload built once."""
-        live = [s for s in self.sessions.values() if not s.closing]
+        live = [s for s in self.sessions.values() if not s.proto.closing]
         if self.views is not None:
             return self.views.encode(live, self.stats)
         return encode_payloads(self.game.schema, state, self.history, live, self.config.max_payloads_per_tick,

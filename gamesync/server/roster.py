@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .. import native
 from ..core import protocol as p
 from ..core.errors import GamesyncError, InternalError, RoomFull
 from ..core.serverproto import (
@@ -182,9 +183,13 @@ class Roster:
 
     def handle(self, s: Session, msgs: list[bytes]) -> None:
         """Feed a session's messages to its protocol object and apply what comes out."""
-        proto, validate = s.proto, self.game.validate_input
+        proto, validate, fields = s.proto, self.game.validate_input, native.input_fields
         try:
             for m in msgs:
+                f = fields(m)
+                if f is not None:  # the common input, recognised in its bytes
+                    proto.receive_input(f, validate)
+                    continue
                 ev = proto.receive(m, validate)
                 if ev is not None:
                     self._apply(s, ev)

@@ -120,25 +120,27 @@ class Session:
         """What ``offer`` writes, unwritten: the frame's byte strings and their total length,
         or None when nothing is to be written now (the snapshot waits in the mailbox, or is
         skipped). The caller writes them (``wrote``), in one batch for many sessions."""
-        if self.closing:
+        if self.proto.closing:
             return None
         if self.outbuf is not None:
             if self.mailbox is not None:
                 self.skipped += 1
             self.mailbox = snap
             return None
-        return self._snapshot_parts(snap, now)
+        return self.snapshot_parts(snap, now)
 
     def _send_snapshot(self, snap: Outgoing, now: float) -> None:
-        frame = self._snapshot_parts(snap, now)
+        frame = self.snapshot_parts(snap, now)
         if frame is not None:
             self.write(b"".join(frame[0]))
 
-    def _snapshot_parts(self, snap: Outgoing, now: float) -> tuple[list[bytes], int] | None:
+    def snapshot_parts(self, snap: Outgoing, now: float) -> tuple[list[bytes], int] | None:
+        """``frame_parts`` for a session that is not closing and has nothing waiting to be written."""
         if snap.view is not None and snap.base != self.view.tick:
             self.skipped += 1  # built on a view the client no longer has: the next tick's will do
             return None
-        ack = pack(self.proto.last_applied)
+        proto = self.proto
+        ack = pack(proto.inputs.last_applied)
         events = pack(self.events) if self.events else NO_EVENTS
         size = len(snap.head) + len(ack) + len(snap.mid) + len(events)
         head = binary_header(size)
@@ -150,8 +152,9 @@ class Session:
         if not self.out_budget.take_oversize(total, now):
             self.skipped += 1  # over the byte budget: skip; events wait for the next frame
             return None
-        self.events = []
-        self.proto.acks.on_sent(snap.tick, snap.base)
+        if self.events:
+            self.events = []
+        proto.acks.on_sent(snap.tick, snap.base)
         if snap.view is not None:
             self.view.commit(snap.view)
         self.frames_out += 1

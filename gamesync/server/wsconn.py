@@ -104,7 +104,14 @@ class WsConn:
             raise PeerClosed(str(err))
         if not self.in_bytes.take(n, now):
             raise RateLimited("inbound byte rate over the limit")
-        return self._checked(self.stream.absorb(msgs, rest), now)
+        stream = self.stream
+        r = stream.reader
+        assert r is not None  # read on the fast path
+        if rest is None and not r.controls and not r.too_big and not stream.controls:  # the usual read
+            if msgs and not self.in_msgs.take(len(msgs), now):
+                raise RateLimited("inbound message rate over the limit")
+            return msgs
+        return self._checked(stream.absorb(msgs, rest), now)
 
     # -- TLS -------------------------------------------------------------------------------
 

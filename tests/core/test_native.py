@@ -284,3 +284,61 @@ def test_a_ping_then_the_peers_close_in_one_read_owes_no_pong():
             assert s.peer_close is not None
         finally:
             native.use_native(was)
+
+
+# -- the common input message ------------------------------------------------------------------------
+
+_ints = st.one_of(st.integers(-40, 200), st.integers(-(1 << 63), (1 << 64) - 1),
+                  st.sampled_from([0, 1, 1 << 53, (1 << 53) - 1, 1 << 32, (1 << 32) - 1, -1]))
+_values = st.one_of(_ints, st.none(), st.booleans(), st.floats(allow_nan=False), st.text(max_size=3),
+                    st.lists(_ints, max_size=20), st.binary(max_size=3))
+
+
+@st.composite
+def _input_messages(draw: st.DrawFn) -> bytes:
+    """Input-shaped msgpack (some valid, some one field off), or a few bytes cut from one."""
+    import msgpack
+
+    head = draw(st.sampled_from([3, 3, 3, 1, 4, 6]))
+    msg = [head, draw(st.one_of(_ints, _values)), draw(st.one_of(st.lists(_ints, max_size=20), _values))]
+    msg += draw(st.lists(st.one_of(_ints, _values), max_size=3))
+    data = msgpack.packb(msg, use_bin_type=True)
+    cut = draw(st.sampled_from(["whole", "whole", "short", "long"]))
+    if cut == "short":
+        return data[:draw(st.integers(0, len(data) - 1))]
+    if cut == "long":
+        return data + draw(st.binary(min_size=1, max_size=3))
+    return data
+
+
+@needs_native
+@settings(max_examples=2000, deadline=None)
+@given(_input_messages())
+def test_the_common_input_is_recognised_alike_on_both_paths(data):
+    from gamesync.core import protocol as p
+
+    fast = native._ext.input_fields(data)  # type: ignore[union-attr]
+    slow = p.input_fields(data)
+    if fast is not None:  # the native reader may leave an odd encoding to the Python path, never the reverse
+        assert fast == slow and [type(x) for x in fast[1]] == [int] * len(fast[1])
+    if slow is not None:
+        ev = p.parse_client(data)  # and what it recognised is what parse_client makes of it
+        assert ev == p.InputFrame(*slow)
+
+
+@pytest.mark.parametrize("path", ["native", "pure"])
+def test_the_usual_inputs_are_recognised_on_both_paths(path):
+    from gamesync.core import protocol as p
+
+    if path == "native" and not native.available():
+        pytest.skip("the native extension is not built here")
+    was = native.use_native(path == "native")
+    try:
+        assert native.input_fields(p.pack_input(7, [1, -1])) == (7, [1, -1], None, 0)
+        assert native.input_fields(p.pack_input(70000, [0, 1], 300, 5)) == (70000, [0, 1], 300, 5)
+        assert native.input_fields(p.pack_input(2, [0, 1], 9)) == (2, [0, 1], 9, 0)
+        assert native.input_fields(p.pack_input(0, [0, 1])) is None  # seq starts at 1
+        assert native.input_fields(p.pack_input(3, {"move": 1})) is None  # other game data: parse_client
+        assert native.input_fields(p.pack_ack(5)) is None
+    finally:
+        native.use_native(was)
