@@ -25,7 +25,9 @@ from .viewcodec import CellMap, ChunkSet, encode_chunks, entity_records
 from .viewwire import bin_head, record_dtype
 
 EMPTY_BIN, EMPTY_ARRAY, NO_ENTER = msgpack.packb(b""), msgpack.packb([]), msgpack.packb([0, b""])
-ENTER_MIN = 48  # and only from this size on (ISA-L makes even small ones cheap; below, the 6 bytes of zlib framing eat the gain)
+#: a client's enter records are deflated from this size on (ISA-L makes even small ones cheap;
+#: below it the 6 bytes of zlib framing eat the gain)
+ENTER_MIN = 48
 
 
 _NO_RUNS: tuple[NDArray[np.int64], NDArray[np.int64]] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
