@@ -144,6 +144,24 @@ class Grid:
                 out.extend(range(base + c0, base + c1 + 1))
         return out
 
+    def masks(self, spans: NDArray[np.int64], width: int) -> NDArray[np.bool_]:
+        """``spans`` rows as boolean rows of ``width`` (at least ``everyone + 1``): True at the
+        cells each stands for (``cells_of_span``) and at the everyone cell."""
+        n = spans.shape[0]
+        k = (spans.shape[1] - 1) // 2
+        rows = spans[:, :1] + np.arange(k)[None, :]  # n x k: the grid row of each pair
+        c0, c1 = spans[:, 1::2], spans[:, 2::2]
+        col = np.arange(self.cols)
+        hit = (col >= c0[:, :, None]) & (col <= c1[:, :, None])  # n x k x cols
+        ok = (rows < self.rows) & (c1 >= c0)
+        grid = np.zeros((n, self.rows, self.cols), dtype=bool)
+        who = np.repeat(np.arange(n), k).reshape(n, k)
+        grid[who[ok], rows[ok]] = hit[ok]
+        out = np.zeros((n, width), dtype=bool)
+        out[:, :self.count] = grid.reshape(n, self.count)
+        out[:, self.everyone] = True
+        return out
+
     def cells_near(self, x: float, y: float, radius: float) -> list[int]:
         """Ids of the cells whose square comes within ``radius`` of (x, y), ascending."""
         one = np.array([x], dtype=np.float64), np.array([y], dtype=np.float64), np.array([radius], dtype=np.float64)

@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..core.interest import Grid, Interest
 from ..core.schema import Schema
 from ..core.state import State
+from ..core.viewplan import ClientView
 from ..core.world import World
 from .session import Session
 
@@ -29,6 +30,41 @@ class _Solo:
     hidden: set[int] = field(default_factory=set)
 
 PLAIN_KEY = (None, None)  # the scope key of a client with no team and no owner cell, when no entity has exceptions
+
+
+def want_one(v: ClientView, need: list[int], may: list[int]) -> None:
+    """Set ``v.want``: the cells a client should watch, given the cells it must watch (``need``,
+    ascending) and those within the margin (``may``): all of ``need``, and what it holds of
+    ``may`` (a cell is kept until it leaves the margin). ``v.want`` is ``v.held`` itself when
+    that is unchanged (core.viewplan's fast path)."""
+    held = v.held_set
+    if held and held.issuperset(need):  # keep what is still within the margin
+        keep = set(may) | set(need)
+        want = v.held if held <= keep else sorted(held & keep)
+    else:
+        want = sorted(set(need) | (held & set(may))) if held else need
+    v.want = v.held if want == v.held else want
+
+
+def plain_wants(grid: Grid, views: list[ClientView], must: NDArray[np.int64], may: NDArray[np.int64]) -> None:
+    """``want_one`` for many clients of a room without scope cells but "everyone" (their ``need``
+    is their ``must`` spans' cells and the everyone cell), in a few array passes: the cells
+    to watch are ``must | (held & may)``, which is the held list itself in the usual case."""
+    width = grid.everyone + 1
+    for v in views:
+        if v.held and v.held[-1] >= width:  # a scope cell left over from before: wider rows
+            width = v.held[-1] + 1
+    need = grid.masks(must, width)
+    wide = grid.masks(may, width) | need
+    held = np.zeros((len(views), width), dtype=bool)
+    lens = [v.held_arr.size for v in views]
+    if sum(lens):
+        held[np.repeat(np.arange(len(views)), lens), np.concatenate([v.held_arr for v in views])] = True
+    want = need | (held & wide)
+    changed: list[int] = np.count_nonzero(want != held, axis=1).tolist()
+    for v, moved, row in zip(views, changed, want, strict=True):
+        v.key = PLAIN_KEY
+        v.want = np.flatnonzero(row).tolist() if moved or not v.held else v.held
 
 
 class ViewRules:
@@ -244,23 +280,19 @@ class ViewRules:
             moved = (spans != last[1]).any(axis=1).tolist()
         else:
             moved = [True] * len(live)
-        out = []
         plain = not (self._solo or self._team_cell or self._owner_cell)  # every client's scope key is the same
+        if plain:  # the usual room: the clients whose views moved, all at once
+            redo = [j for j, (s, m) in enumerate(zip(live, moved, strict=True)) if m or s.view.key != PLAIN_KEY]
+            if redo:
+                plain_wants(grid, [live[j].view for j in redo], must[redo], may[redo])
+            return [s.view.want for s in live]
+        out = []
         for s, a, b, m in zip(live, must, may, moved, strict=True):
             v = s.view
-            if plain and not m and v.key == PLAIN_KEY:
-                out.append(v.want)
-                continue
-            key = PLAIN_KEY if plain else self._scope_key(s.id)
+            key = self._scope_key(s.id)
             if m or key != v.key:
-                need = self._with_scopes(s.id, grid.cells_of_span(a))
-                held = v.held_set
-                if held and held.issuperset(need):  # keep what is still within the margin
-                    keep = set(grid.cells_of_span(b)) | set(need)
-                    want = v.held if held <= keep else sorted(held & keep)
-                else:
-                    want = sorted(set(need) | (held & set(grid.cells_of_span(b)))) if held else need
-                v.key, v.want = key, v.held if want == v.held else want  # the same cells: the fast path
+                want_one(v, self._with_scopes(s.id, grid.cells_of_span(a)), grid.cells_of_span(b))
+                v.key = key
             out.append(v.want)
         return out
 

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from gs_testkit import raw_client, running_server, wait_for
 
 from gamesync.client.connection import open_client
@@ -25,6 +27,7 @@ from gamesync.core.world import World
 from gamesync.games.bigworld import BigWorld
 from gamesync.server.roomstats import RoomStats
 from gamesync.server.views import Views
+from gamesync.server.viewrules import plain_wants, want_one
 
 R = 500.0
 REACH = 2 * R
@@ -313,3 +316,33 @@ def test_a_pacing_client_holds_everything_within_r_nothing_beyond_2r_and_keeps_i
         assert {int(i) for i in ids[d <= R]} <= held
         assert not held & {int(i) for i in ids[d > REACH]}
     assert sum(listings[10:]) < 10  # pacing within the margin adds no cell again
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_the_cells_to_watch_for_all_clients_at_once_are_each_clients_own_rule(data):
+    """``plain_wants`` (every moved client of a plain room in a few array passes) gives what
+    ``want_one`` gives client by client: the same cells, and the held list itself when unchanged."""
+    grid = ViewsRig(1).views.grid
+    n = data.draw(st.integers(1, 12))
+    xs = np.array(data.draw(st.lists(st.floats(-100.0, 10_100.0), min_size=n, max_size=n)))
+    ys = np.array(data.draw(st.lists(st.floats(-100.0, 10_100.0), min_size=n, max_size=n)))
+    rs = np.array(data.draw(st.lists(st.floats(1.0, 1500.0), min_size=n, max_size=n)))
+    margin = data.draw(st.floats(0.0, 300.0))
+    must, may = grid.spans(xs, ys, rs), grid.spans(xs, ys, rs + margin)
+    views, twins = [], []
+    for i in range(n):
+        near = grid.cells_of_span(must[i])
+        pool = near + grid.cells_of_span(may[i]) + [grid.everyone, grid.everyone + 3]  # + a left-over scope cell
+        held = sorted(set(data.draw(st.lists(st.sampled_from(pool + [0, grid.count - 1]), max_size=40))))
+        if data.draw(st.booleans()):  # often: a view that holds exactly what it must
+            held = near + [grid.everyone]
+        v, w = (ClientView(held=list(held), held_set=set(held), held_arr=np.array(held, dtype=np.int64))
+                for _ in range(2))
+        views.append(v)
+        twins.append((w, near + [grid.everyone], grid.cells_of_span(may[i])))
+    plain_wants(grid, views, must, may)
+    for v, (w, need, wide) in zip(views, twins, strict=True):
+        want_one(w, need, wide)
+        assert v.want == w.want
+        assert (v.want is v.held) == (w.want is w.held)
