@@ -216,11 +216,13 @@ class ViewPlanner:
         n = len(views)
         if cs.moved_slot.size == 0 or n == 0:
             return [b""] * n
-        was = _matrix([v.held_arr for v in views], self.ncells + 1)
+        was = _matrix([v.held_arr for v in views], self.ncells + 1)  # cells x clients
         kept = was
         if any(c is not v.held for v, c in zip(views, cells, strict=True)):  # keeps only those it still watches
             kept = was & _matrix(now, self.ncells + 1)
-        who, which = np.nonzero(kept[:, cs.moved_cell] & ~was[:, cs.moved_from])
+        which, who = np.nonzero(kept[cs.moved_cell] & ~was[cs.moved_from])  # rows of cells: contiguous gathers
+        order = np.argsort(who, kind="stable")  # client by client, ascending slots within each
+        who, which = who[order], which[order]
         if who.size == 0:
             return [b""] * n
         if cs.moved_records is None:  # once per chunk set: every moved entity's record, against the baseline
@@ -232,11 +234,11 @@ class ViewPlanner:
 
 
 def _matrix(rows: list[NDArray[np.int64]], width: int) -> NDArray[np.bool_]:
-    """One boolean row per list of cell ids: True at those ids."""
-    out = np.zeros((len(rows), width), dtype=bool)
+    """One boolean column per list of cell ids (``width`` rows): True at those ids."""
+    out = np.zeros((width, len(rows)), dtype=bool)
     lens = [r.size for r in rows]
     if sum(lens):
-        out[np.repeat(np.arange(len(rows)), lens), np.concatenate(rows)] = True
+        out[np.concatenate(rows), np.repeat(np.arange(len(rows)), lens)] = True
     return out
 
 
