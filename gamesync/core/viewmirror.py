@@ -491,6 +491,19 @@ def split_chunks(splitter: ChunkSplitter, data: bytes, cells: list[tuple[int, in
     return out
 
 
+_EMPTY: list[State] = []  # the newest empty State handed out, shared by a swarm's counting mirrors
+
+
+def _empty_at(schema: Schema, tick: int) -> State:
+    """An empty State at ``tick`` (a counting mirror's result): one object per tick and field
+    count for all the mirrors of a process, not three fresh arrays per snapshot."""
+    if _EMPTY and _EMPTY[0].tick == tick and _EMPTY[0].mat.shape[0] == len(schema):
+        return _EMPTY[0]
+    st = State.empty(schema, tick)
+    _EMPTY[:] = [st]
+    return st
+
+
 class ViewStates:
     """A view room's mirror behind the interface of ``core.mirror.Mirror`` (what
     ``ClientProtocol`` holds): snapshots in, the state at each tick out. ``materialise=False``
@@ -522,7 +535,7 @@ class ViewStates:
         except (PayloadError, IndexError, KeyError, TypeError, ValueError) as e:
             raise DesyncError(str(e)) from None
         v = self.view
-        st = v.state() if isinstance(v, ViewMirror) else State.empty(self.schema, tick)
+        st = v.state() if isinstance(v, ViewMirror) else _empty_at(self.schema, tick)
         self.latest = st
         return st
 
