@@ -236,10 +236,8 @@ def input_fields(data: bytes) -> InputFields | None:
     ``parse_client`` then handles (and refuses, if malformed). ``gamesync.native`` has a
     twin that reads the msgpack bytes directly."""
     try:
-        msg = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_no_ext, use_list=True)
-    except Exception:
-        return None
-    if type(msg) is not list or not msg or type(msg[0]) is not int:
+        msg = unpack(data)
+    except GamesyncError:  # malformed, or not a message at all: parse_client says which
         return None
     return _common_input(msg)
 
