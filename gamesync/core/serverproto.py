@@ -169,10 +169,11 @@ class ServerSession:
     def receive_input(self, fields: p.InputFields, validate: Callable[[Any], Any]) -> None:
         """Handle one input message already recognised by ``protocol.input_fields`` (the
         common case, as ``receive`` would handle it)."""
-        if self.state is not SessionState.PLAYING:
-            return
+        if self.state is SessionState.PLAYING:
+            self._input(*fields, validate)
+
+    def _input(self, seq: int, data: Any, ack: int | None, bits: int, validate: Callable[[Any], Any]) -> None:
         self.inputs_in += 1
-        seq, data, ack, bits = fields
         if ack is not None:
             self.acks.on_ack(ack, bits)
         self.inputs.add(seq, validate(data))
@@ -184,10 +185,7 @@ class ServerSession:
             return None
         ev = p.parse_client(data)
         if type(ev) is p.InputFrame:  # the common case, first
-            self.inputs_in += 1
-            if ev.ack is not None:
-                self.acks.on_ack(ev.ack, ev.ack_bits)
-            self.inputs.add(ev.seq, validate(ev.data))
+            self._input(ev.seq, ev.data, ev.ack, ev.ack_bits, validate)
             return None
         if isinstance(ev, p.SnapshotAck):
             self.acks.on_ack(ev.tick, ev.bits)
