@@ -278,25 +278,22 @@ def encode_delta(schema: Schema, cur: State, base: State | None = None, ref: Sta
     return pack_diff(schema, diff_states(schema, cur, base, ref))
 
 
-def compress_payload(raw: bytes, level: int | None = None, least: int = COMPRESS_MIN) -> tuple[int, bytes]:
+def compress_payload(raw: bytes, level: int | None = None, least: int = COMPRESS_MIN,
+                     fast: bool = False) -> tuple[int, bytes]:
     """(flags, bytes): deflate the payload once, from ``least`` bytes on, when that makes it
-    smaller; at ``level`` (None: COMPRESS_LEVEL, the fastest level for big payloads)."""
-    if len(raw) >= least:
-        if level is None:
-            level = COMPRESS_LEVEL if len(raw) <= COMPRESS_FAST_ABOVE else 1
-        z = zlib.compress(raw, level)
-        if len(z) < len(raw):
-            return FLAG_DEFLATE, z
-    return 0, raw
+    smaller; at ``level`` (None: COMPRESS_LEVEL, the fastest level for big payloads).
 
-
-def compress_fast(raw: bytes, least: int = COMPRESS_MIN) -> tuple[int, bytes]:
-    """``compress_payload`` for the bytes built for one client or a few (a view room's cell
-    listings and enter records, about a hundred a tick): the same zlib format through ISA-L
-    at level 1, which deflates a 2.5 KB listing about 7x faster than zlib (17 vs 125 us) for
-    3 % more bytes."""
+    ``fast``: for bytes built for one client or a few (a view room's cell listings and enter
+    records, about a hundred a tick), the same zlib format through ISA-L at level 1, which
+    deflates a 2.5 KB listing about 7x faster than zlib (17 vs 125 us) for 3 % more bytes
+    (``level`` is then not used)."""
     if len(raw) >= least:
-        z = isal_zlib.compress(raw, 1)
+        if fast:
+            z = isal_zlib.compress(raw, 1)
+        else:
+            if level is None:
+                level = COMPRESS_LEVEL if len(raw) <= COMPRESS_FAST_ABOVE else 1
+            z = zlib.compress(raw, level)
         if len(z) < len(raw):
             return FLAG_DEFLATE, z
     return 0, raw

@@ -17,7 +17,7 @@ import msgpack
 import numpy as np
 from numpy.typing import NDArray
 
-from .delta import COMPRESS_MIN, compress_fast
+from .delta import COMPRESS_MIN, compress_payload
 from .protocol import NO_TICK
 from .schema import Schema
 from .state import State
@@ -71,7 +71,7 @@ class ViewFrame(NamedTuple):
 
 def _squeezed(raw: bytes, least: int = COMPRESS_MIN) -> list[Any]:
     """[flags, records]: deflated (flags 1) when that is worth it, else as they are (flags 0)."""
-    return list(compress_fast(raw, least))
+    return list(compress_payload(raw, least=least, fast=True))
 
 
 class ViewPlanner:
