@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 from cluster_kit import LocalCluster, hosted, run_cli
+from gs_testkit import next_game_event, next_reliable
 
 from gamesync.client.connection import Client, open_client
-from gamesync.core.clientproto import GameEvent, ReliableMessage
 
 RELAY = [sys.executable, str(Path(__file__).resolve().parent / "relay_server.py")]
 
@@ -28,20 +29,8 @@ def cluster() -> Any:
     c.close()
 
 
-async def _game_event(c: Client, key: str, timeout: float = 8.0) -> Any:
-    with trio.fail_after(timeout):
-        async for ev in c.events():
-            if isinstance(ev, GameEvent) and isinstance(ev.data, dict) and key in ev.data:
-                return ev.data[key]
-    raise AssertionError(f"no {key} event")
-
-
-async def _request(c: Client, timeout: float = 8.0) -> ReliableMessage:
-    with trio.fail_after(timeout):
-        async for ev in c.events():
-            if isinstance(ev, ReliableMessage):
-                return ev
-    raise AssertionError("no reliable message")
+_game_event = partial(next_game_event, timeout=8.0)
+_request = partial(next_reliable, timeout=8.0)
 
 
 async def _on(c: Client, cluster: LocalCluster, node: str) -> Client:

@@ -94,6 +94,25 @@ async def wait_for(cond: Any, timeout: float = 3.0, what: Any = "condition") -> 
     raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
 
 
+async def next_game_event(c: Any, key: str, timeout: float) -> Any:
+    """The value at ``key`` of the next game event on client ``c`` (a ``Client``) whose data is
+    a map holding ``key``; fail after ``timeout`` seconds."""
+    with trio.fail_after(timeout):
+        async for ev in c.events():
+            if isinstance(ev, cp.GameEvent) and isinstance(ev.data, dict) and key in ev.data:
+                return ev.data[key]
+    raise AssertionError(f"no {key} event")
+
+
+async def next_reliable(c: Any, timeout: float) -> cp.ReliableMessage:
+    """The next reliable message on client ``c``; fail after ``timeout`` seconds."""
+    with trio.fail_after(timeout):
+        async for ev in c.events():
+            if isinstance(ev, cp.ReliableMessage):
+                return ev
+    raise AssertionError("no reliable message")
+
+
 # ---- raw clients -------------------------------------------------------------------------
 
 

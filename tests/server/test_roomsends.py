@@ -4,38 +4,26 @@ client here or to a player in any room, who may move mid-send. Real server, real
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import trio
+from gs_testkit import next_game_event, next_reliable, running_server
+from relay_game import Relay
 
 from gamesync.client.connection import Client, open_client
-from gamesync.core.clientproto import GameEvent, ReliableMessage
 from gamesync.games import builtin_games
-from gs_testkit import running_server
-from relay_game import Relay
 
 GAMES = {**builtin_games(), "relay": Relay}
 
 
-async def _game_event(c: Client, key: str, timeout: float = 5.0) -> Any:
-    with trio.fail_after(timeout):
-        async for ev in c.events():
-            if isinstance(ev, GameEvent) and isinstance(ev.data, dict) and key in ev.data:
-                return ev.data[key]
-    raise AssertionError(f"no {key} event")
-
-
-async def _request(c: Client, timeout: float = 5.0) -> ReliableMessage:
-    with trio.fail_after(timeout):
-        async for ev in c.events():
-            if isinstance(ev, ReliableMessage):
-                return ev
-    raise AssertionError("no reliable message")
+_game_event = partial(next_game_event, timeout=5.0)
+_request = partial(next_reliable, timeout=5.0)
 
 
 async def _answer(c: Client, ask: dict[str, Any]) -> dict[str, Any]:
     await c.send_message(ask)
-    return dict(await _game_event(c, "answer", float(ask.get("timeout", 5.0)) + 3))
+    return dict(await _game_event(c, "answer", timeout=float(ask.get("timeout", 5.0)) + 3))
 
 
 async def test_publish_to_rooms_reaches_each_listed_room_once_and_no_other():
