@@ -1,5 +1,5 @@
 """The build's two steps beyond pyproject.toml: the browser demo goes into the package, and the
-native wire path (gamesync/native/_wire.pyx, Cython) is compiled when it can be.
+native path (gamesync/native/_wire.pyx and _pack.pyx, Cython) is compiled when it can be.
 
 The extension is optional: without Cython or a working C compiler the build warns and goes on,
 and gamesync runs its pure-Python wire path (the server logs which path it runs).
@@ -70,17 +70,18 @@ class BuildWithDemo(build_py):
             copy_demo(target)
 
 
-NATIVE = Extension("gamesync.native._wire", ["gamesync/native/_wire.pyx"], extra_compile_args=["-O2"])
+NATIVE = [Extension("gamesync.native._wire", ["gamesync/native/_wire.pyx"], extra_compile_args=["-O2"]),
+          Extension("gamesync.native._pack", ["gamesync/native/_pack.pyx"], extra_compile_args=["-O2"])]
 
 
 def native_extensions() -> list[Extension]:
-    """The Cython extension, translated to C here (empty, with a warning, without Cython)."""
+    """The Cython extensions, translated to C here (empty, with a warning, without Cython)."""
     try:
         from Cython.Build import cythonize
     except ImportError:
         print("warning: Cython is not installed: gamesync will run its pure-Python wire path")
         return []
-    return list(cythonize([NATIVE], language_level=3, quiet=True))
+    return list(cythonize(NATIVE, language_level=3, quiet=True))
 
 
 class OptionalBuildExt(build_ext):

@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from gamesync.core import protocol as p
+from gamesync.core.protocol import PACKED_VERSION, PROTOCOL_VERSION, VIEW_VERSION
 from gamesync.core.state import History, State
 from gamesync.core.viewplan import ClientView
 from gamesync.core.world import World
@@ -52,15 +53,16 @@ class _Room:
 
 
 class _Client:
-    def __init__(self, cid: int, rng: random.Random) -> None:
+    def __init__(self, cid: int, rng: random.Random, version: int) -> None:
         self.id = cid
-        self.view = ClientView()
+        self.view = ClientView(packed=version >= PACKED_VERSION)
         self.rng = rng
         self.direction = (0, 0)
         self.seq = 0
 
 
-def run(players: int, npcs: int, ticks: int, warmup: int, seed: int, profile: bool) -> dict[str, Any]:
+def run(players: int, npcs: int, ticks: int, warmup: int, seed: int, profile: bool,
+        version: int = PROTOCOL_VERSION) -> dict[str, Any]:
     game = BigWorld(npcs=npcs, seed=seed)
     room = _Room(World(game.schema), game)
     game.setup(room)  # type: ignore[arg-type]
@@ -71,7 +73,7 @@ def run(players: int, npcs: int, ticks: int, warmup: int, seed: int, profile: bo
     for cid in range(1, players + 1):
         game.on_join(cid, f"bot{cid}")
         room.client_ids.append(cid)
-        clients.append(_Client(cid, random.Random(rng.random())))
+        clients.append(_Client(cid, random.Random(rng.random()), version))
     history = History(HISTORY)
     stats = RoomStats()
     phases: dict[str, list[float]] = {"step": [], "push": [], "encode": [], "commit": []}
@@ -135,9 +137,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=40, help="ticks before measuring (default 40)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--profile", action="store_true", help="print cProfile's top functions")
+    ap.add_argument("--version", type=int, default=PROTOCOL_VERSION, choices=[VIEW_VERSION, PACKED_VERSION],
+                    help=f"the clients' protocol version (default {PROTOCOL_VERSION}; {VIEW_VERSION}: records "
+                         "unpacked)")
     a = ap.parse_args()
     for n in (int(x) for x in a.players.split(",")):
-        print(json.dumps(run(n, a.npcs, a.ticks, a.warmup, a.seed, a.profile)))
+        print(json.dumps({"version": a.version, **run(n, a.npcs, a.ticks, a.warmup, a.seed, a.profile, a.version)}))
 
 
 if __name__ == "__main__":

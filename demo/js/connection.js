@@ -30,7 +30,7 @@ import { Mirror } from "./mirror.js";
 import { ViewMirror } from "./view.js";
 import { DesyncError, ERRORS, shouldRetry } from "./errors.js";
 import {
-  Ev, Msg, NO_TICK, packInput, packJoin, packLeave, packMessage, packMessageAck, packPing, parseEvent,
+  Ev, Msg, NO_TICK, PACKED_VERSION, packInput, packJoin, packLeave, packMessage, packMessageAck, packPing, parseEvent,
   parseServer,
 } from "./messages.js";
 
@@ -283,7 +283,7 @@ export class Connection {
     this.clientId = m.clientId;
     this.resumeToken = m.resumeToken;
     // a view room (section 18) holds the cells it watches, any other room the whole world
-    this.mirror = m.view ? new ViewMirror(m.schema, m.view) : new Mirror(m.schema, m.history);
+    this.mirror = m.view ? new ViewMirror(m.schema, m.view, { packed: m.version >= PACKED_VERSION }) : new Mirror(m.schema, m.history);
     this.attempt = 0;
     this._hops = 0;
     this._closeOrphans(); // the seat is on this connection now (or was given up)

@@ -1,4 +1,4 @@
-// The messages of the gamesync wire protocol, version 4 (docs/protocol.md sections 5 to 7):
+// The messages of the gamesync wire protocol, version 5 (docs/protocol.md sections 5 to 7):
 // builders for everything a client sends, validating parsers for everything the server
 // sends, and their constants. The JavaScript twin of gamesync/core/protocol.py (pack_join ->
 // packJoin, parse_server -> parseServer, ...); tests/vectors/snapshots.json holds what the
@@ -7,8 +7,9 @@
 import { isBits, isInt, isMap, isStr, need, pack, unpackValue } from "./codec.js";
 import { ERROR_CLOSE, ProtocolViolation } from "./errors.js";
 
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 export const VIEW_VERSION = 4; // the first version whose clients may join a view room (section 18)
+export const PACKED_VERSION = 5; // the first whose view payloads carry packed record lists (18.3.1)
 export const NO_TICK = -1; // baseline / reference "none" in a snapshot header
 export const MAX_NAME = 64; // room, name and game: 1..64 code points
 export const MAX_ROOM = 64;
@@ -147,8 +148,8 @@ function parseWelcome(msg) {
   need(isStr(game, MAX_ROOM), `game must be a string of 1..${MAX_ROOM} characters`);
   need(isInt(tick), "tick must be an integer >= 0");
   need(isInt(history, 1), "history must be an integer >= 1");
-  // position 11, only in a view room (section 18), read under version 4 only
-  const view = msg.length > 11 && version === VIEW_VERSION ? msg[11] : null;
+  // position 11, only in a view room (section 18), read from version 4 on
+  const view = msg.length > 11 && version >= VIEW_VERSION ? msg[11] : null;
   need(view === null || isMap(view), "view must be a map or nil");
   return { type: Msg.WELCOME, version, clientId, room, game, tickRate, tick, schema, history, resumeToken, resumed,
            view };

@@ -12,7 +12,7 @@ import { DesyncError } from "./errors.js";
 import { NO_TICK } from "./messages.js";
 import { Entities } from "./mirror.js";
 import { decodeView, MAX_CELLS, searchSlot } from "./viewdecode.js";
-import { GET_WIRE, MAX_VIEW_FIELDS, recordLayout, viewOf } from "./viewwire.js";
+import { GET_WIRE, MAX_VIEW_FIELDS, readVarint, recordLayout, unpackRecords, viewOf } from "./viewwire.js";
 
 export { decodeView, MAX_CELLS };
 
@@ -51,12 +51,29 @@ export function unpackView(payload, withPrivate = false) {
   return { dropped, kept, added, enter, own };
 }
 
-/** The payload's record lists inflated where their flags say so (with `inflate`). */
-export async function inflateRecords(body, inflate) {
+/**
+ * The payload's record lists inflated where their flags say so (with `inflate`); under version
+ * 5 (`packed`: a schema and its recordLayout) also unpacked into section 18.3's fixed records.
+ */
+export async function inflateRecords(body, inflate, packed = null) {
   const raw = async (flags, bin) => (flags & 1 ? inflate(bin, MAX_RECORD_BYTES) : bin);
+  const whole = ([bytes, end], all) => {
+    if (end !== all) throw new DesyncError("record list has trailing bytes");
+    return bytes;
+  };
   const added = [];
-  for (const [cell, count, flags, bin] of body.added) added.push([cell, count, await raw(flags, bin)]);
-  return { ...body, added, enter: await raw(body.enter[0], body.enter[1]) };
+  for (const [cell, count, flags, bin] of body.added) {
+    let records = await raw(flags, bin);
+    if (packed) records = whole(unpackRecords(packed.schema, packed.layout, records, 0, count), records.byteLength);
+    added.push([cell, count, records]);
+  }
+  let enter = await raw(body.enter[0], body.enter[1]);
+  if (packed && enter.byteLength) { // a count, then a packed list of that many records
+    const [n, at] = readVarint(enter, 0);
+    if (n === 0) throw new DesyncError("enter records name no record");
+    enter = whole(unpackRecords(packed.schema, packed.layout, enter, at, n), enter.byteLength);
+  }
+  return { ...body, added, enter };
 }
 
 // ---- the state ---------------------------------------------------------------------------------
@@ -166,7 +183,7 @@ export class ViewMirror extends Entities {
    * @param view    the welcome's `view` map (its grid)
    * @param options.inflate  zlib inflater for deflated record lists (default: codec.inflate)
    */
-  constructor(schema, view, { inflate = defaultInflate } = {}) {
+  constructor(schema, view, { inflate = defaultInflate, packed = false } = {}) {
     super(prepareSchema(schema));
     need(this.schema.length <= MAX_VIEW_FIELDS, `a view room's schema has at most ${MAX_VIEW_FIELDS} fields`);
     this.grid = parseGrid(view);
@@ -174,6 +191,7 @@ export class ViewMirror extends Entities {
     // a room with private fields sends the client's own values of them (section 18.4)
     this.own = this.grid.private.length ? privateLayout(this.schema, this.grid.private) : null;
     this.inflate = inflate;
+    this.packed = packed; // version 5: listings and enter records come as packed record lists
     this.cells = new Map(); // cell id -> its members
     this.prev = NO_TICK; // the tick before the newest (the next snapshot's reference)
     this._tick = NO_TICK;
@@ -221,7 +239,8 @@ export class ViewMirror extends Entities {
   async _apply(tick, base, ref, flags, payload) {
     if (tick <= this.tick) return null;
     if (flags !== VIEW_FLAGS) throw new DesyncError(`a view room's snapshot has flags ${VIEW_FLAGS}, not ${flags}`);
-    const body = await inflateRecords(unpackView(payload, this.own !== null), this.inflate);
+    const packed = this.packed ? { schema: this.schema, layout: this.layout } : null;
+    const body = await inflateRecords(unpackView(payload, this.own !== null), this.inflate, packed);
     let cells, st;
     try {
       cells = decodeView(this.schema, this.layout, { cells: this.cells, tick: this.tick, prev: this.prev }, tick, base, ref, body);

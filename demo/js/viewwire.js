@@ -66,6 +66,54 @@ export function recordLayout(schema) {
            cast: schema.map((f) => wrapInto(f.wire)) };
 }
 
+/**
+ * A packed record list (section 18.3.1, version 5) of `n` records at `at` -> [the same records
+ * in section 18.3's fixed layout (a Uint8Array for readRecords), offset after the list].
+ * Columns in record order, two bits of code each: 0 its base alone, 1 base + <u1 offsets,
+ * 2 base + <u2 offsets, 3 the values in the column's width. A slot is stored as the step from
+ * the previous record's, an id as (id - slot) mod 2**32.
+ */
+export function unpackRecords(schema, layout, bytes, at, n, end = bytes.byteLength) {
+  const out = new Uint8Array(n * layout.size);
+  if (n === 0) return [out, at];
+  const cols = [[0, "<u4"], [4, "<u4"], [8, "<u1"]];
+  schema.forEach((f, i) => cols.push([layout.value[i], f.wire]));
+  schema.forEach((f, i) => { if (layout.back[i] >= 0) cols.push([layout.back[i], SIGNED[f.size]]); });
+  const nb = Math.ceil((2 * cols.length) / 8);
+  if (at + nb > end) throw new DesyncError("record list ends inside its column codes");
+  const codes = bytes.subarray(at, at + nb);
+  at += nb;
+  for (let i = 2 * cols.length; i < 8 * nb; i++) {
+    if ((codes[i >> 3] >> (i & 7)) & 1) throw new DesyncError("record list codes name a column the records do not have");
+  }
+  const v = viewOf(bytes), o = viewOf(out), slots = new Float64Array(n);
+  cols.forEach(([off, wire], c) => {
+    const code = (codes[(2 * c) >> 3] >> ((2 * c) & 7)) & 3, w = +wire.slice(2), get = GET_WIRE[wire];
+    const [lo, hi] = wire[1] === "i" ? [-(2 ** (8 * w - 1)), 2 ** (8 * w - 1) - 1] : [0, 2 ** (8 * w) - 1];
+    let base = 0;
+    if (code !== 3) {
+      if (at + w > end) throw new DesyncError("record list ends inside a column's base");
+      base = get(v, at);
+      at += w;
+    }
+    const ow = [0, 1, 2, w][code];
+    if (at + n * ow > end) throw new DesyncError("record list ends inside a column");
+    let prev = 0;
+    for (let j = 0; j < n; j++) {
+      let x = code === 0 ? base : code === 3 ? get(v, at + j * w) : base + (ow === 1 ? v.getUint8(at + j) : v.getUint16(at + 2 * j, true));
+      if (c === 0) { x += prev; prev = x; slots[j] = x; }
+      else if (c === 1) x = (x + slots[j]) % 2 ** 32;
+      if (x < lo || x > hi) throw new DesyncError(`record column ${c} holds a value its type cannot`);
+      const put = j * layout.size + off;
+      if (w === 1) o.setUint8(put, x & 0xff);
+      else if (w === 2) o.setUint16(put, x & 0xffff, true);
+      else o.setUint32(put, x >>> 0, true);
+    }
+    at += n * ow;
+  });
+  return [out, at];
+}
+
 /** Records (bytes, a Uint8Array) -> a member list; their slots must strictly ascend. */
 export function readRecords(schema, layout, bytes) {
   const nf = schema.length, size = layout.size;

@@ -192,7 +192,7 @@ test("connection: a redirect loop goes offline after 5 redirects in a row; Retry
   await redirect(sockets[6], "ws://b/?resv=2");
   assert.equal(sockets[7].url, "ws://b/?resv=2", "after Retry, a redirect is followed at once");
   await sockets[7].open();
-  assert.deepEqual(sockets[7].sent[0].slice(0, 5), [1, 4, "r", "ann", "arena"]); // the same join
+  assert.deepEqual(sockets[7].sent[0].slice(0, 5), [1, 5, "r", "ann", "arena"]); // the same join
   c.close();
 });
 
@@ -272,7 +272,7 @@ test("connection: sends no snapshot acks (protocol 3); after a resume the unappl
   c.start();
   let ws = sockets[0];
   await ws.open();
-  assert.deepEqual(ws.sent[0], [1, 4, "r", "ann"]); // no resume token yet
+  assert.deepEqual(ws.sent[0], [1, 5, "r", "ann"]); // no resume token yet
   await ws.msg(welcome(3, "tok-1"));
   assert.equal(ws.sent.length, 1); // nothing else sent yet
   assert.equal(c.sendInput([1, 0]), 1);

@@ -131,7 +131,7 @@ test("builders refuse what the server would refuse", () => {
 
 test("section 15.1 message bytes", () => {
   const hex = (b) => Buffer.from(b).toString("hex");
-  assert.equal(hex(packJoin("r1", "alice")), "9401" + "04a27231a5616c696365");
+  assert.equal(hex(packJoin("r1", "alice")), "9401" + "05a27231a5616c696365");
   assert.equal(hex(packInput(5, [1, 0], 120, 2147483651)), "95030592010078ce80000003");
   assert.equal(hex(packAck(120, 5)), "930578" + "05");
   assert.equal(hex(packMessage({ chat: "gg" }, 7)), "930681a463686174a2676707");

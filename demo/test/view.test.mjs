@@ -62,7 +62,7 @@ async function runSequence(seq, inflate) {
       assert.equal(m.type, Msg.WELCOME, where);
       assert.deepEqual([m.version, m.clientId, m.room, m.game, m.history, m.view],
         [e.welcome.version, e.welcome.client_id, e.welcome.room, e.welcome.game, e.welcome.history, e.welcome.view], where);
-      mirror = new ViewMirror(m.schema, m.view, { inflate });
+      mirror = new ViewMirror(m.schema, m.view, { inflate, packed: m.version >= 5 });
       continue;
     }
     assert.equal(m.type, Msg.SNAPSHOT, where);
@@ -132,7 +132,7 @@ test("queued applies of a whole view sequence run in order", async () => {
   const pending = [];
   for (const step of seq.steps) {
     const m = parseServer(bytes(step.msg));
-    if (m.type === Msg.WELCOME) mirror = new ViewMirror(m.schema, m.view);
+    if (m.type === Msg.WELCOME) mirror = new ViewMirror(m.schema, m.view, { packed: m.version >= 5 });
     else pending.push([step.expect, mirror.applySnapshot(m)]);
   }
   for (const [e, run] of pending) assertState(mirror.schema, await run, e.state, `queued tick ${e.state.tick}`);

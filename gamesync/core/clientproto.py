@@ -227,7 +227,8 @@ class ClientProtocol:
             self.welcome = msg
             if msg.view is not None:  # a view room (docs/protocol.md 18)
                 private = msg.view.get("private") or []
-                self.mirror = ViewStates(self.schema, self.view_cache, self.materialise, list(private))
+                self.mirror = ViewStates(self.schema, self.view_cache, self.materialise, list(private),
+                                         packed=msg.version >= p.PACKED_VERSION)
             else:
                 self.mirror = Mirror(self.schema, msg.history, self.cache)
             return [Welcomed(msg)]

@@ -16,13 +16,15 @@ import msgpack
 
 from .errors import GamesyncError, ProtocolViolation, Redirect
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 #: the versions a server speaks: 3 takes baselines from the stream (docs/protocol.md 12.1),
-#: 2 from the client's acks, 4 is 3 plus view rooms (section 18); a welcome names the version
-#: of the join it answers
-SUPPORTED_VERSIONS = (2, 3, 4)
+#: 2 from the client's acks, 4 is 3 plus view rooms (section 18), 5 is 4 with packed record
+#: lists in view payloads (18.3.1); a welcome names the version of the join it answers
+SUPPORTED_VERSIONS = (2, 3, 4, 5)
 #: the first version whose clients can join a view room (interest management)
 VIEW_VERSION = 4
+#: the first version whose view payloads carry packed record lists (cell listings, enter records)
+PACKED_VERSION = 5
 #: the first version whose clients decode every snapshot of their stream, in order
 STREAM_VERSION = 3
 NO_TICK = -1  # baseline / reference "none" in a snapshot header
@@ -324,7 +326,7 @@ def parse_server(data: bytes) -> ServerEvent:
         _, version, cid, room, game, rate, tick, schema, history = msg[:9]
         resume_token = msg[9] if len(msg) > 9 else None
         resumed = msg[10] if len(msg) > 10 else False
-        view = msg[11] if len(msg) > 11 and version == VIEW_VERSION else None  # older: ignore the rest
+        view = msg[11] if len(msg) > 11 and version >= VIEW_VERSION else None  # older: ignore the rest
         if view is not None and not isinstance(view, dict):
             raise ProtocolViolation("view must be a map or nil")
         if resume_token is not None and not (isinstance(resume_token, str) and 0 < len(resume_token) <= MAX_TOKEN):

@@ -21,6 +21,7 @@ from .errors import DesyncError, PayloadError
 from .protocol import NO_TICK
 from .schema import Schema
 from .state import State
+from .viewpack import unpack_list
 from .viewwire import (
     CODE_BYTES,
     EMPTY,
@@ -100,9 +101,11 @@ def _to_wire_rows(schema: Schema, vals: NDArray[np.int64]) -> NDArray[np.int32]:
 class ViewMirror:
     """What one client holds of a view room, applied snapshot by snapshot."""
 
-    def __init__(self, schema: Schema, cache: ChunkCache | None = None, private: list[str] | None = None) -> None:
+    def __init__(self, schema: Schema, cache: ChunkCache | None = None, private: list[str] | None = None,
+                 packed: bool = False) -> None:
         self.schema = schema
         self.dtype = record_dtype(schema)
+        self.packed = packed  # listings and enter records come as packed record lists (version 5)
         #: a room with private fields sends the client's own values of them (docs/protocol.md 18.4)
         self.private_dtype = private_dtype(schema, private) if private else None
         self.private: NDArray[Any] = np.zeros(0, dtype=self.private_dtype or np.dtype([("slot", "<u4")]))
@@ -180,7 +183,13 @@ class ViewMirror:
         raw = _bin(item[1])
         if not raw:
             return self._no_records
-        return Records(self.schema, self.dtype, decompress_payload(item[0], raw, MAX_RECORD_BYTES))
+        data = decompress_payload(item[0], raw, MAX_RECORD_BYTES)
+        if self.packed:  # a count, then a packed list of that many records
+            n, at = read_varint(data, 0)
+            if n == 0:
+                raise PayloadError("enter records name no record")
+            data = _unpacked(self.dtype, data, at, n)
+        return Records(self.schema, self.dtype, data)
 
     def _kept(self, kept_ids: list[int], chunks: list[Any], gone: set[int], enter: Records,
               steps: tuple[int, int]) -> dict[int, CellState]:
@@ -302,10 +311,13 @@ class ViewMirror:
             raw = _bin(data)
             if flags & ~1:
                 raise PayloadError(f"bad added-cell flags {flags}")
-            key = (c, flags, raw)
+            key = (c, flags, raw, self.packed)
             hit = self.cache.get(key) if self.cache is not None else None
             if hit is None:
-                hit = Records(self.schema, self.dtype, decompress_payload(flags, raw, MAX_RECORD_BYTES)).state()
+                data = decompress_payload(flags, raw, MAX_RECORD_BYTES)
+                if self.packed:
+                    data = _unpacked(self.dtype, data, 0, count)
+                hit = Records(self.schema, self.dtype, data).state()
                 if self.cache is not None:
                     self.cache.put(key, hit)
             if hit.k != count:
@@ -359,6 +371,14 @@ def _arrivals(arrived: NDArray[np.uint32], pool: dict[int, tuple[CellState, int]
             raise PayloadError(f"slot {s} arrived, but it was neither held nor in the enter records")
         fresh.append(enter.state(slice(j, j + 1)))
     return came
+
+
+def _unpacked(dtype: np.dtype[Any], data: bytes, at: int, n: int) -> bytes:
+    """The fixed records of the packed list of ``n`` records at ``at``, which ends ``data``."""
+    rec, end = unpack_list(dtype, data, at, n)
+    if end != len(data):
+        raise PayloadError("record list has trailing bytes")
+    return rec
 
 
 def _join(parts: list[CellState]) -> CellState:
@@ -511,9 +531,9 @@ class ViewStates:
     returns an empty State with the tick."""
 
     def __init__(self, schema: Schema, cache: ChunkCache | None = None, materialise: bool = True,
-                 private: list[str] | None = None) -> None:
+                 private: list[str] | None = None, packed: bool = False) -> None:
         self.schema = schema
-        self.view: ViewMirror | ViewCounts = (ViewMirror(schema, cache, private) if materialise
+        self.view: ViewMirror | ViewCounts = (ViewMirror(schema, cache, private, packed) if materialise
                                               else ViewCounts(schema, cache))
         self.materialise = materialise
         self.latest: State | None = None

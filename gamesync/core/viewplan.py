@@ -10,6 +10,7 @@ view from cells it did not watch. Nothing about a cell a client does not watch r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -22,13 +23,22 @@ from .protocol import NO_TICK
 from .schema import Schema
 from .state import State
 from .viewcodec import CellMap, ChunkSet, encode_chunks, entity_records
-from .viewwire import bin_head, record_dtype
+from .viewpack import pack_lists
+from .viewwire import bin_head, record_dtype, varint
 
-EMPTY_BIN, EMPTY_ARRAY, NO_ENTER = msgpack.packb(b""), msgpack.packb([]), msgpack.packb([0, b""])
+EMPTY_BIN: bytes = msgpack.packb(b"")
+EMPTY_ARRAY: bytes = msgpack.packb([])
+NO_ENTER: bytes = msgpack.packb([0, b""])
 #: a client's enter records are deflated from this size on (ISA-L makes even small ones cheap;
 #: below it the 6 bytes of zlib framing eat the gain)
 ENTER_MIN = 48
+#: packed enter records (version 5) are deflated from this size on: a few packed records do not
+#: deflate (measured in bench/viewcost.py: 0.1 % of a view payload's bytes), and skipping them
+#: saves a deflate call per client per tick
+PACKED_ENTER_MIN = 256
 
+
+PackLists = Callable[[np.dtype[Any], NDArray[np.uint8], NDArray[np.int64]], list[bytes]]
 
 _NO_RUNS: tuple[NDArray[np.int64], NDArray[np.int64]] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
@@ -48,6 +58,8 @@ class ClientView:
     #: the room's cache of what it wants the client to watch: (its key, the cells)
     key: Any = None
     want: list[int] = field(default_factory=list)
+    #: its listings and enter records come as packed record lists (protocol version 5)
+    packed: bool = False
 
     def commit(self, frame: ViewFrame) -> None:
         """The frame went into the client's stream: the client will hold what it describes."""
@@ -74,18 +86,27 @@ def _squeezed(raw: bytes, least: int = COMPRESS_MIN) -> list[Any]:
     return list(compress_payload(raw, least=least, fast=True))
 
 
+def _enter_item(enter: bytes, packed: bool) -> bytes:
+    """A client's ``enter`` item, [flags, records], packed by msgpack."""
+    if not enter:
+        return NO_ENTER
+    packed_item: bytes = msgpack.packb(_squeezed(enter, PACKED_ENTER_MIN if packed else ENTER_MIN))
+    return packed_item
+
+
 class ViewPlanner:
     """A view room's per-tick encoder (one per room)."""
 
-    def __init__(self, schema: Schema, history: int) -> None:
+    def __init__(self, schema: Schema, history: int, pack: PackLists = pack_lists) -> None:
         self.schema = schema
+        self.pack = pack  # packs record lists for version 5 clients (the server passes its native twin)
         self.dtype = record_dtype(schema)
         self.history = history
         self.maps: dict[int, CellMap] = {}
         self.ncells = 0
         self.tick = NO_TICK
         self._chunks: dict[tuple[int, int], ChunkSet] = {}
-        self._listings: dict[tuple[int, int], list[Any]] = {}
+        self._listings: dict[tuple[int, int, bool], list[Any]] = {}
         self._count_arr = np.zeros(0, dtype=np.int64)  # members per cell at the newest tick
         self.chunk_sets_built = 0
         self.listings_built = 0
@@ -124,8 +145,8 @@ class ViewPlanner:
                 groups.setdefault((v.tick, v.prev if v.prev in self.maps else NO_TICK), []).append(i)
             else:
                 fresh.append(i)
-        self._prepare_listings(cur, [(c, NO_TICK) for i in fresh for c in cells[i]]
-                               + [(c, v.tick) for v, cs in zip(views, cells, strict=True)
+        self._prepare_listings(cur, [(c, NO_TICK, views[i].packed) for i in fresh for c in cells[i]]
+                               + [(c, v.tick, v.packed) for v, cs in zip(views, cells, strict=True)
                                   if cs is not v.held and v.tick in self.maps and v.tick < tick
                                   for c in cs if c not in v.held_set])
         now = [v.held_arr if cs is v.held else np.asarray(cs, dtype=np.int64)
@@ -133,7 +154,7 @@ class ViewPlanner:
         held = _sums(self._count_arr, now)  # entities each client holds after its frame
         for i in fresh:
             cs = cells[i]
-            body: list[Any] = [b"", b"", [self._listing(cur, c, NO_TICK) for c in cs], [0, b""]]
+            body: list[Any] = [b"", b"", [self._listing(cur, c, NO_TICK, views[i].packed) for c in cs], [0, b""]]
             if private is not None:
                 body.append(private[i])
             out[i] = ViewFrame(tick, NO_TICK, NO_TICK, msgpack.packb(body), cs, held[i])
@@ -162,9 +183,9 @@ class ViewPlanner:
                 gone = [c for c in v.held if c not in keep]
                 dropped = msgpack.packb(np.array(gone, dtype="<u4").tobytes()) if gone else EMPTY_BIN
                 new = [c for c in cs if c not in v.held_set]
-                added = msgpack.packb([self._listing(cur, c, base) for c in new]) if new else EMPTY_ARRAY
+                added = msgpack.packb([self._listing(cur, c, base, v.packed) for c in new]) if new else EMPTY_ARRAY
             parts = [head, dropped, bin_head(len(k)), k, added,
-                     msgpack.packb(_squeezed(enter, ENTER_MIN)) if enter else NO_ENTER]
+                     _enter_item(enter, v.packed)]
             if private is not None:
                 parts.append(msgpack.packb(private[j]))
             out.append(ViewFrame(self.tick, base, ref, b"".join(parts), cs, held[j]))
@@ -179,34 +200,39 @@ class ViewPlanner:
             self.chunk_sets_built += 1
         return cs
 
-    def _prepare_listings(self, cur: CellMap, want: list[tuple[int, int]]) -> None:
-        """Build the listings in ``want`` that are not built yet: the records of each base's
-        cells in one pass, then each listing deflated on its own."""
-        need: dict[int, list[int]] = {}
-        for c, base in want:
-            if (c, base) not in self._listings:
-                need.setdefault(base, [])
-                if c not in need[base]:
-                    need[base].append(c)
+    def _prepare_listings(self, cur: CellMap, want: list[tuple[int, int, bool]]) -> None:
+        """Build the listings in ``want`` (cell, base, packed) that are not built yet: the
+        records of each base's cells in one pass (packed in one more), then each listing
+        deflated on its own."""
+        need: dict[tuple[int, bool], list[int]] = {}
+        for c, base, packed in want:
+            if (c, base, packed) not in self._listings:
+                cs = need.setdefault((base, packed), [])
+                if c not in cs:
+                    cs.append(c)
         size = self.dtype.itemsize
-        for base, cs in need.items():
+        for (base, packed), cs in need.items():
             members = [cur.members(c) for c in cs]
             prev = self.maps[base].state if base != NO_TICK else None
             raw = entity_records(self.schema, self.dtype, cur.state, prev, np.concatenate(members))
-            at = 0
-            for c, m in zip(cs, members, strict=True):
-                end = at + m.size * size
-                self._listings[(c, base)] = [c, int(m.size), *_squeezed(raw[at:end])]
-                at = end
+            counts = [m.size for m in members]
+            if packed:
+                lists = self.pack(self.dtype, np.frombuffer(raw, dtype=np.uint8).reshape(-1, size),
+                                  np.array(counts, dtype=np.int64))
+            else:
+                ends = np.cumsum(counts).tolist()
+                lists = [raw[(e - k) * size:e * size] for e, k in zip(ends, counts, strict=True)]
+            for c, k, rec in zip(cs, counts, lists, strict=True):
+                self._listings[(c, base, packed)] = [c, k, *_squeezed(rec)]
             self.listings_built += len(cs)
 
-    def _listing(self, cur: CellMap, c: int, base: int) -> list[Any]:
+    def _listing(self, cur: CellMap, c: int, base: int, packed: bool) -> list[Any]:
         """[cell, count, flags, records] of cell ``c``'s members, for clients whose previous
-        snapshot is ``base``."""
-        item = self._listings.get((c, base))
+        snapshot is ``base`` (``packed``: as a packed record list)."""
+        item = self._listings.get((c, base, packed))
         if item is None:
-            self._prepare_listings(cur, [(c, base)])
-            item = self._listings[(c, base)]
+            self._prepare_listings(cur, [(c, base, packed)])
+            item = self._listings[(c, base, packed)]
         return item
 
     def _enters(self, cur: CellMap, base: int, cs: ChunkSet, views: list[ClientView], cells: list[list[int]],
@@ -228,9 +254,22 @@ class ViewPlanner:
         if cs.moved_records is None:  # once per chunk set: every moved entity's record, against the baseline
             raw = entity_records(self.schema, self.dtype, cur.state, self.maps[base].state, cs.moved_slot)
             cs.moved_records = np.frombuffer(raw, dtype=np.uint8).reshape(cs.moved_slot.size, self.dtype.itemsize)
-        blob = cs.moved_records[which].tobytes()  # client by client, ascending slots within each
-        ends = (np.cumsum(np.bincount(who, minlength=n)) * self.dtype.itemsize).tolist()
-        return [blob[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+        rows = cs.moved_records[which]  # client by client, ascending slots within each
+        counts = np.bincount(who, minlength=n)
+        packed = [v.packed for v in views]
+        plain = _split_rows(rows, counts) if not all(packed) else [b""] * n
+        if not any(packed):
+            return plain
+        lists = self.pack(self.dtype, rows, counts)  # a client's packed list: its count first
+        return [(varint(k) + pk if k else b"") if pack else raw
+                for pack, k, pk, raw in zip(packed, counts.tolist(), lists, plain, strict=True)]
+
+
+def _split_rows(rows: NDArray[np.uint8], counts: NDArray[np.int64]) -> list[bytes]:
+    """The bytes of ``counts[i]`` consecutive rows, for each i."""
+    blob = rows.tobytes()
+    ends = (np.cumsum(counts) * rows.shape[1]).tolist()
+    return [blob[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _matrix(rows: list[NDArray[np.int64]], width: int) -> NDArray[np.bool_]:

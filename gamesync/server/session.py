@@ -17,7 +17,7 @@ import trio
 
 from ..core.acks import AckTracker
 from ..core.errors import GamesyncError, PeerClosed, SlowConsumer
-from ..core.protocol import NO_EVENTS, pack
+from ..core.protocol import NO_EVENTS, PACKED_VERSION, pack
 from ..core.ratelimit import TokenBucket
 from ..core.serverproto import ServerSession
 from ..core.viewplan import ClientView
@@ -68,7 +68,7 @@ class Session:
         self.bytes_out = 0
         self.frames_out = 0
         self.skipped = 0
-        self.view = ClientView()  # what it watches, in a view room
+        self.view = ClientView(packed=proto.version >= PACKED_VERSION)  # what it watches, in a view room
         # lifecycle
         self.done = trio.Event()
         self._wake = trio.Event()

@@ -346,7 +346,7 @@ def test_server_message_with_wrong_field_types_is_a_protocol_violation(case):
 # ---- docs/protocol.md section 15.1: the documented bytes -----------------------------------------
 
 @pytest.mark.parametrize(("built", "hexbytes"), [
-    (lambda: p.pack_join("r1", "alice"), "94 01 04 a2 72 31 a5 61 6c 69 63 65"),
+    (lambda: p.pack_join("r1", "alice"), "94 01 05 a2 72 31 a5 61 6c 69 63 65"),
     (lambda: p.pack_input(1, [0, -1]), "93 03 01 92 00 ff"),
     (lambda: p.pack_input(5, [1, 0], 120, 0x80000003), "95 03 05 92 01 00 78 ce 80 00 00 03"),
     (lambda: p.pack_ack(120, 5), "93 05 78 05"),

@@ -39,16 +39,20 @@ def schema(side: float = SIDE, step: float = 1 / 64) -> Schema:
 
 
 class Client:
-    def __init__(self, sch: Schema, focus: np.ndarray, radius: float, cache: ChunkCache | None = None) -> None:
-        self.view = ClientView()
-        self.mirror = ViewMirror(sch, cache)
+    """``packed``: a version 5 client (packed record lists); else version 4."""
+
+    def __init__(self, sch: Schema, focus: np.ndarray, radius: float, cache: ChunkCache | None = None,
+                 packed: bool = False) -> None:
+        self.packed = packed
+        self.view = ClientView(packed=packed)
+        self.mirror = ViewMirror(sch, cache, packed=packed)
         self.counts = ViewCounts(sch, cache)
         self.focus = focus
         self.radius = radius
 
     def reconnect(self, sch: Schema) -> None:
-        self.view = ClientView()
-        self.mirror = ViewMirror(sch, self.mirror.cache)
+        self.view = ClientView(packed=self.packed)
+        self.mirror = ViewMirror(sch, self.mirror.cache, packed=self.packed)
         self.counts = ViewCounts(sch, self.mirror.cache)
 
 
@@ -71,19 +75,22 @@ def run_world(seed: int, n: int, ticks: int, cell: float, nclients: int, shared:
     grid = Grid(sch, Interest(cell=cell, radius=2 * cell))
     plan = ViewPlanner(sch, 32)
     cache = ChunkCache() if shared else None
-    clients = [Client(sch, rng.uniform(0, SIDE, 2), 2 * cell, cache) for _ in range(nclients)]
+    # version 4 and version 5 clients in one room: each gets its own records, the same chunks
+    clients = [Client(sch, rng.uniform(0, SIDE, 2), 2 * cell, cache, packed=i % 2 == 0) for i in range(nclients)]
     vel = rng.normal(0, 8, (2, 1 << 12)).astype(np.float32)
     for t in range(ticks):
         step_world(w, rng, vel)
         st = State.capture(w, t)
         cells = grid.cells_of(st.mat)
         plan.push(st, cells, grid.count)
+        going: list[tuple[Client, list[int]]] = []
         for i, c in enumerate(clients):
             move_client(c, rng, sch)
             if rng.random() < 0.15 and i:  # its socket was full: this frame never went out
                 continue
-            watched = grid.cells_near(float(c.focus[0]), float(c.focus[1]), c.radius)
-            fr = plan.frame(c.view, watched)
+            going.append((c, grid.cells_near(float(c.focus[0]), float(c.focus[1]), c.radius)))
+        frames = plan.frames([c.view for c, _ in going], [w for _, w in going])  # as the room builds them
+        for (c, watched), fr in zip(going, frames, strict=True):
             c.view.commit(fr)
             c.mirror.apply(fr.tick, fr.base, fr.ref, fr.payload)
             c.counts.apply(fr.tick, fr.base, fr.ref, fr.payload)

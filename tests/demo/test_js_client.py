@@ -62,7 +62,7 @@ def test_the_committed_vectors_are_what_the_generator_makes_now(tmp_path):
     fresh, committed = out.read_text(encoding="utf-8"), VECTORS.read_text(encoding="utf-8")
     assert fresh == committed, ("tests/vectors/snapshots.json is stale: run "
                                 ".venv/bin/python tests/vectors/make_vectors.py and commit the result")
-    assert len(committed.encode()) < 300_000
+    assert len(committed.encode()) < 360_000  # three view sequences again under version 5 took it past 300 KB
 
 
 def test_the_js_client_decodes_every_vector_as_the_python_client_does(node_modules):

@@ -24,7 +24,7 @@ async def test_join_gets_welcome_with_client_id_schema_and_tick_rate():
         async with running_server(tick_rate=20.0) as (server, url):
             async with raw_client(url) as c:
                 w = await c.join(room="lobby", name="ann")
-    assert w.version == p.PROTOCOL_VERSION == 4
+    assert w.version == p.PROTOCOL_VERSION == 5
     assert isinstance(w.client_id, int) and w.client_id >= 1
     assert w.room == "lobby" and w.game == "arena"
     assert w.tick_rate == 20.0
@@ -106,11 +106,11 @@ async def test_a_protocol_2_join_is_welcomed_in_protocol_2_and_others_get_4001()
         async with running_server() as (server, url):
             async with raw_client(url) as c:
                 assert (await c.join(version=2)).version == 2
-            for v in (1, 5):
+            for v in (1, 6):
                 async with raw_client(url) as c:
                     await c.send([1, v, "r", "old"])
                     closed = await c.closed()
-                    assert closed.code == 4001 and "protocol 2 or 3 or 4" in closed.reason
+                    assert closed.code == 4001 and "protocol 2 or 3 or 4 or 5" in closed.reason
 
 
 async def test_messages_sent_with_the_upgrade_request_are_handled():

@@ -73,11 +73,14 @@ def check_no_leak(client: Any, st: State) -> tuple[float, float, set[int]]:
 
 
 async def test_two_players_far_apart_see_neither_each_other_nor_around_each_other_until_they_meet():
+    """One client of version 5 (packed record lists) and one of version 4, in one room."""
     with trio.fail_after(40):
         async with running_server(games=games(), default_game="placed") as (server, url), \
                 open_client(url, "big", "p@600,600", "placed") as a, \
-                open_client(url, "big", "p@2000,2000", "placed") as b:
+                open_client(url, "big", "p@2000,2000", "placed", protocol=p.VIEW_VERSION) as b:
             sa, sb = await a.wait_state(), await b.wait_state()
+            assert a.proto is not None and b.proto is not None
+            assert (a.proto.version, b.proto.version) == (p.PACKED_VERSION, p.VIEW_VERSION)
             await wait_for(lambda: a.state.tick > sa.tick + 3 and b.state.tick > sb.tick + 3)
             _, _, ids_a = check_no_leak(a, a.state)
             _, _, ids_b = check_no_leak(b, b.state)
@@ -118,7 +121,7 @@ async def test_a_view_rooms_welcome_describes_its_grid_and_its_snapshots_are_vie
     with trio.fail_after(10):
         async with running_server(games=games(), default_game="placed") as (server, url), raw_client(url) as c:
             w = await c.join("big", "p@100,100", "placed")
-            assert w.version == 4 and w.view is not None
+            assert w.version == p.PROTOCOL_VERSION == 5 and w.view is not None
             assert w.view["cell"] == 250.0 and w.view["cols"] == w.view["rows"] == 13
             assert w.view["everyone"] == 169 and w.view["radius"] == R
             s = await c.snapshot()

@@ -4,7 +4,8 @@ Each sequence is one client's connection to a view room: a welcome with its grid
 snapshots gamesync/server/views.py would write, built by the real server-side code (the
 grid's ``cells_of`` and ``cells_near``, ``ViewPlanner.push`` and ``frame``, the client's
 ``ClientView`` committed after each written frame) and fed to the Python client
-(``ClientProtocol`` at version 4, whose ``ViewMirror`` decodes them). For each message the
+(``ClientProtocol`` at version 4, whose ``ViewMirror`` decodes them; the first three again at
+version 5, whose listings and enter records are packed record lists). For each message the
 file holds its bytes and what the client holds after it: the state (its tick, slot count,
 entity count and the SHA-256 of its live slots, ids and every field's wire values, see
 ``state_digest``: the states themselves would not fit the file's size budget), the cells it
@@ -101,13 +102,15 @@ class ViewLink:
     """
 
     def __init__(self, name: str, about: str, schema: Schema, world: World, interest: Interest, *,
-                 history: int = 32, events: list[Any] | None = None) -> None:
+                 history: int = 32, events: list[Any] | None = None, version: int = 4) -> None:
+        if version >= p.PACKED_VERSION:
+            name, about = f"{name}_v{version}", f"{about}; under version {version}: packed record lists"
         self.name, self.about, self.schema, self.world = name, about, schema, world
         self.grid = Grid(schema, interest)
         self.everyone, self.mine, self.theirs = self.grid.everyone, self.grid.count + 1, self.grid.count + 2
         self.planner = ViewPlanner(schema, history)
-        self.view = ClientView()
-        self.client = ClientProtocol("big", "alice", "bigworld", version=4)
+        self.view = ClientView(packed=version >= p.PACKED_VERSION)
+        self.client = ClientProtocol("big", "alice", "bigworld", version=version)
         self.scope: dict[int, tuple[int, int]] = {}  # slot -> (entity id, scope cell)
         self.owned: dict[int, int] = {}  # slot -> entity id, whose private fields this client gets
         self.private = private_dtype(schema, interest.private) if interest.private else None
@@ -117,7 +120,7 @@ class ViewLink:
         self.input_ack = 0
         self.watched: list[int] = []
         self.stats: Counter[str] = Counter()  # what the chunks hold (for the coverage)
-        w = p.Welcome(4, 1, "big", "bigworld", 30.0, 0, schema.to_wire(), history, "V1ewR00mT0kenAbCdEfGhIjK", False,
+        w = p.Welcome(version, 1, "big", "bigworld", 30.0, 0, schema.to_wire(), history, "V1ewR00mT0kenAbCdEfGhIjK", False,
                       self.grid.to_wire())
         self.deliver(p.pack_welcome(w))
 
@@ -280,7 +283,7 @@ class _Room:
         return out
 
 
-def seq_bigworld() -> dict[str, Any]:
+def seq_bigworld(version: int = 4) -> dict[str, Any]:
     """The arena's rules (bigworld's) on a 4000-unit square: 32-bit positions, 250-unit cells, R = 500."""
     game = Arena(npcs=320, seed=5, size=4000.0)
     room = _Room(World(game.schema))
@@ -292,7 +295,7 @@ def seq_bigworld() -> dict[str, Any]:
                     "its radius changes; a second player walks into view and leaves, a third takes its slot; one "
                     "NPC is seen by everyone; two frames never reach the socket; ack is private (as in bigworld: "
                     "only the player's own client gets it, in the payload's private rows)", game.schema, w,
-                    Interest(cell=250.0, radius=500.0, private=("ack",)))
+                    Interest(cell=250.0, radius=500.0, private=("ack",)), version=version)
     game.on_join(1, "alice")
     me = game.players[1]
     link.own(me)  # as bigworld does: a player's ack reaches its own client only
@@ -413,7 +416,7 @@ class Movers:
         return who
 
 
-def seq_wraps() -> dict[str, Any]:
+def seq_wraps(version: int = 4) -> dict[str, Any]:
     """Every field kind through a view: 32-bit wraps, narrow fields, angles past their wrap."""
     sim = Movers(71, 120)
     link = ViewLink("view_wraps", "every field kind and wire dtype through a view (<u2 and <u4 floats, 12-bit hold "
@@ -423,7 +426,7 @@ def seq_wraps() -> dict[str, Any]:
                     "slot reuse, entities in the everyone cell, the client's own cell and another client's cell "
                     "(never sent); the focus drifts, jumps, and the radius changes; frames skipped (T - B up to 3); "
                     "field s is private: the client gets it for the entities it owns while it holds them",
-                    MIXED, sim.w, Interest(cell=100.0, radius=160.0, private=("s",)))
+                    MIXED, sim.w, Interest(cell=100.0, radius=160.0, private=("s",)), version=version)
     r = sim.rng
     link.scoped(sim.live()[:2], link.everyone)
     link.scoped(sim.live()[2:4], link.mine)
@@ -471,7 +474,7 @@ SMALL = Schema([
 ])
 
 
-def seq_crowd() -> dict[str, Any]:
+def seq_crowd(version: int = 4) -> dict[str, Any]:
     """A cell of 270 (positions of 2 bytes), deflated listings and enter records, a history of 6
     outrun by skipped frames: a full snapshot in mid-stream, then a delta without reference."""
     r = np.random.default_rng(88)
@@ -486,7 +489,7 @@ def seq_crowd() -> dict[str, Any]:
                     "cell from cells not watched), a history of 6 outrun by 8 skipped frames: a full snapshot in "
                     "mid-stream, then a delta without a reference; a snapshot delivered twice (ignored); hp is "
                     "private and the client owns nothing: it holds 0 in every hp, every private bin is empty",
-                    SMALL, w, Interest(cell=100.0, radius=120.0, private=("hp",)), history=6)
+                    SMALL, w, Interest(cell=100.0, radius=120.0, private=("hp",)), history=6, version=version)
     for t in range(26):
         if t == 2:  # a few of the crowd walk out of its cell, some across it
             who = np.arange(0, n, 7)
@@ -662,5 +665,5 @@ def coverage(seqs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def view_sections() -> dict[str, Any]:
     """The entries make_vectors.py adds to the file: the view sequences and their coverage."""
-    seqs = [seq_bigworld(), seq_wraps(), seq_crowd(), seq_refusals()]
+    seqs = [seq_bigworld(), seq_wraps(), seq_crowd(), seq_refusals(), seq_bigworld(5), seq_wraps(5), seq_crowd(5)]
     return {"view_coverage": coverage(seqs), "view_sequences": seqs}

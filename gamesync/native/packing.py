@@ -1,0 +1,50 @@
+"""Packed record lists (docs/protocol.md 18.3.1) on the path in use: the native
+``gamesync.native._pack`` where it is built and the native path is on (``native.active``),
+else ``core.viewpack.pack_lists``; both give the same bytes (tests/native/test_pack.py)."""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..core.viewpack import pack_lists as _py_pack_lists
+from . import active
+
+_ext: ModuleType | None
+try:
+    _ext = importlib.import_module(f"{__package__}._pack")
+except ImportError:  # not built: the Python path
+    _ext = None
+
+
+def available() -> bool:
+    """Whether the native packer is built and importable."""
+    return _ext is not None
+
+
+@lru_cache(maxsize=16)
+def _columns(dtype: np.dtype[Any]) -> tuple[list[int], list[int], list[bool]]:
+    """Each column's offset in a record, width and signedness (the record's fields, in order)."""
+    names = dtype.names or ()
+    if names[:2] != ("slot", "id"):
+        raise ValueError("a record starts with its slot and id")
+    fields = [dtype.fields[n] for n in names]  # type: ignore[index]
+    return [int(f[1]) for f in fields], [f[0].itemsize for f in fields], [f[0].kind == "i" for f in fields]
+
+
+def pack_lists(dtype: np.dtype[Any], rows: NDArray[np.uint8], counts: NDArray[np.int64]) -> list[bytes]:
+    """``core.viewpack.pack_lists`` on the path in use."""
+    if _ext is not None and active():
+        offsets, widths, signs = _columns(dtype)
+        out: list[bytes] = _ext.pack_lists(np.ascontiguousarray(rows, dtype=np.uint8).reshape(-1, dtype.itemsize),
+                                           np.ascontiguousarray(counts, dtype=np.int64), offsets, widths, signs)
+        return out
+    return _py_pack_lists(dtype, rows, counts)
+
+
+__all__ = ["available", "pack_lists"]
