@@ -166,6 +166,7 @@ def _bots(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .core.inputs import INPUT_BACKLOG
+    from .core.protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS
 
     ap = usage.Parser(prog="gamesync", description="Realtime authoritative game-state sync server.")
     ap.add_argument("--version", action="version", version=f"gamesync {__version__}")
@@ -294,9 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reconnect", action="store_true",
                    help="bring lost bots back (backoff, from URL) to resume their seats, e.g. across a cluster "
                    "failover (default: a lost bot stays lost)")
-    b.add_argument("--protocol", type=int, choices=(2, 3, 4), default=4,
-                   help="protocol version the bots speak (default 4: 3 plus view rooms; 3: baselines from the "
-                        "stream; 2: from acks)")
+    b.add_argument("--protocol", type=int, choices=SUPPORTED_VERSIONS, default=PROTOCOL_VERSION,
+                   help=f"protocol version the bots speak (default {PROTOCOL_VERSION}: 4 with packed record lists "
+                        "in view rooms; 4: 3 plus view rooms; 3: baselines from the stream; 2: from acks)")
     b.add_argument("--json", action="store_true", help="print one JSON line of results")
     b.add_argument("--no-progress", action="store_true", help="no progress display")
     b.set_defaults(func=_bots)
