@@ -3,6 +3,7 @@ between two ticks, built once and shared by every client watching the cell."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,10 @@ class CellMap:
         return np.concatenate([self.count, np.zeros(ncells - self.count.size, dtype=np.int64)])
 
 
+#: the native chunk writer's signature (gamesync/native/_pack.pyx ``write_chunks``)
+ChunkWriter = Callable[..., bytes]
+
+
 @dataclass
 class ChunkSet:
     """Every cell's chunk between two ticks, laid out cell after cell: cell c's chunk is
@@ -113,15 +118,19 @@ def entity_records(schema: Schema, dtype: np.dtype[Any], cur: State, prev: State
 
 
 def encode_chunks(schema: Schema, dtype: np.dtype[Any], cur: CellMap, base: CellMap, ref: State | None,
-                  ncells: int) -> ChunkSet:
+                  ncells: int, write: ChunkWriter | None = None) -> ChunkSet:
     """The chunk of every cell 0..ncells-1 for a client that holds ``base`` (and ``ref``) and gets
-    ``cur``: fixed numpy passes over the entities, none per cell."""
+    ``cur``: fixed numpy passes over the entities, none per cell. ``write``: the native twin of
+    the byte layout (gamesync.native.packing), which gives the same bytes in one pass."""
     d = diff_states(schema, cur.state, base.state, ref)
     kept = d.kept if not isinstance(d.kept, slice) else np.arange(d.kept.start or 0, d.kept.stop)
-    pieces = Pieces()
     moved = cur.cell[kept] != base.cell[kept]
     mv = kept[moved]
     left = np.sort(np.concatenate([mv, d.removed]))
+    if write is not None:
+        blob, start = _written(write, schema, dtype, cur, base, kept, d.residuals, mv, left, d.created, ncells)
+        return ChunkSet(blob, start, mv, cur.cell[mv], base.cell[mv])
+    pieces = Pieces()
     _section(pieces, base.cell[left], S_LEFT_N, S_LEFT, left,
              _positions(base.rank(left), base.k(ncells)[base.cell[left]]))
     _section(pieces, cur.cell[mv], S_ARR_N, S_ARR, mv, as_bytes_matrix(mv, 4))
@@ -132,6 +141,34 @@ def encode_chunks(schema: Schema, dtype: np.dtype[Any], cur: CellMap, base: Cell
     _changes(schema, pieces, cur, kept, d.residuals, ncells)
     blob, start = _finish(pieces, ncells)
     return ChunkSet(blob, start, mv, cur.cell[mv], base.cell[mv])
+
+
+def _by_cell(cells: NDArray[Any], ncells: int) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    """(cells ascending, the order that sorts them): stable, so entries in slot order stay so."""
+    key = cells.astype(np.uint16) if ncells <= 0x10000 else cells.astype(np.int64)  # 16 bits: a radix sort
+    order = np.argsort(key, kind="stable")
+    return cells[order].astype(np.int64), order
+
+
+def _written(write: ChunkWriter, schema: Schema, dtype: np.dtype[Any], cur: CellMap, base: CellMap,
+             kept: NDArray[np.intp], res: NDArray[np.int32], mv: NDArray[np.intp], left: NDArray[np.intp],
+             created: NDArray[np.intp], ncells: int) -> tuple[bytes, NDArray[np.int64]]:
+    """``_finish``'s bytes and starts through the native writer: each section sorted by cell."""
+    l_cell, o = _by_cell(base.cell[left], ncells)
+    l_pos = base.rank(left[o])
+    a_cell, o = _by_cell(cur.cell[mv], ncells)
+    a_slot = mv[o].astype(np.int64)
+    s_cell, o = _by_cell(cur.cell[created], ncells)
+    rec = np.frombuffer(entity_records(schema, dtype, cur.state, None, created[o]), dtype=np.uint8)
+    idx = np.flatnonzero((res != 0).any(axis=0)) if kept.size else np.zeros(0, dtype=np.intp)
+    c_cell, o = _by_cell(cur.cell[kept[idx]], ncells)
+    slots = kept[idx[o]]
+    c_res = np.ascontiguousarray(res[:, idx[o]], dtype=np.int64)
+    caps = np.array([WIDTH_CODE[f.wire_dtype.itemsize] for f in schema], dtype=np.int64)
+    start = np.zeros(ncells + 1, dtype=np.int64)
+    blob = write(ncells, base.k(ncells), cur.k(ncells), l_cell, l_pos, a_cell, a_slot, s_cell,
+                 rec.reshape(created.size, dtype.itemsize), c_cell, cur.rank(slots), c_res, caps, start)
+    return blob, start
 
 
 def _positions(rank: NDArray[np.int64], k: NDArray[np.int64]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:

@@ -22,7 +22,7 @@ from .delta import COMPRESS_MIN, compress_payload
 from .protocol import NO_TICK
 from .schema import Schema
 from .state import State
-from .viewcodec import CellMap, ChunkSet, encode_chunks, entity_records
+from .viewcodec import CellMap, ChunkSet, ChunkWriter, encode_chunks, entity_records
 from .viewpack import pack_lists
 from .viewwire import bin_head, record_dtype, varint
 
@@ -97,9 +97,11 @@ def _enter_item(enter: bytes, packed: bool) -> bytes:
 class ViewPlanner:
     """A view room's per-tick encoder (one per room)."""
 
-    def __init__(self, schema: Schema, history: int, pack: PackLists = pack_lists) -> None:
+    def __init__(self, schema: Schema, history: int, pack: PackLists = pack_lists,
+                 writer: Callable[[], ChunkWriter | None] = lambda: None) -> None:
         self.schema = schema
         self.pack = pack  # packs record lists for version 5 clients (the server passes its native twin)
+        self.writer = writer  # the native chunk writer in use, if any (the server passes its own)
         self.dtype = record_dtype(schema)
         self.history = history
         self.maps: dict[int, CellMap] = {}
@@ -195,7 +197,8 @@ class ViewPlanner:
         cs = self._chunks.get((base, ref))
         if cs is None:
             r = self.maps[ref].state if ref != NO_TICK else None
-            cs = encode_chunks(self.schema, self.dtype, self.maps[self.tick], self.maps[base], r, self.ncells)
+            cs = encode_chunks(self.schema, self.dtype, self.maps[self.tick], self.maps[base], r, self.ncells,
+                               self.writer())
             self._chunks[(base, ref)] = cs
             self.chunk_sets_built += 1
         return cs

@@ -118,3 +118,141 @@ def pack_lists(const uint8_t[:, ::1] rows, const int64_t[::1] counts, list offse
     finally:
         free(vals); free(los); free(codes); free(off); free(wid); free(sig)
     return result
+
+
+cdef inline uint8_t *_varint(uint8_t *p, int64_t v) noexcept nogil:
+    while v >= 0x80:
+        p[0] = (v & 0x7F) | 0x80
+        p += 1
+        v >>= 7
+    p[0] = v
+    return p + 1
+
+
+cdef inline int _varint_len(int64_t v) noexcept nogil:
+    cdef int n = 1
+    while v >= 0x80:
+        v >>= 7
+        n += 1
+    return n
+
+
+cdef inline int _width(int64_t k) noexcept nogil:
+    return 1 if k <= 0x100 else (2 if k <= 0x10000 else 4)
+
+
+cdef inline int _need(int64_t r) noexcept nogil:
+    if r == 0:
+        return 0
+    if -0x80 <= r < 0x80:
+        return 1
+    if -0x8000 <= r < 0x8000:
+        return 2
+    return 3
+
+
+def write_chunks(Py_ssize_t ncells, const int64_t[::1] kb, const int64_t[::1] kc,
+                 const int64_t[::1] l_cell, const int64_t[::1] l_pos,
+                 const int64_t[::1] a_cell, const int64_t[::1] a_slot,
+                 const int64_t[::1] s_cell, const uint8_t[:, ::1] s_rec,
+                 const int64_t[::1] c_cell, const int64_t[::1] c_pos, const int64_t[:, ::1] c_res,
+                 const int64_t[::1] caps, int64_t[::1] starts):
+    """Every cell's chunk (docs/protocol.md 18.5), cell after cell: the bytes, and each cell's
+    start in ``starts`` (ncells + 1 offsets). Each section's entries come sorted by (cell, slot):
+    left (positions at base), arrived (slots), spawned (records), changed (positions now, and
+    one residual per field in ``c_res``'s rows); ``caps``: each field's widest residual code."""
+    cdef Py_ssize_t F = c_res.shape[0], rec = s_rec.shape[1]
+    cdef Py_ssize_t nl = l_cell.shape[0], na = a_cell.shape[0], ns = s_cell.shape[0], nc = c_cell.shape[0]
+    cdef Py_ssize_t c, i, j, f, li = 0, ai = 0, si = 0, ci = 0, l0, a0, s0, c0
+    cdef int64_t size, mask, w, total = 0
+    cdef int code, cw
+    cdef int *codes = <int *>malloc(max(F, 1) * sizeof(int))
+    cdef int BYTES[4]
+    BYTES[0], BYTES[1], BYTES[2], BYTES[3] = 0, 1, 2, 4
+    cdef uint8_t *p
+    if not codes:
+        raise MemoryError()
+    try:
+        for c in range(ncells):  # sizes
+            starts[c] = total
+            l0, a0, s0, c0 = li, ai, si, ci
+            while li < nl and l_cell[li] == c:
+                li += 1
+            while ai < na and a_cell[ai] == c:
+                ai += 1
+            while si < ns and s_cell[si] == c:
+                si += 1
+            while ci < nc and c_cell[ci] == c:
+                ci += 1
+            size = 1
+            if li > l0:
+                size += _varint_len(li - l0) + (li - l0) * _width(kb[c])
+            if ai > a0:
+                size += _varint_len(ai - a0) + 4 * (ai - a0)
+            if si > s0:
+                size += _varint_len(si - s0) + rec * (si - s0)
+            if ci > c0:
+                mask = 0
+                w = 0
+                for f in range(F):
+                    code = 0
+                    for j in range(c0, ci):
+                        code = max(code, _need(c_res[f, j]))
+                    code = min(code, <int>caps[f])
+                    mask |= (<int64_t>code) << (2 * f)
+                    w += BYTES[code]
+                size += _varint_len(ci - c0) + (ci - c0) * _width(kc[c]) + _varint_len(mask) + (ci - c0) * w
+            total += size
+        starts[ncells] = total
+        if li != nl or ai != na or si != ns or ci != nc:
+            raise ValueError("section entries must be sorted by cell, below ncells")
+        blob = PyBytes_FromStringAndSize(NULL, total)
+        p = <uint8_t *>PyBytes_AS_STRING(blob)
+        li = ai = si = ci = 0
+        for c in range(ncells):  # bytes
+            l0, a0, s0, c0 = li, ai, si, ci
+            while li < nl and l_cell[li] == c:
+                li += 1
+            while ai < na and a_cell[ai] == c:
+                ai += 1
+            while si < ns and s_cell[si] == c:
+                si += 1
+            while ci < nc and c_cell[ci] == c:
+                ci += 1
+            p[0] = (1 if li > l0 else 0) | (2 if ai > a0 else 0) | (4 if si > s0 else 0) | (8 if ci > c0 else 0)
+            p += 1
+            if li > l0:
+                p = _varint(p, li - l0)
+                cw = _width(kb[c])
+                for i in range(l0, li):
+                    p = _write(p, l_pos[i], cw)
+            if ai > a0:
+                p = _varint(p, ai - a0)
+                for i in range(a0, ai):
+                    p = _write(p, a_slot[i], 4)
+            if si > s0:
+                p = _varint(p, si - s0)
+                for i in range(s0, si):
+                    for j in range(rec):
+                        p[j] = s_rec[i, j]
+                    p += rec
+            if ci > c0:
+                p = _varint(p, ci - c0)
+                cw = _width(kc[c])
+                for i in range(c0, ci):
+                    p = _write(p, c_pos[i], cw)
+                mask = 0
+                for f in range(F):
+                    code = 0
+                    for j in range(c0, ci):
+                        code = max(code, _need(c_res[f, j]))
+                    codes[f] = min(code, <int>caps[f])
+                    mask |= (<int64_t>codes[f]) << (2 * f)
+                p = _varint(p, mask)
+                for f in range(F):
+                    if codes[f]:
+                        for i in range(c0, ci):
+                            p = _write(p, c_res[f, i], BYTES[codes[f]])
+    finally:
+        free(codes)
+    return blob

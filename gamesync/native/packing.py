@@ -37,6 +37,12 @@ def _columns(dtype: np.dtype[Any]) -> tuple[list[int], list[int], list[bool]]:
     return [int(f[1]) for f in fields], [f[0].itemsize for f in fields], [f[0].kind == "i" for f in fields]
 
 
+def chunk_writer() -> Any:
+    """The native chunk writer (``_pack.write_chunks``) when the native path is in use, else None
+    (``core.viewcodec.encode_chunks`` then lays the chunks out with numpy)."""
+    return _ext.write_chunks if _ext is not None and active() else None
+
+
 def pack_lists(dtype: np.dtype[Any], rows: NDArray[np.uint8], counts: NDArray[np.int64]) -> list[bytes]:
     """``core.viewpack.pack_lists`` on the path in use."""
     if _ext is not None and active():
@@ -47,4 +53,4 @@ def pack_lists(dtype: np.dtype[Any], rows: NDArray[np.uint8], counts: NDArray[np
     return _py_pack_lists(dtype, rows, counts)
 
 
-__all__ = ["available", "pack_lists"]
+__all__ = ["available", "chunk_writer", "pack_lists"]

@@ -41,7 +41,7 @@ class Views(ViewRules):
     def __init__(self, world: World, schema: Schema, interest: Interest, history: int) -> None:
         super().__init__(world, schema, interest)
         self.grid_schema = schema
-        self.planner = ViewPlanner(schema, history, packing.pack_lists)
+        self.planner = ViewPlanner(schema, history, packing.pack_lists, packing.chunk_writer)
         self._private = private_dtype(schema, interest.private) if interest.private else None
         #: per client, (cell, private row) of each entity it owns at the newest state
         self._owned_now: dict[int, list[tuple[int, bytes]]] = {}
