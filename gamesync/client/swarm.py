@@ -34,6 +34,7 @@ from ..core.errors import GamesyncError, Redirect
 from ..core.mirror import DecodeCache
 from ..core.protocol import PROTOCOL_VERSION
 from ..core.viewmirror import ChunkCache
+from ..native import packing
 from ..sockio import ReadySet
 from ..wsframe import frame_size, masked_binary_frame
 from .botsocket import RECV_CHUNK, BotSocket
@@ -241,7 +242,7 @@ class Swarm:
         if u.scheme not in ("ws", "") or not u.hostname:
             raise ValueError(f"need a ws:// URL, got {url!r}")
         self.cache = DecodeCache() if shared_decode else None
-        self.view_cache = ChunkCache() if shared_decode else None
+        self.view_cache = ChunkCache(count_chunks=packing.chunk_counter()) if shared_decode else None
         rng = random.Random(seed)
         now = time.time()
         self.bots = [Bot(i, u.hostname, u.port or 80, u.path or "/", room, self.cache, random.Random(rng.random()),

@@ -414,8 +414,11 @@ class ChunkCache:
     """Decoded cells shared by many mirrors (a bot swarm): the same cell state and the same
     chunk bytes give the same next cell state; and for ``ViewCounts``, chunk lengths."""
 
-    def __init__(self, limit: int = 1 << 16, tables: int = 8) -> None:
+    def __init__(self, limit: int = 1 << 16, tables: int = 8, count_chunks: Any = None) -> None:
         self.limit = limit
+        #: the native twin of ``ViewCounts``' walk over a kept-cells bin (gamesync.native.packing
+        #: ``chunk_counter``), or None for the Python one: the same counts, the same errors
+        self.count_chunks = count_chunks
         self._d: dict[Any, Any] = {}
         self._keep: dict[int, CellState] = {}
         #: ``ViewCounts``' entries, one table per (tick, base, ref), the newest ``tables`` of them
@@ -473,7 +476,13 @@ class ViewCounts:
             del counts[c]
         at, data, split = 0, _bin(kept), self.splitter.split
         cache = self.cache
-        if cache is None:
+        if cache is not None and cache.count_chunks is not None:
+            sp = self.splitter
+            misses, at = cache.count_chunks(data, counts, sorted(counts), cache.table(tick, base, ref), sp.nfields,
+                                            sp.rec_size)
+            cache.misses += misses
+            cache.hits += len(counts) - misses
+        elif cache is None:
             for c in sorted(counts):
                 at, counts[c] = split(data, at, counts[c])
         else:

@@ -256,3 +256,87 @@ def write_chunks(Py_ssize_t ncells, const int64_t[::1] kb, const int64_t[::1] kc
     finally:
         free(codes)
     return blob
+
+
+cdef Py_ssize_t _read_varint(const uint8_t *d, Py_ssize_t n, Py_ssize_t *at, int most) except -1:
+    cdef int64_t v = 0
+    cdef int j
+    cdef uint8_t b
+    for j in range(most):
+        if at[0] >= n:
+            raise ValueError("chunk ends inside a count")
+        b = d[at[0]]
+        at[0] += 1
+        v |= (<int64_t>(b & 0x7F)) << (7 * j)
+        if not b & 0x80:
+            return v
+    raise ValueError(f"varint longer than {most} bytes")
+
+
+cdef Py_ssize_t _split(const uint8_t *d, Py_ssize_t n, Py_ssize_t at, int64_t *k, int nfields,
+                       Py_ssize_t rec_size) except -1:
+    """The end of the chunk at ``at`` of a cell of ``k[0]`` members (``k[0]`` becomes the members
+    after it): ``core.viewwire.ChunkSplitter.split`` in C."""
+    cdef uint8_t flags
+    cdef int64_t m, mask, row, cnt
+    cdef int i, code
+    if at >= n:
+        raise ValueError("kept-cells bin ends early")
+    flags = d[at]
+    at += 1
+    if flags == 0:
+        return at
+    if flags & ~0xF:
+        raise ValueError(f"bad chunk flags {flags}")
+    if flags & 1:
+        cnt = _read_varint(d, n, &at, 5)
+        at += cnt * _width(k[0])
+        k[0] -= cnt
+    if flags & 2:
+        cnt = _read_varint(d, n, &at, 5)
+        at += 4 * cnt
+        k[0] += cnt
+    if flags & 4:
+        cnt = _read_varint(d, n, &at, 5)
+        at += cnt * rec_size
+        k[0] += cnt
+    if flags & 8:
+        m = _read_varint(d, n, &at, 5)
+        at += m * (1 if k[0] <= 0x100 else _width(k[0]))
+        mask = _read_varint(d, n, &at, 9)
+        if 2 * nfields < 63 and mask >> (2 * nfields):
+            raise ValueError("field mask names a field the schema does not have")
+        row = 0
+        for i in range(nfields):
+            code = (mask >> (2 * i)) & 3
+            row += 0 if code == 0 else (1 if code == 1 else (2 if code == 2 else 4))
+        at += m * row
+    if k[0] < 0 or at > n:
+        raise ValueError("chunk runs past its bin")
+    return at
+
+
+def count_chunks(bytes data, dict counts, list cells, dict table, int nfields, Py_ssize_t rec_size):
+    """``core.viewmirror.ViewCounts``' walk over a kept-cells bin: for each held cell of
+    ``cells`` (ascending), its chunk's length and members after it, from ``table`` (entry
+    ``c << 32 | k``) or split here and added to it; ``counts`` updated in place. Returns
+    (misses, offset after the last chunk). ``table`` None: every chunk is split."""
+    cdef const uint8_t *d = <const uint8_t *>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = len(data), at = 0, end, misses = 0
+    cdef int64_t c, k
+    for cell in cells:
+        c = cell
+        k = counts[cell]
+        key = (c << 32) | k
+        hit = table.get(key) if table is not None else None
+        if hit is None:
+            misses += 1
+            end = _split(d, n, at, &k, nfields, rec_size)
+            if table is not None:
+                table[key] = (end - at, k)
+            at = end
+            counts[cell] = k
+        else:
+            at += <Py_ssize_t>hit[0]
+            counts[cell] = hit[1]
+    return misses, at

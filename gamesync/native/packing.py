@@ -43,6 +43,12 @@ def chunk_writer() -> Any:
     return _ext.write_chunks if _ext is not None and active() else None
 
 
+def chunk_counter() -> Any:
+    """The native walk of ``ViewCounts`` over a kept-cells bin (``_pack.count_chunks``) when the
+    native path is in use, else None (a ``ChunkCache`` then lets ``ViewCounts`` walk in Python)."""
+    return _ext.count_chunks if _ext is not None and active() else None
+
+
 def pack_lists(dtype: np.dtype[Any], rows: NDArray[np.uint8], counts: NDArray[np.int64]) -> list[bytes]:
     """``core.viewpack.pack_lists`` on the path in use."""
     if _ext is not None and active():
@@ -53,4 +59,4 @@ def pack_lists(dtype: np.dtype[Any], rows: NDArray[np.uint8], counts: NDArray[np
     return _py_pack_lists(dtype, rows, counts)
 
 
-__all__ = ["available", "chunk_writer", "pack_lists"]
+__all__ = ["available", "chunk_counter", "chunk_writer", "pack_lists"]

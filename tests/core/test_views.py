@@ -18,13 +18,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gamesync.core.errors import PayloadError
+from gamesync.core.errors import DesyncError, PayloadError
 from gamesync.core.interest import Grid, Interest
 from gamesync.core.protocol import NO_TICK
 from gamesync.core.schema import Angle, Float, Int, Schema
 from gamesync.core.state import State
 from gamesync.core.viewcodec import CellMap, encode_chunks
-from gamesync.core.viewmirror import ChunkCache, ViewCounts, ViewMirror
+from gamesync.core.viewmirror import VIEW_FLAGS, ChunkCache, ViewCounts, ViewMirror, ViewStates
 from gamesync.core.viewplan import ClientView, ViewPlanner
 from gamesync.core.viewwire import record_dtype
 from gamesync.core.world import World
@@ -49,6 +49,9 @@ class Client:
         self.view = ClientView(packed=packed)
         self.mirror = ViewMirror(sch, cache, packed=packed)
         self.counts = ViewCounts(sch, cache)
+        # the same counts through the native walk over the kept bin (a bot swarm's), where built
+        self.native = ChunkCache(count_chunks=packing.chunk_counter())
+        self.counts_native = ViewCounts(sch, self.native)
         self.focus = focus
         self.radius = radius
 
@@ -56,6 +59,7 @@ class Client:
         self.view = ClientView(packed=self.packed)
         self.mirror = ViewMirror(sch, self.mirror.cache, packed=self.packed)
         self.counts = ViewCounts(sch, self.mirror.cache)
+        self.counts_native = ViewCounts(sch, self.native)
 
 
 def held_matches(client: Client, st: State, cells: np.ndarray, watched: list[int]) -> None:
@@ -66,6 +70,7 @@ def held_matches(client: Client, st: State, cells: np.ndarray, watched: list[int
     assert np.array_equal(got.ids[have], st.ids[want])
     assert np.array_equal(got.mat[:, have], st.mat[:, want])
     assert client.counts.count == want.size == client.mirror.count
+    assert client.counts_native.counts == client.counts.counts
 
 
 def run_world(seed: int, n: int, ticks: int, cell: float, nclients: int, shared: bool) -> None:
@@ -96,6 +101,7 @@ def run_world(seed: int, n: int, ticks: int, cell: float, nclients: int, shared:
             c.view.commit(fr)
             c.mirror.apply(fr.tick, fr.base, fr.ref, fr.payload)
             c.counts.apply(fr.tick, fr.base, fr.ref, fr.payload)
+            c.counts_native.apply(fr.tick, fr.base, fr.ref, fr.payload)
             held_matches(c, st, cells, watched)
             assert fr.entities == c.mirror.count
             reach = c.radius + cell * math.sqrt(2) + 1 / 64
@@ -251,6 +257,7 @@ def test_a_truncated_or_padded_kept_bin_is_refused(cut):
     fr = plan.frame(view, watched)
     view.commit(fr)
     m.apply(fr.tick, fr.base, fr.ref, fr.payload)
+    first = fr
     w["x"][: w.n] += 3.0
     w["x"][:5] += 400.0  # some cross cells
     push(plan, grid, w, 1)
@@ -259,6 +266,11 @@ def test_a_truncated_or_padded_kept_bin_is_refused(cut):
     for bad in (kept[:-cut], kept + bytes(cut)):
         with pytest.raises(PayloadError):
             ViewMirror.apply(_copy(m, sch), fr.tick, fr.base, fr.ref, msgpack.packb([dropped, bad, added, enter]))
+        for walk in (None, packing.chunk_counter()):  # a swarm's counting, in Python and native
+            counts = ViewStates(sch, ChunkCache(count_chunks=walk), materialise=False)
+            counts.apply(first.tick, first.base, first.ref, VIEW_FLAGS, first.payload)
+            with pytest.raises(DesyncError):
+                counts.apply(fr.tick, fr.base, fr.ref, VIEW_FLAGS, msgpack.packb([dropped, bad, added, enter]))
     m.apply(fr.tick, fr.base, fr.ref, fr.payload)  # the real one still decodes
 
 
