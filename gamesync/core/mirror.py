@@ -115,11 +115,16 @@ class Mirror:
 
     def _prune(self, floor: int) -> None:
         states = self._states
-        if not states or next(iter(states)) >= floor:  # ticks arrive in order: the first is the oldest
-            return
-        bases = {v[1] for t, v in states.items() if t >= floor}  # the baselines of what is kept stay
-        for t in [t for t in states if t < floor and t not in bases]:
-            del states[t]
+        old: list[int] = []
+        for t in states:  # ticks arrive in order: the oldest come first
+            if t >= floor:
+                break
+            old.append(t)
+        if old:
+            bases = {v[1] for t, v in states.items() if t >= floor}  # the baselines of what is kept stay
+            for t in old:
+                if t not in bases:
+                    del states[t]
 
     def __len__(self) -> int:
         return len(self._states)
