@@ -306,8 +306,8 @@ class Swarm:
             fast: list[tuple[Bot, BotSocket]] = []
             for b in ready:
                 ln = b.link
-                if ln is not None and ln.batchable:
-                    fast.append((b, ln))
+                if ln is not None and (r := ln.stream.reader) is not None and not r.done and ln.sock is not None:
+                    fast.append((b, ln))  # (BotSocket.batchable, inline)
                 else:
                     b.pump(trio.current_time())
             if fast:

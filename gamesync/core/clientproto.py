@@ -245,10 +245,10 @@ class ClientProtocol:
         if mirror is None:
             raise ProtocolViolation("snapshot before welcome")
         tick, base, ref, input_ack, flags, payload = f
-        if tick <= mirror.tick:
+        st = mirror.apply(tick, base, ref, flags, payload)
+        if st is None:  # not newer than what the mirror holds
             return None
         self._input_acked(input_ack)
-        st = mirror.apply(tick, base, ref, flags, payload)
         if self.auto_ack and not self.stream:
             self.outbox.append(p.pack_ack(tick, mirror.ack_bits()))
         return st
