@@ -115,16 +115,12 @@ class Mirror:
 
     def _prune(self, floor: int) -> None:
         states = self._states
-        old: list[int] = []
-        for t in states:  # ticks arrive in order: the oldest come first
-            if t >= floor:
-                break
-            old.append(t)
-        if old:
-            bases = {v[1] for t, v in states.items() if t >= floor}  # the baselines of what is kept stay
-            for t in old:
-                if t not in bases:
-                    del states[t]
+        if not states or next(iter(states)) >= floor:  # ticks arrive in order: the first is the oldest
+            return
+        keep = {t for t in states if t >= floor}
+        keep |= {self._states[t][1] for t in keep}
+        if len(keep) != len(self._states):
+            self._states = {t: v for t, v in self._states.items() if t in keep}
 
     def __len__(self) -> int:
         return len(self._states)
