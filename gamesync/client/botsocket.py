@@ -105,6 +105,9 @@ class BotSocket:
     def absorb(self, result: tuple[int, list[bytes], bytes | None]) -> list[bytes]:
         """The messages of this socket's ``gamesync.native.recv_frames`` result (fast path only)."""
         n, msgs, rest = result
+        r = self.stream.reader
+        if n > 0 and rest is None and r is not None and not r.too_big and not r.controls:
+            return msgs  # the usual read: whole data frames only (no limit, control frame or hand-over to note)
         if n <= 0:
             err = read_error(n) if n else OSError("connection closed by server")
             if err is not None:
@@ -119,7 +122,8 @@ class BotSocket:
     @property
     def batchable(self) -> bool:
         """Whether the swarm may read it with ``gamesync.native.recv_frames``."""
-        return self.stream.fast and self.sock is not None
+        r = self.stream.reader
+        return r is not None and not r.done and self.sock is not None
 
     def ingest(self, data: bytes) -> list[bytes]:
         """Complete messages in ``data``: fast path first, wsproto for anything else."""

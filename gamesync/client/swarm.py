@@ -149,7 +149,7 @@ class Bot:
                             continue  # the redirect message follows
                         raise OSError(f"join refused: {cev.code}: {cev.reason}")
                     if isinstance(cev, cp.StateUpdated):
-                        self._on_state(cev, trio.current_time())
+                        self._on_state(cev.input_ack, cev.size, True, trio.current_time())
         welcome = self.proto.welcome
         if welcome is not None and welcome.resumed:  # the same seat: what it had not applied, once more
             self.resumes += 1
@@ -170,9 +170,30 @@ class Bot:
         self.apply(self.link.receive(), now)
 
     def apply(self, msgs: list[bytes], now: float) -> None:
-        """Apply the messages read from the socket."""
-        if not msgs:
+        """Apply the messages read from the socket. The usual ones (snapshots without events,
+        under a protocol that decodes every snapshot) go straight to the client protocol's
+        ``take_snapshot``; from the first other message on, ``receive_many`` takes the rest."""
+        proto = self.proto
+        if proto.stream and proto.mirror is not None:
+            fields = native.snapshot_fields
+            for i, msg in enumerate(msgs):
+                f = fields(msg)
+                if f is None:
+                    self._apply_events(msgs[i:], now)
+                    return
+                try:
+                    st = proto.take_snapshot(f)
+                except GamesyncError as e:
+                    self.fail(f"{e.code}: {e.reason}")
+                    return
+                if st is not None:
+                    self._on_state(f[3], len(msg), True, now)
             return
+        if msgs:
+            self._apply_events(msgs, now)
+
+    def _apply_events(self, msgs: list[bytes], now: float) -> None:
+        """Apply messages through the client protocol's events (the general path)."""
         try:
             events = self.proto.receive_many(msgs, now)  # a long backlog: only the newest is decoded
         except GamesyncError as e:
@@ -180,24 +201,26 @@ class Bot:
             return
         for ev in events:
             if isinstance(ev, (cp.StateUpdated, cp.StateSkipped)):
-                self._on_state(ev, now)
+                self._on_state(ev.input_ack, ev.size, type(ev) is cp.StateUpdated, now)
             elif isinstance(ev, cp.ErrorReceived):
                 self.fail(f"server error {ev.code}: {ev.reason}")
 
-    def _on_state(self, ev: cp.StateUpdated | cp.StateSkipped, now: float) -> None:
+    def _on_state(self, input_ack: int, size: int, decoded: bool, now: float) -> None:
+        """A snapshot of ``size`` bytes came (``decoded`` or skipped), acking inputs up to ``input_ack``."""
         pend = self.pending
         if self.measuring:
-            self.stats.states += 1
-            if type(ev) is cp.StateUpdated:
-                self.stats.decoded += 1
-            self.stats.payload_bytes += ev.size
-            if self.stats.states % VISIBLE_EVERY == 1:  # counting them costs a pass over the world
-                self.stats.visible_sum += self.proto.visible
-                self.stats.visible_samples += 1
-            while pend and pend[0][0] <= ev.input_ack:
-                self.stats.latencies.append(now - pend.popleft()[1])
+            stats = self.stats
+            stats.states += 1
+            if decoded:
+                stats.decoded += 1
+            stats.payload_bytes += size
+            if stats.states % VISIBLE_EVERY == 1:  # counting them costs a pass over the world
+                stats.visible_sum += self.proto.visible
+                stats.visible_samples += 1
+            while pend and pend[0][0] <= input_ack:
+                stats.latencies.append(now - pend.popleft()[1])
         else:
-            while pend and pend[0][0] <= ev.input_ack:
+            while pend and pend[0][0] <= input_ack:
                 pend.popleft()
 
     def next_input(self, now: float) -> bytes:
@@ -283,15 +306,19 @@ class Swarm:
             ready: list[Bot] = sel.ready()
             fast: list[tuple[Bot, BotSocket]] = []
             for b in ready:
-                if b.link is not None and b.link.batchable:
-                    fast.append((b, b.link))
+                ln = b.link
+                if ln is not None and (r := ln.stream.reader) is not None and not r.done and ln.sock is not None:
+                    fast.append((b, ln))  # (BotSocket.batchable, inline)
                 else:
                     b.pump(trio.current_time())
             if fast:
                 results = native.recv_frames([ln.sock for _, ln in fast], [ln.stream.reader for _, ln in fast],
                                              RECV_CHUNK)
+                clock = trio.lowlevel.current_clock().current_time  # (trio.current_time without its wrapper)
                 for (b, ln), res in zip(fast, results, strict=True):
-                    b.apply(ln.absorb(res), trio.current_time())
+                    msgs = ln.absorb(res)
+                    if msgs:
+                        b.apply(msgs, clock())
             for b in ready:
                 if b.lost is not None:
                     self._lost(b)
@@ -345,20 +372,24 @@ class Swarm:
     def _send_slot(self, bots: list[Bot], now: float) -> None:
         """Every connected bot of a slot sends its input: one masked frame each, in one
         ``gamesync.native.send_masked`` call."""
-        live = [b for b in bots if b.connected and b.link is not None and b.link.sock is not None]
+        live: list[Bot] = []
+        socks: list[socket.socket] = []
+        for b in bots:
+            ln = b.link
+            if b.connected and ln is not None and ln.sock is not None:
+                live.append(b)
+                socks.append(ln.sock)
         if not live:
             return
         msgs = [b.next_input(now) for b in live]
-        socks = [b.link.sock for b in live if b.link is not None]
         sent = native.send_masked(socks, msgs, os.urandom(4 * len(live)))
         for b, msg, n in zip(live, msgs, sent, strict=True):
-            if n <= 0:
-                if n < 0:
-                    b.fail(f"send failed: {OSError(-n, os.strerror(-n))}")
-            elif n < frame_size(len(msg), masked=True):
-                b.fail("socket buffer full mid-frame")  # a bot that cannot send 20 bytes is broken
-            else:
+            if n >= frame_size(len(msg), masked=True):
                 b.input_sent(now)
+            elif n < 0:
+                b.fail(f"send failed: {OSError(-n, os.strerror(-n))}")
+            elif n > 0:
+                b.fail("socket buffer full mid-frame")  # a bot that cannot send 20 bytes is broken
 
     def start_measuring(self) -> None:
         self.t_measure = trio.current_time()

@@ -166,8 +166,10 @@ class ClientProtocol:
         carries our ack."""
         self.input_seq += 1
         self.unacked.append((self.input_seq, data))
+        if self.stream:
+            return p.pack_input(self.input_seq, data)
         t = self.tick
-        if t < 0 or self.stream:
+        if t < 0:
             return p.pack_input(self.input_seq, data)
         assert self.mirror is not None
         return p.pack_input(self.input_seq, data, t, self.mirror.ack_bits())
@@ -236,22 +238,41 @@ class ClientProtocol:
             return [msg]
         return [ErrorReceived(msg.code, msg.reason)]
 
+    def take_snapshot(self, f: p.SnapshotFields) -> State | None:
+        """A snapshot without events, as its fields (``protocol.snapshot_fields``): what
+        ``receive`` does with it, without the event: the new state, or None when it is not
+        newer than the one held (a swarm's bots read most snapshots this way)."""
+        mirror = self.mirror
+        if mirror is None:
+            raise ProtocolViolation("snapshot before welcome")
+        tick, base, ref, input_ack, flags, payload = f
+        st = mirror.apply(tick, base, ref, flags, payload)
+        if st is None:  # not newer than what the mirror holds
+            return None
+        self._input_acked(input_ack)
+        if self.auto_ack and not self.stream:
+            self.outbox.append(p.pack_ack(tick, mirror.ack_bits()))
+        return st
+
+    def _input_acked(self, input_ack: int) -> None:
+        """The server applied our inputs up to ``input_ack``: none of them is resent."""
+        if input_ack > self.input_ack:
+            self.input_ack = input_ack
+        ack, unacked = self.input_ack, self.unacked
+        while unacked and unacked[0][0] <= ack:
+            unacked.popleft()
+
     def _snapshot(self, s: p.Snapshot, size: int, now: float, decode: bool = True) -> list[ClientSideEvent]:
         if self.mirror is None:
             raise ProtocolViolation("snapshot before welcome")
         out: list[ClientSideEvent] = []
         if s.tick > self.mirror.tick:
-            self.input_ack = max(self.input_ack, s.input_ack)
-            unacked = self.unacked
-            while unacked and unacked[0][0] <= self.input_ack:
-                unacked.popleft()
             if decode:
-                st = self.mirror.apply(s.tick, s.base, s.ref, s.flags, s.payload)
+                st = self.take_snapshot((s.tick, s.base, s.ref, s.input_ack, s.flags, s.payload))
                 assert st is not None
                 out.append(StateUpdated(st, s.input_ack, s.base, size))
-                if self.auto_ack and not self.stream:
-                    self.outbox.append(p.pack_ack(st.tick, self.mirror.ack_bits()))
             else:
+                self._input_acked(s.input_ack)
                 out.append(StateSkipped(s.tick, s.input_ack, size))
         for ev in s.events:
             out.append(self._event(ev, now))

@@ -81,7 +81,9 @@ class InputQueue:
             self._waiting = []
             self.last_applied = waiting[0].seq
             return waiting
-        waiting = sorted({f.seq: f for f in waiting if f.seq > self.last_applied}.values(), key=lambda f: f.seq)
+        in_order = len(waiting) == 2 and self.last_applied < waiting[0].seq < waiting[1].seq  # the usual backlog
+        if not in_order:  # duplicates out, seq order
+            waiting = sorted({f.seq: f for f in waiting if f.seq > self.last_applied}.values(), key=lambda f: f.seq)
         n = min(self.max_per_tick, max(1, len(waiting) - self.backlog))
         if n >= len(waiting):
             self._standing = 0

@@ -80,10 +80,17 @@ class Mirror:
 
     def apply(self, tick: int, base: int, ref: int, flags: int, payload: bytes) -> State | None:
         """Decode one snapshot; returns the new state, or None if it is not newer than the latest."""
-        if tick <= self.tick:
+        latest = self.latest
+        if latest is not None and tick <= latest.tick:
             return None
-        b = self._need(base, "baseline")
-        r = self._need(ref, "reference") if b is not None else None
+        states = self._states
+        b = r = None
+        if base != NO_TICK:  # (what _need does, inline: every snapshot of every bot comes here)
+            hit = states.get(base)
+            b = hit[0] if hit is not None else self._need(base, "baseline")
+            if ref != NO_TICK:
+                hit = states.get(ref)
+                r = hit[0] if hit is not None else self._need(ref, "reference")
         try:
             if self.cache is not None:
                 st = self.cache.decode(self.schema, tick, b, r, flags, payload)
@@ -91,7 +98,7 @@ class Mirror:
                 st = decode_delta(self.schema, decompress_payload(flags, payload), tick, b, r)
         except PayloadError as e:
             raise DesyncError(str(e)) from None
-        self._states[tick] = (st, base)
+        states[tick] = (st, base)
         self.latest = st
         self._prune(base - 1 if base != NO_TICK else tick - self.history)
         return st

@@ -305,6 +305,30 @@ def _tick(v: Any, what: str, allow_none: bool = False) -> int:
     return v
 
 
+#: the fields of a snapshot without events: (tick, base, ref, input_ack, flags, payload)
+SnapshotFields = tuple[int, int, int, int, int, bytes]
+
+
+def snapshot_fields(data: bytes) -> SnapshotFields | None:
+    """The fields of ``data`` when it is a snapshot whose event list is empty, every field
+    checked as ``parse_server`` checks it; None for anything else, which ``parse_server`` then
+    handles (and refuses, if malformed). ``gamesync.native`` has a twin that reads the msgpack
+    bytes directly."""
+    try:
+        msg = unpack(data)
+    except GamesyncError:
+        return None
+    if msg[0] != 4 or len(msg) != 8 or msg[7] != []:
+        return None
+    _, tick, base, ref, input_ack, flags, payload, events = msg
+    if (type(tick) is int and 0 <= tick <= MAX_INT and type(base) is int and (base == NO_TICK or 0 <= base < tick)
+            and type(ref) is int and (ref == NO_TICK or 0 <= ref < base) and type(input_ack) is int
+            and 0 <= input_ack <= MAX_INT and type(flags) is int and 0 <= flags <= MAX_INT
+            and type(payload) is bytes and type(events) is list):
+        return tick, base, ref, input_ack, flags, payload
+    return None
+
+
 def parse_server(data: bytes) -> ServerEvent:
     """One server message to its event, every field checked."""
     msg = unpack(data)

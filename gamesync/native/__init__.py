@@ -3,8 +3,9 @@
 Both paths offer the same four things with the same results, byte for byte:
 ``frame_reader`` (the fast frame splitter behind ``wsstream.WsStream``), ``recv_frames``
 (one non-blocking read from each of many sockets, split into frames, in one call) and
-``send_parts`` (one scatter-gather ``sendmsg`` per socket, many sockets in one call), and
-``input_fields`` (the common input message recognised in its msgpack bytes). The
+``send_parts`` (one scatter-gather ``sendmsg`` per socket, many sockets in one call),
+``input_fields`` (the common input message recognised in its msgpack bytes) and
+``snapshot_fields`` (the same for a snapshot without events, on the bots' side). The
 native path is used when the extension was built (``pip install`` compiles it when a C
 compiler is present) and ``GAMESYNC_PURE`` is unset or ``0``; ``use_native`` switches at run
 time (the tests run both paths in one process).
@@ -20,8 +21,9 @@ from types import ModuleType
 from typing import Any
 
 from .. import sockio
-from ..core.protocol import InputFields
+from ..core.protocol import InputFields, SnapshotFields
 from ..core.protocol import input_fields as _py_input_fields
+from ..core.protocol import snapshot_fields as _py_snapshot_fields
 from ..wsframe import FrameReader
 
 logger = logging.getLogger(__name__)
@@ -128,3 +130,12 @@ def input_fields(data: bytes) -> InputFields | None:
         out: InputFields | None = _ext.input_fields(data)
         return out
     return _py_input_fields(data)
+
+
+def snapshot_fields(data: bytes) -> SnapshotFields | None:
+    """``core.protocol.snapshot_fields``: a snapshot without events as its fields, or None."""
+    if _native:
+        assert _ext is not None
+        out: SnapshotFields | None = _ext.snapshot_fields(data)
+        return out
+    return _py_snapshot_fields(data)

@@ -343,3 +343,45 @@ def input_fields(data):
     if i != n:
         return None
     return seq, d, (ack if items >= 4 else None), bits
+
+
+cdef enum:
+    NO_TICK = -1
+
+
+def snapshot_fields(data):
+    """See gamesync.core.protocol.snapshot_fields: the same results, read from the bytes."""
+    if type(data) is not bytes:
+        return None
+    cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i, size, k, j
+    cdef long long tick, base, ref, ack, flags
+    if n < 9 or b[0] != 0x98 or b[1] != 4:
+        return None
+    i = _read_int(b, 2, n, &tick)
+    if i < 0 or tick < 0 or tick >> MAX_SAFE_BITS:
+        return None
+    i = _read_int(b, i, n, &base)
+    if i < 0 or not (base == NO_TICK or 0 <= base < tick):
+        return None
+    i = _read_int(b, i, n, &ref)
+    if i < 0 or not (ref == NO_TICK or 0 <= ref < base):
+        return None
+    i = _read_int(b, i, n, &ack)
+    if i < 0 or ack < 0 or ack >> MAX_SAFE_BITS:
+        return None
+    i = _read_int(b, i, n, &flags)
+    if i < 0 or flags < 0 or flags >> MAX_SAFE_BITS:
+        return None
+    if i >= n or b[i] < 0xC4 or b[i] > 0xC6:
+        return None
+    k = 1 << (b[i] - 0xC4)  # bytes of the length: bin 8, 16, 32
+    if i + 1 + k > n:
+        return None
+    size = 0
+    for j in range(k):
+        size = (size << 8) | b[i + 1 + j]
+    i += 1 + k
+    if size > n - i - 1 or b[n - 1] != 0x90 or i + size != n - 1:  # the payload, then an empty array, then the end
+        return None
+    return tick, base, ref, ack, flags, PyBytes_FromStringAndSize(<const char *>(b + i), size)

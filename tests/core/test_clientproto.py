@@ -357,3 +357,26 @@ def test_a_successor_keeps_settings_version_and_input_numbering():
     assert (nxt.room, nxt.name, nxt.game, nxt.token, nxt.auto_ack, nxt.version, nxt.resume) == (
         "lobby", "alice", "arena", "t", False, 2, "seat")
     assert nxt.input_seq == 1 and list(nxt.unacked) == [(1, [1, 0])]
+
+
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_take_snapshot_does_what_receive_does_with_a_snapshot_without_events(version):
+    srv = Server().run(6)
+    a, b = welcomed(version=version), welcomed(version=version)
+    for c in (a, b):
+        c.send_input([1, 0])
+        c.send_input([0, 1])
+    frames = [srv.frame(0), srv.frame(1, 0, input_ack=1), srv.frame(3, 1, 0, input_ack=2),
+              srv.frame(2, 1, 0, input_ack=2), srv.frame(4, 3, 1, input_ack=2)]
+    for f in frames:
+        got = [e for e in a.receive(f, 0.0) if isinstance(e, cp.StateUpdated)]
+        st = b.take_snapshot(p.snapshot_fields(f))
+        assert (st is None) == (not got) and (st is None or st.same_as(got[0].state))
+        assert (a.tick, a.input_ack, list(a.unacked), a.outbox) == (b.tick, b.input_ack, list(b.unacked), b.outbox)
+    assert a.tick == 4 and not a.unacked  # tick 2 came late: not newer, nothing applied
+
+
+def test_take_snapshot_before_the_welcome_is_a_protocol_violation():
+    srv = Server().run(1)
+    with pytest.raises(ProtocolViolation):
+        cp.ClientProtocol("lobby", "alice").take_snapshot(p.snapshot_fields(srv.frame(0)))

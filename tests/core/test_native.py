@@ -342,3 +342,67 @@ def test_the_usual_inputs_are_recognised_on_both_paths(path):
         assert native.input_fields(p.pack_ack(5)) is None
     finally:
         native.use_native(was)
+
+
+# -- the usual snapshot (the bots' side) -------------------------------------------------------------
+
+_ticks = st.one_of(st.integers(-3, 300), st.sampled_from([0, -1, (1 << 53) - 1, 1 << 53, 1 << 63, -(1 << 63)]))
+
+
+@st.composite
+def _snapshot_messages(draw: st.DrawFn) -> bytes:
+    """Snapshot-shaped msgpack (most valid, some with one field off), or a few bytes cut from one."""
+    import msgpack
+
+    tick = draw(st.one_of(st.integers(0, 300), st.sampled_from([(1 << 53) - 1, 1 << 16, 1 << 32])))
+    base = draw(st.sampled_from([tick - 1, -1, tick, max(-1, tick - 2)]))
+    ref = draw(st.sampled_from([base - 1, -1, base, max(-1, base - 3)]))
+    payload = draw(st.one_of(st.binary(max_size=300), st.binary(min_size=70000, max_size=70001)))
+    msg = [4, tick, base, ref, draw(st.integers(0, 1 << 20)), draw(st.integers(0, 3)), payload, []]
+    if draw(st.booleans()):  # one field off
+        odd = st.one_of(_ticks, _values, st.lists(st.lists(_ints, max_size=2), min_size=1, max_size=2))
+        msg[draw(st.integers(0, len(msg) - 1))] = draw(odd)
+    cut = draw(st.sampled_from(["whole", "whole", "whole", "short", "long", "drop"]))
+    if cut == "drop":
+        msg.pop(draw(st.integers(0, len(msg) - 1)))
+    data = msgpack.packb(msg, use_bin_type=True)
+    if cut == "short":
+        return data[:draw(st.integers(0, len(data) - 1))]
+    if cut == "long":
+        return data + draw(st.binary(min_size=1, max_size=3))
+    return data
+
+
+@needs_native
+@settings(max_examples=2000, deadline=None)
+@given(_snapshot_messages())
+def test_the_usual_snapshot_is_recognised_alike_on_both_paths(data):
+    from gamesync.core import protocol as p
+
+    fast = native._ext.snapshot_fields(data)  # type: ignore[union-attr]
+    slow = p.snapshot_fields(data)
+    if fast is not None:  # the native reader may leave an odd encoding to the Python path, never the reverse
+        assert fast == slow and [type(x) for x in fast] == [int] * 5 + [bytes]
+    if slow is not None:
+        assert p.parse_server(data) == p.Snapshot(*slow, [])  # and what it recognised is what parse_server makes
+
+
+@pytest.mark.parametrize("path", ["native", "pure"])
+def test_the_usual_snapshots_are_recognised_on_both_paths(path):
+    from gamesync.core import protocol as p
+
+    if path == "native" and not native.available():
+        pytest.skip("the native extension is not built here")
+    was = native.use_native(path == "native")
+    try:
+        big = bytes(range(256)) * 300  # a payload past bin 16
+        assert native.snapshot_fields(p.pack_snapshot(9, 8, 7, 3, 0, b"ab", [])) == (9, 8, 7, 3, 0, b"ab")
+        assert native.snapshot_fields(p.pack_snapshot(9, -1, -1, 0, 1, b"", [])) == (9, -1, -1, 0, 1, b"")
+        assert native.snapshot_fields(p.pack_snapshot(70000, 69999, 5, 1 << 40, 1, big, [])) == (
+            70000, 69999, 5, 1 << 40, 1, big)
+        assert native.snapshot_fields(p.pack_snapshot(9, 8, 7, 3, 0, b"ab", [[5, 1.5]])) is None  # events: parse_server
+        assert native.snapshot_fields(p.pack_snapshot(9, 9, 7, 3, 0, b"ab", [])) is None  # baseline not before the tick
+        assert native.snapshot_fields(p.pack_snapshot(9, -1, 7, 3, 0, b"ab", [])) is None  # reference without baseline
+        assert native.snapshot_fields(p.pack_input(7, [1, -1])) is None
+    finally:
+        native.use_native(was)
