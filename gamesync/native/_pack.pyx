@@ -151,6 +151,13 @@ cdef inline int _need(int64_t r) noexcept nogil:
     return 3
 
 
+cdef inline Py_ssize_t _past(const int64_t[::1] cells, Py_ssize_t i, int64_t c) noexcept nogil:
+    """The index after the entries of cell ``c`` that start at ``i`` (entries sorted by cell)."""
+    while i < cells.shape[0] and cells[i] == c:
+        i += 1
+    return i
+
+
 def write_chunks(Py_ssize_t ncells, const int64_t[::1] kb, const int64_t[::1] kc,
                  const int64_t[::1] l_cell, const int64_t[::1] l_pos,
                  const int64_t[::1] a_cell, const int64_t[::1] a_slot,
@@ -176,14 +183,7 @@ def write_chunks(Py_ssize_t ncells, const int64_t[::1] kb, const int64_t[::1] kc
         for c in range(ncells):  # sizes
             starts[c] = total
             l0, a0, s0, c0 = li, ai, si, ci
-            while li < nl and l_cell[li] == c:
-                li += 1
-            while ai < na and a_cell[ai] == c:
-                ai += 1
-            while si < ns and s_cell[si] == c:
-                si += 1
-            while ci < nc and c_cell[ci] == c:
-                ci += 1
+            li, ai, si, ci = _past(l_cell, li, c), _past(a_cell, ai, c), _past(s_cell, si, c), _past(c_cell, ci, c)
             size = 1
             if li > l0:
                 size += _varint_len(li - l0) + (li - l0) * _width(kb[c])
@@ -211,14 +211,7 @@ def write_chunks(Py_ssize_t ncells, const int64_t[::1] kb, const int64_t[::1] kc
         li = ai = si = ci = 0
         for c in range(ncells):  # bytes
             l0, a0, s0, c0 = li, ai, si, ci
-            while li < nl and l_cell[li] == c:
-                li += 1
-            while ai < na and a_cell[ai] == c:
-                ai += 1
-            while si < ns and s_cell[si] == c:
-                si += 1
-            while ci < nc and c_cell[ci] == c:
-                ci += 1
+            li, ai, si, ci = _past(l_cell, li, c), _past(a_cell, ai, c), _past(s_cell, si, c), _past(c_cell, ci, c)
             p[0] = (1 if li > l0 else 0) | (2 if ai > a0 else 0) | (4 if si > s0 else 0) | (8 if ci > c0 else 0)
             p += 1
             if li > l0:

@@ -302,8 +302,11 @@ def _input_messages(draw: st.DrawFn) -> bytes:
     head = draw(st.sampled_from([3, 3, 3, 1, 4, 6]))
     msg = [head, draw(st.one_of(_ints, _values)), draw(st.one_of(st.lists(_ints, max_size=20), _values))]
     msg += draw(st.lists(st.one_of(_ints, _values), max_size=3))
-    data = msgpack.packb(msg, use_bin_type=True)
-    cut = draw(st.sampled_from(["whole", "whole", "short", "long"]))
+    return _cut(draw, msgpack.packb(msg, use_bin_type=True), draw(st.sampled_from(["whole", "whole", "short", "long"])))
+
+
+def _cut(draw: Any, data: bytes, cut: str) -> bytes:
+    """The message as it is, cut short, or with bytes after it."""
     if cut == "short":
         return data[:draw(st.integers(0, len(data) - 1))]
     if cut == "long":
@@ -365,12 +368,7 @@ def _snapshot_messages(draw: st.DrawFn) -> bytes:
     cut = draw(st.sampled_from(["whole", "whole", "whole", "short", "long", "drop"]))
     if cut == "drop":
         msg.pop(draw(st.integers(0, len(msg) - 1)))
-    data = msgpack.packb(msg, use_bin_type=True)
-    if cut == "short":
-        return data[:draw(st.integers(0, len(data) - 1))]
-    if cut == "long":
-        return data + draw(st.binary(min_size=1, max_size=3))
-    return data
+    return _cut(draw, msgpack.packb(msg, use_bin_type=True), cut)
 
 
 @needs_native

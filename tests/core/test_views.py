@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from gamesync import native
 from gamesync.core.errors import DesyncError, PayloadError
 from gamesync.core.interest import Grid, Interest
 from gamesync.core.protocol import NO_TICK
@@ -73,12 +74,18 @@ def held_matches(client: Client, st: State, cells: np.ndarray, watched: list[int
     assert client.counts_native.counts == client.counts.counts
 
 
-def run_world(seed: int, n: int, ticks: int, cell: float, nclients: int, shared: bool) -> None:
-    sch = schema()
-    rng = np.random.default_rng(seed)
+def random_world(sch: Schema, rng: np.random.Generator, n: int) -> World:
+    """``n`` entities at random places, their 32-bit ``ack`` about to wrap."""
     w = World(sch)
     w.spawn(n, x=rng.uniform(0, SIDE, n).astype(np.float32), y=rng.uniform(0, SIDE, n).astype(np.float32),
             hp=100, ack=rng.integers(2**32 - 40, 2**32, n).astype(np.uint32), level=rng.integers(-5, 5, n))
+    return w
+
+
+def run_world(seed: int, n: int, ticks: int, cell: float, nclients: int, shared: bool) -> None:
+    sch = schema()
+    rng = np.random.default_rng(seed)
+    w = random_world(sch, rng, n)
     grid = Grid(sch, Interest(cell=cell, radius=2 * cell))
     plan = ViewPlanner(sch, 32)
     cache = ChunkCache() if shared else None
@@ -161,7 +168,7 @@ def test_a_long_run_with_many_clients_stays_exact():
     run_world(7, 800, 200, 250.0, 8, True)
 
 
-@pytest.mark.skipif(packing.chunk_writer() is None, reason="the native extension is not built here")
+@pytest.mark.skipif(not packing.available(), reason="the native extension is not built here")
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), cell=st.sampled_from([125.0, 250.0, 400.0]))
 def test_the_native_chunk_writer_lays_out_the_same_bytes_as_numpy(seed, n, cell):
@@ -169,11 +176,12 @@ def test_the_native_chunk_writer_lays_out_the_same_bytes_as_numpy(seed, n, cell)
     tick and against older ones (and without a reference), is the same bytes on both paths."""
     sch = schema()
     rng = np.random.default_rng(seed)
-    w = World(sch)
-    w.spawn(n, x=rng.uniform(0, SIDE, n).astype(np.float32), y=rng.uniform(0, SIDE, n).astype(np.float32),
-            hp=100, ack=rng.integers(2**32 - 40, 2**32, n).astype(np.uint32), level=rng.integers(-5, 5, n))
+    w = random_world(sch, rng, n)
     grid = Grid(sch, Interest(cell=cell, radius=2 * cell))
-    dt, write, maps = record_dtype(sch), packing.chunk_writer(), []
+    was = native.use_native(True)  # the native writer even under GAMESYNC_PURE=1
+    write = packing.chunk_writer()
+    native.use_native(was)
+    dt, maps = record_dtype(sch), []
     vel = rng.normal(0, 8, (2, 1 << 12)).astype(np.float32)
     for t in range(30):
         step_world(w, rng, vel)
