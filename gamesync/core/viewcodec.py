@@ -55,8 +55,7 @@ class CellMap:
             cell = np.where(state.alive, cell, -1).astype(np.int32)
             live = np.flatnonzero(state.alive)
             lc = cell[live]
-        key = lc.astype(np.uint16) if ncells <= 0x10000 else lc  # radix sort for 16-bit keys
-        order = np.argsort(key, kind="stable")
+        order = _cell_order(lc, ncells)
         if live is not None:
             order = live[order]
         count = np.bincount(lc, minlength=ncells).astype(np.int64)
@@ -143,11 +142,21 @@ def encode_chunks(schema: Schema, dtype: np.dtype[Any], cur: CellMap, base: Cell
     return ChunkSet(blob, start, mv, cur.cell[mv], base.cell[mv])
 
 
+def _cell_order(cells: NDArray[Any], ncells: int) -> NDArray[np.intp]:
+    """The stable order that sorts entries by cell (entries in slot order stay so within a cell):
+    a radix sort when cell ids fit 16 bits."""
+    return np.argsort(cells.astype(np.uint16) if ncells <= 0x10000 else cells, kind="stable")
+
+
 def _by_cell(cells: NDArray[Any], ncells: int) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
-    """(cells ascending, the order that sorts them): stable, so entries in slot order stay so."""
-    key = cells.astype(np.uint16) if ncells <= 0x10000 else cells.astype(np.int64)  # 16 bits: a radix sort
-    order = np.argsort(key, kind="stable")
+    """(cells ascending, the order that sorts them)."""
+    order = _cell_order(cells, ncells)
     return cells[order].astype(np.int64), order
+
+
+def _changed(res: NDArray[np.int32]) -> NDArray[np.intp]:
+    """Positions in the kept list of the entities with a residual in any field."""
+    return np.flatnonzero((res != 0).any(axis=0))
 
 
 def _written(write: ChunkWriter, schema: Schema, dtype: np.dtype[Any], cur: CellMap, base: CellMap,
@@ -160,7 +169,7 @@ def _written(write: ChunkWriter, schema: Schema, dtype: np.dtype[Any], cur: Cell
     a_slot = mv[o].astype(np.int64)
     s_cell, o = _by_cell(cur.cell[created], ncells)
     rec = np.frombuffer(entity_records(schema, dtype, cur.state, None, created[o]), dtype=np.uint8)
-    idx = np.flatnonzero((res != 0).any(axis=0)) if kept.size else np.zeros(0, dtype=np.intp)
+    idx = _changed(res)
     c_cell, o = _by_cell(cur.cell[kept[idx]], ncells)
     slots = kept[idx[o]]
     c_res = np.ascontiguousarray(res[:, idx[o]], dtype=np.int64)
@@ -194,9 +203,7 @@ def _changes(schema: Schema, pieces: Pieces, cur: CellMap, kept: NDArray[np.intp
     """The changed section of every cell: member positions, the field mask, the residuals."""
     if kept.size == 0:
         return
-    nz = res != 0
-    anyc = nz.any(axis=0)
-    idx = np.flatnonzero(anyc)
+    idx = _changed(res)
     if idx.size == 0:
         return
     slots = kept[idx]

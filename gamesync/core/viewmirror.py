@@ -476,28 +476,13 @@ class ViewCounts:
             del counts[c]
         at, data, split = 0, _bin(kept), self.splitter.split
         cache = self.cache
-        if cache is not None and cache.count_chunks is not None:
-            sp = self.splitter
-            misses, at = cache.count_chunks(data, counts, sorted(counts), cache.table(tick, base, ref), sp.nfields,
-                                            sp.rec_size)
-            cache.misses += misses
-            cache.hits += len(counts) - misses
-        elif cache is None:
+        if cache is None:
             for c in sorted(counts):
                 at, counts[c] = split(data, at, counts[c])
         else:
-            table, misses = cache.table(tick, base, ref), 0
-            for c in sorted(counts):
-                k = counts[c]
-                hit = table.get(c << 32 | k)
-                if hit is None:
-                    misses += 1
-                    end, counts[c] = split(data, at, k)
-                    table[c << 32 | k] = (end - at, counts[c])
-                    at = end
-                else:
-                    at += hit[0]
-                    counts[c] = hit[1]
+            table, sp = cache.table(tick, base, ref), self.splitter
+            walk = cache.count_chunks or self._walk
+            misses, at = walk(data, counts, sorted(counts), table, sp.nfields, sp.rec_size)
             cache.misses += misses
             cache.hits += len(counts) - misses
         if at != len(data):
@@ -505,6 +490,26 @@ class ViewCounts:
         for item in added:
             counts[item[0]] = item[1]
         self.counts, self.tick = counts, tick
+
+    def _walk(self, data: bytes, counts: dict[int, int], cells: list[int], table: dict[int, tuple[int, int]],
+              nfields: int, rec_size: int) -> tuple[int, int]:
+        """The walk over a kept-cells bin in Python, with the signature of its native twin
+        (``gamesync.native._pack.count_chunks``; ``nfields`` and ``rec_size`` are this splitter's):
+        each held cell's chunk length and members after it, from ``table`` or split here and added
+        to it; ``counts`` updated in place. Returns (misses, offset after the last chunk)."""
+        split, at, misses = self.splitter.split, 0, 0
+        for c in cells:
+            k = counts[c]
+            hit = table.get(c << 32 | k)
+            if hit is None:
+                misses += 1
+                end, counts[c] = split(data, at, k)
+                table[c << 32 | k] = (end - at, counts[c])
+                at = end
+            else:
+                at += hit[0]
+                counts[c] = hit[1]
+        return misses, at
 
 
 def split_chunks(splitter: ChunkSplitter, data: bytes, cells: list[tuple[int, int]]) -> list[bytes | None]:

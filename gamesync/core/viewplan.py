@@ -218,14 +218,10 @@ class ViewPlanner:
             members = [cur.members(c) for c in cs]
             prev = self.maps[base].state if base != NO_TICK else None
             raw = entity_records(self.schema, self.dtype, cur.state, prev, np.concatenate(members))
-            counts = [m.size for m in members]
-            if packed:
-                lists = self.pack(self.dtype, np.frombuffer(raw, dtype=np.uint8).reshape(-1, size),
-                                  np.array(counts, dtype=np.int64))
-            else:
-                ends = np.cumsum(counts).tolist()
-                lists = [raw[(e - k) * size:e * size] for e, k in zip(ends, counts, strict=True)]
-            for c, k, rec in zip(cs, counts, lists, strict=True):
+            counts = np.array([m.size for m in members], dtype=np.int64)
+            lists = (self.pack(self.dtype, np.frombuffer(raw, dtype=np.uint8).reshape(-1, size), counts) if packed
+                     else _split_rows(raw, size, counts))
+            for c, k, rec in zip(cs, counts.tolist(), lists, strict=True):
                 self._listings[(c, base, packed)] = [c, k, *_squeezed(rec)]
             self.listings_built += len(cs)
 
@@ -260,7 +256,7 @@ class ViewPlanner:
         rows = cs.moved_records[which]  # client by client, ascending slots within each
         counts = np.bincount(who, minlength=n)
         packed = [v.packed for v in views]
-        plain = _split_rows(rows, counts) if not all(packed) else [b""] * n
+        plain = _split_rows(rows.tobytes(), self.dtype.itemsize, counts) if not all(packed) else [b""] * n
         if not any(packed):
             return plain
         lists = self.pack(self.dtype, rows, counts)  # a client's packed list: its count first
@@ -268,10 +264,9 @@ class ViewPlanner:
                 for pack, k, pk, raw in zip(packed, counts.tolist(), lists, plain, strict=True)]
 
 
-def _split_rows(rows: NDArray[np.uint8], counts: NDArray[np.int64]) -> list[bytes]:
-    """The bytes of ``counts[i]`` consecutive rows, for each i."""
-    blob = rows.tobytes()
-    ends = (np.cumsum(counts) * rows.shape[1]).tolist()
+def _split_rows(blob: bytes, size: int, counts: NDArray[np.int64]) -> list[bytes]:
+    """The bytes of ``counts[i]`` consecutive rows of ``size`` bytes, for each i."""
+    ends = (np.cumsum(counts) * size).tolist()
     return [blob[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 

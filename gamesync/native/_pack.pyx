@@ -173,11 +173,11 @@ def write_chunks(Py_ssize_t ncells, const int64_t[::1] kb, const int64_t[::1] kc
     cdef Py_ssize_t c, i, j, f, li = 0, ai = 0, si = 0, ci = 0, l0, a0, s0, c0
     cdef int64_t size, mask, w, total = 0
     cdef int code, cw
-    cdef int *codes = <int *>malloc(max(F, 1) * sizeof(int))
+    cdef int64_t *masks = <int64_t *>malloc(max(ncells, 1) * sizeof(int64_t))  # each changed cell's field mask
     cdef int BYTES[4]
     BYTES[0], BYTES[1], BYTES[2], BYTES[3] = 0, 1, 2, 4
     cdef uint8_t *p
-    if not codes:
+    if not masks:
         raise MemoryError()
     try:
         for c in range(ncells):  # sizes
@@ -201,6 +201,7 @@ def write_chunks(Py_ssize_t ncells, const int64_t[::1] kb, const int64_t[::1] kc
                     code = min(code, <int>caps[f])
                     mask |= (<int64_t>code) << (2 * f)
                     w += BYTES[code]
+                masks[c] = mask
                 size += _varint_len(ci - c0) + (ci - c0) * _width(kc[c]) + _varint_len(mask) + (ci - c0) * w
             total += size
         starts[ncells] = total
@@ -234,20 +235,15 @@ def write_chunks(Py_ssize_t ncells, const int64_t[::1] kb, const int64_t[::1] kc
                 cw = _width(kc[c])
                 for i in range(c0, ci):
                     p = _write(p, c_pos[i], cw)
-                mask = 0
-                for f in range(F):
-                    code = 0
-                    for j in range(c0, ci):
-                        code = max(code, _need(c_res[f, j]))
-                    codes[f] = min(code, <int>caps[f])
-                    mask |= (<int64_t>codes[f]) << (2 * f)
+                mask = masks[c]  # the codes the sizes pass chose
                 p = _varint(p, mask)
                 for f in range(F):
-                    if codes[f]:
+                    code = (mask >> (2 * f)) & 3
+                    if code:
                         for i in range(c0, ci):
-                            p = _write(p, c_res[f, i], BYTES[codes[f]])
+                            p = _write(p, c_res[f, i], BYTES[code])
     finally:
-        free(codes)
+        free(masks)
     return blob
 
 

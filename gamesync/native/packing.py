@@ -1,6 +1,8 @@
 """Packed record lists (docs/protocol.md 18.3.1) on the path in use: the native
 ``gamesync.native._pack`` where it is built and the native path is on (``native.active``),
-else ``core.viewpack.pack_lists``; both give the same bytes (tests/native/test_pack.py)."""
+else ``core.viewpack.pack_lists``; both give the same bytes (tests/core/test_viewpack.py). Also
+the native chunk writer and the swarm's chunk counter, for ``core.viewcodec`` and
+``core.viewmirror`` (tests/core/test_views.py compares them with the Python code)."""
 
 from __future__ import annotations
 
