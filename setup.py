@@ -1,5 +1,5 @@
 """The build's two steps beyond pyproject.toml: the browser demo goes into the package, and the
-native path (gamesync/native/_wire.pyx and _pack.pyx, Cython) is compiled when it can be.
+native path (gamesync/native/_wire.pyx, _pack.pyx and _bots.pyx, Cython) is compiled when it can be.
 
 The extension is optional: without Cython or a working C compiler the build warns and goes on,
 and gamesync runs its pure-Python wire path (the server logs which path it runs).
@@ -71,7 +71,8 @@ class BuildWithDemo(build_py):
 
 
 NATIVE = [Extension("gamesync.native._wire", ["gamesync/native/_wire.pyx"], extra_compile_args=["-O2"]),
-          Extension("gamesync.native._pack", ["gamesync/native/_pack.pyx"], extra_compile_args=["-O2"])]
+          Extension("gamesync.native._pack", ["gamesync/native/_pack.pyx"], extra_compile_args=["-O2"]),
+          Extension("gamesync.native._bots", ["gamesync/native/_bots.pyx"], extra_compile_args=["-O2"])]
 
 
 def native_extensions() -> list[Extension]:

@@ -15,14 +15,11 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 import socket
 import statistics
 import sys
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -31,20 +28,18 @@ import trio
 from .. import native, tokens
 from ..core import clientproto as cp
 from ..core.errors import GamesyncError, Redirect
-from ..core.mirror import DecodeCache
 from ..core.protocol import PROTOCOL_VERSION
 from ..core.viewmirror import ChunkCache
 from ..native import packing
-from ..sockio import ReadySet
-from ..wsframe import frame_size, masked_binary_frame
+from ..wsframe import masked_binary_frame
+from . import botcore
+from .botcore import PYTHON_KIT, Kit, kit
 from .botsocket import RECV_CHUNK, BotSocket
 
 logger = logging.getLogger(__name__)
 
 SEND_SLOTS = 8  # input sends per tick period are spread over this many slots
 CONNECT_TIMEOUT_S = 10.0
-MAX_PENDING_INPUTS = 256  # inputs awaiting their ack, per bot (older ones count as lost)
-VISIBLE_EVERY = 8  # a bot counts the entities it holds on every 8th state it receives
 
 
 def slots_due(k: int, elapsed: float, slot: float) -> range:
@@ -57,17 +52,6 @@ def slots_due(k: int, elapsed: float, slot: float) -> range:
     return range(max(k, due - SEND_SLOTS), due)
 
 
-@dataclass
-class BotStats:
-    states: int = 0  # snapshots received
-    decoded: int = 0  # of those, decoded (the rest came in one read with a newer one)
-    payload_bytes: int = 0
-    latencies: list[float] = field(default_factory=list)
-    visible_sum: int = 0  # entities held, summed over the states sampled (every VISIBLE_EVERY-th)
-    visible_samples: int = 0
-    inputs: int = 0  # inputs sent
-
-
 MAX_REDIRECTS = 5  # redirects a bot follows in a row while joining
 
 
@@ -75,29 +59,42 @@ REVIVE_MAX_S = 2.0  # backoff cap of a bot's reconnects
 
 
 class Bot:
-    """One arena player: its game behaviour (a random walk of inputs), its stats, its seat; the
-    bytes move through a ``BotSocket`` and the shared client protocol."""
+    """One arena player: its seat and its connections; what it does per state and per input
+    (its game behaviour, a random walk of inputs, and its stats) is its ``core``'s (``BotCore``,
+    native or Python, see ``botcore.kit``), the bytes move through a ``BotSocket`` and the
+    shared client protocol."""
 
-    def __init__(self, idx: int, host: str, port: int, path: str, room: str, cache: DecodeCache | None,
+    def __init__(self, idx: int, host: str, port: int, path: str, room: str, cache: Any,
                  rng: random.Random, token: str | None = None, version: int = PROTOCOL_VERSION,
-                 game: str | None = None, view_cache: ChunkCache | None = None) -> None:
+                 game: str | None = None, view_cache: ChunkCache | None = None, kit: Kit = PYTHON_KIT) -> None:
         self.idx = idx
         self.host, self.port, self.path = host, port, path
         self.home = (host, port, path)  # where a reconnect starts (a redirect goes elsewhere)
         self.reconnects = 0
         self.resumes = 0
+        self.core = kit.core(rng, self.fail)
         self.proto = cp.ClientProtocol(room, f"bot{idx}", game, auto_ack=False, cache=cache, token=token,
-                                       version=version, view_cache=view_cache, materialise=False)
+                                       version=version, view_cache=view_cache, materialise=False,
+                                       new_mirror=kit.mirror)
         self.link: BotSocket | None = None  # the current connection (None before the first)
         self.rng = rng
-        self.direction = (0, 0)
-        self.next_turn = 0.0
-        self.pending: deque[tuple[int, float]] = deque()
-        self.stats = BotStats()
-        self.measuring = False
-        self.connected = False
         self.lost: str | None = None
         self.redirects = 0
+
+    @property
+    def proto(self) -> cp.ClientProtocol:
+        """The client protocol of the current (or next) connection."""
+        proto: cp.ClientProtocol = self.core.proto
+        return proto
+
+    @proto.setter
+    def proto(self, proto: cp.ClientProtocol) -> None:
+        self.core.proto = proto
+
+    @property
+    def connected(self) -> bool:
+        """Joined, and the connection not lost since (its inputs go out)."""
+        return self.core.sock is not None
 
     @property
     def sock(self) -> socket.socket | None:
@@ -131,9 +128,9 @@ class Bot:
         token = old.welcome.resume_token if old.welcome is not None else old.resume  # (a failed attempt's)
         self.proto = old.successor(token)
         self.host, self.port, self.path = self.home
-        self.pending.clear()
+        self.core.clear_pending()
         self.lost = None
-        self.connected = False
+        self.core.detach()
 
     async def _connect_once(self) -> None:
         link = self.link = BotSocket(self.host, self.port, self.path, self.fail, self._on_close)
@@ -149,7 +146,7 @@ class Bot:
                             continue  # the redirect message follows
                         raise OSError(f"join refused: {cev.code}: {cev.reason}")
                     if isinstance(cev, cp.StateUpdated):
-                        self._on_state(cev.input_ack, cev.size, True, trio.current_time())
+                        self.core.on_state(cev.input_ack, cev.size, True, trio.current_time())
         welcome = self.proto.welcome
         if welcome is not None and welcome.resumed:  # the same seat: what it had not applied, once more
             self.resumes += 1
@@ -157,7 +154,8 @@ class Bot:
                 link.send_message(msg)
         else:
             self.proto.unacked.clear()
-        self.connected = True
+        assert link.sock is not None
+        self.core.attach(link.sock, link.stream.reader)
 
     def _on_close(self, code: int, reason: str | None) -> None:
         if code == 4012 and not self.connected:  # a redirect while joining: followed, not a loss
@@ -170,29 +168,14 @@ class Bot:
         self.apply(self.link.receive(), now)
 
     def apply(self, msgs: list[bytes], now: float) -> None:
-        """Apply the messages read from the socket. The usual ones (snapshots without events,
-        under a protocol that decodes every snapshot) go straight to the client protocol's
-        ``take_snapshot``; from the first other message on, ``receive_many`` takes the rest."""
-        proto = self.proto
-        if proto.stream and proto.mirror is not None:
-            fields = native.snapshot_fields
-            for i, msg in enumerate(msgs):
-                f = fields(msg)
-                if f is None:
-                    self._apply_events(msgs[i:], now)
-                    return
-                try:
-                    st = proto.take_snapshot(f)
-                except GamesyncError as e:
-                    self.fail(f"{e.code}: {e.reason}")
-                    return
-                if st is not None:
-                    self._on_state(f[3], len(msg), True, now)
-            return
-        if msgs:
-            self._apply_events(msgs, now)
+        """Apply the messages read from the socket: the usual ones (snapshots without events,
+        under a protocol that decodes every snapshot) through the core's ``take``, from the
+        first other message on through the protocol's events."""
+        i = self.core.take(msgs, now)
+        if 0 <= i < len(msgs):
+            self.apply_events(msgs[i:], now)
 
-    def _apply_events(self, msgs: list[bytes], now: float) -> None:
+    def apply_events(self, msgs: list[bytes], now: float) -> None:
         """Apply messages through the client protocol's events (the general path)."""
         try:
             events = self.proto.receive_many(msgs, now)  # a long backlog: only the newest is decoded
@@ -201,53 +184,15 @@ class Bot:
             return
         for ev in events:
             if isinstance(ev, (cp.StateUpdated, cp.StateSkipped)):
-                self._on_state(ev.input_ack, ev.size, type(ev) is cp.StateUpdated, now)
+                self.core.on_state(ev.input_ack, ev.size, type(ev) is cp.StateUpdated, now)
             elif isinstance(ev, cp.ErrorReceived):
                 self.fail(f"server error {ev.code}: {ev.reason}")
-
-    def _on_state(self, input_ack: int, size: int, decoded: bool, now: float) -> None:
-        """A snapshot of ``size`` bytes came (``decoded`` or skipped), acking inputs up to ``input_ack``."""
-        pend = self.pending
-        if self.measuring:
-            stats = self.stats
-            stats.states += 1
-            if decoded:
-                stats.decoded += 1
-            stats.payload_bytes += size
-            if stats.states % VISIBLE_EVERY == 1:  # counting them costs a pass over the world
-                stats.visible_sum += self.proto.visible
-                stats.visible_samples += 1
-            while pend and pend[0][0] <= input_ack:
-                stats.latencies.append(now - pend.popleft()[1])
-        else:
-            while pend and pend[0][0] <= input_ack:
-                pend.popleft()
-
-    def next_input(self, now: float) -> bytes:
-        """The input message to send now (a new random direction once a second)."""
-        if now >= self.next_turn:
-            self.direction = (self.rng.choice((-1, 0, 1)), self.rng.choice((-1, 0, 1)))
-            self.next_turn = now + 1.0
-        return self.proto.send_input(self.direction)
-
-    def input_sent(self, now: float) -> None:
-        """The input from ``next_input`` went out: its ack latency is measured from now."""
-        self.pending.append((self.proto.input_seq, now))
-        self.stats.inputs += 1
-        if len(self.pending) > MAX_PENDING_INPUTS:
-            self.pending.popleft()
-
-    def send_input(self, now: float) -> None:
-        msg = self.next_input(now)
-        assert self.link is not None
-        if self.link.send_message(msg):
-            self.input_sent(now)
 
     def fail(self, why: str) -> None:
         if self.lost is None:
             self.lost = why
             logger.warning("bot %d: %s", self.idx, why)
-        self.connected = False
+        self.core.detach()
 
     def close(self) -> None:
         if self.link is not None:
@@ -264,20 +209,21 @@ class Swarm:
         u = urlparse(url)
         if u.scheme not in ("ws", "") or not u.hostname:
             raise ValueError(f"need a ws:// URL, got {url!r}")
-        self.cache = DecodeCache() if shared_decode else None
+        self.kit = kit()  # native or Python, chosen now (the tests switch paths between swarms)
+        self.cache = self.kit.cache() if shared_decode else None
         self.view_cache = ChunkCache(count_chunks=packing.chunk_counter()) if shared_decode else None
         rng = random.Random(seed)
         now = time.time()
         self.bots = [Bot(i, u.hostname, u.port or 80, u.path or "/", room, self.cache, random.Random(rng.random()),
                          None if token_secret is None else tokens.mint(token_secret, f"bot{i}", room, token_ttl_s, now),
-                         version, game, self.view_cache)
+                         version, game, self.view_cache, self.kit)
                      for i in range(count)]
         self.input_rate = input_rate
         #: bots whose connection was lost come back (with backoff, from the URL they started
         #: at) and resume their seats; without it a lost bot stays lost
         self.reconnect = reconnect
         self._revive_send, self._revive_recv = trio.open_memory_channel[Bot](max(1, count))
-        self.sel = ReadySet()
+        self.sel = self.kit.ready_set()
         self.t_measure: float | None = None
 
     async def connect_all(self, ramp: float) -> None:
@@ -298,28 +244,22 @@ class Swarm:
         self.sel.add(b.sock, b)
 
     async def reader(self) -> None:
-        """Drain every readable socket each time any is readable: the sockets on the fast path
-        in one ``gamesync.native.recv_frames`` call, the others one by one."""
-        sel = self.sel
+        """Drain every readable socket each time any is readable (``read_ready``: the usual
+        snapshots applied in one call), then the bots it leaves to the general path."""
+        sel, read_ready = self.sel, self.kit.read_ready
+        clock = trio.lowlevel.current_clock().current_time  # (trio.current_time without its wrapper)
         while True:
             await trio.lowlevel.wait_readable(sel.fileno())
-            ready: list[Bot] = sel.ready()
-            fast: list[tuple[Bot, BotSocket]] = []
-            for b in ready:
-                ln = b.link
-                if ln is not None and (r := ln.stream.reader) is not None and not r.done and ln.sock is not None:
-                    fast.append((b, ln))  # (BotSocket.batchable, inline)
-                else:
-                    b.pump(trio.current_time())
-            if fast:
-                results = native.recv_frames([ln.sock for _, ln in fast], [ln.stream.reader for _, ln in fast],
-                                             RECV_CHUNK)
-                clock = trio.lowlevel.current_clock().current_time  # (trio.current_time without its wrapper)
-                for (b, ln), res in zip(fast, results, strict=True):
-                    msgs = ln.absorb(res)
+            for b, data, what, now in read_ready(sel, clock, RECV_CHUNK):
+                if what == botcore.PUMP:
+                    b.pump(clock())
+                elif what == botcore.ABSORB:
+                    assert b.link is not None
+                    msgs = b.link.absorb(data)
                     if msgs:
                         b.apply(msgs, clock())
-            for b in ready:
+                elif what >= 0:
+                    b.apply_events(data[what:], now)
                 if b.lost is not None:
                     self._lost(b)
 
@@ -352,71 +292,50 @@ class Swarm:
             return
 
     async def sender(self) -> None:
-        """Every bot sends at ``input_rate`` with its own random phase, in SEND_SLOTS groups.
-
-        Slots whose time came while the process was busy are sent late (``slots_due``)."""
+        """Every bot sends at ``input_rate`` with its own random phase, in SEND_SLOTS groups, a
+        group's inputs in one ``send_slot`` call. Slots whose time came while the process was
+        busy are sent late (``slots_due``)."""
         period = 1.0 / self.input_rate
         slot = period / SEND_SLOTS
-        slots: list[list[Bot]] = [[] for _ in range(SEND_SLOTS)]
+        slots: list[list[Any]] = [[] for _ in range(SEND_SLOTS)]  # the bots' cores
         for b in self.bots:
-            slots[b.rng.randrange(SEND_SLOTS)].append(b)
+            slots[b.rng.randrange(SEND_SLOTS)].append(b.core)
+        send_slot = self.kit.send_slot
         start = trio.current_time()
         k = 0
         while True:
             await trio.sleep_until(start + k * slot)
             now = trio.current_time()
             for j in slots_due(k, now - start, slot):
-                self._send_slot(slots[j % SEND_SLOTS], now)
+                send_slot(slots[j % SEND_SLOTS], now)
                 k = j + 1
-
-    def _send_slot(self, bots: list[Bot], now: float) -> None:
-        """Every connected bot of a slot sends its input: one masked frame each, in one
-        ``gamesync.native.send_masked`` call."""
-        live: list[Bot] = []
-        socks: list[socket.socket] = []
-        for b in bots:
-            ln = b.link
-            if b.connected and ln is not None and ln.sock is not None:
-                live.append(b)
-                socks.append(ln.sock)
-        if not live:
-            return
-        msgs = [b.next_input(now) for b in live]
-        sent = native.send_masked(socks, msgs, os.urandom(4 * len(live)))
-        for b, msg, n in zip(live, msgs, sent, strict=True):
-            if n >= frame_size(len(msg), masked=True):
-                b.input_sent(now)
-            elif n < 0:
-                b.fail(f"send failed: {OSError(-n, os.strerror(-n))}")
-            elif n > 0:
-                b.fail("socket buffer full mid-frame")  # a bot that cannot send 20 bytes is broken
 
     def start_measuring(self) -> None:
         self.t_measure = trio.current_time()
         for b in self.bots:
-            b.measuring = True
-            b.stats = BotStats()
+            b.core.measuring = True
+            b.core.reset_stats()
 
     def results(self, now: float) -> dict[str, Any]:
         secs = now - (self.t_measure or now)
-        lat = sorted(x for b in self.bots for x in b.stats.latencies)
+        lat = sorted(x for b in self.bots for x in b.core.latencies)
 
         def pct(q: float) -> float | None:  # None (JSON null) when there are no samples
             return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3, 2) if lat else None
 
-        per_bot_states = [b.stats.states / secs for b in self.bots] if secs > 0 else [0.0]
-        per_bot_bytes = [b.stats.payload_bytes / secs for b in self.bots] if secs > 0 else [0.0]
+        per_bot_states = [b.core.states / secs for b in self.bots] if secs > 0 else [0.0]
+        per_bot_bytes = [b.core.payload_bytes / secs for b in self.bots] if secs > 0 else [0.0]
         out: dict[str, Any] = {
             "bots": len(self.bots),
             "seconds": round(secs, 2),
             "payload_bytes_per_client_s": round(statistics.median(per_bot_bytes), 1),
             "states_per_client_s": round(statistics.median(per_bot_states), 2),
             "states_per_client_s_min": round(min(per_bot_states), 2),
-            "inputs_per_client_s": round(statistics.median(b.stats.inputs / secs for b in self.bots), 2)
+            "inputs_per_client_s": round(statistics.median(b.core.inputs / secs for b in self.bots), 2)
             if secs > 0 and self.bots else 0.0,
             # snapshots each bot decoded, over those it received (1.0 while the process keeps up)
-            "decoded_share": round(sum(b.stats.decoded for b in self.bots)
-                                   / max(1, sum(b.stats.states for b in self.bots)), 3),
+            "decoded_share": round(sum(b.core.decoded for b in self.bots)
+                                   / max(1, sum(b.core.states for b in self.bots)), 3),
             "ack_latency_ms_p50": pct(0.50),
             "ack_latency_ms_p99": pct(0.99),
             "ack_samples": len(lat),
@@ -426,7 +345,7 @@ class Swarm:
             "reconnects": sum(b.reconnects for b in self.bots),
             "resumes": sum(b.resumes for b in self.bots),
             # mean entities a bot holds (all of them, unless the room has interest management)
-            "visible_entities_mean": round(statistics.mean(b.stats.visible_sum / max(1, b.stats.visible_samples)
+            "visible_entities_mean": round(statistics.mean(b.core.visible_sum / max(1, b.core.visible_samples)
                                                            for b in self.bots), 1) if self.bots else 0.0,
         }
         view = self.view_cache is not None and (self.view_cache.hits + self.view_cache.misses) > 0

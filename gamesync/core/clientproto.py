@@ -7,6 +7,7 @@ bytes. Time is passed in (seconds, any monotonic origin).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from .viewmirror import ChunkCache, ViewStates
 
 #: snapshots read together that are all decoded; past this many, only the newest is
 BACKLOG = 3
+#: a mirror's class, or anything that makes one from (schema, history, decode cache)
+MirrorFactory = Callable[[Schema, int, DecodeCache | None], Mirror]
 UNACKED_INPUTS = 120  # unapplied inputs kept for a resend (4 s at 30 Hz; under the 4 x 32 the server lets wait)
 
 
@@ -95,7 +98,7 @@ class ClientProtocol:
     def __init__(self, room: str, name: str, game: str | None = None, *, auto_ack: bool = True,
                  cache: DecodeCache | None = None, token: str | None = None, resume: str | None = None,
                  version: int = p.PROTOCOL_VERSION, view_cache: ChunkCache | None = None,
-                 materialise: bool = True) -> None:
+                 materialise: bool = True, new_mirror: MirrorFactory = Mirror) -> None:
         if version not in p.SUPPORTED_VERSIONS:
             raise ValueError(f"protocol version {version} is not one of {p.SUPPORTED_VERSIONS}")
         self.version = version
@@ -113,6 +116,8 @@ class ClientProtocol:
         self.cache = cache
         self.view_cache = view_cache  # decoded cells shared by a swarm's clients of one view room
         self.materialise = materialise  # False: a view room's snapshots give no whole State (a swarm)
+        #: makes the mirror of a room without views (a swarm passes gamesync.native's twin of Mirror)
+        self.new_mirror = new_mirror
         self.outbox: list[bytes] = []
         self.welcome: p.Welcome | None = None
         self.schema: Schema | None = None
@@ -132,7 +137,7 @@ class ClientProtocol:
         ``resume`` as the seat to take back."""
         nxt = ClientProtocol(self.room, self.name, self.game, auto_ack=self.auto_ack, cache=self.cache,
                              token=self.token, resume=resume, version=self.version, view_cache=self.view_cache,
-                             materialise=self.materialise)
+                             materialise=self.materialise, new_mirror=self.new_mirror)
         nxt.carry_over(self)
         return nxt
 
@@ -232,7 +237,7 @@ class ClientProtocol:
                 self.mirror = ViewStates(self.schema, self.view_cache, self.materialise, list(private),
                                          packed=msg.version >= p.PACKED_VERSION)
             else:
-                self.mirror = Mirror(self.schema, msg.history, self.cache)
+                self.mirror = self.new_mirror(self.schema, msg.history, self.cache)
             return [Welcomed(msg)]
         if isinstance(msg, Redirect):  # the room lives on another node; close 4012 follows
             return [msg]
