@@ -134,12 +134,14 @@ cdef class Mirror:
     cdef long long *_ticks
     cdef long long *_bases
     cdef char *_keep
+    cdef long long *_unheld  # _prune's scratch: baselines it does not hold
     cdef list _held
     cdef Py_ssize_t _n, _cap
 
     def __cinit__(self):
         self._ticks = self._bases = NULL
         self._keep = NULL
+        self._unheld = NULL
         self._n = self._cap = 0
 
     def __init__(self, schema, Py_ssize_t history, cache=None):
@@ -155,6 +157,7 @@ cdef class Mirror:
         free(self._ticks)
         free(self._bases)
         free(self._keep)
+        free(self._unheld)
 
     @property
     def tick(self):
@@ -227,6 +230,7 @@ cdef class Mirror:
             self._ticks = <long long *>_grown(self._ticks, cap * sizeof(long long))
             self._bases = <long long *>_grown(self._bases, cap * sizeof(long long))
             self._keep = <char *>_grown(self._keep, cap)
+            self._unheld = <long long *>_grown(self._unheld, cap * sizeof(long long))
             self._cap = cap
         self._ticks[self._n] = tick
         self._bases[self._n] = base
@@ -237,9 +241,13 @@ cdef class Mirror:
         return 0
 
     cdef void _prune(self, long long floor):
-        """Keep the ticks from ``floor`` on and the baselines they were decoded from."""
-        cdef Py_ssize_t i, j, k = 0, n = self._n
+        """Keep the ticks from ``floor`` on and the baselines they were decoded from, exactly as
+        core.mirror.Mirror._prune does: its keep set also counts baselines it does not hold
+        (a full snapshot's -1, a tick pruned already), and when that set is as large as the
+        ticks held, it drops nothing."""
+        cdef Py_ssize_t i, j, k = 0, n = self._n, kept = 0, other = 0
         cdef long long *ticks = self._ticks
+        cdef long long *unheld = self._unheld
         cdef char *keep = self._keep
         if n == 0 or ticks[0] >= floor:
             return
@@ -250,7 +258,19 @@ cdef class Mirror:
                 j = self._find(self._bases[i])
                 if j >= 0:
                     keep[j] = 1
+                else:
+                    for k in range(other):
+                        if unheld[k] == self._bases[i]:
+                            break
+                    else:
+                        unheld[other] = self._bases[i]
+                        other += 1
+        for i in range(n):
+            kept += keep[i]
+        if kept + other == n:
+            return
         held = self._held
+        k = 0
         for i in range(n):
             if keep[i]:
                 if k != i:

@@ -1,4 +1,7 @@
-"""The client's copy of the world (gamesync.core.mirror): applying, pruning, acking, caching."""
+"""The client's copy of the world (gamesync.core.mirror): applying, pruning, acking, caching.
+
+Every test runs twice: with gamesync.core.mirror's classes and with their native twins
+(gamesync.native._bots.Mirror and DecodeCache, where built), which must behave alike."""
 
 from __future__ import annotations
 
@@ -16,6 +19,25 @@ from gamesync.core.protocol import ACK_BITS, NO_TICK
 from gamesync.core.schema import Angle, Float, Int, Schema
 from gamesync.core.state import State
 from gamesync.core.world import World
+from gamesync.native import bots as native_bots
+
+_PYTHON = (Mirror, DecodeCache)
+
+
+@pytest.fixture(scope="module", autouse=True, params=["python", "native"])
+def mirror_classes(request):
+    """The module's ``Mirror`` and ``DecodeCache``: the core's, then the native twins (module
+    scope, so that hypothesis tests take it too)."""
+    global Mirror, DecodeCache
+    if request.param == "native":
+        ext = native_bots._ext
+        if ext is None:
+            pytest.skip("the bots' native extension is not built here")
+        Mirror, DecodeCache = ext.Mirror, ext.DecodeCache
+    try:
+        yield request.param
+    finally:
+        Mirror, DecodeCache = _PYTHON
 
 SCHEMA = Schema([Float("x", 0, 1000, 1 / 64), Float("y", 0, 1000, 1 / 64), Angle("a", 10), Int("hp", "u1")])
 
@@ -334,3 +356,9 @@ def test_payload_sharing_past_the_cap_and_skipping_never_desync(seed, ticks, lag
                 assert st_.same_as(srv.states[st_.tick])
                 if rng.random() >= ack_loss:
                     acks.append((cur.tick + int(rng.integers(0, max_delay + 1)), st_.tick, m.ack_bits()))
+
+
+def test_the_classes_in_use_are_the_ones_named(mirror_classes):
+    native = mirror_classes == "native"
+    assert (Mirror.__module__ == "gamesync.native._bots") is native
+    assert (DecodeCache.__module__ == "gamesync.native._bots") is native
