@@ -5,6 +5,7 @@
 # the working directory does not shadow the tree (a "before" tree: `git archive REV | tar -x`,
 # plus a built gamesync/native/_wire*.so). The bots run 22 s after a 2 s ramp and 5 s of
 # warm-up; the CPU of both processes is read from /proc over 12 s in the middle of that.
+# BOTS_PURE=1: the bots run their pure-Python path (GAMESYNC_PURE=1 for them only).
 # prof / sprof: py-spy (PYSPY) records the bots / the server over those 12 s instead
 # (raw format, to PROF_OUT, default /tmp/treepair-prof.txt). Prints one line: CPU figures and the bots' JSON fields.
 BT=$1; ST=$2; P=$3; MODE=$4; PORT=$((19000 + RANDOM % 500))
@@ -16,7 +17,7 @@ cd /tmp || exit 1
 PYTHONPATH=$ST $PY -m gamesync serve --port $PORT --host 127.0.0.1 --http-port -1 > $OUT/srv.log 2>&1 &
 SP=$!
 sleep 5
-PYTHONPATH=$BT $PY -m gamesync bots ws://127.0.0.1:$PORT --room arena --count $P --duration 22 --json \
+PYTHONPATH=$BT GAMESYNC_PURE=${BOTS_PURE:-${GAMESYNC_PURE:-}} $PY -m gamesync bots ws://127.0.0.1:$PORT --room arena --count $P --duration 22 --json \
     --no-progress > $OUT/bots.json 2> $OUT/bots.err &
 BP=$!
 sleep 14

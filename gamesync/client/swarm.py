@@ -6,7 +6,10 @@ snapshot applied to its own mirror of the world. What makes hundreds of bots fit
 process is how bytes move, not what a bot does: every bot's socket is non-blocking and one
 task drains all readable sockets at once (one wakeup for many messages), one task sends
 all bots' inputs on a shared schedule, and bots that receive identical payload bytes
-against the identical baseline share the decode (see ``DecodeCache``).
+against the identical baseline share the decode (see ``DecodeCache``). What a bot does per
+state and per input is its ``BotCore``'s (client/botcore.py): with the native path on, one
+native call per reader wake-up reads every ready socket and applies the usual snapshots, and
+one per send slot builds, masks and sends its bots' inputs (gamesync/native/_bots.pyx).
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ Both paths offer the same four things with the same results, byte for byte:
 native path is used when the extension was built (``pip install`` compiles it when a C
 compiler is present) and ``GAMESYNC_PURE`` is unset or ``0``; ``use_native`` switches at run
 time (the tests run both paths in one process).
+
+The bot swarm's per-bot work (its mirror, decode cache, poll set, and the per-state and
+per-input calls) has a native twin of its own, ``_bots``, which ``gamesync.native.bots``
+offers on the same switch (``gamesync.client.botcore.kit`` picks it or the Python twins).
 """
 
 from __future__ import annotations
