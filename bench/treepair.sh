@@ -22,7 +22,7 @@ sleep 14
 a=$(awk '{print $14+$15}' /proc/$SP/stat); ba=$(awk '{print $14, $15}' /proc/$BP/stat); t0=$(date +%s.%N)
 case "$MODE" in
     prof) $PYSPY record -p $BP -d 12 -r 250 -f raw -o /tmp/treepair-prof.txt > /dev/null 2>&1 ;;
-    sprof) $PYSPY record -p $SP -d 12 -r 250 -f raw -o /tmp/treepair-prof.txt > /dev/null 2>&1 ;;
+    sprof) $PYSPY record -p $SP -d 12 -r 250 $PYSPY_ARGS -f raw -o /tmp/treepair-prof.txt > /dev/null 2>&1 ;;
     *) sleep 12 ;;
 esac
 b=$(awk '{print $14+$15}' /proc/$SP/stat); bb=$(awk '{print $14, $15}' /proc/$BP/stat); t1=$(date +%s.%N)

@@ -1,11 +1,12 @@
 """Which path the per-tick socket work takes: the native extension (``_wire``, Cython) or Python.
 
-Both paths offer the same four things with the same results, byte for byte:
+Both paths offer the same things with the same results, byte for byte:
 ``frame_reader`` (the fast frame splitter behind ``wsstream.WsStream``), ``recv_frames``
 (one non-blocking read from each of many sockets, split into frames, in one call) and
 ``send_parts`` (one scatter-gather ``sendmsg`` per socket, many sockets in one call),
 ``input_fields`` (the common input message recognised in its msgpack bytes) and
-``snapshot_fields`` (the same for a snapshot without events, on the bots' side). The
+``snapshot_fields`` (the same for a snapshot without events, on the bots' side) and
+``token_bucket`` (``core.ratelimit.TokenBucket``, its numbers kept in C). The
 native path is used when the extension was built (``pip install`` compiles it when a C
 compiler is present) and ``GAMESYNC_PURE`` is unset or ``0``; ``use_native`` switches at run
 time (the tests run both paths in one process).
@@ -24,6 +25,7 @@ from .. import sockio
 from ..core.protocol import InputFields, SnapshotFields
 from ..core.protocol import input_fields as _py_input_fields
 from ..core.protocol import snapshot_fields as _py_snapshot_fields
+from ..core.ratelimit import TokenBucket
 from ..wsframe import FrameReader
 
 logger = logging.getLogger(__name__)
@@ -121,6 +123,16 @@ def send_masked(socks: Sequence[Any], msgs: Sequence[bytes], keys: bytes) -> lis
         out: list[int] = _ext.send_masked(socks, msgs, keys)
         return out
     return sockio.send_masked(socks, msgs, keys)
+
+
+def token_bucket(rate: float, burst: float, now: float = 0.0) -> TokenBucket:
+    """A ``core.ratelimit.TokenBucket`` on the path in use: the native twin keeps its numbers
+    as C doubles (the server charges three buckets per client per tick)."""
+    if _native:
+        assert _ext is not None
+        bucket: TokenBucket = _ext.TokenBucket(rate, burst, now)
+        return bucket
+    return TokenBucket(rate, burst, now)
 
 
 def input_fields(data: bytes) -> InputFields | None:

@@ -3,7 +3,8 @@
 
 Everything here has a pure-Python counterpart that gives the same results byte for byte
 (``gamesync.wsframe.FrameReader``, ``gamesync.sockio.recv_frames``, ``send_parts``,
-``send_masked``); gamesync/native/__init__.py picks the path and documents the interface.
+``send_masked``, ``core.ratelimit.TokenBucket``); gamesync/native/__init__.py picks the path
+and documents the interface.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -385,3 +386,55 @@ def snapshot_fields(data):
     if size > n - i - 1 or b[n - 1] != 0x90 or i + size != n - 1:  # the payload, then an empty array, then the end
         return None
     return tick, base, ref, ack, flags, PyBytes_FromStringAndSize(<const char *>(b + i), size)
+
+
+cdef class TokenBucket:
+    """See gamesync.core.ratelimit.TokenBucket: the same interface and the same arithmetic (its
+    numbers are C doubles, as Python's floats are), without a Python float made per call."""
+
+    cdef public double rate
+    cdef public double burst
+    cdef public double tokens
+    cdef public double _last
+
+    def __init__(self, double rate, double burst, double now=0.0):
+        if rate < 0 or burst <= 0:
+            raise ValueError("rate must be >= 0 and burst > 0")
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self._last = now
+
+    cdef inline void _refill(self, double now):
+        cdef double v
+        if now > self._last:
+            v = self.tokens + (now - self._last) * self.rate
+            self.tokens = v if v < self.burst else self.burst  # min(burst, v)
+            self._last = now
+
+    def refill(self, double now):
+        """Add what accrued since the last call (time going backwards adds nothing)."""
+        self._refill(now)
+        return self.tokens
+
+    def take(self, double n, double now):
+        """Take ``n`` tokens if there are that many; otherwise take none and return False."""
+        if n < 0:
+            raise ValueError("cannot take a negative number of tokens")
+        self._refill(now)
+        if n <= self.tokens:
+            self.tokens -= n
+            return True
+        return False
+
+    def take_oversize(self, double n, double now):
+        """Like take, but a cost above ``burst`` passes when the bucket is full and empties it."""
+        self._refill(now)
+        cdef double t = self.tokens
+        if 0 <= n <= t:
+            self.tokens = t - n
+            return True
+        if n > self.burst and t >= self.burst:
+            self.tokens = 0.0
+            return True
+        return False

@@ -23,6 +23,7 @@ from wsproto.events import AcceptConnection, Request
 
 from gamesync import native, sockio
 from gamesync.core.errors import GamesyncError
+from gamesync.core.ratelimit import TokenBucket
 from gamesync.wsframe import FrameReader, FrameTooBig, binary_frame, frame_size, masked_binary_frame
 from gamesync.wsstream import WsStream
 
@@ -402,5 +403,47 @@ def test_the_usual_snapshots_are_recognised_on_both_paths(path):
         assert native.snapshot_fields(p.pack_snapshot(9, 9, 7, 3, 0, b"ab", [])) is None  # baseline not before the tick
         assert native.snapshot_fields(p.pack_snapshot(9, -1, 7, 3, 0, b"ab", [])) is None  # reference without baseline
         assert native.snapshot_fields(p.pack_input(7, [1, -1])) is None
+    finally:
+        native.use_native(was)
+
+
+# -- the token bucket --------------------------------------------------------------------------------
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(rate=st.floats(0, 1e6), burst=st.floats(1e-3, 1e6),
+       ops=st.lists(st.tuples(st.sampled_from(["take", "take_oversize", "refill"]), st.floats(0, 2e6),
+                              st.floats(-1, 5)), max_size=30))
+def test_the_native_token_bucket_keeps_the_same_numbers(rate: float, burst: float,
+                                                        ops: list[tuple[str, float, float]]) -> None:
+    """The same calls at the same times (time sometimes going back) give the same answers and
+    leave the same tokens, to the last bit."""
+    was = native.use_native(True)
+    try:
+        nat = native.token_bucket(rate, burst, 1.0)
+    finally:
+        native.use_native(was)
+    py = TokenBucket(rate, burst, 1.0)
+    assert type(nat) is not TokenBucket
+    now = 1.0
+    for op, n, dt in ops:
+        now += dt
+        args = (now,) if op == "refill" else (n, now)
+        assert getattr(nat, op)(*args) == getattr(py, op)(*args)
+        assert (nat.tokens, nat._last, nat.rate, nat.burst) == (py.tokens, py._last, py.rate, py.burst)
+
+
+@pytest.mark.parametrize("path", ["native", "python"])
+def test_both_token_buckets_refuse_what_the_core_one_refuses(path: str) -> None:
+    if path == "native" and not native.available():
+        pytest.skip("the native extension is not built here")
+    was = native.use_native(path == "native")
+    try:
+        for rate, burst in ((-1.0, 1.0), (1.0, 0.0)):
+            with pytest.raises(ValueError):
+                native.token_bucket(rate, burst)
+        with pytest.raises(ValueError):
+            native.token_bucket(1.0, 1.0).take(-1, 0.0)
     finally:
         native.use_native(was)
