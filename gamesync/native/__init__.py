@@ -6,7 +6,8 @@ Both paths offer the same things with the same results, byte for byte:
 ``send_parts`` (one scatter-gather ``sendmsg`` per socket, many sockets in one call),
 ``input_fields`` (the common input message recognised in its msgpack bytes) and
 ``snapshot_fields`` (the same for a snapshot without events, on the bots' side) and
-``token_bucket`` (``core.ratelimit.TokenBucket``, its numbers kept in C). The
+``token_bucket``, ``ack_tracker`` and ``input_queue`` (``core.ratelimit.TokenBucket``,
+``core.acks.AckTracker`` and ``core.inputs.InputQueue``, their numbers kept in C). The
 native path is used when the extension was built (``pip install`` compiles it when a C
 compiler is present) and ``GAMESYNC_PURE`` is unset or ``0``; ``use_native`` switches at run
 time (the tests run both paths in one process).
@@ -22,6 +23,8 @@ from types import ModuleType
 from typing import Any
 
 from .. import sockio
+from ..core.acks import AckTracker
+from ..core.inputs import DRAIN_TICKS, INPUT_BACKLOG, InputQueue
 from ..core.protocol import InputFields, SnapshotFields
 from ..core.protocol import input_fields as _py_input_fields
 from ..core.protocol import snapshot_fields as _py_snapshot_fields
@@ -133,6 +136,26 @@ def token_bucket(rate: float, burst: float, now: float = 0.0) -> TokenBucket:
         bucket: TokenBucket = _ext.TokenBucket(rate, burst, now)
         return bucket
     return TokenBucket(rate, burst, now)
+
+
+def ack_tracker(keep: int, lag: int, stream: bool = False) -> AckTracker:
+    """A ``core.acks.AckTracker`` on the path in use: the native twin keeps its ring of sent
+    ticks in C arrays (the server asks every client's tracker twice per tick)."""
+    if _native:
+        assert _ext is not None
+        tracker: AckTracker = _ext.AckTracker(keep, lag, stream)
+        return tracker
+    return AckTracker(keep, lag, stream)
+
+
+def input_queue(max_per_tick: int = 32, backlog: int = INPUT_BACKLOG, drain_ticks: int = DRAIN_TICKS,
+                max_waiting: int | None = None) -> InputQueue:
+    """A ``core.inputs.InputQueue`` on the path in use (the native twin keeps its counters in C)."""
+    if _native:
+        assert _ext is not None
+        queue: InputQueue = _ext.InputQueue(max_per_tick, backlog, drain_ticks, max_waiting)
+        return queue
+    return InputQueue(max_per_tick, backlog, drain_ticks, max_waiting)
 
 
 def input_fields(data: bytes) -> InputFields | None:

@@ -9,9 +9,14 @@ and documents the interface.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport EAGAIN, EINTR, errno
-from libc.stdlib cimport realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
+from operator import attrgetter
+
+from gamesync.core.errors import ProtocolViolation, RateLimited
+from gamesync.core.inputs import DRAIN_TICKS, INPUT_BACKLOG
+from gamesync.core.protocol import input_frame
 from gamesync.wsframe import FrameTooBig
 
 
@@ -438,3 +443,242 @@ cdef class TokenBucket:
             self.tokens = 0.0
             return True
         return False
+
+
+cdef enum:
+    ACK_BITS = 32  # protocol.ACK_BITS
+
+cdef unsigned long long ACK_MASK = (1ULL << ACK_BITS) - 1
+
+
+cdef class AckTracker:
+    """See gamesync.core.acks.AckTracker: the same interface and the same answers, its ring of
+    sent ticks and their baselines kept as two C arrays instead of two lists of Python ints."""
+
+    cdef public long long keep
+    cdef public long long lag
+    cdef public bint stream
+    cdef public long long newest_sent
+    cdef public long long acked
+    cdef public long long ack_bits
+    cdef public long long base
+    cdef public long long waits
+    cdef long long _n  # the ring's length
+    cdef long long *_t
+    cdef long long *_b
+
+    def __cinit__(self, long long keep, long long lag, bint stream=False):
+        self._n = keep + 2
+        if self._n < 1:
+            raise ValueError("keep must be >= 0")
+        self._t = <long long *>malloc(self._n * sizeof(long long))
+        self._b = <long long *>malloc(self._n * sizeof(long long))
+        if self._t == NULL or self._b == NULL:
+            raise MemoryError()
+
+    def __init__(self, long long keep, long long lag, bint stream=False):
+        cdef long long i
+        self.keep = keep
+        self.lag = lag
+        self.stream = stream
+        for i in range(self._n):
+            self._t[i] = NO_TICK
+            self._b[i] = NO_TICK
+        self.newest_sent = NO_TICK
+        self.acked = NO_TICK
+        self.ack_bits = 0
+        self.base = NO_TICK
+        self.waits = 0
+
+    def __dealloc__(self):
+        free(self._t)
+        free(self._b)
+
+    @property
+    def _ticks(self):
+        return [self._t[i] for i in range(self._n)]
+
+    @property
+    def _bases(self):
+        return [self._b[i] for i in range(self._n)]
+
+    cdef inline long long _slot(self, long long tick):
+        cdef long long i = tick % self._n
+        return i + self._n if i < 0 else i  # Python's modulo
+
+    def on_sent(self, long long tick, long long base):
+        """A snapshot for ``tick`` encoded against ``base`` went into the client's stream."""
+        self._on_sent(tick, base)
+
+    cdef int _on_sent(self, long long tick, long long base) except -1:
+        cdef long long i = self._slot(tick), d, span
+        cdef unsigned long long bits = 0
+        self._t[i] = tick
+        self._b[i] = base
+        self.newest_sent = tick
+        if self.stream:
+            if self.acked != NO_TICK:
+                d = tick - self.acked
+                if 0 < d <= ACK_BITS:
+                    bits = ((<unsigned long long>self.ack_bits << 1) | 1) << (d - 1)
+            span = tick - (base - 1 if base != NO_TICK else tick - self.keep)
+            if span < 0:
+                raise ValueError("negative shift count")
+            if span < ACK_BITS:
+                bits &= (1ULL << span) - 1
+            self.acked = tick
+            self.ack_bits = <long long>(bits & ACK_MASK)
+        return 0
+
+    cdef inline bint _was_sent(self, long long tick):
+        return tick >= 0 and self._t[self._slot(tick)] == tick
+
+    def was_sent(self, long long tick):
+        """A snapshot for ``tick`` went to the client within the remembered window."""
+        return self._was_sent(tick)
+
+    cdef inline long long _sent_base(self, long long tick):
+        cdef long long i = self._slot(tick)
+        return self._b[i] if tick >= 0 and self._t[i] == tick else NO_TICK
+
+    def sent_base(self, long long tick):
+        """The baseline the snapshot for ``tick`` was encoded against (NO_TICK: unknown)."""
+        return self._sent_base(tick)
+
+    def on_ack(self, long long tick, long long bits=0):
+        """The client holds snapshot ``tick`` (and those flagged in ``bits``)."""
+        if self._was_sent(tick):
+            if tick > self.acked:
+                self.acked = tick
+                self.ack_bits = bits
+            elif tick == self.acked:
+                self.ack_bits |= bits
+        elif tick > self.newest_sent:
+            raise ProtocolViolation(f"ack for tick {tick}, which was never sent")
+
+    cdef inline bint _holds(self, long long tick):
+        cdef long long d = self.acked - 1 - tick
+        if d == -1:
+            return True
+        return 0 <= d < ACK_BITS and (self.ack_bits >> d) & 1 and self._was_sent(tick)
+
+    def holds(self, long long tick):
+        """The client said it holds ``tick``, which we did send it."""
+        return self._holds(tick)
+
+    def usable(self, key, long long floor):
+        """See ``core.acks.AckTracker.usable``."""
+        cdef long long b = key[0], r = key[1]
+        if b == NO_TICK or b < floor or not self._holds(b):
+            return False
+        return r == NO_TICK or (r >= floor - 1 and self._holds(r)) or r == self._sent_base(b)
+
+    def settle(self, key):
+        """Use ``key`` (one ``usable`` said yes to) instead of what ``choose`` picked."""
+        self.base = key[0]
+        return key
+
+    def restart(self):
+        """Send a full snapshot this time (``base`` stays)."""
+        return NO_TICK, NO_TICK
+
+    def choose(self, long long tick, history):
+        """(baseline, reference) for the client's tick-``tick`` snapshot (see
+        ``core.acks.AckTracker.choose``)."""
+        cdef long long acked = self.acked, target, b, r, d
+        if acked == NO_TICK:
+            return NO_TICK, NO_TICK
+        target = tick - self.lag
+        b = target if target < acked and self._holds(target) else acked
+        if b < self.base:
+            b = self.base
+        if b not in history:
+            return NO_TICK, NO_TICK
+        self.base = b
+        r = b - 1
+        d = acked - b
+        if not (d == -1 or (0 <= d < ACK_BITS and (self.ack_bits >> d) & 1 and r >= 0
+                            and self._t[self._slot(r)] == r)):
+            r = self._sent_base(b)
+        if r != NO_TICK and r not in history:
+            r = NO_TICK
+        return b, r
+
+
+cdef object _by_seq = attrgetter("seq")
+
+
+cdef class InputQueue:
+    """See gamesync.core.inputs.InputQueue: the same interface and the same inputs handed out
+    (its counters in C; the waiting inputs are the same ``InputFrame`` objects)."""
+
+    cdef public list _waiting
+    cdef public long long last_applied
+    cdef public long long max_per_tick
+    cdef public long long max_waiting
+    cdef public long long backlog
+    cdef public long long drain_ticks
+    cdef public long long _standing
+    cdef public long long arrived
+
+    def __init__(self, long long max_per_tick=32, long long backlog=INPUT_BACKLOG,
+                 long long drain_ticks=DRAIN_TICKS, max_waiting=None):
+        if max_per_tick < 1 or backlog < 0 or drain_ticks < 1:
+            raise ValueError("max_per_tick >= 1, backlog >= 0 and drain_ticks >= 1")
+        self._waiting = []
+        self.last_applied = 0
+        self.max_per_tick = max_per_tick
+        self.max_waiting = 4 * max_per_tick if max_waiting is None else max_waiting
+        self.backlog = backlog
+        self.drain_ticks = drain_ticks
+        self._standing = 0
+        self.arrived = 0
+
+    def __len__(self):
+        return len(self._waiting)
+
+    def add(self, long long seq, data):
+        """An input received; one already applied is dropped. Raises ``RateLimited`` past
+        ``max_waiting``."""
+        if seq <= self.last_applied:
+            return
+        self._waiting.append(input_frame(seq, data))
+        self.arrived += 1
+        if len(self._waiting) > self.max_waiting:
+            raise RateLimited("too many inputs waiting to be applied")
+
+    def clear(self):
+        """Nothing waiting reaches the game any more."""
+        self._waiting = []
+        self._standing = 0
+
+    def take(self):
+        """This tick's inputs, in seq order: the oldest one, and more only past the backlog."""
+        cdef list waiting = self._waiting, now
+        cdef Py_ssize_t count = len(waiting), n
+        cdef bint in_order
+        self.arrived = 0
+        if count <= 1:
+            self._standing = 0
+            if not count:
+                return []
+            self._waiting = []
+            self.last_applied = waiting[0].seq
+            return waiting
+        in_order = count == 2 and self.last_applied < waiting[0].seq < waiting[1].seq
+        if not in_order:  # duplicates out, seq order
+            waiting = sorted({f.seq: f for f in waiting if f.seq > self.last_applied}.values(), key=_by_seq)
+        count = len(waiting)
+        n = min(self.max_per_tick, max(1, count - self.backlog))
+        if n >= count:
+            self._standing = 0
+        else:
+            self._standing += 1
+            if self._standing >= self.drain_ticks and n < self.max_per_tick:
+                n += 1  # a backlog that stood this long: one input goes early
+                self._standing = 0
+        now = waiting[:n]
+        self._waiting = waiting[n:]
+        if now:
+            self.last_applied = now[len(now) - 1].seq
+        return now

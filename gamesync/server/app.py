@@ -178,7 +178,9 @@ class Server:
         err: GamesyncError | None = None
         joined: tuple[Room, p.Join, str | None] | None = None
         proto = ServerSession(cfg.history_ticks, cfg.baseline_lag, cfg.max_inputs_per_tick, now,
-                              cfg.input_backlog, cfg.input_drain_ticks)
+                              cfg.input_backlog, cfg.input_drain_ticks,
+                              native.ack_tracker(cfg.history_ticks, cfg.baseline_lag),
+                              native.input_queue(cfg.max_inputs_per_tick, cfg.input_backlog, cfg.input_drain_ticks))
         try:
             with trio.CancelScope() as prejoin:  # shutdown() cancels connections not yet in a room
                 self._prejoin.add(prejoin)
