@@ -16,7 +16,8 @@ from operator import attrgetter
 
 from gamesync.core.errors import ProtocolViolation, RateLimited
 from gamesync.core.inputs import DRAIN_TICKS, INPUT_BACKLOG
-from gamesync.core.protocol import input_frame
+from gamesync.core.protocol import NO_EVENTS, input_frame
+from gamesync.core.protocol import pack as _pack
 from gamesync.wsframe import FrameTooBig
 
 
@@ -43,6 +44,7 @@ cdef extern from "<sys/socket.h>" nogil:
 cdef enum:
     MAX_IOV = 16
 
+cdef bytes _NO_EVENTS = NO_EVENTS
 cdef char *_rbuf = NULL  # the receive buffer, shared by every read (grown on demand)
 cdef Py_ssize_t _rcap = 0
 cdef char *_sbuf = NULL  # the masked-frame buffer of send_masked
@@ -316,6 +318,10 @@ cdef inline Py_ssize_t _read_int(const unsigned char *b, Py_ssize_t i, Py_ssize_
 
 def input_fields(data):
     """See gamesync.core.protocol.input_fields: the same results, read from the bytes."""
+    return _input_fields(data)
+
+
+cdef object _input_fields(data):
     if type(data) is not bytes:
         return None
     cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(data)
@@ -417,6 +423,19 @@ cdef class TokenBucket:
             self.tokens = v if v < self.burst else self.burst  # min(burst, v)
             self._last = now
 
+    cdef inline bint _can_take(self, double n, double now):
+        """Whether ``take(n, now)`` would succeed (nothing changed)."""
+        cdef double t = self.tokens, v
+        if now > self._last:
+            v = t + (now - self._last) * self.rate
+            t = v if v < self.burst else self.burst
+        return n <= t
+
+    cdef inline void _take_sure(self, double n, double now):
+        """``take(n, now)`` where ``_can_take`` said yes."""
+        self._refill(now)
+        self.tokens -= n
+
     def refill(self, double now):
         """Add what accrued since the last call (time going backwards adds nothing)."""
         self._refill(now)
@@ -434,6 +453,9 @@ cdef class TokenBucket:
 
     def take_oversize(self, double n, double now):
         """Like take, but a cost above ``burst`` passes when the bucket is full and empties it."""
+        return self._take_oversize(n, now)
+
+    cdef bint _take_oversize(self, double n, double now):
         self._refill(now)
         cdef double t = self.tokens
         if 0 <= n <= t:
@@ -640,12 +662,16 @@ cdef class InputQueue:
     def add(self, long long seq, data):
         """An input received; one already applied is dropped. Raises ``RateLimited`` past
         ``max_waiting``."""
+        self._add(seq, data)
+
+    cdef int _add(self, long long seq, data) except -1:
         if seq <= self.last_applied:
-            return
+            return 0
         self._waiting.append(input_frame(seq, data))
         self.arrived += 1
         if len(self._waiting) > self.max_waiting:
             raise RateLimited("too many inputs waiting to be applied")
+        return 0
 
     def clear(self):
         """Nothing waiting reaches the game any more."""
@@ -682,3 +708,229 @@ cdef class InputQueue:
         if now:
             self.last_applied = now[len(now) - 1].seq
         return now
+
+
+# -- a room's two per-session passes of the tick -------------------------------------------------
+#
+# ``read_pass`` is ``server.inbox.Inbox.read`` with ``Roster.handle`` and ``send_pass`` is
+# ``server.outbound.send_frames``, for the usual session: its socket read and split, its inbound
+# budgets charged, it heard, its inputs queued; its frame charged to its byte budget, recorded
+# as sent and written with one ``sendmsg``. They reach the session's state directly where it is
+# one of the twins above (``TokenBucket``, ``AckTracker``, ``InputQueue``). Anything unusual
+# about a session (a hand-over to wsproto, control frames, a pong to write, a budget that says
+# no, TLS, permessage-deflate, a partly written frame, a Python twin) goes to the Python code
+# for that session, so the rules stay in one place; tests/server runs every room test on both
+# paths.
+
+
+def read_pass(list ready, double now, take, handle, fail, validate, playing):
+    """See above. ``take(s, now, handle, result)`` is the Python path for one session
+    (``server.inbox._take``; ``result`` None: it reads the socket itself), ``fail(s, exc)`` what
+    ``Roster.handle`` does when a message raises, ``playing`` the state in which inputs count."""
+    cdef list fast = []
+    for s in ready:
+        if s.proto.closing:
+            continue
+        conn = s.conn
+        r = conn.stream.reader
+        if conn.tls is None and type(r) is FrameReader and not (<FrameReader>r).done:
+            fast.append(s)
+        else:
+            take(s, now, handle, None)
+    for s in fast:
+        _read_one(s, now, take, handle, fail, validate, playing)
+
+
+cdef int _read_one(s, double now, take, handle, fail, validate, playing) except -1:
+    global _rbuf, _rcap
+    conn = s.conn
+    stream = conn.stream
+    cdef FrameReader r = <FrameReader>stream.reader
+    cdef Py_ssize_t cap = conn.recv_chunk, nm, i = 0
+    cdef char *buf = _grow(&_rbuf, &_rcap, cap)
+    cdef ssize_t got = c_recv(s.sock.fileno(), buf, cap, MSG_DONTWAIT)
+    cdef int err
+    cdef bytes joined
+    cdef tuple res
+    cdef list msgs
+    if got <= 0:
+        err = errno
+        take(s, now, handle, (-err if got < 0 else 0, [], None))
+        return 0
+    if PyBytes_GET_SIZE(r._buf):
+        joined = r._buf + PyBytes_FromStringAndSize(buf, got)
+        res = r._parse(<const unsigned char *>PyBytes_AS_STRING(joined), PyBytes_GET_SIZE(joined))
+    else:
+        res = r._parse(<const unsigned char *>buf, got)
+    msgs = res[0]
+    nm = len(msgs)
+    ib = conn.in_bytes
+    im = conn.in_msgs
+    if (res[1] is not None or r.controls or r.too_big or stream.controls or stream.pong_due is not None
+            or type(ib) is not TokenBucket or type(im) is not TokenBucket
+            or not (<TokenBucket>ib)._can_take(got, now) or not (<TokenBucket>im)._can_take(nm, now)):
+        take(s, now, handle, (got, msgs, res[1]))  # the Python path: limits, hand-over, errors
+        return 0
+    (<TokenBucket>ib)._take_sure(got, now)
+    if nm:  # WsConn.absorb charges the message budget only for messages
+        (<TokenBucket>im)._take_sure(nm, now)
+    proto = s.proto
+    proto.last_recv = now  # ServerSession.heard
+    proto.pinged = False
+    if not nm:
+        return 0
+    q = proto.inputs
+    try:
+        for m in msgs:
+            f = _input_fields(m)
+            if f is None:
+                break
+            i += 1
+            if proto.state is not playing:  # ServerSession.receive_input
+                continue
+            proto.inputs_in += 1
+            ack = (<tuple>f)[2]
+            if ack is not None:
+                proto.acks.on_ack(ack, (<tuple>f)[3])
+            v = validate((<tuple>f)[1])
+            if type(q) is InputQueue:
+                (<InputQueue>q)._add((<tuple>f)[0], v)
+            else:
+                q.add((<tuple>f)[0], v)
+    except Exception as e:
+        fail(s, e)
+        return 0
+    if i < nm:
+        handle(s, msgs[i:])
+    return 0
+
+
+def send_pass(list plan, double now, slow):
+    """See above. ``plan`` holds (session, ``Outgoing``) pairs; ``slow(s, out, now)`` is the Python
+    path for one session (``server.outbound.send_one``)."""
+    cdef tuple item
+    for item in plan:
+        s = item[0]
+        out = item[1]
+        if s.outbuf is not None:
+            slow(s, out, now)
+            continue
+        proto = s.proto
+        if proto.closing:
+            continue
+        conn = s.conn
+        if conn.tls is not None or conn.deflate is not None or not _send_one(s, proto, <tuple>out, now):
+            slow(s, out, now)
+
+
+cdef inline Py_ssize_t _msgpack_uint(unsigned char *b, unsigned long long v):
+    """msgpack's (shortest) encoding of the non-negative integer ``v`` into ``b``; its length."""
+    cdef int k, w
+    if v < 0x80:
+        b[0] = <unsigned char>v
+        return 1
+    if v < 0x100:
+        b[0] = 0xCC
+        w = 1
+    elif v < 0x10000:
+        b[0] = 0xCD
+        w = 2
+    elif v < 0x100000000:
+        b[0] = 0xCE
+        w = 4
+    else:
+        b[0] = 0xCF
+        w = 8
+    for k in range(w):
+        b[1 + k] = (v >> (8 * (w - 1 - k))) & 0xFF
+    return 1 + w
+
+
+cdef inline Py_ssize_t _frame_head(unsigned char *h, Py_ssize_t n):
+    """``wsframe.binary_header(n)`` into ``h``; its length."""
+    cdef int k
+    h[0] = 0x82
+    if n < 126:
+        h[1] = <unsigned char>n
+        return 2
+    if n < 0x10000:
+        h[1] = 126
+        h[2] = (n >> 8) & 0xFF
+        h[3] = n & 0xFF
+        return 4
+    h[1] = 127
+    for k in range(8):
+        h[2 + k] = (n >> (8 * (7 - k))) & 0xFF
+    return 10
+
+
+def frame_head(Py_ssize_t n):
+    """``_frame_head``, for the test that holds it to ``wsframe.binary_header``."""
+    cdef unsigned char h[10]
+    return PyBytes_FromStringAndSize(<char *>h, _frame_head(h, n))
+
+
+def msgpack_uint(unsigned long long v):
+    """``_msgpack_uint``, for the test that holds it to msgpack."""
+    cdef unsigned char b[9]
+    return PyBytes_FromStringAndSize(<char *>b, _msgpack_uint(b, v))
+
+
+cdef bint _send_one(s, proto, tuple out, double now) except -1:
+    """``Session.snapshot_parts`` and the write of its frame; False (and nothing done) for a
+    session whose state is not the twins above (the Python path takes it)."""
+    cdef unsigned char hdr[10]
+    cdef unsigned char ack[9]
+    cdef iovec iov[5]
+    cdef msghdr msg
+    cdef Py_ssize_t hlen, alen, size, total
+    cdef ssize_t sent
+    cdef bytes head = <bytes?>out[5], mid = <bytes?>out[6], ev
+    budget = s.out_budget
+    acks = proto.acks
+    q = proto.inputs
+    if type(budget) is not TokenBucket or type(acks) is not AckTracker or type(q) is not InputQueue:
+        return False
+    if (<InputQueue>q).last_applied < 0:
+        return False
+    view = out[7]
+    if view is not None and out[1] != s.view.tick:
+        s.skipped += 1  # built on a view the client no longer has: the next tick's will do
+        return True
+    events = s.events
+    ev = _pack(events) if events else _NO_EVENTS
+    alen = _msgpack_uint(ack, <unsigned long long>(<InputQueue>q).last_applied)
+    size = PyBytes_GET_SIZE(head) + alen + PyBytes_GET_SIZE(mid) + PyBytes_GET_SIZE(ev)
+    hlen = _frame_head(hdr, size)
+    total = hlen + size
+    if not (<TokenBucket>budget)._take_oversize(total, now):
+        s.skipped += 1  # over the byte budget: skip; events wait for the next frame
+        return True
+    if events:
+        s.events = []
+    (<AckTracker>acks)._on_sent(out[0], out[1])
+    if view is not None:
+        s.view.commit(view)
+    s.frames_out += 1
+    iov[0].iov_base = hdr
+    iov[0].iov_len = hlen
+    iov[1].iov_base = PyBytes_AS_STRING(head)
+    iov[1].iov_len = PyBytes_GET_SIZE(head)
+    iov[2].iov_base = ack
+    iov[2].iov_len = alen
+    iov[3].iov_base = PyBytes_AS_STRING(mid)
+    iov[3].iov_len = PyBytes_GET_SIZE(mid)
+    iov[4].iov_base = PyBytes_AS_STRING(ev)
+    iov[4].iov_len = PyBytes_GET_SIZE(ev)
+    memset(&msg, 0, sizeof(msg))
+    msg.msg_iov = iov
+    msg.msg_iovlen = 5
+    sent = c_sendmsg(s.sock.fileno(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
+    if sent == total:
+        s.bytes_out += sent
+        return True
+    if sent < 0:
+        sent = 0 if errno == EAGAIN or errno == EINTR else -errno
+    s.wrote([PyBytes_FromStringAndSize(<char *>hdr, hlen), head, PyBytes_FromStringAndSize(<char *>ack, alen), mid, ev],
+            total, sent)
+    return True

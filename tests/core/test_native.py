@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,7 +28,7 @@ from gamesync.core.errors import GamesyncError, RateLimited
 from gamesync.core.inputs import InputQueue
 from gamesync.core.protocol import NO_TICK
 from gamesync.core.ratelimit import TokenBucket
-from gamesync.wsframe import FrameReader, FrameTooBig, binary_frame, frame_size, masked_binary_frame
+from gamesync.wsframe import FrameReader, FrameTooBig, binary_frame, binary_header, frame_size, masked_binary_frame
 from gamesync.wsstream import WsStream
 
 needs_native = pytest.mark.skipif(not native.available(), reason="the native extension is not built here")
@@ -548,3 +549,20 @@ def test_the_native_input_queue_hands_out_the_same_inputs(max_per_tick: int, bac
         taken = [[(f.seq, f.data) for f in q.take()] for q in (nat, py)]
         assert taken[0] == taken[1]
         assert (nat.last_applied, nat._standing, nat.arrived) == (py.last_applied, py._standing, py.arrived)
+
+
+# -- the frame of the room's native send pass ------------------------------------------------------
+
+
+@needs_native
+@pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 255, 256, 0xFFFF, 0x10000, 0x10001, 2**31, 2**40])
+def test_the_native_send_pass_frames_as_binary_header_does(n: int) -> None:
+    assert native._ext is not None
+    assert native._ext.frame_head(n) == binary_header(n)
+
+
+@needs_native
+@pytest.mark.parametrize("v", [0, 1, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x10000, 2**32 - 1, 2**32, 2**53 - 1, 2**64 - 1])
+def test_the_native_send_pass_packs_the_input_ack_as_msgpack_does(v: int) -> None:
+    assert native._ext is not None
+    assert native._ext.msgpack_uint(v) == msgpack.packb(v)
