@@ -726,8 +726,12 @@ cdef class InputQueue:
 def read_pass(list ready, double now, take, handle, fail, validate, playing):
     """See above. ``take(s, now, handle, result)`` is the Python path for one session
     (``server.inbox._take``; ``result`` None: it reads the socket itself), ``fail(s, exc)`` what
-    ``Roster.handle`` does when a message raises, ``playing`` the state in which inputs count."""
-    cdef list fast = []
+    ``Roster.handle`` does when a message raises, ``playing`` the state in which inputs count.
+    Every fast socket is read first, in one batch (``recv_frames``), then each session's
+    messages are handled: the syscalls together and the sessions' state together keep both
+    warm in the caches."""
+    cdef list fast = [], socks = [], readers = [], results
+    cdef Py_ssize_t i
     for s in ready:
         if s.proto.closing:
             continue
@@ -735,41 +739,31 @@ def read_pass(list ready, double now, take, handle, fail, validate, playing):
         r = conn.stream.reader
         if conn.tls is None and type(r) is FrameReader and not (<FrameReader>r).done:
             fast.append(s)
+            socks.append(s.sock)
+            readers.append(r)
         else:
             take(s, now, handle, None)
-    for s in fast:
-        _read_one(s, now, take, handle, fail, validate, playing)
+    if not fast:
+        return
+    results = recv_frames(socks, readers, fast[0].conn.recv_chunk)
+    for i in range(len(fast)):
+        _read_one(fast[i], <tuple>results[i], now, take, handle, fail, validate, playing)
 
 
-cdef int _read_one(s, double now, take, handle, fail, validate, playing) except -1:
-    global _rbuf, _rcap
+cdef int _read_one(s, tuple res, double now, take, handle, fail, validate, playing) except -1:
+    """One session's share of the batched read (``recv_frames``'s result for its socket)."""
+    cdef long long got = res[0]
+    cdef list msgs = res[1]
+    cdef Py_ssize_t nm = len(msgs), i = 0
     conn = s.conn
     stream = conn.stream
     cdef FrameReader r = <FrameReader>stream.reader
-    cdef Py_ssize_t cap = conn.recv_chunk, nm, i = 0
-    cdef char *buf = _grow(&_rbuf, &_rcap, cap)
-    cdef ssize_t got = c_recv(s.sock.fileno(), buf, cap, MSG_DONTWAIT)
-    cdef int err
-    cdef bytes joined
-    cdef tuple res
-    cdef list msgs
-    if got <= 0:
-        err = errno
-        take(s, now, handle, (-err if got < 0 else 0, [], None))
-        return 0
-    if PyBytes_GET_SIZE(r._buf):
-        joined = r._buf + PyBytes_FromStringAndSize(buf, got)
-        res = r._parse(<const unsigned char *>PyBytes_AS_STRING(joined), PyBytes_GET_SIZE(joined))
-    else:
-        res = r._parse(<const unsigned char *>buf, got)
-    msgs = res[0]
-    nm = len(msgs)
     ib = conn.in_bytes
     im = conn.in_msgs
-    if (res[1] is not None or r.controls or r.too_big or stream.controls or stream.pong_due is not None
-            or type(ib) is not TokenBucket or type(im) is not TokenBucket
+    if (got <= 0 or res[2] is not None or r.controls or r.too_big or stream.controls
+            or stream.pong_due is not None or type(ib) is not TokenBucket or type(im) is not TokenBucket
             or not (<TokenBucket>ib)._can_take(got, now) or not (<TokenBucket>im)._can_take(nm, now)):
-        take(s, now, handle, (got, msgs, res[1]))  # the Python path: limits, hand-over, errors
+        take(s, now, handle, res)  # the Python path: limits, hand-over, errors
         return 0
     (<TokenBucket>ib)._take_sure(got, now)
     if nm:  # WsConn.absorb charges the message budget only for messages
@@ -805,9 +799,35 @@ cdef int _read_one(s, double now, take, handle, fail, validate, playing) except 
     return 0
 
 
+cdef struct Frame:
+    unsigned char hdr[10]  # the frame's header
+    unsigned char ack[9]  # the client's input ack, msgpacked
+    int hlen
+    int alen
+    const char *head  # the shared snapshot bytes around the ack (Outgoing.head, .mid), its events
+    const char *mid
+    const char *ev
+    Py_ssize_t head_len
+    Py_ssize_t mid_len
+    Py_ssize_t ev_len
+    Py_ssize_t total
+    ssize_t sent  # bytes written, or minus the errno
+    int fd
+
+cdef char *_fbuf = NULL  # send_pass's frames (grown on demand)
+cdef Py_ssize_t _fcap = 0
+cdef object _SLOW = object()  # _frame_one: this session goes to the Python path
+
+
 def send_pass(list plan, double now, slow):
     """See above. ``plan`` holds (session, ``Outgoing``) pairs; ``slow(s, out, now)`` is the Python
-    path for one session (``server.outbound.send_one``)."""
+    path for one session (``server.outbound.send_one``). As ``send_frames`` does, every frame is
+    built first, then all are written, then the outcomes are recorded: the syscalls together
+    and the sessions' state together keep both warm in the caches."""
+    global _fbuf, _fcap
+    cdef Py_ssize_t k = 0, i
+    cdef Frame *fr = <Frame *>_grow(&_fbuf, &_fcap, (len(plan) + 1) * sizeof(Frame))
+    cdef list owners = [], keep = []
     cdef tuple item
     for item in plan:
         s = item[0]
@@ -819,8 +839,52 @@ def send_pass(list plan, double now, slow):
         if proto.closing:
             continue
         conn = s.conn
-        if conn.tls is not None or conn.deflate is not None or not _send_one(s, proto, <tuple>out, now):
+        if conn.tls is not None or conn.deflate is not None:
             slow(s, out, now)
+            continue
+        ev = _frame_one(s, proto, <tuple>out, now, &fr[k])
+        if ev is _SLOW:
+            slow(s, out, now)
+        elif ev is not None:
+            owners.append(s)
+            keep.append(out)
+            keep.append(ev)
+            k += 1
+    _write_frames(fr, k)
+    for i in range(k):
+        s = owners[i]
+        if fr[i].sent == fr[i].total:
+            s.bytes_out += fr[i].sent
+        else:
+            s.wrote([PyBytes_FromStringAndSize(<char *>fr[i].hdr, fr[i].hlen), keep[2 * i][5],
+                     PyBytes_FromStringAndSize(<char *>fr[i].ack, fr[i].alen), keep[2 * i][6], keep[2 * i + 1]],
+                    fr[i].total, fr[i].sent)
+
+
+cdef void _write_frames(Frame *fr, Py_ssize_t k):
+    """One non-blocking ``sendmsg`` per frame: ``sent`` as ``send_parts`` reports it."""
+    cdef iovec iov[5]
+    cdef msghdr msg
+    cdef Py_ssize_t i
+    cdef ssize_t sent
+    memset(&msg, 0, sizeof(msg))
+    msg.msg_iov = iov
+    msg.msg_iovlen = 5
+    for i in range(k):
+        iov[0].iov_base = fr[i].hdr
+        iov[0].iov_len = fr[i].hlen
+        iov[1].iov_base = <void *>fr[i].head
+        iov[1].iov_len = fr[i].head_len
+        iov[2].iov_base = fr[i].ack
+        iov[2].iov_len = fr[i].alen
+        iov[3].iov_base = <void *>fr[i].mid
+        iov[3].iov_len = fr[i].mid_len
+        iov[4].iov_base = <void *>fr[i].ev
+        iov[4].iov_len = fr[i].ev_len
+        sent = c_sendmsg(fr[i].fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
+        if sent < 0:
+            sent = 0 if errno == EAGAIN or errno == EINTR else -errno
+        fr[i].sent = sent
 
 
 cdef inline Py_ssize_t _msgpack_uint(unsigned char *b, unsigned long long v):
@@ -876,61 +940,42 @@ def msgpack_uint(unsigned long long v):
     return PyBytes_FromStringAndSize(<char *>b, _msgpack_uint(b, v))
 
 
-cdef bint _send_one(s, proto, tuple out, double now) except -1:
-    """``Session.snapshot_parts`` and the write of its frame; False (and nothing done) for a
-    session whose state is not the twins above (the Python path takes it)."""
-    cdef unsigned char hdr[10]
-    cdef unsigned char ack[9]
-    cdef iovec iov[5]
-    cdef msghdr msg
-    cdef Py_ssize_t hlen, alen, size, total
-    cdef ssize_t sent
+cdef object _frame_one(s, proto, tuple out, double now, Frame *f):
+    """``Session.snapshot_parts`` into ``f``: its event bytes when there is a frame to write,
+    None when there is none (skipped), ``_SLOW`` (and nothing done) for a session whose state
+    is not the twins above."""
     cdef bytes head = <bytes?>out[5], mid = <bytes?>out[6], ev
+    cdef Py_ssize_t size
     budget = s.out_budget
     acks = proto.acks
     q = proto.inputs
-    if type(budget) is not TokenBucket or type(acks) is not AckTracker or type(q) is not InputQueue:
-        return False
-    if (<InputQueue>q).last_applied < 0:
-        return False
+    if (type(budget) is not TokenBucket or type(acks) is not AckTracker or type(q) is not InputQueue
+            or (<InputQueue>q).last_applied < 0):
+        return _SLOW
     view = out[7]
     if view is not None and out[1] != s.view.tick:
         s.skipped += 1  # built on a view the client no longer has: the next tick's will do
-        return True
+        return None
     events = s.events
     ev = _pack(events) if events else _NO_EVENTS
-    alen = _msgpack_uint(ack, <unsigned long long>(<InputQueue>q).last_applied)
-    size = PyBytes_GET_SIZE(head) + alen + PyBytes_GET_SIZE(mid) + PyBytes_GET_SIZE(ev)
-    hlen = _frame_head(hdr, size)
-    total = hlen + size
-    if not (<TokenBucket>budget)._take_oversize(total, now):
+    f.alen = _msgpack_uint(f.ack, <unsigned long long>(<InputQueue>q).last_applied)
+    size = PyBytes_GET_SIZE(head) + f.alen + PyBytes_GET_SIZE(mid) + PyBytes_GET_SIZE(ev)
+    f.hlen = _frame_head(f.hdr, size)
+    f.total = f.hlen + size
+    if not (<TokenBucket>budget)._take_oversize(f.total, now):
         s.skipped += 1  # over the byte budget: skip; events wait for the next frame
-        return True
+        return None
     if events:
         s.events = []
     (<AckTracker>acks)._on_sent(out[0], out[1])
     if view is not None:
         s.view.commit(view)
     s.frames_out += 1
-    iov[0].iov_base = hdr
-    iov[0].iov_len = hlen
-    iov[1].iov_base = PyBytes_AS_STRING(head)
-    iov[1].iov_len = PyBytes_GET_SIZE(head)
-    iov[2].iov_base = ack
-    iov[2].iov_len = alen
-    iov[3].iov_base = PyBytes_AS_STRING(mid)
-    iov[3].iov_len = PyBytes_GET_SIZE(mid)
-    iov[4].iov_base = PyBytes_AS_STRING(ev)
-    iov[4].iov_len = PyBytes_GET_SIZE(ev)
-    memset(&msg, 0, sizeof(msg))
-    msg.msg_iov = iov
-    msg.msg_iovlen = 5
-    sent = c_sendmsg(s.sock.fileno(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
-    if sent == total:
-        s.bytes_out += sent
-        return True
-    if sent < 0:
-        sent = 0 if errno == EAGAIN or errno == EINTR else -errno
-    s.wrote([PyBytes_FromStringAndSize(<char *>hdr, hlen), head, PyBytes_FromStringAndSize(<char *>ack, alen), mid, ev],
-            total, sent)
-    return True
+    f.head = PyBytes_AS_STRING(head)
+    f.head_len = PyBytes_GET_SIZE(head)
+    f.mid = PyBytes_AS_STRING(mid)
+    f.mid_len = PyBytes_GET_SIZE(mid)
+    f.ev = PyBytes_AS_STRING(ev)
+    f.ev_len = PyBytes_GET_SIZE(ev)
+    f.fd = s.sock.fileno()
+    return ev
