@@ -7,7 +7,7 @@
 # warm-up; the CPU of both processes is read from /proc over 12 s in the middle of that.
 # BOTS_PURE=1: the bots run their pure-Python path (GAMESYNC_PURE=1 for them only).
 # prof / sprof: py-spy (PYSPY) records the bots / the server over those 12 s instead
-# (raw format, to PROF_OUT, default /tmp/treepair-prof.txt). Prints one line: CPU figures and the bots' JSON fields.
+# (raw format, to PROF_OUT, default /tmp/treepair-prof.txt; PYSPY_ARGS, e.g. --native, passed on). Prints one line: CPU figures and the bots' JSON fields.
 BT=$1; ST=$2; P=$3; MODE=$4; PORT=$((19000 + RANDOM % 500))
 PY=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}
 PYSPY=${PYSPY:-py-spy}
@@ -23,8 +23,8 @@ BP=$!
 sleep 14
 a=$(awk '{print $14+$15}' /proc/$SP/stat); ba=$(awk '{print $14, $15}' /proc/$BP/stat); t0=$(date +%s.%N)
 case "$MODE" in
-    prof) $PYSPY record -p $BP -d 12 -r 250 -f raw -o $PROF_OUT > /dev/null 2>&1 ;;
-    sprof) $PYSPY record -p $SP -d 12 -r 250 -f raw -o $PROF_OUT > /dev/null 2>&1 ;;
+    prof) $PYSPY record -p $BP -d 12 -r 250 $PYSPY_ARGS -f raw -o $PROF_OUT > /dev/null 2>&1 ;;
+    sprof) $PYSPY record -p $SP -d 12 -r 250 $PYSPY_ARGS -f raw -o $PROF_OUT > /dev/null 2>&1 ;;
     *) sleep 12 ;;
 esac
 b=$(awk '{print $14+$15}' /proc/$SP/stat); bb=$(awk '{print $14, $15}' /proc/$BP/stat); t1=$(date +%s.%N)

@@ -96,7 +96,11 @@ class ServerSession:
                  "inputs_in", "messages_in")
 
     def __init__(self, history_ticks: int, baseline_lag: int, max_inputs_per_tick: int, now: float,
-                 input_backlog: int = INPUT_BACKLOG, input_drain_ticks: int = DRAIN_TICKS) -> None:
+                 input_backlog: int = INPUT_BACKLOG, input_drain_ticks: int = DRAIN_TICKS,
+                 acks: AckTracker | None = None, inputs: InputQueue | None = None) -> None:
+        """``acks`` and ``inputs``: the tracker and queue to use (``AckTracker(history_ticks,
+        baseline_lag)`` and ``InputQueue(max_inputs_per_tick, input_backlog, input_drain_ticks)``
+        or twins with the same answers, such as the server's native ones); by default new ones."""
         self.state = SessionState.AWAITING_JOIN
         #: past playing: closing or closed (kept with ``state`` by ``_move``; read for every
         #: session on every tick, so a plain attribute)
@@ -105,9 +109,10 @@ class ServerSession:
         self.error: GamesyncError | None = None  # what the connection is closed with (None: 1000)
         self.keep_seat = False  # closed in a way that keeps the player's seat for a resume
         self.why = ""  # why it is closing, for the log
-        self.acks = AckTracker(history_ticks, baseline_lag)
+        self.acks = acks if acks is not None else AckTracker(history_ticks, baseline_lag)
         #: waiting inputs, handed to the game evenly (core.inputs); its last_applied is the input ack
-        self.inputs = InputQueue(max_inputs_per_tick, input_backlog, input_drain_ticks)
+        self.inputs = inputs if inputs is not None else InputQueue(max_inputs_per_tick, input_backlog,
+                                                                   input_drain_ticks)
         self.last_recv = now
         self.pinged = False
         self.inputs_in = 0

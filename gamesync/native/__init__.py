@@ -1,11 +1,16 @@
 """Which path the per-tick socket work takes: the native extension (``_wire``, Cython) or Python.
 
-Both paths offer the same four things with the same results, byte for byte:
+Both paths offer the same things with the same results, byte for byte:
 ``frame_reader`` (the fast frame splitter behind ``wsstream.WsStream``), ``recv_frames``
 (one non-blocking read from each of many sockets, split into frames, in one call) and
 ``send_parts`` (one scatter-gather ``sendmsg`` per socket, many sockets in one call),
 ``input_fields`` (the common input message recognised in its msgpack bytes) and
-``snapshot_fields`` (the same for a snapshot without events, on the bots' side). The
+``snapshot_fields`` (the same for a snapshot without events, on the bots' side) and
+``token_bucket``, ``ack_tracker`` and ``input_queue`` (``core.ratelimit.TokenBucket``,
+``core.acks.AckTracker`` and ``core.inputs.InputQueue``, their numbers kept in C). The
+room's two per-session passes of the tick, ``read_pass`` and ``send_pass``, are native only:
+on the Python path the room runs ``server.inbox.Inbox.read`` and ``server.outbound.send_frames``,
+which they repeat for the usual session (handing it any other one). The
 native path is used when the extension was built (``pip install`` compiles it when a C
 compiler is present) and ``GAMESYNC_PURE`` is unset or ``0``; ``use_native`` switches at run
 time (the tests run both paths in one process).
@@ -25,9 +30,12 @@ from types import ModuleType
 from typing import Any
 
 from .. import sockio
+from ..core.acks import AckTracker
+from ..core.inputs import DRAIN_TICKS, INPUT_BACKLOG, InputQueue
 from ..core.protocol import InputFields, SnapshotFields
 from ..core.protocol import input_fields as _py_input_fields
 from ..core.protocol import snapshot_fields as _py_snapshot_fields
+from ..core.ratelimit import TokenBucket
 from ..wsframe import FrameReader
 
 logger = logging.getLogger(__name__)
@@ -125,6 +133,51 @@ def send_masked(socks: Sequence[Any], msgs: Sequence[bytes], keys: bytes) -> lis
         out: list[int] = _ext.send_masked(socks, msgs, keys)
         return out
     return sockio.send_masked(socks, msgs, keys)
+
+
+def token_bucket(rate: float, burst: float, now: float = 0.0) -> TokenBucket:
+    """A ``core.ratelimit.TokenBucket`` on the path in use: the native twin keeps its numbers
+    as C doubles (the server charges three buckets per client per tick)."""
+    if _native:
+        assert _ext is not None
+        bucket: TokenBucket = _ext.TokenBucket(rate, burst, now)
+        return bucket
+    return TokenBucket(rate, burst, now)
+
+
+def ack_tracker(keep: int, lag: int, stream: bool = False) -> AckTracker:
+    """A ``core.acks.AckTracker`` on the path in use: the native twin keeps its ring of sent
+    ticks in C arrays (the server asks every client's tracker twice per tick)."""
+    if _native:
+        assert _ext is not None
+        tracker: AckTracker = _ext.AckTracker(keep, lag, stream)
+        return tracker
+    return AckTracker(keep, lag, stream)
+
+
+def input_queue(max_per_tick: int = 32, backlog: int = INPUT_BACKLOG, drain_ticks: int = DRAIN_TICKS,
+                max_waiting: int | None = None) -> InputQueue:
+    """A ``core.inputs.InputQueue`` on the path in use (the native twin keeps its counters in C)."""
+    if _native:
+        assert _ext is not None
+        queue: InputQueue = _ext.InputQueue(max_per_tick, backlog, drain_ticks, max_waiting)
+        return queue
+    return InputQueue(max_per_tick, backlog, drain_ticks, max_waiting)
+
+
+def read_pass(ready: list[Any], now: float, take: Any, handle: Any, fail: Any, validate: Any,
+              playing: Any) -> None:
+    """A room's reads of the tick on the native path (``_wire.read_pass``; the caller checks
+    ``active`` and keeps the Python path, ``server.inbox.Inbox.read``, for the rest)."""
+    assert _ext is not None
+    _ext.read_pass(ready, now, take, handle, fail, validate, playing)
+
+
+def send_pass(plan: list[Any], now: float, slow: Any) -> None:
+    """A room's writes of the tick on the native path (``_wire.send_pass``; the Python path is
+    ``server.outbound.send_frames``)."""
+    assert _ext is not None
+    _ext.send_pass(plan, now, slow)
 
 
 def input_fields(data: bytes) -> InputFields | None:

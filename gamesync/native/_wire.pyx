@@ -3,14 +3,21 @@
 
 Everything here has a pure-Python counterpart that gives the same results byte for byte
 (``gamesync.wsframe.FrameReader``, ``gamesync.sockio.recv_frames``, ``send_parts``,
-``send_masked``); gamesync/native/__init__.py picks the path and documents the interface.
+``send_masked``, ``core.ratelimit.TokenBucket``); gamesync/native/__init__.py picks the path
+and documents the interface.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport EAGAIN, EINTR, errno
-from libc.stdlib cimport realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
+from operator import attrgetter
+
+from gamesync.core.errors import ProtocolViolation, RateLimited
+from gamesync.core.inputs import DRAIN_TICKS, INPUT_BACKLOG
+from gamesync.core.protocol import NO_EVENTS, input_frame
+from gamesync.core.protocol import pack as _pack
 from gamesync.wsframe import FrameTooBig
 
 
@@ -37,6 +44,7 @@ cdef extern from "<sys/socket.h>" nogil:
 cdef enum:
     MAX_IOV = 16
 
+cdef bytes _NO_EVENTS = NO_EVENTS
 cdef char *_rbuf = NULL  # the receive buffer, shared by every read (grown on demand)
 cdef Py_ssize_t _rcap = 0
 cdef char *_sbuf = NULL  # the masked-frame buffer of send_masked
@@ -310,6 +318,10 @@ cdef inline Py_ssize_t _read_int(const unsigned char *b, Py_ssize_t i, Py_ssize_
 
 def input_fields(data):
     """See gamesync.core.protocol.input_fields: the same results, read from the bytes."""
+    return _input_fields(data)
+
+
+cdef object _input_fields(data):
     if type(data) is not bytes:
         return None
     cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(data)
@@ -385,3 +397,585 @@ def snapshot_fields(data):
     if size > n - i - 1 or b[n - 1] != 0x90 or i + size != n - 1:  # the payload, then an empty array, then the end
         return None
     return tick, base, ref, ack, flags, PyBytes_FromStringAndSize(<const char *>(b + i), size)
+
+
+cdef class TokenBucket:
+    """See gamesync.core.ratelimit.TokenBucket: the same interface and the same arithmetic (its
+    numbers are C doubles, as Python's floats are), without a Python float made per call."""
+
+    cdef public double rate
+    cdef public double burst
+    cdef public double tokens
+    cdef public double _last
+
+    def __init__(self, double rate, double burst, double now=0.0):
+        if rate < 0 or burst <= 0:
+            raise ValueError("rate must be >= 0 and burst > 0")
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self._last = now
+
+    cdef inline void _refill(self, double now):
+        cdef double v
+        if now > self._last:
+            v = self.tokens + (now - self._last) * self.rate
+            self.tokens = v if v < self.burst else self.burst  # min(burst, v)
+            self._last = now
+
+    cdef inline bint _can_take(self, double n, double now):
+        """Whether ``take(n, now)`` would succeed (nothing changed)."""
+        cdef double t = self.tokens, v
+        if now > self._last:
+            v = t + (now - self._last) * self.rate
+            t = v if v < self.burst else self.burst
+        return n <= t
+
+    cdef inline void _take_sure(self, double n, double now):
+        """``take(n, now)`` where ``_can_take`` said yes."""
+        self._refill(now)
+        self.tokens -= n
+
+    def refill(self, double now):
+        """Add what accrued since the last call (time going backwards adds nothing)."""
+        self._refill(now)
+        return self.tokens
+
+    def take(self, double n, double now):
+        """Take ``n`` tokens if there are that many; otherwise take none and return False."""
+        if n < 0:
+            raise ValueError("cannot take a negative number of tokens")
+        self._refill(now)
+        if n <= self.tokens:
+            self.tokens -= n
+            return True
+        return False
+
+    def take_oversize(self, double n, double now):
+        """Like take, but a cost above ``burst`` passes when the bucket is full and empties it."""
+        return self._take_oversize(n, now)
+
+    cdef bint _take_oversize(self, double n, double now):
+        self._refill(now)
+        cdef double t = self.tokens
+        if 0 <= n <= t:
+            self.tokens = t - n
+            return True
+        if n > self.burst and t >= self.burst:
+            self.tokens = 0.0
+            return True
+        return False
+
+
+cdef enum:
+    ACK_BITS = 32  # protocol.ACK_BITS
+
+cdef unsigned long long ACK_MASK = (1ULL << ACK_BITS) - 1
+
+
+cdef class AckTracker:
+    """See gamesync.core.acks.AckTracker: the same interface and the same answers, its ring of
+    sent ticks and their baselines kept as two C arrays instead of two lists of Python ints."""
+
+    cdef public long long keep
+    cdef public long long lag
+    cdef public bint stream
+    cdef public long long newest_sent
+    cdef public long long acked
+    cdef public long long ack_bits
+    cdef public long long base
+    cdef public long long waits
+    cdef long long _n  # the ring's length
+    cdef long long *_t
+    cdef long long *_b
+
+    def __cinit__(self, long long keep, long long lag, bint stream=False):
+        self._n = keep + 2
+        if self._n < 1:
+            raise ValueError("keep must be >= 0")
+        self._t = <long long *>malloc(self._n * sizeof(long long))
+        self._b = <long long *>malloc(self._n * sizeof(long long))
+        if self._t == NULL or self._b == NULL:
+            raise MemoryError()
+
+    def __init__(self, long long keep, long long lag, bint stream=False):
+        cdef long long i
+        self.keep = keep
+        self.lag = lag
+        self.stream = stream
+        for i in range(self._n):
+            self._t[i] = NO_TICK
+            self._b[i] = NO_TICK
+        self.newest_sent = NO_TICK
+        self.acked = NO_TICK
+        self.ack_bits = 0
+        self.base = NO_TICK
+        self.waits = 0
+
+    def __dealloc__(self):
+        free(self._t)
+        free(self._b)
+
+    @property
+    def _ticks(self):
+        return [self._t[i] for i in range(self._n)]
+
+    @property
+    def _bases(self):
+        return [self._b[i] for i in range(self._n)]
+
+    cdef inline long long _slot(self, long long tick):
+        cdef long long i = tick % self._n
+        return i + self._n if i < 0 else i  # Python's modulo
+
+    def on_sent(self, long long tick, long long base):
+        """A snapshot for ``tick`` encoded against ``base`` went into the client's stream."""
+        self._on_sent(tick, base)
+
+    cdef int _on_sent(self, long long tick, long long base) except -1:
+        cdef long long i = self._slot(tick), d, span
+        cdef unsigned long long bits = 0
+        self._t[i] = tick
+        self._b[i] = base
+        self.newest_sent = tick
+        if self.stream:
+            if self.acked != NO_TICK:
+                d = tick - self.acked
+                if 0 < d <= ACK_BITS:
+                    bits = ((<unsigned long long>self.ack_bits << 1) | 1) << (d - 1)
+            span = tick - (base - 1 if base != NO_TICK else tick - self.keep)
+            if span < 0:
+                raise ValueError("negative shift count")
+            if span < ACK_BITS:
+                bits &= (1ULL << span) - 1
+            self.acked = tick
+            self.ack_bits = <long long>(bits & ACK_MASK)
+        return 0
+
+    cdef inline bint _was_sent(self, long long tick):
+        return tick >= 0 and self._t[self._slot(tick)] == tick
+
+    def was_sent(self, long long tick):
+        """A snapshot for ``tick`` went to the client within the remembered window."""
+        return self._was_sent(tick)
+
+    cdef inline long long _sent_base(self, long long tick):
+        cdef long long i = self._slot(tick)
+        return self._b[i] if tick >= 0 and self._t[i] == tick else NO_TICK
+
+    def sent_base(self, long long tick):
+        """The baseline the snapshot for ``tick`` was encoded against (NO_TICK: unknown)."""
+        return self._sent_base(tick)
+
+    def on_ack(self, long long tick, long long bits=0):
+        """The client holds snapshot ``tick`` (and those flagged in ``bits``)."""
+        if self._was_sent(tick):
+            if tick > self.acked:
+                self.acked = tick
+                self.ack_bits = bits
+            elif tick == self.acked:
+                self.ack_bits |= bits
+        elif tick > self.newest_sent:
+            raise ProtocolViolation(f"ack for tick {tick}, which was never sent")
+
+    cdef inline bint _holds(self, long long tick):
+        cdef long long d = self.acked - 1 - tick
+        if d == -1:
+            return True
+        return 0 <= d < ACK_BITS and (self.ack_bits >> d) & 1 and self._was_sent(tick)
+
+    def holds(self, long long tick):
+        """The client said it holds ``tick``, which we did send it."""
+        return self._holds(tick)
+
+    def usable(self, key, long long floor):
+        """See ``core.acks.AckTracker.usable``."""
+        cdef long long b = key[0], r = key[1]
+        if b == NO_TICK or b < floor or not self._holds(b):
+            return False
+        return r == NO_TICK or (r >= floor - 1 and self._holds(r)) or r == self._sent_base(b)
+
+    def settle(self, key):
+        """Use ``key`` (one ``usable`` said yes to) instead of what ``choose`` picked."""
+        self.base = key[0]
+        return key
+
+    def restart(self):
+        """Send a full snapshot this time (``base`` stays)."""
+        return NO_TICK, NO_TICK
+
+    def choose(self, long long tick, history):
+        """(baseline, reference) for the client's tick-``tick`` snapshot (see
+        ``core.acks.AckTracker.choose``)."""
+        cdef long long acked = self.acked, target, b, r, d
+        if acked == NO_TICK:
+            return NO_TICK, NO_TICK
+        target = tick - self.lag
+        b = target if target < acked and self._holds(target) else acked
+        if b < self.base:
+            b = self.base
+        if b not in history:
+            return NO_TICK, NO_TICK
+        self.base = b
+        r = b - 1
+        d = acked - b
+        if not (d == -1 or (0 <= d < ACK_BITS and (self.ack_bits >> d) & 1 and r >= 0
+                            and self._t[self._slot(r)] == r)):
+            r = self._sent_base(b)
+        if r != NO_TICK and r not in history:
+            r = NO_TICK
+        return b, r
+
+
+cdef object _by_seq = attrgetter("seq")
+
+
+cdef class InputQueue:
+    """See gamesync.core.inputs.InputQueue: the same interface and the same inputs handed out
+    (its counters in C; the waiting inputs are the same ``InputFrame`` objects)."""
+
+    cdef public list _waiting
+    cdef public long long last_applied
+    cdef public long long max_per_tick
+    cdef public long long max_waiting
+    cdef public long long backlog
+    cdef public long long drain_ticks
+    cdef public long long _standing
+    cdef public long long arrived
+
+    def __init__(self, long long max_per_tick=32, long long backlog=INPUT_BACKLOG,
+                 long long drain_ticks=DRAIN_TICKS, max_waiting=None):
+        if max_per_tick < 1 or backlog < 0 or drain_ticks < 1:
+            raise ValueError("max_per_tick >= 1, backlog >= 0 and drain_ticks >= 1")
+        self._waiting = []
+        self.last_applied = 0
+        self.max_per_tick = max_per_tick
+        self.max_waiting = 4 * max_per_tick if max_waiting is None else max_waiting
+        self.backlog = backlog
+        self.drain_ticks = drain_ticks
+        self._standing = 0
+        self.arrived = 0
+
+    def __len__(self):
+        return len(self._waiting)
+
+    def add(self, long long seq, data):
+        """An input received; one already applied is dropped. Raises ``RateLimited`` past
+        ``max_waiting``."""
+        self._add(seq, data)
+
+    cdef int _add(self, long long seq, data) except -1:
+        if seq <= self.last_applied:
+            return 0
+        self._waiting.append(input_frame(seq, data))
+        self.arrived += 1
+        if len(self._waiting) > self.max_waiting:
+            raise RateLimited("too many inputs waiting to be applied")
+        return 0
+
+    def clear(self):
+        """Nothing waiting reaches the game any more."""
+        self._waiting = []
+        self._standing = 0
+
+    def take(self):
+        """This tick's inputs, in seq order: the oldest one, and more only past the backlog."""
+        cdef list waiting = self._waiting, now
+        cdef Py_ssize_t count = len(waiting), n
+        cdef bint in_order
+        self.arrived = 0
+        if count <= 1:
+            self._standing = 0
+            if not count:
+                return []
+            self._waiting = []
+            self.last_applied = waiting[0].seq
+            return waiting
+        in_order = count == 2 and self.last_applied < waiting[0].seq < waiting[1].seq
+        if not in_order:  # duplicates out, seq order
+            waiting = sorted({f.seq: f for f in waiting if f.seq > self.last_applied}.values(), key=_by_seq)
+        count = len(waiting)
+        n = min(self.max_per_tick, max(1, count - self.backlog))
+        if n >= count:
+            self._standing = 0
+        else:
+            self._standing += 1
+            if self._standing >= self.drain_ticks and n < self.max_per_tick:
+                n += 1  # a backlog that stood this long: one input goes early
+                self._standing = 0
+        now = waiting[:n]
+        self._waiting = waiting[n:]
+        if now:
+            self.last_applied = now[len(now) - 1].seq
+        return now
+
+
+# -- a room's two per-session passes of the tick -------------------------------------------------
+#
+# ``read_pass`` is ``server.inbox.Inbox.read`` with ``Roster.handle`` and ``send_pass`` is
+# ``server.outbound.send_frames``, for the usual session: its socket read and split, its inbound
+# budgets charged, it heard, its inputs queued; its frame charged to its byte budget, recorded
+# as sent and written with one ``sendmsg``. They reach the session's state directly where it is
+# one of the twins above (``TokenBucket``, ``AckTracker``, ``InputQueue``). Anything unusual
+# about a session (a hand-over to wsproto, control frames, a pong to write, a budget that says
+# no, TLS, permessage-deflate, a partly written frame, a Python twin) goes to the Python code
+# for that session, so the rules stay in one place; tests/server runs every room test on both
+# paths.
+
+
+def read_pass(list ready, double now, take, handle, fail, validate, playing):
+    """See above. ``take(s, now, handle, result)`` is the Python path for one session
+    (``server.inbox._take``; ``result`` None: it reads the socket itself), ``fail(s, exc)`` what
+    ``Roster.handle`` does when a message raises, ``playing`` the state in which inputs count.
+    Every fast socket is read first, in one batch (``recv_frames``), then each session's
+    messages are handled: the syscalls together and the sessions' state together keep both
+    warm in the caches."""
+    cdef list fast = [], socks = [], readers = [], results
+    cdef Py_ssize_t i
+    for s in ready:
+        if s.proto.closing:
+            continue
+        conn = s.conn
+        r = conn.stream.reader
+        if conn.tls is None and type(r) is FrameReader and not (<FrameReader>r).done:
+            fast.append(s)
+            socks.append(s.sock)
+            readers.append(r)
+        else:
+            take(s, now, handle, None)
+    if not fast:
+        return
+    results = recv_frames(socks, readers, fast[0].conn.recv_chunk)
+    for i in range(len(fast)):
+        _read_one(fast[i], <tuple>results[i], now, take, handle, fail, validate, playing)
+
+
+cdef int _read_one(s, tuple res, double now, take, handle, fail, validate, playing) except -1:
+    """One session's share of the batched read (``recv_frames``'s result for its socket)."""
+    cdef long long got = res[0]
+    cdef list msgs = res[1]
+    cdef Py_ssize_t nm = len(msgs), i = 0
+    conn = s.conn
+    stream = conn.stream
+    cdef FrameReader r = <FrameReader>stream.reader
+    ib = conn.in_bytes
+    im = conn.in_msgs
+    if (got <= 0 or res[2] is not None or r.controls or r.too_big or stream.controls
+            or stream.pong_due is not None or type(ib) is not TokenBucket or type(im) is not TokenBucket
+            or not (<TokenBucket>ib)._can_take(got, now) or not (<TokenBucket>im)._can_take(nm, now)):
+        take(s, now, handle, res)  # the Python path: limits, hand-over, errors
+        return 0
+    (<TokenBucket>ib)._take_sure(got, now)
+    if nm:  # WsConn.absorb charges the message budget only for messages
+        (<TokenBucket>im)._take_sure(nm, now)
+    proto = s.proto
+    proto.last_recv = now  # ServerSession.heard
+    proto.pinged = False
+    if not nm:
+        return 0
+    q = proto.inputs
+    try:
+        for m in msgs:
+            f = _input_fields(m)
+            if f is None:
+                break
+            i += 1
+            if proto.state is not playing:  # ServerSession.receive_input
+                continue
+            proto.inputs_in += 1
+            ack = (<tuple>f)[2]
+            if ack is not None:
+                proto.acks.on_ack(ack, (<tuple>f)[3])
+            v = validate((<tuple>f)[1])
+            if type(q) is InputQueue:
+                (<InputQueue>q)._add((<tuple>f)[0], v)
+            else:
+                q.add((<tuple>f)[0], v)
+    except Exception as e:
+        fail(s, e)
+        return 0
+    if i < nm:
+        handle(s, msgs[i:])
+    return 0
+
+
+cdef struct Frame:
+    unsigned char hdr[10]  # the frame's header
+    unsigned char ack[9]  # the client's input ack, msgpacked
+    int hlen
+    int alen
+    const char *head  # the shared snapshot bytes around the ack (Outgoing.head, .mid), its events
+    const char *mid
+    const char *ev
+    Py_ssize_t head_len
+    Py_ssize_t mid_len
+    Py_ssize_t ev_len
+    Py_ssize_t total
+    ssize_t sent  # bytes written, or minus the errno
+    int fd
+
+cdef char *_fbuf = NULL  # send_pass's frames (grown on demand)
+cdef Py_ssize_t _fcap = 0
+cdef object _SLOW = object()  # _frame_one: this session goes to the Python path
+
+
+def send_pass(list plan, double now, slow):
+    """See above. ``plan`` holds (session, ``Outgoing``) pairs; ``slow(s, out, now)`` is the Python
+    path for one session (``server.outbound.send_one``). As ``send_frames`` does, every frame is
+    built first, then all are written, then the outcomes are recorded: the syscalls together
+    and the sessions' state together keep both warm in the caches."""
+    global _fbuf, _fcap
+    cdef Py_ssize_t k = 0, i
+    cdef Frame *fr = <Frame *>_grow(&_fbuf, &_fcap, (len(plan) + 1) * sizeof(Frame))
+    cdef list owners = [], keep = []
+    cdef tuple item
+    for item in plan:
+        s = item[0]
+        out = item[1]
+        if s.outbuf is not None:
+            slow(s, out, now)
+            continue
+        proto = s.proto
+        if proto.closing:
+            continue
+        conn = s.conn
+        if conn.tls is not None or conn.deflate is not None:
+            slow(s, out, now)
+            continue
+        ev = _frame_one(s, proto, <tuple>out, now, &fr[k])
+        if ev is _SLOW:
+            slow(s, out, now)
+        elif ev is not None:
+            owners.append(s)
+            keep.append(out)
+            keep.append(ev)
+            k += 1
+    _write_frames(fr, k)
+    for i in range(k):
+        s = owners[i]
+        if fr[i].sent == fr[i].total:
+            s.bytes_out += fr[i].sent
+        else:
+            s.wrote([PyBytes_FromStringAndSize(<char *>fr[i].hdr, fr[i].hlen), keep[2 * i][5],
+                     PyBytes_FromStringAndSize(<char *>fr[i].ack, fr[i].alen), keep[2 * i][6], keep[2 * i + 1]],
+                    fr[i].total, fr[i].sent)
+
+
+cdef void _write_frames(Frame *fr, Py_ssize_t k):
+    """One non-blocking ``sendmsg`` per frame: ``sent`` as ``send_parts`` reports it."""
+    cdef iovec iov[5]
+    cdef msghdr msg
+    cdef Py_ssize_t i
+    cdef ssize_t sent
+    memset(&msg, 0, sizeof(msg))
+    msg.msg_iov = iov
+    msg.msg_iovlen = 5
+    for i in range(k):
+        iov[0].iov_base = fr[i].hdr
+        iov[0].iov_len = fr[i].hlen
+        iov[1].iov_base = <void *>fr[i].head
+        iov[1].iov_len = fr[i].head_len
+        iov[2].iov_base = fr[i].ack
+        iov[2].iov_len = fr[i].alen
+        iov[3].iov_base = <void *>fr[i].mid
+        iov[3].iov_len = fr[i].mid_len
+        iov[4].iov_base = <void *>fr[i].ev
+        iov[4].iov_len = fr[i].ev_len
+        sent = c_sendmsg(fr[i].fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
+        if sent < 0:
+            sent = 0 if errno == EAGAIN or errno == EINTR else -errno
+        fr[i].sent = sent
+
+
+cdef inline Py_ssize_t _msgpack_uint(unsigned char *b, unsigned long long v):
+    """msgpack's (shortest) encoding of the non-negative integer ``v`` into ``b``; its length."""
+    cdef int k, w
+    if v < 0x80:
+        b[0] = <unsigned char>v
+        return 1
+    if v < 0x100:
+        b[0] = 0xCC
+        w = 1
+    elif v < 0x10000:
+        b[0] = 0xCD
+        w = 2
+    elif v < 0x100000000:
+        b[0] = 0xCE
+        w = 4
+    else:
+        b[0] = 0xCF
+        w = 8
+    for k in range(w):
+        b[1 + k] = (v >> (8 * (w - 1 - k))) & 0xFF
+    return 1 + w
+
+
+cdef inline Py_ssize_t _frame_head(unsigned char *h, Py_ssize_t n):
+    """``wsframe.binary_header(n)`` into ``h``; its length."""
+    cdef int k
+    h[0] = 0x82
+    if n < 126:
+        h[1] = <unsigned char>n
+        return 2
+    if n < 0x10000:
+        h[1] = 126
+        h[2] = (n >> 8) & 0xFF
+        h[3] = n & 0xFF
+        return 4
+    h[1] = 127
+    for k in range(8):
+        h[2 + k] = (n >> (8 * (7 - k))) & 0xFF
+    return 10
+
+
+def frame_head(Py_ssize_t n):
+    """``_frame_head``, for the test that holds it to ``wsframe.binary_header``."""
+    cdef unsigned char h[10]
+    return PyBytes_FromStringAndSize(<char *>h, _frame_head(h, n))
+
+
+def msgpack_uint(unsigned long long v):
+    """``_msgpack_uint``, for the test that holds it to msgpack."""
+    cdef unsigned char b[9]
+    return PyBytes_FromStringAndSize(<char *>b, _msgpack_uint(b, v))
+
+
+cdef object _frame_one(s, proto, tuple out, double now, Frame *f):
+    """``Session.snapshot_parts`` into ``f``: its event bytes when there is a frame to write,
+    None when there is none (skipped), ``_SLOW`` (and nothing done) for a session whose state
+    is not the twins above."""
+    cdef bytes head = <bytes?>out[5], mid = <bytes?>out[6], ev
+    cdef Py_ssize_t size
+    budget = s.out_budget
+    acks = proto.acks
+    q = proto.inputs
+    if (type(budget) is not TokenBucket or type(acks) is not AckTracker or type(q) is not InputQueue
+            or (<InputQueue>q).last_applied < 0):
+        return _SLOW
+    view = out[7]
+    if view is not None and out[1] != s.view.tick:
+        s.skipped += 1  # built on a view the client no longer has: the next tick's will do
+        return None
+    events = s.events
+    ev = _pack(events) if events else _NO_EVENTS
+    f.alen = _msgpack_uint(f.ack, <unsigned long long>(<InputQueue>q).last_applied)
+    size = PyBytes_GET_SIZE(head) + f.alen + PyBytes_GET_SIZE(mid) + PyBytes_GET_SIZE(ev)
+    f.hlen = _frame_head(f.hdr, size)
+    f.total = f.hlen + size
+    if not (<TokenBucket>budget)._take_oversize(f.total, now):
+        s.skipped += 1  # over the byte budget: skip; events wait for the next frame
+        return None
+    if events:
+        s.events = []
+    (<AckTracker>acks)._on_sent(out[0], out[1])
+    if view is not None:
+        s.view.commit(view)
+    s.frames_out += 1
+    f.head = PyBytes_AS_STRING(head)
+    f.head_len = PyBytes_GET_SIZE(head)
+    f.mid = PyBytes_AS_STRING(mid)
+    f.mid_len = PyBytes_GET_SIZE(mid)
+    f.ev = PyBytes_AS_STRING(ev)
+    f.ev_len = PyBytes_GET_SIZE(ev)
+    f.fd = s.sock.fileno()
+    return ev

@@ -11,9 +11,9 @@ from typing import Any
 
 import trio
 
+from .. import native
 from ..core import protocol as p
 from ..core.errors import GamesyncError, GoingAway, InternalError, PeerClosed, VersionMismatch
-from ..core.ratelimit import TokenBucket
 from ..core.saved import SavedRoom
 from ..core.serverproto import ServerSession
 from ..ports import Membership
@@ -173,12 +173,14 @@ class Server:
         cfg = self.config
         now = trio.current_time()
         conn = WsConn(sock, cfg.max_message_bytes, cfg.recv_chunk_bytes,
-                      TokenBucket(cfg.in_bytes_per_s, cfg.in_bytes_burst, now),
-                      TokenBucket(cfg.in_msgs_per_s, cfg.in_msgs_burst, now))
+                      native.token_bucket(cfg.in_bytes_per_s, cfg.in_bytes_burst, now),
+                      native.token_bucket(cfg.in_msgs_per_s, cfg.in_msgs_burst, now))
         err: GamesyncError | None = None
         joined: tuple[Room, p.Join, str | None] | None = None
         proto = ServerSession(cfg.history_ticks, cfg.baseline_lag, cfg.max_inputs_per_tick, now,
-                              cfg.input_backlog, cfg.input_drain_ticks)
+                              cfg.input_backlog, cfg.input_drain_ticks,
+                              native.ack_tracker(cfg.history_ticks, cfg.baseline_lag),
+                              native.input_queue(cfg.max_inputs_per_tick, cfg.input_backlog, cfg.input_drain_ticks))
         try:
             with trio.CancelScope() as prejoin:  # shutdown() cancels connections not yet in a room
                 self._prejoin.add(prejoin)

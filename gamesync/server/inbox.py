@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from .. import native
 from ..core.errors import GamesyncError, PeerClosed
+from ..core.serverproto import SessionState
 from ..sockio import ReadySet
 from .session import Session
 
@@ -29,11 +31,17 @@ class Inbox:
     def close(self) -> None:
         self._ready.close()
 
-    def read(self, now: float, handle: Callable[[Session, list[bytes]], None]) -> None:
+    def read(self, now: float, handle: Callable[[Session, list[bytes]], None],
+             fail: Callable[[Session, Exception], None], validate: Callable[[Any], Any]) -> None:
         """Read every readable socket once (those on the fast path in one
         ``gamesync.native.recv_frames`` call); ``handle`` gets each session's messages. A
         session whose connection broke or broke the rules is closed (a vanished peer keeps
-        its seat)."""
+        its seat). On the native path ``native.read_pass`` does it and queues the usual
+        inputs itself (``validate``: the game's ``validate_input``; ``fail``: what
+        ``Roster.handle`` does when a message raises), handing ``handle`` the rest."""
+        if native.active():
+            native.read_pass(self._ready.ready(), now, _take, handle, fail, validate, SessionState.PLAYING)
+            return
         fast: list[Session] = []
         s: Session
         for s in self._ready.ready():

@@ -8,15 +8,18 @@ TLS seal their frame and write it on their own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from .. import native
 from .session import Outgoing, Session
 
 
-def send_frames(plan: Sequence[tuple[Session, Outgoing]], now: float) -> None:
-    """Offer every session its snapshot; write those that go out now, in one batch."""
+def send_frames(plan: list[tuple[Session, Outgoing]], now: float) -> None:
+    """Offer every session its snapshot; write those that go out now, in one batch (on the
+    native path ``native.send_pass`` writes them, with ``send_one`` for the unusual sessions)."""
+    if native.active():
+        native.send_pass(plan, now, send_one)
+        return
     owners: list[Session] = []
     socks: list[Any] = []
     frames: list[list[bytes]] = []
@@ -42,3 +45,18 @@ def send_frames(plan: Sequence[tuple[Session, Outgoing]], now: float) -> None:
                 s.bytes_out += n
             else:
                 s.wrote(parts, total, n)
+
+
+def send_one(s: Session, out: Outgoing, now: float) -> None:
+    """What ``send_frames`` does for one session, on its own."""
+    frame = s.frame_parts(out, now)
+    if frame is None:
+        return
+    if s.conn.tls is not None:
+        s.write(b"".join(frame[0]))
+        return
+    n = native.send_parts([s.sock], [frame[0]])[0]
+    if n == frame[1]:
+        s.bytes_out += n
+    else:
+        s.wrote(frame[0], frame[1], n)

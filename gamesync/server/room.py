@@ -210,7 +210,7 @@ class Room(RoomSends):
         t0 = clock()
         self.tick = tick
         if self.sessions:
-            self.roster.inbox.read(now, self.roster.handle)
+            self.roster.read(now)
         t1 = clock()
         self._step(tick)
         t2 = clock()

@@ -193,11 +193,21 @@ class Roster:
                 ev = proto.receive(m, validate)
                 if ev is not None:
                     self._apply(s, ev)
-        except GamesyncError as e:
+        except Exception as e:
+            self.fail(s, e)
+
+    def fail(self, s: Session, e: Exception) -> None:
+        """A message from ``s`` raised ``e``: a rule it broke closes it with that error; the
+        game failing on its data (``validate_input``, ``on_message``) closes it with 1011."""
+        if isinstance(e, GamesyncError):
             s.close(e)
-        except Exception:  # the game's validate_input / on_message failed on this client's data
-            logger.exception("room %s: game failed on a message from client %d", self.room, s.id)
-            s.close(InternalError("the game failed on your message"))
+            return
+        logger.error("room %s: game failed on a message from client %d", self.room, s.id, exc_info=e)
+        s.close(InternalError("the game failed on your message"))
+
+    def read(self, now: float) -> None:
+        """Read every joined session's socket once and handle what came (``Inbox.read``)."""
+        self.inbox.read(now, self.handle, self.fail, self.game.validate_input)
 
     def _apply(self, s: Session, ev: SessionEvent) -> None:
         if type(ev) is MessageReceived:

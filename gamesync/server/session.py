@@ -15,10 +15,10 @@ from typing import Any, NamedTuple
 
 import trio
 
+from .. import native
 from ..core.acks import AckTracker
 from ..core.errors import GamesyncError, PeerClosed, SlowConsumer
 from ..core.protocol import NO_EVENTS, PACKED_VERSION, pack
-from ..core.ratelimit import TokenBucket
 from ..core.serverproto import ServerSession
 from ..core.viewplan import ClientView
 from ..wsframe import binary_header
@@ -64,7 +64,7 @@ class Session:
         self.to_drop: list[Session] | None = None  # the room's list of sessions to drop
         self.outbuf: memoryview | None = None
         self.mailbox: Outgoing | None = None
-        self.out_budget = TokenBucket(config.out_bytes_per_s, config.out_bytes_burst, now)
+        self.out_budget = native.token_bucket(config.out_bytes_per_s, config.out_bytes_burst, now)
         self.bytes_out = 0
         self.frames_out = 0
         self.skipped = 0

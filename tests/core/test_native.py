@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,8 +23,12 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 
 from gamesync import native, sockio
-from gamesync.core.errors import GamesyncError
-from gamesync.wsframe import FrameReader, FrameTooBig, binary_frame, frame_size, masked_binary_frame
+from gamesync.core.acks import AckTracker
+from gamesync.core.errors import GamesyncError, RateLimited
+from gamesync.core.inputs import InputQueue
+from gamesync.core.protocol import NO_TICK
+from gamesync.core.ratelimit import TokenBucket
+from gamesync.wsframe import FrameReader, FrameTooBig, binary_frame, binary_header, frame_size, masked_binary_frame
 from gamesync.wsstream import WsStream
 
 needs_native = pytest.mark.skipif(not native.available(), reason="the native extension is not built here")
@@ -404,3 +409,160 @@ def test_the_usual_snapshots_are_recognised_on_both_paths(path):
         assert native.snapshot_fields(p.pack_input(7, [1, -1])) is None
     finally:
         native.use_native(was)
+
+
+# -- the token bucket --------------------------------------------------------------------------------
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(rate=st.floats(0, 1e6), burst=st.floats(1e-3, 1e6),
+       ops=st.lists(st.tuples(st.sampled_from(["take", "take_oversize", "refill"]), st.floats(0, 2e6),
+                              st.floats(-1, 5)), max_size=30))
+def test_the_native_token_bucket_keeps_the_same_numbers(rate: float, burst: float,
+                                                        ops: list[tuple[str, float, float]]) -> None:
+    """The same calls at the same times (time sometimes going back) give the same answers and
+    leave the same tokens, to the last bit."""
+    was = native.use_native(True)
+    try:
+        nat = native.token_bucket(rate, burst, 1.0)
+    finally:
+        native.use_native(was)
+    py = TokenBucket(rate, burst, 1.0)
+    assert type(nat) is not TokenBucket
+    now = 1.0
+    for op, n, dt in ops:
+        now += dt
+        args = (now,) if op == "refill" else (n, now)
+        assert getattr(nat, op)(*args) == getattr(py, op)(*args)
+        assert (nat.tokens, nat._last, nat.rate, nat.burst) == (py.tokens, py._last, py.rate, py.burst)
+
+
+@pytest.mark.parametrize("path", ["native", "python"])
+def test_both_token_buckets_refuse_what_the_core_one_refuses(path: str) -> None:
+    if path == "native" and not native.available():
+        pytest.skip("the native extension is not built here")
+    was = native.use_native(path == "native")
+    try:
+        for rate, burst in ((-1.0, 1.0), (1.0, 0.0)):
+            with pytest.raises(ValueError):
+                native.token_bucket(rate, burst)
+        with pytest.raises(ValueError):
+            native.token_bucket(1.0, 1.0).take(-1, 0.0)
+    finally:
+        native.use_native(was)
+
+
+# -- the ack tracker ---------------------------------------------------------------------------------
+
+
+class _History:
+    """The ticks a room's history holds: ``lo`` to ``hi``."""
+
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+
+    def __contains__(self, tick: int) -> bool:
+        return self.lo <= tick <= self.hi
+
+
+_ACK_OPS = st.tuples(st.sampled_from(["send", "ack", "choose", "usable", "settle"]),
+                     st.integers(0, 40), st.integers(0, 2**32 - 1), st.integers(-3, 45))
+
+
+def _tracker_state(t: Any) -> tuple[Any, ...]:
+    return (t._ticks, t._bases, t.newest_sent, t.acked, t.ack_bits, t.base, t.waits, t.keep, t.lag, t.stream)
+
+
+@needs_native
+@settings(max_examples=400, deadline=None)
+@given(keep=st.integers(1, 40), lag=st.integers(0, 4), stream=st.booleans(), ops=st.lists(_ACK_OPS, max_size=60))
+def test_the_native_ack_tracker_gives_the_same_answers(keep: int, lag: int, stream: bool,
+                                                       ops: list[tuple[str, int, int, int]]) -> None:
+    """A room's life with one client, as random steps: snapshots sent at rising ticks against
+    any baseline, acks for any tick (sent or not), baselines chosen against a history of the
+    last ``keep`` ticks, payload keys tried and settled. Every answer, every raised error and
+    the whole state after each step are the same."""
+    was = native.use_native(True)
+    try:
+        nat = native.ack_tracker(keep, lag, stream)
+    finally:
+        native.use_native(was)
+    py = AckTracker(keep, lag, stream)
+    assert type(nat) is not AckTracker
+    tick = 0
+    for op, step, bits, other in ops:
+        tick += step
+        hist = _History(tick - keep, tick)
+        results = []
+        for t in (nat, py):
+            try:
+                if op == "send":
+                    base = NO_TICK if other <= 0 or other > tick else tick - other
+                    results.append(t.on_sent(tick, base))
+                elif op == "ack":
+                    results.append(t.on_ack(tick - other, bits))
+                elif op == "choose":
+                    results.append(t.choose(tick, hist))
+                elif op == "usable":
+                    key = (tick - other, tick - other - bits % 3)
+                    results.append((t.usable(key, tick - keep), t.holds(tick - other), t.was_sent(tick - other),
+                                    t.sent_base(tick - other)))
+                else:
+                    results.append((t.settle((tick - other, NO_TICK)), t.restart()))
+            except Exception as e:  # noqa: BLE001 - the same error on both sides is the point
+                results.append((type(e), str(e)))
+        assert results[0] == results[1]
+        assert _tracker_state(nat) == _tracker_state(py)
+
+
+# -- the input queue ---------------------------------------------------------------------------------
+
+
+@needs_native
+@settings(max_examples=400, deadline=None)
+@given(max_per_tick=st.integers(1, 6), backlog=st.integers(0, 3), drain=st.integers(1, 5),
+       ticks=st.lists(st.lists(st.integers(0, 30), max_size=8), max_size=25))
+def test_the_native_input_queue_hands_out_the_same_inputs(max_per_tick: int, backlog: int, drain: int,
+                                                          ticks: list[list[int]]) -> None:
+    """Seqs arriving at random (late, repeated, out of order, in floods) give the same inputs
+    at the same ticks, the same input ack and the same flood errors."""
+    was = native.use_native(True)
+    try:
+        nat = native.input_queue(max_per_tick, backlog, drain)
+    finally:
+        native.use_native(was)
+    py = InputQueue(max_per_tick, backlog, drain)
+    assert type(nat) is not InputQueue
+    for arrivals in ticks:
+        for seq in arrivals:
+            outcomes = []
+            for q in (nat, py):
+                try:
+                    q.add(seq, [seq])
+                    outcomes.append(None)
+                except RateLimited as e:
+                    outcomes.append(str(e))
+                    q.clear()
+            assert outcomes[0] == outcomes[1]
+        assert (nat.arrived, len(nat)) == (py.arrived, len(py))
+        taken = [[(f.seq, f.data) for f in q.take()] for q in (nat, py)]
+        assert taken[0] == taken[1]
+        assert (nat.last_applied, nat._standing, nat.arrived) == (py.last_applied, py._standing, py.arrived)
+
+
+# -- the frame of the room's native send pass ------------------------------------------------------
+
+
+@needs_native
+@pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 255, 256, 0xFFFF, 0x10000, 0x10001, 2**31, 2**40])
+def test_the_native_send_pass_frames_as_binary_header_does(n: int) -> None:
+    assert native._ext is not None
+    assert native._ext.frame_head(n) == binary_header(n)
+
+
+@needs_native
+@pytest.mark.parametrize("v", [0, 1, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x10000, 2**32 - 1, 2**32, 2**53 - 1, 2**64 - 1])
+def test_the_native_send_pass_packs_the_input_ack_as_msgpack_does(v: int) -> None:
+    assert native._ext is not None
+    assert native._ext.msgpack_uint(v) == msgpack.packb(v)
