@@ -84,7 +84,7 @@ cdef class DecodeCache:
         self._last = None
         self._floor = -(1LL << 62)
 
-    def decode(self, schema, long long tick, base, ref, long long flags, bytes payload):
+    def decode(self, schema, long long tick, base, ref, long long flags, bytes payload not None):
         return self._decode(schema, tick, base, base.tick if base is not None else -1, ref,
                             ref.tick if ref is not None else -1, flags, payload)
 
@@ -127,7 +127,7 @@ cdef class Mirror:
 
     cdef public object schema
     cdef public Py_ssize_t history
-    cdef public object cache
+    cdef readonly object cache  # readonly: _fast follows it
     cdef readonly object latest
     cdef long long _top  # latest.tick
     cdef DecodeCache _fast  # cache, when it is this module's
@@ -179,7 +179,7 @@ cdef class Mirror:
         cdef Py_ssize_t i = self._find(tick)
         return self._held[i] if i >= 0 else None
 
-    def apply(self, long long tick, long long base, long long ref, long long flags, bytes payload):
+    def apply(self, long long tick, long long base, long long ref, long long flags, bytes payload not None):
         """Decode one snapshot; returns the new state, or None if it is not newer than the latest."""
         return self._apply(tick, base, ref, flags, PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), payload)
 
@@ -234,8 +234,8 @@ cdef class Mirror:
             self._cap = cap
         self._ticks[self._n] = tick
         self._bases[self._n] = base
+        self._held.append(st)  # first: a failed append leaves the arrays and the list in step
         self._n += 1
-        self._held.append(st)
         self.latest = st
         self._top = st.tick
         return 0
@@ -832,12 +832,13 @@ cdef inline Py_ssize_t _frame_size(Py_ssize_t n):
 
 def send_slot(list cores, double now):
     """See gamesync.client.botcore.send_slot."""
-    cdef list live = [c for c in cores if (<BotCore>c).sock is not None]
+    cdef list live = [c for c in cores if (<BotCore?>c).sock is not None]
     cdef Py_ssize_t i, n, count = len(live)
     cdef BotCore c
     cdef unsigned char buf[MAX_INPUT]
     cdef const unsigned char *key
     cdef ssize_t sent
+    cdef bytes msg
     if count == 0:
         return
     keys = os.urandom(4 * count)

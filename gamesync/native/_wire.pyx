@@ -8,6 +8,8 @@ and documents the interface.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.pyport cimport PY_SSIZE_T_MAX
+from cpython.tuple cimport PyTuple_GET_SIZE
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
@@ -53,6 +55,8 @@ cdef Py_ssize_t _scap = 0
 
 cdef char *_grow(char **buf, Py_ssize_t *cap, Py_ssize_t need) except NULL:
     cdef char *p
+    if need <= 0:
+        raise ValueError(f"a buffer of {need} bytes")
     if need > cap[0]:
         p = <char *>realloc(buf[0], need)
         if p == NULL:
@@ -490,9 +494,11 @@ cdef class AckTracker:
     cdef long long *_b
 
     def __cinit__(self, long long keep, long long lag, bint stream=False):
+        if keep < -1:
+            raise ValueError("keep must be >= -1")
+        if keep > PY_SSIZE_T_MAX // sizeof(long long) - 2:
+            raise MemoryError(f"a ring of {keep} ticks")
         self._n = keep + 2
-        if self._n < 1:
-            raise ValueError("keep must be >= 0")
         self._t = <long long *>malloc(self._n * sizeof(long long))
         self._b = <long long *>malloc(self._n * sizeof(long long))
         if self._t == NULL or self._b == NULL:
@@ -590,14 +596,16 @@ cdef class AckTracker:
 
     def usable(self, key, long long floor):
         """See ``core.acks.AckTracker.usable``."""
-        cdef long long b = key[0], r = key[1]
+        cdef long long b, r
+        b, r = key
         if b == NO_TICK or b < floor or not self._holds(b):
             return False
         return r == NO_TICK or (r >= floor - 1 and self._holds(r)) or r == self._sent_base(b)
 
     def settle(self, key):
         """Use ``key`` (one ``usable`` said yes to) instead of what ``choose`` picked."""
-        self.base = key[0]
+        b, _ = key
+        self.base = b
         return key
 
     def restart(self):
@@ -812,11 +820,11 @@ cdef struct Frame:
     Py_ssize_t ev_len
     Py_ssize_t total
     ssize_t sent  # bytes written, or minus the errno
-    int fd
 
 cdef char *_fbuf = NULL  # send_pass's frames (grown on demand)
 cdef Py_ssize_t _fcap = 0
-cdef object _SLOW = object()  # _frame_one: this session goes to the Python path
+cdef object _SLOW = object()
+cdef bint _sending = False  # send_pass is running (it owns _fbuf until it returns)  # _frame_one: this session goes to the Python path
 
 
 def send_pass(list plan, double now, slow):
@@ -824,33 +832,38 @@ def send_pass(list plan, double now, slow):
     path for one session (``server.outbound.send_one``). As ``send_frames`` does, every frame is
     built first, then all are written, then the outcomes are recorded: the syscalls together
     and the sessions' state together keep both warm in the caches."""
-    global _fbuf, _fcap
+    global _fbuf, _fcap, _sending
     cdef Py_ssize_t k = 0, i
-    cdef Frame *fr = <Frame *>_grow(&_fbuf, &_fcap, (len(plan) + 1) * sizeof(Frame))
+    cdef Frame *fr
     cdef list owners = [], keep = []
-    cdef tuple item
-    for item in plan:
-        s = item[0]
-        out = item[1]
-        if s.outbuf is not None:
-            slow(s, out, now)
-            continue
-        proto = s.proto
-        if proto.closing:
-            continue
-        conn = s.conn
-        if conn.tls is not None or conn.deflate is not None:
-            slow(s, out, now)
-            continue
-        ev = _frame_one(s, proto, <tuple>out, now, &fr[k])
-        if ev is _SLOW:
-            slow(s, out, now)
-        elif ev is not None:
-            owners.append(s)
-            keep.append(out)
-            keep.append(ev)
-            k += 1
-    _write_frames(fr, k)
+    if _sending:
+        raise RuntimeError("send_pass is not reentrant")
+    fr = <Frame *>_grow(&_fbuf, &_fcap, (len(plan) + 1) * sizeof(Frame))
+    _sending = True
+    try:
+        for s, out in plan:
+            if s.outbuf is not None:
+                slow(s, out, now)
+                continue
+            proto = s.proto
+            if proto.closing:
+                continue
+            conn = s.conn
+            if (conn.tls is not None or conn.deflate is not None or not isinstance(out, tuple)
+                    or PyTuple_GET_SIZE(out) < 8):  # an Outgoing has 8 fields
+                slow(s, out, now)
+                continue
+            ev = _frame_one(s, proto, <tuple>out, now, &fr[k])
+            if ev is _SLOW:
+                slow(s, out, now)
+            elif ev is not None:
+                owners.append(s)
+                keep.append(out)
+                keep.append(ev)
+                k += 1
+    finally:  # what was built is written, whatever stopped the loop (its state says it was sent)
+        _sending = False
+        _write_frames(fr, k, owners)
     for i in range(k):
         s = owners[i]
         if fr[i].sent == fr[i].total:
@@ -861,8 +874,9 @@ def send_pass(list plan, double now, slow):
                     fr[i].total, fr[i].sent)
 
 
-cdef void _write_frames(Frame *fr, Py_ssize_t k):
-    """One non-blocking ``sendmsg`` per frame: ``sent`` as ``send_parts`` reports it."""
+cdef int _write_frames(Frame *fr, Py_ssize_t k, list owners) except -1:
+    """One non-blocking ``sendmsg`` per frame (to its owner's socket as it is now): ``sent`` as
+    ``send_parts`` reports it."""
     cdef iovec iov[5]
     cdef msghdr msg
     cdef Py_ssize_t i
@@ -881,10 +895,11 @@ cdef void _write_frames(Frame *fr, Py_ssize_t k):
         iov[3].iov_len = fr[i].mid_len
         iov[4].iov_base = <void *>fr[i].ev
         iov[4].iov_len = fr[i].ev_len
-        sent = c_sendmsg(fr[i].fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
+        sent = c_sendmsg(owners[i].sock.fileno(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
         if sent < 0:
             sent = 0 if errno == EAGAIN or errno == EINTR else -errno
         fr[i].sent = sent
+    return 0
 
 
 cdef inline Py_ssize_t _msgpack_uint(unsigned char *b, unsigned long long v):
@@ -977,5 +992,4 @@ cdef object _frame_one(s, proto, tuple out, double now, Frame *f):
     f.mid_len = PyBytes_GET_SIZE(mid)
     f.ev = PyBytes_AS_STRING(ev)
     f.ev_len = PyBytes_GET_SIZE(ev)
-    f.fd = s.sock.fileno()
     return ev

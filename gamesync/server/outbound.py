@@ -24,27 +24,33 @@ def send_frames(plan: list[tuple[Session, Outgoing]], now: float) -> None:
     socks: list[Any] = []
     frames: list[list[bytes]] = []
     totals: list[int] = []
-    for s, out in plan:
-        if s.outbuf is None and not s.proto.closing:  # Session.frame_parts, without the detour
-            frame = s.snapshot_parts(out, now)
-        else:
-            frame = s.frame_parts(out, now)
-        if frame is None:
-            continue
-        if s.conn.tls is None:
-            owners.append(s)
-            socks.append(s.sock)
-            frames.append(frame[0])
-            totals.append(frame[1])
-        else:
-            s.write(b"".join(frame[0]))
-    if owners:
-        sent = native.send_parts(socks, frames)
-        for s, parts, total, n in zip(owners, frames, totals, sent, strict=True):
-            if n == total:  # the usual outcome, as ``wrote`` would take it
-                s.bytes_out += n
+    try:
+        for s, out in plan:
+            if s.outbuf is None and not s.proto.closing:  # Session.frame_parts, without the detour
+                frame = s.snapshot_parts(out, now)
             else:
-                s.wrote(parts, total, n)
+                frame = s.frame_parts(out, now)
+            if frame is None:
+                continue
+            if s.conn.tls is None:
+                owners.append(s)
+                socks.append(s.sock)
+                frames.append(frame[0])
+                totals.append(frame[1])
+            else:
+                s.write(b"".join(frame[0]))
+    finally:  # what was built is written, whatever stopped the loop (its session counts it as sent)
+        if owners:
+            _write(owners, socks, frames, totals)
+
+
+def _write(owners: list[Session], socks: list[Any], frames: list[list[bytes]], totals: list[int]) -> None:
+    sent = native.send_parts(socks, frames)
+    for s, parts, total, n in zip(owners, frames, totals, sent, strict=True):
+        if n == total:  # the usual outcome, as ``wrote`` would take it
+            s.bytes_out += n
+        else:
+            s.wrote(parts, total, n)
 
 
 def send_one(s: Session, out: Outgoing, now: float) -> None:

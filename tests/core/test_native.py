@@ -566,3 +566,17 @@ def test_the_native_send_pass_frames_as_binary_header_does(n: int) -> None:
 def test_the_native_send_pass_packs_the_input_ack_as_msgpack_does(v: int) -> None:
     assert native._ext is not None
     assert native._ext.msgpack_uint(v) == msgpack.packb(v)
+
+
+@needs_native
+def test_the_native_ack_tracker_refuses_a_ring_it_cannot_hold() -> None:
+    was = native.use_native(True)
+    try:
+        with pytest.raises(MemoryError):
+            native.ack_tracker(2**61, 0)
+        with pytest.raises(ValueError):
+            native.ack_tracker(-2, 0)
+        with pytest.raises(ValueError):  # a payload key is a (baseline, reference) pair
+            native.ack_tracker(8, 1).usable((5,), 0)
+    finally:
+        native.use_native(was)
