@@ -19,6 +19,8 @@ from libc.string cimport memcmp, memcpy
 
 import os
 
+from gamesync.native._shared cimport Snap, put_int, read_snapshot, send_masked_frame
+
 from gamesync.core.delta import decode_delta, decompress_payload
 from gamesync.core.errors import DesyncError, GamesyncError, PayloadError
 from gamesync.native._wire import FrameReader as _WireReader
@@ -48,7 +50,6 @@ cdef extern from "<sys/socket.h>" nogil:
 cdef enum:
     NO_TICK = -1
     ACK_BITS = 32
-    MAX_SAFE_BITS = 53
     VISIBLE_EVERY = 8  # gamesync.client.botcore.VISIBLE_EVERY
     MAX_PENDING = 256  # gamesync.client.botcore.MAX_PENDING_INPUTS
     MAX_INPUT = 64  # the largest input message built here (header, seq, two small ints)
@@ -302,120 +303,6 @@ cdef void *_grown(void *p, size_t size) except NULL:
 
 # -- the usual snapshot, read from its bytes -------------------------------------------------------
 
-cdef struct Snap:
-    long long tick, base, ref, ack, flags
-    Py_ssize_t at, size  # the payload's offset and length
-
-
-cdef inline Py_ssize_t _read_int(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, long long *v):
-    """A msgpack integer at ``b[i]`` (gamesync.native._wire's reader): its value in ``v`` and
-    the index after it; -1 for anything else."""
-    cdef unsigned char c
-    cdef unsigned long long u = 0
-    cdef Py_ssize_t k, w
-    if i >= n:
-        return -1
-    c = b[i]
-    if c <= 0x7F:
-        v[0] = c
-        return i + 1
-    if c >= 0xE0:
-        v[0] = <signed char>c
-        return i + 1
-    if 0xCC <= c <= 0xCF:
-        w = 1 << (c - 0xCC)
-    elif 0xD0 <= c <= 0xD3:
-        w = 1 << (c - 0xD0)
-    else:
-        return -1
-    if i + 1 + w > n:
-        return -1
-    for k in range(w):
-        u = (u << 8) | b[i + 1 + k]
-    if c <= 0xCF:
-        if u >> 63:
-            return -1
-        v[0] = <long long>u
-    elif w == 1:
-        v[0] = <signed char>u
-    elif w == 2:
-        v[0] = <short>u
-    elif w == 4:
-        v[0] = <int>u
-    else:
-        v[0] = <long long>u
-    return i + 1 + w
-
-
-cdef bint _snapshot(bytes data, Snap *f):
-    """gamesync.core.protocol.snapshot_fields into ``f``: False where it gives None."""
-    cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(data)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i, size, k, j
-    if n < 9 or b[0] != 0x98 or b[1] != 4:
-        return False
-    i = _read_int(b, 2, n, &f.tick)
-    if i < 0 or f.tick < 0 or f.tick >> MAX_SAFE_BITS:
-        return False
-    i = _read_int(b, i, n, &f.base)
-    if i < 0 or not (f.base == NO_TICK or 0 <= f.base < f.tick):
-        return False
-    i = _read_int(b, i, n, &f.ref)
-    if i < 0 or not (f.ref == NO_TICK or 0 <= f.ref < f.base):
-        return False
-    i = _read_int(b, i, n, &f.ack)
-    if i < 0 or f.ack < 0 or f.ack >> MAX_SAFE_BITS:
-        return False
-    i = _read_int(b, i, n, &f.flags)
-    if i < 0 or f.flags < 0 or f.flags >> MAX_SAFE_BITS:
-        return False
-    if i >= n or b[i] < 0xC4 or b[i] > 0xC6:
-        return False
-    k = 1 << (b[i] - 0xC4)
-    if i + 1 + k > n:
-        return False
-    size = 0
-    for j in range(k):
-        size = (size << 8) | b[i + 1 + j]
-    i += 1 + k
-    if size > n - i - 1 or b[n - 1] != 0x90 or i + size != n - 1:
-        return False
-    f.at = i
-    f.size = size
-    return True
-
-
-cdef inline Py_ssize_t _put_int(unsigned char *o, long long v):
-    """``v`` in msgpack's shortest form (as msgpack's Packer writes it) at ``o``; its length."""
-    cdef int w, k
-    cdef unsigned long long u
-    if 0 <= v <= 0x7F or -32 <= v < 0:
-        o[0] = <unsigned char>(v & 0xFF)
-        return 1
-    if v > 0:
-        u = <unsigned long long>v
-        if u <= 0xFF:
-            o[0], w = 0xCC, 1
-        elif u <= 0xFFFF:
-            o[0], w = 0xCD, 2
-        elif u <= 0xFFFFFFFF:
-            o[0], w = 0xCE, 4
-        else:
-            o[0], w = 0xCF, 8
-    else:
-        u = <unsigned long long>v
-        if v >= -0x80:
-            o[0], w = 0xD0, 1
-        elif v >= -0x8000:
-            o[0], w = 0xD1, 2
-        elif v >= -0x80000000:
-            o[0], w = 0xD2, 4
-        else:
-            o[0], w = 0xD3, 8
-    for k in range(w):
-        o[1 + k] = (u >> (8 * (w - 1 - k))) & 0xFF
-    return 1 + w
-
-
 # -- the sockets a swarm polls ---------------------------------------------------------------------
 
 cdef class ReadySet:
@@ -615,7 +502,7 @@ cdef class BotCore:
             return self._take_generic(msgs, now)
         for i in range(count):
             msg = msgs[i]
-            if type(msg) is not bytes or not _snapshot(msg, &f):
+            if type(msg) is not bytes or not read_snapshot(msg, &f):
                 return i
             try:
                 st = m._apply(f.tick, f.base, f.ref, f.flags, PyBytes_AS_STRING(msg) + f.at, f.size, None)
@@ -636,7 +523,7 @@ cdef class BotCore:
             return 0
         for i in range(count):
             msg = msgs[i]
-            if type(msg) is not bytes or not _snapshot(msg, &f):
+            if type(msg) is not bytes or not read_snapshot(msg, &f):
                 return i
             fields = (f.tick, f.base, f.ref, f.ack, f.flags, PyBytes_FromStringAndSize(PyBytes_AS_STRING(msg) + f.at,
                                                                                         f.size))
@@ -726,7 +613,7 @@ cdef class BotCore:
         p.unacked.append((seq, self._direction))
         o[0] = 0x93  # [INPUT, seq, [dx, dy]], as protocol.pack_input packs it
         o[1] = 3
-        n = 2 + _put_int(o + 2, seq)
+        n = 2 + put_int(o + 2, seq)
         o[n] = 0x92
         o[n + 1] = <unsigned char>(self._dx & 0xFF)
         o[n + 2] = <unsigned char>(self._dy & 0xFF)
@@ -793,37 +680,12 @@ cdef Py_ssize_t _scap = 0
 
 
 cdef ssize_t _send_masked(int fd, const unsigned char *src, Py_ssize_t n, const unsigned char *key) except? -1:
-    """``src[:n]`` as one masked binary frame, one non-blocking send: bytes written, 0 when the
-    socket is full, minus the errno of a failed send (gamesync.native._wire.send_masked)."""
+    """``_shared.send_masked_frame`` with this module's buffer."""
     global _sbuf, _scap
-    cdef Py_ssize_t h, k
-    cdef unsigned char *dst
-    cdef ssize_t sent
     if n + 14 > _scap:
         _sbuf = <char *>_grown(_sbuf, n + 14)
         _scap = n + 14
-    dst = <unsigned char *>_sbuf
-    dst[0] = 0x82
-    if n < 126:
-        dst[1] = 0x80 | n
-        h = 2
-    elif n < 0x10000:
-        dst[1] = 0xFE
-        dst[2] = (n >> 8) & 0xFF
-        dst[3] = n & 0xFF
-        h = 4
-    else:
-        dst[1] = 0xFF
-        for k in range(8):
-            dst[2 + k] = (n >> (8 * (7 - k))) & 0xFF
-        h = 10
-    memcpy(dst + h, key, 4)
-    for k in range(n):
-        dst[h + 4 + k] = src[k] ^ key[k & 3]
-    sent = c_send(fd, dst, h + 4 + n, MSG_DONTWAIT | MSG_NOSIGNAL)
-    if sent < 0:
-        return 0 if errno == EAGAIN or errno == EINTR else -errno
-    return sent
+    return send_masked_frame(fd, src, n, key, <unsigned char *>_sbuf)
 
 
 cdef inline Py_ssize_t _frame_size(Py_ssize_t n):

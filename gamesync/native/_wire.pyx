@@ -16,6 +16,8 @@ from libc.string cimport memcpy, memset
 
 from operator import attrgetter
 
+from gamesync.native._shared cimport SAFE_BITS, Snap, frame_head, put_int, read_int, read_snapshot, send_masked_frame
+
 from gamesync.core.errors import ProtocolViolation, RateLimited
 from gamesync.core.inputs import DRAIN_TICKS, INPUT_BACKLOG
 from gamesync.core.protocol import NO_EVENTS, input_frame
@@ -235,89 +237,18 @@ def send_parts(socks, parts):
 def send_masked(socks, msgs, bytes keys):
     """See gamesync.native.send_masked."""
     global _sbuf, _scap
-    cdef Py_ssize_t i, k, n, h, count = len(socks)
+    cdef Py_ssize_t i, n, count = len(socks)
     cdef const unsigned char *key = <const unsigned char *>PyBytes_AS_STRING(keys)
-    cdef const unsigned char *src
-    cdef unsigned char *dst
     cdef bytes msg
-    cdef ssize_t sent
-    cdef int err
     cdef list out = []
     if PyBytes_GET_SIZE(keys) < 4 * count:
         raise ValueError("need 4 key bytes per message")
     for i in range(count):
         msg = msgs[i]
         n = PyBytes_GET_SIZE(msg)
-        dst = <unsigned char *>_grow(&_sbuf, &_scap, n + 14)
-        dst[0] = 0x82
-        if n < 126:
-            dst[1] = 0x80 | n
-            h = 2
-        elif n < 0x10000:
-            dst[1] = 0xFE
-            dst[2] = (n >> 8) & 0xFF
-            dst[3] = n & 0xFF
-            h = 4
-        else:
-            dst[1] = 0xFF
-            for k in range(8):
-                dst[2 + k] = (n >> (8 * (7 - k))) & 0xFF
-            h = 10
-        memcpy(dst + h, key + 4 * i, 4)
-        src = <const unsigned char *>PyBytes_AS_STRING(msg)
-        for k in range(n):
-            dst[h + 4 + k] = src[k] ^ key[4 * i + (k & 3)]
-        sent = c_send(socks[i].fileno(), dst, h + 4 + n, MSG_DONTWAIT | MSG_NOSIGNAL)
-        if sent < 0:
-            err = errno
-            out.append(0 if err == EAGAIN or err == EINTR else -err)
-        else:
-            out.append(sent)
+        out.append(send_masked_frame(socks[i].fileno(), <const unsigned char *>PyBytes_AS_STRING(msg), n, key + 4 * i,
+                                     <unsigned char *>_grow(&_sbuf, &_scap, n + 14)))
     return out
-
-
-cdef enum:
-    MAX_SAFE_BITS = 53  # protocol.MAX_INT is 2**53 - 1
-
-
-cdef inline Py_ssize_t _read_int(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, long long *v):
-    """A msgpack integer at ``b[i]``: its value in ``v`` and the index after it; -1 for
-    anything else (or a uint64 past int64, left to the Python path)."""
-    cdef unsigned char c
-    cdef unsigned long long u = 0
-    cdef Py_ssize_t k, w
-    if i >= n:
-        return -1
-    c = b[i]
-    if c <= 0x7F:
-        v[0] = c
-        return i + 1
-    if c >= 0xE0:
-        v[0] = <signed char>c
-        return i + 1
-    if 0xCC <= c <= 0xCF:
-        w = 1 << (c - 0xCC)
-    elif 0xD0 <= c <= 0xD3:
-        w = 1 << (c - 0xD0)
-    else:
-        return -1
-    if i + 1 + w > n:
-        return -1
-    for k in range(w):
-        u = (u << 8) | b[i + 1 + k]
-    if c <= 0xCF:
-        if u >> 63:
-            return -1
-        v[0] = <long long>u
-    elif w == 1:
-        v[0] = <signed char>u
-    elif w == 2:
-        v[0] = <short>u
-    elif w == 4:
-        v[0] = <int>u
-    else:
-        v[0] = <long long>u
-    return i + 1 + w
 
 
 def input_fields(data):
@@ -335,8 +266,8 @@ cdef object _input_fields(data):
     if n < 3 or b[0] < 0x93 or b[0] > 0x95 or b[1] != 3:
         return None
     items = b[0] - 0x90
-    i = _read_int(b, 2, n, &seq)
-    if i < 0 or seq < 1 or seq >> MAX_SAFE_BITS:
+    i = read_int(b, 2, n, &seq)
+    if i < 0 or seq < 1 or seq >> SAFE_BITS:
         return None
     if i >= n or b[i] < 0x90 or b[i] > 0x9F:
         return None
@@ -344,16 +275,16 @@ cdef object _input_fields(data):
     i += 1
     d = []
     for k in range(count):
-        i = _read_int(b, i, n, &x)
+        i = read_int(b, i, n, &x)
         if i < 0:
             return None
         d.append(x)
     if items >= 4:
-        i = _read_int(b, i, n, &ack)
-        if i < 0 or ack < 0 or ack >> MAX_SAFE_BITS:
+        i = read_int(b, i, n, &ack)
+        if i < 0 or ack < 0 or ack >> SAFE_BITS:
             return None
     if items == 5:
-        i = _read_int(b, i, n, &bits)
+        i = read_int(b, i, n, &bits)
         if i < 0 or bits < 0 or bits >> 32:
             return None
     if i != n:
@@ -367,40 +298,10 @@ cdef enum:
 
 def snapshot_fields(data):
     """See gamesync.core.protocol.snapshot_fields: the same results, read from the bytes."""
-    if type(data) is not bytes:
+    cdef Snap f
+    if type(data) is not bytes or not read_snapshot(data, &f):
         return None
-    cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(data)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i, size, k, j
-    cdef long long tick, base, ref, ack, flags
-    if n < 9 or b[0] != 0x98 or b[1] != 4:
-        return None
-    i = _read_int(b, 2, n, &tick)
-    if i < 0 or tick < 0 or tick >> MAX_SAFE_BITS:
-        return None
-    i = _read_int(b, i, n, &base)
-    if i < 0 or not (base == NO_TICK or 0 <= base < tick):
-        return None
-    i = _read_int(b, i, n, &ref)
-    if i < 0 or not (ref == NO_TICK or 0 <= ref < base):
-        return None
-    i = _read_int(b, i, n, &ack)
-    if i < 0 or ack < 0 or ack >> MAX_SAFE_BITS:
-        return None
-    i = _read_int(b, i, n, &flags)
-    if i < 0 or flags < 0 or flags >> MAX_SAFE_BITS:
-        return None
-    if i >= n or b[i] < 0xC4 or b[i] > 0xC6:
-        return None
-    k = 1 << (b[i] - 0xC4)  # bytes of the length: bin 8, 16, 32
-    if i + 1 + k > n:
-        return None
-    size = 0
-    for j in range(k):
-        size = (size << 8) | b[i + 1 + j]
-    i += 1 + k
-    if size > n - i - 1 or b[n - 1] != 0x90 or i + size != n - 1:  # the payload, then an empty array, then the end
-        return None
-    return tick, base, ref, ack, flags, PyBytes_FromStringAndSize(<const char *>(b + i), size)
+    return f.tick, f.base, f.ref, f.ack, f.flags, PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + f.at, f.size)
 
 
 cdef class TokenBucket:
@@ -902,57 +803,16 @@ cdef int _write_frames(Frame *fr, Py_ssize_t k, list owners) except -1:
     return 0
 
 
-cdef inline Py_ssize_t _msgpack_uint(unsigned char *b, unsigned long long v):
-    """msgpack's (shortest) encoding of the non-negative integer ``v`` into ``b``; its length."""
-    cdef int k, w
-    if v < 0x80:
-        b[0] = <unsigned char>v
-        return 1
-    if v < 0x100:
-        b[0] = 0xCC
-        w = 1
-    elif v < 0x10000:
-        b[0] = 0xCD
-        w = 2
-    elif v < 0x100000000:
-        b[0] = 0xCE
-        w = 4
-    else:
-        b[0] = 0xCF
-        w = 8
-    for k in range(w):
-        b[1 + k] = (v >> (8 * (w - 1 - k))) & 0xFF
-    return 1 + w
-
-
-cdef inline Py_ssize_t _frame_head(unsigned char *h, Py_ssize_t n):
-    """``wsframe.binary_header(n)`` into ``h``; its length."""
-    cdef int k
-    h[0] = 0x82
-    if n < 126:
-        h[1] = <unsigned char>n
-        return 2
-    if n < 0x10000:
-        h[1] = 126
-        h[2] = (n >> 8) & 0xFF
-        h[3] = n & 0xFF
-        return 4
-    h[1] = 127
-    for k in range(8):
-        h[2 + k] = (n >> (8 * (7 - k))) & 0xFF
-    return 10
-
-
-def frame_head(Py_ssize_t n):
-    """``_frame_head``, for the test that holds it to ``wsframe.binary_header``."""
+def frame_header(Py_ssize_t n, bint masked=False):
+    """``_shared.frame_head``, for the test that holds it to ``wsframe``."""
     cdef unsigned char h[10]
-    return PyBytes_FromStringAndSize(<char *>h, _frame_head(h, n))
+    return PyBytes_FromStringAndSize(<char *>h, frame_head(h, n, masked))
 
 
-def msgpack_uint(unsigned long long v):
-    """``_msgpack_uint``, for the test that holds it to msgpack."""
+def msgpack_int(long long v):
+    """``_shared.put_int``, for the test that holds it to msgpack."""
     cdef unsigned char b[9]
-    return PyBytes_FromStringAndSize(<char *>b, _msgpack_uint(b, v))
+    return PyBytes_FromStringAndSize(<char *>b, put_int(b, v))
 
 
 cdef object _frame_one(s, proto, tuple out, double now, Frame *f):
@@ -973,9 +833,9 @@ cdef object _frame_one(s, proto, tuple out, double now, Frame *f):
         return None
     events = s.events
     ev = _pack(events) if events else _NO_EVENTS
-    f.alen = _msgpack_uint(f.ack, <unsigned long long>(<InputQueue>q).last_applied)
+    f.alen = put_int(f.ack, (<InputQueue>q).last_applied)
     size = PyBytes_GET_SIZE(head) + f.alen + PyBytes_GET_SIZE(mid) + PyBytes_GET_SIZE(ev)
-    f.hlen = _frame_head(f.hdr, size)
+    f.hlen = frame_head(f.hdr, size, False)
     f.total = f.hlen + size
     if not (<TokenBucket>budget)._take_oversize(f.total, now):
         s.skipped += 1  # over the byte budget: skip; events wait for the next frame

@@ -556,16 +556,20 @@ def test_the_native_input_queue_hands_out_the_same_inputs(max_per_tick: int, bac
 
 @needs_native
 @pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 255, 256, 0xFFFF, 0x10000, 0x10001, 2**31, 2**40])
-def test_the_native_send_pass_frames_as_binary_header_does(n: int) -> None:
+def test_the_native_frame_headers_are_wsframes(n: int) -> None:
     assert native._ext is not None
-    assert native._ext.frame_head(n) == binary_header(n)
+    head = binary_header(n)
+    assert native._ext.frame_header(n) == head
+    assert native._ext.frame_header(n, True) == bytes((head[0], head[1] | 0x80)) + head[2:]  # a client's
 
 
 @needs_native
-@pytest.mark.parametrize("v", [0, 1, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x10000, 2**32 - 1, 2**32, 2**53 - 1, 2**64 - 1])
-def test_the_native_send_pass_packs_the_input_ack_as_msgpack_does(v: int) -> None:
+@pytest.mark.parametrize("v", [0, 1, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x10000, 2**32 - 1, 2**32, 2**53 - 1, 2**63 - 1,
+                               -1, -32, -33, -128, -129, -2**15 - 1, -2**31 - 1, -2**63])
+def test_the_native_msgpack_integers_are_msgpacks(v: int) -> None:
+    """The input ack in the send pass and the bots' inputs are written as msgpack writes them."""
     assert native._ext is not None
-    assert native._ext.msgpack_uint(v) == msgpack.packb(v)
+    assert native._ext.msgpack_int(v) == msgpack.packb(v)
 
 
 @needs_native
