@@ -632,6 +632,46 @@ cdef class InputQueue:
 # paths.
 
 
+cdef class Link:
+    """What the passes reach on every tick for one joined session, looked up once: its objects
+    are fixed for its life in the room (its reader is looked up again until the fast path runs).
+    ``plain``: no TLS, no permessage-deflate, and its buckets, tracker and queue are the twins
+    above (else the passes hand the session to the Python code)."""
+
+    cdef object conn, stream, proto, sock
+    cdef FrameReader reader  # None until there is a native fast-path reader
+    cdef TokenBucket in_bytes, in_msgs, out_budget
+    cdef AckTracker acks
+    cdef InputQueue inputs
+    cdef bint plain
+
+    def __init__(self, s):
+        conn = self.conn = s.conn
+        self.stream = conn.stream
+        proto = self.proto = s.proto
+        self.sock = s.sock
+        ib, im, ob, a, q = conn.in_bytes, conn.in_msgs, s.out_budget, proto.acks, proto.inputs
+        self.plain = (conn.tls is None and conn.deflate is None and type(ib) is TokenBucket and type(im) is TokenBucket
+                      and type(ob) is TokenBucket and type(a) is AckTracker and type(q) is InputQueue)
+        if self.plain:
+            self.in_bytes, self.in_msgs, self.out_budget, self.acks, self.inputs = ib, im, ob, a, q
+
+    cdef inline FrameReader fast_reader(self):
+        """The native reader while the fast path reads this stream, else None."""
+        if self.reader is None:
+            r = self.stream.reader
+            if type(r) is FrameReader:
+                self.reader = <FrameReader>r
+        return self.reader if self.reader is not None and not self.reader.done else None
+
+
+cdef inline Link _link(s):
+    link = s.link
+    if link is None:
+        link = s.link = Link(s)
+    return <Link>link
+
+
 def read_pass(list ready, double now, take, handle, fail, validate, playing):
     """See above. ``take(s, now, handle, result)`` is the Python path for one session
     (``server.inbox._take``; ``result`` None: it reads the socket itself), ``fail(s, exc)`` what
@@ -639,50 +679,50 @@ def read_pass(list ready, double now, take, handle, fail, validate, playing):
     Every fast socket is read first, in one batch (``recv_frames``), then each session's
     messages are handled: the syscalls together and the sessions' state together keep both
     warm in the caches."""
-    cdef list fast = [], socks = [], readers = [], results
+    cdef list fast = [], links = [], socks = [], readers = [], results
     cdef Py_ssize_t i
+    cdef Link link
+    cdef FrameReader r
     for s in ready:
-        if s.proto.closing:
+        link = _link(s)
+        if link.proto.closing:
             continue
-        conn = s.conn
-        r = conn.stream.reader
-        if conn.tls is None and type(r) is FrameReader and not (<FrameReader>r).done:
+        r = link.fast_reader() if link.plain else None
+        if r is not None:
             fast.append(s)
-            socks.append(s.sock)
+            links.append(link)
+            socks.append(link.sock)
             readers.append(r)
         else:
             take(s, now, handle, None)
     if not fast:
         return
-    results = recv_frames(socks, readers, fast[0].conn.recv_chunk)
+    results = recv_frames(socks, readers, (<Link>links[0]).conn.recv_chunk)
     for i in range(len(fast)):
-        _read_one(fast[i], <tuple>results[i], now, take, handle, fail, validate, playing)
+        _read_one(fast[i], <Link>links[i], <tuple>results[i], now, take, handle, fail, validate, playing)
 
 
-cdef int _read_one(s, tuple res, double now, take, handle, fail, validate, playing) except -1:
+cdef int _read_one(s, Link link, tuple res, double now, take, handle, fail, validate, playing) except -1:
     """One session's share of the batched read (``recv_frames``'s result for its socket)."""
     cdef long long got = res[0]
     cdef list msgs = res[1]
     cdef Py_ssize_t nm = len(msgs), i = 0
-    conn = s.conn
-    stream = conn.stream
-    cdef FrameReader r = <FrameReader>stream.reader
-    ib = conn.in_bytes
-    im = conn.in_msgs
+    cdef FrameReader r = link.reader
+    stream = link.stream
     if (got <= 0 or res[2] is not None or r.controls or r.too_big or stream.controls
-            or stream.pong_due is not None or type(ib) is not TokenBucket or type(im) is not TokenBucket
-            or not (<TokenBucket>ib)._can_take(got, now) or not (<TokenBucket>im)._can_take(nm, now)):
+            or stream.pong_due is not None or not link.in_bytes._can_take(got, now)
+            or not link.in_msgs._can_take(nm, now)):
         take(s, now, handle, res)  # the Python path: limits, hand-over, errors
         return 0
-    (<TokenBucket>ib)._take_sure(got, now)
+    link.in_bytes._take_sure(got, now)
     if nm:  # WsConn.absorb charges the message budget only for messages
-        (<TokenBucket>im)._take_sure(nm, now)
-    proto = s.proto
+        link.in_msgs._take_sure(nm, now)
+    proto = link.proto
     proto.last_recv = now  # ServerSession.heard
     proto.pinged = False
     if not nm:
         return 0
-    q = proto.inputs
+    cdef InputQueue q = link.inputs
     try:
         for m in msgs:
             f = _input_fields(m)
@@ -694,12 +734,9 @@ cdef int _read_one(s, tuple res, double now, take, handle, fail, validate, playi
             proto.inputs_in += 1
             ack = (<tuple>f)[2]
             if ack is not None:
-                proto.acks.on_ack(ack, (<tuple>f)[3])
+                link.acks.on_ack(ack, (<tuple>f)[3])
             v = validate((<tuple>f)[1])
-            if type(q) is InputQueue:
-                (<InputQueue>q)._add((<tuple>f)[0], v)
-            else:
-                q.add((<tuple>f)[0], v)
+            q._add((<tuple>f)[0], v)
     except Exception as e:
         fail(s, e)
         return 0
@@ -736,7 +773,8 @@ def send_pass(list plan, double now, slow):
     global _fbuf, _fcap, _sending
     cdef Py_ssize_t k = 0, i
     cdef Frame *fr
-    cdef list owners = [], keep = []
+    cdef list owners = [], keep = [], socks = []
+    cdef Link link
     if _sending:
         raise RuntimeError("send_pass is not reentrant")
     fr = <Frame *>_grow(&_fbuf, &_fcap, (len(plan) + 1) * sizeof(Frame))
@@ -746,25 +784,24 @@ def send_pass(list plan, double now, slow):
             if s.outbuf is not None:
                 slow(s, out, now)
                 continue
-            proto = s.proto
-            if proto.closing:
+            link = _link(s)
+            if link.proto.closing:
                 continue
-            conn = s.conn
-            if (conn.tls is not None or conn.deflate is not None or not isinstance(out, tuple)
-                    or PyTuple_GET_SIZE(out) < 8):  # an Outgoing has 8 fields
+            if not link.plain or not isinstance(out, tuple) or PyTuple_GET_SIZE(out) < 8:  # an Outgoing has 8 fields
                 slow(s, out, now)
                 continue
-            ev = _frame_one(s, proto, <tuple>out, now, &fr[k])
+            ev = _frame_one(s, link, <tuple>out, now, &fr[k])
             if ev is _SLOW:
                 slow(s, out, now)
             elif ev is not None:
                 owners.append(s)
+                socks.append(link.sock)
                 keep.append(out)
                 keep.append(ev)
                 k += 1
     finally:  # what was built is written, whatever stopped the loop (its state says it was sent)
         _sending = False
-        _write_frames(fr, k, owners)
+        _write_frames(fr, k, socks)
     for i in range(k):
         s = owners[i]
         if fr[i].sent == fr[i].total:
@@ -775,9 +812,9 @@ def send_pass(list plan, double now, slow):
                     fr[i].total, fr[i].sent)
 
 
-cdef int _write_frames(Frame *fr, Py_ssize_t k, list owners) except -1:
-    """One non-blocking ``sendmsg`` per frame (to its owner's socket as it is now): ``sent`` as
-    ``send_parts`` reports it."""
+cdef int _write_frames(Frame *fr, Py_ssize_t k, list socks) except -1:
+    """One non-blocking ``sendmsg`` per frame (to its socket's descriptor as it is now): ``sent``
+    as ``send_parts`` reports it."""
     cdef iovec iov[5]
     cdef msghdr msg
     cdef Py_ssize_t i
@@ -796,7 +833,7 @@ cdef int _write_frames(Frame *fr, Py_ssize_t k, list owners) except -1:
         iov[3].iov_len = fr[i].mid_len
         iov[4].iov_base = <void *>fr[i].ev
         iov[4].iov_len = fr[i].ev_len
-        sent = c_sendmsg(owners[i].sock.fileno(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
+        sent = c_sendmsg(socks[i].fileno(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
         if sent < 0:
             sent = 0 if errno == EAGAIN or errno == EINTR else -errno
         fr[i].sent = sent
@@ -815,17 +852,13 @@ def msgpack_int(long long v):
     return PyBytes_FromStringAndSize(<char *>b, put_int(b, v))
 
 
-cdef object _frame_one(s, proto, tuple out, double now, Frame *f):
+cdef object _frame_one(s, Link link, tuple out, double now, Frame *f):
     """``Session.snapshot_parts`` into ``f``: its event bytes when there is a frame to write,
-    None when there is none (skipped), ``_SLOW`` (and nothing done) for a session whose state
-    is not the twins above."""
+    None when there is none (skipped), ``_SLOW`` (and nothing done) for one the Python path
+    must take."""
     cdef bytes head = <bytes?>out[5], mid = <bytes?>out[6], ev
     cdef Py_ssize_t size
-    budget = s.out_budget
-    acks = proto.acks
-    q = proto.inputs
-    if (type(budget) is not TokenBucket or type(acks) is not AckTracker or type(q) is not InputQueue
-            or (<InputQueue>q).last_applied < 0):
+    if link.inputs.last_applied < 0:
         return _SLOW
     view = out[7]
     if view is not None and out[1] != s.view.tick:
@@ -833,16 +866,16 @@ cdef object _frame_one(s, proto, tuple out, double now, Frame *f):
         return None
     events = s.events
     ev = _pack(events) if events else _NO_EVENTS
-    f.alen = put_int(f.ack, (<InputQueue>q).last_applied)
+    f.alen = put_int(f.ack, link.inputs.last_applied)
     size = PyBytes_GET_SIZE(head) + f.alen + PyBytes_GET_SIZE(mid) + PyBytes_GET_SIZE(ev)
     f.hlen = frame_head(f.hdr, size, False)
     f.total = f.hlen + size
-    if not (<TokenBucket>budget)._take_oversize(f.total, now):
+    if not link.out_budget._take_oversize(f.total, now):
         s.skipped += 1  # over the byte budget: skip; events wait for the next frame
         return None
     if events:
         s.events = []
-    (<AckTracker>acks)._on_sent(out[0], out[1])
+    link.acks._on_sent(out[0], out[1])
     if view is not None:
         s.view.commit(view)
     s.frames_out += 1

@@ -69,6 +69,7 @@ class Session:
         self.frames_out = 0
         self.skipped = 0
         self.view = ClientView(packed=proto.version >= PACKED_VERSION)  # what it watches, in a view room
+        self.link: Any = None  # the native passes' lookups of this session's objects (gamesync.native)
         # lifecycle
         self.done = trio.Event()
         self._wake = trio.Event()
