@@ -6,9 +6,6 @@ the wire; the batched read leaves the same bots to the general path."""
 from __future__ import annotations
 
 import random
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import msgpack
@@ -16,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from socketpairs import socket_pairs
 
 from gamesync import native
 from gamesync.client import botcore
@@ -200,20 +198,6 @@ class Owner:
         self.core = core
 
 
-@contextmanager
-def pairs(n: int) -> Iterator[list[tuple[socket.socket, socket.socket]]]:
-    made = [socket.socketpair() for _ in range(n)]
-    for a, b in made:
-        a.setblocking(False)
-        b.setblocking(False)
-    try:
-        yield made
-    finally:
-        for a, b in made:
-            a.close()
-            b.close()
-
-
 def _unmasked(data: bytes) -> list[bytes]:
     """The payloads of masked binary frames (short ones: the bots' inputs)."""
     out = []
@@ -239,7 +223,7 @@ def _batch(kit: Kit) -> list[Any]:
 def _batch_on(kit: Kit) -> list[Any]:
     states = world_states(7, 10)
     cache, sel, owners, fails = kit.cache(), kit.ready_set(), [], []
-    with pairs(5) as made:
+    with socket_pairs(5) as made:
         for k, (mine, peer) in enumerate(made):
             core = kit.core(random.Random(k), fails.append)
             proto = ClientProtocol("r", f"b{k}", auto_ack=False, cache=cache, new_mirror=kit.mirror)

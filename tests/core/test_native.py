@@ -11,14 +11,14 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from socketpairs import socket_pairs
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 
@@ -175,21 +175,6 @@ def test_the_stream_engine_gives_the_same_events_and_bytes_on_both_paths(stream)
 
 
 # -- batched reads and writes on real sockets ---------------------------------------------------------
-
-
-@contextmanager
-def socket_pairs(n: int) -> Iterator[list[tuple[socket.socket, socket.socket]]]:
-    """``n`` connected non-blocking socket pairs, closed afterwards."""
-    made = [socket.socketpair() for _ in range(n)]
-    for a, b in made:
-        a.setblocking(False)
-        b.setblocking(False)
-    try:
-        yield made
-    finally:
-        for a, b in made:
-            a.close()
-            b.close()
 
 
 def _drain(sock: socket.socket) -> bytes:
