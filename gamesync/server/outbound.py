@@ -19,7 +19,17 @@ def send_frames(plan: list[tuple[Session, Outgoing]], now: float) -> None:
     native path ``native.send_pass`` writes them, with ``send_one`` for the unusual sessions)."""
     if native.active():
         native.send_pass(plan, now, send_one)
-        return
+    else:
+        _send_python(plan, now)
+
+
+def send_one(s: Session, out: Outgoing, now: float) -> None:
+    """What ``send_frames`` does for one session, on its own (the Python path, for a session
+    the native pass hands back)."""
+    _send_python([(s, out)], now)
+
+
+def _send_python(plan: list[tuple[Session, Outgoing]], now: float) -> None:
     owners: list[Session] = []
     socks: list[Any] = []
     frames: list[list[bytes]] = []
@@ -51,18 +61,3 @@ def _write(owners: list[Session], socks: list[Any], frames: list[list[bytes]], t
             s.bytes_out += n
         else:
             s.wrote(parts, total, n)
-
-
-def send_one(s: Session, out: Outgoing, now: float) -> None:
-    """What ``send_frames`` does for one session, on its own."""
-    frame = s.frame_parts(out, now)
-    if frame is None:
-        return
-    if s.conn.tls is not None:
-        s.write(b"".join(frame[0]))
-        return
-    n = native.send_parts([s.sock], [frame[0]])[0]
-    if n == frame[1]:
-        s.bytes_out += n
-    else:
-        s.wrote(frame[0], frame[1], n)
