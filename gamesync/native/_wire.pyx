@@ -321,20 +321,22 @@ cdef class TokenBucket:
         self.tokens = burst
         self._last = now
 
-    cdef inline void _refill(self, double now):
+    cdef inline double _refilled(self, double now):
+        """The tokens a refill at ``now`` leaves (nothing changed)."""
         cdef double v
         if now > self._last:
             v = self.tokens + (now - self._last) * self.rate
-            self.tokens = v if v < self.burst else self.burst  # min(burst, v)
+            return v if v < self.burst else self.burst  # min(burst, v)
+        return self.tokens
+
+    cdef inline void _refill(self, double now):
+        if now > self._last:
+            self.tokens = self._refilled(now)
             self._last = now
 
     cdef inline bint _can_take(self, double n, double now):
         """Whether ``take(n, now)`` would succeed (nothing changed)."""
-        cdef double t = self.tokens, v
-        if now > self._last:
-            v = t + (now - self._last) * self.rate
-            t = v if v < self.burst else self.burst
-        return n <= t
+        return n <= self._refilled(now)
 
     cdef inline void _take_sure(self, double n, double now):
         """``take(n, now)`` where ``_can_take`` said yes."""
@@ -516,7 +518,7 @@ cdef class AckTracker:
     def choose(self, long long tick, history):
         """(baseline, reference) for the client's tick-``tick`` snapshot (see
         ``core.acks.AckTracker.choose``)."""
-        cdef long long acked = self.acked, target, b, r, d
+        cdef long long acked = self.acked, target, b, r
         if acked == NO_TICK:
             return NO_TICK, NO_TICK
         target = tick - self.lag
@@ -527,9 +529,7 @@ cdef class AckTracker:
             return NO_TICK, NO_TICK
         self.base = b
         r = b - 1
-        d = acked - b
-        if not (d == -1 or (0 <= d < ACK_BITS and (self.ack_bits >> d) & 1 and r >= 0
-                            and self._t[self._slot(r)] == r)):
+        if not self._holds(r):
             r = self._sent_base(b)
         if r != NO_TICK and r not in history:
             r = NO_TICK
