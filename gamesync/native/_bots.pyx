@@ -19,7 +19,7 @@ from libc.string cimport memcmp, memcpy
 
 import os
 
-from gamesync.native._shared cimport Snap, put_int, read_snapshot, send_masked_frame
+from gamesync.native._shared cimport Snap, grow, put_int, read_snapshot, send_masked_frame
 
 from gamesync.core.delta import decode_delta, decompress_payload
 from gamesync.core.errors import DesyncError, GamesyncError, PayloadError
@@ -682,10 +682,7 @@ cdef Py_ssize_t _scap = 0
 cdef ssize_t _send_masked(int fd, const unsigned char *src, Py_ssize_t n, const unsigned char *key) except? -1:
     """``_shared.send_masked_frame`` with this module's buffer."""
     global _sbuf, _scap
-    if n + 14 > _scap:
-        _sbuf = <char *>_grown(_sbuf, n + 14)
-        _scap = n + 14
-    return send_masked_frame(fd, src, n, key, <unsigned char *>_sbuf)
+    return send_masked_frame(fd, src, n, key, <unsigned char *>grow(&_sbuf, &_scap, n + 14))
 
 
 cdef inline Py_ssize_t _frame_size(Py_ssize_t n):

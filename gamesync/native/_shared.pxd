@@ -1,10 +1,11 @@
-"""Byte-level pieces shared by the native modules (``_wire`` and ``_bots`` cimport them):
-msgpack integers in their shortest form, the usual snapshot message's fields (what
+"""Byte-level pieces shared by the native modules (``_wire`` and ``_bots`` cimport them): a
+buffer grown on demand, msgpack integers in their shortest form, the usual snapshot message's fields (what
 ``gamesync.core.protocol.snapshot_fields`` returns, checked the same way), and binary WebSocket
 frames (``gamesync.wsframe``'s headers, a masked frame sent)."""
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.errno cimport EAGAIN, EINTR, errno
+from libc.stdlib cimport realloc
 from libc.string cimport memcpy
 
 
@@ -168,3 +169,16 @@ cdef inline ssize_t send_masked_frame(int fd, const unsigned char *src, Py_ssize
         return 0 if errno == EAGAIN or errno == EINTR else -errno
     return sent
 
+
+cdef inline char *grow(char **buf, Py_ssize_t *cap, Py_ssize_t need) except NULL:
+    """``buf[0]``, reallocated to at least ``need`` bytes (``cap[0]``: its size so far)."""
+    cdef char *p
+    if need <= 0:
+        raise ValueError(f"a buffer of {need} bytes")
+    if need > cap[0]:
+        p = <char *>realloc(buf[0], need)
+        if p == NULL:
+            raise MemoryError()
+        buf[0] = p
+        cap[0] = need
+    return buf[0]

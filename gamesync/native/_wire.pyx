@@ -16,7 +16,8 @@ from libc.string cimport memcpy, memset
 
 from operator import attrgetter
 
-from gamesync.native._shared cimport SAFE_BITS, Snap, frame_head, put_int, read_int, read_snapshot, send_masked_frame
+from gamesync.native._shared cimport (SAFE_BITS, Snap, frame_head, grow, put_int, read_int, read_snapshot,
+                                     send_masked_frame)
 
 from gamesync.core.errors import ProtocolViolation, RateLimited
 from gamesync.core.inputs import DRAIN_TICKS, INPUT_BACKLOG
@@ -53,19 +54,6 @@ cdef char *_rbuf = NULL  # the receive buffer, shared by every read (grown on de
 cdef Py_ssize_t _rcap = 0
 cdef char *_sbuf = NULL  # the masked-frame buffer of send_masked
 cdef Py_ssize_t _scap = 0
-
-
-cdef char *_grow(char **buf, Py_ssize_t *cap, Py_ssize_t need) except NULL:
-    cdef char *p
-    if need <= 0:
-        raise ValueError(f"a buffer of {need} bytes")
-    if need > cap[0]:
-        p = <char *>realloc(buf[0], need)
-        if p == NULL:
-            raise MemoryError()
-        buf[0] = p
-        cap[0] = need
-    return buf[0]
 
 
 cdef class FrameReader:
@@ -182,7 +170,7 @@ def recv_frames(socks, readers, Py_ssize_t max_bytes):
     cdef bytes joined
     cdef list out = []
     cdef tuple res
-    cdef char *buf = _grow(&_rbuf, &_rcap, max_bytes)
+    cdef char *buf = grow(&_rbuf, &_rcap, max_bytes)
     for i in range(count):
         fd = socks[i].fileno()
         r = <FrameReader>readers[i]
@@ -247,7 +235,7 @@ def send_masked(socks, msgs, bytes keys):
         msg = msgs[i]
         n = PyBytes_GET_SIZE(msg)
         out.append(send_masked_frame(socks[i].fileno(), <const unsigned char *>PyBytes_AS_STRING(msg), n, key + 4 * i,
-                                     <unsigned char *>_grow(&_sbuf, &_scap, n + 14)))
+                                     <unsigned char *>grow(&_sbuf, &_scap, n + 14)))
     return out
 
 
@@ -777,7 +765,7 @@ def send_pass(list plan, double now, slow):
     cdef Link link
     if _sending:
         raise RuntimeError("send_pass is not reentrant")
-    fr = <Frame *>_grow(&_fbuf, &_fcap, (len(plan) + 1) * sizeof(Frame))
+    fr = <Frame *>grow(&_fbuf, &_fcap, (len(plan) + 1) * sizeof(Frame))
     _sending = True
     try:
         for s, out in plan:
