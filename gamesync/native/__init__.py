@@ -5,7 +5,6 @@ Both paths offer the same things with the same results, byte for byte:
 (one non-blocking read from each of many sockets, split into frames, in one call) and
 ``send_parts`` (one scatter-gather ``sendmsg`` per socket, many sockets in one call),
 ``input_fields`` (the common input message recognised in its msgpack bytes) and
-``snapshot_fields`` (the same for a snapshot without events, on the bots' side) and
 ``token_bucket``, ``ack_tracker`` and ``input_queue`` (``core.ratelimit.TokenBucket``,
 ``core.acks.AckTracker`` and ``core.inputs.InputQueue``, their numbers kept in C). The
 room's two per-session passes of the tick, ``read_pass`` and ``send_pass``, are native only:
@@ -32,9 +31,8 @@ from typing import Any
 from .. import sockio
 from ..core.acks import AckTracker
 from ..core.inputs import DRAIN_TICKS, INPUT_BACKLOG, InputQueue
-from ..core.protocol import InputFields, SnapshotFields
+from ..core.protocol import InputFields
 from ..core.protocol import input_fields as _py_input_fields
-from ..core.protocol import snapshot_fields as _py_snapshot_fields
 from ..core.ratelimit import TokenBucket
 from ..wsframe import FrameReader
 
@@ -188,11 +186,3 @@ def input_fields(data: bytes) -> InputFields | None:
         return out
     return _py_input_fields(data)
 
-
-def snapshot_fields(data: bytes) -> SnapshotFields | None:
-    """``core.protocol.snapshot_fields``: a snapshot without events as its fields, or None."""
-    if _native:
-        assert _ext is not None
-        out: SnapshotFields | None = _ext.snapshot_fields(data)
-        return out
-    return _py_snapshot_fields(data)

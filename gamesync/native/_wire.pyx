@@ -285,7 +285,8 @@ cdef enum:
 
 
 def snapshot_fields(data):
-    """See gamesync.core.protocol.snapshot_fields: the same results, read from the bytes."""
+    """See gamesync.core.protocol.snapshot_fields: the same results, read from the bytes
+    (``_shared.read_snapshot``, which the bots' native reader uses; here for the tests)."""
     cdef Snap f
     if type(data) is not bytes or not read_snapshot(data, &f):
         return None

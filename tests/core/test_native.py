@@ -377,23 +377,21 @@ def test_the_usual_snapshot_is_recognised_alike_on_both_paths(data):
 
 @pytest.mark.parametrize("path", ["native", "pure"])
 def test_the_usual_snapshots_are_recognised_on_both_paths(path):
+    """The bots' native reader (``_shared.read_snapshot``, through ``_wire.snapshot_fields``) and
+    the Python one (``protocol.snapshot_fields``, the Python bots')."""
     from gamesync.core import protocol as p
 
     if path == "native" and not native.available():
         pytest.skip("the native extension is not built here")
-    was = native.use_native(path == "native")
-    try:
-        big = bytes(range(256)) * 300  # a payload past bin 16
-        assert native.snapshot_fields(p.pack_snapshot(9, 8, 7, 3, 0, b"ab", [])) == (9, 8, 7, 3, 0, b"ab")
-        assert native.snapshot_fields(p.pack_snapshot(9, -1, -1, 0, 1, b"", [])) == (9, -1, -1, 0, 1, b"")
-        assert native.snapshot_fields(p.pack_snapshot(70000, 69999, 5, 1 << 40, 1, big, [])) == (
-            70000, 69999, 5, 1 << 40, 1, big)
-        assert native.snapshot_fields(p.pack_snapshot(9, 8, 7, 3, 0, b"ab", [[5, 1.5]])) is None  # events: parse_server
-        assert native.snapshot_fields(p.pack_snapshot(9, 9, 7, 3, 0, b"ab", [])) is None  # baseline not before the tick
-        assert native.snapshot_fields(p.pack_snapshot(9, -1, 7, 3, 0, b"ab", [])) is None  # reference without baseline
-        assert native.snapshot_fields(p.pack_input(7, [1, -1])) is None
-    finally:
-        native.use_native(was)
+    fields = native._ext.snapshot_fields if path == "native" else p.snapshot_fields  # type: ignore[union-attr]
+    big = bytes(range(256)) * 300  # a payload past bin 16
+    assert fields(p.pack_snapshot(9, 8, 7, 3, 0, b"ab", [])) == (9, 8, 7, 3, 0, b"ab")
+    assert fields(p.pack_snapshot(9, -1, -1, 0, 1, b"", [])) == (9, -1, -1, 0, 1, b"")
+    assert fields(p.pack_snapshot(70000, 69999, 5, 1 << 40, 1, big, [])) == (70000, 69999, 5, 1 << 40, 1, big)
+    assert fields(p.pack_snapshot(9, 8, 7, 3, 0, b"ab", [[5, 1.5]])) is None  # events: parse_server
+    assert fields(p.pack_snapshot(9, 9, 7, 3, 0, b"ab", [])) is None  # baseline not before the tick
+    assert fields(p.pack_snapshot(9, -1, 7, 3, 0, b"ab", [])) is None  # reference without baseline
+    assert fields(p.pack_input(7, [1, -1])) is None
 
 
 # -- the token bucket --------------------------------------------------------------------------------
