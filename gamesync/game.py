@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .core.errors import ProtocolViolation
+from .core.inputspec import InputBatch, IntInputs
 from .core.interest import Interest
 from .core.schema import Schema
 from .core.world import World
@@ -122,8 +123,12 @@ class Game:
     - ``on_join(client_id, name)`` / ``on_leave(client_id)``: players arrive and go.
     - ``validate_input(data)``: called on receipt; return the value to keep or raise
       ``ProtocolViolation`` (the client is disconnected with a protocol error).
+    - ``input_spec``: instead of ``validate_input``, say that every input is a few integers
+      in ranges (``IntInputs(dx=(-1, 1), dy=(-1, 1))``); the server checks them itself and
+      ``step`` gets an ``InputBatch`` (the tick's inputs as numpy columns) instead of a dict.
     - ``step(tick, inputs, dt)``: advance the world one tick. ``inputs`` maps client id to
-      that client's new inputs since the last tick, in sequence order.
+      that client's new inputs since the last tick, in sequence order (with an
+      ``input_spec``: an ``InputBatch`` of the same inputs, each client's rows in that order).
     - ``on_message(client_id, data)``: a message (reliable or not) from a client.
     - ``save_state()`` / ``restore_state(data)``: opt in to room state saves in a cluster
       (``gamesync serve --redis``): return what the world's columns do not hold (msgpack
@@ -143,6 +148,9 @@ class Game:
     #: interest management: set it and each client receives only what is near its focus (and
     #: what ``room.views`` scopes to it); None: every client receives every entity
     interest: Interest | None = None
+    #: the shape of every input, for games whose inputs are a few integers: checked by the
+    #: server (``validate_input`` is not called) and handed to ``step`` as an ``InputBatch``
+    input_spec: IntInputs | None = None
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -164,7 +172,7 @@ class Game:
     def validate_input(self, data: Any) -> Any:
         return data
 
-    def step(self, tick: int, inputs: dict[int, list[Any]], dt: float) -> None:
+    def step(self, tick: int, inputs: Any, dt: float) -> None:
         pass
 
     def on_message(self, client_id: int, data: Any) -> None:
@@ -189,4 +197,4 @@ def require(cond: bool, reason: str) -> None:
         raise ProtocolViolation(reason)
 
 
-__all__ = ["Game", "Interest", "ReliableHandle", "RoomAPI", "ViewsAPI", "require", "np"]
+__all__ = ["Game", "InputBatch", "IntInputs", "Interest", "ReliableHandle", "RoomAPI", "ViewsAPI", "require", "np"]

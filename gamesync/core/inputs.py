@@ -17,6 +17,11 @@ oldest waiting input, one, and more only past a small backlog:
 - more than ``max_waiting`` inputs waiting at once is a flood (``RateLimited``).
 
 The input ack (``last_applied``) is the seq of the newest input handed to the game.
+
+A queue for a game with an ``input_spec`` (core.inputspec.IntInputs) is told so with
+``expect_ints``: the native twin then keeps its inputs as C integers and hands them out as
+rows of an ``InputBatch`` (``take_batch`` in gamesync.native); this one keeps the validated
+tuples as they are.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import RateLimited
+from .inputspec import MAX_INTS
 from .protocol import InputFrame, input_frame
 
 #: inputs left waiting after a tick before the tick catches up (0: every input at the next tick)
@@ -36,7 +42,7 @@ class InputQueue:
     """A client's waiting inputs and its input ack; ``take`` is called once per tick."""
 
     __slots__ = ("_waiting", "last_applied", "max_per_tick", "max_waiting", "backlog", "drain_ticks", "_standing",
-                 "arrived")
+                 "arrived", "ints")
 
     def __init__(self, max_per_tick: int = 32, backlog: int = INPUT_BACKLOG, drain_ticks: int = DRAIN_TICKS,
                  max_waiting: int | None = None) -> None:
@@ -50,6 +56,7 @@ class InputQueue:
         self.drain_ticks = drain_ticks
         self._standing = 0  # ticks in a row that ended with inputs still waiting
         self.arrived = 0  # inputs added since the last take (for the room's stats)
+        self.ints = -1  # integers per input, once ``expect_ints`` said so (-1: any data)
 
     def __len__(self) -> int:
         """Inputs waiting (duplicates not yet removed)."""
@@ -64,6 +71,14 @@ class InputQueue:
         self.arrived += 1
         if len(self._waiting) > self.max_waiting:
             raise RateLimited("too many inputs waiting to be applied")
+
+    def expect_ints(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> None:
+        """From now on every input is ``len(lo)`` integers within ``lo``..``hi``, checked before
+        ``add`` (``IntInputs.validate``, or the native read pass); what waits is dropped."""
+        if not 1 <= len(lo) == len(hi) <= MAX_INTS:
+            raise ValueError(f"1 to {MAX_INTS} integers per input, a low and a high for each")
+        self.clear()
+        self.ints = len(lo)
 
     def clear(self) -> None:
         """Nothing waiting reaches the game any more."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..core.protocol import InputFrame
 from ..core.schema import Angle, Float, Int, Schema
-from ..game import Game, RoomAPI, require
+from ..game import Game, InputBatch, IntInputs, RoomAPI
 from .chat import Chat
 
 SIZE = 1000.0
@@ -60,6 +60,8 @@ class Arena(Game):
     """ARENA.md rules as vectorised functions over the world's columns."""
 
     schema = SCHEMA
+    #: an input is [dx, dy], each -1, 0 or 1 (the server checks it and hands ``step`` columns)
+    input_spec = IntInputs(dx=(-1, 1), dy=(-1, 1))
 
     def __init__(self, npcs: int = 1000, seed: int = SEED, size: float = SIZE, **options: Any) -> None:
         super().__init__(npcs=npcs, seed=seed, **options)
@@ -69,6 +71,7 @@ class Arena(Game):
         self.n_npcs = int(npcs)
         self.rng = np.random.default_rng(seed)
         self.players: dict[int, int] = {}  # client id -> slot
+        self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # players' (client ids, slots), sorted
         self.time = 0.0
 
     def setup(self, room: RoomAPI) -> None:
@@ -102,11 +105,13 @@ class Arena(Game):
         x, y = _GRID.snap(self.rng.uniform(0, self.size, 2))
         slot = self.world.spawn(1, x=x, y=y, hp=100, kind=KIND_PLAYER, owner=client_id)
         self.players[client_id] = int(slot[0])
+        self._lookup = None
         self.room.send(client_id, {"you": int(self.world.ids[slot[0]])})
         self.chat.join(client_id, name)
 
     def on_leave(self, client_id: int) -> None:
         slot = self.players.pop(client_id, None)
+        self._lookup = None
         if slot is not None:
             self.world.despawn([slot])
         self.chat.leave(client_id)
@@ -114,51 +119,48 @@ class Arena(Game):
     def on_message(self, client_id: int, data: Any) -> None:
         self.chat.handle(client_id, data)  # room chat and typing indicators (gamesync.games.chat)
 
-    def validate_input(self, data: Any) -> tuple[int, int]:
-        require(isinstance(data, (list, tuple)) and len(data) == 2, "arena input is [dx, dy]")
-        dx, dy = data
-        require(dx in (-1, 0, 1) and dy in (-1, 0, 1) and type(dx) is int and type(dy) is int,
-                "dx and dy must each be -1, 0 or 1")
-        return dx, dy
-
-    def step(self, tick: int, inputs: dict[int, list[InputFrame]], dt: float) -> None:
+    def step(self, tick: int, inputs: InputBatch | dict[int, list[InputFrame]], dt: float) -> None:
+        """One tick; ``inputs`` as the room hands them (an ``InputBatch``) or, from tests and
+        tools driving the game directly, as client id -> ``InputFrame`` list."""
+        if not isinstance(inputs, InputBatch):
+            inputs = InputBatch.of_frames(self.input_spec, inputs.items())
         self._step_players(inputs, dt)
         self._step_npcs(dt)
         self.time += dt
 
-    def _step_players(self, inputs: dict[int, list[InputFrame]], dt: float) -> None:
+    def _slots_of(self, clients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which of ``clients`` have a player, their players' slots), without a loop."""
+        if self._lookup is None:  # rebuilt after joins and leaves
+            cids = np.fromiter(self.players.keys(), dtype=np.int64, count=len(self.players))
+            slots = np.fromiter(self.players.values(), dtype=np.intp, count=len(self.players))
+            order = np.argsort(cids)
+            self._lookup = cids[order], slots[order]
+        cids, slots = self._lookup
+        at = np.minimum(np.searchsorted(cids, clients), max(len(cids) - 1, 0))
+        found = cids[at] == clients if len(cids) else np.zeros(len(clients), dtype=bool)
+        return found, slots[at[found]]
+
+    def _step_players(self, inputs: InputBatch, dt: float) -> None:
         """Apply every input as one tick of movement, vectorised across players.
 
         A player with k inputs this tick moves k times; round r applies every player's r-th
         input at once, so clamping stays sequential per player.
         """
-        slots: list[int] = []
-        moves: list[Any] = []
-        seqs: list[int] = []
-        rank: list[int] = []
-        players = self.players
-        for cid, frames in inputs.items():
-            slot = players.get(cid)
-            if slot is None:
-                continue
-            for r, fr in enumerate(frames):
-                slots.append(slot)
-                moves.append(fr.data)
-                seqs.append(fr.seq)
-                rank.append(r)
-        if not slots:
+        if not len(inputs):
+            return
+        found, sl = self._slots_of(inputs.clients)
+        if not len(sl):
             return
         w = self.world
         x, y, heading, ack = w["x"], w["y"], w["heading"], w["ack"]
-        sl = np.asarray(slots, dtype=np.intp)
-        d = np.asarray(moves, dtype=np.float64).reshape(-1, 2)
-        sq = np.asarray(seqs, dtype=np.int64)
+        d = inputs.values[found].astype(np.float64)
+        sq = inputs.seqs[found]
         moving = (d[:, 0] != 0) | (d[:, 1] != 0)
         step = np.where((d[:, 0] != 0) & (d[:, 1] != 0), _DIAG, 1.0) * (PLAYER_SPEED * dt)
         move = _GRID.snap(d * step[:, None])  # whole grid steps per axis
         ang = np.arctan2(d[:, 1], d[:, 0]) % (2 * math.pi)
-        rounds = max(rank) + 1
-        rk = np.asarray(rank) if rounds > 1 else None
+        rounds = inputs.rounds
+        rk = inputs.ranks[found] if rounds > 1 else None
         for r in range(rounds):
             m = slice(None) if rk is None else (rk == r)
             s = sl[m]
@@ -235,6 +237,7 @@ class Arena(Game):
     def restore_state(self, data: dict[str, Any]) -> None:
         """Continue from ``save_state``'s output (the room has restored the world already)."""
         self.players = {int(cid): int(slot) for cid, slot in data["players"]}
+        self._lookup = None
         for cid, name in data["names"]:
             self.chat.join(int(cid), str(name), welcome=False)
         self.chat.restore(data.get("chat"))

@@ -24,13 +24,17 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from .. import sockio
 from ..core.acks import AckTracker
 from ..core.inputs import DRAIN_TICKS, INPUT_BACKLOG, InputQueue
+from ..core.inputspec import HEAD, InputBatch, IntInputs
+from ..core.inputspec import take_batch as _py_take_batch
 from ..core.protocol import InputFields
 from ..core.protocol import input_fields as _py_input_fields
 from ..core.ratelimit import TokenBucket
@@ -176,6 +180,17 @@ def send_pass(plan: list[Any], now: float, slow: Any) -> None:
     ``server.outbound.send_frames``)."""
     assert _ext is not None
     _ext.send_pass(plan, now, slow)
+
+
+def take_batch(sessions: Mapping[int, Any], spec: IntInputs, arrived: list[int], applied: list[int]) -> InputBatch:
+    """A room's inputs of the tick for a game with an ``input_spec``: every session's
+    ``proto.inputs`` taken into one ``InputBatch`` (``core.inputspec.take_batch``; natively,
+    the queues' C rows are copied into the table with no Python object per input)."""
+    if _native:
+        assert _ext is not None
+        table = np.frombuffer(_ext.take_batch(sessions, len(spec), arrived, applied), dtype=np.int64)
+        return InputBatch(spec, table.reshape(-1, len(HEAD) + len(spec)))
+    return _py_take_batch(((cid, s.proto.inputs) for cid, s in sessions.items()), spec, arrived, applied)
 
 
 def input_fields(data: bytes) -> InputFields | None:

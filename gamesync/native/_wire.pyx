@@ -7,12 +7,13 @@ Everything here has a pure-Python counterpart that gives the same results byte f
 and documents the interface.
 """
 
+from cpython.bytearray cimport PyByteArray_FromStringAndSize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.tuple cimport PyTuple_GET_SIZE
 from libc.errno cimport EAGAIN, EINTR, errno
-from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.stdlib cimport free, malloc, qsort, realloc
+from libc.string cimport memcpy, memmove, memset
 
 from operator import attrgetter
 
@@ -239,45 +240,62 @@ def send_masked(socks, msgs, bytes keys):
     return out
 
 
+cdef enum:
+    MAX_INTS = 15  # core.inputspec.MAX_INTS
+    HEAD = 3  # core.inputspec.HEAD: client, seq, rank
+
+
 def input_fields(data):
     """See gamesync.core.protocol.input_fields: the same results, read from the bytes."""
     return _input_fields(data)
 
 
-cdef object _input_fields(data):
+cdef struct Input:
+    long long seq, ack, bits
+    bint has_ack
+    Py_ssize_t count  # the data's integers
+    long long v[MAX_INTS]
+
+
+cdef bint _parse_input(data, Input *f):
+    """The common input message (``protocol.input_fields``) into ``f``: False where that gives None."""
     if type(data) is not bytes:
-        return None
+        return False
     cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(data)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i, k, items, count
-    cdef long long seq, ack = 0, bits = 0, x
-    cdef list d
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i, k, items
     if n < 3 or b[0] < 0x93 or b[0] > 0x95 or b[1] != 3:
-        return None
+        return False
     items = b[0] - 0x90
-    i = read_int(b, 2, n, &seq)
-    if i < 0 or seq < 1 or seq >> SAFE_BITS:
-        return None
+    i = read_int(b, 2, n, &f.seq)
+    if i < 0 or f.seq < 1 or f.seq >> SAFE_BITS:
+        return False
     if i >= n or b[i] < 0x90 or b[i] > 0x9F:
-        return None
-    count = b[i] - 0x90
+        return False
+    f.count = b[i] - 0x90
     i += 1
-    d = []
-    for k in range(count):
-        i = read_int(b, i, n, &x)
+    for k in range(f.count):
+        i = read_int(b, i, n, &f.v[k])
         if i < 0:
-            return None
-        d.append(x)
+            return False
+    f.has_ack = items >= 4
+    f.ack = 0
+    f.bits = 0
     if items >= 4:
-        i = read_int(b, i, n, &ack)
-        if i < 0 or ack < 0 or ack >> SAFE_BITS:
-            return None
+        i = read_int(b, i, n, &f.ack)
+        if i < 0 or f.ack < 0 or f.ack >> SAFE_BITS:
+            return False
     if items == 5:
-        i = read_int(b, i, n, &bits)
-        if i < 0 or bits < 0 or bits >> 32:
-            return None
-    if i != n:
+        i = read_int(b, i, n, &f.bits)
+        if i < 0 or f.bits < 0 or f.bits >> 32:
+            return False
+    return i == n
+
+
+cdef object _input_fields(data):
+    cdef Input f
+    if not _parse_input(data, &f):
         return None
-    return seq, d, (ack if items >= 4 else None), bits
+    return f.seq, [f.v[k] for k in range(f.count)], (f.ack if f.has_ack else None), f.bits
 
 
 cdef enum:
@@ -467,6 +485,9 @@ cdef class AckTracker:
 
     def on_ack(self, long long tick, long long bits=0):
         """The client holds snapshot ``tick`` (and those flagged in ``bits``)."""
+        self._on_ack(tick, bits)
+
+    cdef int _on_ack(self, long long tick, long long bits) except -1:
         if self._was_sent(tick):
             if tick > self.acked:
                 self.acked = tick
@@ -475,6 +496,7 @@ cdef class AckTracker:
                 self.ack_bits |= bits
         elif tick > self.newest_sent:
             raise ProtocolViolation(f"ack for tick {tick}, which was never sent")
+        return 0
 
     cdef inline bint _holds(self, long long tick):
         cdef long long d = self.acked - 1 - tick
@@ -527,10 +549,24 @@ cdef class AckTracker:
 
 cdef object _by_seq = attrgetter("seq")
 
+cdef struct SeqAt:
+    long long seq
+    Py_ssize_t at  # arrival order, so that a sort is stable
+
+
+cdef int _cmp_seq(const void *a, const void *b) noexcept nogil:
+    cdef const SeqAt *x = <const SeqAt *>a
+    cdef const SeqAt *y = <const SeqAt *>b
+    if x.seq != y.seq:
+        return -1 if x.seq < y.seq else 1
+    return -1 if x.at < y.at else (1 if x.at > y.at else 0)
+
 
 cdef class InputQueue:
     """See gamesync.core.inputs.InputQueue: the same interface and the same inputs handed out
-    (its counters in C; the waiting inputs are the same ``InputFrame`` objects)."""
+    (its counters in C; the waiting inputs are the same ``InputFrame`` objects, or, once
+    ``expect_ints`` said so, rows of C integers, handed out as ``InputFrame``s by ``take`` and
+    as table rows by ``take_batch``)."""
 
     cdef public list _waiting
     cdef public long long last_applied
@@ -540,6 +576,12 @@ cdef class InputQueue:
     cdef public long long drain_ticks
     cdef public long long _standing
     cdef public long long arrived
+    cdef readonly Py_ssize_t ints  # integers per input in the C rows (-1: Python objects)
+    cdef long long _lo[MAX_INTS]
+    cdef long long _hi[MAX_INTS]
+    cdef long long *_rows  # per waiting input: its seq, then its integers (arrival order)
+    cdef Py_ssize_t _n  # rows waiting
+    cdef Py_ssize_t _cap
 
     def __init__(self, long long max_per_tick=32, long long backlog=INPUT_BACKLOG,
                  long long drain_ticks=DRAIN_TICKS, max_waiting=None):
@@ -553,14 +595,46 @@ cdef class InputQueue:
         self.drain_ticks = drain_ticks
         self._standing = 0
         self.arrived = 0
+        self.ints = -1
+
+    def __dealloc__(self):
+        free(self._rows)
 
     def __len__(self):
-        return len(self._waiting)
+        return self._n if self.ints >= 0 else len(self._waiting)
+
+    def expect_ints(self, lo, hi):
+        """See ``core.inputs.InputQueue.expect_ints``: from now on inputs wait as C rows."""
+        cdef Py_ssize_t k = len(lo), i, cap
+        if not 1 <= k <= MAX_INTS or len(hi) != k:
+            raise ValueError(f"1 to {MAX_INTS} integers per input, a low and a high for each")
+        cap = self.max_waiting + 1 if 0 <= self.max_waiting < PY_SSIZE_T_MAX // 128 else -1
+        if cap < 1:
+            raise MemoryError(f"{self.max_waiting} inputs waiting")
+        self.clear()
+        rows = <long long *>realloc(self._rows, cap * (k + 1) * sizeof(long long))
+        if rows == NULL:
+            raise MemoryError()
+        self._rows = rows
+        self._cap = cap
+        for i in range(k):
+            self._lo[i] = lo[i]
+            self._hi[i] = hi[i]
+        self.ints = k
 
     def add(self, long long seq, data):
         """An input received; one already applied is dropped. Raises ``RateLimited`` past
         ``max_waiting``."""
-        self._add(seq, data)
+        cdef long long v[MAX_INTS]
+        cdef Py_ssize_t i
+        if self.ints < 0:
+            self._add(seq, data)
+            return
+        if len(data) != self.ints:
+            raise ValueError(f"an input here is {self.ints} integers")
+        for i in range(self.ints):
+            v[i] = data[i]
+        self._add_ints(seq, v)
 
     cdef int _add(self, long long seq, data) except -1:
         if seq <= self.last_applied:
@@ -571,16 +645,61 @@ cdef class InputQueue:
             raise RateLimited("too many inputs waiting to be applied")
         return 0
 
+    cdef inline bint _fits(self, const long long *v):
+        """Each of the input's integers is within its range (``IntInputs.validate``)."""
+        cdef Py_ssize_t i
+        for i in range(self.ints):
+            if v[i] < self._lo[i] or v[i] > self._hi[i]:
+                return False
+        return True
+
+    cdef int _add_ints(self, long long seq, const long long *v) except -1:
+        """``_add`` for an input held as integers (already checked)."""
+        cdef long long *row
+        if seq <= self.last_applied:
+            return 0
+        if self._n >= self._cap:  # only after a flood already raised, for a caller that went on
+            raise RateLimited("too many inputs waiting to be applied")
+        row = self._rows + self._n * (self.ints + 1)
+        row[0] = seq
+        memcpy(row + 1, v, self.ints * sizeof(long long))
+        self._n += 1
+        self.arrived += 1
+        if self._n > self.max_waiting:
+            raise RateLimited("too many inputs waiting to be applied")
+        return 0
+
     def clear(self):
         """Nothing waiting reaches the game any more."""
         self._waiting = []
+        self._n = 0
         self._standing = 0
+
+    cdef Py_ssize_t _count(self, Py_ssize_t count):
+        """How many of ``count`` waiting inputs (duplicates out, in seq order) go this tick: the
+        backlog rule of ``take``, ``_standing`` kept."""
+        cdef Py_ssize_t n = min(self.max_per_tick, max(1, count - self.backlog))
+        if n >= count:
+            self._standing = 0
+        else:
+            self._standing += 1
+            if self._standing >= self.drain_ticks and n < self.max_per_tick:
+                n += 1  # a backlog that stood this long: one input goes early
+                self._standing = 0
+        return min(n, count)
 
     def take(self):
         """This tick's inputs, in seq order: the oldest one, and more only past the backlog."""
         cdef list waiting = self._waiting, now
-        cdef Py_ssize_t count = len(waiting), n
+        cdef Py_ssize_t count = len(waiting), n, i
         cdef bint in_order
+        if self.ints >= 0:
+            n = self._take_rows()
+            now = [input_frame(self._rows[i * (self.ints + 1)],
+                               tuple([self._rows[i * (self.ints + 1) + 1 + j] for j in range(self.ints)]))
+                   for i in range(n)]
+            self._drop(n)
+            return now
         self.arrived = 0
         if count <= 1:
             self._standing = 0
@@ -592,20 +711,74 @@ cdef class InputQueue:
         in_order = count == 2 and self.last_applied < waiting[0].seq < waiting[1].seq
         if not in_order:  # duplicates out, seq order
             waiting = sorted({f.seq: f for f in waiting if f.seq > self.last_applied}.values(), key=_by_seq)
-        count = len(waiting)
-        n = min(self.max_per_tick, max(1, count - self.backlog))
-        if n >= count:
-            self._standing = 0
-        else:
-            self._standing += 1
-            if self._standing >= self.drain_ticks and n < self.max_per_tick:
-                n += 1  # a backlog that stood this long: one input goes early
-                self._standing = 0
+        n = self._count(len(waiting))
         now = waiting[:n]
         self._waiting = waiting[n:]
         if now:
             self.last_applied = now[len(now) - 1].seq
         return now
+
+    cdef Py_ssize_t _take_rows(self) except -1:
+        """``take`` on the C rows: they are put in seq order without duplicates (the last to
+        arrive of a seq kept, as ``take``'s dict keeps it), and the number that go this tick
+        returned; the caller reads them from the front and then ``_drop``s them."""
+        cdef Py_ssize_t count = self._n, n
+        cdef long long *r = self._rows
+        cdef Py_ssize_t w = self.ints + 1
+        self.arrived = 0
+        if count <= 1:
+            self._standing = 0
+            if count:
+                self.last_applied = r[0]
+            return count
+        if not (count == 2 and self.last_applied < r[0] < r[w]):
+            count = self._n = self._sort_rows()
+        n = self._count(count)
+        if n:
+            self.last_applied = r[(n - 1) * w]
+        return n
+
+    cdef Py_ssize_t _sort_rows(self) except -1:
+        """The rows in seq order, one per seq (its last arrival), those applied already out."""
+        cdef Py_ssize_t w = self.ints + 1, i, k = 0, m = self._n
+        cdef SeqAt *order = <SeqAt *>malloc(m * sizeof(SeqAt))
+        cdef long long *rows = <long long *>malloc(m * w * sizeof(long long))
+        if order == NULL or rows == NULL:
+            free(order)
+            free(rows)
+            raise MemoryError()
+        for i in range(m):
+            order[i].seq = self._rows[i * w]
+            order[i].at = i
+        qsort(order, m, sizeof(SeqAt), _cmp_seq)
+        for i in range(m):
+            if order[i].seq <= self.last_applied or (i + 1 < m and order[i + 1].seq == order[i].seq):
+                continue  # applied already, or an earlier arrival of a seq that came again
+            memcpy(rows + k * w, self._rows + order[i].at * w, w * sizeof(long long))
+            k += 1
+        memcpy(self._rows, rows, k * w * sizeof(long long))
+        free(order)
+        free(rows)
+        return k
+
+    cdef void _drop(self, Py_ssize_t n):
+        """The first ``n`` rows went to the game."""
+        cdef Py_ssize_t w = self.ints + 1
+        if n:
+            memmove(self._rows, self._rows + n * w, (self._n - n) * w * sizeof(long long))
+            self._n -= n
+
+    cdef Py_ssize_t _take_into(self, long long cid, long long *out) except -1:
+        """``take`` written as table rows (client, seq, rank, integers) at ``out``: how many."""
+        cdef Py_ssize_t n = self._take_rows(), i, w = self.ints + 1
+        for i in range(n):
+            out[0] = cid
+            out[1] = self._rows[i * w]
+            out[2] = i
+            memcpy(out + HEAD, self._rows + i * w + 1, self.ints * sizeof(long long))
+            out += HEAD + self.ints
+        self._drop(n)
+        return n
 
 
 # -- a room's two per-session passes of the tick -------------------------------------------------
@@ -712,6 +885,44 @@ cdef int _read_one(s, Link link, tuple res, double now, take, handle, fail, vali
     if not nm:
         return 0
     cdef InputQueue q = link.inputs
+    i = _read_ints(link, q, msgs, playing, s, fail) if q.ints >= 0 else _read_objects(link, q, msgs, validate,
+                                                                                       playing, s, fail)
+    if 0 <= i < nm:
+        handle(s, msgs[i:])
+    return 0
+
+
+cdef Py_ssize_t _read_ints(Link link, InputQueue q, list msgs, playing, s, fail):
+    """The session's inputs, for a game with an ``input_spec``: each message read into C
+    integers, checked against the spec's ranges and queued as a C row, with no Python object
+    made. Returns how many were taken (the rest go to ``Roster.handle``, which refuses the one
+    out of shape or range as ``IntInputs.validate`` does), or -1 once one failed (``fail``
+    has closed the session)."""
+    cdef Input f
+    cdef Py_ssize_t i = 0
+    proto = link.proto
+    try:
+        for m in msgs:
+            if not _parse_input(m, &f) or f.count != q.ints or not q._fits(f.v):
+                break
+            i += 1
+            if proto.state is not playing:  # ServerSession.receive_input
+                continue
+            proto.inputs_in += 1
+            if f.has_ack:
+                link.acks._on_ack(f.ack, f.bits)
+            q._add_ints(f.seq, f.v)
+    except Exception as e:
+        fail(s, e)
+        return -1
+    return i
+
+
+cdef Py_ssize_t _read_objects(Link link, InputQueue q, list msgs, validate, playing, s, fail):
+    """The session's inputs, each checked by the game's ``validate_input``: how many were
+    taken, or -1 once one failed (``fail`` has closed the session)."""
+    cdef Py_ssize_t i = 0
+    proto = link.proto
     try:
         for m in msgs:
             f = _input_fields(m)
@@ -723,15 +934,13 @@ cdef int _read_one(s, Link link, tuple res, double now, take, handle, fail, vali
             proto.inputs_in += 1
             ack = (<tuple>f)[2]
             if ack is not None:
-                link.acks.on_ack(ack, (<tuple>f)[3])
+                link.acks._on_ack(ack, (<tuple>f)[3])
             v = validate((<tuple>f)[1])
             q._add((<tuple>f)[0], v)
     except Exception as e:
         fail(s, e)
-        return 0
-    if i < nm:
-        handle(s, msgs[i:])
-    return 0
+        return -1
+    return i
 
 
 cdef struct Frame:
@@ -875,3 +1084,47 @@ cdef object _frame_one(s, Link link, tuple out, double now, Frame *f):
     f.ev = PyBytes_AS_STRING(ev)
     f.ev_len = PyBytes_GET_SIZE(ev)
     return ev
+
+
+# -- a tick's inputs as one table (games with an ``input_spec``) ----------------------------------
+
+cdef long long *_tbuf = NULL  # take_batch's rows (grown on demand)
+cdef Py_ssize_t _tcap = 0
+
+
+def take_batch(sessions, Py_ssize_t k, list arrived, list applied):
+    """Every session's inputs of the tick (``InputQueue.take``) as the rows of one table:
+    client id, seq, rank, then the ``k`` integers (``core.inputspec.InputBatch``), returned as
+    a bytearray of int64s. ``arrived`` and ``applied`` (the room's histograms of inputs added
+    and taken per session, the last slot for that many or more) are counted as the room's
+    ``_step`` counts them. A queue that is not a native one in integer mode is taken in Python
+    (``take``, its frames' data being the validated tuples)."""
+    global _tbuf, _tcap
+    cdef Py_ssize_t w = HEAD + k, total = 0, n = 0, got, top = len(arrived) - 1, i, j
+    cdef InputQueue nq
+    cdef long long *row
+    queues = []
+    for cid, s in sessions.items():
+        q = s.proto.inputs
+        queues.append((cid, q))
+        total += len(q)
+    row = <long long *>grow(<char **>&_tbuf, &_tcap, (total + 1) * w * sizeof(long long))
+    for cid, q in queues:
+        if type(q) is InputQueue and (<InputQueue>q).ints == k:
+            nq = <InputQueue>q
+            arrived[min(top, nq.arrived)] += 1
+            got = nq._take_into(cid, row + n * w)
+        else:
+            arrived[min(top, q.arrived)] += 1
+            frames = q.take()
+            got = len(frames)
+            for j in range(got):
+                f = frames[j]
+                row[(n + j) * w] = cid
+                row[(n + j) * w + 1] = f.seq
+                row[(n + j) * w + 2] = j
+                for i in range(k):
+                    row[(n + j) * w + HEAD + i] = f.data[i]
+        applied[min(top, got)] += 1
+        n += got
+    return PyByteArray_FromStringAndSize(<char *>row, n * w * sizeof(long long))

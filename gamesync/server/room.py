@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from .. import native
 from ..core import protocol as p
 from ..core.errors import GamesyncError, InternalError
 from ..core.plan import PlanCounts
@@ -244,8 +245,13 @@ class Room(RoomSends):
         """Admit the joins, drop the leavers, step the game with this tick's inputs."""
         self.roster.enter_joining()
         self._drop_closing()
+        arrived, applied = self.stats.inputs_arrived, self.stats.inputs_applied
+        if self.game.input_spec is not None:  # the inputs as columns
+            self.game.step(tick, native.take_batch(self.sessions, self.game.input_spec, arrived, applied),
+                           1.0 / self.tick_rate)
+            return
         batch: dict[int, list[p.InputFrame]] = {}
-        arrived, applied, top = self.stats.inputs_arrived, self.stats.inputs_applied, len(self.stats.inputs_applied) - 1
+        top = len(applied) - 1
         for cid, s in self.sessions.items():
             arrived[min(top, (q := s.proto.inputs).arrived)] += 1
             frames = q.take()  # ServerSession.take_inputs, without the call

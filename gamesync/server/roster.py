@@ -48,6 +48,9 @@ class Roster:
         self.inbox = Inbox()
         #: called with a client id once that player has left for good (the room's views forget it)
         self.on_gone: Callable[[int], None] | None = None
+        #: what checks an input on receipt: the game's ``input_spec`` where it has one, else its ``validate_input``
+        self.validate: Callable[[Any], Any] = (game.input_spec.validate if game.input_spec is not None
+                                               else game.validate_input)
 
     def seated(self) -> list[Seat]:
         """Everyone with a seat: the sessions, then the seats kept for a resume."""
@@ -111,6 +114,8 @@ class Roster:
             s.done.set()
             return
         s.proto.enter()
+        if self.game.input_spec is not None:
+            s.proto.inputs.expect_ints(self.game.input_spec.lo, self.game.input_spec.hi)
         self.sessions[s.id] = s
         s.seat.in_game = True
         s.to_drop = self.to_drop
@@ -183,7 +188,7 @@ class Roster:
 
     def handle(self, s: Session, msgs: list[bytes]) -> None:
         """Feed a session's messages to its protocol object and apply what comes out."""
-        proto, validate, fields = s.proto, self.game.validate_input, native.input_fields
+        proto, validate, fields = s.proto, self.validate, native.input_fields
         try:
             for m in msgs:
                 f = fields(m)
@@ -207,7 +212,7 @@ class Roster:
 
     def read(self, now: float) -> None:
         """Read every joined session's socket once and handle what came (``Inbox.read``)."""
-        self.inbox.read(now, self.handle, self.fail, self.game.validate_input)
+        self.inbox.read(now, self.handle, self.fail, self.validate)
 
     def _apply(self, s: Session, ev: SessionEvent) -> None:
         if type(ev) is MessageReceived:

@@ -187,6 +187,21 @@ async def test_wrong_fields_get_protocol_close(msg):
     assert closed.reason
 
 
+@pytest.mark.parametrize("data", [[2, 0], [0, -2], [1, 0, 0], [1], [2**40, 0], [-(2**63), 0], [1.0, 0], [True, 0]],
+                         ids=repr)
+async def test_an_input_outside_the_games_input_spec_is_refused_with_its_shape(data):
+    """The arena declares ``IntInputs(dx=(-1, 1), dy=(-1, 1))``: on the native path the read pass
+    checks each input in C and hands the odd one to the Python path, whose refusal names the
+    shape, on both paths alike (after a good input in the same read)."""
+    with trio.fail_after(10):
+        async with running_server() as (server, url):
+            async with bystander(server, url):
+                closed = await _joined_then(url, pk([3, 1, [1, 0]]), pk([3, 2, data]))
+    assert closed.code == 1002
+    assert closed.error is not None and closed.error.code == "protocol"
+    assert closed.reason == "input is [dx, dy]: integers, dx in -1..1, dy in -1..1"
+
+
 @pytest.mark.parametrize("join", [
     [1, p.PROTOCOL_VERSION, "", "x"],  # empty room
     [1, p.PROTOCOL_VERSION, "r" * 65, "x"],  # room too long
