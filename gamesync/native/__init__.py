@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -38,6 +38,7 @@ from ..core.inputspec import take_batch as _py_take_batch
 from ..core.protocol import InputFields
 from ..core.protocol import input_fields as _py_input_fields
 from ..core.ratelimit import TokenBucket
+from ..core.state import History
 from ..wsframe import FrameReader
 
 logger = logging.getLogger(__name__)
@@ -180,6 +181,15 @@ def send_pass(plan: list[Any], now: float, slow: Any) -> None:
     ``server.outbound.send_frames``)."""
     assert _ext is not None
     _ext.send_pass(plan, now, slow)
+
+
+def plan_pass(sessions: Iterable[Any], tick: int, history: History, cap: int,
+              build: Callable[[tuple[int, int]], Any]) -> tuple[list[tuple[Any, Any]], int] | None:
+    """A room's snapshot plan of the tick on the native path (``_wire.plan_pass``: the usual
+    tick of ``server.payloads.encode_payloads``), or None for the Python plan to make."""
+    assert _ext is not None
+    out: tuple[list[tuple[Any, Any]], int] | None = _ext.plan_pass(sessions, tick, history, cap, build)
+    return out
 
 
 def take_batch(sessions: Mapping[int, Any], spec: IntInputs, arrived: list[int], applied: list[int]) -> InputBatch:

@@ -529,22 +529,40 @@ cdef class AckTracker:
     def choose(self, long long tick, history):
         """(baseline, reference) for the client's tick-``tick`` snapshot (see
         ``core.acks.AckTracker.choose``)."""
+        cdef long long b, r
+        if self._pick(tick, history, NULL, 0, 0, &b, &r) and b != NO_TICK:
+            self.base = b
+        return b, r
+
+    cdef int _pick(self, long long tick, history, const unsigned char *held, long long lo, long long nheld,
+                   long long *kb, long long *kr) except -1:
+        """``choose``'s pair into ``kb``, ``kr``, ``base`` left as it is (``choose`` stores the
+        baseline when it is not NO_TICK). Which ticks the history holds: ``held[t - lo]`` for
+        ``lo <= t < lo + nheld`` when ``held`` is given, else ``t in history``."""
         cdef long long acked = self.acked, target, b, r
+        kb[0] = kr[0] = NO_TICK
         if acked == NO_TICK:
-            return NO_TICK, NO_TICK
+            return 1
         target = tick - self.lag
         b = target if target < acked and self._holds(target) else acked
         if b < self.base:
             b = self.base
-        if b not in history:
-            return NO_TICK, NO_TICK
-        self.base = b
+        if not _held(b, history, held, lo, nheld):
+            return 1
         r = b - 1
         if not self._holds(r):
             r = self._sent_base(b)
-        if r != NO_TICK and r not in history:
+        if r != NO_TICK and not _held(r, history, held, lo, nheld):
             r = NO_TICK
-        return b, r
+        kb[0] = b
+        kr[0] = r
+        return 1
+
+
+cdef inline bint _held(long long t, history, const unsigned char *held, long long lo, long long nheld) except -1:
+    if held != NULL:
+        return lo <= t < lo + nheld and held[t - lo]
+    return t in history
 
 
 cdef object _by_seq = attrgetter("seq")
@@ -1128,3 +1146,115 @@ def take_batch(sessions, Py_ssize_t k, list arrived, list applied):
         applied[min(top, got)] += 1
         n += got
     return PyByteArray_FromStringAndSize(<char *>row, n * w * sizeof(long long))
+
+
+# -- the tick's plan: which payload each session gets (``server.payloads.encode_payloads``) -------
+
+cdef Py_ssize_t _plan_keys(list trackers, long long tick, history, long long lo, long long nheld, Py_ssize_t cap,
+                           long long *keys) except -2:
+    """``core.plan.plan_payloads`` for a tick within the cap: every tracker's pair into
+    ``keys[2i]``, ``keys[2i + 1]``, and when the distinct pairs (the full snapshot aside) are at
+    most ``cap``, every tracker's baseline stored and its waits cleared as ``choose`` and
+    ``plan_payloads`` do; returns the number of full snapshots. Past the cap it returns -1 and
+    changes nothing: the Python plan takes that tick. ``history`` is asked once per tick for
+    each tick from ``lo`` on (``nheld`` of them, which must cover every tick it holds)."""
+    cdef Py_ssize_t n = len(trackers), i, j, ndist = 0, fulls = 0
+    cdef long long b, r
+    cdef AckTracker a
+    cdef unsigned char *held = <unsigned char *>malloc(nheld if nheld > 0 else 1)
+    cdef long long *dist = <long long *>malloc((cap + 1) * 2 * sizeof(long long))
+    if held == NULL or dist == NULL or cap < 0:
+        free(held)
+        free(dist)
+        raise MemoryError() if cap >= 0 else ValueError("cap >= 0")
+    try:
+        for j in range(nheld):
+            held[j] = (lo + j) in history
+        for i in range(n):
+            a = <AckTracker?>trackers[i]
+            a._pick(tick, None, held, lo, nheld, &b, &r)
+            keys[2 * i] = b
+            keys[2 * i + 1] = r
+            if b == NO_TICK:  # the full snapshot
+                fulls += 1
+                continue
+            for j in range(ndist):
+                if dist[2 * j] == b and dist[2 * j + 1] == r:
+                    break
+            else:
+                if ndist == cap:
+                    return -1
+                dist[2 * ndist] = b
+                dist[2 * ndist + 1] = r
+                ndist += 1
+        for i in range(n):
+            a = <AckTracker>trackers[i]
+            if keys[2 * i] != NO_TICK:
+                a.base = keys[2 * i]
+            a.waits = 0
+        return fulls
+    finally:
+        free(held)
+        free(dist)
+
+
+def plan_keys(list trackers, long long tick, history, long long lo, long long nheld, Py_ssize_t cap):
+    """``_plan_keys`` for the tests: every tracker's pair, or None past the cap."""
+    cdef long long *keys = <long long *>malloc((len(trackers) + 1) * 2 * sizeof(long long))
+    if keys == NULL:
+        raise MemoryError()
+    try:
+        if _plan_keys(trackers, tick, history, lo, nheld, cap, keys) < 0:
+            return None
+        return [(keys[2 * i], keys[2 * i + 1]) for i in range(len(trackers))]
+    finally:
+        free(keys)
+
+
+def plan_pass(sessions, long long tick, history, Py_ssize_t cap, build):
+    """``server.payloads.encode_payloads`` for the usual tick: the live sessions (not closing)
+    each get the pair their tracker chooses, each distinct pair's ``Outgoing`` is made once by
+    ``build(pair)`` (in the order the sessions first want them), and ``(plan, full snapshots)``
+    is returned, the plan as (session, ``Outgoing``) pairs. None, with nothing changed, past
+    the cap or for a session whose tracker is not the native one: the Python plan takes it."""
+    cdef list live = [], trackers = [], outs = [], plan
+    cdef Link link
+    cdef Py_ssize_t n, i, j, fulls, nout = 0
+    cdef long long newest = history.newest, size = history.size
+    cdef long long *keys
+    cdef long long *seen
+    for s in sessions:
+        link = _link(s)
+        if link.proto.closing:
+            continue
+        if not link.plain:
+            return None
+        live.append(s)
+        trackers.append(link.acks)
+    n = len(live)
+    keys = <long long *>malloc((n + 1) * 2 * sizeof(long long))
+    seen = <long long *>malloc((n + 1) * 2 * sizeof(long long))
+    if keys == NULL or seen == NULL:
+        free(keys)
+        free(seen)
+        raise MemoryError()
+    try:
+        fulls = _plan_keys(trackers, tick, history, newest - size, size + 1, cap, keys)
+        if fulls < 0:
+            return None
+        plan = []
+        for i in range(n):
+            for j in range(nout):
+                if seen[2 * j] == keys[2 * i] and seen[2 * j + 1] == keys[2 * i + 1]:
+                    break
+            else:
+                outs.append(build((keys[2 * i], keys[2 * i + 1])))
+                seen[2 * nout] = keys[2 * i]
+                seen[2 * nout + 1] = keys[2 * i + 1]
+                j = nout
+                nout += 1
+            plan.append((live[i], outs[j]))
+        return plan, fulls
+    finally:
+        free(keys)
+        free(seen)

@@ -262,11 +262,10 @@ class Room(RoomSends):
 
     def _encode(self, state: State) -> list[tuple[Session, Outgoing]]:
         """Every live session's snapshot of ``state``, each distinct payload built once."""
-        live = [s for s in self.sessions.values() if not s.proto.closing]
         if self.views is not None:
-            return self.views.encode(live, self.stats)
-        return encode_payloads(self.game.schema, state, self.history, live, self.config.max_payloads_per_tick,
-                               self.plan_counts, self.stats)
+            return self.views.encode([s for s in self.sessions.values() if not s.proto.closing], self.stats)
+        return encode_payloads(self.game.schema, state, self.history, self.sessions.values(),
+                               self.config.max_payloads_per_tick, self.plan_counts, self.stats)
 
     def _send(self, plan: list[tuple[Session, Outgoing]], now: float) -> None:
         send_frames(plan, now)
