@@ -183,6 +183,18 @@ def send_pass(plan: list[Any], now: float, slow: Any) -> None:
     _ext.send_pass(plan, now, slow)
 
 
+def ready_set() -> sockio.ReadySet:
+    """A ``sockio.ReadySet`` on the path in use: natively, the bots' twin (``_bots.ReadySet``,
+    which keeps the owners in a list by descriptor and makes no (fd, events) pair per socket)."""
+    from . import bots  # (it imports this module)
+
+    ext = bots.extension()
+    if ext is not None:
+        found: sockio.ReadySet = ext.ReadySet()
+        return found
+    return sockio.ReadySet()
+
+
 def plan_pass(sessions: Iterable[Any], tick: int, history: History, cap: int,
               build: Callable[[tuple[int, int]], Any]) -> tuple[list[tuple[Any, Any]], int] | None:
     """A room's snapshot plan of the tick on the native path (``_wire.plan_pass``: the usual

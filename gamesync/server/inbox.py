@@ -8,7 +8,6 @@ from typing import Any
 from .. import native
 from ..core.errors import GamesyncError, PeerClosed
 from ..core.serverproto import SessionState
-from ..sockio import ReadySet
 from .session import Session
 
 
@@ -16,7 +15,7 @@ class Inbox:
     """Every joined session's socket; ``read`` takes what each readable one has sent."""
 
     def __init__(self) -> None:
-        self._ready = ReadySet()
+        self._ready = native.ready_set()
 
     def __len__(self) -> int:
         """Sockets registered."""
