@@ -169,18 +169,18 @@ def input_queue(max_per_tick: int = 32, backlog: int = INPUT_BACKLOG, drain_tick
 
 
 def read_pass(ready: list[Any], now: float, take: Any, handle: Any, fail: Any, validate: Any,
-              playing: Any) -> None:
+              playing: Any, stats: Any) -> None:
     """A room's reads of the tick on the native path (``_wire.read_pass``; the caller checks
     ``active`` and keeps the Python path, ``server.inbox.Inbox.read``, for the rest)."""
     assert _ext is not None
-    _ext.read_pass(ready, now, take, handle, fail, validate, playing)
+    _ext.read_pass(ready, now, take, handle, fail, validate, playing, stats)
 
 
-def send_pass(plan: list[Any], now: float, slow: Any) -> None:
+def send_pass(plan: list[Any], now: float, slow: Any, stats: Any) -> None:
     """A room's writes of the tick on the native path (``_wire.send_pass``; the Python path is
     ``server.outbound.send_frames``)."""
     assert _ext is not None
-    _ext.send_pass(plan, now, slow)
+    _ext.send_pass(plan, now, slow, stats)
 
 
 def ready_set() -> sockio.ReadySet:

@@ -4,6 +4,7 @@ buffer grown on demand, msgpack integers in their shortest form, the usual snaps
 frames (``gamesync.wsframe``'s headers, a masked frame sent)."""
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.object cimport PyObject_TypeCheck, PyTypeObject
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.stdlib cimport realloc
 from libc.string cimport memcpy
@@ -13,6 +14,24 @@ cdef extern from "<sys/socket.h>" nogil:
     ssize_t c_send "send"(int fd, const void *buf, size_t n, int flags)
     int MSG_DONTWAIT
     int MSG_NOSIGNAL
+
+
+cdef extern from *:
+    """
+    /* How CPython's socket objects begin (Modules/socketmodule.h, PySocketSockObject: SOCKET_T
+       is an int on POSIX); socket.socket subclasses _socket.socket and keeps that layout. */
+    typedef struct { PyObject_HEAD int sock_fd; } gs_socket_head;
+    """
+    ctypedef struct gs_socket_head:
+        int sock_fd
+
+
+cdef inline int sock_fd(sock, PyTypeObject *base) except? -2:
+    """``sock.fileno()`` (-1 once closed), read from the object itself when it is a socket
+    (``base``: ``_socket.socket``), without the method call; other objects are asked."""
+    if PyObject_TypeCheck(sock, base):
+        return (<gs_socket_head *><void *>sock).sock_fd
+    return sock.fileno()
 
 
 cdef enum:

@@ -17,8 +17,12 @@ from libc.string cimport memcpy, memmove, memset
 
 from operator import attrgetter
 
+from cpython.object cimport PyTypeObject
+
 from gamesync.native._shared cimport (SAFE_BITS, Snap, frame_head, grow, put_int, read_int, read_snapshot,
-                                     send_masked_frame)
+                                     send_masked_frame, sock_fd)
+
+import _socket
 
 from gamesync.core.errors import ProtocolViolation, RateLimited
 from gamesync.core.inputs import DRAIN_TICKS, INPUT_BACKLOG
@@ -51,6 +55,7 @@ cdef enum:
     MAX_IOV = 16
 
 cdef bytes _NO_EVENTS = NO_EVENTS
+cdef PyTypeObject *_SOCK = <PyTypeObject *>_socket.socket  # what ``sock_fd`` reads directly
 cdef char *_rbuf = NULL  # the receive buffer, shared by every read (grown on demand)
 cdef Py_ssize_t _rcap = 0
 cdef char *_sbuf = NULL  # the masked-frame buffer of send_masked
@@ -173,7 +178,7 @@ def recv_frames(socks, readers, Py_ssize_t max_bytes):
     cdef tuple res
     cdef char *buf = grow(&_rbuf, &_rcap, max_bytes)
     for i in range(count):
-        fd = socks[i].fileno()
+        fd = sock_fd(socks[i], _SOCK)
         r = <FrameReader>readers[i]
         got = c_recv(fd, buf, max_bytes, MSG_DONTWAIT)
         if got < 0:
@@ -214,7 +219,7 @@ def send_parts(socks, parts):
         memset(&msg, 0, sizeof(msg))
         msg.msg_iov = iov
         msg.msg_iovlen = nparts
-        sent = c_sendmsg(socks[i].fileno(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
+        sent = c_sendmsg(sock_fd(socks[i], _SOCK), &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
         if sent < 0:
             err = errno
             out.append(0 if err == EAGAIN or err == EINTR else -err)
@@ -852,13 +857,19 @@ cdef inline Link _link(s):
     return <Link>link
 
 
-def read_pass(list ready, double now, take, handle, fail, validate, playing):
+cdef long long _inputs_read = 0  # inputs the running read_pass queued (counted into the room's stats)
+
+
+def read_pass(list ready, double now, take, handle, fail, validate, playing, stats):
     """See above. ``take(s, now, handle, result)`` is the Python path for one session
     (``server.inbox._take``; ``result`` None: it reads the socket itself), ``fail(s, exc)`` what
-    ``Roster.handle`` does when a message raises, ``playing`` the state in which inputs count.
+    ``Roster.handle`` does when a message raises, ``playing`` the state in which inputs count,
+    ``stats`` the room's ``RoomStats``, which counts the inputs queued here (the Python path
+    counts them on each session: the room's total is the sum of both).
     Every fast socket is read first, in one batch (``recv_frames``), then each session's
     messages are handled: the syscalls together and the sessions' state together keep both
     warm in the caches."""
+    global _inputs_read
     cdef list fast = [], links = [], socks = [], readers = [], results
     cdef Py_ssize_t i
     cdef Link link
@@ -878,8 +889,12 @@ def read_pass(list ready, double now, take, handle, fail, validate, playing):
     if not fast:
         return
     results = recv_frames(socks, readers, (<Link>links[0]).conn.recv_chunk)
-    for i in range(len(fast)):
-        _read_one(fast[i], <Link>links[i], <tuple>results[i], now, take, handle, fail, validate, playing)
+    _inputs_read = 0
+    try:
+        for i in range(len(fast)):
+            _read_one(fast[i], <Link>links[i], <tuple>results[i], now, take, handle, fail, validate, playing)
+    finally:
+        stats.inputs_in += _inputs_read
 
 
 cdef int _read_one(s, Link link, tuple res, double now, take, handle, fail, validate, playing) except -1:
@@ -911,6 +926,7 @@ cdef int _read_one(s, Link link, tuple res, double now, take, handle, fail, vali
 
 
 cdef Py_ssize_t _read_ints(Link link, InputQueue q, list msgs, playing, s, fail):
+    global _inputs_read
     """The session's inputs, for a game with an ``input_spec``: each message read into C
     integers, checked against the spec's ranges and queued as a C row, with no Python object
     made. Returns how many were taken (the rest go to ``Roster.handle``, which refuses the one
@@ -926,7 +942,7 @@ cdef Py_ssize_t _read_ints(Link link, InputQueue q, list msgs, playing, s, fail)
             i += 1
             if proto.state is not playing:  # ServerSession.receive_input
                 continue
-            proto.inputs_in += 1
+            _inputs_read += 1  # (ServerSession.inputs_in: into the room's stats at the end)
             if f.has_ack:
                 link.acks._on_ack(f.ack, f.bits)
             q._add_ints(f.seq, f.v)
@@ -937,6 +953,7 @@ cdef Py_ssize_t _read_ints(Link link, InputQueue q, list msgs, playing, s, fail)
 
 
 cdef Py_ssize_t _read_objects(Link link, InputQueue q, list msgs, validate, playing, s, fail):
+    global _inputs_read
     """The session's inputs, each checked by the game's ``validate_input``: how many were
     taken, or -1 once one failed (``fail`` has closed the session)."""
     cdef Py_ssize_t i = 0
@@ -949,7 +966,7 @@ cdef Py_ssize_t _read_objects(Link link, InputQueue q, list msgs, validate, play
             i += 1
             if proto.state is not playing:  # ServerSession.receive_input
                 continue
-            proto.inputs_in += 1
+            _inputs_read += 1  # (ServerSession.inputs_in: into the room's stats at the end)
             ack = (<tuple>f)[2]
             if ack is not None:
                 link.acks._on_ack(ack, (<tuple>f)[3])
@@ -977,15 +994,17 @@ cdef struct Frame:
 
 cdef char *_fbuf = NULL  # send_pass's frames (grown on demand)
 cdef Py_ssize_t _fcap = 0
-cdef object _SLOW = object()
-cdef bint _sending = False  # send_pass is running (it owns _fbuf until it returns)  # _frame_one: this session goes to the Python path
+cdef object _SLOW = object()  # _frame_one: this session goes to the Python path
+cdef bint _sending = False  # send_pass is running (it owns _fbuf until it returns)
 
 
-def send_pass(list plan, double now, slow):
+def send_pass(list plan, double now, slow, stats):
     """See above. ``plan`` holds (session, ``Outgoing``) pairs; ``slow(s, out, now)`` is the Python
     path for one session (``server.outbound.send_one``). As ``send_frames`` does, every frame is
     built first, then all are written, then the outcomes are recorded: the syscalls together
-    and the sessions' state together keep both warm in the caches."""
+    and the sessions' state together keep both warm in the caches. The frames and the bytes
+    written whole are counted into ``stats`` (the room's ``RoomStats``; the Python path counts
+    them on each session, and the room's totals are the sum of both)."""
     global _fbuf, _fcap, _sending
     cdef Py_ssize_t k = 0, i
     cdef Frame *fr
@@ -1015,17 +1034,29 @@ def send_pass(list plan, double now, slow):
                 keep.append(out)
                 keep.append(ev)
                 k += 1
-    finally:  # what was built is written, whatever stopped the loop (its state says it was sent)
+    finally:  # what was built is written and recorded, whatever stopped the loop (its state says it was sent)
         _sending = False
         _write_frames(fr, k, socks)
-    for i in range(k):
-        s = owners[i]
-        if fr[i].sent == fr[i].total:
-            s.bytes_out += fr[i].sent
-        else:
-            s.wrote([PyBytes_FromStringAndSize(<char *>fr[i].hdr, fr[i].hlen), keep[2 * i][5],
-                     PyBytes_FromStringAndSize(<char *>fr[i].ack, fr[i].alen), keep[2 * i][6], keep[2 * i + 1]],
-                    fr[i].total, fr[i].sent)
+        _record(fr, k, owners, keep, stats)
+
+
+cdef int _record(Frame *fr, Py_ssize_t k, list owners, list keep, stats) except -1:
+    """The outcome of each write: the room counts the frames and the bytes written whole; a
+    frame the socket did not take whole goes to its session (``Session.wrote``)."""
+    cdef Py_ssize_t i
+    cdef long long whole = 0
+    try:
+        for i in range(k):
+            if fr[i].sent == fr[i].total:
+                whole += fr[i].sent
+            else:
+                owners[i].wrote([PyBytes_FromStringAndSize(<char *>fr[i].hdr, fr[i].hlen), keep[2 * i][5],
+                                 PyBytes_FromStringAndSize(<char *>fr[i].ack, fr[i].alen), keep[2 * i][6],
+                                 keep[2 * i + 1]], fr[i].total, fr[i].sent)
+    finally:
+        stats.frames_out += k
+        stats.bytes_out += whole
+    return 0
 
 
 cdef int _write_frames(Frame *fr, Py_ssize_t k, list socks) except -1:
@@ -1049,7 +1080,7 @@ cdef int _write_frames(Frame *fr, Py_ssize_t k, list socks) except -1:
         iov[3].iov_len = fr[i].mid_len
         iov[4].iov_base = <void *>fr[i].ev
         iov[4].iov_len = fr[i].ev_len
-        sent = c_sendmsg(socks[i].fileno(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
+        sent = c_sendmsg(sock_fd(socks[i], _SOCK), &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
         if sent < 0:
             sent = 0 if errno == EAGAIN or errno == EINTR else -errno
         fr[i].sent = sent
@@ -1094,7 +1125,6 @@ cdef object _frame_one(s, Link link, tuple out, double now, Frame *f):
     link.acks._on_sent(out[0], out[1])
     if view is not None:
         s.view.commit(view)
-    s.frames_out += 1
     f.head = PyBytes_AS_STRING(head)
     f.head_len = PyBytes_GET_SIZE(head)
     f.mid = PyBytes_AS_STRING(mid)
@@ -1258,3 +1288,8 @@ def plan_pass(sessions, long long tick, history, Py_ssize_t cap, build):
     finally:
         free(keys)
         free(seen)
+
+
+def descriptor(sock):
+    """``_shared.sock_fd``, for the test that holds it to ``sock.fileno()``."""
+    return sock_fd(sock, _SOCK)

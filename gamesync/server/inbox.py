@@ -31,15 +31,16 @@ class Inbox:
         self._ready.close()
 
     def read(self, now: float, handle: Callable[[Session, list[bytes]], None],
-             fail: Callable[[Session, Exception], None], validate: Callable[[Any], Any]) -> None:
+             fail: Callable[[Session, Exception], None], validate: Callable[[Any], Any], stats: Any) -> None:
         """Read every readable socket once (those on the fast path in one
         ``gamesync.native.recv_frames`` call); ``handle`` gets each session's messages. A
         session whose connection broke or broke the rules is closed (a vanished peer keeps
         its seat). On the native path ``native.read_pass`` does it and queues the usual
         inputs itself (``validate``: the game's ``validate_input``; ``fail``: what
-        ``Roster.handle`` does when a message raises), handing ``handle`` the rest."""
+        ``Roster.handle`` does when a message raises), handing ``handle`` the rest, and counts
+        the inputs it queued into ``stats`` (the room's ``RoomStats``)."""
         if native.active():
-            native.read_pass(self._ready.ready(), now, _take, handle, fail, validate, SessionState.PLAYING)
+            native.read_pass(self._ready.ready(), now, _take, handle, fail, validate, SessionState.PLAYING, stats)
             return
         fast: list[Session] = []
         s: Session

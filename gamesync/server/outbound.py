@@ -14,11 +14,13 @@ from .. import native
 from .session import Outgoing, Session
 
 
-def send_frames(plan: list[tuple[Session, Outgoing]], now: float) -> None:
+def send_frames(plan: list[tuple[Session, Outgoing]], now: float, stats: Any) -> None:
     """Offer every session its snapshot; write those that go out now, in one batch (on the
-    native path ``native.send_pass`` writes them, with ``send_one`` for the unusual sessions)."""
+    native path ``native.send_pass`` writes them, with ``send_one`` for the unusual sessions,
+    and counts their frames and bytes into ``stats``, the room's ``RoomStats``; the Python path
+    counts them on each session)."""
     if native.active():
-        native.send_pass(plan, now, send_one)
+        native.send_pass(plan, now, send_one, stats)
     else:
         _send_python(plan, now)
 

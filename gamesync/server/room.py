@@ -268,7 +268,7 @@ class Room(RoomSends):
                                self.config.max_payloads_per_tick, self.plan_counts, self.stats)
 
     def _send(self, plan: list[tuple[Session, Outgoing]], now: float) -> None:
-        send_frames(plan, now)
+        send_frames(plan, now, self.stats)
 
     def snapshot_stats(self) -> dict[str, Any]:
         """Counters for monitoring and benchmarks (totals since the room opened)."""

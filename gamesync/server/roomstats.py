@@ -12,8 +12,11 @@ INPUT_HIST = 5
 
 @dataclass
 class RoomStats:
-    """Counters of the room; per-client ones (bytes, frames, skips, inputs, messages) of
-    clients that left (the live ones are added when reported)."""
+    """Counters of the room. The per-client ones (bytes, frames, skips, inputs, messages) are
+    counted once each, either here or on the session: the native passes add theirs here for
+    the whole tick (``native.read_pass``, ``send_pass``), the Python path counts on each
+    session, and a session that leaves adds its own here; the live sessions' counts are added
+    when reported."""
 
     bytes_out: int = 0
     frames_out: int = 0

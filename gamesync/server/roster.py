@@ -212,7 +212,7 @@ class Roster:
 
     def read(self, now: float) -> None:
         """Read every joined session's socket once and handle what came (``Inbox.read``)."""
-        self.inbox.read(now, self.handle, self.fail, self.validate)
+        self.inbox.read(now, self.handle, self.fail, self.validate, self.stats)
 
     def _apply(self, s: Session, ev: SessionEvent) -> None:
         if type(ev) is MessageReceived:

@@ -567,3 +567,26 @@ def test_the_native_ack_tracker_refuses_a_ring_it_cannot_hold() -> None:
             native.ack_tracker(8, 1).usable((5,), 0)
     finally:
         native.use_native(was)
+
+
+@needs_native
+def test_the_passes_read_a_sockets_descriptor_as_fileno_gives_it() -> None:
+    """The read and send passes take a socket's descriptor from the object itself (no method
+    call): the same number as ``fileno()`` for open sockets of either kind, -1 once closed, and
+    anything else is asked."""
+    assert native._ext is not None
+    a, b = socket.socketpair()
+    tcp = socket.socket()
+
+    class Fake:
+        def fileno(self) -> int:
+            return 12345
+
+    try:
+        for s in (a, b, tcp):
+            assert native._ext.descriptor(s) == s.fileno() >= 0
+        assert native._ext.descriptor(Fake()) == 12345
+    finally:
+        for s in (a, b, tcp):
+            s.close()
+    assert native._ext.descriptor(a) == a.fileno() == -1
