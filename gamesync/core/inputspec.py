@@ -21,6 +21,7 @@ from .protocol import InputFrame, input_frame
 #: integers per input at most (the inputs the read pass recognises are msgpack fixarrays)
 MAX_INTS = 15
 _INT64 = (-(2**63), 2**63 - 1)
+_SEQUENCES = (list, tuple)
 #: the leading columns of an ``InputBatch``'s table, before the input's integers
 HEAD = ("client", "seq", "rank")
 
@@ -56,8 +57,9 @@ class IntInputs:
     def validate(self, data: Any) -> tuple[int, ...]:
         """``data`` as the tuple the game gets, or ``ProtocolViolation``: what the server
         checks on the Python path, and where the native read pass hands anything it refuses."""
-        if type(data) in (list, tuple) and len(data) == len(self.names):
-            for v, lo, hi in zip(data, self.lo, self.hi, strict=True):
+        if type(data) in _SEQUENCES and len(data) == len(self.lo):
+            # (lengths checked just above: zip's strict check would double this call's cost)
+            for v, lo, hi in zip(data, self.lo, self.hi):  # noqa: B905
                 if type(v) is not int or not lo <= v <= hi:
                     break
             else:
@@ -82,8 +84,12 @@ class InputBatch:
     @classmethod
     def of_frames(cls, spec: IntInputs, taken: Iterable[tuple[int, Sequence[InputFrame]]]) -> InputBatch:
         """The batch of (client id, its inputs this tick) pairs, inputs as ``spec.validate`` gave them."""
-        rows = [(cid, f.seq, r, *f.data) for cid, frames in taken for r, f in enumerate(frames)]
-        return cls(spec, np.array(rows, dtype=np.int64).reshape(-1, len(HEAD) + len(spec)))
+        flat: list[int] = []  # one flat list: numpy converts it in C, where a list of rows costs twice as much
+        for cid, frames in taken:
+            for r, f in enumerate(frames):
+                flat += (cid, f.seq, r)
+                flat += f.data
+        return cls(spec, np.array(flat, dtype=np.int64).reshape(-1, len(HEAD) + len(spec)))
 
     def __len__(self) -> int:
         return len(self.table)

@@ -1136,6 +1136,9 @@ cdef object _frame_one(s, Link link, tuple out, double now, Frame *f):
 
 # -- a tick's inputs as one table (games with an ``input_spec``) ----------------------------------
 
+cdef enum:
+    HIST = 16  # take_batch's histograms have at most this many slots (the room's have 5)
+
 cdef long long *_tbuf = NULL  # take_batch's rows (grown on demand)
 cdef Py_ssize_t _tcap = 0
 
@@ -1148,9 +1151,15 @@ def take_batch(sessions, Py_ssize_t k, list arrived, list applied):
     ``_step`` counts them. A queue that is not a native one in integer mode is taken in Python
     (``take``, its frames' data being the validated tuples)."""
     global _tbuf, _tcap
-    cdef Py_ssize_t w = HEAD + k, total = 0, n = 0, got, top = len(arrived) - 1, i, j
+    cdef Py_ssize_t w = HEAD + k, total = 0, n = 0, got, top = len(arrived) - 1, i, j, a
+    cdef Py_ssize_t ca[HIST]
+    cdef Py_ssize_t cb[HIST]
     cdef InputQueue nq
     cdef long long *row
+    if not 0 <= top < HIST or len(applied) != top + 1:
+        raise ValueError(f"two histograms of 1 to {HIST} slots")
+    memset(ca, 0, sizeof(ca))
+    memset(cb, 0, sizeof(cb))
     queues = []
     for cid, s in sessions.items():
         q = s.proto.inputs
@@ -1160,10 +1169,10 @@ def take_batch(sessions, Py_ssize_t k, list arrived, list applied):
     for cid, q in queues:
         if type(q) is InputQueue and (<InputQueue>q).ints == k:
             nq = <InputQueue>q
-            arrived[min(top, nq.arrived)] += 1
+            a = nq.arrived
             got = nq._take_into(cid, row + n * w)
         else:
-            arrived[min(top, q.arrived)] += 1
+            a = q.arrived
             frames = q.take()
             got = len(frames)
             for j in range(got):
@@ -1173,8 +1182,14 @@ def take_batch(sessions, Py_ssize_t k, list arrived, list applied):
                 row[(n + j) * w + 2] = j
                 for i in range(k):
                     row[(n + j) * w + HEAD + i] = f.data[i]
-        applied[min(top, got)] += 1
+        ca[min(top, a)] += 1
+        cb[min(top, got)] += 1
         n += got
+    for i in range(top + 1):
+        if ca[i]:
+            arrived[i] += ca[i]
+        if cb[i]:
+            applied[i] += cb[i]
     return PyByteArray_FromStringAndSize(<char *>row, n * w * sizeof(long long))
 
 
