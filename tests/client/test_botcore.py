@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from paths import on_path
 from socketpairs import socket_pairs
 
 from gamesync import native
@@ -33,11 +34,8 @@ needs_native = pytest.mark.skipif(native_bots._ext is None, reason="the bots' na
 
 
 def _native_kit() -> Kit:
-    was = native.use_native(True)
-    try:
+    with on_path(True):
         k = botcore.kit()
-    finally:
-        native.use_native(was)
     assert k.native
     return k
 
@@ -213,11 +211,8 @@ def _batch(kit: Kit) -> list[Any]:
     """Five bots read in one ``read_ready`` (the usual snapshots, one with events after them, a
     ping, one off the fast path, one on a baseline it never had), then send twice, the second
     time with one peer gone: what is left to Python, the counts, the bytes on the wire."""
-    was = native.use_native(kit.native)
-    try:
+    with on_path(kit.native):
         return _batch_on(kit)
-    finally:
-        native.use_native(was)
 
 
 def _batch_on(kit: Kit) -> list[Any]:
@@ -242,7 +237,8 @@ def _batch_on(kit: Kit) -> list[Any]:
         left = kit.read_ready(sel, lambda: 1.5, 1 << 16)
         out: list[Any] = [sorted((o.name, what, now, [len(x) for x in data] if what >= 0 else data is None)
                                  for o, data, what, now in left)]
-        out.append([(o.core.states, o.core.payload_bytes, o.core.visible_sum, len(o.core.proto.mirror)) for o in owners])
+        out.append([(o.core.states, o.core.payload_bytes, o.core.visible_sum, len(o.core.proto.mirror))
+                    for o in owners])
         cores = [o.core for o in owners]
         kit.send_slot(cores, 2.0)
         made[1][1].close()

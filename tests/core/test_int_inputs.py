@@ -4,8 +4,6 @@ the native queue's C rows give the same inputs, batches and counts as the Python
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paths import on_path
 
 from gamesync import native
 from gamesync.core.errors import ProtocolViolation, RateLimited
@@ -22,15 +21,6 @@ from gamesync.core.protocol import InputFrame, input_frame
 
 needs_native = pytest.mark.skipif(not native.available(), reason="the native extension is not built here")
 PAD = IntInputs(dx=(-1, 1), dy=(-1, 1))
-
-
-@contextmanager
-def on_path(native_path: bool) -> Iterator[None]:
-    was = native.use_native(native_path)
-    try:
-        yield
-    finally:
-        native.use_native(was)
 
 
 # -- the spec ----------------------------------------------------------------------------------

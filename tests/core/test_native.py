@@ -18,6 +18,7 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paths import on_path
 from socketpairs import socket_pairs
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
@@ -126,11 +127,8 @@ def test_both_frame_readers_give_the_same_results_however_the_stream_is_cut(mask
     stream, cuts = data.draw(streams(masked))
     chunks = _chunks(stream, cuts)
     py = _reader_trace(FrameReader(masked, MAX), chunks)
-    was = native.use_native(True)
-    try:
+    with on_path(True):
         fast = _reader_trace(native.frame_reader(masked, MAX), chunks)
-    finally:
-        native.use_native(was)
     assert fast == py
 
 
@@ -164,13 +162,10 @@ def _stream_trace(chunks: list[bytes]) -> list[Any]:
 def test_the_stream_engine_gives_the_same_events_and_bytes_on_both_paths(stream):
     data, cuts = stream
     chunks = _chunks(data, cuts)
-    was = native.use_native(False)
-    try:
+    with on_path(False):
         py = _stream_trace(chunks)
-        native.use_native(True)
+    with on_path(True):
         fast = _stream_trace(chunks)
-    finally:
-        native.use_native(was)
     assert fast == py
 
 
@@ -266,14 +261,11 @@ def test_a_ping_then_the_peers_close_in_one_read_owes_no_pong():
     ping = bytes([0x89, 0x82]) + mask + bytes(a ^ b for a, b in zip(b"hi", mask, strict=False))
     close = bytes([0x88, 0x82]) + b"\x00\x00\x00\x00" + (1000).to_bytes(2, "big")
     for use in (False, True):
-        was = native.use_native(use)
-        try:
+        with on_path(use):
             s = _server_stream()
             s.receive(ping + close)
             assert s.take_pong() is None
             assert s.peer_close is not None
-        finally:
-            native.use_native(was)
 
 
 # -- the common input message ------------------------------------------------------------------------
@@ -325,16 +317,13 @@ def test_the_usual_inputs_are_recognised_on_both_paths(path):
 
     if path == "native" and not native.available():
         pytest.skip("the native extension is not built here")
-    was = native.use_native(path == "native")
-    try:
+    with on_path(path == "native"):
         assert native.input_fields(p.pack_input(7, [1, -1])) == (7, [1, -1], None, 0)
         assert native.input_fields(p.pack_input(70000, [0, 1], 300, 5)) == (70000, [0, 1], 300, 5)
         assert native.input_fields(p.pack_input(2, [0, 1], 9)) == (2, [0, 1], 9, 0)
         assert native.input_fields(p.pack_input(0, [0, 1])) is None  # seq starts at 1
         assert native.input_fields(p.pack_input(3, {"move": 1})) is None  # other game data: parse_client
         assert native.input_fields(p.pack_ack(5)) is None
-    finally:
-        native.use_native(was)
 
 
 # -- the usual snapshot (the bots' side) -------------------------------------------------------------
@@ -406,11 +395,8 @@ def test_the_native_token_bucket_keeps_the_same_numbers(rate: float, burst: floa
                                                         ops: list[tuple[str, float, float]]) -> None:
     """The same calls at the same times (time sometimes going back) give the same answers and
     leave the same tokens, to the last bit."""
-    was = native.use_native(True)
-    try:
+    with on_path(True):
         nat = native.token_bucket(rate, burst, 1.0)
-    finally:
-        native.use_native(was)
     py = TokenBucket(rate, burst, 1.0)
     assert type(nat) is not TokenBucket
     now = 1.0
@@ -425,15 +411,12 @@ def test_the_native_token_bucket_keeps_the_same_numbers(rate: float, burst: floa
 def test_both_token_buckets_refuse_what_the_core_one_refuses(path: str) -> None:
     if path == "native" and not native.available():
         pytest.skip("the native extension is not built here")
-    was = native.use_native(path == "native")
-    try:
+    with on_path(path == "native"):
         for rate, burst in ((-1.0, 1.0), (1.0, 0.0)):
             with pytest.raises(ValueError):
                 native.token_bucket(rate, burst)
         with pytest.raises(ValueError):
             native.token_bucket(1.0, 1.0).take(-1, 0.0)
-    finally:
-        native.use_native(was)
 
 
 # -- the ack tracker ---------------------------------------------------------------------------------
@@ -466,11 +449,8 @@ def test_the_native_ack_tracker_gives_the_same_answers(keep: int, lag: int, stre
     any baseline, acks for any tick (sent or not), baselines chosen against a history of the
     last ``keep`` ticks, payload keys tried and settled. Every answer, every raised error and
     the whole state after each step are the same."""
-    was = native.use_native(True)
-    try:
+    with on_path(True):
         nat = native.ack_tracker(keep, lag, stream)
-    finally:
-        native.use_native(was)
     py = AckTracker(keep, lag, stream)
     assert type(nat) is not AckTracker
     tick = 0
@@ -510,11 +490,8 @@ def test_the_native_input_queue_hands_out_the_same_inputs(max_per_tick: int, bac
                                                           ticks: list[list[int]]) -> None:
     """Seqs arriving at random (late, repeated, out of order, in floods) give the same inputs
     at the same ticks, the same input ack and the same flood errors."""
-    was = native.use_native(True)
-    try:
+    with on_path(True):
         nat = native.input_queue(max_per_tick, backlog, drain)
-    finally:
-        native.use_native(was)
     py = InputQueue(max_per_tick, backlog, drain)
     assert type(nat) is not InputQueue
     for arrivals in ticks:
@@ -557,16 +534,13 @@ def test_the_native_msgpack_integers_are_msgpacks(v: int) -> None:
 
 @needs_native
 def test_the_native_ack_tracker_refuses_a_ring_it_cannot_hold() -> None:
-    was = native.use_native(True)
-    try:
+    with on_path(True):
         with pytest.raises(MemoryError):
             native.ack_tracker(2**61, 0)
         with pytest.raises(ValueError):
             native.ack_tracker(-2, 0)
         with pytest.raises(ValueError):  # a payload key is a (baseline, reference) pair
             native.ack_tracker(8, 1).usable((5,), 0)
-    finally:
-        native.use_native(was)
 
 
 @needs_native

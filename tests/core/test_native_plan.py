@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paths import on_path
 
 from gamesync import native
 from gamesync.core.acks import AckTracker
@@ -28,15 +29,13 @@ def _state(t: Any) -> tuple[int, int, int, int, int]:
 @given(n=st.integers(1, 6), cap=st.integers(1, 3), span=st.integers(2, 12),
        ticks=st.lists(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 14), st.integers(0, 255)), max_size=8),
                       min_size=1, max_size=30))
-def test_the_native_plan_is_the_python_plan(n: int, cap: int, span: int, ticks: list[list[tuple[int, int, int]]]) -> None:
+def test_the_native_plan_is_the_python_plan(n: int, cap: int, span: int,
+                                            ticks: list[list[tuple[int, int, int]]]) -> None:
     """Each tick: some clients ack some tick (with random ack bits), the history holds the last
     ``span`` ticks, both plans run, and every client is sent what its plan gave."""
     assert native._ext is not None
-    was = native.use_native(True)
-    try:
+    with on_path(True):
         nat = [native.ack_tracker(KEEP, LAG) for _ in range(n)]
-    finally:
-        native.use_native(was)
     py = [AckTracker(KEEP, LAG) for _ in range(n)]
     for tick, acks in enumerate(ticks, start=1):
         for who, back, bits in acks:
@@ -44,7 +43,7 @@ def test_the_native_plan_is_the_python_plan(n: int, cap: int, span: int, ticks: 
                 for ts in (nat, py):
                     try:
                         ts[who].on_ack(tick - 1 - back, bits)
-                    except Exception:  # noqa: BLE001 - an ack never sent: refused alike (checked below)
+                    except Exception:  # an ack never sent: refused alike (the states are compared below)
                         pass
         history = range(max(0, tick - span + 1), tick + 1)
         before = [_state(t) for t in nat]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paths import on_path
 
 from gamesync import native
 from gamesync.core.errors import PayloadError
@@ -116,11 +117,8 @@ def test_the_native_packer_is_built_wherever_the_wire_path_is() -> None:
 def test_the_native_packer_writes_the_same_bytes(case: tuple[bytes, list[int]]) -> None:
     raw, counts = case
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(-1, DT.itemsize)
-    was = native.use_native(True)
-    try:
+    with on_path(True):
         fast = packing.pack_lists(DT, rows, np.array(counts))
-    finally:
-        native.use_native(was)
     assert fast == pack_lists(DT, rows, np.array(counts))
 
 
@@ -128,8 +126,5 @@ def test_the_packer_follows_the_path_in_use() -> None:
     rec = np.zeros(2, dtype=DT)
     rec["slot"], rec["v_x"] = [3, 8], [5, 70_000]
     rows = np.frombuffer(rec.tobytes(), dtype=np.uint8).reshape(2, -1)
-    was = native.use_native(False)
-    try:
+    with on_path(False):
         assert packing.pack_lists(DT, rows, np.array([2])) == pack_lists(DT, rows, np.array([2]))
-    finally:
-        native.use_native(was)
