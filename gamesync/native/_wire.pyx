@@ -871,6 +871,7 @@ def read_pass(list ready, double now, take, handle, fail, validate, playing, sta
     warm in the caches."""
     global _inputs_read
     cdef list fast = [], links = [], socks = [], readers = [], results
+    t = now  # one float object for every session
     cdef Py_ssize_t i
     cdef Link link
     cdef FrameReader r
@@ -885,20 +886,21 @@ def read_pass(list ready, double now, take, handle, fail, validate, playing, sta
             socks.append(link.sock)
             readers.append(r)
         else:
-            take(s, now, handle, None)
+            take(s, t, handle, None)
     if not fast:
         return
     results = recv_frames(socks, readers, (<Link>links[0]).conn.recv_chunk)
     _inputs_read = 0
     try:
         for i in range(len(fast)):
-            _read_one(fast[i], <Link>links[i], <tuple>results[i], now, take, handle, fail, validate, playing)
+            _read_one(fast[i], <Link>links[i], <tuple>results[i], now, t, take, handle, fail, validate, playing)
     finally:
         stats.inputs_in += _inputs_read
 
 
-cdef int _read_one(s, Link link, tuple res, double now, take, handle, fail, validate, playing) except -1:
-    """One session's share of the batched read (``recv_frames``'s result for its socket)."""
+cdef int _read_one(s, Link link, tuple res, double now, t, take, handle, fail, validate, playing) except -1:
+    """One session's share of the batched read (``recv_frames``'s result for its socket); ``t``
+    is ``now`` as the one Python float every session of the pass gets."""
     cdef long long got = res[0]
     cdef list msgs = res[1]
     cdef Py_ssize_t nm = len(msgs), i = 0
@@ -907,13 +909,13 @@ cdef int _read_one(s, Link link, tuple res, double now, take, handle, fail, vali
     if (got <= 0 or res[2] is not None or r.controls or r.too_big or stream.controls
             or stream.pong_due is not None or not link.in_bytes._can_take(got, now)
             or not link.in_msgs._can_take(nm, now)):
-        take(s, now, handle, res)  # the Python path: limits, hand-over, errors
+        take(s, t, handle, res)  # the Python path: limits, hand-over, errors
         return 0
     link.in_bytes._take_sure(got, now)
     if nm:  # WsConn.absorb charges the message budget only for messages
         link.in_msgs._take_sure(nm, now)
     proto = link.proto
-    proto.last_recv = now  # ServerSession.heard
+    proto.last_recv = t  # ServerSession.heard
     proto.pinged = False
     if not nm:
         return 0
