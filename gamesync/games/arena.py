@@ -56,6 +56,11 @@ _GRID = SCHEMA.by_name["x"]  # x and y share one grid
 _HEADING = SCHEMA.by_name["heading"]
 
 
+def _clamp(v: np.ndarray, size: float) -> np.ndarray:
+    """``np.clip(v, 0, size)``, without its Python wrapper (a few times a tick)."""
+    return np.minimum(np.maximum(v, 0), size)
+
+
 class Arena(Game):
     """ARENA.md rules as vectorised functions over the world's columns."""
 
@@ -72,6 +77,7 @@ class Arena(Game):
         self.rng = np.random.default_rng(seed)
         self.players: dict[int, int] = {}  # client id -> slot
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # players' (client ids, slots), sorted
+        self._moves_for: tuple[float, Any] = (-1.0, None)  # (dt, the nine inputs' moves for it)
         self.time = 0.0
 
     def setup(self, room: RoomAPI) -> None:
@@ -153,21 +159,33 @@ class Arena(Game):
             return
         w = self.world
         x, y, heading, ack = w["x"], w["y"], w["heading"], w["ack"]
-        d = inputs.values[found].astype(np.float64)
+        move, ang, moving = self._moves(dt)
+        v = inputs.values[found]
+        k = (v[:, 0] + 1) * 3 + (v[:, 1] + 1)  # which of the nine (dx, dy)
+        move, ang, moving = move[k], ang[k], moving[k]
         sq = inputs.seqs[found]
-        moving = (d[:, 0] != 0) | (d[:, 1] != 0)
-        step = np.where((d[:, 0] != 0) & (d[:, 1] != 0), _DIAG, 1.0) * (PLAYER_SPEED * dt)
-        move = _GRID.snap(d * step[:, None])  # whole grid steps per axis
-        ang = np.arctan2(d[:, 1], d[:, 0]) % (2 * math.pi)
         rounds = inputs.rounds
         rk = inputs.ranks[found] if rounds > 1 else None
         for r in range(rounds):
             m = slice(None) if rk is None else (rk == r)
             s = sl[m]
-            x[s] = np.clip(x[s] + move[m, 0], 0, self.size)
-            y[s] = np.clip(y[s] + move[m, 1], 0, self.size)
+            x[s] = _clamp(x[s] + move[m, 0], self.size)
+            y[s] = _clamp(y[s] + move[m, 1], self.size)
             heading[s] = np.where(moving[m], ang[m], heading[s])
             ack[s] = sq[m]
+
+    def _moves(self, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each of the nine inputs (dx, dy), in the order (dx + 1) * 3 + dy + 1: one tick's
+        move in whole grid steps per axis, the heading it sets, and whether it moves at all.
+        The same arithmetic as one input at a time, done once per tick length."""
+        if self._moves_for[0] != dt:
+            d = np.array([(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)], dtype=np.float64)
+            moving = (d[:, 0] != 0) | (d[:, 1] != 0)
+            step = np.where((d[:, 0] != 0) & (d[:, 1] != 0), _DIAG, 1.0) * (PLAYER_SPEED * dt)
+            move = _GRID.snap(d * step[:, None])  # whole grid steps per axis
+            ang = np.arctan2(d[:, 1], d[:, 0]) % (2 * math.pi)
+            self._moves_for = (dt, (move, ang, moving))
+        return self._moves_for[1]
 
     # -- NPCs ------------------------------------------------------------------------------
 
@@ -205,10 +223,11 @@ class Arena(Game):
         if isinstance(s, slice):  # contiguous NPCs: update the columns in place
             for col, v in ((w["x"][s], self.npc_vel[0]), (w["y"][s], self.npc_vel[1])):
                 col += v
-                np.clip(col, 0, self.size, out=col)
+                np.maximum(col, 0, out=col)  # np.clip, without its Python wrapper
+                np.minimum(col, self.size, out=col)
         else:
-            w["x"][s] = np.clip(w["x"][s] + self.npc_vel[0], 0, self.size)
-            w["y"][s] = np.clip(w["y"][s] + self.npc_vel[1], 0, self.size)
+            w["x"][s] = _clamp(w["x"][s] + self.npc_vel[0], self.size)
+            w["y"][s] = _clamp(w["y"][s] + self.npc_vel[1], self.size)
 
     # -- saved state (gamesync.core.saved: a cluster node saves it every few seconds) --------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import trio
 
 from gamesync.games import builtin_games
@@ -39,11 +40,12 @@ def _at_port(port: int):  # the README uses the default port; tests bind port 0
     return opener
 
 
-async def test_readme_example_game_moves_the_player_it_spawned() -> None:
-    code = _block("class Tag(Game)")
+@pytest.mark.parametrize("name", ["Tag", "Dash"])  # validate_input and a dict; input_spec and columns
+async def test_readme_example_game_moves_the_player_it_spawned(name: str) -> None:
+    code = _block(f"class {name}(Game)")
     ns: dict = {}
     exec(compile(code, "README-game", "exec"), ns)
-    cfg = ServerConfig(port=0, games={"tag": ns["Tag"]}, default_game="tag")
+    cfg = ServerConfig(port=0, games={"tag": ns[name]}, default_game="tag")
     with trio.fail_after(20):
         async with trio.open_nursery() as n:
             port = await n.start(Server(cfg).serve)
