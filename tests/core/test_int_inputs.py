@@ -59,6 +59,7 @@ def test_a_batch_is_the_inputs_by_client_in_seq_order_with_their_ranks() -> None
     assert b["dy"].tolist() == [0, 1, -1]
     assert (len(b), b.rounds, b.table.dtype) == (3, 2, np.int64)
     assert b.frames() == {7: [InputFrame(3, (1, 0)), InputFrame(4, (1, 1))], 9: [InputFrame(12, (0, -1))]}
+    assert dict(b.items()) == b.frames()  # code written for the dict form reads a batch as it is
 
 
 def test_an_empty_batch_has_no_rounds() -> None:
