@@ -10,7 +10,7 @@ vectorised rules. The wire is the same either way; only the game's side changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, ItemsView, Sequence
+from collections.abc import ItemsView, Iterable, Sequence
 from typing import Any
 
 import numpy as np

@@ -17,6 +17,9 @@ time (the tests run both paths in one process).
 The bot swarm's per-bot work (its mirror, decode cache, poll set, and the per-state and
 per-input calls) has a native twin of its own, ``_bots``, which ``gamesync.native.bots``
 offers on the same switch (``gamesync.client.botcore.kit`` picks it or the Python twins).
+Rooms poll their sockets with its ``ReadySet`` too (``ready_set``). For games with an
+``input_spec``, ``take_batch`` takes a tick's inputs as one table, and ``plan_pass`` plans
+the usual tick's snapshots natively.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ try:
 except ImportError as e:  # no compiler at install time, or a source checkout never built
     _ext = None
     _import_error = str(e)
+
+_bots_ext: ModuleType | None  # the bots' extension, for its ReadySet (see ready_set)
+try:
+    _bots_ext = importlib.import_module(f"{__name__}._bots")
+except ImportError:
+    _bots_ext = None
 
 _native = _ext is not None and os.environ.get(PURE_ENV, "") in ("", "0")
 _logged = False
@@ -186,11 +195,8 @@ def send_pass(plan: list[Any], now: float, slow: Any, stats: Any) -> None:
 def ready_set() -> sockio.ReadySet:
     """A ``sockio.ReadySet`` on the path in use: natively, the bots' twin (``_bots.ReadySet``,
     which keeps the owners in a list by descriptor and makes no (fd, events) pair per socket)."""
-    from . import bots  # (it imports this module)
-
-    ext = bots.extension()
-    if ext is not None:
-        found: sockio.ReadySet = ext.ReadySet()
+    if _native and _bots_ext is not None:
+        found: sockio.ReadySet = _bots_ext.ReadySet()
         return found
     return sockio.ReadySet()
 

@@ -245,20 +245,7 @@ class Room(RoomSends):
         """Admit the joins, drop the leavers, step the game with this tick's inputs."""
         self.roster.enter_joining()
         self._drop_closing()
-        arrived, applied = self.stats.inputs_arrived, self.stats.inputs_applied
-        if self.game.input_spec is not None:  # the inputs as columns
-            self.game.step(tick, native.take_batch(self.sessions, self.game.input_spec, arrived, applied),
-                           1.0 / self.tick_rate)
-            return
-        batch: dict[int, list[p.InputFrame]] = {}
-        top = len(applied) - 1
-        for cid, s in self.sessions.items():
-            arrived[min(top, (q := s.proto.inputs).arrived)] += 1
-            frames = q.take()  # ServerSession.take_inputs, without the call
-            applied[min(top, len(frames))] += 1
-            if frames:
-                batch[cid] = frames
-        self.game.step(tick, batch, 1.0 / self.tick_rate)
+        self.game.step(tick, take_inputs(self.game, self.sessions, self.stats), 1.0 / self.tick_rate)
 
     def _encode(self, state: State) -> list[tuple[Session, Outgoing]]:
         """Every live session's snapshot of ``state``, each distinct payload built once."""
@@ -300,3 +287,21 @@ class Room(RoomSends):
             self._empty_since = now
         elif now - self._empty_since > self.config.room_linger_s:
             self.stop()  # from now on joins create a new room
+
+
+def take_inputs(game: Game, sessions: dict[int, Session], stats: RoomStats) -> Any:
+    """This tick's inputs for ``game.step``, counted into ``stats``' histograms: an
+    ``InputBatch`` for a game with an ``input_spec`` (``native.take_batch``), else client id ->
+    its ``InputFrame`` list (clients with none left out)."""
+    arrived, applied = stats.inputs_arrived, stats.inputs_applied
+    if game.input_spec is not None:
+        return native.take_batch(sessions, game.input_spec, arrived, applied)
+    batch: dict[int, list[p.InputFrame]] = {}
+    top = len(applied) - 1
+    for cid, s in sessions.items():
+        arrived[min(top, (q := s.proto.inputs).arrived)] += 1
+        frames = q.take()  # ServerSession.take_inputs, without the call
+        applied[min(top, len(frames))] += 1
+        if frames:
+            batch[cid] = frames
+    return batch
