@@ -1,6 +1,7 @@
 """Inputs as columns (core/inputspec.py): a game's ``IntInputs`` checks every input the way the
 server applies it, an ``InputBatch`` is the same inputs as ``InputQueue.take`` hands out, and
-the native queue's C rows give the same inputs, batches and counts as the Python queue."""
+the native queue's C rows give the same batches and counts as the Python queue (the inputs
+themselves: tests/core/test_native.py's input queue test, in both of its modes)."""
 
 from __future__ import annotations
 
@@ -92,33 +93,6 @@ def _queues(max_per_tick: int, backlog: int, drain: int) -> tuple[Any, InputQueu
         q.expect_ints(PAD.lo, PAD.hi)
     assert nat.ints == py.ints == 2
     return nat, py
-
-
-@needs_native
-@settings(max_examples=300, deadline=None)
-@given(max_per_tick=st.integers(1, 6), backlog=st.integers(0, 3), drain=st.integers(1, 5),
-       ticks=st.lists(st.lists(st.tuples(st.integers(0, 30), st.integers(-1, 1), st.integers(-1, 1)), max_size=8),
-                      max_size=25))
-def test_the_native_rows_hand_out_the_same_inputs(max_per_tick: int, backlog: int, drain: int,
-                                                  ticks: list[list[tuple[int, int, int]]]) -> None:
-    """Seqs arriving late, repeated (with other data: the last arrival's wins), out of order
-    and in floods give the same inputs, input acks, backlog state and flood errors."""
-    nat, py = _queues(max_per_tick, backlog, drain)
-    for arrivals in ticks:
-        for seq, dx, dy in arrivals:
-            outcomes = []
-            for q in (nat, py):
-                try:
-                    q.add(seq, (dx, dy))
-                    outcomes.append(None)
-                except RateLimited as e:
-                    outcomes.append(str(e))
-                    q.clear()
-            assert outcomes[0] == outcomes[1]
-        assert (nat.arrived, len(nat)) == (py.arrived, len(py))
-        taken = [[(f.seq, f.data) for f in q.take()] for q in (nat, py)]
-        assert taken[0] == taken[1]
-        assert (nat.last_applied, nat._standing, nat.arrived) == (py.last_applied, py._standing, py.arrived)
 
 
 @needs_native

@@ -484,22 +484,29 @@ def test_the_native_ack_tracker_gives_the_same_answers(keep: int, lag: int, stre
 
 @needs_native
 @settings(max_examples=400, deadline=None)
-@given(max_per_tick=st.integers(1, 6), backlog=st.integers(0, 3), drain=st.integers(1, 5),
-       ticks=st.lists(st.lists(st.integers(0, 30), max_size=8), max_size=25))
-def test_the_native_input_queue_hands_out_the_same_inputs(max_per_tick: int, backlog: int, drain: int,
-                                                          ticks: list[list[int]]) -> None:
-    """Seqs arriving at random (late, repeated, out of order, in floods) give the same inputs
-    at the same ticks, the same input ack and the same flood errors."""
+@given(max_per_tick=st.integers(1, 6), backlog=st.integers(0, 3), drain=st.integers(1, 5), ints=st.booleans(),
+       ticks=st.lists(st.lists(st.tuples(st.integers(0, 30), st.integers(-1, 1), st.integers(-1, 1)), max_size=8),
+                      max_size=25))
+def test_the_native_input_queue_hands_out_the_same_inputs(max_per_tick: int, backlog: int, drain: int, ints: bool,
+                                                          ticks: list[list[tuple[int, int, int]]]) -> None:
+    """Seqs arriving at random (late, repeated with other data, out of order, in floods) give
+    the same inputs at the same ticks, the same input ack, backlog state and flood errors: with
+    the inputs kept as objects, and as C rows once ``expect_ints`` said they are integers (a
+    repeated seq's last arrival wins either way)."""
     with on_path(True):
         nat = native.input_queue(max_per_tick, backlog, drain)
     py = InputQueue(max_per_tick, backlog, drain)
     assert type(nat) is not InputQueue
+    if ints:
+        for q in (nat, py):
+            q.expect_ints((-1, -1), (1, 1))
+        assert nat.ints == py.ints == 2
     for arrivals in ticks:
-        for seq in arrivals:
+        for seq, dx, dy in arrivals:
             outcomes = []
             for q in (nat, py):
                 try:
-                    q.add(seq, [seq])
+                    q.add(seq, (dx, dy))
                     outcomes.append(None)
                 except RateLimited as e:
                     outcomes.append(str(e))
