@@ -28,6 +28,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -305,14 +306,43 @@ def ratio(a: Any, b: Any) -> str:
     return f"{a / b:.2f}"
 
 
+def merged(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's fields from several rounds of it: the median of each number, a flag true only
+    if it is true in every round."""
+    out = dict(rows[0])
+    for f in (*FIELDS, "payloads_per_tick"):
+        vals = [r.get(f) for r in rows if r.get(f) is not None]
+        if vals and all(isinstance(v, bool) for v in vals):
+            out[f] = all(vals)
+        elif vals:
+            out[f] = round(statistics.median(vals), 3)
+    return out
+
+
+def by_round(rows: list[dict[str, Any]], p: int, rtt: str, peer: str, field: str = "server_cpu") -> list[str]:
+    """gamesync / ``peer`` for ``field`` in each round that measured both."""
+    rounds: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        if r["P"] == p and r.get("rtt_ms", "0") == rtt:
+            rounds.setdefault(r.get("round", 0), {})[r["system"]] = r.get(field)
+    return [ratio(v.get("gamesync"), v.get(peer)) for _, v in sorted(rounds.items()) if "gamesync" in v and peer in v]
+
+
 def table(rows: list[dict[str, Any]]) -> str:
+    """The ratio table. With several rounds (``--repeat``) every figure is the median of its
+    rounds, and a last line gives the server CPU ratio of each round, for the spread."""
     systems = list(dict.fromkeys(r["system"] for r in rows))
     cases = sorted({(r["P"], r.get("rtt_ms", "0")) for r in rows},
                    key=lambda c: (c[0], *((len(g), g) for g in parse_rtts(str(c[1])))))  # mixed RTTs last
-    by = {(r["system"], r["P"], r.get("rtt_ms", "0")): r for r in rows}
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["system"], r["P"], r.get("rtt_ms", "0")), []).append(r)
+    by = {k: merged(v) for k, v in groups.items()}
+    rounds = max(len(v) for v in groups.values())
     out = []
     for p, rtt in cases:
-        out.append(f"\nP = {p}, E = {rows[0]['E']}, added RTT {rtt} ms (bots on the same 2-core machine)")
+        medians = f", medians of {rounds} rounds" if rounds > 1 else ""
+        out.append(f"\nP = {p}, E = {rows[0]['E']}, added RTT {rtt} ms (bots on the same 2-core machine{medians})")
         head = ("| field | " + " | ".join(systems) + " | "
                 + " | ".join(f"gamesync/{s}" for s in systems if s != "gamesync") + " |")
         out.append(head)
@@ -323,6 +353,9 @@ def table(rows: list[dict[str, Any]]) -> str:
             rat = [ratio(g, by.get((s, p, rtt), {}).get(f)) for s in systems if s != "gamesync"]
             out.append(f"| {f} | " + " | ".join("-" if v is None else str(v) for v in vals)
                        + " | " + " | ".join(rat) + " |")
+        if rounds > 1:
+            out.append("| server_cpu by round | " + " | ".join("" for _ in systems) + " | "
+                       + " | ".join(", ".join(by_round(rows, p, rtt, s)) for s in systems if s != "gamesync") + " |")
     return "\n".join(out)
 
 
@@ -369,6 +402,9 @@ def main() -> int:
     ap.add_argument("--input-backlog", type=int, default=None, metavar="N",
                     help="gamesync serve --input-backlog N (default: the server's own; 0: every waiting input at "
                     "the next tick, the rule before the input jitter buffer)")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="run every (players, system) N times, round by round, and report medians and each "
+                    "round's ratio (default 1; on a shared, noisy machine 3 or more)")
     ap.add_argument("--no-plot", action="store_true", help="skip the plots")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--out", type=Path, default=RESULTS,
@@ -378,12 +414,12 @@ def main() -> int:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    runs = [(s, int(p), rtts) for rtts in parse_rtts(args.rtt) for p in args.players.split(",") if p
-            for s in args.systems.split(",") if s]
-    if any(s == "colyseus" for s, _, _ in runs):  # npm ci of the pinned Colyseus, once; idempotent
+    runs = [(s, int(p), rtts, k) for k in range(max(1, args.repeat)) for rtts in parse_rtts(args.rtt)
+            for p in args.players.split(",") if p for s in args.systems.split(",") if s]
+    if any(s == "colyseus" for s, _, _, _ in runs):  # npm ci of the pinned Colyseus, once; idempotent
         subprocess.run(["bash", str(HERE / "colyseus" / "setup.sh")], check=True, stdout=subprocess.DEVNULL)
     rows = []
-    for system, p, rtts in tqdm(runs, desc="arena", file=sys.stderr, disable=args.no_progress):
+    for system, p, rtts, k in tqdm(runs, desc="arena", file=sys.stderr, disable=args.no_progress):
         try:
             res = run_one(system, p, args.seconds, args.warmup, args.npcs, rtts, args.jitter,
                           make_commands=functools.partial(commands, input_backlog=args.input_backlog))
@@ -392,6 +428,8 @@ def main() -> int:
         except (TimeoutError, subprocess.TimeoutExpired, json.JSONDecodeError, RuntimeError) as e:
             res = {"system": system, "P": p, "E": args.npcs, "rtt_ms": rtt_label(rtts),
                    "error": f"{type(e).__name__}: {e}"}
+        if args.repeat > 1:
+            res["round"] = k
         rows.append(res)
         line = json.dumps(res)
         print(line, flush=True)
@@ -400,7 +438,10 @@ def main() -> int:
     ok = [r for r in rows if "error" not in r]
     print(table(ok))
     if not args.no_plot and ok:
-        plot(ok, out / "arena.png")
+        groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+        for r in ok:
+            groups.setdefault((r["system"], r["P"], r.get("rtt_ms", "0")), []).append(r)
+        plot([merged(g) for g in groups.values()], out / "arena.png")  # one point per run: its median
     return 0
 
 
