@@ -629,20 +629,25 @@ cdef class InputQueue:
     def expect_ints(self, lo, hi):
         """See ``core.inputs.InputQueue.expect_ints``: from now on inputs wait as C rows."""
         cdef Py_ssize_t k = len(lo), i, cap
+        cdef long long l[MAX_INTS]
+        cdef long long h[MAX_INTS]
         if not 1 <= k <= MAX_INTS or len(hi) != k:
             raise ValueError(f"1 to {MAX_INTS} integers per input, a low and a high for each")
+        for i in range(k):  # every conversion first: nothing changes if one fails
+            l[i] = lo[i]
+            h[i] = hi[i]
         cap = self.max_waiting + 1 if 0 <= self.max_waiting < PY_SSIZE_T_MAX // 128 else -1
         if cap < 1:
             raise MemoryError(f"{self.max_waiting} inputs waiting")
+        self.ints = -1  # (the rows' width changes below: no row is read until it is set again)
         self.clear()
         rows = <long long *>realloc(self._rows, cap * (k + 1) * sizeof(long long))
         if rows == NULL:
             raise MemoryError()
         self._rows = rows
         self._cap = cap
-        for i in range(k):
-            self._lo[i] = lo[i]
-            self._hi[i] = hi[i]
+        memcpy(self._lo, l, k * sizeof(long long))
+        memcpy(self._hi, h, k * sizeof(long long))
         self.ints = k
 
     def add(self, long long seq, data):
@@ -1037,9 +1042,11 @@ def send_pass(list plan, double now, slow, stats):
                 keep.append(ev)
                 k += 1
     finally:  # what was built is written and recorded, whatever stopped the loop (its state says it was sent)
-        _sending = False
-        _write_frames(fr, k, socks)
-        _record(fr, k, owners, keep, stats)
+        try:
+            _write_frames(fr, k, socks)
+            _record(fr, k, owners, keep, stats)
+        finally:
+            _sending = False  # only now: _record calls Python while fr still points into _fbuf
 
 
 cdef int _record(Frame *fr, Py_ssize_t k, list owners, list keep, stats) except -1:
@@ -1177,6 +1184,8 @@ def take_batch(sessions, Py_ssize_t k, list arrived, list applied):
             a = q.arrived
             frames = q.take()
             got = len(frames)
+            if n + got > total:  # more than it said was waiting: the rows were sized from len(q)
+                raise RuntimeError("an input queue handed out more inputs than it held")
             for j in range(got):
                 f = frames[j]
                 row[(n + j) * w] = cid

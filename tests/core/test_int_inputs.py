@@ -137,3 +137,17 @@ def test_a_native_queue_refuses_data_of_another_shape() -> None:
     nat.add(1, (1, 0))
     nat.expect_ints((0,), (5,))  # another game: what waited is dropped
     assert (len(nat), nat.ints) == (0, 1)
+
+
+@needs_native
+def test_a_native_queue_told_a_shape_it_cannot_hold_keeps_the_one_it_had() -> None:
+    """``expect_ints`` converts every bound before it changes anything: a bound that is not an
+    integer leaves the queue's rows as they were, and they go on working."""
+    nat, _ = _queues(4, 1, 3)
+    nat.expect_ints((0,) * 15, (9,) * 15)
+    with pytest.raises(TypeError):
+        nat.expect_ints((0,), (None,))
+    assert nat.ints == 15
+    for seq in range(1, 5):
+        nat.add(seq, (seq,) * 15)
+    assert [f.data for f in nat.take()] == [(s,) * 15 for s in (1, 2, 3)]  # all but a backlog of one
