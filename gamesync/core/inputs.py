@@ -26,16 +26,19 @@ tuples as they are.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import RateLimited
-from .inputspec import MAX_INTS
 from .protocol import InputFrame, input_frame
 
 #: inputs left waiting after a tick before the tick catches up (0: every input at the next tick)
 INPUT_BACKLOG = 1
 #: ticks a backlog may stand before one of its inputs goes early (a third of a second at 30 Hz)
 DRAIN_TICKS = 10
+#: integers per input at most, for ``expect_ints`` (the inputs the native read pass recognises
+#: are msgpack fixarrays)
+MAX_INTS = 15
 
 
 class InputQueue:
@@ -113,4 +116,20 @@ class InputQueue:
         return now
 
 
-__all__ = ["DRAIN_TICKS", "INPUT_BACKLOG", "InputQueue"]
+def take_all(queues: Iterable[tuple[int, Any]], arrived: list[int],
+             applied: list[int]) -> list[tuple[int, list[InputFrame]]]:
+    """Every (client id, ``InputQueue``)'s inputs of the tick (``take``), those with none left
+    out, counting the inputs added and taken per queue into the room's histograms ``arrived``
+    and ``applied`` (the last slot for that many or more)."""
+    top = len(arrived) - 1
+    taken = []
+    for cid, q in queues:
+        arrived[min(top, q.arrived)] += 1
+        frames = q.take()
+        applied[min(top, len(frames))] += 1
+        if frames:
+            taken.append((cid, frames))
+    return taken
+
+
+__all__ = ["DRAIN_TICKS", "INPUT_BACKLOG", "MAX_INTS", "InputQueue", "take_all"]

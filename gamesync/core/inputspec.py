@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 
 from .errors import ProtocolViolation
+from .inputs import MAX_INTS, take_all
 from .protocol import InputFrame, input_frame
 
-#: integers per input at most (the inputs the read pass recognises are msgpack fixarrays)
-MAX_INTS = 15
 _INT64 = (-(2**63), 2**63 - 1)
 _SEQUENCES = (list, tuple)
 #: the leading columns of an ``InputBatch``'s table, before the input's integers
@@ -137,15 +136,7 @@ def take_batch(queues: Iterable[tuple[int, Any]], spec: IntInputs, arrived: list
     """Every (client id, ``InputQueue``)'s inputs of the tick (``take``) as one batch, counting
     the inputs added and taken per queue into the room's histograms ``arrived`` and ``applied``
     (the last slot for that many or more). ``gamesync.native.take_batch`` on the Python path."""
-    top = len(arrived) - 1
-    taken = []
-    for cid, q in queues:
-        arrived[min(top, q.arrived)] += 1
-        frames = q.take()
-        applied[min(top, len(frames))] += 1
-        if frames:
-            taken.append((cid, frames))
-    return InputBatch.of_frames(spec, taken)
+    return InputBatch.of_frames(spec, take_all(queues, arrived, applied))
 
 
 __all__ = ["MAX_INTS", "InputBatch", "IntInputs", "take_batch"]

@@ -57,7 +57,7 @@ except ImportError as e:  # no compiler at install time, or a source checkout ne
     _ext = None
     _import_error = str(e)
 
-_bots_ext: ModuleType | None  # the bots' extension, for its ReadySet (see ready_set)
+_bots_ext: ModuleType | None  # the bots' extension (gamesync.native.bots offers it; rooms use its ReadySet)
 try:
     _bots_ext = importlib.import_module(f"{__name__}._bots")
 except ImportError:

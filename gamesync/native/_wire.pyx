@@ -925,26 +925,27 @@ cdef int _read_one(s, Link link, tuple res, double now, t, take, handle, fail, v
     if not nm:
         return 0
     cdef InputQueue q = link.inputs
-    i = _read_ints(link, q, msgs, playing, s, fail) if q.ints >= 0 else _read_objects(link, q, msgs, validate,
-                                                                                       playing, s, fail)
+    i = _read_inputs(link, q, msgs, validate, playing, s, fail)
     if 0 <= i < nm:
         handle(s, msgs[i:])
     return 0
 
 
-cdef Py_ssize_t _read_ints(Link link, InputQueue q, list msgs, playing, s, fail):
+cdef Py_ssize_t _read_inputs(Link link, InputQueue q, list msgs, validate, playing, s, fail):
+    """The session's inputs, each message read into C (``_parse_input``) and queued. For a game
+    with an ``input_spec`` (the queue in integer mode) it is checked against the spec's ranges
+    here and queued as a C row, with no Python object made; else the game's ``validate_input``
+    checks its data. Returns how many were taken (the rest go to ``Roster.handle``, which
+    refuses one out of shape or range as ``IntInputs.validate`` does), or -1 once one failed
+    (``fail`` has closed the session)."""
     global _inputs_read
-    """The session's inputs, for a game with an ``input_spec``: each message read into C
-    integers, checked against the spec's ranges and queued as a C row, with no Python object
-    made. Returns how many were taken (the rest go to ``Roster.handle``, which refuses the one
-    out of shape or range as ``IntInputs.validate`` does), or -1 once one failed (``fail``
-    has closed the session)."""
     cdef Input f
-    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t i = 0, k
+    cdef bint ints = q.ints >= 0
     proto = link.proto
     try:
         for m in msgs:
-            if not _parse_input(m, &f) or f.count != q.ints or not q._fits(f.v):
+            if not _parse_input(m, &f) or (ints and (f.count != q.ints or not q._fits(f.v))):
                 break
             i += 1
             if proto.state is not playing:  # ServerSession.receive_input
@@ -952,33 +953,10 @@ cdef Py_ssize_t _read_ints(Link link, InputQueue q, list msgs, playing, s, fail)
             _inputs_read += 1  # (ServerSession.inputs_in: into the room's stats at the end)
             if f.has_ack:
                 link.acks._on_ack(f.ack, f.bits)
-            q._add_ints(f.seq, f.v)
-    except Exception as e:
-        fail(s, e)
-        return -1
-    return i
-
-
-cdef Py_ssize_t _read_objects(Link link, InputQueue q, list msgs, validate, playing, s, fail):
-    global _inputs_read
-    """The session's inputs, each checked by the game's ``validate_input``: how many were
-    taken, or -1 once one failed (``fail`` has closed the session)."""
-    cdef Py_ssize_t i = 0
-    proto = link.proto
-    try:
-        for m in msgs:
-            f = _input_fields(m)
-            if f is None:
-                break
-            i += 1
-            if proto.state is not playing:  # ServerSession.receive_input
-                continue
-            _inputs_read += 1  # (ServerSession.inputs_in: into the room's stats at the end)
-            ack = (<tuple>f)[2]
-            if ack is not None:
-                link.acks._on_ack(ack, (<tuple>f)[3])
-            v = validate((<tuple>f)[1])
-            q._add((<tuple>f)[0], v)
+            if ints:
+                q._add_ints(f.seq, f.v)
+            else:
+                q._add(f.seq, validate([f.v[k] for k in range(f.count)]))
     except Exception as e:
         fail(s, e)
         return -1

@@ -4,16 +4,10 @@ otherwise (the same results: tests/client/test_botcore.py)."""
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
+from . import _bots_ext as _ext  # None where it is not built: the Python path
 from . import active
-
-_ext: ModuleType | None
-try:
-    _ext = importlib.import_module(f"{__package__}._bots")
-except ImportError:  # not built: the Python path
-    _ext = None
 
 
 def available() -> bool:

@@ -22,6 +22,7 @@ import trio
 from .. import native
 from ..core import protocol as p
 from ..core.errors import GamesyncError, InternalError
+from ..core.inputs import take_all
 from ..core.plan import PlanCounts
 from ..core.saved import SavedRoom, restore_world, save_world
 from ..core.state import History, State
@@ -296,12 +297,4 @@ def take_inputs(game: Game, sessions: dict[int, Session], stats: RoomStats) -> A
     arrived, applied = stats.inputs_arrived, stats.inputs_applied
     if game.input_spec is not None:
         return native.take_batch(sessions, game.input_spec, arrived, applied)
-    batch: dict[int, list[p.InputFrame]] = {}
-    top = len(applied) - 1
-    for cid, s in sessions.items():
-        arrived[min(top, (q := s.proto.inputs).arrived)] += 1
-        frames = q.take()  # ServerSession.take_inputs, without the call
-        applied[min(top, len(frames))] += 1
-        if frames:
-            batch[cid] = frames
-    return batch
+    return dict(take_all(((cid, s.proto.inputs) for cid, s in sessions.items()), arrived, applied))
