@@ -197,6 +197,8 @@ class Schema:
         )
         #: rows whose prediction holds the last value instead of extrapolating
         self.hold_rows: tuple[int, ...] = tuple(i for i, f in enumerate(self.fields) if f.predict == "hold")
+        #: each field's wire width in bytes (what the native row encoder needs of a field)
+        self.wire_widths: list[int] = [f.wire_dtype.itemsize for f in self.fields]
 
     def index(self, name: str) -> int:
         """Row of field ``name`` in a state matrix."""

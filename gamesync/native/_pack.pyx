@@ -6,7 +6,7 @@ gamesync/native/__init__.py picks the path; the tests compare both on random lis
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
 
 
@@ -329,3 +329,143 @@ def count_chunks(bytes data, dict counts, list cells, dict table, int nfields, P
             at += <Py_ssize_t>hit[0]
             counts[cell] = hit[1]
     return misses, at
+
+
+# -- a snapshot's kept rows (core.delta.encode_rows, docs/protocol.md "entity fields") ---------
+
+cdef inline int _fit_width(int64_t lo, int64_t hi) noexcept nogil:
+    """``core.delta._fit``'s dtype width for values in [lo, hi] (int32 values always fit 4)."""
+    if -0x80 <= lo and hi < 0x80:
+        return 1
+    if -0x8000 <= lo and hi < 0x8000:
+        return 2
+    return 4
+
+
+cdef inline str _signed_code(int w):
+    return "<i1" if w == 1 else ("<i2" if w == 2 else "<i4")
+
+
+cdef inline Py_ssize_t _col(const Py_ssize_t *sel, Py_ssize_t j) noexcept nogil:
+    return sel[j] if sel != NULL else j
+
+
+cdef inline bytes _blank(Py_ssize_t n, uint8_t **p):
+    """A new bytes object of ``n`` bytes to fill through ``p`` (nothing else holds it yet)."""
+    b = PyBytes_FromStringAndSize(NULL, n)
+    p[0] = <uint8_t *>PyBytes_AS_STRING(b)
+    return b
+
+
+cdef list _row(const int32_t[:, :] res, const int32_t[:, :] vals, Py_ssize_t i, const Py_ssize_t *sel,
+               Py_ssize_t k, int wide, int64_t sparse_ratio, int64_t outlier_ratio):
+    """``core.delta._encode_row`` for row ``i`` over the kept entities ``sel`` (NULL: all ``k``)."""
+    cdef Py_ssize_t j, nnz = 0, out8 = 0
+    cdef int64_t r, lo = 0, hi = 0, nlo = 0, nhi = 0
+    cdef int iw, cw
+    cdef uint8_t *a
+    cdef uint8_t *b
+    cdef uint8_t *c
+    for j in range(k):
+        r = res[i, _col(sel, j)]
+        if j == 0 or r < lo:
+            lo = r
+        if j == 0 or r > hi:
+            hi = r
+        if r != 0:
+            if nnz == 0 or r < nlo:
+                nlo = r
+            if nnz == 0 or r > nhi:
+                nhi = r
+            nnz += 1
+            if r < -0x80 or r >= 0x80:
+                out8 += 1
+    if nnz == 0:
+        return [0]  # MODE_SAME
+    iw = 2 if k <= 0xFFFF else 4
+    idx = "<u2" if iw == 2 else "<u4"
+    if nnz * (1 + iw) * sparse_ratio < k:  # MODE_SPARSE: positions and values of the non-zero ones
+        cw = _fit_width(nlo, nhi)
+        sa = _blank(nnz * iw, &a)
+        sb = _blank(nnz * cw, &b)
+        for j in range(k):
+            r = res[i, _col(sel, j)]
+            if r != 0:
+                a = _write(a, j, iw)
+                b = _write(b, r, cw)
+        return [2, idx, sa, _signed_code(cw), sb]
+    if out8 == 0:  # MODE_DENSE in int8
+        sa = _blank(k, &a)
+        for j in range(k):
+            a[j] = <uint8_t>res[i, _col(sel, j)]
+        return [1, "<i1", sa]
+    if out8 * outlier_ratio <= k:  # MODE_DENSE_OUTLIERS: int8, the few that do not fit as int32
+        sa = _blank(k, &a)
+        sb = _blank(out8 * iw, &b)
+        sc = _blank(out8 * 4, &c)
+        for j in range(k):
+            r = res[i, _col(sel, j)]
+            if -0x80 <= r < 0x80:
+                a[j] = <uint8_t>r
+            else:
+                a[j] = 0
+                b = _write(b, j, iw)
+                c = _write(c, r, 4)
+        return [4, sa, idx, sb, sc]
+    cw = _fit_width(lo, hi)
+    if wide < cw:  # MODE_ABSOLUTE: the values are the smaller
+        sa = _blank(k * wide, &a)
+        for j in range(k):
+            a = _write(a, vals[i, _col(sel, j)], wide)
+        return [3, sa]
+    sa = _blank(k * cw, &a)  # MODE_DENSE in the narrowest signed type
+    for j in range(k):
+        a = _write(a, res[i, _col(sel, j)], cw)
+    return [1, _signed_code(cw), sa]
+
+
+cdef list _gap_list(const Py_ssize_t *pos, Py_ssize_t n):
+    """``core.delta._gaps``: the first position, then each one's distance from the last."""
+    cdef Py_ssize_t j
+    cdef int64_t top = 0, prev = 0
+    cdef int w
+    cdef uint8_t *a
+    for j in range(n):
+        top = max(top, pos[j] - prev)
+        prev = pos[j]
+    w = 1 if top < 0x100 else (2 if top < 0x10000 else 4)
+    sa = _blank(n * w, &a)
+    prev = 0
+    for j in range(n):
+        a = _write(a, pos[j] - prev, w)
+        prev = pos[j]
+    return ["<u1" if w == 1 else ("<u2" if w == 2 else "<u4"), sa]
+
+
+def encode_rows(const int32_t[:, :] res, const int32_t[:, :] vals, list widths, int64_t sparse_ratio,
+                int64_t outlier_ratio, int64_t all_changed_ratio):
+    """``core.delta.encode_rows`` (the ratios are its module's): (each field's row, the
+    ``changed`` list or None), from the kept entities' residuals and values (int32 rows, one
+    per field; ``widths`` each field's wire width in bytes)."""
+    cdef Py_ssize_t nf = res.shape[0], k = res.shape[1], i, j, n = 0
+    cdef Py_ssize_t *pos = NULL
+    cdef bint listed = False
+    if vals.shape[0] != nf or vals.shape[1] != k or len(widths) != nf:
+        raise ValueError("residuals, values and widths disagree in shape")
+    if nf > 0 and k > 0:
+        pos = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
+        if pos == NULL:
+            raise MemoryError()
+        for j in range(k):
+            for i in range(nf):
+                if res[i, j] != 0:
+                    pos[n] = j
+                    n += 1
+                    break
+        listed = n > 0 and n * all_changed_ratio <= k
+    try:
+        rows = [_row(res, vals, i, pos if listed else NULL, n if listed else k, widths[i], sparse_ratio,
+                     outlier_ratio) for i in range(nf)]
+        return rows, (_gap_list(pos, n) if listed else None)
+    finally:
+        free(pos)

@@ -10,6 +10,7 @@ from ..core.delta import compress_payload, encode_delta
 from ..core.plan import PlanCounts, plan_payloads
 from ..core.schema import Schema
 from ..core.state import History, State
+from ..native import packing
 from .roomstats import RoomStats
 from .session import Outgoing, Session
 
@@ -47,7 +48,7 @@ def build_payload(schema: Schema, state: State, hist: History, key: tuple[int, i
     """The snapshot of ``state`` against baseline and reference ``key``, compressed, framed once."""
     base, ref = key
     raw = encode_delta(schema, state, hist.get(base) if base != p.NO_TICK else None,
-                       hist.get(ref) if ref != p.NO_TICK else None)
+                       hist.get(ref) if ref != p.NO_TICK else None, packing.encode_rows)
     flags, data = compress_payload(raw)
     head, mid = p.snapshot_parts(state.tick, base, ref, flags, data)
     return Outgoing(state.tick, base, ref, flags, data, head, mid)
