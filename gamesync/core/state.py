@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -11,6 +12,22 @@ from numpy.typing import NDArray
 
 from .schema import Schema
 from .world import World
+
+
+def quantise_rows(schema: Schema, columns: Mapping[str, NDArray[Any]], n: int, mat: NDArray[np.int32],
+                  blank: tuple[int, ...] = ()) -> None:
+    """Row ``i`` of ``mat`` is field ``i``'s column quantised (its first ``n`` values), zeros for
+    the rows in ``blank``. ``gamesync.native.packing.quantise_rows`` is the native twin (the
+    same rows, one C loop per field)."""
+    scratch = np.empty(n, dtype=np.float64)
+    for i, f in enumerate(schema):
+        if i in blank:
+            mat[i] = 0
+        else:
+            f.quantise_into(columns[f.name][:n], mat[i], scratch)
+
+
+RowQuantiser = Callable[[Schema, Mapping[str, NDArray[Any]], int, NDArray[np.int32], tuple[int, ...]], None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,14 +55,16 @@ class State:
                    np.zeros((len(schema), 0), dtype=np.int32))
 
     @classmethod
-    def capture(cls, world: World, tick: int, prev: State | None = None, blank: tuple[int, ...] = ()) -> State:
-        """Quantise the world's live entities (one vectorised pass per field; the rows in
-        ``blank`` are left at 0).
+    def capture(cls, world: World, tick: int, prev: State | None = None, blank: tuple[int, ...] = (),
+                quantise: RowQuantiser | None = None) -> State:
+        """Quantise the world's live entities (``quantise``, by default ``quantise_rows``: one
+        vectorised pass per field; the rows in ``blank`` are left at 0).
 
         When ``prev`` was captured from the same world with no spawn or despawn since, the
         new state shares its (immutable) ``alive`` and ``ids`` arrays.
         """
         n = world.n
+        quantise = quantise or quantise_rows
         shared = prev is not None and prev.layout == world.layout and prev.n == n
         if prev is not None and shared:
             alive, ids, dense = prev.alive, prev.ids, prev.dense
@@ -56,12 +75,7 @@ class State:
             if not dense:
                 ids[~alive] = 0
         mat = np.empty((len(world.schema), n), dtype=np.int32)
-        scratch = np.empty(n, dtype=np.float64)
-        for i, f in enumerate(world.schema):
-            if i in blank:
-                mat[i] = 0
-            else:
-                f.quantise_into(world.columns[f.name][:n], mat[i], scratch)
+        quantise(world.schema, world.columns, n, mat, blank)
         if not dense:
             mat[:, ~alive] = 0
         for a in (alive, ids, mat):

@@ -6,7 +6,8 @@ gamesync/native/__init__.py picks the path; the tests compare both on random lis
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.math cimport rint
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport free, malloc
 
 
@@ -469,3 +470,127 @@ def encode_rows(const int32_t[:, :] res, const int32_t[:, :] vals, list widths, 
         return rows, (_gap_list(pos, n) if listed else None)
     finally:
         free(pos)
+
+
+# -- a state's rows (core.state.quantise_rows: Field.quantise_into for every field) ----------
+
+ctypedef fused real_t:
+    float
+    double
+
+ctypedef fused int_t:
+    int8_t
+    uint8_t
+    int16_t
+    uint16_t
+    int32_t
+    uint32_t
+
+
+cdef bint _steps_row(const real_t[:] col, int32_t[:, :] mat, Py_ssize_t i, Py_ssize_t n, double lo, double step,
+                     double levels) noexcept nogil:
+    """A float field's row: whole steps from ``lo``, rounded half to even, clipped to
+    [0, levels] (a ``u4`` as its bit pattern). False at a NaN (the Python path decides)."""
+    cdef Py_ssize_t j
+    cdef double q
+    for j in range(n):
+        q = rint((<double>col[j] - lo) / step)
+        if q != q:
+            return False
+        q = min(max(q, 0.0), levels)
+        mat[i, j] = <int32_t><uint32_t><int64_t>q
+    return True
+
+
+cdef bint _turns_row(const real_t[:] col, int32_t[:, :] mat, Py_ssize_t i, Py_ssize_t n, double per_radian,
+                     int64_t mask) noexcept nogil:
+    """An angle field's row: turns * 2**bits, rounded half to even, modulo 2**bits. False where
+    the value is not finite or past int64 (the Python path decides)."""
+    cdef Py_ssize_t j
+    cdef double t
+    for j in range(n):
+        t = rint(<double>col[j] * per_radian)
+        if not (-9.2e18 < t < 9.2e18):
+            return False
+        mat[i, j] = <int32_t><uint32_t>(<int64_t>t & mask)
+    return True
+
+
+cdef void _int_row(const int_t[:] col, int32_t[:, :] mat, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        mat[i, j] = <int32_t>col[j]  # a u4 above 2**31 - 1 as its bit pattern, as numpy assigns it
+
+
+cdef bint _real_row(col, int32_t[:, :] mat, Py_ssize_t i, Py_ssize_t n, int kind, double a, double b,
+                    int64_t c) except -1:
+    cdef const float[:] f32
+    cdef const double[:] f64
+    if col.dtype.char == "f":
+        f32 = col
+        return _steps_row(f32, mat, i, n, a, b, <double>c) if kind == 1 else _turns_row(f32, mat, i, n, a, c)
+    f64 = col
+    return _steps_row(f64, mat, i, n, a, b, <double>c) if kind == 1 else _turns_row(f64, mat, i, n, a, c)
+
+
+cdef bint _whole_row(col, int32_t[:, :] mat, Py_ssize_t i, Py_ssize_t n) except -1:
+    cdef const int8_t[:] i8
+    cdef const uint8_t[:] u8
+    cdef const int16_t[:] i16
+    cdef const uint16_t[:] u16
+    cdef const int32_t[:] i32
+    cdef const uint32_t[:] u32
+    k = col.dtype.char
+    if k == "b":
+        i8 = col
+        _int_row(i8, mat, i, n)
+    elif k == "B":
+        u8 = col
+        _int_row(u8, mat, i, n)
+    elif k == "h":
+        i16 = col
+        _int_row(i16, mat, i, n)
+    elif k == "H":
+        u16 = col
+        _int_row(u16, mat, i, n)
+    elif k == "i":
+        i32 = col
+        _int_row(i32, mat, i, n)
+    elif k == "I":
+        u32 = col
+        _int_row(u32, mat, i, n)
+    else:
+        return False
+    return True
+
+
+def quantise_rows(list cols, int32_t[:, :] mat, list spec, Py_ssize_t n):
+    """``core.state.quantise_rows``: row ``i`` of ``mat`` from ``cols[i]`` (its first ``n``
+    values) by ``spec[i]``, a (kind, a, b, c) tuple: (0, ...) a blank row of zeros; (1, lo,
+    step, levels) a float field; (2, 2**bits / TAU, 0, 2**bits - 1) an angle; (3, 0, 0, the
+    code of its wire dtype's character) an int field, written here when its column has that
+    dtype. Returns the rows it could not write (a NaN, a value
+    past int64 or an unexpected dtype), for the Python path to write."""
+    cdef Py_ssize_t i, j
+    cdef int kind
+    cdef list left = []
+    if mat.shape[0] != len(spec) or mat.shape[1] < n or len(cols) != len(spec):
+        raise ValueError("columns, matrix and spec disagree in shape")
+    for i in range(len(spec)):
+        kind, a, b, c = spec[i]
+        col = cols[i]
+        if kind == 0:
+            for j in range(n):
+                mat[i, j] = 0
+            continue
+        if col.ndim != 1 or col.shape[0] < n:
+            raise ValueError("a column shorter than the state")
+        if kind in (1, 2) and col.dtype.char in "fd":
+            ok = _real_row(col, mat, i, n, kind, a, b, c)
+        elif kind == 3 and ord(col.dtype.char) == c:
+            ok = _whole_row(col, mat, i, n)
+        else:
+            ok = False
+        if not ok:
+            left.append(i)
+    return left

@@ -3,12 +3,14 @@
 else ``core.viewpack.pack_lists``; both give the same bytes (tests/core/test_viewpack.py). Also
 the native chunk writer and the swarm's chunk counter, for ``core.viewcodec`` and
 ``core.viewmirror`` (tests/core/test_views.py compares them with the Python code), and the
-snapshot rows' encoder ``encode_rows`` (``core.delta.encode_rows``'s twin, compared with it by
-tests/core/test_delta.py)."""
+snapshot rows' encoder ``encode_rows`` and the state capture's ``quantise_rows`` (twins of
+``core.delta.encode_rows`` and ``core.state.quantise_rows``, compared with them by
+tests/core/test_delta_rows.py and test_quantise_rows.py)."""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
@@ -17,7 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..core import delta
-from ..core.schema import Schema
+from ..core.schema import TAU, Schema
+from ..core.state import quantise_rows as _py_quantise_rows
 from ..core.viewpack import pack_lists as _py_pack_lists
 from . import active
 
@@ -75,4 +78,33 @@ def encode_rows(schema: Schema, res: NDArray[np.int32], vals: NDArray[np.int32])
     return delta.encode_rows(schema, res, vals)
 
 
-__all__ = ["available", "chunk_counter", "chunk_writer", "encode_rows", "pack_lists"]
+@lru_cache(maxsize=64)
+def _quantise_spec(schema: Schema, blank: tuple[int, ...]) -> list[tuple[int, float, float, int]]:
+    """``_pack.quantise_rows``' spec of each row: the numbers ``Field.quantise_into`` uses."""
+    spec: list[tuple[int, float, float, int]] = []
+    for i, f in enumerate(schema):
+        if i in blank:
+            spec.append((0, 0.0, 0.0, 0))
+        elif f.kind == "float":
+            spec.append((1, float(f.lo), float(f.step), int(f.levels)))
+        elif f.kind == "angle":
+            spec.append((2, (1 << f.bits) / TAU, 0.0, (1 << f.bits) - 1))
+        else:
+            spec.append((3, 0.0, 0.0, ord(f.wire_dtype.char)))
+    return spec
+
+
+def quantise_rows(schema: Schema, columns: Mapping[str, NDArray[Any]], n: int, mat: NDArray[np.int32],
+                  blank: tuple[int, ...] = ()) -> None:
+    """``core.state.quantise_rows`` on the path in use (natively, one C loop per field instead
+    of a handful of numpy calls; a row it declines, a NaN say, is written by the Python code)."""
+    if _ext is None or not active():
+        _py_quantise_rows(schema, columns, n, mat, blank)
+        return
+    fields = schema.fields
+    left = _ext.quantise_rows([columns[f.name] for f in fields], mat, _quantise_spec(schema, blank), n)
+    for i in left:
+        fields[i].quantise_into(columns[fields[i].name][:n], mat[i])
+
+
+__all__ = ["available", "chunk_counter", "chunk_writer", "encode_rows", "pack_lists", "quantise_rows"]

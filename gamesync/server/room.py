@@ -28,6 +28,7 @@ from ..core.saved import SavedRoom, restore_world, save_world
 from ..core.state import History, State
 from ..core.world import World
 from ..game import Game
+from ..native import packing
 from ..ports import RoomLinks
 from .config import ServerConfig
 from .keeper import Keeper
@@ -216,7 +217,8 @@ class Room(RoomSends):
         t1 = clock()
         self._step(tick)
         t2 = clock()
-        state = State.capture(self.world, tick, self.history.get(tick - 1), self.views.blank_rows if self.views else ())
+        state = State.capture(self.world, tick, self.history.get(tick - 1), self.views.blank_rows if self.views else (),
+                              packing.quantise_rows)
         self.history.push(state)
         if self.views is not None:
             self.views.push(state)

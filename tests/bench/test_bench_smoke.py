@@ -73,3 +73,18 @@ def test_arena_bench_runs_bots_through_the_delay_proxy_and_splits_mixed_rtts(tmp
     assert one["ack_latency_ms_p50"] >= 60
     assert [g["rtt_ms"] for g in mixed["groups"]] == [0, 60] and [g["bots"] for g in mixed["groups"]] == [2, 2]
     assert mixed["groups"][0]["ack_latency_ms_p50"] < 60 <= mixed["groups"][1]["ack_latency_ms_p50"]
+
+
+def test_the_floor_runs_beside_gamesync_with_frames_as_large_as_gamesyncs(tmp_path):
+    """bench/floor: the least a server spends per client, measured like the others, putting the
+    same bytes on the wire as gamesync did in the same round."""
+    r = _run(["bench/arena.py", "--players", "4", "--systems", "gamesync,floor", "--seconds", "2", "--warmup", "1",
+              "--npcs", "200", "--no-progress", "--no-plot", "--out", str(tmp_path)], timeout=300)
+    assert r.returncode == 0, r.stderr
+    gs, floor = _lines(tmp_path / "arena.jsonl")
+    assert "error" not in gs and "error" not in floor, (gs, floor)
+    assert floor["system"] == "floor" and floor["all_connected"] is True
+    assert floor["states_per_client_s"] > 20 and floor["server_cpu"] > 0
+    assert floor["ack_latency_ms_p50"] is None  # no protocol, no acks
+    assert floor["wire_bytes_per_client_s"] == pytest.approx(gs["wire_bytes_per_client_s"], rel=0.2)
+    assert "gamesync/floor" in r.stdout
