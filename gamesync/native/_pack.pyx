@@ -569,12 +569,13 @@ def quantise_rows(list cols, int32_t[:, :] mat, list spec, Py_ssize_t n):
     values) by ``spec[i]``, a (kind, a, b, c) tuple: (0, ...) a blank row of zeros; (1, lo,
     step, levels) a float field; (2, 2**bits / TAU, 0, 2**bits - 1) an angle; (3, 0, 0, the
     code of its wire dtype's character) an int field, written here when its column has that
-    dtype. Returns the rows it could not write (a NaN, a value
-    past int64 or an unexpected dtype), for the Python path to write."""
+    dtype (in the machine's byte order). Returns the rows it could not write (a NaN, a value
+    past int64, another dtype or byte order), for the Python path to write; ``mat`` is
+    (fields, n), as the Python path needs it."""
     cdef Py_ssize_t i, j
     cdef int kind
     cdef list left = []
-    if mat.shape[0] != len(spec) or mat.shape[1] < n or len(cols) != len(spec):
+    if n < 0 or mat.shape[0] != len(spec) or mat.shape[1] != n or len(cols) != len(spec):
         raise ValueError("columns, matrix and spec disagree in shape")
     for i in range(len(spec)):
         kind, a, b, c = spec[i]
@@ -585,9 +586,9 @@ def quantise_rows(list cols, int32_t[:, :] mat, list spec, Py_ssize_t n):
             continue
         if col.ndim != 1 or col.shape[0] < n:
             raise ValueError("a column shorter than the state")
-        if kind in (1, 2) and col.dtype.char in "fd":
+        if kind in (1, 2) and col.dtype.char in "fd" and col.dtype.isnative:
             ok = _real_row(col, mat, i, n, kind, a, b, c)
-        elif kind == 3 and ord(col.dtype.char) == c:
+        elif kind == 3 and ord(col.dtype.char) == c and col.dtype.isnative:
             ok = _whole_row(col, mat, i, n)
         else:
             ok = False

@@ -101,8 +101,9 @@ def quantise_rows(schema: Schema, columns: Mapping[str, NDArray[Any]], n: int, m
     if _ext is None or not active():
         _py_quantise_rows(schema, columns, n, mat, blank)
         return
-    fields = schema.fields
-    left = _ext.quantise_rows([columns[f.name] for f in fields], mat, _quantise_spec(schema, blank), n)
+    fields, blank = schema.fields, tuple(blank)
+    cols = [None if i in blank else columns[f.name] for i, f in enumerate(fields)]  # a blank row's is not read
+    left = _ext.quantise_rows(cols, mat, _quantise_spec(schema, blank), n)
     for i in left:
         fields[i].quantise_into(columns[fields[i].name][:n], mat[i])
 

@@ -39,6 +39,8 @@ def test_gamesync_cluster_runs_redis_and_nodes_and_bots_find_the_room_through_ei
                         "--json", "--no-progress", timeout=30)
         second = run_cli("bots", urls[1], "--room", "cli", "--count", "3", "--duration", "1", "--warmup", "0", "--ramp", "0.2",
                          "--json", "--no-progress", timeout=30)
+        for run in (first, second):  # a swarm that printed nothing says why on stderr
+            assert run.stdout.strip(), (run.returncode, run.stderr[-3000:])
         r1, r2 = json.loads(first.stdout), json.loads(second.stdout)
         assert r1["all_connected"] and r1["redirects"] == 0, first.stderr
         assert r2["all_connected"] and r2["redirects"] == 3, second.stderr  # each bot sent to the room's host

@@ -112,6 +112,16 @@ def test_captures_through_the_native_quantiser_are_the_same_states() -> None:
         prev = slow
 
 
+@native
+def test_columns_in_the_other_byte_order_or_missing_for_blank_rows_are_quantised_as_in_python() -> None:
+    """A big-endian column is left to numpy (C reads the machine's order only); a blank row's
+    column is never looked up, as in Python."""
+    schema = Schema([Float("x", 0, 100, 0.5), Angle("a", 12), Int("k", "i4"), Int("gone", "u1")])
+    cols = {"x": np.array([1.0, 2.26, 99.9], ">f4"), "a": np.array([0.5, -3.0, 7.0], ">f8"),
+            "k": np.array([-5, 2**31 - 1, 7], ">i4")}
+    _both(schema, cols, 3, (3,))
+
+
 def test_the_python_path_keeps_the_python_rows() -> None:
     schema = Schema([Float("x", 0, 10, 0.5), Int("k", "i2")])
     cols = {"x": np.linspace(-1, 11, 30).astype(np.float32), "k": np.arange(30, dtype=np.int16)}
