@@ -41,7 +41,7 @@ d = json.load(open(sys.argv[10]))
 print("bots", sys.argv[6], "server", sys.argv[7], "P", P, "server_cpu", round(cpu, 3),
       "us/cl/tick", round(cpu / P / 30 * 1e6, 1), "bots_cpu", round(bcpu, 3),
       "(user %.3f sys %.3f)" % ((bu1 - bu0) / 100 / dt, (bs1 - bs0) / 100 / dt), "us/bot-s", round(bcpu / P * 1e6),
-      {k: d[k] for k in ("states_per_client_s", "states_per_client_s_min", "ack_latency_ms_p50",
+      {k: d.get(k) for k in ("states_per_client_s", "states_per_client_s_min", "ack_latency_ms_p50",  # .get: an old tree's bots lack some
                          "ack_latency_ms_p99", "payload_bytes_per_client_s", "inputs_per_client_s",
                          "decoded_share", "all_connected")})
 PYEND
