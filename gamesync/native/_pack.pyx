@@ -5,9 +5,10 @@
 gamesync/native/__init__.py picks the path; the tests compare both on random lists.
 """
 
+from cpython.buffer cimport PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.math cimport rint
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 from libc.stdlib cimport free, malloc
 
 
@@ -478,15 +479,6 @@ ctypedef fused real_t:
     float
     double
 
-ctypedef fused int_t:
-    int8_t
-    uint8_t
-    int16_t
-    uint16_t
-    int32_t
-    uint32_t
-
-
 cdef bint _steps_row(const real_t[:] col, int32_t[:, :] mat, Py_ssize_t i, Py_ssize_t n, double lo, double step,
                      double levels) noexcept nogil:
     """A float field's row: whole steps from ``lo``, rounded half to even, clipped to
@@ -516,12 +508,6 @@ cdef bint _turns_row(const real_t[:] col, int32_t[:, :] mat, Py_ssize_t i, Py_ss
     return True
 
 
-cdef void _int_row(const int_t[:] col, int32_t[:, :] mat, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t j
-    for j in range(n):
-        mat[i, j] = <int32_t>col[j]  # a u4 above 2**31 - 1 as its bit pattern, as numpy assigns it
-
-
 cdef bint _real_row(col, int32_t[:, :] mat, Py_ssize_t i, Py_ssize_t n, int kind, double a, double b,
                     int64_t c) except -1:
     cdef const float[:] f32
@@ -534,33 +520,21 @@ cdef bint _real_row(col, int32_t[:, :] mat, Py_ssize_t i, Py_ssize_t n, int kind
 
 
 cdef bint _whole_row(col, int32_t[:, :] mat, Py_ssize_t i, Py_ssize_t n) except -1:
-    cdef const int8_t[:] i8
-    cdef const uint8_t[:] u8
-    cdef const int16_t[:] i16
-    cdef const uint16_t[:] u16
-    cdef const int32_t[:] i32
-    cdef const uint32_t[:] u32
-    k = col.dtype.char
-    if k == "b":
-        i8 = col
-        _int_row(i8, mat, i, n)
-    elif k == "B":
-        u8 = col
-        _int_row(u8, mat, i, n)
-    elif k == "h":
-        i16 = col
-        _int_row(i16, mat, i, n)
-    elif k == "H":
-        u16 = col
-        _int_row(u16, mat, i, n)
-    elif k == "i":
-        i32 = col
-        _int_row(i32, mat, i, n)
-    elif k == "I":
-        u32 = col
-        _int_row(u32, mat, i, n)
-    else:
+    """An int field's row from a column of its wire dtype (1, 2 or 4 bytes, signed or not; a
+    ``u4`` above 2**31 - 1 as its bit pattern, as numpy assigns it). False for another dtype."""
+    cdef str k = col.dtype.char
+    if k not in ("b", "B", "h", "H", "i", "I"):
         return False
+    cdef int w = col.dtype.itemsize
+    cdef bint signed = k in ("b", "h", "i")
+    cdef Py_buffer view
+    cdef Py_ssize_t j
+    PyObject_GetBuffer(col, &view, PyBUF_STRIDES)
+    try:
+        for j in range(n):
+            mat[i, j] = <int32_t>_read(<const uint8_t *>view.buf + j * view.strides[0], w, signed)
+    finally:
+        PyBuffer_Release(&view)
     return True
 
 
