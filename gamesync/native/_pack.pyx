@@ -1,8 +1,14 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Native twin of gamesync.core.viewpack.pack_lists: packed record lists (docs/protocol.md
-18.3.1), the same bytes, in two passes over the records instead of numpy passes per column.
+"""Native twins of byte layouts and whole-world passes, each giving what its Python original
+gives, bit for bit, in passes over the records instead of numpy passes per column:
 
-gamesync/native/__init__.py picks the path; the tests compare both on random lists.
+- ``pack_lists``: ``core.viewpack.pack_lists``, packed record lists (docs/protocol.md 18.3.1);
+- ``write_chunks`` and ``count_chunks``: a view room's cell chunks (``core.viewcodec``) and the
+  swarm's walk of them (``core.viewmirror``);
+- ``encode_rows``: ``core.delta.encode_rows``, a snapshot payload's kept rows;
+- ``quantise_rows``: ``core.state.quantise_rows``, a state's rows from the world's columns.
+
+gamesync/native/packing.py picks the path; the tests compare both on random inputs.
 """
 
 from cpython.buffer cimport PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
