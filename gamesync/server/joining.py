@@ -34,11 +34,11 @@ class JoinRequest:
 async def read_join(conn: WsConn, proto: ServerSession, cfg: ServerConfig,
                     connections: Callable[[], int], deflate: SharedDeflate | None = None) -> JoinRequest | None:
     """Handshake (with permessage-deflate, given ``deflate``), then the join message; None
-    after a handshake timeout."""
+    after a handshake timeout (the peer's time: the wait for a handshake turn is not counted)."""
     with trio.move_on_after(cfg.handshake_timeout_s) as cs:
         if cfg.ssl_context is not None:
             await conn.start_tls(cfg.ssl_context)
-        request = await accept_upgrade(conn, lambda r: check_request(cfg, r), deflate)
+        request = await accept_upgrade(conn, lambda r: check_request(cfg, r), deflate, cs)
     if cs.cancelled_caught:
         return None
     reservation = query_param(request.target, "reservation")

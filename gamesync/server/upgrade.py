@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import trio
 from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
@@ -29,17 +31,39 @@ def _handshake_turns() -> trio.CapacityLimiter:
         return limiter
 
 
+@asynccontextmanager
+async def _turn(timeout: trio.CancelScope | None) -> AsyncIterator[None]:
+    """A handshake's turn. The wait for it is the server's own queue, not the peer's slowness,
+    so the handshake ``timeout`` (its cancel scope) is lifted while the task waits and moved on
+    by the wait once the turn comes: a busy server (ticks of 100 ms and more) lets a burst of
+    handshakes queue instead of dropping the last of them."""
+    limiter = _handshake_turns()
+    deadline, t0 = (timeout.deadline, trio.current_time()) if timeout is not None else (math.inf, 0.0)
+    if timeout is not None:
+        timeout.deadline = math.inf
+    try:
+        await limiter.acquire()
+    finally:
+        if timeout is not None:
+            timeout.deadline = deadline + (trio.current_time() - t0)
+    try:
+        yield
+    finally:
+        limiter.release()
+
+
 async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | None = None,
-                         deflate: SharedDeflate | None = None) -> Request:
+                         deflate: SharedDeflate | None = None, timeout: trio.CancelScope | None = None) -> Request:
     """Read the HTTP upgrade request and accept it, unless ``check(request)`` returns a
     reason to refuse it: then the client gets ``403 Forbidden`` with that reason and
-    Forbidden is raised. With ``deflate``, permessage-deflate if the client offers it."""
+    Forbidden is raised. With ``deflate``, permessage-deflate if the client offers it.
+    ``timeout``: the handshake's deadline, which the wait for a turn does not spend."""
     head = b""
     while True:
         data = await conn.recv_some()
         head += data
         bad: RemoteProtocolError | None = None
-        async with _handshake_turns():  # the work, in turns; never the waits for the peer
+        async with _turn(timeout):  # the work, in turns; never the waits for the peer
             try:
                 request = _request(conn, data)
             except RemoteProtocolError as e:

@@ -233,6 +233,11 @@ class WireClient:
 
     async def handshake(self, port: int) -> None:
         await self.stream.send_all(self.upgrade_request(port))
+        await self.handshake_reply()
+
+    async def handshake_reply(self) -> None:
+        """Read the server's answer to an upgrade request already sent (ConnectionError unless
+        it is 101 Switching Protocols)."""
         while True:
             data = await self.stream.receive_some(65536)
             if not data:

@@ -391,6 +391,43 @@ async def test_socket_that_never_completes_the_handshake_is_closed_after_handsha
     assert 0.4 < took < 1.5
 
 
+async def test_the_wait_for_a_handshake_turn_is_not_the_peers_time():
+    """A handshake's timeout bounds the peer, not the server's queue: while every handshake turn
+    is taken (a burst on a busy server, ticks of 100 ms and more), the handshakes waiting for one
+    keep their whole timeout for when it comes, and all 20 are accepted once the turns free up,
+    after twice the timeout. A silent socket needs no turn and is closed at the timeout all the
+    same; one that sent half a request is closed a timeout after its turn came."""
+    from gamesync.server.upgrade import HANDSHAKES_AT_ONCE, _handshake_turns
+
+    timeout = 0.3
+    with trio.fail_after(15):
+        async with running_server(handshake_timeout_s=timeout) as (server, url):
+            port = port_of(url)
+            turns, holders = _handshake_turns(), [object() for _ in range(HANDSHAKES_AT_ONCE)]
+            for h in holders:  # the server is busy: every turn is taken
+                await turns.acquire_on_behalf_of(h)
+            queued = [await WireClient.open(port, handshake=False) for _ in range(20)]
+            silent = await WireClient.open(port, handshake=False)
+            half = await WireClient.open(port, handshake=False)
+            for c in queued:
+                await c.send_bytes(c.upgrade_request(port))
+            await half.send_bytes(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            t0 = trio.current_time()
+            await silent.closed()
+            assert timeout * 0.8 < trio.current_time() - t0 < 2 * timeout  # no turn needed, none waited for
+            await trio.sleep(2 * timeout - (trio.current_time() - t0))
+            freed = trio.current_time()
+            for h in holders:
+                turns.release_on_behalf_of(h)
+            for c in queued:  # each reads its 101 (AcceptConnection), as a client's handshake does
+                await c.handshake_reply()
+            await half.closed()
+            assert trio.current_time() - freed > timeout * 0.8  # its own time started with its turn
+            for c in [*queued, silent, half]:
+                await c.aclose()
+    assert silent.eof and half.eof
+
+
 async def test_plain_http_request_gets_400_and_the_socket_closed():
     with trio.fail_after(10):
         async with running_server() as (server, url):
