@@ -339,6 +339,14 @@ def merged(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def by_run(rows: list[dict[str, Any]]) -> dict[tuple[str, int, str], list[dict[str, Any]]]:
+    """Each run (system, P, added RTT) with its rounds' rows."""
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["system"], r["P"], r.get("rtt_ms", "0")), []).append(r)
+    return groups
+
+
 def by_round(rows: list[dict[str, Any]], p: int, rtt: str, peer: str, field: str = "server_cpu") -> list[str]:
     """gamesync / ``peer`` for ``field`` in each round that measured both."""
     rounds: dict[int, dict[str, Any]] = {}
@@ -354,9 +362,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     systems = list(dict.fromkeys(r["system"] for r in rows))
     cases = sorted({(r["P"], r.get("rtt_ms", "0")) for r in rows},
                    key=lambda c: (c[0], *((len(g), g) for g in parse_rtts(str(c[1])))))  # mixed RTTs last
-    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["system"], r["P"], r.get("rtt_ms", "0")), []).append(r)
+    groups = by_run(rows)
     by = {k: merged(v) for k, v in groups.items()}
     rounds = max(len(v) for v in groups.values())
     out = []
@@ -459,10 +465,7 @@ def main() -> int:
     ok = [r for r in rows if "error" not in r]
     print(table(ok))
     if not args.no_plot and ok:
-        groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-        for r in ok:
-            groups.setdefault((r["system"], r["P"], r.get("rtt_ms", "0")), []).append(r)
-        plot([merged(g) for g in groups.values()], out / "arena.png")  # one point per run: its median
+        plot([merged(g) for g in by_run(ok).values()], out / "arena.png")  # one point per run: its median
     return 0
 
 

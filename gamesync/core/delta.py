@@ -264,7 +264,7 @@ def encode_rows(schema: Schema, res: NDArray[np.int32], vals: NDArray[np.int32])
     return [_encode_row(f, res[i], vals[i]) for i, f in enumerate(schema)], None if pos is None else _gaps(pos)
 
 
-RowEncoder = Callable[[Schema, NDArray[np.int32], NDArray[np.int32]], tuple[list[Any], "list[Any] | None"]]
+RowEncoder = Callable[[Schema, NDArray[np.int32], NDArray[np.int32]], tuple[list[Any], list[Any] | None]]
 
 
 def pack_diff(schema: Schema, d: Diff, rows: RowEncoder = encode_rows) -> bytes:

@@ -56,7 +56,7 @@ class State:
 
     @classmethod
     def capture(cls, world: World, tick: int, prev: State | None = None, blank: tuple[int, ...] = (),
-                quantise: RowQuantiser | None = None) -> State:
+                quantise: RowQuantiser = quantise_rows) -> State:
         """Quantise the world's live entities (``quantise``, by default ``quantise_rows``: one
         vectorised pass per field; the rows in ``blank`` are left at 0).
 
@@ -64,7 +64,6 @@ class State:
         new state shares its (immutable) ``alive`` and ``ids`` arrays.
         """
         n = world.n
-        quantise = quantise or quantise_rows
         shared = prev is not None and prev.layout == world.layout and prev.n == n
         if prev is not None and shared:
             alive, ids, dense = prev.alive, prev.ids, prev.dense

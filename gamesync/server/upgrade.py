@@ -32,20 +32,18 @@ def _handshake_turns() -> trio.CapacityLimiter:
 
 
 @asynccontextmanager
-async def _turn(timeout: trio.CancelScope | None) -> AsyncIterator[None]:
+async def _turn(timeout: trio.CancelScope) -> AsyncIterator[None]:
     """A handshake's turn. The wait for it is the server's own queue, not the peer's slowness,
     so the handshake ``timeout`` (its cancel scope) is lifted while the task waits and moved on
     by the wait once the turn comes: a busy server (ticks of 100 ms and more) lets a burst of
     handshakes queue instead of dropping the last of them."""
     limiter = _handshake_turns()
-    deadline, t0 = (timeout.deadline, trio.current_time()) if timeout is not None else (math.inf, 0.0)
-    if timeout is not None:
-        timeout.deadline = math.inf
+    deadline, t0 = timeout.deadline, trio.current_time()
+    timeout.deadline = math.inf
     try:
         await limiter.acquire()
     finally:
-        if timeout is not None:
-            timeout.deadline = deadline + (trio.current_time() - t0)
+        timeout.deadline = deadline + (trio.current_time() - t0)
     try:
         yield
     finally:
@@ -59,6 +57,7 @@ async def accept_upgrade(conn: WsConn, check: Callable[[Request], str | None] | 
     Forbidden is raised. With ``deflate``, permessage-deflate if the client offers it.
     ``timeout``: the handshake's deadline, which the wait for a turn does not spend."""
     head = b""
+    timeout = timeout or trio.CancelScope()  # (none: a scope with no deadline, which moves nowhere)
     while True:
         data = await conn.recv_some()
         head += data
